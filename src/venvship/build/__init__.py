@@ -1,0 +1,1 @@
+"""The build side: recipes → locked wheelhouse → OCI artifact."""

@@ -1,0 +1,182 @@
+"""Package a locked wheelhouse as one per-platform OCI manifest, and merge platforms into an index."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from ..artifact import (
+    ANN_DISTRO,
+    ANN_DISTRO_BOUND,
+    ANN_GLIBC,
+    ANN_PYTHON,
+    ARTIFACT_TYPE,
+    CONFIG_TYPE,
+    CREATED,
+    INDEX_TYPE,
+    MANIFEST_TYPE,
+    TITLE,
+    VERSION,
+    WHEEL_TYPE,
+    Descriptor,
+    Index,
+    Manifest,
+    VenvConfig,
+    canonical_json,
+    sha256_digest,
+    tag_for_version,
+)
+from ..errors import ArtifactError
+from ..oci.layout import Layout
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """The result of packaging one platform: manifest bytes and what was newly written."""
+
+    manifest: bytes
+    digest: str
+    descriptor: Descriptor
+    platform_tag: str
+    blobs_written: int
+
+
+def created_timestamp() -> str:
+    """Return the ``created`` annotation: SOURCE_DATE_EPOCH when set, so builds are reproducible."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    seconds = int(epoch) if epoch and epoch.isdigit() else int(time.time())
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def build_manifest(
+    config: VenvConfig, *, annotations: Mapping[str, str] | None = None
+) -> tuple[bytes, bytes]:
+    """Return (config bytes, manifest bytes) for ``config``: one raw-blob layer per wheel."""
+    config_raw = canonical_json(config.to_json())
+    seen: set[str] = set()
+    layers = []
+    for wheel in sorted((*config.lock, *config.tools), key=lambda w: w.filename):
+        if wheel.digest in seen:
+            continue
+        seen.add(wheel.digest)
+        layers.append(
+            Descriptor(
+                media_type=WHEEL_TYPE,
+                digest=wheel.digest,
+                size=wheel.size,
+                annotations={TITLE: wheel.filename},
+            )
+        )
+    ann = {CREATED: created_timestamp(), VERSION: config.version}
+    ann.update(annotations or {})
+    manifest = Manifest(
+        config=Descriptor(media_type=CONFIG_TYPE, digest=sha256_digest(config_raw), size=len(config_raw)),
+        layers=tuple(layers),
+        annotations=ann,
+    )
+    return config_raw, canonical_json(manifest.to_json())
+
+
+def platform_descriptor(config: VenvConfig, manifest_raw: bytes) -> Descriptor:
+    """Return the index entry describing ``config``'s platform manifest."""
+    plat = {"os": config.platform.os, "architecture": config.platform.architecture}
+    if config.platform.variant:
+        plat["variant"] = config.platform.variant
+    ann = {ANN_PYTHON: config.python.abi, ANN_DISTRO: config.platform.distro}
+    if config.platform.glibc:
+        ann[ANN_GLIBC] = config.platform.glibc
+    if config.platform.distro_bound:
+        ann[ANN_DISTRO_BOUND] = "true"
+    return Descriptor(
+        media_type=MANIFEST_TYPE,
+        digest=sha256_digest(manifest_raw),
+        size=len(manifest_raw),
+        annotations=ann,
+        platform=plat,
+        artifact_type=ARTIFACT_TYPE,
+    )
+
+
+def write_to_layout(
+    layout: Layout,
+    config: VenvConfig,
+    wheel_files: Mapping[str, Path],
+    *,
+    annotations: Mapping[str, str] | None = None,
+) -> Packaged:
+    """Write the wheels, config and manifest of ``config`` into ``layout``, then tag it.
+
+    ``wheel_files`` maps each wheel's digest to a local file. Blobs first, refs last: the
+    per-platform ref ``<name>:<version>-<platform key>`` and the index ref ``<name>:<version>``
+    (merged with the platforms already present).
+    """
+    written = 0
+    for wheel in (*config.lock, *config.tools):
+        path = wheel_files.get(wheel.digest)
+        if layout.has_blob(wheel.digest, wheel.size):
+            continue
+        if path is None:
+            raise ArtifactError(f"no file for wheel {wheel.filename} ({wheel.digest})")
+        written += layout.put_file(path, digest=wheel.digest, size=wheel.size)
+    config_raw, manifest_raw = build_manifest(config, annotations=annotations)
+    written += layout.put_bytes(config_raw)[1]
+    digest, new = layout.put_bytes(manifest_raw)
+    written += new
+    desc = platform_descriptor(config, manifest_raw)
+    tag = tag_for_version(config.version)
+    platform_tag = f"{tag}-{config.platform_key}"
+    layout.set_refs({f"{config.name}:{platform_tag}": desc})
+    written += merge_index(layout, name=config.name, tag=tag)
+    return Packaged(
+        manifest=manifest_raw,
+        digest=digest,
+        descriptor=desc,
+        platform_tag=platform_tag,
+        blobs_written=written,
+    )
+
+
+def merge_index(layout: Layout, *, name: str, tag: str) -> int:
+    """Write the index ``<name>:<tag>`` over every ``<name>:<tag>-<platform>`` ref; return blobs written."""
+    prefix = f"{name}:{tag}-"
+    entries = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for ref, desc in sorted(layout.refs().items()):
+        if not ref.startswith(prefix) or desc.media_type != MANIFEST_TYPE:
+            continue
+        key = (
+            (desc.platform or {}).get("architecture", ""),
+            desc.annotations.get(ANN_PYTHON, ""),
+            desc.annotations.get(ANN_DISTRO, ""),
+        )
+        if key in seen and seen[key] != desc.digest:
+            raise ArtifactError(
+                f"{layout.root}: two manifests for one platform {key}: {seen[key]}, {desc.digest}"
+            )
+        seen[key] = desc.digest
+        ann = {k: v for k, v in desc.annotations.items() if k != "org.opencontainers.image.ref.name"}
+        entries.append(
+            Descriptor(
+                media_type=desc.media_type,
+                digest=desc.digest,
+                size=desc.size,
+                annotations=ann,
+                platform=desc.platform,
+                artifact_type=desc.artifact_type,
+            )
+        )
+    if not entries:
+        return 0
+    raw = canonical_json(Index(manifests=tuple(entries)).to_json())
+    digest, new = layout.put_bytes(raw)
+    layout.set_refs(
+        {
+            f"{name}:{tag}": Descriptor(
+                media_type=INDEX_TYPE, digest=digest, size=len(raw), artifact_type=ARTIFACT_TYPE
+            )
+        }
+    )
+    return int(new)

@@ -1,0 +1,1 @@
+"""OCI plumbing: references, image layout directories and the distribution-spec client."""

@@ -1,0 +1,259 @@
+"""OCI image layout directories: digest-addressed blobs plus ``index.json`` of named refs.
+
+Writers put blobs first and rewrite ``index.json`` last (temp file + rename, under a lock), so a
+reader never sees a ref whose blobs are missing. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator, Mapping
+
+from .._fsutil import atomic_write, file_lock
+from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json
+from ..errors import ArtifactError
+
+_CHUNK = 1 << 20
+_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+class Layout:
+    """One OCI image layout directory.
+
+    Example: ``Layout.create(Path("build/oci")).resolve("demo:1.0")``
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def create(cls, root: Path) -> Layout:
+        """Return the layout at ``root``, creating its skeleton if it does not exist yet."""
+        layout = cls(root)
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        if not (root / "oci-layout").exists():
+            atomic_write(root / "oci-layout", _LAYOUT)
+        if not (root / "index.json").exists():
+            with file_lock(root / ".index.lock"):
+                if not (root / "index.json").exists():
+                    layout._write_index([])
+        return layout
+
+    @classmethod
+    def open(cls, root: Path) -> Layout:
+        """Return the existing layout at ``root`` or raise ArtifactError."""
+        if not (root / "oci-layout").is_file() or not (root / "index.json").is_file():
+            raise ArtifactError(f"{root}: not an OCI image layout (no oci-layout or index.json)")
+        return cls(root)
+
+    # -- blobs -----------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            raise ArtifactError(f"unsupported digest {digest!r}")
+        return self.root / "blobs" / "sha256" / hexpart
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        try:
+            st = self.blob_path(digest).stat()
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    def ingest(self, stream: BinaryIO, *, digest: str, size: int, what: str = "") -> bool:
+        """Copy ``stream`` into the blob ``digest``, verifying digest and size while streaming.
+
+        Returns False if the blob was already present (nothing read). Bad bytes never land.
+        """
+        if self.has_blob(digest, size):
+            return False
+        target = self.blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".in-", suffix=".tmp")
+        try:
+            hasher = hashlib.sha256()
+            seen = 0
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    seen += len(chunk)
+                    if seen > size:
+                        raise ArtifactError(f"{what or digest}: more than the expected {size} bytes")
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if seen != size:
+                raise ArtifactError(f"{what or digest}: got {seen} bytes, expected {size}")
+            got = "sha256:" + hasher.hexdigest()
+            if got != digest:
+                raise ArtifactError(f"{what or digest}: digest mismatch, got {got}")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return True
+
+    def put_file(self, path: Path, *, digest: str, size: int) -> bool:
+        """Store the file at ``path`` as blob ``digest`` (verified); False if already present."""
+        with path.open("rb") as fh:
+            return self.ingest(fh, digest=digest, size=size, what=str(path))
+
+    def put_bytes(self, data: bytes) -> tuple[str, bool]:
+        """Store ``data`` as a blob; return its digest and whether it was newly written."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.has_blob(digest, len(data)):
+            return digest, False
+        atomic_write(self.blob_path(digest), data)
+        return digest, True
+
+    def read_blob(self, digest: str, *, max_size: int = 16 << 20) -> bytes:
+        """Return a small blob's bytes (a manifest, index or config), verified against ``digest``."""
+        path = self.blob_path(digest)
+        try:
+            if path.stat().st_size > max_size:
+                raise ArtifactError(f"{self.root}: blob {digest} is too large to read into memory")
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"{self.root}: blob {digest} is missing") from exc
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise ArtifactError(f"{self.root}: blob {digest} is corrupt (digest mismatch)")
+        return data
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        try:
+            return self.blob_path(digest).open("rb")
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"{self.root}: blob {digest} is missing") from exc
+
+    def verify_blob(self, digest: str, size: int) -> bool:
+        """Return True if the stored blob has ``size`` bytes and hashes to ``digest``."""
+        if not self.has_blob(digest, size):
+            return False
+        hasher = hashlib.sha256()
+        with self.blob_path(digest).open("rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest() == digest
+
+    def blob_digests(self) -> Iterator[str]:
+        folder = self.root / "blobs" / "sha256"
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if len(entry.name) == 64 and not entry.name.startswith("."):
+                    yield "sha256:" + entry.name
+
+    def remove_blob(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.blob_path(digest).unlink()
+
+    # -- refs ------------------------------------------------------------------------------------
+
+    def entries(self) -> list[Descriptor]:
+        """Return the descriptors of ``index.json`` in file order."""
+        try:
+            data = json.loads((self.root / "index.json").read_bytes())
+        except FileNotFoundError:
+            return []
+        except ValueError as exc:
+            raise ArtifactError(f"{self.root}/index.json: not valid JSON ({exc})") from exc
+        manifests = data.get("manifests", []) if isinstance(data, dict) else None
+        if not isinstance(manifests, list):
+            raise ArtifactError(f"{self.root}/index.json: no 'manifests' list")
+        return [
+            Descriptor.from_json(d, where=f"{self.root}/index.json manifests[{i}]")
+            for i, d in enumerate(manifests)
+        ]
+
+    def refs(self) -> dict[str, Descriptor]:
+        """Return the named refs (``NAME:TAG`` → descriptor)."""
+        return {d.annotations[REF_NAME]: d for d in self.entries() if REF_NAME in d.annotations}
+
+    def resolve(self, ref_name: str) -> Descriptor:
+        """Return the descriptor tagged ``ref_name``; raise ArtifactError listing what exists."""
+        refs = self.refs()
+        if ref_name in refs:
+            return refs[ref_name]
+        known = ", ".join(sorted(refs)) or "none"
+        raise ArtifactError(f"{self.root}: no ref {ref_name!r} (refs: {known})")
+
+    def find_digest(self, digest: str) -> Descriptor:
+        """Return the index entry for ``digest`` (or one made from the blob) or raise."""
+        for d in self.entries():
+            if d.digest == digest:
+                return d
+        if not self.has_blob(digest):
+            raise ArtifactError(f"{self.root}: no manifest {digest}")
+        from ..artifact import media_type_of
+
+        data = self.read_blob(digest)
+        return Descriptor(media_type=media_type_of(data), digest=digest, size=len(data))
+
+    def set_refs(self, updates: Mapping[str, Descriptor]) -> list[str]:
+        """Point each ref name at its descriptor (blobs must exist); return the names that changed."""
+        for name, desc in updates.items():
+            if not self.has_blob(desc.digest, desc.size):
+                raise ArtifactError(f"{self.root}: refusing ref {name}: blob {desc.digest} missing")
+        with file_lock(self.root / ".index.lock"):
+            entries = self.entries()
+            current = {d.annotations.get(REF_NAME): d for d in entries}
+            changed = []
+            for name, desc in updates.items():
+                old = current.get(name)
+                if old is not None and old.digest == desc.digest and old.media_type == desc.media_type:
+                    continue
+                changed.append(name)
+                entries = [d for d in entries if d.annotations.get(REF_NAME) != name]
+                ann = dict(desc.annotations)
+                ann[REF_NAME] = name
+                entries.append(
+                    Descriptor(
+                        media_type=desc.media_type,
+                        digest=desc.digest,
+                        size=desc.size,
+                        annotations=ann,
+                        platform=desc.platform,
+                        artifact_type=desc.artifact_type,
+                    )
+                )
+            if changed:
+                self._write_index(entries)
+            return changed
+
+    def remove_refs(self, names: list[str]) -> None:
+        with file_lock(self.root / ".index.lock"):
+            entries = [d for d in self.entries() if d.annotations.get(REF_NAME) not in names]
+            self._write_index(entries)
+
+    def _write_index(self, entries: list[Descriptor]) -> None:
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": INDEX_TYPE,
+            "manifests": [d.to_json() for d in entries],
+        }
+        atomic_write(self.root / "index.json", canonical_json(doc))
+
+
+def copy_tree_blobs(src: Layout, dst: Layout, digests: list[tuple[str, int]]) -> int:
+    """Copy the listed blobs from one layout to another (verified); return how many were copied."""
+    copied = 0
+    for digest, size in digests:
+        if dst.has_blob(digest, size):
+            continue
+        with src.open_blob(digest) as fh:
+            dst.ingest(fh, digest=digest, size=size)
+        copied += 1
+    return copied
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

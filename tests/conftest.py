@@ -1,0 +1,40 @@
+"""Shared fixtures: a clean pip environment, a wheelhouse of build tools, tiny package factories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Build tools the tests' builder venvs need; downloaded once from PyPI and kept between runs.
+TOOL_PINS = ["pip==25.3", "setuptools==80.9.0", "wheel==0.45.1", "uv==0.9.5"]
+CACHE = Path(os.environ.get("VENVSHIP_TEST_CACHE", Path.home() / ".cache" / "venvship-tests"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_pip_environment() -> None:
+    """Keep the host's pip configuration (extra indexes, find-links, caps) out of every test."""
+    os.environ["PIP_CONFIG_FILE"] = os.devnull
+    for key in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "UV_INDEX_URL", "PIP_CONSTRAINT"):
+        os.environ.pop(key, None)
+    os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+
+
+@pytest.fixture(scope="session")
+def tool_wheels() -> Path:
+    """Return a folder holding wheels of pip, setuptools, wheel and uv (from PyPI, cached)."""
+    folder = CACHE / "tool-wheels"
+    marker = folder / ("." + "_".join(TOOL_PINS))
+    if not marker.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+             "-d", str(folder), *TOOL_PINS],
+            check=True,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )
+        marker.touch()
+    return folder
