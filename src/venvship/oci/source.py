@@ -1,0 +1,52 @@
+"""Where artifacts come from: an OCI layout directory or a registry, behind one small Protocol."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from ..artifact import Descriptor
+from ..errors import ArtifactError
+from .layout import Layout
+from .reference import LayoutRef
+
+
+class Source(Protocol):
+    """Read side of an artifact store, as the installer and ``publish`` use it."""
+
+    def get_manifest(self, reference: str) -> tuple[Descriptor, bytes]:
+        """Return the descriptor and exact bytes of the manifest or index at ``reference``.
+
+        ``reference`` is a tag or a ``sha256:`` digest; bytes are verified against the digest.
+        """
+        ...
+
+    def fetch_blob(self, digest: str, size: int, cache: Layout) -> bool:
+        """Stream blob ``digest`` into ``cache`` (verified while streaming); False if it was there."""
+        ...
+
+
+class LayoutSource:
+    """A :class:`Source` over one repository name of an OCI image layout directory."""
+
+    def __init__(self, ref: LayoutRef) -> None:
+        if not ref.name:
+            raise ArtifactError(f"{ref}: name the artifact, e.g. oci:DIR:NAME:TAG")
+        self.ref = ref
+        self.layout = Layout.open(ref.path)
+
+    def get_manifest(self, reference: str) -> tuple[Descriptor, bytes]:
+        if reference.startswith("sha256:"):
+            desc = self.layout.find_digest(reference)
+        else:
+            desc = self.layout.resolve(f"{self.ref.name}:{reference}")
+        raw = self.layout.read_blob(desc.digest)
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != desc.digest:
+            raise ArtifactError(f"{self.ref}: manifest {desc.digest} is corrupt")
+        return desc, raw
+
+    def fetch_blob(self, digest: str, size: int, cache: Layout) -> bool:
+        if cache.has_blob(digest, size):
+            return False
+        with self.layout.open_blob(digest) as fh:
+            return cache.ingest(fh, digest=digest, size=size, what=f"{self.ref.path} blob {digest}")
