@@ -8,7 +8,7 @@ from typing import Protocol
 from ..artifact import Descriptor
 from ..errors import ArtifactError
 from .layout import Layout
-from .reference import LayoutRef
+from .reference import LayoutRef, Ref
 
 
 class Source(Protocol):
@@ -50,3 +50,12 @@ class LayoutSource:
             return False
         with self.layout.open_blob(digest) as fh:
             return cache.ingest(fh, digest=digest, size=size, what=f"{self.ref.path} blob {digest}")
+
+
+def open_source(ref: Ref, *, insecure: bool = False, ca_file: str | None = None) -> Source:
+    """Return the :class:`Source` for a layout or registry reference."""
+    if isinstance(ref, LayoutRef):
+        return LayoutSource(ref)
+    from .registry import RegistrySource  # the HTTP client is only loaded when a registry is named
+
+    return RegistrySource(ref, insecure=insecure, ca_file=ca_file)

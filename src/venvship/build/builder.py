@@ -1,0 +1,124 @@
+"""The builder venv: one per (python, build requirements, constraints), holding pip and build tools."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .._fsutil import atomic_write, file_lock
+from .._log import logger
+from .._process import child_env, run
+from ..errors import BuildError, ProcessError
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A ready builder venv: its python, the environment for pip, and the tool versions inside."""
+
+    root: Path
+    env: Mapping[str, str]
+    tools: Mapping[str, str]
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    def pip(self, *args: str | os.PathLike[str]) -> list[str | os.PathLike[str]]:
+        """Return the argv of ``pip`` in this builder with ``args``."""
+        return [self.python, "-m", "pip", *args]
+
+
+def pip_env(base: Mapping[str, str], *, builder_bin: Path | None, ignore_pip_config: bool) -> dict[str, str]:
+    """Return the environment for the builder's pip calls."""
+    changes: dict[str, str | None] = dict(base)
+    # The recipe decides what pip sees; a stray virtualenv on PATH must not leak in.
+    changes["VIRTUAL_ENV"] = None
+    changes["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    changes["PIP_NO_INPUT"] = "1"
+    if ignore_pip_config:  # venv_pip_upgrade_noconf: a broken site pip.conf must not break builds
+        changes["PIP_CONFIG_FILE"] = os.devnull
+    if builder_bin is not None:
+        # Build tools such as maturin are found on PATH, as the role does (eb2fd11).
+        changes["PATH"] = f"{builder_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    return child_env(changes)
+
+
+def ensure_builder(
+    *,
+    python: str,
+    cache: Path,
+    requirements: Sequence[str],
+    constraint_args: Sequence[str],
+    pip_args: Sequence[str],
+    env: Mapping[str, str],
+    ignore_pip_config: bool,
+    fingerprint: str,
+    rebuild: bool = False,
+) -> Builder:
+    """Return the builder venv for these inputs, creating it (atomically) if it is missing."""
+    key = hashlib.sha256(json.dumps([python, fingerprint]).encode()).hexdigest()[:16]
+    root = cache / "builders" / key
+    marker = root / "venvship-builder.json"
+    with file_lock(cache / "builders" / f"{key}.lock"):
+        if rebuild and root.exists():
+            shutil.rmtree(root)
+        if not marker.is_file():
+            _create(
+                root,
+                python=python,
+                requirements=requirements,
+                constraint_args=constraint_args,
+                pip_args=pip_args,
+                env=env,
+                ignore_pip_config=ignore_pip_config,
+            )
+        tools = json.loads(marker.read_text())["tools"]
+    return Builder(
+        root=root,
+        env=pip_env(env, builder_bin=root / "bin", ignore_pip_config=ignore_pip_config),
+        tools=tools,
+    )
+
+
+def _create(
+    root: Path,
+    *,
+    python: str,
+    requirements: Sequence[str],
+    constraint_args: Sequence[str],
+    pip_args: Sequence[str],
+    env: Mapping[str, str],
+    ignore_pip_config: bool,
+) -> None:
+    # Built in place (venv scripts are not relocatable); the marker written last says it is whole.
+    staging = root
+    shutil.rmtree(staging, ignore_errors=True)
+    logger.info("creating builder venv %s", root)
+    penv = pip_env(env, builder_bin=staging / "bin", ignore_pip_config=ignore_pip_config)
+    try:
+        run([python, "-m", "venv", staging], env=penv)
+        run(
+            [
+                staging / "bin" / "python",
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                *constraint_args,
+                *pip_args,
+                "pip",
+                *requirements,
+            ],
+            env=penv,
+        )
+        frozen = run([staging / "bin" / "python", "-m", "pip", "list", "--format=json"], env=penv).stdout
+    except ProcessError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BuildError(f"creating the builder venv failed:\n{exc}") from exc
+    tools = {p["name"].lower(): p["version"] for p in json.loads(frozen)}
+    atomic_write(staging / "venvship-builder.json", json.dumps({"tools": tools}, sort_keys=True).encode())

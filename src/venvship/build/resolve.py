@@ -1,0 +1,127 @@
+"""Resolve a recipe's requirements to the full closure with pip's installation report.
+
+The report names, for every distribution, exactly where it comes from (an index file and its
+sha256, a VCS commit, a local folder), which is what the wheel cache is keyed on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from .._process import run
+from ..errors import BuildError, ProcessError
+from .builder import Builder
+
+SourceKind = Literal["wheel", "sdist", "vcs", "dir"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One distribution of the closure and the identity of its source."""
+
+    name: str
+    version: str
+    kind: SourceKind
+    spec: str  # what pip gets to fetch or build exactly this source: "name @ URL"
+    source: str  # identity the wheel cache is keyed on
+    sha256: str | None  # of the archive, when pip knows it
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+    @property
+    def cacheable(self) -> bool:
+        return self.kind != "dir"
+
+
+class ResolutionError(BuildError):
+    """pip could not resolve the requirements; carries pip's error lines."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _archive_hash(info: dict[str, Any]) -> str | None:
+    hashes = info.get("hashes") or {}
+    if "sha256" in hashes:
+        return str(hashes["sha256"])
+    legacy = str(info.get("hash", ""))
+    return legacy.split("=", 1)[1] if legacy.startswith("sha256=") else None
+
+
+def _item(entry: dict[str, Any]) -> Resolved:
+    meta = entry["metadata"]
+    name, version = str(meta["name"]), str(meta["version"])
+    info = entry["download_info"]
+    url = str(info["url"])
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        ref = f"{vcs['vcs']}+{url}@{vcs['commit_id']}"
+        return Resolved(
+            name=name, version=version, kind="vcs", spec=f"{name} @ {ref}", source=ref, sha256=None
+        )
+    if "dir_info" in info:
+        return Resolved(
+            name=name, version=version, kind="dir", spec=f"{name} @ {url}", source=f"dir:{url}", sha256=None
+        )
+    digest = _archive_hash(info.get("archive_info") or {})
+    kind: SourceKind = "wheel" if url.split("#", 1)[0].endswith(".whl") else "sdist"
+    source = f"{kind}:sha256:{digest}" if digest else f"{kind}:{url}"
+    return Resolved(
+        name=name, version=version, kind=kind, spec=f"{name} @ {url}", source=source, sha256=digest
+    )
+
+
+def pip_error_lines(output: str) -> str:
+    """Return the lines of pip output that say what went wrong."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    picked = [
+        ln
+        for ln in lines
+        if ln.startswith("ERROR")
+        or "conflict" in ln.lower()
+        or ln.startswith("The user requested")
+        or "is incompatible" in ln
+        or ln.startswith("Cannot install")
+    ]
+    return "\n".join(picked[:12] or lines[-8:])
+
+
+def resolve(
+    builder: Builder,
+    requirements: Sequence[str],
+    *,
+    constraint_args: Sequence[str],
+    pip_args: Sequence[str],
+    workdir: Path,
+    extra_args: Sequence[str] = (),
+) -> list[Resolved]:
+    """Return the closure of ``requirements`` under the constraints, sorted by name."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    req_file = workdir / "requirements.txt"
+    req_file.write_text("".join(f"{r}\n" for r in requirements))
+    report = workdir / "report.json"
+    argv = builder.pip(
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--report",
+        report,
+        "--no-build-isolation",
+        *constraint_args,
+        *pip_args,
+        *extra_args,
+        "-r",
+        req_file,
+    )
+    try:
+        run(argv, env=builder.env)
+    except ProcessError as exc:
+        raise ResolutionError(pip_error_lines(exc.output)) from exc
+    data = json.loads(report.read_text())
+    return sorted((_item(e) for e in data.get("install", [])), key=lambda r: r.name.lower())

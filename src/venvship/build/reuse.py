@@ -1,0 +1,58 @@
+"""Reuse the wheels of a previous artifact (``--reuse-from REF``) instead of building them again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..artifact import ANN_DISTRO, ANN_PYTHON, INDEX_TYPE, Index, Manifest, VenvConfig, Wheel, platform_key
+from ..errors import ArtifactError
+from ..oci.layout import Layout
+from ..oci.reference import parse_ref
+from ..oci.source import Source, open_source
+from .wheels import Reuse
+
+
+def _platform_manifest(source: Source, reference: str, pkey: str) -> Manifest | None:
+    desc, raw = source.get_manifest(reference)
+    if desc.media_type != INDEX_TYPE:
+        return Manifest.from_bytes(raw)
+    for entry in Index.from_bytes(raw).manifests:
+        key = platform_key(
+            distro=entry.annotations.get(ANN_DISTRO, ""),
+            architecture=(entry.platform or {}).get("architecture", ""),
+            abi=entry.annotations.get(ANN_PYTHON, ""),
+        )
+        if key == pkey:
+            return Manifest.from_bytes(source.get_manifest(entry.digest)[1])
+    return None
+
+
+def previous_wheels(ref_text: str, *, platform_key: str, scratch: Path) -> Reuse:
+    """Return the previous artifact's wheels for this platform, keyed by the source they came from.
+
+    ``ref_text`` names the artifact with a tag or digest (``oci:DIR:NAME:TAG``, ``HOST/REPO:TAG``);
+    ``scratch`` is a folder for the blobs read from it.
+    """
+    ref = parse_ref(ref_text)
+    target = ref.tag or ref.digest
+    if target is None:
+        raise ArtifactError(f"{ref_text}: --reuse-from needs a tag or digest")
+    source = open_source(ref)
+    manifest = _platform_manifest(source, target, platform_key)
+    if manifest is None:
+        return {}
+    blobs = Layout.create(scratch)
+    source.fetch_blob(manifest.config.digest, manifest.config.size, blobs)
+    config = VenvConfig.from_json(json.loads(blobs.read_blob(manifest.config.digest)))
+
+    def fetch(wheel: Wheel, dest: Path) -> None:
+        source.fetch_blob(wheel.digest, wheel.size, blobs)  # verified while streaming
+        shutil.copyfile(blobs.blob_path(wheel.digest), dest)
+
+    return {
+        config.provenance[w.filename]: (w, fetch)
+        for w in (*config.lock, *config.tools)
+        if w.filename in config.provenance
+    }

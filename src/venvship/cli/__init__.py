@@ -1,0 +1,1 @@
+"""Command lines: ``venvship`` (build side) and ``venv-pull`` (target side)."""

@@ -1,0 +1,160 @@
+"""Read an artifact back: its platforms and locked packages (``inspect``), and what changed (``diff``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from .artifact import INDEX_TYPE, Index, Manifest, VenvConfig, Wheel
+from .errors import BadReference
+from .oci.layout import Layout
+from .oci.reference import parse_ref
+from .oci.source import Source, open_source
+
+
+@dataclass(frozen=True)
+class PlatformView:
+    """One platform manifest of an artifact and its config."""
+
+    digest: str
+    size: int
+    config: VenvConfig
+    manifest: Manifest
+
+    @property
+    def key(self) -> str:
+        return self.config.platform_key
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    """An artifact as ``inspect`` shows it: the reference, its digest, one view per platform."""
+
+    ref: str
+    digest: str
+    media_type: str
+    platforms: tuple[PlatformView, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ref": self.ref,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "platforms": [
+                {
+                    "key": p.key,
+                    "digest": p.digest,
+                    "size": p.size,
+                    "name": p.config.name,
+                    "version": p.config.version,
+                    "install_path": p.config.install_path,
+                    "install_tool": p.config.install_tool,
+                    "glibc": p.config.platform.glibc,
+                    "distro_bound": p.config.platform.distro_bound,
+                    "packages": [w.to_json() for w in p.config.lock],
+                    "tools": [w.to_json() for w in p.config.tools],
+                    "total_size": sum(layer.size for layer in p.manifest.layers),
+                }
+                for p in self.platforms
+            ],
+        }
+
+
+def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
+    desc, raw = source.get_manifest(digest)
+    manifest = Manifest.from_bytes(raw, where=f"manifest {digest}")
+    source.fetch_blob(manifest.config.digest, manifest.config.size, scratch)
+    config = VenvConfig.from_json(json.loads(scratch.read_blob(manifest.config.digest)))
+    return PlatformView(digest=desc.digest, size=desc.size, config=config, manifest=manifest)
+
+
+def inspect_ref(text: str, *, insecure: bool = False) -> ArtifactView:
+    """Return what the artifact at ``text`` holds, per platform.
+
+    Example: ``inspect_ref("oci:build/oci:demo:1.0").platforms[0].config.lock``
+    """
+    ref = parse_ref(text)
+    target = ref.digest or ref.tag
+    if target is None:
+        raise BadReference(f"{text}: name a tag or digest")
+    source = open_source(ref, insecure=insecure)
+    desc, raw = source.get_manifest(target)
+    with TemporaryDirectory(prefix="venvship-inspect-") as tmp:
+        scratch = Layout.create(Path(tmp))
+        if desc.media_type == INDEX_TYPE:
+            digests = [m.digest for m in Index.from_bytes(raw).manifests]
+        else:
+            digests = [desc.digest]
+        platforms = tuple(_platform(source, d, scratch) for d in digests)
+    return ArtifactView(ref=text, digest=desc.digest, media_type=desc.media_type, platforms=platforms)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One package that differs between two artifacts of one platform."""
+
+    name: str
+    old: Wheel | None
+    new: Wheel | None
+
+    @property
+    def kind(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "changed"
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Packages added, removed and changed, per platform key present in both artifacts."""
+
+    changes: dict[str, tuple[Change, ...]]
+    only_old: tuple[str, ...]
+    only_new: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "platforms": {
+                key: [
+                    {
+                        "name": c.name,
+                        "change": c.kind,
+                        "old": c.old.version if c.old else None,
+                        "new": c.new.version if c.new else None,
+                        "old_sha256": c.old.sha256 if c.old else None,
+                        "new_sha256": c.new.sha256 if c.new else None,
+                    }
+                    for c in changes
+                ]
+                for key, changes in self.changes.items()
+            },
+            "platforms_removed": list(self.only_old),
+            "platforms_added": list(self.only_new),
+        }
+
+
+def diff_views(old: ArtifactView, new: ArtifactView) -> Diff:
+    """Return what changed from ``old`` to ``new`` (a rebuilt wheel of one version counts as changed)."""
+    olds = {p.key: p for p in old.platforms}
+    news = {p.key: p for p in new.platforms}
+    # Two single-platform manifests of different platforms still compare with each other.
+    if len(olds) == 1 and len(news) == 1 and olds.keys() != news.keys():
+        news = {next(iter(olds)): next(iter(news.values()))}
+    changes: dict[str, tuple[Change, ...]] = {}
+    for key in sorted(olds.keys() & news.keys()):
+        a = {w.name.lower(): w for w in olds[key].config.lock}
+        b = {w.name.lower(): w for w in news[key].config.lock}
+        changes[key] = tuple(
+            Change(name=(b.get(n) or a[n]).name, old=a.get(n), new=b.get(n))
+            for n in sorted(a.keys() | b.keys())
+            if a.get(n) is None or b.get(n) is None or a[n].sha256 != b[n].sha256
+        )
+    return Diff(
+        changes=changes,
+        only_old=tuple(sorted(olds.keys() - news.keys())),
+        only_new=tuple(sorted(news.keys() - olds.keys())),
+    )

@@ -1,0 +1,434 @@
+"""Recipes: one TOML file per venv → a frozen :class:`Recipe`, with key-path errors.
+
+Every variable of the original role has a home here (docs/reference/recipe.md has the table).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Literal, Mapping, TypeVar, cast
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .artifact import Fact
+from .errors import RecipeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the build side runs on 3.9 and 3.10 too
+    import tomli as tomllib
+
+InstallTool = Literal["pip", "uv"]
+PackageState = Literal["present", "latest"]
+DEFAULTS_FILE = "defaults.toml"
+DEFAULT_FACTS_FILE = "openstack_ansible"  # venv_facts_dest
+DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
+
+_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}$")
+# The bare form OpenStack-Ansible used for years: git+URL@sha#egg=name
+_EGG = re.compile(r"^(?P<url>(?:git|hg|svn|bzr)\+\S+?)#egg=(?P<name>[A-Za-z0-9._-]+)\S*$")
+_CONSTRAINT_FILE_OPT = re.compile(r"^(-c|--constraint|-r|--requirement)(?:\s+|=)(?P<path>\S+)$")
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """Options of one stage (build or install): distro packages, extra pip args, environment."""
+
+    distro_packages: tuple[str, ...] = ()
+    pip_args: tuple[str, ...] = ()
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe: what to put in one venv and how to build and install it."""
+
+    path: Path
+    name: str
+    version: str
+    install_path: PurePosixPath
+    python: str
+    packages: tuple[str, ...]
+    build_requirements: tuple[str, ...]
+    constraints: tuple[str, ...]
+    global_constraints: tuple[str, ...]
+    install_tool: InstallTool
+    package_state: PackageState
+    distro_package_state: PackageState
+    distro_cache_valid_time: int
+    ignore_pip_config: bool
+    symlink_system_packages: tuple[str, ...]
+    build: StageOptions
+    install: StageOptions
+    facts: tuple[Fact, ...]
+    defaults_file: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def constraint_files(self) -> tuple[Path, ...]:
+        """Return the local files named by ``--constraint``/``-r`` lines (absolute paths)."""
+        files = []
+        for line in self.constraints:
+            m = _CONSTRAINT_FILE_OPT.match(line)
+            if m and "://" not in m.group("path"):
+                files.append(Path(m.group("path")))
+        return tuple(files)
+
+
+# -- key checking --------------------------------------------------------------------------------
+
+_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("venv",),
+    "venv": (
+        "name",
+        "version",
+        "install-path",
+        "python",
+        "packages",
+        "default-packages",
+        "build-requirements",
+        "build-requirements-extra",
+        "constraints",
+        "global-constraints",
+        "install-tool",
+        "package-state",
+        "distro-package-state",
+        "distro-cache-valid-time",
+        "ignore-pip-config",
+        "symlink-system-packages",
+        "defaults",
+        "build",
+        "install",
+        "facts",
+    ),
+    "venv.build": ("distro-packages", "pip-args", "env"),
+    "venv.install": ("distro-packages", "pip-args", "env"),
+    "venv.facts": ("file", "section", "option", "value"),
+}
+# What a shared defaults file may set: everything but the venv's identity.
+_DEFAULTS_KEYS = tuple(k for k in _KEYS["venv"] if k not in ("name", "version", "install-path", "defaults"))
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Typed access to a TOML table with errors that name the file and key path."""
+
+    def __init__(self, file: Path, data: Mapping[str, Any], prefix: str) -> None:
+        self.file = file
+        self.data = data
+        self.prefix = prefix
+
+    def where(self, key: str) -> str:
+        return f"{self.file}: {self.prefix}.{key}" if self.prefix else f"{self.file}: {key}"
+
+    def fail(self, key: str, message: str) -> RecipeError:
+        return RecipeError(self.where(key), message)
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                known = ", ".join(allowed)
+                raise self.fail(key, f"unknown key{hint}; known keys: {known}")
+
+    def get(self, key: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
+        if key not in self.data:
+            if required:
+                raise self.fail(key, "is required")
+            return cast(T, default)
+        value = self.data[key]
+        # bool is an int in Python, but `version = true` is a mistake worth naming.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(key, f"must be a {_kind_name(kind)}, not {_kind_name(type(value))}")
+        return value
+
+    def str_list(self, key: str, *, check: Callable[[str, str], str] | None = None) -> tuple[str, ...]:
+        value = self.get(key, list, [])
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise RecipeError(
+                    f"{self.where(key)}[{i}]", f"must be a string, not {_kind_name(type(item))}"
+                )
+            item = item.strip()
+            if not item:
+                continue  # empty entries are dropped, as the role's `select` does
+            out.append(check(item, f"{self.where(key)}[{i}]") if check else item)
+        return tuple(out)
+
+    def str_map(self, key: str) -> dict[str, str]:
+        table = self.get(key, dict, {})
+        out = {}
+        for k, v in table.items():
+            if not isinstance(v, (str, int, float, bool)):
+                raise RecipeError(f"{self.where(key)}.{k}", "must be a string")
+            out[str(k)] = str(v)
+        return out
+
+    def sub(self, key: str, allowed: tuple[str, ...]) -> _Reader:
+        table = self.get(key, dict, {})
+        reader = _Reader(self.file, table, f"{self.prefix}.{key}" if self.prefix else key)
+        reader.check_keys(allowed)
+        return reader
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "string", list: "list", dict: "table", int: "integer", bool: "boolean", float: "number"}.get(
+        kind, kind.__name__
+    )
+
+
+# -- values --------------------------------------------------------------------------------------
+
+
+def normalize_requirement(text: str, where: str) -> str:
+    """Return ``text`` as a PEP 508 requirement; ``git+URL@sha#egg=name`` becomes ``name @ git+URL@sha``."""
+    egg = _EGG.match(text)
+    if egg:
+        text = f"{egg.group('name')} @ {egg.group('url')}"
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        raise RecipeError(where, f"invalid requirement {text!r}: {exc}") from exc
+    return text
+
+
+def _constraint_line(folder: Path) -> Callable[[str, str], str]:
+    def check(line: str, where: str) -> str:
+        opt = _CONSTRAINT_FILE_OPT.match(line)
+        if opt:
+            target = opt.group("path")
+            if "://" in target:
+                return line
+            path = (folder / target).resolve()
+            if not path.is_file():
+                raise RecipeError(where, f"constraints file not found: {target} (looked at {path})")
+            return f"{opt.group(1)} {path}"
+        if line.startswith("-"):
+            return line  # other pip options pass through verbatim
+        return normalize_requirement(line, where)
+
+    return check
+
+
+def _check_pins(lines: list[tuple[str, str]]) -> None:
+    """Refuse two inline ``==`` pins of one distribution that disagree."""
+    pins: dict[str, tuple[str, str]] = {}
+    for where, line in lines:
+        if line.startswith("-"):
+            continue
+        req = Requirement(line)
+        exact = [s.version for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
+        if req.marker is not None or not exact:
+            continue
+        name = canonicalize_name(req.name)
+        if name in pins and pins[name][1] != exact[0]:
+            other_where, other = pins[name]
+            raise RecipeError(
+                where, f"conflicting pins for {req.name}: {exact[0]} here, {other} at {other_where}"
+            )
+        pins[name] = (where, exact[0])
+
+
+def _literal(reader: _Reader, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = reader.get(key, str, default)
+    if value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise reader.fail(key, f"must be one of {', '.join(choices)}, not {value!r}{hint}")
+    return value
+
+
+def _facts(reader: _Reader) -> tuple[Fact, ...]:
+    value = reader.get("facts", list, [])
+    facts = []
+    for i, item in enumerate(value):
+        where = f"{reader.where('facts')}[{i}]"
+        if not isinstance(item, dict):
+            raise RecipeError(where, "must be a table with section, option and value")
+        sub = _Reader(reader.file, item, f"venv.facts[{i}]")
+        sub.check_keys(_KEYS["venv.facts"])
+        raw = item.get("value")
+        if raw is None or isinstance(raw, (dict, list)):
+            raise RecipeError(f"{where}.value", "is required and must be a string, number or boolean")
+        facts.append(
+            Fact(
+                file=sub.get("file", str, DEFAULT_FACTS_FILE),
+                section=sub.get("section", str, required=True),
+                option=sub.get("option", str, required=True),
+                # Ansible's ini_file writes Python's str(): true → "True".
+                value=str(raw),
+            )
+        )
+    return tuple(facts)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise RecipeError(str(path), "file not found") from exc
+    except OSError as exc:
+        raise RecipeError(str(path), f"cannot read: {exc.strerror}") from exc
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(str(path), "not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(str(path), f"invalid TOML: {exc}") from exc
+
+
+def _defaults(path: Path, venv: _Reader) -> tuple[_Reader | None, Path | None]:
+    named = venv.get("defaults", str, None)
+    if named is not None:
+        file = (path.parent / named).resolve()
+        if not file.is_file():
+            raise venv.fail("defaults", f"defaults file not found: {named}")
+    else:
+        file = path.parent / DEFAULTS_FILE
+        if not file.is_file() or file.resolve() == path.resolve():
+            return None, None
+    data = _load_toml(file)
+    top = _Reader(file, data, "")
+    top.check_keys(("defaults",))
+    reader = top.sub("defaults", _DEFAULTS_KEYS)
+    return reader, file
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Return the recipe at ``path``, merged with its shared defaults; raise RecipeError on any fault.
+
+    Example: ``load_recipe(Path("recipes/demo.toml")).packages``
+    """
+    data = _load_toml(path)
+    top = _Reader(path, data, "")
+    top.check_keys(_KEYS[""])
+    if "venv" not in data:
+        raise RecipeError(f"{path}: venv", "table [venv] is required")
+    venv = top.sub("venv", _KEYS["venv"])
+    defaults, defaults_file = _defaults(path, venv)
+
+    def pick(key: str, kind: type[T], default: T) -> T:
+        if key in venv.data:
+            return venv.get(key, kind, default)
+        if defaults is not None and key in defaults.data:
+            return defaults.get(key, kind, default)
+        return default
+
+    def merged_list(key: str, check: Callable[[str, str], str] | None = None) -> tuple[str, ...]:
+        # Defaults come first: global constraints from the shared file are applied ahead of the recipe's.
+        first = defaults.str_list(key, check=check) if defaults is not None else ()
+        return first + venv.str_list(key, check=check)
+
+    name = venv.get("name", str, required=True).strip()
+    if not name:
+        raise venv.fail("name", "must not be empty")
+    if not _NAME.match(name):
+        raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
+    version = venv.get("version", str, required=True).strip()
+    if not _TAG.match(version):
+        raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
+    install_path = venv.get("install-path", str, required=True)
+    if not install_path.startswith("/"):
+        raise venv.fail("install-path", f"must be an absolute path, not {install_path!r}")
+    if install_path.rstrip("/") in ("", "/usr", "/etc", "/var", "/opt"):
+        raise venv.fail("install-path", f"{install_path!r} is a system folder, not a venv path")
+
+    packages = sorted(
+        set(
+            merged_list("default-packages", normalize_requirement)
+            + merged_list("packages", normalize_requirement)
+        )
+    )
+    if not packages:
+        raise venv.fail("packages", "no packages: set packages (or default-packages)")
+    build_reqs_given = "build-requirements" in venv.data or (
+        defaults is not None and "build-requirements" in defaults.data
+    )
+    build_reqs = (
+        merged_list("build-requirements", normalize_requirement)
+        if build_reqs_given
+        else DEFAULT_BUILD_REQUIREMENTS
+    )
+    build_reqs = tuple(
+        dict.fromkeys(build_reqs + merged_list("build-requirements-extra", normalize_requirement))
+    )
+
+    folder = path.parent.resolve()
+    global_constraints = merged_list("global-constraints", normalize_requirement)
+    constraints = merged_list("constraints", _constraint_line(folder))
+    where_g = f"{path}: venv.global-constraints"
+    where_c = f"{path}: venv.constraints"
+    _check_pins([(where_g, c) for c in global_constraints] + [(where_c, c) for c in constraints])
+
+    build_tables = [r.sub("build", _KEYS["venv.build"]) for r in (defaults, venv) if r is not None]
+    install_tables = [r.sub("install", _KEYS["venv.install"]) for r in (defaults, venv) if r is not None]
+
+    def stage(tables: list[_Reader]) -> StageOptions:
+        env: dict[str, str] = {}
+        for t in tables:
+            env.update(t.str_map("env"))
+        return StageOptions(
+            distro_packages=tuple(sorted({p for t in tables for p in t.str_list("distro-packages")})),
+            pip_args=tuple(a for t in tables for a in t.str_list("pip-args")),
+            env=env,
+        )
+
+    valid_time = pick("distro-cache-valid-time", int, 600)
+    if valid_time < 0:
+        raise venv.fail("distro-cache-valid-time", "must not be negative")
+    return Recipe(
+        path=path,
+        name=name,
+        version=version,
+        install_path=PurePosixPath(install_path),
+        python=pick("python", str, "python3"),
+        packages=tuple(packages),
+        build_requirements=build_reqs,
+        constraints=constraints,
+        global_constraints=global_constraints,
+        install_tool=cast(InstallTool, _literal_from(venv, defaults, "install-tool", ("pip", "uv"), "pip")),
+        package_state=cast(
+            PackageState, _literal_from(venv, defaults, "package-state", ("present", "latest"), "latest")
+        ),
+        distro_package_state=cast(
+            PackageState,
+            _literal_from(venv, defaults, "distro-package-state", ("present", "latest"), "present"),
+        ),
+        distro_cache_valid_time=valid_time,
+        ignore_pip_config=pick("ignore-pip-config", bool, False),
+        symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages")))),
+        build=stage(build_tables),
+        install=stage(install_tables),
+        facts=(_facts(defaults) if defaults is not None else ()) + _facts(venv),
+        defaults_file=defaults_file,
+    )
+
+
+def _literal_from(
+    venv: _Reader, defaults: _Reader | None, key: str, choices: tuple[str, ...], default: str
+) -> str:
+    if key not in venv.data and defaults is not None and key in defaults.data:
+        return _literal(defaults, key, choices, default)
+    return _literal(venv, key, choices, default)
+
+
+def find_recipes(paths: list[Path]) -> list[Path]:
+    """Return the recipe files named by ``paths`` (folders expand to their ``*.toml`` but the defaults)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(sorted(f for f in p.glob("*.toml") if f.name != DEFAULTS_FILE))
+        else:
+            found.append(p)
+    return found
