@@ -29,8 +29,11 @@ def run(
     cwd: Path | None = None,
     check: bool = True,
     stdin: str | None = None,
+    secret_output: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capturing stdout and stderr together; raise ProcessError if it fails.
+
+    ``secret_output`` keeps the output out of the log and of the error (credential helpers).
 
     Example: ``out = run(["dpkg-query", "-W", "python3"]).stdout``
     """
@@ -50,8 +53,8 @@ def run(
         )
     except OSError as exc:
         raise ProcessError(args, 127, str(exc)) from exc
-    if proc.stdout:
+    if proc.stdout and not secret_output:
         logger.debug("%s", proc.stdout.rstrip())
     if check and proc.returncode != 0:
-        raise ProcessError(args, proc.returncode, proc.stdout or "")
+        raise ProcessError(args, proc.returncode, "" if secret_output else proc.stdout or "")
     return proc

@@ -1,0 +1,233 @@
+"""HTTP plumbing for the registry client: one connection per request, timeouts, bounded retries.
+
+A new connection per request keeps the client thread-safe without a pool; bodies are streamed
+from file objects in 1 MiB blocks, so memory does not grow with blob size. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import Message
+from typing import BinaryIO, Callable, TypeVar, Union
+from urllib.parse import urlsplit
+
+from .._log import logger
+from ..errors import RegistryError
+
+T = TypeVar("T")
+Body = Union[bytes, BinaryIO, None]
+
+_BLOCK = 1 << 20
+_ERROR_BODY_LIMIT = 64 << 10
+
+
+class Transient(Exception):
+    """A failure worth retrying: a connection error, 429 or a 5xx answer."""
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, retry_after: float | None = None
+    ):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry transient failures."""
+
+    retries: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 10.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Return the wait before retry number ``attempt`` (0-based), capped at ``max_backoff``."""
+        wanted = retry_after if retry_after is not None else self.backoff * (2**attempt)
+        return max(0.0, min(self.max_backoff, wanted))
+
+
+def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
+    """Return ``fn()``, calling it again after transient failures; raise RegistryError when out of tries."""
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Transient as exc:
+            if attempt >= policy.retries:
+                raise RegistryError(
+                    f"{what}: {exc} (gave up after {attempt + 1} attempts)",
+                    status=exc.status,
+                    url=exc.url,
+                ) from exc
+            delay = policy.delay(attempt, exc.retry_after)
+            logger.warning(
+                "%s: %s; retrying in %.1fs (attempt %d of %d)",
+                what,
+                exc,
+                delay,
+                attempt + 2,
+                policy.retries + 1,
+            )
+            time.sleep(delay)
+            attempt += 1
+
+
+class Response:
+    """An open HTTP response; read it (or stream it) and close it, e.g. with ``with``."""
+
+    def __init__(self, conn: http.client.HTTPConnection, raw: http.client.HTTPResponse, url: str) -> None:
+        self._conn = conn
+        self.raw = raw
+        self.url = url
+        self.status = raw.status
+        self.reason = raw.reason
+        self.headers: Message = raw.headers
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def read_limited(self, limit: int) -> bytes:
+        """Return the whole body; raise RegistryError if it is longer than ``limit`` bytes."""
+        try:
+            data = self.raw.read(limit + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise Transient(
+                f"connection lost while reading the answer ({_describe(exc)})", url=self.url
+            ) from exc
+        if len(data) > limit:
+            raise RegistryError(f"answer larger than {limit} bytes", status=self.status, url=self.url)
+        return data
+
+    def error_text(self) -> str:
+        """Return a short summary of an error body (distribution's ``errors`` list, if any)."""
+        try:
+            data = self.raw.read(_ERROR_BODY_LIMIT)
+        except (OSError, http.client.HTTPException):
+            return ""
+        try:
+            doc = json.loads(data)
+            errors = doc.get("errors") if isinstance(doc, dict) else None
+            if isinstance(errors, list) and errors:
+                parts = []
+                for err in errors[:3]:
+                    if isinstance(err, dict):
+                        parts.append(f"{err.get('code', '?')}: {err.get('message', '')}".strip())
+                return "; ".join(parts)
+        except ValueError:
+            pass
+        text = data.decode("utf-8", "replace").strip()
+        return text.splitlines()[0][:200] if text else ""
+
+    def close(self) -> None:
+        self.raw.close()
+        self._conn.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Transport:
+    """Sends one HTTP request per call on a fresh connection, with a socket timeout."""
+
+    def __init__(self, *, timeout: float, ssl_context: ssl.SSLContext) -> None:
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: Body = None,
+    ) -> Response:
+        """Send one request; return the response, or raise Transient / RegistryError.
+
+        429 and 5xx answers raise Transient (after reading a little of the body for the message).
+        """
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.netloc, timeout=self.timeout, context=self.ssl_context, blocksize=_BLOCK
+            )
+        elif parts.scheme == "http":
+            conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout, blocksize=_BLOCK)
+        else:
+            raise RegistryError(f"unsupported URL scheme in {url}", url=url)
+        hdrs = dict(headers)
+        hdrs.setdefault("User-Agent", "venvship")
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            hdrs.setdefault("Content-Length", "0")
+        logger.debug("%s %s", method, url)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            raw = conn.getresponse()
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            raise RegistryError(
+                f"{parts.netloc}: TLS certificate not trusted ({exc.verify_message}); pass the CA "
+                "with ca_file/SSL_CERT_FILE, or use plain HTTP only if the registry has no TLS (insecure)",
+                url=url,
+            ) from exc
+        except ssl.SSLError as exc:
+            conn.close()
+            raise RegistryError(
+                f"{parts.netloc}: TLS handshake failed ({exc.reason or exc}); does it speak HTTPS?", url=url
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise Transient(f"cannot reach {parts.netloc} ({_describe(exc)})", url=url) from exc
+        resp = Response(conn, raw, url)
+        logger.debug("%s %s -> %d", method, url, resp.status)
+        if resp.status == 429 or resp.status >= 500:
+            detail = resp.error_text()
+            resp.close()
+            raise Transient(
+                f"{parts.netloc} answered {resp.status} {resp.reason}" + (f" ({detail})" if detail else ""),
+                url=url,
+                status=resp.status,
+                retry_after=_retry_after(resp.headers.get("Retry-After")),
+            )
+        return resp
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date; fall back to our own backoff
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """Return a verifying TLS context: the system CAs (``SSL_CERT_FILE`` is honoured) plus ``ca_file``."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        try:
+            ctx.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryError(f"{ca_file}: cannot load CA certificates ({exc})") from exc
+    return ctx

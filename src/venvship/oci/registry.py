@@ -1,0 +1,491 @@
+"""A distribution-spec (OCI registry) client on the standard library, for both sides.
+
+Streams blobs both ways (memory does not grow with blob size), verifies every digest, skips blobs
+the registry has, mounts across repositories, speaks Basic and per-scope Bearer auth, retries
+transient failures a bounded number of times, and is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import http.client
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Literal, Sequence, TypeVar, Union, cast
+from urllib.parse import quote, urljoin, urlsplit
+
+from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of
+from ..errors import ArtifactError, RegistryError
+from ._http import Body, Response, RetryPolicy, Transient, Transport, make_ssl_context, retrying
+from ._session import AuthState, Scopes, repo_scopes
+from .auth import Credentials
+from .layout import Layout
+from .reference import RegistryRef
+
+T = TypeVar("T")
+R = TypeVar("R")
+BlobSource = Union[str, "os.PathLike[str]", BinaryIO]
+PushOutcome = Literal["exists", "mounted", "uploaded"]
+
+DOCKER_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_ACCEPT = ", ".join([MANIFEST_TYPE, INDEX_TYPE, DOCKER_MANIFEST_TYPE, DOCKER_LIST_TYPE])
+MAX_MANIFEST = 4 << 20
+MAX_WORKERS = 4
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class RegistryClient:
+    """A client for one registry (``host[:port]``); every method names the repository.
+
+    ``credentials=None`` means: look them up (Docker/podman config) when the registry asks.
+
+    Example: ``RegistryClient("ghcr.io").get_manifest("org/keystone", "31.0.0")``
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool = False,
+        ca_file: str | None = None,
+        credentials: Credentials | None = None,
+        timeout: float = 30,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.registry = registry
+        self.base = f"{'http' if insecure else 'https'}://{registry}"
+        self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
+        self._transport = Transport(timeout=timeout, ssl_context=make_ssl_context(ca_file))
+        self._auth = AuthState(
+            registry,
+            transport=self._transport,
+            policy=self.policy,
+            credentials=credentials,
+            insecure=insecure,
+        )
+
+    # -- blobs -----------------------------------------------------------------------------------
+
+    def head_blob(self, repo: str, digest: str) -> int | None:
+        """Return the size of blob ``digest`` in ``repo``, or None if the registry lacks it."""
+        return self._head_blob(repo, digest, repo_scopes(repo))
+
+    def push_blob(
+        self, repo: str, source: BlobSource, digest: str, size: int, *, mount_from: str | None = None
+    ) -> bool:
+        """Make blob ``digest`` present in ``repo``; return False if it was there already.
+
+        Example: ``client.push_blob("ns/demo", Path("x.whl"), "sha256:…", 1234)``
+        """
+        return self.upload_blob(repo, source, digest, size, mount_from=mount_from) != "exists"
+
+    def upload_blob(
+        self, repo: str, source: BlobSource, digest: str, size: int, *, mount_from: str | None = None
+    ) -> PushOutcome:
+        """Like :meth:`push_blob`, but say how: ``exists``, ``mounted`` or ``uploaded``."""
+        scopes = repo_scopes(repo, push=True, mount_from=[mount_from] if mount_from else [])
+        where = self._where(repo)
+        if self._head_blob(repo, digest, scopes) is not None:
+            return "exists"
+        start = _tell(source)
+        tries = [0]
+
+        def attempt() -> PushOutcome:
+            tries[0] += 1
+            location = None
+            if mount_from:
+                query = f"?mount={quote(digest)}&from={quote(mount_from)}"
+                with self._open("POST", self._url(repo, "blobs/uploads/" + query), scopes=scopes) as resp:
+                    if resp.status == 201:
+                        return "mounted"
+                    self._expect(resp, (202,), where, f"mount of {digest} from {mount_from}")
+                    location = self._location(resp, where)
+            if location is None:
+                with self._open("POST", self._url(repo, "blobs/uploads/"), scopes=scopes) as resp:
+                    self._expect(resp, (202,), where, "starting an upload")
+                    location = self._location(resp, where)
+            put_url = location + ("&" if "?" in location else "?") + "digest=" + quote(digest)
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            with _open_body(source, start, retry=tries[0] > 1, where=where) as body:
+                opener = _rewinder(body, start)
+                with self._open("PUT", put_url, scopes=scopes, headers=headers, body=opener) as resp:
+                    self._expect(resp, (201, 204), where, f"upload of {digest}")
+                    got = resp.header("Docker-Content-Digest")
+            if got and got != digest:
+                raise RegistryError(f"{where}: registry stored {got} for {digest}", url=put_url)
+            return "uploaded"
+
+        return retrying(attempt, policy=self.policy, what=f"{where}: push {digest}")
+
+    def fetch_blob(self, repo: str, digest: str, size: int, dest_layout: Layout) -> bool:
+        """Stream blob ``digest`` into ``dest_layout`` (verified while streaming); False if present."""
+        if dest_layout.has_blob(digest, size):
+            return False
+        where = self._where(repo)
+
+        def attempt() -> bool:
+            with self._open("GET", self._url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)) as resp:
+                self._expect(resp, (200,), where, f"blob {digest}")
+                try:
+                    stream = cast(BinaryIO, resp.raw)
+                    return dest_layout.ingest(stream, digest=digest, size=size, what=f"{where}@{digest}")
+                except (OSError, http.client.HTTPException) as exc:
+                    raise Transient(
+                        f"download of {digest} broke off ({exc or type(exc).__name__})", url=resp.url
+                    ) from exc
+
+        return retrying(attempt, policy=self.policy, what=f"{where}: fetch {digest}")
+
+    def get_blob_bytes(self, repo: str, digest: str, *, max_size: int = 16 << 20) -> bytes:
+        """Return a small blob (a config) in memory, verified against ``digest``."""
+        where = self._where(repo)
+
+        def attempt() -> bytes:
+            with self._open("GET", self._url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)) as resp:
+                self._expect(resp, (200,), where, f"blob {digest}")
+                return resp.read_limited(max_size)
+
+        data = retrying(attempt, policy=self.policy, what=f"{where}: fetch {digest}")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise ArtifactError(f"{where}: blob {digest} is corrupt (digest mismatch)")
+        return data
+
+    # -- manifests and tags ----------------------------------------------------------------------
+
+    def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
+        """Store ``raw`` (exact bytes) as a manifest or index at a tag or digest; return its digest."""
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        where = self._where(repo)
+        url = self._url(repo, f"manifests/{reference}")
+
+        def attempt() -> str | None:
+            headers = {"Content-Type": media_type, "Content-Length": str(len(raw))}
+            with self._open(
+                "PUT", url, scopes=repo_scopes(repo, push=True), headers=headers, body=lambda: raw
+            ) as resp:
+                self._expect(resp, (201, 200, 204), where, f"manifest {reference}")
+                return resp.header("Docker-Content-Digest")
+
+        got = retrying(attempt, policy=self.policy, what=f"{where}: put manifest {reference}")
+        if got and got != digest:
+            raise RegistryError(f"{where}: registry reports digest {got} for manifest {digest}", url=url)
+        return digest
+
+    def get_manifest(self, repo: str, reference: str) -> tuple[str, bytes, str]:
+        """Return (media type, exact bytes, digest) of the manifest or index at ``reference``."""
+        where = self._where(repo)
+
+        def attempt() -> tuple[str | None, bytes, str | None]:
+            url = self._url(repo, f"manifests/{reference}")
+            headers = {"Accept": MANIFEST_ACCEPT}
+            with self._open("GET", url, scopes=repo_scopes(repo), headers=headers) as resp:
+                self._expect(resp, (200,), where, f"manifest {reference}")
+                data = resp.read_limited(MAX_MANIFEST)
+                return resp.header("Content-Type"), data, resp.header("Docker-Content-Digest")
+
+        content_type, raw, header_digest = retrying(
+            attempt, policy=self.policy, what=f"{where}: get {reference}"
+        )
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if reference.startswith("sha256:") and digest != reference:
+            raise ArtifactError(f"{where}@{reference}: registry sent a manifest with digest {digest}")
+        if header_digest and header_digest.startswith("sha256:") and header_digest != digest:
+            raise ArtifactError(
+                f"{where}:{reference}: manifest bytes hash to {digest}, registry says {header_digest}"
+            )
+        media = (content_type or "").split(";")[0].strip()
+        if media not in (MANIFEST_TYPE, INDEX_TYPE, DOCKER_MANIFEST_TYPE, DOCKER_LIST_TYPE):
+            media = media_type_of(raw)
+        return media, raw, digest
+
+    def check_tag(self, repo: str, tag: str) -> str | None:
+        """Return the digest ``tag`` points at (one HEAD request), or None if there is no such tag."""
+        where = self._where(repo)
+
+        def attempt() -> tuple[bool, str | None]:
+            url = self._url(repo, f"manifests/{tag}")
+            with self._open(
+                "HEAD", url, scopes=repo_scopes(repo), headers={"Accept": MANIFEST_ACCEPT}
+            ) as resp:
+                if resp.status == 404:
+                    return False, None
+                self._expect(resp, (200,), where, f"manifest {tag}")
+                return True, resp.header("Docker-Content-Digest")
+
+        found, digest = retrying(attempt, policy=self.policy, what=f"{where}: check {tag}")
+        if found and not digest:
+            digest = self.get_manifest(repo, tag)[2]
+        return digest
+
+    def list_tags(self, repo: str) -> list[str]:
+        """Return every tag of ``repo`` (following ``Link`` pagination); [] for an unknown repository."""
+        where = self._where(repo)
+        url: str | None = self._url(repo, "tags/list?n=1000")
+        tags: list[str] = []
+        for _ in range(10_000):
+            if url is None:
+                return tags
+
+            def attempt(page_url: str = url) -> tuple[list[str] | None, str | None]:
+                with self._open("GET", page_url, scopes=repo_scopes(repo)) as resp:
+                    if resp.status == 404:
+                        return None, None
+                    self._expect(resp, (200,), where, "tag list")
+                    return _parse_tags(resp.read_limited(MAX_MANIFEST), where), resp.header("Link")
+
+            page, link = retrying(attempt, policy=self.policy, what=f"{where}: list tags")
+            if page is None:
+                return tags
+            tags.extend(page)
+            match = _NEXT_LINK.search(link or "")
+            url = urljoin(url, match.group(1)) if match else None
+        raise RegistryError(f"{where}: tag list pagination does not end", url=url or "")
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _where(self, repo: str) -> str:
+        return f"{self.registry}/{repo}"
+
+    def _url(self, repo: str, tail: str) -> str:
+        return f"{self.base}/v2/{repo}/{tail}"
+
+    def _head_blob(self, repo: str, digest: str, scopes: Scopes) -> int | None:
+        where = self._where(repo)
+
+        def attempt() -> int | None:
+            with self._open("HEAD", self._url(repo, f"blobs/{digest}"), scopes=scopes) as resp:
+                if resp.status == 404:
+                    return None
+                self._expect(resp, (200,), where, f"blob {digest}")
+                length = resp.header("Content-Length")
+                return int(length) if length and length.isdigit() else 0
+
+        return retrying(attempt, policy=self.policy, what=f"{where}: check {digest}")
+
+    def _open(
+        self,
+        method: str,
+        url: str,
+        *,
+        scopes: Scopes,
+        headers: dict[str, str] | None = None,
+        body: Callable[[], Body] | None = None,
+    ) -> Response:
+        """Send one request (one more after a 401 that new auth can fix; redirects for GET/HEAD)."""
+        for auth_round in range(2):
+            hdrs = dict(headers or {})
+            auth = self._auth.header(scopes)
+            if auth:
+                hdrs["Authorization"] = auth
+            resp = self._transport.send(method, url, headers=hdrs, body=body() if body else None)
+            if resp.status == 401:
+                values = resp.headers.get_all("WWW-Authenticate") or []
+                resp.close()
+                if auth_round == 0 and self._auth.on_unauthorized(values, scopes, sent=auth):
+                    continue
+                raise self._auth_error(url)
+            if resp.status in _REDIRECTS and method in ("GET", "HEAD"):
+                return self._follow(resp, method, hdrs)
+            return resp
+        raise self._auth_error(url)  # pragma: no cover - the loop always returns or raises
+
+    def _follow(self, resp: Response, method: str, headers: dict[str, str]) -> Response:
+        """Follow redirects (blob storage backends); credentials go only to the registry itself."""
+        own = urlsplit(self.base).netloc
+        for _ in range(5):
+            location = resp.header("Location")
+            resp.close()
+            if not location:
+                raise RegistryError(f"{self.registry}: redirect without Location", url=resp.url)
+            url = urljoin(resp.url, location)
+            hdrs = dict(headers)
+            if urlsplit(url).netloc != own:
+                hdrs.pop("Authorization", None)
+            resp = self._transport.send(method, url, headers=hdrs)
+            if resp.status not in _REDIRECTS:
+                return resp
+        resp.close()
+        raise RegistryError(f"{self.registry}: too many redirects", url=resp.url)
+
+    def _auth_error(self, url: str) -> RegistryError:
+        repo = _repo_of(url)
+        where = self._where(repo) if repo else self.registry
+        if self._auth.credentials() is not None:
+            msg = f"{where}: authentication failed (401): check credentials"
+        else:
+            msg = (
+                f"{where}: authentication required (401): no credentials found for {self.registry}; "
+                "run `docker login`, set REGISTRY_AUTH_FILE, or pass credentials"
+            )
+        return RegistryError(msg, status=401, url=url)
+
+    def _expect(self, resp: Response, ok: tuple[int, ...], where: str, what: str) -> None:
+        if resp.status in ok:
+            return
+        detail = resp.error_text()
+        suffix = f": {detail}" if detail else ""
+        if resp.status == 404:
+            msg = f"{where}: {what} not found (404){suffix}"
+        elif resp.status == 403:
+            msg = f"{where}: access denied (403) to {what}; the account lacks permission{suffix}"
+        else:
+            msg = f"{where}: {what} failed ({resp.status} {resp.reason}){suffix}"
+        raise RegistryError(msg, status=resp.status, url=resp.url)
+
+    def _location(self, resp: Response, where: str) -> str:
+        location = resp.header("Location")
+        if not location:
+            raise RegistryError(f"{where}: upload answer has no Location header", url=resp.url)
+        return urljoin(resp.url, location)
+
+
+def _repo_of(url: str) -> str:
+    path = urlsplit(url).path
+    match = re.match(r"^/v2/(.+?)/(?:blobs|manifests|tags)/", path)
+    return match.group(1) if match else ""
+
+
+def _parse_tags(data: bytes, where: str) -> list[str]:
+    import json
+
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: tag list is not JSON") from exc
+    tags = doc.get("tags") if isinstance(doc, dict) else None
+    return [t for t in tags or [] if isinstance(t, str)]
+
+
+def _tell(source: BlobSource) -> int | None:
+    if isinstance(source, (str, os.PathLike)):
+        return 0
+    try:
+        return source.tell() if source.seekable() else None
+    except OSError:
+        return None
+
+
+class _open_body:
+    """Context manager: a file object for one upload attempt (paths are reopened each time)."""
+
+    def __init__(self, source: BlobSource, start: int | None, *, retry: bool, where: str) -> None:
+        self._source = source
+        self._owned: BinaryIO | None = None
+        if retry and start is None:
+            raise RegistryError(f"{where}: upload failed and the stream cannot be rewound to retry")
+
+    def __enter__(self) -> BinaryIO:
+        if isinstance(self._source, (str, os.PathLike)):
+            self._owned = open(self._source, "rb")  # closed in __exit__
+            return self._owned
+        return self._source
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned is not None:
+            self._owned.close()
+
+
+def _rewinder(body: BinaryIO, start: int | None) -> Callable[[], Body]:
+    def rewind() -> Body:
+        if start is not None:
+            body.seek(start)
+        return body
+
+    return rewind
+
+
+# -- parallel transfers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobPush:
+    """One blob to push: its digest and size, the local file, optionally a repository to mount from."""
+
+    digest: str
+    size: int
+    path: Path
+    mount_from: str | None = None
+
+
+def push_blobs(
+    client: RegistryClient, repo: str, items: Sequence[BlobPush], *, max_workers: int = MAX_WORKERS
+) -> list[PushOutcome]:
+    """Push ``items`` to ``repo`` with a bounded thread pool; return each outcome, in order."""
+
+    def one(item: BlobPush) -> PushOutcome:
+        return client.upload_blob(repo, item.path, item.digest, item.size, mount_from=item.mount_from)
+
+    return _parallel(one, items, max_workers)
+
+
+def fetch_blobs(
+    client: RegistryClient,
+    repo: str,
+    items: Sequence[tuple[str, int]],
+    dest_layout: Layout,
+    *,
+    max_workers: int = MAX_WORKERS,
+) -> int:
+    """Fetch the (digest, size) blobs into ``dest_layout`` in parallel; return how many were new."""
+    done = _parallel(lambda item: client.fetch_blob(repo, item[0], item[1], dest_layout), items, max_workers)
+    return sum(done)
+
+
+def _parallel(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
+    """Return ``[fn(i) for i in items]`` computed by at most ``max_workers`` threads; first error wins."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items))))
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                future.result()  # raises the first error
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True)
+
+
+class RegistrySource:
+    """A :class:`~venvship.oci.source.Source` over one registry repository.
+
+    Example: ``RegistrySource(parse_ref("ghcr.io/org/keystone:31.0.0")).get_manifest("31.0.0")``
+    """
+
+    def __init__(
+        self,
+        ref: RegistryRef,
+        *,
+        insecure: bool = False,
+        ca_file: str | None = None,
+        credentials: Credentials | None = None,
+        client: RegistryClient | None = None,
+    ) -> None:
+        if not ref.repository:
+            raise ArtifactError(f"{ref}: name the repository, e.g. HOST/REPO:TAG")
+        self.ref = ref
+        self.client = client or RegistryClient(
+            ref.registry, insecure=insecure, ca_file=ca_file, credentials=credentials
+        )
+
+    def get_manifest(self, reference: str) -> tuple[Descriptor, bytes]:
+        media_type, raw, digest = self.client.get_manifest(self.ref.repository, reference)
+        return Descriptor(media_type=media_type, digest=digest, size=len(raw)), raw
+
+    def fetch_blob(self, digest: str, size: int, cache: Layout) -> bool:
+        return self.client.fetch_blob(self.ref.repository, digest, size, cache)
+
+    def fetch_blobs(self, items: Sequence[tuple[str, int]], cache: Layout) -> int:
+        """Fetch several blobs in parallel (bounded pool); return how many were new."""
+        return fetch_blobs(self.client, self.ref.repository, items, cache)

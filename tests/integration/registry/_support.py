@@ -1,0 +1,408 @@
+"""Test helpers: a real docker-registry process, a test CA, a JWT token server, tiny artifacts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from venvship.artifact import PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.build.package import write_to_layout
+from venvship.oci.auth import Credentials
+from venvship.oci.layout import Layout
+from venvship.oci.registry import RegistryClient
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+USER, PASSWORD = "alice", "s3cret-pw"
+START_DEADLINE = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RegistryServer:
+    """One running ``docker-registry serve`` on 127.0.0.1, owned by the tests."""
+
+    host: str  # 127.0.0.1:PORT
+    root: Path  # storage rootdirectory
+    log: Path
+    proc: subprocess.Popen[bytes]
+    tls_ca: Path | None = None
+    token: TokenServer | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def insecure(self) -> bool:
+        return self.tls_ca is None
+
+    def blob_data_path(self, digest: str) -> Path:
+        hexpart = digest.split(":", 1)[1]
+        return self.root / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def start_registry(
+    workdir: Path,
+    *,
+    auth: dict[str, Any] | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+    token: TokenServer | None = None,
+) -> RegistryServer:
+    """Start a registry with its own config and storage under ``workdir``; wait until ``/v2/`` answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    http_cfg: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)}
+    if tls:
+        http_cfg["tls"] = {"certificate": str(tls[1]), "key": str(tls[2])}
+    config: dict[str, Any] = {
+        "version": "0.1",
+        "log": {"level": "info", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
+        "http": http_cfg,
+    }
+    if auth:
+        config["auth"] = auth
+    (workdir / "config.json").write_text(json.dumps(config, indent=1))  # YAML accepts JSON
+    log = workdir / "registry.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(workdir / "config.json")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = RegistryServer(
+        host=f"127.0.0.1:{port}",
+        root=workdir / "data",
+        log=log,
+        proc=proc,
+        tls_ca=tls[0] if tls else None,
+        token=token,
+    )
+    scheme = "https" if tls else "http"
+    ctx = ssl.create_default_context(cafile=str(tls[0])) if tls else None
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{scheme}://{server.host}/v2/", timeout=2, context=ctx):
+                return server
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(
+                f"docker-registry did not answer /v2/ within {START_DEADLINE}s:\n{log.read_text()[-4000:]}"
+            )
+        time.sleep(0.1)
+
+
+def htpasswd_auth(workdir: Path) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    line = subprocess.run(
+        ["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (workdir / "htpasswd").write_text(line + "\n")
+    return {"htpasswd": {"realm": "test-realm", "path": str(workdir / "htpasswd")}}
+
+
+# -- certificates (openssl CLI) ---------------------------------------------------------------------
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def self_signed(workdir: Path, cn: str) -> tuple[Path, Path]:
+    """Return (cert, key) of a self-signed certificate (the token issuer's)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={cn}",
+        cwd=workdir,
+    )
+    return workdir / "cert.pem", workdir / "key.pem"
+
+
+def make_tls_certs(workdir: Path) -> tuple[Path, Path, Path]:
+    """Return (CA cert, server cert, server key) for 127.0.0.1, signed by a fresh test CA."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=venvship test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=workdir,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=workdir,
+    )
+    (workdir / "ext.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n"
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        cwd=workdir,
+    )
+    return workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
+
+
+# -- token server ------------------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A distribution token server on 127.0.0.1: RS256 JWTs with ``x5c``; grants alice everything.
+
+    Anonymous requests get a token with no access; a wrong password gets 401.
+    """
+
+    service = "test-registry"
+    issuer = "test-issuer"
+
+    def __init__(self, workdir: Path) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        self.cert, key_path = self_signed(workdir, "test-token-issuer")
+        self._key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        self._x5c = base64.b64encode(ssl.PEM_cert_to_DER_cert(self.cert.read_text())).decode()
+        self.requests: list[tuple[str | None, tuple[str, ...]]] = []
+        self.ttl = 300
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self.realm = f"http://127.0.0.1:{self.port}/token"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def registry_auth(self) -> dict[str, Any]:
+        return {
+            "token": {
+                "realm": self.realm,
+                "service": self.service,
+                "issuer": self.issuer,
+                "rootcertbundle": str(self.cert),
+            }
+        }
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        query = parse_qs(urlsplit(req.path).query)
+        scopes = tuple(query.get("scope", []))
+        header = req.headers.get("Authorization", "")
+        user: str | None = None
+        if header.startswith("Basic "):
+            name, _, pw = base64.b64decode(header[6:]).decode().partition(":")
+            if (name, pw) != (USER, PASSWORD):
+                self.requests.append(("<bad>", scopes))
+                req.send_response(401)
+                req.send_header("Content-Length", "0")
+                req.end_headers()
+                return
+            user = name
+        self.requests.append((user, scopes))
+        access = []
+        if user:
+            for scope in scopes:
+                kind, _, rest = scope.partition(":")
+                name, _, actions = rest.rpartition(":")
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": user or "",
+            "aud": self.service,
+            "exp": now + self.ttl,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
+        body = json.dumps({"token": self._jwt(claims), "expires_in": self.ttl}).encode()
+        req.send_response(200)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    def _jwt(self, claims: dict[str, Any]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        assert isinstance(self._key, rsa.RSAPrivateKey)
+        sig = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64url(sig)}"
+
+
+# -- artifacts ---------------------------------------------------------------------------------------
+
+
+def random_blob(folder: Path, size: int) -> tuple[Path, str]:
+    """Write ``size`` random bytes to a file in ``folder``; return (path, digest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    path = folder / f"blob-{secrets.token_hex(6)}"
+    with path.open("wb") as fh:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            hasher.update(chunk)
+            fh.write(chunk)
+            left -= len(chunk)
+    return path, "sha256:" + hasher.hexdigest()
+
+
+def make_venv_artifact(
+    layout: Layout,
+    workdir: Path,
+    *,
+    name: str = "demo",
+    version: str = "1.0",
+    distro: str = "debian-12",
+    arch: str = "amd64",
+    abi: str = "cp311",
+    wheels: list[tuple[str, bytes]] | None = None,
+) -> str:
+    """Write a small per-platform venvship artifact into ``layout``; return its platform tag."""
+    wheels = wheels or [(f"pkg{i}-1.0-py3-none-any.whl", os.urandom(2048 + i)) for i in range(3)]
+    files = {}
+    locked = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    for filename, data in wheels:
+        path = workdir / filename
+        path.write_bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        files["sha256:" + sha] = path
+        locked.append(
+            Wheel(name=filename.split("-")[0], version="1.0", filename=filename, sha256=sha, size=len(data))
+        )
+    config = VenvConfig(
+        name=name,
+        version=version,
+        recipe_digest="sha256:" + "0" * 64,
+        install_path=f"/opt/{name}",
+        python=PythonInfo(implementation="cpython", version="3.11.2", abi=abi, executable="python3"),
+        platform=PlatformInfo(os="linux", architecture=arch, distro=distro, glibc="2.36", distro_bound=False),
+        lock=tuple(locked),
+        tools=(),
+        install_tool="pip",
+        requirements=("pkg0",),
+        constraints=(),
+        global_constraints=(),
+        package_state="present",
+        install_distro_packages=(),
+        install_pip_args=(),
+        install_env={},
+        symlink_system_packages=(),
+        facts=(),
+        builder={"venvship": "test"},
+        provenance={},
+    )
+    return write_to_layout(layout, config, files).platform_tag
+
+
+def client_for(server: RegistryServer, **kwargs: Any) -> RegistryClient:
+    """Return a client for ``server`` with the right scheme, CA and (if it needs them) credentials."""
+    kwargs.setdefault("insecure", server.insecure)
+    if server.tls_ca is not None:
+        kwargs.setdefault("ca_file", str(server.tls_ca))
+    if server.extra.get("needs_auth"):
+        kwargs.setdefault("credentials", Credentials(username=USER, password=PASSWORD))
+    kwargs.setdefault("retries", 1)
+    kwargs.setdefault("backoff", 0.05)
+    return RegistryClient(server.host, **kwargs)

@@ -1,0 +1,91 @@
+"""Session-scoped docker-registry servers on 127.0.0.1: open, htpasswd, bearer token and TLS."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ._support import (
+    REGISTRY_BIN,
+    RegistryServer,
+    TokenServer,
+    htpasswd_auth,
+    make_tls_certs,
+    start_registry,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _needs_registry() -> None:
+    if not Path(REGISTRY_BIN).exists():
+        pytest.fail(f"{REGISTRY_BIN} is missing: apt-get install docker-registry (.ci/run does this)")
+    for tool in ("htpasswd", "openssl", "skopeo"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: apt-get install apache2-utils openssl skopeo")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep real Docker/podman credentials out of every test, and see what a test writes there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for key in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "SSL_CERT_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = start_registry(tmp_path_factory.mktemp("reg-open"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    work = tmp_path_factory.mktemp("reg-htpasswd")
+    server = start_registry(work, auth=htpasswd_auth(work))
+    server.extra["needs_auth"] = True
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    pytest.importorskip("cryptography", reason="the test token server signs JWTs with cryptography")
+    work = tmp_path_factory.mktemp("reg-token")
+    tokens = TokenServer(work / "token")
+    try:
+        server = start_registry(work, auth=tokens.registry_auth(), token=tokens)
+        server.extra["needs_auth"] = True
+        yield server
+        server.stop()
+    finally:
+        tokens.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    work = tmp_path_factory.mktemp("reg-tls")
+    server = start_registry(work, tls=make_tls_certs(work / "tls"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """A registry of this test alone (it may kill it)."""
+    server = start_registry(tmp_path / "reg")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["open", "htpasswd", "token", "tls"])
+def any_registry(request: pytest.FixtureRequest) -> RegistryServer:
+    """Each registry variant in turn."""
+    server: RegistryServer = request.getfixturevalue(f"{request.param}_registry")
+    return server
