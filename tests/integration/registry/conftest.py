@@ -28,7 +28,7 @@ def _needs_registry() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Keep real Docker/podman credentials out of every test, and see what a test writes there."""
     home = tmp_path / "home"
     home.mkdir()

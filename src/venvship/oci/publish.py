@@ -1,0 +1,228 @@
+"""Copy artifacts from an OCI layout to a registry, and merge per-platform tags into an index tag.
+
+Order matters: blobs first, then manifests that indexes point to (by digest), then tags, so a tag
+never points at missing content. Stdlib only (the build side's ``package`` module is not imported).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .._log import logger
+from ..artifact import (
+    ANN_DISTRO,
+    ANN_DISTRO_BOUND,
+    ANN_GLIBC,
+    ANN_PYTHON,
+    ARTIFACT_TYPE,
+    INDEX_TYPE,
+    MANIFEST_TYPE,
+    Descriptor,
+    Index,
+    Manifest,
+    VenvConfig,
+    canonical_json,
+    sha256_digest,
+    tag_for_version,
+)
+from ..errors import ArtifactError
+from .layout import Layout
+from .reference import RegistryRef
+from .registry import MAX_WORKERS, BlobPush, RegistryClient, push_blobs
+
+_INDEX_TYPES = (INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What :func:`publish_layout` did: tags written and blobs uploaded, mounted or skipped."""
+
+    tags: tuple[str, ...]  # every "REPO:TAG" published
+    tags_changed: tuple[str, ...]  # those that pointed elsewhere (or nowhere) before
+    manifests: int
+    blobs_uploaded: int
+    blobs_mounted: int
+    blobs_skipped: int
+    bytes_uploaded: int
+
+
+@dataclass
+class _Plan:
+    """Everything one repository needs, gathered from the layout before anything is sent."""
+
+    repo: str
+    blobs: dict[str, int]
+    children: dict[str, tuple[str, bytes]]  # digest → (media type, raw): pushed by digest
+    tags: dict[str, tuple[str, bytes]]  # tag → (media type, raw)
+
+
+def publish_layout(
+    src: Layout,
+    ref_names: list[str],
+    dest: RegistryRef,
+    client: RegistryClient,
+    *,
+    max_workers: int = MAX_WORKERS,
+) -> PublishResult:
+    """Publish layout refs ``NAME:TAG`` to ``<dest>/NAME:TAG``; ``dest`` is a namespace (or the root).
+
+    Example: ``publish_layout(Layout.open(p), ["keystone:31.0.0"], parse_ref("reg:5000/os"), client)``
+    """
+    if dest.tag or dest.digest:
+        raise ArtifactError(f"{dest}: publish to a namespace (HOST/NAMESPACE), not to a tag or digest")
+    if dest.registry != client.registry:
+        raise ArtifactError(f"{dest}: the client talks to {client.registry}")
+    plans: dict[str, _Plan] = {}
+    for ref_name in ref_names:
+        name, sep, tag = ref_name.rpartition(":")
+        if not sep or not name or not tag:
+            raise ArtifactError(f"{src.root}: {ref_name!r} is not a ref name NAME:TAG")
+        repo = dest.with_target(name=name).repository
+        plan = plans.setdefault(repo, _Plan(repo=repo, blobs={}, children={}, tags={}))
+        desc = src.resolve(ref_name)
+        raw = src.read_blob(desc.digest)
+        plan.tags[tag] = (desc.media_type, raw)
+        _collect(src, desc.media_type, raw, plan, where=f"{src.root}:{ref_name}")
+
+    uploaded = mounted = skipped = nbytes = manifests = 0
+    pushed_to: dict[str, str] = {}  # blob digest → a repository that has it, for cross-repo mounts
+    for plan in plans.values():
+        items = [
+            BlobPush(digest=d, size=s, path=src.blob_path(d), mount_from=pushed_to.get(d))
+            for d, s in sorted(plan.blobs.items())
+        ]
+        for item in items:
+            if not src.has_blob(item.digest, item.size):
+                raise ArtifactError(f"{src.root}: blob {item.digest} is missing or has the wrong size")
+        for item, outcome in zip(items, push_blobs(client, plan.repo, items, max_workers=max_workers)):
+            pushed_to.setdefault(item.digest, plan.repo)
+            if outcome == "uploaded":
+                uploaded += 1
+                nbytes += item.size
+            elif outcome == "mounted":
+                mounted += 1
+            else:
+                skipped += 1
+        for digest, (media_type, raw) in plan.children.items():
+            client.put_manifest(plan.repo, digest, raw, media_type)
+            manifests += 1
+
+    tags: list[str] = []
+    changed: list[str] = []
+    for plan in plans.values():
+        # Manifest tags before index tags: an index's children are in place before anyone sees it.
+        for tag, (media_type, raw) in sorted(plan.tags.items(), key=lambda kv: kv[1][0] in _INDEX_TYPES):
+            full = f"{client.registry}/{plan.repo}:{tag}"
+            tags.append(full)
+            if client.check_tag(plan.repo, tag) == sha256_digest(raw):
+                continue
+            client.put_manifest(plan.repo, tag, raw, media_type)
+            manifests += 1
+            changed.append(full)
+            logger.info("published %s", full)
+    return PublishResult(
+        tags=tuple(tags),
+        tags_changed=tuple(changed),
+        manifests=manifests,
+        blobs_uploaded=uploaded,
+        blobs_mounted=mounted,
+        blobs_skipped=skipped,
+        bytes_uploaded=nbytes,
+    )
+
+
+def _collect(src: Layout, media_type: str, raw: bytes, plan: _Plan, *, where: str, depth: int = 0) -> None:
+    """Add the blobs (and, for an index, the child manifests) under one document to ``plan``."""
+    if depth > 4:
+        raise ArtifactError(f"{where}: indexes nested too deeply")
+    doc = _load(raw, where)
+    if media_type in _INDEX_TYPES or "manifests" in doc:
+        for i, entry in enumerate(doc.get("manifests") or []):
+            child = Descriptor.from_json(entry, where=f"{where} manifests[{i}]")
+            child_raw = src.read_blob(child.digest)
+            plan.children[child.digest] = (child.media_type, child_raw)
+            _collect(src, child.media_type, child_raw, plan, where=f"{where}@{child.digest}", depth=depth + 1)
+        return
+    described = [doc.get("config"), *(doc.get("layers") or [])]
+    for i, entry in enumerate(d for d in described if d is not None):
+        blob = Descriptor.from_json(entry, where=f"{where} blob[{i}]")
+        plan.blobs[blob.digest] = blob.size
+
+
+def _load(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ArtifactError(f"{where}: not a JSON object")
+    return doc
+
+
+def platform_descriptor(config: VenvConfig, manifest_raw: bytes) -> Descriptor:
+    """Return the index entry for a per-platform manifest (same fields as the build side writes)."""
+    plat = {"os": config.platform.os, "architecture": config.platform.architecture}
+    if config.platform.variant:
+        plat["variant"] = config.platform.variant
+    ann = {ANN_PYTHON: config.python.abi, ANN_DISTRO: config.platform.distro}
+    if config.platform.glibc:
+        ann[ANN_GLIBC] = config.platform.glibc
+    if config.platform.distro_bound:
+        ann[ANN_DISTRO_BOUND] = "true"
+    return Descriptor(
+        media_type=MANIFEST_TYPE,
+        digest=sha256_digest(manifest_raw),
+        size=len(manifest_raw),
+        annotations=ann,
+        platform=plat,
+        artifact_type=ARTIFACT_TYPE,
+    )
+
+
+def merge_registry_index(client: RegistryClient, repo: str, version: str) -> str:
+    """Write the index tag ``VERSION`` over every ``VERSION-*`` platform tag of ``repo``; return its digest.
+
+    Idempotent: the same platform tags give the same index bytes, and an unchanged tag is not
+    rewritten. Two different manifests for one platform is an error.
+
+    Example: ``merge_registry_index(client, "openstack/keystone", "31.0.0")``
+    """
+    tag = tag_for_version(version)
+    where = f"{client.registry}/{repo}"
+    entries: list[Descriptor] = []
+    seen: dict[tuple[str, ...], tuple[str, str]] = {}  # platform → (tag, digest)
+    for platform_tag in sorted(t for t in client.list_tags(repo) if t.startswith(tag + "-")):
+        media_type, raw, digest = client.get_manifest(repo, platform_tag)
+        if media_type != MANIFEST_TYPE:
+            logger.warning("%s:%s: skipped, not an image manifest (%s)", where, platform_tag, media_type)
+            continue
+        manifest = Manifest.from_bytes(raw, where=f"{where}:{platform_tag}")
+        config_raw = client.get_blob_bytes(repo, manifest.config.digest)
+        config = VenvConfig.from_json(_load(config_raw, f"{where}:{platform_tag} config"))
+        if tag_for_version(config.version) != tag:
+            logger.warning("%s:%s: skipped, it holds version %s", where, platform_tag, config.version)
+            continue
+        desc = platform_descriptor(config, raw)
+        plat = desc.platform or {}
+        key = (plat.get("os", ""), plat.get("architecture", ""), plat.get("variant", ""),
+               config.python.abi, config.platform.distro)  # fmt: skip
+        if key in seen:
+            other_tag, other_digest = seen[key]
+            if other_digest == digest:
+                continue
+            raise ArtifactError(
+                f"{where}: two manifests for platform {'/'.join(filter(None, key))}: "
+                f"{other_tag} ({other_digest}) and {platform_tag} ({digest}); delete one tag"
+            )
+        seen[key] = (platform_tag, digest)
+        entries.append(desc)
+    if not entries:
+        raise ArtifactError(f"{where}: no per-platform tags {tag}-* to merge; publish the platforms first")
+    raw_index = canonical_json(Index(manifests=tuple(entries)).to_json())
+    digest = sha256_digest(raw_index)
+    if client.check_tag(repo, tag) != digest:
+        client.put_manifest(repo, tag, raw_index, INDEX_TYPE)
+        logger.info("%s:%s: index of %d platforms", where, tag, len(entries))
+    return digest
