@@ -31,8 +31,8 @@ DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
 
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}$")
-# The bare form OpenStack-Ansible used for years: git+URL@sha#egg=name
-_EGG = re.compile(r"^(?P<url>(?:git|hg|svn|bzr)\+\S+?)#egg=(?P<name>[A-Za-z0-9._-]+)\S*$")
+# The bare form OpenStack-Ansible used for years: git+URL@sha#egg=name[&subdirectory=...]
+_VCS = re.compile(r"^(?P<url>(?:git|hg|svn|bzr)\+[^\s#]+)#(?P<fragment>\S+)$")
 _CONSTRAINT_FILE_OPT = re.compile(r"^(-c|--constraint|-r|--requirement)(?:\s+|=)(?P<path>\S+)$")
 
 
@@ -193,13 +193,19 @@ def _kind_name(kind: type) -> str:
 
 def normalize_requirement(text: str, where: str) -> str:
     """Return ``text`` as a PEP 508 requirement; ``git+URL@sha#egg=name`` becomes ``name @ git+URL@sha``."""
-    egg = _EGG.match(text)
-    if egg:
-        text = f"{egg.group('name')} @ {egg.group('url')}"
+    vcs = _VCS.match(text)
+    parts = vcs.group("fragment").split("&") if vcs else []
+    names = [p[4:] for p in parts if p.startswith("egg=")]
+    if vcs and names:
+        # Other fragment parts (subdirectory=) still matter to pip; only egg= becomes the name.
+        rest = "&".join(p for p in parts if not p.startswith("egg="))
+        text = f"{names[0]} @ {vcs.group('url')}" + (f"#{rest}" if rest else "")
     try:
         Requirement(text)
     except InvalidRequirement as exc:
-        raise RecipeError(where, f"invalid requirement {text!r}: {exc}") from exc
+        # packaging's message goes on with the text and a caret line; errors are one line.
+        reason = str(exc).splitlines()[0]
+        raise RecipeError(where, f"invalid requirement {text!r}: {reason}") from exc
     return text
 
 
@@ -256,7 +262,7 @@ def _facts(reader: _Reader) -> tuple[Fact, ...]:
         where = f"{reader.where('facts')}[{i}]"
         if not isinstance(item, dict):
             raise RecipeError(where, "must be a table with section, option and value")
-        sub = _Reader(reader.file, item, f"venv.facts[{i}]")
+        sub = _Reader(reader.file, item, f"{reader.prefix}.facts[{i}]")
         sub.check_keys(_KEYS["venv.facts"])
         raw = item.get("value")
         if raw is None or isinstance(raw, (dict, list)):
@@ -366,7 +372,12 @@ def load_recipe(path: Path) -> Recipe:
 
     folder = path.parent.resolve()
     global_constraints = merged_list("global-constraints", normalize_requirement)
-    constraints = merged_list("constraints", _constraint_line(folder))
+    # A shared defaults file's constraint files sit beside it, not beside each recipe.
+    constraints = (
+        defaults.str_list("constraints", check=_constraint_line(defaults.file.parent.resolve()))
+        if defaults is not None
+        else ()
+    ) + venv.str_list("constraints", check=_constraint_line(folder))
     where_g = f"{path}: venv.global-constraints"
     where_c = f"{path}: venv.constraints"
     _check_pins([(where_g, c) for c in global_constraints] + [(where_c, c) for c in constraints])

@@ -1,0 +1,308 @@
+"""Recipes: every kind of bad recipe names the file and key path, and good ones load as the role did."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from venvship.cli.venvship_main import main
+from venvship.errors import RecipeError
+from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, find_recipes, load_recipe
+
+HEAD = """\
+[venv]
+name = "demo"
+version = "1.0"
+install-path = "/openstack/venvs/demo-1.0"
+"""
+VALID = HEAD + 'packages = ["foo"]\n'
+
+
+def write(folder: Path, text: str, name: str = "demo.toml") -> Path:
+    """Write ``text`` (dedented) to ``folder/name`` and return the path."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load(folder: Path, text: str) -> Recipe:
+    return load_recipe(write(folder, text))
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A broken recipe and what its error must say."""
+
+    id: str
+    text: str
+    key: str | None  # the key path after the file name; None for whole-file errors
+    says: tuple[str, ...]
+
+
+BAD = [
+    Bad(
+        "unknown-key",
+        VALID.replace("install-path", "instal-path"),
+        "venv.instal-path",
+        ("unknown key", "did you mean 'install-path'?"),
+    ),
+    Bad(
+        "unknown-key-in-build",
+        VALID + "[venv.build]\npip-arg = []\n",
+        "venv.build.pip-arg",
+        ("unknown key", "did you mean 'pip-args'?"),
+    ),
+    Bad("wrong-type", HEAD + 'packages = "x"\n', "venv.packages", ("must be a list, not string",)),
+    Bad(
+        "bad-requirement",
+        HEAD + 'packages = ["foo", "bar >>= 1"]\n',
+        "venv.packages[1]",
+        ("invalid requirement 'bar >>= 1'",),
+    ),
+    Bad(
+        "missing-install-path",
+        '[venv]\nname = "demo"\nversion = "1.0"\npackages = ["foo"]\n',
+        "venv.install-path",
+        ("is required",),
+    ),
+    Bad(
+        "relative-install-path",
+        VALID.replace('"/openstack/venvs/demo-1.0"', '"venvs/demo"'),
+        "venv.install-path",
+        ("must be an absolute path", "'venvs/demo'"),
+    ),
+    Bad(
+        "missing-constraints-file",
+        VALID + 'constraints = ["--constraint missing.txt"]\n',
+        "venv.constraints[0]",
+        ("constraints file not found: missing.txt",),
+    ),
+    Bad(
+        "conflicting-pins",
+        VALID + 'global-constraints = ["foo==1"]\nconstraints = ["foo==2"]\n',
+        "venv.constraints",
+        ("conflicting pins for foo: 2 here, 1 at", "venv.global-constraints"),
+    ),
+    Bad(
+        "unknown-install-tool",
+        VALID + 'install-tool = "pipp"\n',
+        "venv.install-tool",
+        ("must be one of pip, uv, not 'pipp'", "did you mean 'pip'?"),
+    ),
+    Bad("empty-name", VALID.replace('"demo"', '""'), "venv.name", ("must not be empty",)),
+    Bad("invalid-toml", '[venv]\nname = "demo"\nversion = \n', None, ("invalid TOML", "line 3")),
+    Bad(
+        "fact-without-section",
+        VALID + '[[venv.facts]]\noption = "venv_tag"\nvalue = "1.0"\n',
+        "venv.facts[0].section",
+        ("is required",),
+    ),
+]
+
+
+def where(path: Path, bad: Bad) -> str:
+    return f"{path}: {bad.key}: " if bad.key else f"{path}: "
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
+def test_load_recipe_names_file_and_key_path(tmp_path: Path, bad: Bad) -> None:
+    path = write(tmp_path, bad.text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(where(path, bad)), message
+    for fragment in bad.says:
+        assert fragment in message
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
+def test_build_cli_reports_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: Bad
+) -> None:
+    path = write(tmp_path / "recipes", bad.text)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    code = main(["build", str(path), "--output", f"oci:{out}", "--cache-dir", str(cache)])
+    captured = capsys.readouterr()
+    assert code == 1
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"venvship: error: {where(path, bad)}")
+    for fragment in bad.says:
+        assert fragment in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert not out.exists()
+    assert not cache.exists()
+
+
+# -- what a good recipe turns into ---------------------------------------------------------------
+
+
+def test_egg_url_becomes_pep508(tmp_path: Path) -> None:
+    recipe = load(tmp_path, HEAD + 'packages = ["git+https://h/x@abc#egg=x"]\n')
+    assert recipe.packages == ("x @ git+https://h/x@abc",)
+
+
+def test_egg_url_keeps_subdirectory(tmp_path: Path) -> None:
+    recipe = load(tmp_path, HEAD + 'packages = ["git+https://h/x@abc#egg=x&subdirectory=sub"]\n')
+    assert recipe.packages == ("x @ git+https://h/x@abc#subdirectory=sub",)
+
+
+def test_relative_constraint_file_resolves_against_recipe_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "recipes"
+    write(folder, "foo==1\n", "upper.txt")
+    path = write(folder, VALID + 'constraints = ["--constraint upper.txt", "-c=upper.txt", "bar<2"]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working folder must not matter
+    recipe = load_recipe(path)
+    upper = (folder / "upper.txt").resolve()
+    assert recipe.constraints == (f"--constraint {upper}", f"-c {upper}", "bar<2")
+    assert recipe.constraint_files() == (upper, upper)
+
+
+def test_constraint_urls_pass_through(tmp_path: Path) -> None:
+    url = "--constraint http://172.29.236.100:8181/constraints/upper_constraints_cached.txt"
+    recipe = load(tmp_path, VALID + f'constraints = ["{url}"]\n')
+    assert recipe.constraints == (url,)
+    assert recipe.constraint_files() == ()
+
+
+def test_packages_merged_deduplicated_sorted_and_empty_dropped(tmp_path: Path) -> None:
+    recipe = load(
+        tmp_path,
+        HEAD + 'default-packages = ["pymysql", "", "foo"]\npackages = ["foo", "  ", "bar", "pymysql"]\n',
+    )
+    assert recipe.packages == ("bar", "foo", "pymysql")
+
+
+def test_defaults(tmp_path: Path) -> None:
+    recipe = load(tmp_path, VALID)
+    assert recipe.python == "python3"
+    assert recipe.install_tool == "pip"
+    assert recipe.package_state == "latest"
+    assert recipe.distro_package_state == "present"
+    assert recipe.build_requirements == ("pbr", "setuptools", "wheel")
+    assert recipe.defaults_file is None
+
+
+def test_build_requirements_extra_appended(tmp_path: Path) -> None:
+    recipe = load(tmp_path, VALID + 'build-requirements-extra = ["maturin", "wheel"]\n')
+    assert recipe.build_requirements == ("pbr", "setuptools", "wheel", "maturin")
+
+
+def test_shared_defaults_beside_recipe_apply_first(tmp_path: Path) -> None:
+    defaults = write(
+        tmp_path,
+        """\
+        [defaults]
+        global-constraints = ["pip==25.1", "setuptools==80.9.0"]
+        install-tool = "uv"
+        [defaults.install]
+        env = { REQUESTS_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" }
+        """,
+        "defaults.toml",
+    )
+    path = write(
+        tmp_path, VALID + 'global-constraints = ["wheel==0.45.1"]\n[venv.install]\nenv = { A = "1" }\n'
+    )
+    recipe = load_recipe(path)
+    assert recipe.global_constraints == ("pip==25.1", "setuptools==80.9.0", "wheel==0.45.1")
+    assert recipe.install_tool == "uv"
+    assert recipe.install.env == {"REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt", "A": "1"}
+    assert recipe.defaults_file == defaults
+    assert find_recipes([tmp_path]) == [path]  # the defaults file is not a recipe
+
+
+def test_recipe_value_wins_over_defaults(tmp_path: Path) -> None:
+    write(tmp_path, '[defaults]\ninstall-tool = "uv"\npython = "python3.12"\n', "defaults.toml")
+    recipe = load(tmp_path, VALID + 'install-tool = "pip"\n')
+    assert recipe.install_tool == "pip"
+    assert recipe.python == "python3.12"
+
+
+def test_defaults_named_elsewhere(tmp_path: Path) -> None:
+    common = write(
+        tmp_path,
+        '[defaults]\nglobal-constraints = ["pip==25.1"]\nconstraints = ["--constraint upper.txt"]\n',
+        "common.toml",
+    )
+    write(tmp_path, "foo==1\n", "upper.txt")
+    # A defaults.toml beside the recipe is ignored when the recipe names another one.
+    write(tmp_path / "recipes", '[defaults]\nglobal-constraints = ["pip==1"]\n', "defaults.toml")
+    path = write(tmp_path / "recipes", VALID + 'defaults = "../common.toml"\n')
+    recipe = load_recipe(path)
+    assert recipe.global_constraints == ("pip==25.1",)
+    # The defaults file's relative paths resolve against its own folder.
+    assert recipe.constraints == (f"--constraint {(tmp_path / 'upper.txt').resolve()}",)
+    assert recipe.defaults_file == common.resolve()
+
+
+def test_named_defaults_missing(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID + 'defaults = "../nope.toml"\n')
+    with pytest.raises(RecipeError, match=r"venv\.defaults: defaults file not found: \.\./nope\.toml"):
+        load_recipe(path)
+
+
+def test_unknown_key_in_defaults_names_defaults_file(tmp_path: Path) -> None:
+    defaults = write(tmp_path, '[defaults]\nname = "x"\n', "defaults.toml")
+    with pytest.raises(RecipeError) as info:
+        load(tmp_path, VALID)
+    assert str(info.value).startswith(f"{defaults}: defaults.name: unknown key")
+
+
+def test_facts(tmp_path: Path) -> None:
+    recipe = load(
+        tmp_path,
+        VALID
+        + textwrap.dedent(
+            """\
+            [[venv.facts]]
+            section = "demo"
+            option = "need_db_expand"
+            value = true
+            [[venv.facts]]
+            file = "other"
+            section = "demo"
+            option = "venv_tag"
+            value = 31
+            """
+        ),
+    )
+    assert [(f.file, f.section, f.option, f.value) for f in recipe.facts] == [
+        (DEFAULT_FACTS_FILE, "demo", "need_db_expand", "True"),
+        ("other", "demo", "venv_tag", "31"),
+    ]
+
+
+def test_stage_options(tmp_path: Path) -> None:
+    recipe = load(
+        tmp_path,
+        VALID
+        + textwrap.dedent(
+            """\
+            symlink-system-packages = ["python3-libvirt", "python3-guestfs", "python3-libvirt"]
+            [venv.build]
+            distro-packages = ["libxml2-dev", "libffi-dev"]
+            pip-args = ["--no-binary", ":all:"]
+            env = { CFLAGS = "-O2", JOBS = 4 }
+            """
+        ),
+    )
+    assert recipe.symlink_system_packages == ("python3-guestfs", "python3-libvirt")
+    assert recipe.build.distro_packages == ("libffi-dev", "libxml2-dev")
+    assert recipe.build.pip_args == ("--no-binary", ":all:")
+    assert recipe.build.env == {"CFLAGS": "-O2", "JOBS": "4"}
+    assert recipe.install.env == {}
+
+
+def test_fact_error_in_defaults_names_defaults_key_path(tmp_path: Path) -> None:
+    defaults = write(tmp_path, '[[defaults.facts]]\noption = "a"\nvalue = "b"\n', "defaults.toml")
+    with pytest.raises(RecipeError) as info:
+        load(tmp_path, VALID)
+    assert str(info.value) == f"{defaults}: defaults.facts[0].section: is required"
