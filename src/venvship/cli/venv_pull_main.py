@@ -1,0 +1,195 @@
+"""``venv-pull``: install venvs from OCI artifacts on a target host (stdlib only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .._log import logger
+from ..errors import VenvshipError
+from ..install import maintenance
+from ..install.installer import VERSION, InstallOptions, InstallResult, install
+
+DEFAULT_CACHE = Path("/var/cache/venvship")
+DEFAULT_FACTS = Path("/etc/ansible/facts.d")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="venv-pull", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"venv-pull {VERSION}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show commands and their output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, facts: bool = False, lock: bool = True) -> None:
+        p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)")
+        if facts:
+            p.add_argument("--facts-dir", type=Path, default=DEFAULT_FACTS, help="(default: %(default)s)")
+        if lock:
+            p.add_argument(
+                "--lock-timeout",
+                type=float,
+                default=None,
+                metavar="SECONDS",
+                help="give up if another run holds the lock this long (default: wait)",
+            )
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("install", help="install or update a venv from REF")
+    p.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO[:TAG|@DIGEST]")
+    p.add_argument("--dest", type=Path, help="venv path (default: the recipe's install path)")
+    common(p, facts=True)
+    p.add_argument("--keep", type=int, default=2, metavar="N", help="generations to keep (default: 2)")
+    p.add_argument("--rebuild", action="store_true", help="make a new generation even if unchanged")
+    p.add_argument("--no-compile", action="store_true", help="do not compile bytecode")
+    p.add_argument("--check", action="store_true", help="report what would change; write nothing")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
+    p.add_argument("--ca-file", help="CA bundle for the registry's TLS certificate")
+    p.add_argument("--check-command", help="health check to run instead of importing the packages")
+    p.add_argument(
+        "--no-distro-packages",
+        action="store_true",
+        help="skip the runtime distro packages (managed elsewhere)",
+    )
+
+    p = sub.add_parser("status", help="show the generations of DEST (or of every known venv)")
+    p.add_argument("dest", nargs="?", type=Path, metavar="DEST")
+    common(p, lock=False)
+
+    p = sub.add_parser("rollback", help="switch DEST back to its previous generation")
+    p.add_argument("dest", type=Path, metavar="DEST")
+    common(p, facts=True)
+
+    p = sub.add_parser("verify", help="check DEST's installed files against their RECORD hashes")
+    p.add_argument("dest", type=Path, metavar="DEST")
+    common(p, lock=False)
+
+    p = sub.add_parser("prune", help="remove old generations and unreferenced cache blobs")
+    common(p)
+    p.add_argument("--keep", type=int, default=2, metavar="N", help="generations to keep (default: 2)")
+    return parser
+
+
+def _emit(args: argparse.Namespace, data: dict[str, object], text: str) -> None:
+    print(json.dumps(data, sort_keys=True) if args.json else text)
+
+
+def _install(args: argparse.Namespace) -> int:
+    if args.keep < 1:
+        raise SystemExit("venv-pull: error: --keep must be at least 1")
+    result: InstallResult = install(
+        InstallOptions(
+            reference=args.ref,
+            dest=args.dest,
+            cache=args.cache,
+            facts_dir=args.facts_dir,
+            keep=args.keep,
+            rebuild=args.rebuild,
+            compile=not args.no_compile,
+            check=args.check,
+            insecure=args.insecure,
+            ca_file=args.ca_file,
+            lock_timeout=args.lock_timeout,
+            check_command=args.check_command,
+            distro_packages=not args.no_distro_packages,
+        )
+    )
+    data = result.to_json()
+    if result.check:
+        data["check"] = True
+    verb = ("would change" if result.check else "changed") if result.changed else "unchanged"
+    _emit(args, data, f"{result.dest}: {verb} ({result.digest}, {result.packages} packages)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    items = maintenance.status(args.dest, cache=args.cache)
+    data = [
+        {
+            "dest": s.dest,
+            "current": s.current,
+            "generations": [
+                {"generation": g.generation, "digest": g.digest, "version": g.version, "created": g.created}
+                for g in s.generations
+            ],
+        }
+        for s in items
+    ]
+    lines = []
+    for s in items:
+        lines.append(f"{s.dest}:")
+        for g in s.generations:
+            mark = "*" if g.generation == s.current else " "
+            lines.append(f" {mark} {g.generation}  {g.name} {g.version}  {g.digest or '(adopted)'}")
+    if args.json:
+        print(json.dumps(data if args.dest is None else data[0], sort_keys=True))
+    else:
+        print("\n".join(lines) or "no venvs installed")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    r = maintenance.rollback(args.dest, facts_dir=args.facts_dir, lock_timeout=args.lock_timeout)
+    data = {
+        "changed": True,
+        "dest": r.dest,
+        "generation": r.generation,
+        "previous": r.previous,
+        "digest": r.digest,
+        "facts_written": r.facts_written,
+    }
+    _emit(args, data, f"{r.dest}: rolled back from {r.previous} to {r.generation}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    r = maintenance.verify(args.dest)
+    data = {"dest": r.dest, "generation": r.generation, "checked": r.checked, "drifted": list(r.drifted)}
+    text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted"
+    _emit(args, data, "\n".join([text, *r.drifted]))
+    return 1 if r.drifted else 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    if args.keep < 1:
+        raise SystemExit("venv-pull: error: --keep must be at least 1")
+    r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
+    data = {"generations": list(r.generations), "blobs": len(r.blobs)}
+    _emit(args, data, f"pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
+    return 0
+
+
+COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "verify": _verify, "prune": _prune}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``venv-pull`` with ``argv``; return the exit code (0 done, 1 error, 2 usage)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(message)s", stream=sys.stderr)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO)
+    try:
+        return COMMANDS[args.command](args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
+    except VenvshipError as exc:
+        print(f"venv-pull: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # Permissions and full disks are the user's to fix: one line, no traceback.
+        print(f"venv-pull: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("venv-pull: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

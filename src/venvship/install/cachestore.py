@@ -1,0 +1,89 @@
+"""The blob cache's bookkeeping: which destinations reference which blobs, and garbage collection."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .._fsutil import LockTimeout, atomic_write
+from ..artifact import canonical_json
+from ..oci.layout import Layout
+
+
+def refs_file(cache: Path, dest: Path) -> Path:
+    """Return ``<cache>/refs/<hash of dest>.json``, the record of blobs ``dest`` uses."""
+    return cache / "refs" / (hashlib.sha256(os.fsencode(dest)).hexdigest()[:16] + ".json")
+
+
+def record_refs(cache: Path, dest: Path, blobs: Iterable[str]) -> None:
+    """Record that the generations of ``dest`` use ``blobs`` (replacing the previous record)."""
+    data = {"dest": str(dest), "blobs": sorted(set(blobs))}
+    path = refs_file(cache, dest)
+    raw = canonical_json(data) + b"\n"
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == raw:
+            return
+    atomic_write(path, raw)
+
+
+def recorded_dests(cache: Path) -> list[tuple[Path, Path, set[str]]]:
+    """Return (refs file, destination, blobs) for every destination recorded in ``cache``."""
+    out = []
+    folder = cache / "refs"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            try:
+                data = json.loads(path.read_bytes())
+                out.append((path, Path(data["dest"]), set(data["blobs"])))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+@contextlib.contextmanager
+def cache_lock(cache: Path, *, shared: bool, timeout: float | None) -> Iterator[None]:
+    """Hold the cache's lock: installs share it, garbage collection takes it alone."""
+    path = cache / ".gc.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LockTimeout(f"{path}: cache busy after {timeout:g}s") from exc
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def collect_garbage(cache: Layout, keep: set[str]) -> list[str]:
+    """Remove cache blobs (and extracted tools) not in ``keep``; drop refs naming them."""
+    removed = [d for d in cache.blob_digests() if d not in keep]
+    gone = set(removed)
+    stale = [name for name, desc in cache.refs().items() if desc.digest in gone]
+    if stale:
+        cache.remove_refs(stale)
+    for digest in removed:
+        cache.remove_blob(digest)
+    tools = cache.root / "tools"
+    if tools.is_dir():
+        for entry in tools.iterdir():
+            if "sha256:" + entry.name in gone or ("sha256:" + entry.name not in keep):
+                shutil.rmtree(entry, ignore_errors=True)
+    return removed

@@ -1,0 +1,62 @@
+"""Ansible local facts: INI files merged section by section, written atomically with mode 0644."""
+
+from __future__ import annotations
+
+import configparser
+import io
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .._fsutil import atomic_write
+from ..artifact import Fact
+from ..errors import InstallError
+
+
+def _parser() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep option case as given
+    return parser
+
+
+def facts_with_own(facts: Iterable[Fact], own: Mapping[str, str]) -> list[Fact]:
+    """Return ``facts`` plus venvship's own options in every (file, section) the recipe names."""
+    out = list(facts)
+    sections = sorted({(f.file, f.section) for f in out})
+    for file, section in sections:
+        out.extend(Fact(file=file, section=section, option=k, value=v) for k, v in sorted(own.items()))
+    return out
+
+
+def write_facts(facts_dir: Path, facts: Iterable[Fact]) -> list[Path]:
+    """Merge ``facts`` into ``<facts_dir>/<file>.fact``; return the files rewritten.
+
+    Other sections and options in those files are kept; a file is only written if its
+    content changes.
+    """
+    by_file: dict[str, list[Fact]] = {}
+    for fact in facts:
+        if "/" in fact.file or fact.file in ("", ".", ".."):
+            raise InstallError(f"fact file name {fact.file!r} is not a plain name")
+        by_file.setdefault(fact.file, []).append(fact)
+    written = []
+    for file, items in sorted(by_file.items()):
+        path = facts_dir / f"{file}.fact"
+        parser = _parser()
+        try:
+            old = path.read_text()
+        except FileNotFoundError:
+            old = ""
+        try:
+            parser.read_string(old, source=str(path))
+        except configparser.Error as exc:
+            raise InstallError(f"{path}: not an INI file ({exc})") from exc
+        for fact in items:
+            if not parser.has_section(fact.section):
+                parser.add_section(fact.section)
+            parser.set(fact.section, fact.option, str(fact.value))
+        out = io.StringIO()
+        parser.write(out)
+        if out.getvalue() != old:
+            atomic_write(path, out.getvalue().encode(), mode=0o644)
+            written.append(path)
+    return written

@@ -1,0 +1,243 @@
+"""Generations of one destination: staging, the atomic switch, state files, rollback and prune.
+
+Layout (DESIGN §5)::
+
+    DEST                          symlink → .NAME.venvship/<id>
+    .NAME.venvship/<id>/          one complete venv per generation, with STATE_FILE inside
+    .NAME.venvship/<id>.partial/  staging; never pointed to; removed by the next run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._fsutil import atomic_write
+from ..artifact import Fact, canonical_json
+from ..errors import InstallError
+
+STATE_FILE = "venvship-state.json"
+FACTS_PENDING = ".venvship-facts-pending"  # in a generation: switched to, facts not yet written
+PARTIAL = ".partial"
+
+
+@dataclass(frozen=True)
+class State:
+    """What a generation holds: the artifact, where it came from, when and with which tools."""
+
+    generation: str
+    digest: str
+    ref_digest: str
+    reference: str
+    name: str
+    version: str
+    created: float
+    previous_digest: str
+    previous_generation: str
+    tools: Mapping[str, str]
+    lock: tuple[str, ...]
+    blobs: tuple[str, ...]
+    facts: tuple[Fact, ...] = ()
+    adopted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "digest": self.digest,
+            "ref_digest": self.ref_digest,
+            "reference": self.reference,
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "previous_digest": self.previous_digest,
+            "previous_generation": self.previous_generation,
+            "tools": dict(self.tools),
+            "lock": list(self.lock),
+            "blobs": list(self.blobs),
+            "facts": [[f.file, f.section, f.option, f.value] for f in self.facts],
+            "adopted": self.adopted,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> State:
+        return cls(
+            generation=str(data["generation"]),
+            digest=str(data["digest"]),
+            ref_digest=str(data.get("ref_digest", "")),
+            reference=str(data.get("reference", "")),
+            name=str(data.get("name", "")),
+            version=str(data.get("version", "")),
+            created=float(data.get("created", 0)),
+            previous_digest=str(data.get("previous_digest", "")),
+            previous_generation=str(data.get("previous_generation", "")),
+            tools={str(k): str(v) for k, v in dict(data.get("tools") or {}).items()},
+            lock=tuple(str(x) for x in data.get("lock") or ()),
+            blobs=tuple(str(x) for x in data.get("blobs") or ()),
+            facts=tuple(Fact(file=a, section=b, option=c, value=d) for a, b, c, d in data.get("facts") or ()),
+            adopted=bool(data.get("adopted", False)),
+        )
+
+
+class Generations:
+    """The generations of one destination path.
+
+    Example: ``Generations(Path("/openstack/venvs/keystone")).current()``
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = Path(os.path.abspath(dest))
+        self.root = self.dest.parent / f".{self.dest.name}.venvship"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".lock"
+
+    def path(self, generation: str) -> Path:
+        return self.root / generation
+
+    def current_id(self) -> str | None:
+        """Return the generation the destination points to (None: missing or not ours)."""
+        try:
+            target = os.readlink(self.dest)
+        except OSError:
+            return None
+        head, _, name = target.rpartition("/")
+        if head != self.root.name and head != str(self.root):
+            return None
+        return name
+
+    def read_state(self, generation: str) -> State | None:
+        """Return the generation's state, or None when it is missing or unreadable (incomplete)."""
+        try:
+            return State.from_json(json.loads((self.root / generation / STATE_FILE).read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def intact(self, generation: str) -> bool:
+        """Return True if the generation has its state file and a python that resolves."""
+        path = self.root / generation
+        return (path / STATE_FILE).is_file() and os.path.exists(path / "bin" / "python")
+
+    def all(self) -> list[State]:
+        """Return the complete generations, oldest first."""
+        if not self.root.is_dir():
+            return []
+        states = []
+        for entry in self.root.iterdir():
+            if entry.name.startswith(".") or entry.name.endswith(PARTIAL):
+                continue
+            state = self.read_state(entry.name)
+            if state is not None:
+                states.append(state)
+        return sorted(states, key=lambda s: (s.created, s.generation))
+
+    def new_id(self, digest: str) -> str:
+        """Return a free generation name: 12 hex of the digest, suffixed for rebuilds."""
+        base = digest.split(":")[-1][:12]
+        n = 0
+        while True:
+            name = base if n == 0 else f"{base}-{n}"
+            if not os.path.lexists(self.root / name) and not os.path.lexists(self.root / (name + PARTIAL)):
+                return name
+            n += 1
+
+    def clean_partials(self) -> list[str]:
+        """Remove staging folders left by interrupted runs; return their names."""
+        removed = []
+        if self.root.is_dir():
+            for entry in self.root.iterdir():
+                if entry.name.endswith((PARTIAL, ".doomed")) or (
+                    entry.is_dir() and not entry.name.startswith(".") and self.read_state(entry.name) is None
+                ):
+                    # A generation without a state file never finished: same as a .partial.
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry.name)
+        return removed
+
+    def stage(self, generation: str) -> Path:
+        """Return a fresh, empty staging folder for ``generation``."""
+        staging = self.root / (generation + PARTIAL)
+        if os.path.lexists(staging):
+            shutil.rmtree(staging)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return staging
+
+    def write_state(self, folder: Path, state: State) -> None:
+        atomic_write(folder / STATE_FILE, canonical_json(state.to_json()) + b"\n")
+
+    def commit(self, staging: Path, generation: str) -> Path:
+        """Rename a finished staging folder to its generation name (one rename)."""
+        final = self.root / generation
+        os.rename(staging, final)
+        return final
+
+    def adopt_plain_dir(self) -> str | None:
+        """Move a plain directory at the destination aside as a generation; return its name.
+
+        The original role made the destination a real folder; it is kept (never deleted) so a
+        rollback can return to it.
+        """
+        if self.dest.is_symlink() or not self.dest.is_dir():
+            return None
+        name = time.strftime("original-%Y%m%dT%H%M%S", time.gmtime())
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / name
+        os.rename(self.dest, target)
+        self.write_state(
+            target,
+            State(
+                generation=name,
+                digest="",
+                ref_digest="",
+                reference=str(self.dest),
+                name="",
+                version="",
+                created=target.stat().st_mtime,
+                previous_digest="",
+                previous_generation="",
+                tools={},
+                lock=(),
+                blobs=(),
+                adopted=True,
+            ),
+        )
+        # The destination is briefly missing here (a folder cannot be swapped for a symlink
+        # with one rename); the caller switches to the new generation right after.
+        os.symlink(f"{self.root.name}/{name}", self.dest)
+        return name
+
+    def switch(self, generation: str) -> None:
+        """Point the destination at ``generation`` with one rename of a symlink."""
+        if not self.intact(generation):
+            raise InstallError(f"{self.root / generation}: not a complete generation")
+        if os.path.lexists(self.dest) and not self.dest.is_symlink():
+            raise InstallError(f"{self.dest}: exists and is not a symlink; refusing to replace it")
+        tmp = self.dest.parent / f".{self.dest.name}.venvship-link-{os.getpid()}"
+        if os.path.lexists(tmp):
+            tmp.unlink()
+        # Relative target: the pair survives moving the parent folder (containers, chroots).
+        os.symlink(f"{self.root.name}/{generation}", tmp)
+        os.replace(tmp, self.dest)
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but the ``keep`` newest generations (never the current one, never adopted)."""
+        current = self.current_id()
+        states = self.all()
+        keep_ids = {s.generation for s in states[-max(keep, 1) :]}
+        if current:
+            keep_ids.add(current)
+        removed = []
+        for state in states:
+            if state.generation in keep_ids or state.adopted:
+                continue
+            # Rename first so a half-deleted generation is never mistaken for a complete one.
+            doomed = self.root / f".{state.generation}.doomed"
+            os.rename(self.root / state.generation, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            removed.append(state.generation)
+        return removed

@@ -1,0 +1,73 @@
+"""The health check a new generation must pass before the switch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Mapping
+
+from .._process import run
+from ..errors import InstallError
+
+
+def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
+    """Return the importable top-level names of the dists in ``site`` (``names``: only those dists)."""
+    found: set[str] = set()
+    for info in site.glob("*.dist-info"):
+        dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0].lower().replace("_", "-")
+        if names is not None and dist not in names:
+            continue
+        top = info / "top_level.txt"
+        if top.is_file():
+            found.update(line.strip() for line in top.read_text().splitlines())
+            continue
+        record = info / "RECORD"
+        if record.is_file():
+            for row in csv.reader(io.StringIO(record.read_text())):
+                path = row[0] if row else ""
+                if "/" in path:
+                    found.add(path.split("/", 1)[0])  # a package folder ("..": scripts, filtered)
+                elif path.endswith(".py"):
+                    found.add(path[:-3])
+                elif path.endswith(".so"):
+                    found.add(path.split(".", 1)[0])
+    return sorted(
+        n
+        for n in found
+        if n.isidentifier() and n != "__pycache__" and not n.endswith((".dist-info", ".data"))
+    )
+
+
+_IMPORT_ALL = """
+import importlib, json, sys, traceback
+bad = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        bad[name] = traceback.format_exc(limit=3)
+for name, tb in bad.items():
+    print(f"cannot import {name}:\\n{tb}")
+sys.exit(1 if bad else 0)
+"""
+
+
+def health_check(venv: Path, *, modules: list[str], command: str | None, env: Mapping[str, str]) -> None:
+    """Import ``modules`` with the venv's python, or run ``command``; raise InstallError on failure."""
+    python = venv / "bin" / "python"
+    # The check runs "inside" the new venv: its bin/ first on PATH, as activate would do.
+    env = {**env, "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
+    if command:
+        # A shell line, as Ansible users write it (``mycli --version && python -c 'import x'``).
+        argv = ["/bin/sh", "-c", command]
+        what = f"check command {command!r}"
+    else:
+        argv = [str(python), "-c", _IMPORT_ALL, json.dumps(modules)]
+        what = "import check"
+    proc = run(argv, env=env, check=False, cwd=venv)
+    if proc.returncode != 0:
+        raise InstallError(
+            f"health check failed ({what}, exit {proc.returncode}):\n{proc.stdout.strip()[-3000:]}"
+        )

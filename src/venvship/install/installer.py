@@ -1,0 +1,294 @@
+"""``venv-pull install``: select → pull → stage a generation → check → switch → state and facts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .._fsutil import file_lock
+from .._log import logger
+from ..artifact import Fact
+from ..distro import ensure
+from ..errors import InstallError
+from ..hostinfo import find_python
+from ..oci.layout import Layout
+from ..oci.reference import parse_ref
+from ..oci.source import Source
+from . import cachestore
+from .facts import facts_with_own, write_facts
+from .generations import FACTS_PENDING, Generations, State
+from .health import health_check, top_level_modules
+from .pull import find_links, pull, referenced_digests
+from .select import BlobReader, Host, Selected, any_config, resolve_top, select
+from .source import open_source
+from .symlinks import link_system_packages
+from .venvs import (
+    InstallJob,
+    compile_bytecode,
+    create_venv,
+    install_env,
+    installer_for,
+    relocate,
+    requirements_text,
+    site_packages,
+)
+
+VERSION = "0.1.0"
+PAUSE_ENV = "VENVSHIP_TEST_PAUSE_AT"
+
+
+def pause_point(name: str) -> None:
+    """Fault-injection seam for tests: sleep at the named point so a test can ``kill -9`` us here.
+
+    Only active when ``VENVSHIP_TEST_PAUSE_AT`` names this point; it announces itself on stderr.
+    """
+    if os.environ.get(PAUSE_ENV) == name:
+        os.write(2, f"venvship-test: paused at {name}\n".encode())
+        time.sleep(float(os.environ.get("VENVSHIP_TEST_PAUSE_SECONDS", "3600")))
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """What ``venv-pull install`` was asked to do."""
+
+    reference: str
+    dest: Path | None = None
+    cache: Path = Path("/var/cache/venvship")
+    facts_dir: Path = Path("/etc/ansible/facts.d")
+    keep: int = 2
+    rebuild: bool = False
+    compile: bool = True
+    check: bool = False
+    insecure: bool = False
+    ca_file: str | None = None
+    lock_timeout: float | None = None
+    check_command: str | None = None
+    distro_packages: bool = True
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What an install did (or, with ``check``, would do)."""
+
+    changed: bool
+    dest: str
+    digest: str
+    previous_digest: str
+    generation: str
+    packages: int
+    facts_written: bool
+    check: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "changed": self.changed,
+            "dest": self.dest,
+            "digest": self.digest,
+            "previous_digest": self.previous_digest,
+            "generation": self.generation,
+            "packages": self.packages,
+            "facts_written": self.facts_written,
+        }
+
+
+def _unchanged(gens: Generations, state: State) -> InstallResult:
+    return InstallResult(
+        changed=False,
+        dest=str(gens.dest),
+        digest=state.digest,
+        previous_digest=state.previous_digest,
+        generation=state.generation,
+        packages=len(state.lock),
+        facts_written=False,
+    )
+
+
+def _live_state(gens: Generations) -> State | None:
+    current = gens.current_id()
+    if current is None or not gens.intact(current):
+        return None
+    return gens.read_state(current)
+
+
+def install(opts: InstallOptions) -> InstallResult:
+    """Install the artifact ``opts.reference`` on this host (see DESIGN §5).
+
+    Example: ``install(InstallOptions(reference="oci:build/oci:demo:1.0", dest=Path("/srv/demo")))``
+    """
+    ref = parse_ref(opts.reference)
+    source = open_source(ref, insecure=opts.insecure, ca_file=opts.ca_file)
+    cache = Layout(opts.cache) if opts.check else Layout.create(opts.cache)
+    reader = BlobReader(source, cache, dry_run=opts.check)
+    try:
+        top, top_raw = resolve_top(source, ref)
+        dest = opts.dest or Path(any_config(reader, top_raw, where=str(ref)).install_path)
+        if not dest.is_absolute():
+            raise InstallError(f"{dest}: the destination must be an absolute path")
+        gens = Generations(dest)
+        # The cheap no-op check first: the same reference digest and an intact live generation.
+        live = _live_state(gens)
+        pending = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
+        if live and not opts.rebuild and not pending and live.ref_digest == top.digest:
+            return _unchanged(gens, live)
+        selected = select(reader, ref, host=Host.detect())
+        if live and not opts.rebuild and not pending and live.digest == selected.digest:
+            return _unchanged(gens, live)
+        if opts.check:
+            return InstallResult(
+                changed=True,
+                dest=str(gens.dest),
+                digest=selected.digest,
+                previous_digest=live.digest if live else "",
+                generation=""
+                if not live or opts.rebuild or live.digest != selected.digest
+                else live.generation,
+                packages=len(selected.config.lock),
+                facts_written=bool(selected.config.facts),
+                check=True,
+            )
+        with (
+            file_lock(gens.lock_path, timeout=opts.lock_timeout),
+            cachestore.cache_lock(opts.cache, shared=True, timeout=opts.lock_timeout),
+        ):
+            pause_point("locked")
+            return _install_locked(opts, gens, source, cache, selected, str(ref))
+    finally:
+        reader.close()
+
+
+def _install_locked(
+    opts: InstallOptions,
+    gens: Generations,
+    source: Source,
+    cache: Layout,
+    selected: Selected,
+    reference: str,
+) -> InstallResult:
+    config = selected.config
+    live = _live_state(gens)  # again, under the lock: a concurrent run may have finished
+    if live and not opts.rebuild and live.digest == selected.digest:
+        if (gens.path(live.generation) / FACTS_PENDING).exists():
+            return _finish(opts, gens, cache, live, changed=True)
+        return _unchanged(gens, live)
+    removed = gens.clean_partials()
+    if removed:
+        logger.info("removed unfinished generations: %s", ", ".join(removed))
+    fetched = pull(source, cache, selected)
+    logger.info("pulled %d blobs into %s", fetched, cache.root)
+    pause_point("pulled")
+    if opts.distro_packages:
+        if config.package_state == "latest":
+            ensure("install", config.install_distro_packages, state="latest")
+        else:
+            ensure("install", config.install_distro_packages, state="present")
+    generation = gens.new_id(selected.digest)
+    staging = gens.stage(generation)
+    final = gens.path(generation)
+    installer = installer_for(config, cache)
+    env = install_env(config.install_env)
+    python = find_python(config.python.executable)
+    with _workdir() as work:
+        create_venv(python, staging)
+        pause_point("venv")
+        requirements = work / "requirements.txt"
+        requirements.write_text(requirements_text(config.lock))
+        job = InstallJob(
+            venv=staging,
+            find_links=find_links(cache, config, work),
+            requirements=requirements,
+            pip_args=config.install_pip_args,
+            env=env,
+        )
+        installer.install(job)
+    pause_point("installed")
+    site = site_packages(staging)
+    if opts.compile:
+        compile_bytecode(staging / "bin" / "python", staging, staged=staging, final=final, env=env)
+    minor = int(site.parent.name.split(".")[1])
+    linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
+    modules = top_level_modules(site, {w.name.lower().replace("_", "-") for w in config.lock})
+    modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
+    # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
+    check_env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+    health_check(staging, modules=sorted(set(modules)), command=opts.check_command, env=check_env)
+    pause_point("checked")
+    relocate(staging, old=staging, new=final)
+    previous = live
+    state = State(
+        generation=generation,
+        digest=selected.digest,
+        ref_digest=selected.ref_digest,
+        reference=reference,
+        name=config.name,
+        version=config.version,
+        created=time.time(),
+        previous_digest=previous.digest if previous else "",
+        previous_generation=previous.generation if previous else "",
+        tools={installer.name: installer.version(), "venvship": VERSION, "python": sys.version.split()[0]},
+        lock=tuple(f"{w.name}=={w.version}" for w in config.lock),
+        blobs=tuple(referenced_digests(selected)),
+        facts=config.facts,
+    )
+    (staging / FACTS_PENDING).write_bytes(b"")
+    gens.write_state(staging, state)
+    gens.commit(staging, generation)
+    _record_refs(gens, cache)
+    pause_point("committed")
+    gens.adopt_plain_dir()
+    gens.switch(generation)
+    pause_point("switched")
+    return _finish(opts, gens, cache, state, changed=True)
+
+
+def _finish(
+    opts: InstallOptions, gens: Generations, cache: Layout, state: State, *, changed: bool
+) -> InstallResult:
+    """Write facts for the live generation, clear its pending mark, prune; return the result."""
+    written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
+    with contextlib.suppress(FileNotFoundError):
+        (gens.path(state.generation) / FACTS_PENDING).unlink()
+    pruned = gens.prune(opts.keep)
+    if pruned:
+        logger.info("pruned generations: %s", ", ".join(pruned))
+        _record_refs(gens, cache)
+    return InstallResult(
+        changed=changed,
+        dest=str(gens.dest),
+        digest=state.digest,
+        previous_digest=state.previous_digest,
+        generation=state.generation,
+        packages=len(state.lock),
+        facts_written=bool(written),
+    )
+
+
+def write_live_facts(
+    gens: Generations, state: State, *, facts_dir: Path, previous_digest: str | None = None
+) -> list[Path]:
+    """Write the recipe's facts of ``state`` plus venvship's own options; return files written."""
+    facts: list[Fact] = list(state.facts)
+    own = {
+        "venvship_digest": state.digest,
+        "venvship_previous_digest": state.previous_digest if previous_digest is None else previous_digest,
+        "venvship_version": VERSION,
+    }
+    return write_facts(facts_dir, facts_with_own(facts, own))
+
+
+def _record_refs(gens: Generations, cache: Layout) -> None:
+    blobs: set[str] = set()
+    for state in gens.all():
+        blobs.update(state.blobs)
+    cachestore.record_refs(cache.root, gens.dest, blobs)
+
+
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="venv-pull-") as tmp:
+        yield Path(tmp)

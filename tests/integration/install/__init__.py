@@ -1,0 +1,1 @@
+"""Integration tests of venv-pull (the target side)."""

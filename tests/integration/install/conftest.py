@@ -1,0 +1,273 @@
+"""Fixtures for venv-pull: tiny wheels, artifacts written into OCI layouts, and a CLI runner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from venvship.artifact import Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.build.package import write_to_layout
+from venvship.hostinfo import distro_key, go_arch
+from venvship.install.venvs import record_hash
+from venvship.oci.layout import Layout
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+DISTRO_PYTHON = "/usr/bin/python3"
+
+
+def make_wheel(
+    out: Path,
+    name: str,
+    version: str,
+    *,
+    script: bool = False,
+    body: str = "",
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """Write a pure wheel whose package ``name`` has VERSION (optionally a console script).
+
+    Written with zipfile rather than a build backend: fast, deterministic, and able to hold
+    the hostile members some tests need (``extra``: member name → text).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n{body}\ndef main():\n    print(VERSION)\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: venvship-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/top_level.txt": f"{name}\n",
+    }
+    if script:
+        files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{name}-cli = {name}:main\n"
+    files.update(extra or {})
+    record = "".join(
+        f"{path},{record_hash(text.encode())},{len(text.encode())}\n" for path, text in files.items()
+    )
+    files[f"{info}/RECORD"] = record + f"{info}/RECORD,,\n"
+    path = out / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, text in files.items():
+            zi = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            zf.writestr(zi, text)
+    return path
+
+
+def wheel_of(path: Path, name: str | None = None) -> Wheel:
+    data = path.read_bytes()
+    dist, version = path.name.split("-")[:2]
+    return Wheel(
+        name=name or dist.replace("_", "-"),
+        version=version,
+        filename=path.name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
+
+
+@dataclass(frozen=True)
+class Wheels:
+    """Session-built wheels: demo 1.0 / 2.0 (demo 2.0 has a console script), helper 1.0, broken 1.0."""
+
+    folder: Path
+    demo1: Path
+    demo2: Path
+    helper: Path
+    broken: Path
+    tools: Path
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory, tool_wheels: Path) -> Wheels:
+    out = tmp_path_factory.mktemp("wheels")
+    return Wheels(
+        folder=out,
+        demo1=make_wheel(out, "demo", "1.0"),
+        demo2=make_wheel(out, "demo", "2.0", script=True),
+        helper=make_wheel(out, "helper", "1.0"),
+        broken=make_wheel(out, "broken", "1.0", body="raise ImportError('broken on purpose')"),
+        tools=tool_wheels,
+    )
+
+
+def python_abi(python: str) -> str:
+    out = subprocess.run(
+        [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def make_config(
+    *,
+    lock: Sequence[Wheel],
+    tools: Sequence[Wheel],
+    name: str = "demo",
+    version: str = "1.0",
+    install_tool: str = "uv",
+    python: str = sys.executable,
+    install_path: str = "/nonexistent/venvs/demo",
+    facts: Sequence[Fact] = (),
+    symlink: Sequence[str] = (),
+    distro: str | None = None,
+    distro_bound: bool = False,
+    glibc: str = "2.17",
+) -> VenvConfig:
+    return VenvConfig(
+        name=name,
+        version=version,
+        recipe_digest="sha256:" + "0" * 64,
+        install_path=install_path,
+        python=PythonInfo(implementation="cpython", version="3", abi=python_abi(python), executable=python),
+        platform=PlatformInfo(
+            os="linux",
+            architecture=go_arch(),
+            distro=distro or distro_key(),
+            glibc=glibc,
+            distro_bound=distro_bound,
+        ),
+        lock=tuple(lock),
+        tools=tuple(tools),
+        install_tool=install_tool,
+        requirements=tuple(w.name for w in lock),
+        constraints=(),
+        global_constraints=(),
+        package_state="present",
+        install_distro_packages=(),
+        install_pip_args=(),
+        install_env={},
+        symlink_system_packages=tuple(symlink),
+        facts=tuple(facts),
+        builder={"test": "1"},
+        provenance={},
+    )
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Writes artifacts into one OCI layout directory and returns their references."""
+
+    root: Path
+    wheels: Wheels
+
+    def tool(self, kind: str) -> tuple[Wheel, Path]:
+        path = next(self.wheels.tools.glob(f"{kind}-*.whl"))
+        return wheel_of(path), path
+
+    def write(self, wheel_paths: Sequence[Path], *, install_tool: str = "uv", **kw: Any) -> str:
+        """Write an artifact locking ``wheel_paths``; return its ``oci:`` reference (the index tag)."""
+        tool, tool_path = self.tool(install_tool)
+        lock = [wheel_of(p) for p in wheel_paths]
+        config = make_config(lock=lock, tools=[tool], install_tool=install_tool, **kw)
+        files = {w.digest: p for w, p in zip(lock, wheel_paths)}
+        files[tool.digest] = tool_path
+        write_to_layout(Layout.create(self.root), config, files)
+        return f"oci:{self.root}:{config.name}:{config.version}"
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path, wheels: Wheels) -> Artifacts:
+    return Artifacts(root=tmp_path / "oci", wheels=wheels)
+
+
+@dataclass(frozen=True)
+class Pull:
+    """Runs ``python -m venvship.cli.venv_pull_main`` as a real process against per-test paths."""
+
+    tmp: Path
+    dest: Path
+    cache: Path
+    facts: Path
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(SRC)
+        # The host's hostile settings on purpose: the installer must build its child env itself.
+        env["PIP_FIND_LINKS"] = "/opt/wheels"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.update(extra or {})
+        return env
+
+    def argv(self, command: str, *args: str, defaults: bool = True) -> list[str]:
+        argv = [sys.executable, "-m", "venvship.cli.venv_pull_main", command, *args]
+        if defaults and command == "install":
+            argv += [
+                "--dest",
+                str(self.dest),
+                "--cache",
+                str(self.cache),
+                "--facts-dir",
+                str(self.facts),
+                "--no-distro-packages",
+            ]
+        return argv
+
+    def __call__(
+        self,
+        command: str,
+        *args: str,
+        ok: bool = True,
+        env: dict[str, str] | None = None,
+        defaults: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            self.argv(command, *args, defaults=defaults),
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if ok and proc.returncode != 0:
+            raise AssertionError(
+                f"venv-pull {command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def install(self, ref: str, *args: str, **kw: Any) -> dict[str, Any]:
+        proc = self("install", ref, "--json", *args, **kw)
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+    def python(self, code: str, *, dest: Path | None = None) -> str:
+        proc = subprocess.run(
+            [str((dest or self.dest) / "bin" / "python"), "-c", textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return proc.stdout.strip()
+
+
+@pytest.fixture
+def pull(tmp_path: Path) -> Pull:
+    return Pull(
+        tmp=tmp_path, dest=tmp_path / "venvs" / "demo", cache=tmp_path / "cache", facts=tmp_path / "facts"
+    )
+
+
+def tree_snapshot(*roots: Path) -> dict[str, tuple[float, int]]:
+    """Return path → (mtime, size) of everything under ``roots`` (links not followed)."""
+    snap: dict[str, tuple[float, int]] = {}
+    for root in roots:
+        if not os.path.lexists(root):
+            continue
+        snap[str(root)] = (os.lstat(root).st_mtime, os.lstat(root).st_size)
+        for dirpath, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                snap[path] = (st.st_mtime, st.st_size)
+    return snap

@@ -1,0 +1,121 @@
+"""venv-pull install: real venvs, real offline installs with pip and uv, from an OCI layout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Artifacts, Pull, Wheels, tree_snapshot
+
+
+@pytest.mark.parametrize("tool", ["pip", "uv"])
+def test_offline_install_from_layout(artifacts: Artifacts, wheels: Wheels, pull: Pull, tool: str) -> None:
+    ref = artifacts.write([wheels.demo2, wheels.helper], install_tool=tool)
+    result = pull.install(ref)
+    assert result["changed"] is True
+    assert result["packages"] == 2
+    assert result["dest"] == str(pull.dest)
+    assert result["digest"].startswith("sha256:")
+    assert result["previous_digest"] == ""
+    assert result["generation"] == result["digest"][7:19]
+    assert pull.dest.is_symlink()
+    assert pull.python("import demo, helper; print(demo.VERSION)") == "2.0"
+    # No pip in the venv: the installer ran from the artifact's own tool wheel.
+    assert pull.python("import importlib.util as u; print(u.find_spec('pip'))") == "None"
+    # Console scripts name the final generation, not the staging folder.
+    script = pull.dest / "bin" / "demo-cli"
+    assert ".partial" not in script.read_text()
+    assert subprocess.run([script], capture_output=True, text=True, check=True).stdout.strip() == "2.0"
+    # Bytecode was compiled (despite PYTHONDONTWRITEBYTECODE in the caller's environment).
+    site = next(pull.dest.glob("lib/python3*/site-packages"))
+    assert list((site / "demo" / "__pycache__").glob("*.pyc"))
+    assert pull("verify", str(pull.dest)).returncode == 0
+
+
+def test_noop_rerun_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo1])
+    pull.install(ref)
+    before = tree_snapshot(pull.dest.parent, pull.cache, pull.facts)
+    time.sleep(0.05)
+    result = pull.install(ref)
+    assert result["changed"] is False
+    assert result["facts_written"] is False
+    assert tree_snapshot(pull.dest.parent, pull.cache, pull.facts) == before
+
+
+def test_check_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo1])
+    result = pull.install(ref, "--check")
+    assert result["changed"] is True
+    assert not os.path.lexists(pull.dest.parent) and not pull.cache.exists() and not pull.facts.exists()
+    pull.install(ref)
+    ref2 = artifacts.write([wheels.demo2], version="2.0")
+    before = tree_snapshot(pull.dest.parent, pull.cache, pull.facts)
+    result = pull.install(ref2, "--check")
+    assert result["changed"] is True
+    assert tree_snapshot(pull.dest.parent, pull.cache, pull.facts) == before
+    assert pull.install(ref, "--check")["changed"] is False
+
+
+def test_upgrade_rollback_and_keep(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref1 = artifacts.write([wheels.demo1])
+    ref2 = artifacts.write([wheels.demo2], version="2.0")
+    first = pull.install(ref1)
+    second = pull.install(ref2)
+    assert second["previous_digest"] == first["digest"]
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+    rolled = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+    assert "rolled back" in rolled.stdout
+    assert pull.python("import demo; print(demo.VERSION)") == "1.0"
+    # --rebuild: a fresh generation for the same digest.
+    rebuilt = pull.install(ref1, "--rebuild", "--keep", "1")
+    assert rebuilt["changed"] is True and rebuilt["digest"] == first["digest"]
+    assert rebuilt["generation"] != first["generation"]
+    gens = [p.name for p in (pull.dest.parent / ".demo.venvship").iterdir() if not p.name.startswith(".")]
+    assert gens == [rebuilt["generation"]]
+
+
+def test_plain_directory_is_moved_aside(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.dest.mkdir(parents=True)
+    (pull.dest / "marker").write_text("made by the original role")
+    ref = artifacts.write([wheels.demo1])
+    pull.install(ref)
+    assert pull.dest.is_symlink()
+    kept = list((pull.dest.parent / ".demo.venvship").glob("original-*/marker"))
+    assert len(kept) == 1
+    status = pull("status", str(pull.dest), "--cache", str(pull.cache)).stdout
+    assert "(adopted)" in status
+
+
+def test_health_check_failure_keeps_old_venv(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    first = pull.install(artifacts.write([wheels.demo1]))
+    bad = artifacts.write([wheels.demo1, wheels.broken], version="2.0")
+    proc = pull("install", bad, ok=False)
+    assert proc.returncode == 1
+    assert "broken on purpose" in proc.stderr
+    assert "Traceback" not in proc.stderr.splitlines()[0]
+    assert os.readlink(pull.dest).endswith(first["generation"])
+    leftovers = [
+        p.name for p in (pull.dest.parent / ".demo.venvship").iterdir() if p.name.endswith(".partial")
+    ]
+    assert leftovers == [] or all(name.endswith(".partial") for name in leftovers)
+
+
+def test_check_command(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo2])
+    proc = pull("install", ref, "--check-command", "demo-cli --nope; exit 3", ok=False)
+    assert proc.returncode == 1
+    pull.install(ref, "--check-command", "python -c 'import demo'")
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+
+
+def test_usage_errors(pull: Pull, tmp_path: Path) -> None:
+    assert pull("install", ok=False, defaults=False).returncode == 2
+    proc = pull("install", "not a ref", ok=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("venv-pull: error: not a ref")
+    proc = pull("install", f"oci:{tmp_path}/nope:demo:1.0", ok=False)
+    assert proc.returncode == 1 and "not an OCI image layout" in proc.stderr
