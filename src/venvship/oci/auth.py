@@ -74,7 +74,8 @@ def _parse_one(text: str) -> list[Challenge]:
             pos += 1
         token = text[start:pos]
         skip(" \t")
-        if pos < end and text[pos] == "=" and scheme is not None:
+        token68 = pos + 1 >= end or text[pos + 1] in "=,"  # ``Basic abc==``: trailing '=' padding
+        if pos < end and text[pos] == "=" and scheme is not None and not token68:
             pos += 1
             skip(" \t")
             if pos < end and text[pos] == '"':
