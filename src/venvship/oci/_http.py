@@ -6,14 +6,18 @@ from file objects in 1 MiB blocks, so memory does not grow with blob size. Stdli
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import http.client
 import json
+import os
+import re
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from email.message import Message
-from typing import BinaryIO, Callable, TypeVar, Union
+from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlsplit
 
 from .._log import logger
@@ -21,6 +25,8 @@ from ..errors import RegistryError
 
 T = TypeVar("T")
 Body = Union[bytes, BinaryIO, None]
+BlobSource = Union[str, "os.PathLike[str]", BinaryIO]
+R = TypeVar("R")
 
 _BLOCK = 1 << 20
 _ERROR_BODY_LIMIT = 64 << 10
@@ -231,3 +237,69 @@ def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise RegistryError(f"{ca_file}: cannot load CA certificates ({exc})") from exc
     return ctx
+
+
+def repo_of(url: str) -> str:
+    """Return the repository named in a ``/v2/<repo>/…`` URL, or ""."""
+    path = urlsplit(url).path
+    match = re.match(r"^/v2/(.+?)/(?:blobs|manifests|tags)/", path)
+    return match.group(1) if match else ""
+
+
+def parse_tags(data: bytes, where: str) -> list[str]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: tag list is not JSON") from exc
+    tags = doc.get("tags") if isinstance(doc, dict) else None
+    return [t for t in tags or [] if isinstance(t, str)]
+
+
+def tell(source: BlobSource) -> int | None:
+    if isinstance(source, (str, os.PathLike)):
+        return 0
+    try:
+        return source.tell() if source.seekable() else None
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def open_body(source: BlobSource, start: int | None, *, retry: bool, where: str) -> Iterator[BinaryIO]:
+    """Yield a file object for one upload attempt: paths are reopened, streams rewound to ``start``."""
+    if retry and start is None:
+        raise RegistryError(f"{where}: upload failed and the stream cannot be rewound to retry")
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            yield fh
+    else:
+        yield source
+
+
+def rewinder(body: BinaryIO, start: int | None) -> Callable[[], Body]:
+    """Return a body factory that rewinds ``body`` first (a 401 or a retry sends it again)."""
+
+    def rewind() -> Body:
+        if start is not None:
+            body.seek(start)
+        return body
+
+    return rewind
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
+    """Return ``[fn(i) for i in items]`` computed by at most ``max_workers`` threads; first error wins."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items))))
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                future.result()  # raises the first error
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True)

@@ -7,27 +7,37 @@ transient failures a bounded number of times, and is safe to share between threa
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import http.client
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Literal, Sequence, TypeVar, Union, cast
+from typing import BinaryIO, Callable, Literal, Sequence, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of
 from ..errors import ArtifactError, RegistryError
-from ._http import Body, Response, RetryPolicy, Transient, Transport, make_ssl_context, retrying
+from ._http import (
+    BlobSource,
+    Body,
+    Response,
+    RetryPolicy,
+    Transient,
+    Transport,
+    make_ssl_context,
+    open_body,
+    parallel_map,
+    parse_tags,
+    repo_of,
+    retrying,
+    rewinder,
+    tell,
+)
 from ._session import AuthState, Scopes, repo_scopes
 from .auth import Credentials
 from .layout import Layout
 from .reference import RegistryRef
 
-T = TypeVar("T")
-R = TypeVar("R")
-BlobSource = Union[str, "os.PathLike[str]", BinaryIO]
 PushOutcome = Literal["exists", "mounted", "uploaded"]
 
 DOCKER_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -95,7 +105,7 @@ class RegistryClient:
         where = self._where(repo)
         if self._head_blob(repo, digest, scopes) is not None:
             return "exists"
-        start = _tell(source)
+        start = tell(source)
         tries = [0]
 
         def attempt() -> PushOutcome:
@@ -114,8 +124,8 @@ class RegistryClient:
                     location = self._location(resp, where)
             put_url = location + ("&" if "?" in location else "?") + "digest=" + quote(digest)
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-            with _open_body(source, start, retry=tries[0] > 1, where=where) as body:
-                opener = _rewinder(body, start)
+            with open_body(source, start, retry=tries[0] > 1, where=where) as body:
+                opener = rewinder(body, start)
                 with self._open("PUT", put_url, scopes=scopes, headers=headers, body=opener) as resp:
                     self._expect(resp, (201, 204), where, f"upload of {digest}")
                     got = resp.header("Docker-Content-Digest")
@@ -239,7 +249,7 @@ class RegistryClient:
                     if resp.status == 404:
                         return None, None
                     self._expect(resp, (200,), where, "tag list")
-                    return _parse_tags(resp.read_limited(MAX_MANIFEST), where), resp.header("Link")
+                    return parse_tags(resp.read_limited(MAX_MANIFEST), where), resp.header("Link")
 
             page, link = retrying(attempt, policy=self.policy, what=f"{where}: list tags")
             if page is None:
@@ -316,7 +326,7 @@ class RegistryClient:
         raise RegistryError(f"{self.registry}: too many redirects", url=resp.url)
 
     def _auth_error(self, url: str) -> RegistryError:
-        repo = _repo_of(url)
+        repo = repo_of(url)
         where = self._where(repo) if repo else self.registry
         if self._auth.credentials() is not None:
             msg = f"{where}: authentication failed (401): check credentials"
@@ -347,61 +357,6 @@ class RegistryClient:
         return urljoin(resp.url, location)
 
 
-def _repo_of(url: str) -> str:
-    path = urlsplit(url).path
-    match = re.match(r"^/v2/(.+?)/(?:blobs|manifests|tags)/", path)
-    return match.group(1) if match else ""
-
-
-def _parse_tags(data: bytes, where: str) -> list[str]:
-    import json
-
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise RegistryError(f"{where}: tag list is not JSON") from exc
-    tags = doc.get("tags") if isinstance(doc, dict) else None
-    return [t for t in tags or [] if isinstance(t, str)]
-
-
-def _tell(source: BlobSource) -> int | None:
-    if isinstance(source, (str, os.PathLike)):
-        return 0
-    try:
-        return source.tell() if source.seekable() else None
-    except OSError:
-        return None
-
-
-class _open_body:
-    """Context manager: a file object for one upload attempt (paths are reopened each time)."""
-
-    def __init__(self, source: BlobSource, start: int | None, *, retry: bool, where: str) -> None:
-        self._source = source
-        self._owned: BinaryIO | None = None
-        if retry and start is None:
-            raise RegistryError(f"{where}: upload failed and the stream cannot be rewound to retry")
-
-    def __enter__(self) -> BinaryIO:
-        if isinstance(self._source, (str, os.PathLike)):
-            self._owned = open(self._source, "rb")  # closed in __exit__
-            return self._owned
-        return self._source
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned is not None:
-            self._owned.close()
-
-
-def _rewinder(body: BinaryIO, start: int | None) -> Callable[[], Body]:
-    def rewind() -> Body:
-        if start is not None:
-            body.seek(start)
-        return body
-
-    return rewind
-
-
 # -- parallel transfers ----------------------------------------------------------------------------
 
 
@@ -423,7 +378,7 @@ def push_blobs(
     def one(item: BlobPush) -> PushOutcome:
         return client.upload_blob(repo, item.path, item.digest, item.size, mount_from=item.mount_from)
 
-    return _parallel(one, items, max_workers)
+    return parallel_map(one, items, max_workers)
 
 
 def fetch_blobs(
@@ -435,26 +390,10 @@ def fetch_blobs(
     max_workers: int = MAX_WORKERS,
 ) -> int:
     """Fetch the (digest, size) blobs into ``dest_layout`` in parallel; return how many were new."""
-    done = _parallel(lambda item: client.fetch_blob(repo, item[0], item[1], dest_layout), items, max_workers)
+    done = parallel_map(
+        lambda item: client.fetch_blob(repo, item[0], item[1], dest_layout), items, max_workers
+    )
     return sum(done)
-
-
-def _parallel(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
-    """Return ``[fn(i) for i in items]`` computed by at most ``max_workers`` threads; first error wins."""
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items))))
-    try:
-        futures = [pool.submit(fn, item) for item in items]
-        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                for other in futures:
-                    other.cancel()
-                future.result()  # raises the first error
-        return [future.result() for future in futures]
-    finally:
-        pool.shutdown(wait=True)
 
 
 class RegistrySource:
