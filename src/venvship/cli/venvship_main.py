@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import VenvshipError
+from .importrole_cmd import add_parser as add_import_role
 
 PROG = "venvship"
 
@@ -161,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.add_argument("--insecure", action="store_true", help="allow plain HTTP to a registry")
     d.set_defaults(func=cmd_diff)
+    add_import_role(sub)
     return p
 
 
