@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``import-role`` subcommand on ``sub``."""
     p = sub.add_parser(
         "import-role",
