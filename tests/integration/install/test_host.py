@@ -1,0 +1,125 @@
+"""Host integration: symlinked distro packages, Ansible facts, maintenance commands, the zipapp."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from venvship.artifact import Fact
+from venvship.install.zipapp import build_zipapp
+
+from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, wheel_of
+
+PY39 = Path.home() / ".pyenv/versions/3.9.18/bin/python3.9"
+
+
+def test_symlinked_distro_package_is_importable(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo1], python=DISTRO_PYTHON, symlink=["python3-six"])
+    pull.install(ref)
+    site = next(pull.dest.glob("lib/python3*/site-packages"))
+    assert (site / "six.py").is_symlink()
+    assert os.readlink(site / "six.py") == "/usr/lib/python3/dist-packages/six.py"
+    assert (site / "six-1.16.0.egg-info").is_symlink()  # top-level entries, never flattened
+    assert (
+        not (site / "PKG-INFO").exists() and not (site / "__pycache__" / "six.cpython-311.pyc").is_symlink()
+    )
+    assert pull.python("import six, demo; print(six.__file__)").endswith("site-packages/six.py")
+    assert pull("verify", str(pull.dest)).returncode == 0
+
+
+def test_symlink_errors(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo1], python=DISTRO_PYTHON, symlink=["python3-no-such-package"])
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1 and "'python3-no-such-package' is not installed" in proc.stderr
+    if PY39.exists():
+        ref = artifacts.write([wheels.demo1], version="2.0", python=str(PY39), symlink=["python3-six"])
+        proc = pull("install", ref, ok=False)
+        assert proc.returncode == 1 and "is for Python 3.11, the venv runs Python 3.9" in proc.stderr
+
+
+def test_facts_merged_into_existing_file(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.facts.mkdir()
+    fact_file = pull.facts / "openstack_ansible.fact"
+    fact_file.write_text("[nova]\nvenv_tag = 30.0.0\n\n[demo]\nold_option = kept\n")
+    facts = [Fact(file="openstack_ansible", section="demo", option="venv_tag", value="1.0")]
+    ref1 = artifacts.write([wheels.demo1], facts=facts)
+    result = pull.install(ref1)
+    assert result["facts_written"] is True
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(fact_file)
+    assert parser["nova"]["venv_tag"] == "30.0.0"
+    assert parser["demo"]["old_option"] == "kept"
+    assert parser["demo"]["venv_tag"] == "1.0"
+    assert parser["demo"]["venvship_digest"] == result["digest"]
+    assert parser["demo"]["venvship_previous_digest"] == ""
+    assert parser["demo"]["venvship_version"]
+    assert fact_file.stat().st_mode & 0o777 == 0o644
+    mtime = fact_file.stat().st_mtime_ns
+    assert pull.install(ref1)["changed"] is False
+    assert fact_file.stat().st_mtime_ns == mtime
+    second = pull.install(artifacts.write([wheels.demo2], version="2.0", facts=facts))
+    parser.read(fact_file)
+    assert parser["demo"]["venvship_previous_digest"] == result["digest"]
+    pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+    parser.read(fact_file)
+    assert parser["demo"]["venvship_digest"] == result["digest"]
+    assert parser["demo"]["venvship_previous_digest"] == second["digest"]
+
+
+def test_verify_detects_drift(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.install(artifacts.write([wheels.demo2]))
+    assert pull("verify", str(pull.dest)).returncode == 0
+    site = next(pull.dest.glob("lib/python3*/site-packages"))
+    (site / "demo" / "__init__.py").write_text("VERSION = 'tampered'\n")
+    os.symlink("/nonexistent/target", site / "dangling")
+    proc = pull("verify", str(pull.dest), "--json", ok=False)
+    assert proc.returncode == 1
+    drifted = json.loads(proc.stdout)["drifted"]
+    assert any(d.startswith("modified: ") and d.endswith("demo/__init__.py") for d in drifted)
+    assert any(d.startswith("dangling symlink: ") for d in drifted)
+
+
+def test_prune_generations_and_blobs(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.install(artifacts.write([wheels.demo1, wheels.helper]))
+    pull.install(artifacts.write([wheels.demo2], version="2.0"))
+    ref3 = artifacts.write([wheels.demo1], version="3.0")
+    pull.install(ref3, "--keep", "3")
+    blobs = pull.cache / "blobs" / "sha256"
+    helper = wheel_of(wheels.helper).sha256
+    assert (blobs / helper).exists()  # still referenced by the oldest generation
+    proc = pull("prune", "--cache", str(pull.cache), "--keep", "1", "--json")
+    data = json.loads(proc.stdout)
+    assert len(data["generations"]) == 2 and data["blobs"] > 0
+    assert not (blobs / helper).exists()
+    assert (blobs / wheel_of(wheels.demo1).sha256).exists()
+    assert pull.python("import demo; print(demo.VERSION)") == "1.0"
+    status = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)
+    assert [len(s["generations"]) for s in status] == [1]
+    assert pull.install(ref3)["changed"] is False
+
+
+@pytest.mark.skipif(not PY39.exists(), reason="python3.9 not installed")
+def test_zipapp_installs_with_python39(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    help_ = subprocess.run([PY39, pyz, "--help"], capture_output=True, text=True, timeout=60)
+    assert help_.returncode == 0 and "rollback" in help_.stdout
+    ref = artifacts.write([wheels.demo2], python=str(PY39), install_tool="pip")
+    env = pull.env()
+    env.pop("PYTHONPATH")  # only the zipapp's own copy of venvship
+    proc = subprocess.run(
+        [PY39, pyz, *pull.argv("install", ref, "--json")[3:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["changed"] is True
+    assert pull.python("import sys, demo; print(sys.version_info[:2], demo.VERSION)") == "(3, 9) 2.0"

@@ -1,0 +1,66 @@
+"""Bad artifacts are refused before they can change anything: corrupt blobs, unsafe names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from venvship.artifact import canonical_json
+from venvship.oci.layout import Layout
+
+from .conftest import Artifacts, Pull, Wheels, make_wheel, tree_snapshot, wheel_of
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate"])
+def test_bad_blob_in_source(artifacts: Artifacts, wheels: Wheels, pull: Pull, damage: str) -> None:
+    first = pull.install(artifacts.write([wheels.demo1]))
+    ref = artifacts.write([wheels.demo2, wheels.helper], version="2.0")
+    blob = Layout(artifacts.root).blob_path(wheel_of(wheels.helper).digest)
+    data = blob.read_bytes()
+    blob.write_bytes(data[:100] + b"X" + data[101:] if damage == "corrupt" else data[: len(data) // 2])
+    before = tree_snapshot(pull.dest.parent, pull.facts)
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1
+    assert "digest mismatch" in proc.stderr or "expected" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("venv-pull: error: ")
+    assert "Traceback" not in proc.stderr
+    assert tree_snapshot(pull.dest.parent, pull.facts) == before
+    assert os.readlink(pull.dest).endswith(first["generation"])
+    cache = Layout(pull.cache)
+    for digest in cache.blob_digests():
+        path = cache.blob_path(digest)
+        assert "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert not list((pull.cache / "blobs" / "sha256").glob(".*"))  # no temp leftovers
+
+
+@pytest.mark.parametrize("title", ["../../x", "/etc/passwd"])
+def test_unsafe_layer_title_is_refused(artifacts: Artifacts, wheels: Wheels, pull: Pull, title: str) -> None:
+    artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    desc = layout.resolve("demo:1.0-" + next(iter(layout.refs())).split("-", 1)[1])
+    manifest = json.loads(layout.read_blob(desc.digest))
+    manifest["layers"][0]["annotations"]["org.opencontainers.image.title"] = title
+    raw = canonical_json(manifest)
+    digest, _ = layout.put_bytes(raw)
+    from venvship.artifact import Descriptor
+
+    layout.set_refs({"demo:evil": Descriptor(media_type=desc.media_type, digest=digest, size=len(raw))})
+    proc = pull("install", f"oci:{artifacts.root}:demo:evil", ok=False)
+    assert proc.returncode == 1
+    assert "unsafe or missing title" in proc.stderr
+    assert not os.path.lexists(pull.dest)
+
+
+def test_wheel_with_path_traversal_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    evil = make_wheel(tmp_path / "evil", "evil", "1.0", extra={"../../../escaped.py": "boom = 1\n"})
+    proc = pull("install", artifacts.write([evil]), ok=False)
+    assert proc.returncode == 1
+    assert "unsafe member path '../../../escaped.py'" in proc.stderr
+    assert not os.path.lexists(pull.dest)
+    assert not list(tmp_path.rglob("escaped.py"))
