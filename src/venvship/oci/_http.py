@@ -177,7 +177,8 @@ class Transport:
         hdrs.setdefault("User-Agent", "venvship")
         if body is None and method in ("POST", "PUT", "PATCH"):
             hdrs.setdefault("Content-Length", "0")
-        logger.debug("%s %s", method, url)
+        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # queries may hold signatures: not logged
+        logger.debug("%s %s", method, shown)
         try:
             conn.request(method, path, body=body, headers=hdrs)
             raw = conn.getresponse()
@@ -197,7 +198,7 @@ class Transport:
             conn.close()
             raise Transient(f"cannot reach {parts.netloc} ({_describe(exc)})", url=url) from exc
         resp = Response(conn, raw, url)
-        logger.debug("%s %s -> %d", method, url, resp.status)
+        logger.debug("%s %s -> %d", method, shown, resp.status)
         if resp.status == 429 or resp.status >= 500:
             detail = resp.error_text()
             resp.close()

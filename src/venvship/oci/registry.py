@@ -290,6 +290,7 @@ class RegistryClient:
         body: Callable[[], Body] | None = None,
     ) -> Response:
         """Send one request (one more after a 401 that new auth can fix; redirects for GET/HEAD)."""
+        push = any(scope.endswith(",push") for scope in scopes)
         for auth_round in range(2):
             hdrs = dict(headers or {})
             auth = self._auth.header(scopes)
@@ -301,11 +302,11 @@ class RegistryClient:
                 resp.close()
                 if auth_round == 0 and self._auth.on_unauthorized(values, scopes, sent=auth):
                     continue
-                raise self._auth_error(url)
+                raise self._auth_error(url, push=push)
             if resp.status in _REDIRECTS and method in ("GET", "HEAD"):
                 return self._follow(resp, method, hdrs)
             return resp
-        raise self._auth_error(url)  # pragma: no cover - the loop always returns or raises
+        raise self._auth_error(url, push=push)  # pragma: no cover - the loop returns or raises
 
     def _follow(self, resp: Response, method: str, headers: dict[str, str]) -> Response:
         """Follow redirects (blob storage backends); credentials go only to the registry itself."""
@@ -325,11 +326,13 @@ class RegistryClient:
         resp.close()
         raise RegistryError(f"{self.registry}: too many redirects", url=resp.url)
 
-    def _auth_error(self, url: str) -> RegistryError:
+    def _auth_error(self, url: str, *, push: bool) -> RegistryError:
         repo = repo_of(url)
         where = self._where(repo) if repo else self.registry
         if self._auth.credentials() is not None:
             msg = f"{where}: authentication failed (401): check credentials"
+            if push:
+                msg += " (and that the account may push to this repository)"
         else:
             msg = (
                 f"{where}: authentication required (401): no credentials found for {self.registry}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,18 @@ def test_list_tags(open_registry: RegistryServer, tmp_path: Path) -> None:
         client.put_manifest(repo, tag, raw, MANIFEST_TYPE)
     assert sorted(client.list_tags(repo)) == ["a", "b", "c"]
     assert client.list_tags("venvship-test/does-not-exist") == []
+
+
+def test_basic_credentials_go_up_front(htpasswd_registry: RegistryServer, tmp_path: Path) -> None:
+    """Only the first, bodiless request meets a challenge; no blob body is ever sent twice."""
+
+    def challenged() -> list[str]:
+        lines = htpasswd_registry.log.read_text().splitlines()
+        return [re.sub(r".*http\.request\.method=(\w+).*", r"\1", ln) for ln in lines if "challenge" in ln]
+
+    before = len(challenged())
+    client = client_for(htpasswd_registry)
+    for size in (10, 2 << 20):
+        path, digest = random_blob(tmp_path, size)
+        assert client.push_blob("basic/upfront", path, digest, size)
+    assert challenged()[before:] == ["HEAD"]
