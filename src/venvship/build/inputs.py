@@ -25,6 +25,7 @@ class Inputs:
     constraint_args: tuple[str, ...]
     global_args: tuple[str, ...]
     digest: str
+    builder_digest: str  # what the builder venv depends on: not the packages, only the tools
 
 
 def _fetch(url: str, dest: Path, where: str) -> bytes:
@@ -68,6 +69,7 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
             requirements.append(line)
         else:
             lines.append(line)
+    files_only = hasher.copy()
     (workdir / "global-constraints.txt").write_text("".join(f"{c}\n" for c in recipe.global_constraints))
     (workdir / "source-constraints.txt").write_text("".join(f"{c}\n" for c in lines))
     global_args = ("-c", str(workdir / "global-constraints.txt"))
@@ -90,9 +92,17 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
             sort_keys=True,
         ).encode()
     )
+    files_digest = files_only
+    files_digest.update(
+        json.dumps(
+            [recipe.global_constraints, recipe.build_requirements, recipe.build.pip_args,
+             sorted((recipe.build.env or {}).items()), [ln for ln in lines if not _FILE_OPT.match(ln)]]
+        ).encode()
+    )
     return Inputs(
         requirements=tuple(sorted(requirements)),
         constraint_args=(*global_args, "-c", str(workdir / "source-constraints.txt")),
         global_args=global_args,
         digest="sha256:" + hasher.hexdigest(),
+        builder_digest="sha256:" + files_digest.hexdigest(),
     )

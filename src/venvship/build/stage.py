@@ -141,7 +141,7 @@ def build_recipe(
             pip_args=recipe.build.pip_args,
             env=recipe.build.env or {},
             ignore_pip_config=recipe.ignore_pip_config,
-            fingerprint=inputs.digest,
+            fingerprint=inputs.builder_digest,
             rebuild=rebuild_wheels and refresh,
         )
         try:

@@ -1,0 +1,104 @@
+"""venvship's own sessions: build (the main job), tests, lint, bench, zipapp."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT / "src"))
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+nox.options.sessions = ["build"]
+nox.options.default_venv_backend = "uv|virtualenv"
+
+# Debian packages the tests talk to: a real registry, an independent OCI client, htpasswd,
+# a distro Python package to symlink, and what builds the tests' tiny C extension.
+TEST_DEBS = {
+    "docker-registry": "/usr/bin/docker-registry",
+    "skopeo": "/usr/bin/skopeo",
+    "apache2-utils": "/usr/bin/htpasswd",
+    "python3-six": "/usr/lib/python3/dist-packages/six.py",
+    "python3-venv": None,
+    "openssl": "/usr/bin/openssl",
+    "git": "/usr/bin/git",
+    "gcc": "/usr/bin/gcc",
+}
+
+
+def _missing_debs() -> list[str]:
+    import subprocess
+
+    missing = []
+    for pkg, path in TEST_DEBS.items():
+        if path and Path(path).exists():
+            continue
+        ok = subprocess.run(
+            ["dpkg-query", "-W", "-f=${db:Status-Status}", pkg], capture_output=True, text=True, check=False
+        ).stdout.strip() == "installed"
+        if not ok:
+            missing.append(pkg)
+    return missing
+
+
+def _ensure_debs(session: nox.Session) -> None:
+    if not shutil.which("dpkg-query"):
+        session.warn("not a Debian-family host: registry and symlink tests need Debian packages")
+        return
+    missing = _missing_debs()
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        session.error(f"missing Debian packages {' '.join(missing)}; run: sudo apt-get install -y {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
+
+
+@nox.session(python=False)
+def build(session: nox.Session) -> None:
+    """Build every recipe in recipes/ into the OCI layout build/oci (the main job)."""
+    from venvship.noxplugin import build as build_recipes
+
+    build_recipes(session, recipes=session.posargs or ["recipes"], output="oci:build/oci")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (sets up Debian packages and Python dependencies itself)."""
+    _ensure_debs(session)
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install("-e", ".")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy --strict."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.install("-e", ".")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("mypy", "src")
+
+
+@nox.session
+def zipapp(session: nox.Session) -> None:
+    """Make dist/venv-pull.pyz: the target installer for bare hosts (stdlib only)."""
+    from venvship.install.zipapp import build_zipapp
+
+    out = build_zipapp(ROOT / "dist" / "venv-pull.pyz")
+    session.log(f"wrote {out}")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: venvship against the named baselines, measured in the same run."""
+    _ensure_debs(session)
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", *session.posargs)

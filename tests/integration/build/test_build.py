@@ -1,0 +1,203 @@
+"""The build stage end to end: real pip, real builder venvs, real C compiler, real git."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.build.conftest import LocalIndex, RecipeWriter
+from venvship.artifact import Manifest, VenvConfig
+from venvship.build.stage import build_recipe
+from venvship.cli.venvship_main import main
+from venvship.inspect import diff_views, inspect_ref
+from venvship.oci.layout import Layout
+from venvship.recipe import load_recipe
+
+PLATFORM_SUFFIX = "-debian-12-amd64-cp311"
+
+
+def _config(layout: Layout, ref: str) -> tuple[Manifest, VenvConfig]:
+    desc = layout.resolve(ref)
+    manifest = Manifest.from_bytes(layout.read_blob(desc.digest))
+    return manifest, VenvConfig.from_json(json.loads(layout.read_blob(manifest.config.digest)))
+
+
+def _snapshot(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_build_locks_closure_with_c_extension_and_git(
+    tmp_path: Path, write_recipe: RecipeWriter, local_index: LocalIndex, cache: Path
+) -> None:
+    git_line = f"{local_index.git_url}@{local_index.git_sha}#egg=gamma"
+    recipe = write_recipe(packages=["alpha", git_line])
+    layout = Layout.create(tmp_path / "oci")
+    result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
+
+    assert result.status == "built"
+    assert sorted(result.built) == ["alpha-1.1-py3-none-any.whl", "beta-2.0-cp311-cp311-linux_x86_64.whl",
+                                    "gamma-3.0.dev4-py3-none-any.whl"]
+    manifest, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
+    assert {(w.name, w.version) for w in config.lock} == {("alpha", "1.1"), ("beta", "2.0"), ("gamma", "3.0.dev4")}
+    # The lock holds the built version, never the git URL; provenance remembers where it came from.
+    assert "git+" not in json.dumps([w.to_json() for w in config.lock])
+    assert config.provenance["gamma-3.0.dev4-py3-none-any.whl"].endswith(local_index.git_sha)
+    assert [t.name for t in config.tools] == ["pip"] and config.tools[0].version == "25.3"
+    assert config.platform.distro_bound  # beta's wheel is linux_x86_64
+    # One hash chain: the lock's sha256 is the blob digest and the bytes hash to it.
+    titles = {layer.title: layer.digest for layer in manifest.layers}
+    for wheel in config.lock:
+        assert titles[wheel.filename] == wheel.digest
+        assert hashlib.sha256(layout.blob_path(wheel.digest).read_bytes()).hexdigest() == wheel.sha256
+    assert "demo:1.0" in layout.refs()
+
+
+def test_skopeo_reads_the_layout_and_copies_it_keeping_digests(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path
+) -> None:
+    layout = Layout.create(tmp_path / "oci")
+    build_recipe(load_recipe(write_recipe()), output=layout, cache=cache)
+    ref = f"demo:1.0{PLATFORM_SUFFIX}"
+    desc = layout.resolve(ref)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{layout.root}:{ref}"],
+                         check=True, capture_output=True).stdout
+    assert raw == layout.read_blob(desc.digest)
+    subprocess.run(["skopeo", "copy", "-q", "--preserve-digests", f"oci:{layout.root}:{ref}",
+                    f"oci:{tmp_path / 'copy'}:{ref}"], check=True)
+    copy = Layout.open(tmp_path / "copy")
+    assert copy.resolve(ref).digest == desc.digest
+    assert set(copy.blob_digests()) <= set(layout.blob_digests())
+    manifest = Manifest.from_bytes(layout.read_blob(desc.digest))
+    for d in (manifest.config, *manifest.layers):
+        assert copy.verify_blob(d.digest, d.size)
+    # skopeo 1.9 re-serialises image indexes it copies (it drops OCI 1.1 artifactType), so for
+    # the index we check that every platform manifest and blob arrives under its own digest.
+    subprocess.run(["skopeo", "copy", "-q", "--all", f"oci:{layout.root}:demo:1.0",
+                    f"oci:{tmp_path / 'all'}:demo:1.0"], check=True)
+    copied = Layout.open(tmp_path / "all")
+    index_raw = copied.read_blob(copied.resolve("demo:1.0").digest)
+    assert [m["digest"] for m in json.loads(index_raw)["manifests"]] == [desc.digest]
+
+
+def test_second_build_is_a_noop_and_one_pin_rebuilds_one_wheel(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = write_recipe(constraints=["alpha==1.0"])
+    out = tmp_path / "oci"
+    argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]
+    assert main(argv) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "demo: unchanged" in capsys.readouterr().out
+    assert _snapshot(out) == before  # no blob, no index.json written
+
+    write_recipe(constraints=["alpha==1.1"])
+    layout = Layout.open(out)
+    result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    assert result.built == ("alpha-1.1-py3-none-any.whl",)
+    assert result.cached == ("beta-2.0-cp311-cp311-linux_x86_64.whl", "pip-25.3-py3-none-any.whl")
+
+
+def test_same_inputs_give_the_same_manifest_digest(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    recipe = load_recipe(write_recipe())
+    first = build_recipe(recipe, output=Layout.create(tmp_path / "a"), cache=cache)
+    again = build_recipe(recipe, output=Layout.create(tmp_path / "b"), cache=cache)
+    assert again.status == "built" and again.built == ()  # packaged anew from the same wheels
+    assert first.digest == again.digest
+    # The created time really comes from SOURCE_DATE_EPOCH: another epoch, another digest.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
+    other = build_recipe(recipe, output=Layout.create(tmp_path / "c"), cache=cache)
+    assert other.digest != first.digest
+
+
+def test_reuse_from_a_previous_artifact_builds_nothing(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    recipe = load_recipe(write_recipe())
+    first = Layout.create(tmp_path / "first")
+    build_recipe(recipe, output=first, cache=cache)
+    fresh_cache = tmp_path_factory.mktemp("fresh-cache")
+    result = build_recipe(recipe, output=Layout.create(tmp_path / "second"), cache=fresh_cache,
+                          reuse_from=f"oci:{first.root}:demo:1.0")
+    assert result.built == ()
+    assert sorted(result.reused) == ["alpha-1.1-py3-none-any.whl", "beta-2.0-cp311-cp311-linux_x86_64.whl",
+                                     "pip-25.3-py3-none-any.whl"]
+
+
+def test_uv_install_tool_ships_the_uv_wheel(tmp_path: Path, write_recipe: RecipeWriter, cache: Path) -> None:
+    layout = Layout.create(tmp_path / "oci")
+    build_recipe(load_recipe(write_recipe(install_tool="uv")), output=layout, cache=cache)
+    _, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
+    assert config.install_tool == "uv"
+    assert [t.name for t in config.tools] == ["uv"]
+    assert "manylinux" in config.tools[0].filename
+
+
+@pytest.mark.parametrize(
+    ("keys", "key_path"),
+    [
+        ({"constraints": ["alpha==9.9"]}, "venv.packages"),
+        ({"packages": ["alpha", "beta<2"]}, "venv.packages"),
+    ],
+    ids=["unresolvable-pin", "conflicting-pins"],
+)
+def test_unresolvable_recipes_fail_with_one_line_and_write_nothing(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str],
+    keys: dict[str, object], key_path: str,
+) -> None:
+    recipe = write_recipe(**keys)
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"venvship: error: {recipe}: {key_path}: cannot resolve")
+    assert "Traceback" not in err
+    assert Layout.open(out).refs() == {}
+
+
+def test_a_failed_wheel_build_writes_nothing_and_the_next_run_retries(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, local_index: LocalIndex
+) -> None:
+    broken = local_index.projects / "broken-1.0-src"
+    setup = broken / "setup.py"
+    good = setup.read_text()
+    setup.write_text("raise SystemExit('this package does not build')\n")
+    subprocess.run(["git", "init", "-q"], cwd=broken, check=True)
+    recipe = load_recipe(write_recipe(packages=[f"broken @ file://{broken}"]))
+    layout = Layout.create(tmp_path / "oci")
+    from venvship.errors import VenvshipError
+
+    with pytest.raises(VenvshipError, match="broken"):
+        build_recipe(recipe, output=layout, cache=cache)
+    assert layout.refs() == {}
+    setup.write_text(good)
+    assert build_recipe(recipe, output=layout, cache=cache).status == "built"
+
+
+def test_inspect_and_diff_report_packages(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "oci"
+    layout = Layout.create(out)
+    build_recipe(load_recipe(write_recipe(constraints=["alpha==1.0"])), output=layout, cache=cache)
+    build_recipe(load_recipe(write_recipe(version="2.0")), output=layout, cache=cache)
+    assert main(["inspect", f"oci:{out}:demo:1.0", "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    [platform] = view["platforms"]
+    assert platform["key"] == PLATFORM_SUFFIX[1:]
+    assert {p["name"]: p["version"] for p in platform["packages"]} == {"alpha": "1.0", "beta": "2.0"}
+    assert all(p["size"] > 0 and len(p["sha256"]) == 64 for p in platform["packages"])
+    diff = diff_views(inspect_ref(f"oci:{out}:demo:1.0"), inspect_ref(f"oci:{out}:demo:2.0"))
+    [changes] = diff.changes.values()
+    assert [(c.name, c.kind, c.old and c.old.version, c.new and c.new.version) for c in changes] == [
+        ("alpha", "changed", "1.0", "1.1")
+    ]
+    assert main(["diff", f"oci:{out}:demo:1.0", f"oci:{out}:demo:2.0"]) == 0
+    assert "~ alpha 1.0 -> 1.1" in capsys.readouterr().out
