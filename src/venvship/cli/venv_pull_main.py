@@ -11,7 +11,6 @@ from typing import Sequence
 
 from .._log import logger
 from ..errors import VenvshipError
-from ..install import maintenance
 from ..install.installer import VERSION, InstallOptions, InstallResult, install
 
 DEFAULT_CACHE = Path("/var/cache/venvship")
@@ -107,6 +106,8 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from ..install import maintenance  # imported on use: keeps the no-op install fast
+
     items = maintenance.status(args.dest, cache=args.cache)
     data = [
         {
@@ -133,6 +134,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from ..install import maintenance  # imported on use: keeps the no-op install fast
+
     r = maintenance.rollback(args.dest, facts_dir=args.facts_dir, lock_timeout=args.lock_timeout)
     data = {
         "changed": True,
@@ -147,6 +150,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from ..install import maintenance  # imported on use: keeps the no-op install fast
+
     r = maintenance.verify(args.dest)
     data = {"dest": r.dest, "generation": r.generation, "checked": r.checked, "drifted": list(r.drifted)}
     text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted"
@@ -155,6 +160,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from ..install import maintenance  # imported on use: keeps the no-op install fast
+
     if args.keep < 1:
         raise SystemExit("venv-pull: error: --keep must be at least 1")
     r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
