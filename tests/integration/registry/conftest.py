@@ -8,14 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from ._support import (
-    REGISTRY_BIN,
-    RegistryServer,
-    TokenServer,
-    htpasswd_auth,
-    make_tls_certs,
-    start_registry,
-)
+from ._pki import TokenServer, make_tls_certs
+from ._support import REGISTRY_BIN, RegistryServer, htpasswd_auth, start_registry
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,7 +17,8 @@ from venvship.oci.auth import Credentials
 from venvship.oci.layout import Layout
 from venvship.oci.registry import RegistryClient
 
-from ._support import PASSWORD, USER, RegistryServer, client_for, random_blob
+from ._pki import PASSWORD, USER
+from ._support import RegistryServer, client_for, random_blob
 
 pytestmark = pytest.mark.registry
 
