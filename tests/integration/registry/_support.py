@@ -1,4 +1,4 @@
-"""Test helpers: a real docker-registry process, a test CA, a JWT token server, tiny artifacts."""
+"""Test helpers: a real docker-registry process on 127.0.0.1, registry clients, tiny artifacts."""
 
 from __future__ import annotations
 
