@@ -7,11 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
+
+if TYPE_CHECKING:
+    from ..oci.registry import RegistryClient
 
 PROG = "venvship"
 
@@ -25,13 +28,35 @@ def _setup_logging(verbose: int) -> None:
     log.propagate = False
 
 
-def _output_layout(text: str) -> Path:
-    from ..oci.reference import LayoutRef, parse_ref
+def _client(args: argparse.Namespace, registry: str) -> RegistryClient:
+    from ..oci.auth import Credentials
+    from ..oci.registry import RegistryClient
 
-    ref = parse_ref(text)
-    if not isinstance(ref, LayoutRef) or ref.name:
-        raise VenvshipError(f"{text}: --output takes oci:DIR (registries: build to a layout, then publish)")
-    return ref.path
+    creds = None
+    if args.username:
+        if not args.password_stdin:
+            raise VenvshipError("--username needs --password-stdin (passwords never go on the command line)")
+        creds = Credentials(username=args.username, password=sys.stdin.readline().rstrip("\n"))
+    return RegistryClient(registry, insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
+
+
+def _publish(args: argparse.Namespace, layout_path: Path, refs: list[str], dest_text: str) -> int:
+    from ..oci.layout import Layout
+    from ..oci.publish import publish_layout
+    from ..oci.reference import RegistryRef, parse_ref
+
+    dest = parse_ref(dest_text)
+    if not isinstance(dest, RegistryRef):
+        raise VenvshipError(f"{dest_text}: not a registry namespace (HOST[:PORT]/NAMESPACE)")
+    result = publish_layout(Layout.open(layout_path), refs, dest, _client(args, dest.registry))
+    if not result.tags_changed and not result.blobs_uploaded and not result.blobs_mounted:
+        print(f"{dest_text}: unchanged ({len(result.tags)} tags, {result.blobs_skipped} blobs already there)")
+    else:
+        print(
+            f"{dest_text}: published {', '.join(result.tags)}; blobs {result.blobs_uploaded} uploaded "
+            f"({_human(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
+        )
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -42,7 +67,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     recipes = [load_recipe(p) for p in find_recipes([Path(r) for r in args.recipes or ["recipes"]])]
     if not recipes:
         raise VenvshipError(f"no recipes found in {' '.join(args.recipes or ['recipes'])}")
-    layout = Layout.create(_output_layout(args.output))
+    from ..build.stage import default_cache
+    from ..oci.reference import LayoutRef, parse_ref
+
+    target = parse_ref(args.output)
+    if isinstance(target, LayoutRef):
+        if target.name:
+            raise VenvshipError(f"{args.output}: --output takes oci:DIR or a registry namespace")
+        layout = Layout.create(target.path)
+    else:
+        # A registry output is built into a staging layout first: blobs go up before any tag.
+        layout = Layout.create((Path(args.cache_dir) if args.cache_dir else default_cache()) / "staging")
     results = []
     for recipe in recipes:
         result = build_recipe(
@@ -66,6 +101,33 @@ def cmd_build(args: argparse.Namespace) -> int:
                 )
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=list))
+    if not isinstance(target, LayoutRef):
+        return _publish(args, layout.root, [r.ref for r in results], args.output)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from ..oci.layout import Layout
+    from ..oci.reference import LayoutRef, parse_ref
+
+    src = parse_ref(args.src)
+    if not isinstance(src, LayoutRef):
+        raise VenvshipError(f"{args.src}: the source must be a layout, oci:DIR[:NAME:TAG]")
+    refs = [src.ref_name] if src.ref_name else sorted(Layout.open(src.path).refs())
+    if not refs or refs == [None]:
+        raise VenvshipError(f"{args.src}: nothing to publish (name NAME:TAG)")
+    return _publish(args, src.path, [r for r in refs if r], args.dest)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ..oci.publish import merge_registry_index
+    from ..oci.reference import RegistryRef, parse_ref
+
+    ref = parse_ref(args.ref)
+    if not isinstance(ref, RegistryRef) or not ref.tag:
+        raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
+    digest = merge_registry_index(_client(args, ref.registry), ref.repository, ref.tag)
+    print(f"{args.ref}: index {digest}")
     return 0
 
 
@@ -128,6 +190,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
+    p.add_argument("--ca-file", metavar="FILE", help="CA bundle for the registry's TLS certificate")
+    p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Build Python venvs as verified OCI artifacts.")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -136,7 +205,12 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build recipes into an OCI layout")
     b.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipe files or folders (default: recipes/)")
-    b.add_argument("--output", default="oci:build/oci", metavar="REF", help="oci:DIR (default oci:build/oci)")
+    b.add_argument(
+        "--output",
+        default="oci:build/oci",
+        metavar="REF",
+        help="oci:DIR (default oci:build/oci) or HOST[:PORT]/NAMESPACE",
+    )
     b.add_argument(
         "--reuse-from", metavar="REF", help="reuse wheels of a previous artifact (oci:DIR:NAME:TAG)"
     )
@@ -148,19 +222,33 @@ def parser() -> argparse.ArgumentParser:
         "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
     )
     b.add_argument("--json", action="store_true", help="print the results as JSON")
+    _registry_options(b)
     b.set_defaults(func=cmd_build)
+
+    pub = sub.add_parser(
+        "publish", help="copy artifacts from a layout to a registry (blobs first, tags last)"
+    )
+    pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG]")
+    pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE")
+    _registry_options(pub)
+    pub.set_defaults(func=cmd_publish)
+
+    ix = sub.add_parser("index", help="merge the per-platform tags VERSION-* into the index tag VERSION")
+    ix.add_argument("ref", metavar="REF", help="HOST[:PORT]/NAMESPACE/NAME:VERSION")
+    _registry_options(ix)
+    ix.set_defaults(func=cmd_index)
 
     i = sub.add_parser("inspect", help="show an artifact's platforms and packages")
     i.add_argument("ref", metavar="REF")
     i.add_argument("--json", action="store_true")
-    i.add_argument("--insecure", action="store_true", help="allow plain HTTP to a registry")
+    _registry_options(i)
     i.set_defaults(func=cmd_inspect)
 
     d = sub.add_parser("diff", help="packages added, removed and changed between two artifacts")
     d.add_argument("old", metavar="REF")
     d.add_argument("new", metavar="REF")
     d.add_argument("--json", action="store_true")
-    d.add_argument("--insecure", action="store_true", help="allow plain HTTP to a registry")
+    _registry_options(d)
     d.set_defaults(func=cmd_diff)
     add_import_role(sub)
     return p

@@ -1,0 +1,48 @@
+"""The whole chain through a real registry: build → publish → index → venv-pull install."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.build.conftest import (  # noqa: F401 - fixtures shared with the build tests
+    RecipeWriter,
+    cache,
+    local_index,
+    shared_builders,
+    write_recipe,
+)
+from tests.integration.registry._support import RegistryServer
+from venvship.cli import venv_pull_main, venvship_main
+
+
+def test_build_to_registry_index_and_install(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, open_registry: RegistryServer,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    host = open_registry.host
+    recipe = write_recipe()
+    build = ["build", str(recipe), "--output", f"{host}/fleet", "--insecure", "--cache-dir", str(cache)]
+    assert venvship_main.main(build) == 0
+    assert f"published {host}/fleet/demo:1.0-debian" in capsys.readouterr().out
+    assert venvship_main.main(["index", f"{host}/fleet/demo:1.0", "--insecure"]) == 0
+    capsys.readouterr()
+    # Publishing the same content again uploads nothing.
+    assert venvship_main.main(["publish", f"oci:{cache / 'staging'}", f"{host}/fleet", "--insecure"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+    dest = tmp_path / "venvs" / "demo"
+    argv = ["install", f"{host}/fleet/demo:1.0", "--insecure", "--dest", str(dest), "--cache",
+            str(tmp_path / "blobcache"), "--facts-dir", str(tmp_path / "facts"), "--no-distro-packages", "--json"]
+    assert venv_pull_main.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["changed"] is True and first["packages"] == 2
+    out = subprocess.run([dest / "bin" / "python", "-c", "import alpha, beta._speed as s; print(s.add(2, 3))"],
+                         check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "5"
+    assert venv_pull_main.main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["changed"] is False and again["digest"] == first["digest"]
