@@ -37,9 +37,15 @@ def _missing_debs() -> list[str]:
     for pkg, path in TEST_DEBS.items():
         if path and Path(path).exists():
             continue
-        ok = subprocess.run(
-            ["dpkg-query", "-W", "-f=${db:Status-Status}", pkg], capture_output=True, text=True, check=False
-        ).stdout.strip() == "installed"
+        ok = (
+            subprocess.run(
+                ["dpkg-query", "-W", "-f=${db:Status-Status}", pkg],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            == "installed"
+        )
         if not ok:
             missing.append(pkg)
     return missing
@@ -53,7 +59,9 @@ def _ensure_debs(session: nox.Session) -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        session.error(f"missing Debian packages {' '.join(missing)}; run: sudo apt-get install -y {' '.join(missing)}")
+        session.error(
+            f"missing Debian packages {' '.join(missing)}; run: sudo apt-get install -y {' '.join(missing)}"
+        )
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-qq", external=True, env=env)
     session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)

@@ -31,8 +31,18 @@ def tool_wheels() -> Path:
     if not marker.exists():
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-             "-d", str(folder), *TOOL_PINS],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(folder),
+                *TOOL_PINS,
+            ],
             check=True,
             env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
         )

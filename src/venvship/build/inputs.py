@@ -95,8 +95,13 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
     files_digest = files_only
     files_digest.update(
         json.dumps(
-            [recipe.global_constraints, recipe.build_requirements, recipe.build.pip_args,
-             sorted((recipe.build.env or {}).items()), [ln for ln in lines if not _FILE_OPT.match(ln)]]
+            [
+                recipe.global_constraints,
+                recipe.build_requirements,
+                recipe.build.pip_args,
+                sorted((recipe.build.env or {}).items()),
+                [ln for ln in lines if not _FILE_OPT.match(ln)],
+            ]
         ).encode()
     )
     return Inputs(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.build.conftest import LocalIndex, RecipeWriter
+from tests.integration.conftest import LocalIndex, RecipeWriter
 from venvship.artifact import Manifest, VenvConfig
 from venvship.build.stage import build_recipe
 from venvship.cli.venvship_main import main
@@ -39,10 +39,17 @@ def test_build_locks_closure_with_c_extension_and_git(
     result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
 
     assert result.status == "built"
-    assert sorted(result.built) == ["alpha-1.1-py3-none-any.whl", "beta-2.0-cp311-cp311-linux_x86_64.whl",
-                                    "gamma-3.0.dev4-py3-none-any.whl"]
+    assert sorted(result.built) == [
+        "alpha-1.1-py3-none-any.whl",
+        "beta-2.0-cp311-cp311-linux_x86_64.whl",
+        "gamma-3.0.dev4-py3-none-any.whl",
+    ]
     manifest, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
-    assert {(w.name, w.version) for w in config.lock} == {("alpha", "1.1"), ("beta", "2.0"), ("gamma", "3.0.dev4")}
+    assert {(w.name, w.version) for w in config.lock} == {
+        ("alpha", "1.1"),
+        ("beta", "2.0"),
+        ("gamma", "3.0.dev4"),
+    }
     # The lock holds the built version, never the git URL; provenance remembers where it came from.
     assert "git+" not in json.dumps([w.to_json() for w in config.lock])
     assert config.provenance["gamma-3.0.dev4-py3-none-any.whl"].endswith(local_index.git_sha)
@@ -63,11 +70,21 @@ def test_skopeo_reads_the_layout_and_copies_it_keeping_digests(
     build_recipe(load_recipe(write_recipe()), output=layout, cache=cache)
     ref = f"demo:1.0{PLATFORM_SUFFIX}"
     desc = layout.resolve(ref)
-    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{layout.root}:{ref}"],
-                         check=True, capture_output=True).stdout
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{layout.root}:{ref}"], check=True, capture_output=True
+    ).stdout
     assert raw == layout.read_blob(desc.digest)
-    subprocess.run(["skopeo", "copy", "-q", "--preserve-digests", f"oci:{layout.root}:{ref}",
-                    f"oci:{tmp_path / 'copy'}:{ref}"], check=True)
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "-q",
+            "--preserve-digests",
+            f"oci:{layout.root}:{ref}",
+            f"oci:{tmp_path / 'copy'}:{ref}",
+        ],
+        check=True,
+    )
     copy = Layout.open(tmp_path / "copy")
     assert copy.resolve(ref).digest == desc.digest
     assert set(copy.blob_digests()) <= set(layout.blob_digests())
@@ -76,8 +93,10 @@ def test_skopeo_reads_the_layout_and_copies_it_keeping_digests(
         assert copy.verify_blob(d.digest, d.size)
     # skopeo 1.9 re-serialises image indexes it copies (it drops OCI 1.1 artifactType), so for
     # the index we check that every platform manifest and blob arrives under its own digest.
-    subprocess.run(["skopeo", "copy", "-q", "--all", f"oci:{layout.root}:demo:1.0",
-                    f"oci:{tmp_path / 'all'}:demo:1.0"], check=True)
+    subprocess.run(
+        ["skopeo", "copy", "-q", "--all", f"oci:{layout.root}:demo:1.0", f"oci:{tmp_path / 'all'}:demo:1.0"],
+        check=True,
+    )
     copied = Layout.open(tmp_path / "all")
     index_raw = copied.read_blob(copied.resolve("demo:1.0").digest)
     assert [m["digest"] for m in json.loads(index_raw)["manifests"]] == [desc.digest]
@@ -125,11 +144,18 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
     first = Layout.create(tmp_path / "first")
     build_recipe(recipe, output=first, cache=cache)
     fresh_cache = tmp_path_factory.mktemp("fresh-cache")
-    result = build_recipe(recipe, output=Layout.create(tmp_path / "second"), cache=fresh_cache,
-                          reuse_from=f"oci:{first.root}:demo:1.0")
+    result = build_recipe(
+        recipe,
+        output=Layout.create(tmp_path / "second"),
+        cache=fresh_cache,
+        reuse_from=f"oci:{first.root}:demo:1.0",
+    )
     assert result.built == ()
-    assert sorted(result.reused) == ["alpha-1.1-py3-none-any.whl", "beta-2.0-cp311-cp311-linux_x86_64.whl",
-                                     "pip-25.3-py3-none-any.whl"]
+    assert sorted(result.reused) == [
+        "alpha-1.1-py3-none-any.whl",
+        "beta-2.0-cp311-cp311-linux_x86_64.whl",
+        "pip-25.3-py3-none-any.whl",
+    ]
 
 
 def test_uv_install_tool_ships_the_uv_wheel(tmp_path: Path, write_recipe: RecipeWriter, cache: Path) -> None:
@@ -150,8 +176,12 @@ def test_uv_install_tool_ships_the_uv_wheel(tmp_path: Path, write_recipe: Recipe
     ids=["unresolvable-pin", "conflicting-pins"],
 )
 def test_unresolvable_recipes_fail_with_one_line_and_write_nothing(
-    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str],
-    keys: dict[str, object], key_path: str,
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: dict[str, object],
+    key_path: str,
 ) -> None:
     recipe = write_recipe(**keys)
     out = tmp_path / "oci"

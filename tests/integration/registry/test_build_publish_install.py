@@ -8,19 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.build.conftest import (  # noqa: F401 - fixtures shared with the build tests
-    RecipeWriter,
-    cache,
-    local_index,
-    shared_builders,
-    write_recipe,
-)
+from tests.integration.conftest import RecipeWriter
 from tests.integration.registry._support import RegistryServer
 from venvship.cli import venv_pull_main, venvship_main
 
 
 def test_build_to_registry_index_and_install(
-    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, open_registry: RegistryServer,  # noqa: F811
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    cache: Path,
+    open_registry: RegistryServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     host = open_registry.host
@@ -35,13 +32,28 @@ def test_build_to_registry_index_and_install(
     assert "unchanged" in capsys.readouterr().out
 
     dest = tmp_path / "venvs" / "demo"
-    argv = ["install", f"{host}/fleet/demo:1.0", "--insecure", "--dest", str(dest), "--cache",
-            str(tmp_path / "blobcache"), "--facts-dir", str(tmp_path / "facts"), "--no-distro-packages", "--json"]
+    argv = [
+        "install",
+        f"{host}/fleet/demo:1.0",
+        "--insecure",
+        "--dest",
+        str(dest),
+        "--cache",
+        str(tmp_path / "blobcache"),
+        "--facts-dir",
+        str(tmp_path / "facts"),
+        "--no-distro-packages",
+        "--json",
+    ]
     assert venv_pull_main.main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["changed"] is True and first["packages"] == 2
-    out = subprocess.run([dest / "bin" / "python", "-c", "import alpha, beta._speed as s; print(s.add(2, 3))"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [dest / "bin" / "python", "-c", "import alpha, beta._speed as s; print(s.add(2, 3))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert out.strip() == "5"
     assert venv_pull_main.main(argv) == 0
     again = json.loads(capsys.readouterr().out)

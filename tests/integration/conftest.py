@@ -48,7 +48,9 @@ RecipeWriter = Callable[..., Path]
 def write_recipe(tmp_path: Path, local_index: LocalIndex) -> RecipeWriter:
     """Return a function writing a recipe for the local index; keyword args override keys."""
 
-    def write(name: str = "demo", *, packages: list[str] | None = None, extra: str = "", **keys: object) -> Path:
+    def write(
+        name: str = "demo", *, packages: list[str] | None = None, extra: str = "", **keys: object
+    ) -> Path:
         import json
 
         values: dict[str, object] = {
