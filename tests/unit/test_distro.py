@@ -1,0 +1,68 @@
+"""Distro packages against this host's real dpkg and apt-get (Debian only)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from venvship.distro import BASE_PACKAGES, ensure, plan
+from venvship.errors import DistroError
+from venvship.hostinfo import distro_family
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+MISSING = "venvship-no-such-package"
+
+pytestmark = pytest.mark.skipif(
+    distro_family() != "debian" or not shutil.which("dpkg-query"), reason="needs dpkg (Debian)"
+)
+
+
+def test_plan_adds_the_base_list_and_finds_what_dpkg_lacks() -> None:
+    p = plan("install", ["dpkg", MISSING, "dpkg"])
+    assert p.family == "debian"
+    assert set(BASE_PACKAGES["debian"]["install"]) <= set(p.wanted)
+    assert p.wanted == tuple(sorted(set(p.wanted)))
+    assert MISSING in p.missing
+    assert "dpkg" not in p.missing
+    assert p.install_command.startswith("apt-get install -y ") and MISSING in p.install_command
+
+
+def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command() -> None:
+    if os.geteuid() != 0:
+        with pytest.raises(DistroError) as err:
+            ensure("install", [MISSING])
+        message = str(err.value)
+    else:
+        # Drop to nobody for real rather than faking geteuid.
+        code = (
+            "from venvship.distro import ensure\n"
+            "from venvship.errors import DistroError\n"
+            "try:\n"
+            f"    ensure('install', [{MISSING!r}])\n"
+            "except DistroError as exc:\n"
+            "    print(exc)\n"
+        )
+        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+        proc = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python, "-c", code],
+            env={"PYTHONPATH": str(SRC), "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        message = proc.stdout.strip()
+    assert "\n" not in message
+    assert MISSING in message
+    assert f"apt-get install -y {MISSING}" in message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get runs only as root")
+def test_root_install_of_an_unknown_package_fails_with_distro_error() -> None:
+    # A huge cache-valid-time keeps apt-get update (network) out of the test.
+    with pytest.raises(DistroError, match=f"installing {MISSING} failed"):
+        ensure("install", [MISSING], cache_valid_time=10**9, family="debian")
