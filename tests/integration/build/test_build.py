@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,27 @@ def test_inspect_and_diff_report_packages(
     ]
     assert main(["diff", f"oci:{out}:demo:1.0", f"oci:{out}:demo:2.0"]) == 0
     assert "~ alpha 1.0 -> 1.1" in capsys.readouterr().out
+
+
+def test_the_recipe_build_env_reaches_the_wheel_build(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path
+) -> None:
+    proj = tmp_path / "flavour-src"
+    (proj / "flavour").mkdir(parents=True)
+    (proj / "flavour" / "__init__.py").write_text("")
+    # The build itself records the variable, as a real build reading e.g. CFLAGS would use it.
+    (proj / "setup.py").write_text(
+        "import os\nfrom setuptools import setup\n"
+        "with open('flavour/built.py', 'w') as f:\n"
+        "    f.write('FLAVOUR = %r\\n' % os.environ.get('VENVSHIP_TEST_FLAVOUR', 'unset'))\n"
+        "setup(name='flavour', version='1.0', packages=['flavour'])\n"
+    )
+    recipe = write_recipe(
+        packages=[f"flavour @ {proj.as_uri()}"], extra='env = { VENVSHIP_TEST_FLAVOUR = "salty" }\n'
+    )
+    layout = Layout.create(tmp_path / "oci")
+    build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    manifest, _ = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
+    [layer] = [m for m in manifest.layers if m.title.startswith("flavour-")]
+    with zipfile.ZipFile(layout.blob_path(layer.digest)) as whl:
+        assert whl.read("flavour/built.py").decode() == "FLAVOUR = 'salty'\n"
