@@ -43,7 +43,7 @@ class BuildResult:
     name: str
     ref: str
     digest: str
-    status: Literal["built", "unchanged"]
+    status: Literal["built", "unchanged", "outdated"]  # outdated: only with check=True
     packages: int
     built: tuple[str, ...] = ()
     downloaded: tuple[str, ...] = ()
@@ -81,10 +81,14 @@ def build_recipe(
     reuse_from: str | None = None,
     rebuild_wheels: bool = False,
     refresh: bool = False,
+    distro_packages: bool = True,
+    check: bool = False,
 ) -> BuildResult:
     """Build ``recipe`` for this host and write it into ``output``; return what was done.
 
-    A second call with the same inputs does nothing and returns status ``unchanged``.
+    A second call with the same inputs does nothing and returns status ``unchanged``. With
+    ``check``, nothing is built or written: status ``outdated`` says a build would happen.
+    ``distro_packages=False`` leaves the build distro packages to someone else.
 
     Example: ``build_recipe(load_recipe(Path("recipes/demo.toml")), output=Layout.create(Path("build/oci")))``
     """
@@ -126,13 +130,17 @@ def build_recipe(
                     status="unchanged",
                     packages=int(state.get("packages", 0)),
                 )
+        if check:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return BuildResult(name=recipe.name, ref=ref_name, digest="", status="outdated", packages=0)
 
-        distro.ensure(
-            "build",
-            recipe.build.distro_packages,
-            state=recipe.distro_package_state,
-            cache_valid_time=recipe.distro_cache_valid_time,
-        )
+        if distro_packages:
+            distro.ensure(
+                "build",
+                recipe.build.distro_packages,
+                state=recipe.distro_package_state,
+                cache_valid_time=recipe.distro_cache_valid_time,
+            )
         builder = ensure_builder(
             python=interp.path,
             cache=cache,
