@@ -11,10 +11,8 @@ from typing import Sequence
 
 from .._log import logger
 from ..errors import VenvshipError
-from ..install.installer import VERSION, InstallOptions, InstallResult, install
-
-DEFAULT_CACHE = Path("/var/cache/venvship")
-DEFAULT_FACTS = Path("/etc/ansible/facts.d")
+from ..install.installer import VERSION, InstallResult, install
+from .install_args import DEFAULT_CACHE, DEFAULT_FACTS, add_install_options, install_options, install_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,20 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("install", help="install or update a venv from REF")
     p.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO[:TAG|@DIGEST]")
-    p.add_argument("--dest", type=Path, help="venv path (default: the recipe's install path)")
-    common(p, facts=True)
-    p.add_argument("--keep", type=int, default=2, metavar="N", help="generations to keep (default: 2)")
-    p.add_argument("--rebuild", action="store_true", help="make a new generation even if unchanged")
-    p.add_argument("--no-compile", action="store_true", help="do not compile bytecode")
-    p.add_argument("--check", action="store_true", help="report what would change; write nothing")
+    add_install_options(p)
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
     p.add_argument("--ca-file", help="CA bundle for the registry's TLS certificate")
-    p.add_argument("--check-command", help="health check to run instead of importing the packages")
-    p.add_argument(
-        "--no-distro-packages",
-        action="store_true",
-        help="skip the runtime distro packages (managed elsewhere)",
-    )
 
     p = sub.add_parser("status", help="show the generations of DEST (or of every known venv)")
     p.add_argument("dest", nargs="?", type=Path, metavar="DEST")
@@ -78,30 +65,10 @@ def _emit(args: argparse.Namespace, data: dict[str, object], text: str) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
-    if args.keep < 1:
-        raise SystemExit("venv-pull: error: --keep must be at least 1")
     result: InstallResult = install(
-        InstallOptions(
-            reference=args.ref,
-            dest=args.dest,
-            cache=args.cache,
-            facts_dir=args.facts_dir,
-            keep=args.keep,
-            rebuild=args.rebuild,
-            compile=not args.no_compile,
-            check=args.check,
-            insecure=args.insecure,
-            ca_file=args.ca_file,
-            lock_timeout=args.lock_timeout,
-            check_command=args.check_command,
-            distro_packages=not args.no_distro_packages,
-        )
+        install_options(args, reference=args.ref, insecure=args.insecure, ca_file=args.ca_file)
     )
-    data = result.to_json()
-    if result.check:
-        data["check"] = True
-    verb = ("would change" if result.check else "changed") if result.changed else "unchanged"
-    _emit(args, data, f"{result.dest}: {verb} ({result.digest}, {result.packages} packages)")
+    print(install_report(result, as_json=args.json))
     return 0
 
 

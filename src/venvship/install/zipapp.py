@@ -22,6 +22,7 @@ TARGET_MODULES = (
     "oci/*.py",
     "install/*.py",
     "cli/__init__.py",
+    "cli/install_args.py",
     "cli/venv_pull_main.py",
 )
 
