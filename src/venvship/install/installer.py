@@ -7,7 +7,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +21,7 @@ from ..oci.layout import Layout
 from ..oci.reference import parse_ref
 from ..oci.source import Source
 from . import cachestore
+from .bytecode import BytecodeResult, compile_generation
 from .facts import facts_with_own, write_facts
 from .generations import FACTS_PENDING, Generations, State
 from .health import health_check, top_level_modules
@@ -30,7 +31,6 @@ from .source import open_source
 from .symlinks import link_system_packages
 from .venvs import (
     InstallJob,
-    compile_bytecode,
     create_venv,
     install_env,
     installer_for,
@@ -84,9 +84,10 @@ class InstallResult:
     packages: int
     facts_written: bool
     check: bool = False
+    bytecode: BytecodeResult | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "changed": self.changed,
             "dest": self.dest,
             "digest": self.digest,
@@ -95,6 +96,9 @@ class InstallResult:
             "packages": self.packages,
             "facts_written": self.facts_written,
         }
+        if self.bytecode is not None:
+            data["bytecode"] = self.bytecode.to_json()  # only when this run compiled a generation
+        return data
 
 
 def _unchanged(gens: Generations, state: State) -> InstallResult:
@@ -208,8 +212,17 @@ def _install_locked(
         installer.install(job)
     pause_point("installed")
     site = site_packages(staging)
+    bytecode = None
     if opts.compile:
-        compile_bytecode(staging / "bin" / "python", staging, staged=staging, final=final, env=env)
+        bytecode = compile_generation(
+            staging / "bin" / "python",
+            staging,
+            site=site,
+            # --rebuild asks for a fresh generation: nothing is taken from the live one.
+            previous_site=None if opts.rebuild else _previous_site(gens, live, site.relative_to(staging)),
+            final=final,
+            env=env,
+        )
     minor = int(site.parent.name.split(".")[1])
     linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
     modules = top_level_modules(site, {w.name.lower().replace("_", "-") for w in config.lock})
@@ -243,7 +256,20 @@ def _install_locked(
     gens.adopt_plain_dir()
     gens.switch(generation)
     pause_point("switched")
-    return _finish(opts, gens, cache, state, changed=True)
+    return replace(_finish(opts, gens, cache, state, changed=True), bytecode=bytecode)
+
+
+def _previous_site(gens: Generations, live: State | None, rel: Path) -> Path | None:
+    """Return the live venv's site-packages at ``rel`` (the live generation, or a plain directory at
+    the destination made by the original role), or None when there is none for this python."""
+    if live is not None:
+        venv = gens.path(live.generation)
+    elif gens.dest.is_dir() and not gens.dest.is_symlink():
+        venv = gens.dest
+    else:
+        return None
+    site = venv / rel
+    return site if site.is_dir() and not site.is_symlink() else None
 
 
 def _finish(

@@ -57,7 +57,7 @@ def install_env(recipe_env: Mapping[str, str]) -> dict[str, str]:
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # offline: never ask PyPI
             "PYTHONPATH": None,  # would leak host packages into the new venv
             "PYTHONHOME": None,
-            "PYTHONDONTWRITEBYTECODE": None,  # bytecode is compiled on purpose, see compile_bytecode
+            "PYTHONDONTWRITEBYTECODE": None,  # bytecode is compiled on purpose, see bytecode.py
             "VIRTUAL_ENV": None,
         }
     )
@@ -130,7 +130,7 @@ class PipInstaller:
             job.find_links,
             "--require-hashes",
             "--no-deps",  # the lock is the full closure
-            "--no-compile",  # compiled later, on all cores (compile_bytecode)
+            "--no-compile",  # compiled later, on all cores (bytecode.py)
             *job.pip_args,
             "-r",
             job.requirements,
@@ -189,22 +189,6 @@ def installer_for(config: VenvConfig, cache: Layout) -> Installer:
         raise InstallError(f"artifact {config.name}: unknown install tool {config.install_tool!r}")
     installer: Installer = kind(cache, config)
     return installer
-
-
-def compile_bytecode(
-    python: Path, folder: Path, *, staged: Path, final: Path, env: Mapping[str, str]
-) -> None:
-    """Compile ``folder`` with all cores; recorded source paths name ``final``, not the staging dir."""
-    proc = run(
-        [python, "-m", "compileall", "-q", "-j0", "-s", staged, "-p", final, folder],
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        # Like pip, tolerate files that do not compile (tests, py2 leftovers): they just run uncompiled.
-        from .._log import logger
-
-        logger.warning("compileall reported errors (ignored):\n%s", proc.stdout[-1500:])
 
 
 def relocate(venv: Path, *, old: Path, new: Path) -> None:
