@@ -7,12 +7,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
 from ..errors import VenvshipError
 from ..install.installer import VERSION, InstallResult, install
 from .install_args import DEFAULT_CACHE, DEFAULT_FACTS, add_install_options, install_options, install_report
+
+if TYPE_CHECKING:
+    from ..oci.auth import Credentials
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     add_install_options(p)
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
     p.add_argument("--ca-file", help="CA bundle for the registry's TLS certificate")
+    p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
+    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
 
     p = sub.add_parser("status", help="show the generations of DEST (or of every known venv)")
     p.add_argument("dest", nargs="?", type=Path, metavar="DEST")
@@ -64,10 +69,25 @@ def _emit(args: argparse.Namespace, data: dict[str, object], text: str) -> None:
     print(json.dumps(data, sort_keys=True) if args.json else text)
 
 
+def _credentials(args: argparse.Namespace) -> Credentials | None:
+    """Return the registry login of ``--username`` and ``--password-stdin`` (never echoed or logged)."""
+    if not args.username and not args.password_stdin:
+        return None
+    if not (args.username and args.password_stdin):
+        raise SystemExit("venv-pull: error: --username and --password-stdin go together")
+    from ..oci.auth import Credentials  # imported on use: keeps the no-op install fast
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise SystemExit("venv-pull: error: --password-stdin: no password on standard input")
+    return Credentials(username=args.username, password=password)
+
+
 def _install(args: argparse.Namespace) -> int:
-    result: InstallResult = install(
-        install_options(args, reference=args.ref, insecure=args.insecure, ca_file=args.ca_file)
+    opts = install_options(
+        args, reference=args.ref, insecure=args.insecure, ca_file=args.ca_file, credentials=_credentials(args)
     )
+    result: InstallResult = install(opts)
     print(install_report(result, as_json=args.json))
     return 0
 

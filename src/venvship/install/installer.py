@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .._fsutil import file_lock
 from .._log import logger
@@ -38,6 +38,9 @@ from .venvs import (
     requirements_text,
     site_packages,
 )
+
+if TYPE_CHECKING:
+    from ..oci.auth import Credentials
 
 VERSION = "0.1.0"
 PAUSE_ENV = "VENVSHIP_TEST_PAUSE_AT"
@@ -70,6 +73,7 @@ class InstallOptions:
     lock_timeout: float | None = None
     check_command: str | None = None
     distro_packages: bool = True
+    credentials: Credentials | None = None  # registry login (else config.json); never shown
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def install(opts: InstallOptions) -> InstallResult:
     Example: ``install(InstallOptions(reference="oci:build/oci:demo:1.0", dest=Path("/srv/demo")))``
     """
     ref = parse_ref(opts.reference)
-    source = open_source(ref, insecure=opts.insecure, ca_file=opts.ca_file)
+    source = open_source(ref, insecure=opts.insecure, ca_file=opts.ca_file, credentials=opts.credentials)
     cache = Layout(opts.cache) if opts.check else Layout.create(opts.cache)
     reader = BlobReader(source, cache, dry_run=opts.check)
     try:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import InstallError
 from ..oci.reference import LayoutRef, Ref
 from ..oci.source import LayoutSource, Source
 
+if TYPE_CHECKING:
+    from ..oci.auth import Credentials
 
-def open_source(ref: Ref, *, insecure: bool = False, ca_file: str | None = None) -> Source:
-    """Return a Source reading ``ref``.
+
+def open_source(
+    ref: Ref,
+    *,
+    insecure: bool = False,
+    ca_file: str | None = None,
+    credentials: Credentials | None = None,
+) -> Source:
+    """Return a Source reading ``ref``; ``credentials`` (else the stored ones) go to a registry.
 
     Example: ``open_source(parse_ref("oci:build/oci:demo:1.0"))``
     """
@@ -20,5 +31,5 @@ def open_source(ref: Ref, *, insecure: bool = False, ca_file: str | None = None)
         from ..oci.registry import RegistrySource  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise InstallError(f"{ref}: registry references are not supported yet") from exc
-    source: Source = RegistrySource(ref, insecure=insecure, ca_file=ca_file)
+    source: Source = RegistrySource(ref, insecure=insecure, ca_file=ca_file, credentials=credentials)
     return source
