@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import socket
 import ssl
@@ -87,39 +88,56 @@ def start_registry(
         config["auth"] = auth
     (workdir / "config.json").write_text(json.dumps(config, indent=1))  # YAML accepts JSON
     log = workdir / "registry.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [REGISTRY_BIN, "serve", str(workdir / "config.json")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
     server = RegistryServer(
         host=f"127.0.0.1:{port}",
         root=workdir / "data",
         log=log,
-        proc=proc,
+        proc=_serve(workdir / "config.json", log),
         tls_ca=tls[0] if tls else None,
         token=token,
     )
-    scheme = "https" if tls else "http"
-    ctx = ssl.create_default_context(cafile=str(tls[0])) if tls else None
+    _wait_until_up(server)
+    return server
+
+
+def restart_registry(server: RegistryServer) -> None:
+    """Start ``server`` again (after a test killed it) on the same port, config and storage."""
+    server.stop()
+    server.proc = _serve(server.root.parent / "config.json", server.log)
+    _wait_until_up(server)
+
+
+def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _wait_until_up(server: RegistryServer) -> None:
+    scheme = "https" if server.tls_ca else "http"
+    ctx = ssl.create_default_context(cafile=str(server.tls_ca)) if server.tls_ca else None
     deadline = time.monotonic() + START_DEADLINE
     while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"docker-registry exited with {server.proc.returncode}:\n{server.log.read_text()[-4000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{scheme}://{server.host}/v2/", timeout=2, context=ctx):
-                return server
+                return
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
-                return server
+                return
         except OSError:
             pass
         if time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(
-                f"docker-registry did not answer /v2/ within {START_DEADLINE}s:\n{log.read_text()[-4000:]}"
+                f"docker-registry did not answer /v2/ within {START_DEADLINE}s:\n{server.log.read_text()[-4000:]}"
             )
         time.sleep(0.1)
 
@@ -210,3 +228,51 @@ def client_for(server: RegistryServer, **kwargs: Any) -> RegistryClient:
     kwargs.setdefault("retries", 1)
     kwargs.setdefault("backoff", 0.05)
     return RegistryClient(server.host, **kwargs)
+
+
+# -- what the registry saw -----------------------------------------------------------------------------
+
+_MARK = "venvship-test-mark"
+_LOGGED = re.compile(r'http\.request\.method=(\w+) .*http\.request\.uri="?([^" ]+)"? .*useragent=venvship\b')
+
+
+def log_mark(server: RegistryServer) -> int:
+    """Send a marker request and wait until the registry logged it; return the log size just after it.
+
+    The registry logs each request after answering it, so every request answered before the
+    marker was sent is in the log before this offset.
+    """
+    token = secrets.token_hex(8)
+    scheme = "https" if server.tls_ca else "http"
+    ctx = ssl.create_default_context(cafile=str(server.tls_ca)) if server.tls_ca else None
+    try:
+        with urllib.request.urlopen(f"{scheme}://{server.host}/v2/?{_MARK}={token}", timeout=5, context=ctx):
+            pass
+    except urllib.error.HTTPError:
+        pass  # 401 on registries with auth: logged all the same
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        data = server.log.read_bytes()
+        at = data.find(token.encode())
+        end = data.find(b"\n", at)
+        if at >= 0 and end >= 0:
+            return end + 1
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the registry never logged marker {token}:\n{data[-4000:].decode()}")
+        time.sleep(0.02)
+
+
+def requests_between(server: RegistryServer, start: int) -> list[tuple[str, str]]:
+    """Return (method, path) of each request venvship sent that the registry logged after ``start``."""
+    end = log_mark(server)
+    lines = server.log.read_bytes()[start:end].decode(errors="replace").splitlines()
+    found = [_LOGGED.search(line) for line in lines if 'msg="response completed"' in line]
+    return [(m.group(1), m.group(2)) for m in found if m]
+
+
+def cli_registry_args(server: RegistryServer) -> list[str]:
+    """Return the command-line options that reach ``server`` (transport, trust, login on stdin)."""
+    args = ["--insecure"] if server.tls_ca is None else ["--ca-file", str(server.tls_ca)]
+    if server.extra.get("needs_auth"):
+        args += ["--username", USER, "--password-stdin"]
+    return args

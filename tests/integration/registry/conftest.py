@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.integration.conftest import LocalIndex
+from venvship.artifact import Manifest, VenvConfig
+from venvship.build.stage import build_recipe
+from venvship.oci.layout import Layout
+from venvship.recipe import load_recipe
 
 from ._pki import TokenServer, make_tls_certs
 from ._support import REGISTRY_BIN, RegistryServer, htpasswd_auth, start_registry
@@ -30,6 +39,57 @@ def home_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "SSL_CERT_FILE"):
         monkeypatch.delenv(key, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _restore_venvship_logger() -> Iterator[None]:
+    """Undo what a CLI ``main()`` does to the ``venvship`` logger (handler on a captured stderr,
+    no propagation), so later tests' ``caplog`` still sees the records."""
+    log = logging.getLogger("venvship")
+    saved = (log.handlers[:], log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved
+
+
+@dataclass(frozen=True)
+class BuiltDemo:
+    """The tests' ``demo`` recipe (alpha, and beta with a C extension), built once into a layout."""
+
+    recipe: Path
+    layout: Layout
+    platform_tag: str  # 1.0-<platform key>
+
+    @property
+    def platform_ref(self) -> str:
+        return f"demo:{self.platform_tag}"
+
+    def manifest(self) -> Manifest:
+        return Manifest.from_bytes(self.layout.read_blob(self.layout.resolve(self.platform_ref).digest))
+
+    def config(self) -> VenvConfig:
+        return VenvConfig.from_json(json.loads(self.layout.read_blob(self.manifest().config.digest)))
+
+
+@pytest.fixture(scope="session")
+def built_demo(
+    tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex, shared_builders: Path
+) -> BuiltDemo:
+    """A real, installable artifact for registry round trips (built once per session)."""
+    root = tmp_path_factory.mktemp("built-demo")
+    recipe = root / "recipes" / "demo.toml"
+    recipe.parent.mkdir()
+    recipe.write_text(
+        "[venv]\n"
+        'name = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\npackages = ["alpha"]\n'
+        'build-requirements = ["setuptools", "wheel"]\nglobal-constraints = ["pip==25.3"]\n'
+        f"\n[venv.build]\npip-args = {json.dumps(local_index.pip_args())}\n"
+    )
+    cache = root / "cache"
+    cache.mkdir()
+    (cache / "builders").symlink_to(shared_builders)
+    layout = Layout.create(root / "oci")
+    result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    return BuiltDemo(recipe=recipe, layout=layout, platform_tag=result.ref.split(":", 1)[1])
 
 
 @pytest.fixture(scope="session")
