@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .. import __version__
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
+from .install_args import add_install_options
 
 if TYPE_CHECKING:
     from ..oci.registry import RegistryClient
@@ -103,6 +104,30 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=list))
     if not isinstance(target, LayoutRef):
         return _publish(args, layout.root, [r.ref for r in results], args.output)
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from ..localinstall import install_recipe
+    from ..recipe import load_recipe
+    from .install_args import install_options, install_report
+
+    recipe = load_recipe(Path(args.recipe))
+    done = install_recipe(
+        recipe,
+        install_options(args, reference=""),
+        build_cache=Path(args.cache_dir) if args.cache_dir else None,
+        rebuild_wheels=args.rebuild_wheels,
+        refresh=args.refresh,
+    )
+    b = done.build
+    if b.status == "built" and not args.json:
+        print(
+            f"{b.name}: built {b.ref} {b.digest[:19]}: {b.packages} packages; wheels {len(b.built)} built, "
+            f"{len(b.downloaded)} downloaded, {len(b.cached)} cached, {len(b.reused)} reused"
+        )
+    note = f"; {b.ref} would be built first" if b.status == "outdated" else ""
+    print(install_report(done.install, as_json=args.json, note=note))
     return 0
 
 
@@ -225,6 +250,28 @@ def parser() -> argparse.ArgumentParser:
     _registry_options(b)
     b.set_defaults(func=cmd_build)
 
+    inst = sub.add_parser(
+        "install",
+        help="build RECIPE on this host into the blob cache and install it (no build host)",
+        description="Build RECIPE for this host into the blob cache (an OCI layout) and install it "
+        "from there exactly as `venv-pull install oci:CACHE:NAME:TAG` does. Unchanged inputs and "
+        "an intact venv: nothing is built or written.",
+    )
+    inst.add_argument("recipe", metavar="RECIPE", help="recipe file")
+    add_install_options(
+        inst,
+        check_help="report what would change; build and write nothing (if the recipe's inputs "
+        "changed since the last build: changed, with the digest left empty until built)",
+    )
+    inst.add_argument(
+        "--rebuild-wheels", action="store_true", help="ignore every wheel cache (venv_wheels_rebuild)"
+    )
+    inst.add_argument("--refresh", action="store_true", help="resolve again even if no input changed")
+    inst.add_argument(
+        "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
+    )
+    inst.set_defaults(func=cmd_install)
+
     pub = sub.add_parser(
         "publish", help="copy artifacts from a layout to a registry (blobs first, tags last)"
     )
@@ -262,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except VenvshipError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # Permissions and full disks are the user's to fix: one line, no traceback.
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
