@@ -105,8 +105,16 @@ def zipapp(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: venvship against the named baselines, measured in the same run."""
-    _ensure_debs(session)
-    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    """Benchmarks: venvship against the named baselines, measured in the same run.
+
+    ``nox -s bench -- [build] [install] [registry] [--recipe recipes/demo.toml] [--runs N]``;
+    results also go to build/bench/results.json.
+    """
+    from venvship.install.zipapp import build_zipapp
+
+    _ensure_debs(session)  # docker-registry and skopeo are the registry section's baselines
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))  # uv: an install baseline
     session.install("-e", ".")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    # A bare host runs venv-pull as a zipapp with the distro's Python: its no-op start is timed too.
+    pyz = build_zipapp(ROOT / "build" / "bench" / "venv-pull.pyz")
+    session.run("python", "benchmarks/run.py", "--zipapp", str(pyz), *session.posargs)

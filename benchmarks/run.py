@@ -1,0 +1,148 @@
+"""venvship's benchmarks: each figure next to a named baseline measured in the same run.
+
+Usage: ``python benchmarks/run.py [build] [install] [registry] [--recipe recipes/demo.toml]``
+(``nox -s bench -- …`` passes the same arguments). Prints one table and writes it as JSON to
+``build/bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import bench_build
+import bench_install
+import bench_registry
+from _common import ROOT, BenchError, Context, RecipeInfo, Row, format_rows, tool
+
+SECTIONS = ("build", "install", "registry")
+
+# venv-pull's default health check imports every top-level module of the venv. Keystone's venv
+# holds uWSGI's ``uwsgidecorators``, which imports only inside the uWSGI server, so that check
+# fails there; the bench imports what keystone deploys instead.
+CHECK_COMMANDS = {
+    "keystone": "python -c 'import keystone, ldap, ldappool, memcache, osprofiler, pymemcache, pymysql, systemd.journal'",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "sections", nargs="*", metavar="SECTION", help=f"any of {', '.join(SECTIONS)} (default: all)"
+    )
+    p.add_argument(
+        "--recipe", type=Path, default=ROOT / "recipes" / "keystone.toml", help="(default: %(default)s)"
+    )
+    p.add_argument("--runs", type=int, default=3, help="runs of each warm or repeated case (default: 3)")
+    p.add_argument(
+        "--work", type=Path, default=ROOT / "build" / "bench" / "work", help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "build" / "bench" / "results.json",
+        help="(default: %(default)s)",
+    )
+    p.add_argument(
+        "--check-command", help="venv-pull --check-command (default: per recipe, else venv-pull's)"
+    )
+    p.add_argument("--zipapp", type=Path, help="venv-pull.pyz to time a bare host's no-op install with")
+    p.add_argument("--upgrade-pin", metavar="NAME==VERSION", help="the pin changed for the upgrade case")
+    return p
+
+
+def _host() -> dict[str, object]:
+    def version(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return "missing"
+        return out.splitlines()[0] if out else "?"
+
+    return {
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "venvship": version([tool("venvship"), "--version"]),
+        "skopeo": version(["skopeo", "--version"]),
+        "uv": version([tool("uv"), "--version"]),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        _parser().error(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    sections = [s for s in SECTIONS if s in args.sections] or list(SECTIONS)
+    if args.runs < 1:
+        _parser().error("--runs must be at least 1")
+    try:
+        recipe = RecipeInfo.load(args.recipe)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"benchmarks: {args.recipe}: cannot read the recipe: {exc}", file=sys.stderr)
+        return 1
+    ctx = Context(
+        recipe=recipe,
+        work=args.work.resolve(),
+        runs=args.runs,
+        check_command=args.check_command or CHECK_COMMANDS.get(recipe.name),
+        zipapp=args.zipapp.resolve() if args.zipapp else None,
+    )
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    host = _host()
+    print(f"venvship benchmarks: {', '.join(sections)} with {args.recipe} ({args.runs} runs per case)")
+    print("host: " + ", ".join(f"{k} {v}" for k, v in host.items()))
+    print(f"work folder and command logs: {ctx.work}", flush=True)
+    rows: list[Row] = []
+    failed = ""
+    t0 = time.monotonic()
+    try:
+        for section in sections:
+            if section == "build":
+                rows += bench_build.run(ctx)
+            elif section == "install":
+                rows += bench_install.run(ctx, upgrade_pin=args.upgrade_pin)
+            else:
+                rows += bench_registry.run(ctx)
+    except BenchError as exc:
+        failed = str(exc)
+    except KeyboardInterrupt:
+        failed = "interrupted"
+    print(format_rows(rows))
+    print(f"\n({time.monotonic() - t0:.0f} s in all)")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(
+        json.dumps(
+            {
+                "started": started.isoformat(timespec="seconds"),
+                "recipe": str(args.recipe),
+                "sections": sections,
+                "runs": args.runs,
+                "check_command": ctx.check_command,
+                "host": host,
+                "rows": [r.as_json() for r in rows],
+                "error": failed or None,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"results: {args.results}")
+    if failed:
+        print(f"benchmarks: failed: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
