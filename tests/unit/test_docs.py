@@ -13,6 +13,7 @@ import contextlib
 import io
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,6 +22,11 @@ import pytest
 import yaml
 
 from venvship import importrole, recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the build side runs on 3.9 and 3.10 too
+    import tomli as tomllib
 from venvship.cli import venv_pull_main, venvship_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -405,6 +411,19 @@ def test_tutorial_shows_the_whole_cycle() -> None:
         assert ("venvship", step) in shown
     for step in ("install", "status", "rollback", "verify"):
         assert ("venv-pull", step) in shown
+
+
+def test_tutorial_matches_the_demo_recipe() -> None:
+    """The recipe the tutorial shows is recipes/demo.toml, and its sed edits still apply to it."""
+    demo = ROOT / "recipes" / "demo.toml"
+    shown = [b for b in parse_markdown(DOCS / "tutorial.md").blocks if b.lang == "toml"]
+    assert [tomllib.loads(b.text) for b in shown] == [tomllib.loads(demo.read_text(encoding="utf-8"))]
+    recipe_text = demo.read_text(encoding="utf-8")
+    assert re.search(r'^version = "1.0"$', recipe_text, re.M) and re.search(
+        r'^value = "1.0"$', recipe_text, re.M
+    )
+    pins = (ROOT / "recipes" / "demo-constraints.txt").read_text(encoding="utf-8")
+    assert re.search(r"^idna==3.10$", pins, re.M)
 
 
 def test_cli_reference_lists_every_command_and_option() -> None:
