@@ -241,8 +241,8 @@ def run(ctx: Context) -> list[Row]:
                     Stats.of(noop_pyz),
                     f"{SYSTEM_PYTHON} {ctx.zipapp.name}",
                     target=NOOP,
-                    note="the zipapp holds sources and zipimport writes no bytecode: every start compiles venv-pull's modules,"
-                    " as every start does where PYTHONDONTWRITEBYTECODE=1 kept them from being written",
+                    note="the zipapp holds sources and zipimport writes no bytecode: every start compiles"
+                    " venv-pull's modules, as where PYTHONDONTWRITEBYTECODE=1 kept them from being written",
                 )
             )
     return rows
