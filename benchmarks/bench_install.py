@@ -340,6 +340,7 @@ def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
             ]
         else:
             step(
-                f"no upgrade case: no known pin to change for {ctx.recipe.name} (use --upgrade-pin NAME==VERSION)"
+                f"no upgrade case: no known pin to change for {ctx.recipe.name}"
+                " (use --upgrade-pin NAME==VERSION)"
             )
     return rows

@@ -29,7 +29,8 @@ SECTIONS = ("build", "install", "registry")
 # holds uWSGI's ``uwsgidecorators``, which imports only inside the uWSGI server, so that check
 # fails there; the bench imports what keystone deploys instead.
 CHECK_COMMANDS = {
-    "keystone": "python -c 'import keystone, ldap, ldappool, memcache, osprofiler, pymemcache, pymysql, systemd.journal'",
+    "keystone": "python -c 'import keystone, ldap, ldappool, memcache, osprofiler, pymemcache, pymysql,"
+    " systemd.journal'",
 }
 
 
