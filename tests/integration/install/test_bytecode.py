@@ -112,7 +112,7 @@ def test_unchanged_files_reuse_bytecode(
         timeout=120,
     )
     assert not (new_site / "shaky").exists()
-    assert _pyc(old_site, "shaky").is_file()  # a copy, not shared with the previous generation
+    assert _pyc(old_site, "shaky").is_file()  # the previous generation keeps its own link
 
 
 def test_edited_old_file_is_compiled_not_reused(
@@ -160,3 +160,14 @@ def test_plain_directory_bytecode_is_reused(
     assert result["bytecode"] == {"reused": 1, "compiled": 1}
     assert _pyc(_site(pull.dest), "shaky").read_bytes() == old_pyc.read_bytes()
     assert list((pull.dest.parent / ".demo.venvship").glob("original-*/lib"))
+
+
+def test_file_that_does_not_compile_is_tolerated(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # As pip does: a module that does not compile (a py2 leftover) stays uncompiled, the rest is not.
+    legacy = make_wheel(tmp_path / "w", "legacy", "1.0", extra={"legacy/py2only.py": "print 'old'\n"})
+    result = pull.install(artifacts.write([legacy]))
+    assert result["changed"] is True and result["bytecode"] == {"reused": 0, "compiled": 2}
+    pycache = _site(pull.dest) / "legacy" / "__pycache__"
+    assert sorted(p.name for p in pycache.iterdir()) == [f"__init__.{TAG}.pyc"]
