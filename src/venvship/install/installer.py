@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -187,7 +188,8 @@ def _install_locked(
     removed = gens.clean_partials()
     if removed:
         logger.info("removed unfinished generations: %s", ", ".join(removed))
-    fetched = pull(source, cache, selected)
+    # "pulling": after the first blob of several, the test seam for a kill in the middle of a pull.
+    fetched = pull(source, cache, selected, on_blob=lambda n: pause_point("pulling") if n == 1 else None)
     logger.info("pulled %d blobs into %s", fetched, cache.root)
     pause_point("pulled")
     if opts.distro_packages:
@@ -202,7 +204,7 @@ def _install_locked(
     env = install_env(config.install_env)
     python = find_python(config.python.executable)
     with _workdir() as work:
-        create_venv(python, staging)
+        create_venv(python, staging, prompt=gens.dest.name)  # as `python -m venv DEST` would
         pause_point("venv")
         requirements = work / "requirements.txt"
         requirements.write_text(requirements_text(config.lock))
@@ -233,7 +235,11 @@ def _install_locked(
     modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
     # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
     check_env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
-    health_check(staging, modules=sorted(set(modules)), command=opts.check_command, env=check_env)
+    try:
+        health_check(staging, modules=sorted(set(modules)), command=opts.check_command, env=check_env)
+    except InstallError:
+        shutil.rmtree(staging, ignore_errors=True)  # discarded; the live venv was never touched
+        raise
     pause_point("checked")
     relocate(staging, old=staging, new=final)
     previous = live

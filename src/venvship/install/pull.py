@@ -7,6 +7,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from .._log import progress
 from ..artifact import MANIFEST_TYPE, VenvConfig, Wheel, tag_for_version
@@ -36,10 +37,12 @@ def referenced_digests(selected: Selected) -> list[str]:
     ]
 
 
-def pull(source: Source, cache: Layout, selected: Selected) -> int:
+def pull(
+    source: Source, cache: Layout, selected: Selected, *, on_blob: Callable[[int], None] | None = None
+) -> int:
     """Fetch the missing blobs of ``selected`` into ``cache`` (verified while streaming).
 
-    Returns the number of blobs fetched. The manifest goes in last and is tagged in the cache,
+    Returns the number of blobs fetched; ``on_blob(n)`` is called after the n-th of them. The manifest goes in last and is tagged in the cache,
     so the cache stays a valid layout whose refs only name complete artifacts.
     """
     layers = {layer.digest: layer for layer in selected.manifest.layers}
@@ -49,8 +52,10 @@ def pull(source: Source, cache: Layout, selected: Selected) -> int:
             raise ArtifactError(f"manifest {selected.digest}: no layer for wheel {wheel.filename}")
     missing = [layer for layer in selected.manifest.layers if not cache.has_blob(layer.digest, layer.size)]
     titles = {layer.title or layer.digest: layer for layer in missing}
-    for title in progress(list(titles), label="pulling"):
+    for n, title in enumerate(progress(list(titles), label="pulling"), start=1):
         source.fetch_blob(titles[title].digest, titles[title].size, cache)
+        if on_blob is not None and n < len(titles):
+            on_blob(n)
     cache.put_bytes(selected.config_raw)
     cache.put_bytes(selected.manifest_raw)
     config = selected.config

@@ -28,14 +28,18 @@ def site_packages(venv: Path) -> Path:
     return found[0]
 
 
-def create_venv(python: str, venv: Path) -> None:
-    """Make a venv without pip at ``venv``; fall back to virtualenv where ``venv`` is missing."""
+def create_venv(python: str, venv: Path, *, prompt: str) -> None:
+    """Make a venv without pip at ``venv``; fall back to virtualenv where ``venv`` is missing.
+
+    ``prompt``: what activate shows; without it, the staging folder's name would be shown.
+    """
     env = install_env({})
-    proc = run([python, "-m", "venv", "--without-pip", venv], env=env, check=False)
+    proc = run([python, "-m", "venv", "--without-pip", "--prompt", prompt, venv], env=env, check=False)
     if proc.returncode == 0:
         return
     if run([python, "-c", "import virtualenv"], env=env, check=False).returncode == 0:
-        run([python, "-m", "virtualenv", "--no-pip", "--no-setuptools", "--no-wheel", venv], env=env)
+        # --no-seed: no pip, setuptools or wheel (--no-wheel is deprecated, soon an error).
+        run([python, "-m", "virtualenv", "--no-seed", "--prompt", prompt, venv], env=env)
         return
     raise InstallError(
         f"{python}: cannot make a venv (no venv module, no virtualenv):\n{proc.stdout[-1500:]}"

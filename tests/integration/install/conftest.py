@@ -124,16 +124,23 @@ def make_config(
     distro: str | None = None,
     distro_bound: bool = False,
     glibc: str = "2.17",
+    architecture: str | None = None,
+    abi: str | None = None,
+    distro_packages: Sequence[str] = (),
+    pip_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> VenvConfig:
     return VenvConfig(
         name=name,
         version=version,
         recipe_digest="sha256:" + "0" * 64,
         install_path=install_path,
-        python=PythonInfo(implementation="cpython", version="3", abi=python_abi(python), executable=python),
+        python=PythonInfo(
+            implementation="cpython", version="3", abi=abi or python_abi(python), executable=python
+        ),
         platform=PlatformInfo(
             os="linux",
-            architecture=go_arch(),
+            architecture=architecture or go_arch(),
             distro=distro or distro_key(),
             glibc=glibc,
             distro_bound=distro_bound,
@@ -145,9 +152,9 @@ def make_config(
         constraints=(),
         global_constraints=(),
         package_state="present",
-        install_distro_packages=(),
-        install_pip_args=(),
-        install_env={},
+        install_distro_packages=tuple(distro_packages),
+        install_pip_args=tuple(pip_args),
+        install_env=dict(env or {}),
         symlink_system_packages=tuple(symlink),
         facts=tuple(facts),
         builder={"test": "1"},

@@ -1,0 +1,122 @@
+"""The install's surroundings: no network, the child environment, recipe pip-args, venv creators."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from venvship.distro import CA_BUNDLE
+from venvship.hostinfo import distro_family
+
+from .conftest import Artifacts, Pull, Wheels
+
+
+def _can_unshare_net() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare_net(), reason="needs unshare -n (root or user namespaces)")
+@pytest.mark.parametrize("tool", ["pip", "uv"])
+def test_install_needs_no_network(artifacts: Artifacts, wheels: Wheels, pull: Pull, tool: str) -> None:
+    # In a network namespace of its own the installer has no route anywhere: nothing is downloaded.
+    ref = artifacts.write([wheels.demo2, wheels.helper], install_tool=tool)
+    proc = subprocess.run(
+        ["unshare", "-n", *pull.argv("install", ref, "--json")],
+        env=pull.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert pull.python("import demo, helper; print(demo.VERSION)") == "2.0"
+    # activate shows the destination's name, as after `python -m venv DEST`, not the staging folder's.
+    activate = (pull.dest / "bin" / "activate").read_text()
+    assert "(demo) " in activate and ".partial" not in activate
+
+
+def _check_env(
+    pull: Pull, ref: str, out: Path, *args: str, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Install ``ref`` with a check command that records the environment install children get."""
+    pull.install(ref, "--check-command", f"env > {out}", *args, env=env)
+    return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+
+
+def test_child_environment(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = CA_BUNDLE.get(distro_family(), "")
+    if not os.path.exists(ca):
+        pytest.skip(f"no distro CA bundle on this host ({distro_family()})")
+    for key in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    recipe_env = {"VENVSHIP_TEST_RECIPE": "from the recipe", "SSL_CERT_FILE": "/recipe/ca.pem"}
+    ref = artifacts.write([wheels.demo1], env=recipe_env)
+    env = _check_env(pull, ref, tmp_path / "env1")
+    assert env["REQUESTS_CA_BUNDLE"] == ca  # defaulted to the distro bundle
+    assert env["SSL_CERT_FILE"] == "/recipe/ca.pem"  # the recipe's env wins
+    assert env["VENVSHIP_TEST_RECIPE"] == "from the recipe"
+    # The host's pip settings never reach the offline install (Pull sets PIP_FIND_LINKS on purpose).
+    assert "PIP_FIND_LINKS" not in env and env["PIP_CONFIG_FILE"] == os.devnull
+    # A bundle the caller names is kept.
+    env = _check_env(pull, ref, tmp_path / "env2", "--rebuild", env={"REQUESTS_CA_BUNDLE": "/caller/ca.pem"})
+    assert env["REQUESTS_CA_BUNDLE"] == "/caller/ca.pem"
+
+
+@pytest.mark.parametrize(("tool", "arg"), [("pip", "--compile"), ("uv", "--compile-bytecode")])
+def test_recipe_pip_args_reach_the_installer(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tool: str, arg: str
+) -> None:
+    # Observable through bytecode: with venv-pull's --no-compile, only the recipe's arg compiles.
+    ref = artifacts.write([wheels.demo1], install_tool=tool, pip_args=[arg])
+    result = pull.install(ref, "--no-compile")
+    assert "bytecode" not in result
+    site = next(pull.dest.glob("lib/python3*/site-packages"))
+    assert list((site / "demo" / "__pycache__").glob("*.pyc"))
+
+
+def test_virtualenv_where_venv_is_missing(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # A fake at the one seam we cannot reach otherwise: an interpreter whose venv module is
+    # missing (as on hosts without python3-venv's stdlib part). The wrapper refuses `-m venv`
+    # and runs the real interpreter for everything else, virtualenv included.
+    wrapper = tmp_path / "bin" / "python3-novenv"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then echo "No module named venv" >&2; exit 1; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    pull.install(artifacts.write([wheels.demo2], python=str(wrapper)))
+    assert "virtualenv = " in (pull.dest / "pyvenv.cfg").read_text()
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+    assert pull.python("import importlib.util as u; print(u.find_spec('pip'))") == "None"
+    scripts = [p for p in (pull.dest / "bin").iterdir() if p.is_file() and not p.is_symlink()]
+    assert scripts and not [p for p in scripts if ".partial" in p.read_text(errors="replace")]
+
+
+def _installed(package: str) -> bool:
+    if not shutil.which("dpkg-query"):
+        return False
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True
+    )
+    return proc.stdout == "installed"
+
+
+@pytest.mark.skipif(not _installed("python3-six"), reason="needs the Debian package python3-six")
+def test_runtime_distro_packages_present(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    # Present already: the step runs (no --no-distro-packages) and has nothing to install.
+    ref = artifacts.write([wheels.demo1], distro_packages=["python3-six"])
+    args = ["--dest", str(pull.dest), "--cache", str(pull.cache), "--facts-dir", str(pull.facts), "--json"]
+    proc = pull("install", ref, *args, defaults=False)
+    assert '"changed": true' in proc.stdout
