@@ -42,10 +42,11 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.stderr.close()
 
 
-@pytest.mark.parametrize("point", ["pulled", "installed", "checked", "committed", "switched"])
+@pytest.mark.parametrize("point", ["pulling", "pulled", "installed", "checked", "committed", "switched"])
 def test_kill_9_then_rerun_converges(artifacts: Artifacts, wheels: Wheels, pull: Pull, point: str) -> None:
     old = pull.install(artifacts.write([wheels.demo1]))
-    ref2 = artifacts.write([wheels.demo2], version="2.0", facts=_facts())
+    # Two new blobs, so that "pulling" (after the first of several) stops in the middle of the pull.
+    ref2 = artifacts.write([wheels.demo2, wheels.helper], version="2.0", facts=_facts())
     _kill(_start_paused(pull, ref2, point))
     # Whatever the point, the destination is a complete venv: the old one or the new one.
     version = pull.python("import demo; print(demo.VERSION)")

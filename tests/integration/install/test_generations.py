@@ -1,0 +1,104 @@
+"""Generations over time: state files, --keep, the blob cache on upgrade, rollback to an adopted venv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from venvship.install.zipapp import build_zipapp
+from venvship.oci.layout import Layout
+
+from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, wheel_of
+
+
+def _generations(pull: Pull) -> list[str]:
+    return sorted(
+        p.name for p in (pull.dest.parent / ".demo.venvship").iterdir() if not p.name.startswith(".")
+    )
+
+
+def test_state_file_of_a_generation(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    start = time.time()
+    ref = artifacts.write([wheels.demo1, wheels.helper])
+    result = pull.install(ref)
+    path = pull.dest.parent / ".demo.venvship" / result["generation"] / "venvship-state.json"
+    state = json.loads(path.read_text())
+    assert state["digest"] == result["digest"] and state["reference"] == ref
+    assert state["ref_digest"] == Layout(artifacts.root).resolve("demo:1.0").digest
+    assert state["name"] == "demo" and state["version"] == "1.0"
+    assert state["lock"] == ["demo==1.0", "helper==1.0"]
+    assert start - 1 <= state["created"] <= time.time()
+    assert set(state["tools"]) == {"uv", "venvship", "python"}
+    assert wheel_of(wheels.helper).digest in state["blobs"] and result["digest"] in state["blobs"]
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not list(path.parent.glob(".venvship-state.json.*"))  # the atomic write left no temp file
+
+
+def test_keep_two_generations_by_default(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    first = pull.install(artifacts.write([wheels.demo1]))
+    second = pull.install(artifacts.write([wheels.demo2], version="2.0"))
+    assert _generations(pull) == sorted([first["generation"], second["generation"]])
+    third = pull.install(artifacts.write([wheels.demo1, wheels.helper], version="3.0"))
+    assert _generations(pull) == sorted([second["generation"], third["generation"]])
+
+
+def test_upgrade_reads_only_missing_blobs(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.install(artifacts.write([wheels.demo1, wheels.helper]))
+    ref2 = artifacts.write([wheels.demo2, wheels.helper], version="2.0")
+    # The source loses every blob the cache already holds: the upgrade must not need them.
+    source = Layout(artifacts.root)
+    for wheel in (wheel_of(wheels.helper), artifacts.tool("uv")[0]):
+        source.blob_path(wheel.digest).unlink()
+    result = pull.install(ref2)
+    assert result["changed"] is True
+    assert pull.python("import demo, helper; print(demo.VERSION)") == "2.0"
+
+
+def test_rollback_to_the_adopted_directory(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    # What the original role left: a venv made in place, a plain directory.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", pull.dest], check=True, timeout=60)
+    (pull.dest / "marker").write_text("made by the original role")
+    pull.install(artifacts.write([wheels.demo1]), "--keep", "1")
+    pull.install(artifacts.write([wheels.demo2], version="2.0"), "--keep", "1")
+    adopted = [g for g in _generations(pull) if g.startswith("original-")]
+    assert len(adopted) == 1  # never pruned, whatever --keep says
+    # 1.0 was pruned: the generation before 2.0 still on disk is the adopted one.
+    pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+    assert os.readlink(pull.dest).endswith(adopted[0])
+    assert (pull.dest / "marker").read_text() == "made by the original role"
+    assert pull.python("import sys; print(sys.prefix)") == str(pull.dest)
+
+
+def test_verify_reports_missing_files(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.install(artifacts.write([wheels.demo2, wheels.helper]))
+    site = next(pull.dest.glob("lib/python3*/site-packages"))
+    (site / "helper" / "__init__.py").unlink()
+    proc = pull("verify", str(pull.dest), ok=False)
+    assert proc.returncode == 1
+    live_site = pull.dest.parent / os.readlink(pull.dest) / site.relative_to(pull.dest)
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("1 drifted")
+    assert lines[1:] == [f"missing: {live_site / 'helper' / '__init__.py'}"]
+
+
+def test_zipapp_with_the_distro_python(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    ref = artifacts.write([wheels.demo2], python=DISTRO_PYTHON)
+    env = pull.env()
+    env.pop("PYTHONPATH")  # only the zipapp's own copy of venvship
+    proc = subprocess.run(
+        [DISTRO_PYTHON, pyz, *pull.argv("install", ref, "--json")[3:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["changed"] is True
+    assert pull.python("import sys, demo; print(sys.base_prefix, demo.VERSION)") == "/usr 2.0"
