@@ -76,7 +76,7 @@ def compile_generation(
     final: Path,
     env: Mapping[str, str],
 ) -> BytecodeResult:
-    """Give every ``.py`` of ``venv`` a valid ``.pyc``: reused from ``previous_site`` or compiled.
+    """Give every ``.py`` in ``site`` (the site-packages of ``venv``) a valid ``.pyc``: reused or compiled.
 
     ``final`` is the name ``venv`` gets once complete: fresh ``.pyc`` files record source paths
     under it, not under the staging folder.
@@ -88,7 +88,8 @@ def compile_generation(
     if previous_site is not None and previous_site.is_dir():
         sources = python_sources(site)
         reused = reuse_bytecode(python, sources, site=site, previous_site=previous_site, env=env)
-    compiled = compile_bytecode(python, venv, staged=venv, final=final, env=env, valid=reused)
+    # site-packages only, as pip compiles: bin/ holds scripts (rewritten by relocate() later), not modules.
+    compiled = compile_bytecode(python, site, staged=venv, final=final, env=env, valid=reused)
     logger.info("bytecode: %d files reused from the previous generation, %d compiled", len(reused), compiled)
     return BytecodeResult(reused=len(reused), compiled=compiled)
 

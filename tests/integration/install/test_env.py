@@ -98,6 +98,7 @@ def test_virtualenv_where_venv_is_missing(
     wrapper.chmod(0o755)
     pull.install(artifacts.write([wheels.demo2], python=str(wrapper)))
     assert "virtualenv = " in (pull.dest / "pyvenv.cfg").read_text()
+    assert not (pull.dest / "bin" / "__pycache__").exists()  # bytecode for site-packages only, as pip
     assert pull.python("import demo; print(demo.VERSION)") == "2.0"
     assert pull.python("import importlib.util as u; print(u.find_spec('pip'))") == "None"
     scripts = [p for p in (pull.dest / "bin").iterdir() if p.is_file() and not p.is_symlink()]
