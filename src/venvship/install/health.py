@@ -40,14 +40,29 @@ def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
     )
 
 
+# One interpreter imports everything (fast), but imports can disturb each other: importing pip
+# switches setuptools' distutils shim off, and setuptools then refuses the stdlib distutils. So a
+# module that fails here counts only if it also fails alone, in a fresh interpreter.
 _IMPORT_ALL = """
-import importlib, json, sys, traceback
+import importlib, json, subprocess, sys, traceback
 bad = {}
 for name in json.loads(sys.argv[1]):
     try:
         importlib.import_module(name)
     except BaseException:
         bad[name] = traceback.format_exc(limit=3)
+for name in list(bad):
+    alone = subprocess.run(
+        [sys.executable, "-c", "import importlib, sys; importlib.import_module(sys.argv[1])", name],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        universal_newlines=True,
+    )
+    if alone.returncode == 0:
+        del bad[name]
+    else:
+        bad[name] = alone.stdout[-2000:]
 for name, tb in bad.items():
     print(f"cannot import {name}:\\n{tb}")
 sys.exit(1 if bad else 0)
