@@ -11,7 +11,7 @@ from .artifact import INDEX_TYPE, Index, Manifest, VenvConfig, Wheel
 from .errors import BadReference
 from .oci.layout import Layout
 from .oci.reference import parse_ref
-from .oci.source import Source, open_source
+from .oci.source import Access, Source, open_source
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
     return PlatformView(digest=desc.digest, size=desc.size, config=config, manifest=manifest)
 
 
-def inspect_ref(text: str, *, insecure: bool = False) -> ArtifactView:
+def inspect_ref(text: str, access: Access | None = None) -> ArtifactView:
     """Return what the artifact at ``text`` holds, per platform.
 
     Example: ``inspect_ref("oci:build/oci:demo:1.0").platforms[0].config.lock``
@@ -79,7 +79,7 @@ def inspect_ref(text: str, *, insecure: bool = False) -> ArtifactView:
     target = ref.digest or ref.tag
     if target is None:
         raise BadReference(f"{text}: name a tag or digest")
-    source = open_source(ref, insecure=insecure)
+    source = open_source(ref, access)
     desc, raw = source.get_manifest(target)
     with TemporaryDirectory(prefix="venvship-inspect-") as tmp:
         scratch = Layout.create(Path(tmp))

@@ -26,6 +26,7 @@ from ..artifact import (
 from ..errors import RecipeError
 from ..hostinfo import distro_key, go_arch, probe_python
 from ..oci.layout import Layout
+from ..oci.source import Access
 from ..recipe import Recipe
 from .builder import ensure_builder
 from .inputs import prepare
@@ -79,6 +80,7 @@ def build_recipe(
     output: Layout,
     cache: Path | None = None,
     reuse_from: str | None = None,
+    reuse_access: Access | None = None,
     rebuild_wheels: bool = False,
     refresh: bool = False,
     distro_packages: bool = True,
@@ -88,7 +90,8 @@ def build_recipe(
 
     A second call with the same inputs does nothing and returns status ``unchanged``. With
     ``check``, nothing is built or written: status ``outdated`` says a build would happen.
-    ``distro_packages=False`` leaves the build distro packages to someone else.
+    ``distro_packages=False`` leaves the build distro packages to someone else. ``reuse_access``
+    says how to reach ``reuse_from`` when it is in a registry.
 
     Example: ``build_recipe(load_recipe(Path("recipes/demo.toml")), output=Layout.create(Path("build/oci")))``
     """
@@ -178,7 +181,9 @@ def build_recipe(
             ) from exc
 
         reuse = (
-            previous_wheels(reuse_from, platform_key=pkey, scratch=workdir / "reuse-blobs")
+            previous_wheels(
+                reuse_from, platform_key=pkey, scratch=workdir / "reuse-blobs", access=reuse_access
+            )
             if reuse_from
             else None
         )

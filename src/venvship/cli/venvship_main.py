@@ -15,7 +15,9 @@ from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
 
 if TYPE_CHECKING:
+    from ..oci.publish import PublishResult
     from ..oci.registry import RegistryClient
+    from ..oci.source import Access
 
 PROG = "venvship"
 
@@ -29,19 +31,28 @@ def _setup_logging(verbose: int) -> None:
     log.propagate = False
 
 
-def _client(args: argparse.Namespace, registry: str) -> RegistryClient:
+def _access(args: argparse.Namespace) -> Access:
+    """The registry options of ``args``; the password is read from stdin once, here."""
     from ..oci.auth import Credentials
-    from ..oci.registry import RegistryClient
+    from ..oci.source import Access
 
     creds = None
     if args.username:
         if not args.password_stdin:
             raise VenvshipError("--username needs --password-stdin (passwords never go on the command line)")
         creds = Credentials(username=args.username, password=sys.stdin.readline().rstrip("\n"))
-    return RegistryClient(registry, insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
+    return Access(insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
 
 
-def _publish(args: argparse.Namespace, layout_path: Path, refs: list[str], dest_text: str) -> int:
+def _client(access: Access, registry: str) -> RegistryClient:
+    from ..oci.registry import RegistryClient
+
+    return RegistryClient(
+        registry, insecure=access.insecure, ca_file=access.ca_file, credentials=access.credentials
+    )
+
+
+def _publish(access: Access, layout_path: Path, refs: list[str], dest_text: str) -> PublishResult:
     from ..oci.layout import Layout
     from ..oci.publish import publish_layout
     from ..oci.reference import RegistryRef, parse_ref
@@ -49,15 +60,16 @@ def _publish(args: argparse.Namespace, layout_path: Path, refs: list[str], dest_
     dest = parse_ref(dest_text)
     if not isinstance(dest, RegistryRef):
         raise VenvshipError(f"{dest_text}: not a registry namespace (HOST[:PORT]/NAMESPACE)")
-    result = publish_layout(Layout.open(layout_path), refs, dest, _client(args, dest.registry))
+    return publish_layout(Layout.open(layout_path), refs, dest, _client(access, dest.registry))
+
+
+def _published_line(dest_text: str, result: PublishResult) -> str:
     if not result.tags_changed and not result.blobs_uploaded and not result.blobs_mounted:
-        print(f"{dest_text}: unchanged ({len(result.tags)} tags, {result.blobs_skipped} blobs already there)")
-    else:
-        print(
-            f"{dest_text}: published {', '.join(result.tags)}; blobs {result.blobs_uploaded} uploaded "
-            f"({_human(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
-        )
-    return 0
+        return f"{dest_text}: unchanged ({len(result.tags)} tags, {result.blobs_skipped} blobs already there)"
+    return (
+        f"{dest_text}: published {', '.join(result.tags)}; blobs {result.blobs_uploaded} uploaded "
+        f"({_human(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
+    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -72,6 +84,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ..oci.reference import LayoutRef, parse_ref
 
     target = parse_ref(args.output)
+    access = _access(args)
     if isinstance(target, LayoutRef):
         if target.name:
             raise VenvshipError(f"{args.output}: --output takes oci:DIR or a registry namespace")
@@ -86,6 +99,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             output=layout,
             cache=Path(args.cache_dir) if args.cache_dir else None,
             reuse_from=args.reuse_from,
+            reuse_access=access,
             rebuild_wheels=args.rebuild_wheels,
             refresh=args.refresh,
         )
@@ -100,10 +114,17 @@ def cmd_build(args: argparse.Namespace) -> int:
                     f"{len(result.cached)} cached, {len(result.reused)} reused; "
                     f"{result.blobs_written} blobs written"
                 )
-    if args.json:
-        print(json.dumps([r.__dict__ for r in results], indent=2, default=list))
+    published = None
     if not isinstance(target, LayoutRef):
-        return _publish(args, layout.root, [r.ref for r in results], args.output)
+        published = _publish(access, layout.root, [r.ref for r in results], args.output)
+    if args.json:
+        entries = [dict(r.__dict__) for r in results]
+        if published is not None:
+            for entry in entries:
+                entry["published"] = f"{args.output.rstrip('/')}/{entry['ref']}"
+        print(json.dumps(entries, indent=2, default=list))
+    elif published is not None:
+        print(_published_line(args.output, published))
     return 0
 
 
@@ -141,7 +162,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     refs = [src.ref_name] if src.ref_name else sorted(Layout.open(src.path).refs())
     if not refs or refs == [None]:
         raise VenvshipError(f"{args.src}: nothing to publish (name NAME:TAG)")
-    return _publish(args, src.path, [r for r in refs if r], args.dest)
+    print(_published_line(args.dest, _publish(_access(args), src.path, [r for r in refs if r], args.dest)))
+    return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -151,7 +173,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     if not isinstance(ref, RegistryRef) or not ref.tag:
         raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
-    digest = merge_registry_index(_client(args, ref.registry), ref.repository, ref.tag)
+    digest = merge_registry_index(_client(_access(args), ref.registry), ref.repository, ref.tag)
     print(f"{args.ref}: index {digest}")
     return 0
 
@@ -168,7 +190,7 @@ def _human(size: int) -> str:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect import inspect_ref
 
-    view = inspect_ref(args.ref, insecure=args.insecure)
+    view = inspect_ref(args.ref, _access(args))
     if args.json:
         print(json.dumps(view.to_json(), indent=2))
         return 0
@@ -187,9 +209,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from ..inspect import diff_views, inspect_ref
 
-    result = diff_views(
-        inspect_ref(args.old, insecure=args.insecure), inspect_ref(args.new, insecure=args.insecure)
-    )
+    access = _access(args)
+    result = diff_views(inspect_ref(args.old, access), inspect_ref(args.new, access))
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0

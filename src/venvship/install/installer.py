@@ -20,7 +20,7 @@ from ..errors import InstallError
 from ..hostinfo import find_python
 from ..oci.layout import Layout
 from ..oci.reference import parse_ref
-from ..oci.source import Source
+from ..oci.source import Access, Source, open_source
 from . import cachestore
 from .bytecode import BytecodeResult, compile_generation
 from .facts import facts_with_own, write_facts
@@ -28,7 +28,6 @@ from .generations import FACTS_PENDING, Generations, State
 from .health import health_check, top_level_modules
 from .pull import find_links, pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
-from .source import open_source
 from .symlinks import link_system_packages
 from .venvs import (
     InstallJob,
@@ -131,7 +130,7 @@ def install(opts: InstallOptions) -> InstallResult:
     Example: ``install(InstallOptions(reference="oci:build/oci:demo:1.0", dest=Path("/srv/demo")))``
     """
     ref = parse_ref(opts.reference)
-    source = open_source(ref, insecure=opts.insecure, ca_file=opts.ca_file, credentials=opts.credentials)
+    source = open_source(ref, Access(opts.insecure, opts.ca_file, opts.credentials))
     cache = Layout(opts.cache) if opts.check else Layout.create(opts.cache)
     reader = BlobReader(source, cache, dry_run=opts.check)
     try:

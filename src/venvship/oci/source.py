@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from ..artifact import Descriptor
 from ..errors import ArtifactError
 from .layout import Layout
 from .reference import LayoutRef, Ref
+
+if TYPE_CHECKING:
+    from .auth import Credentials
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to reach a registry: plain HTTP allowed, a CA bundle, credentials (else the stored ones)."""
+
+    insecure: bool = False
+    ca_file: str | None = None
+    credentials: Credentials | None = None
 
 
 class Source(Protocol):
@@ -52,10 +65,14 @@ class LayoutSource:
             return cache.ingest(fh, digest=digest, size=size, what=f"{self.ref.path} blob {digest}")
 
 
-def open_source(ref: Ref, *, insecure: bool = False, ca_file: str | None = None) -> Source:
-    """Return the :class:`Source` for a layout or registry reference."""
+def open_source(ref: Ref, access: Access | None = None) -> Source:
+    """Return the :class:`Source` for a layout or registry reference.
+
+    Example: ``open_source(parse_ref("oci:build/oci:demo:1.0"))``
+    """
     if isinstance(ref, LayoutRef):
         return LayoutSource(ref)
     from .registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 
-    return RegistrySource(ref, insecure=insecure, ca_file=ca_file)
+    a = access or Access()
+    return RegistrySource(ref, insecure=a.insecure, ca_file=a.ca_file, credentials=a.credentials)

@@ -25,6 +25,11 @@ def test_build_to_registry_index_and_install(
     build = ["build", str(recipe), "--output", f"{host}/fleet", "--insecure", "--cache-dir", str(cache)]
     assert venvship_main.main(build) == 0
     assert f"published {host}/fleet/demo:1.0-debian" in capsys.readouterr().out
+    # --json stays one JSON document, naming what went where.
+    assert venvship_main.main([*build, "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["status"] == "unchanged"
+    assert entry["published"] == f"{host}/fleet/{entry['ref']}"
     assert venvship_main.main(["index", f"{host}/fleet/demo:1.0", "--insecure"]) == 0
     capsys.readouterr()
     # Publishing the same content again uploads nothing.

@@ -185,3 +185,20 @@ def test_venv_pull_login_usage_errors(
     assert (code, out) == (2, "")
     assert err == f"venv-pull: error: {message}\n"
     assert not (tmp_path / "blobcache").exists()
+
+
+def test_inspect_and_diff_log_in_with_password_on_stdin(
+    htpasswd_registry: RegistryServer, built_demo: BuiltDemo, run: Runner
+) -> None:
+    ref = publish_demo(htpasswd_registry, built_demo, "look")
+    login = ["--insecure", "--username", USER, "--password-stdin"]
+    code, out, err = run(venvship_main.main, ["inspect", ref, "--json", *login], PASSWORD + "\n")
+    assert code == 0, err
+    [platform] = json.loads(out)["platforms"]
+    assert {p["name"] for p in platform["packages"]} == {w.name for w in built_demo.config().lock}
+    # One password on stdin serves both references of a diff.
+    code, out, err = run(venvship_main.main, ["diff", ref, ref, "--json", *login], PASSWORD + "\n")
+    assert code == 0, err
+    assert json.loads(out)["platforms"] == {platform["key"]: []}
+    code, out, err = run(venvship_main.main, ["inspect", ref, "--insecure"], "")
+    assert code == 1 and "authentication" in err

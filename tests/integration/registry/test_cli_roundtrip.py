@@ -128,14 +128,11 @@ def test_build_reuse_from_a_registry_builds_nothing(
     built_demo: BuiltDemo,
     tmp_path: Path,
     shared_builders: Path,
-    monkeypatch: pytest.MonkeyPatch,
     run: Callable[[Main, list[str]], str],
 ) -> None:
     dest = RegistryRef(registry=tls_registry.host, repository="reuse")
     publish_layout(built_demo.layout, ["demo:1.0"], dest, client_for(tls_registry))
-    # `build --reuse-from` takes no --ca-file: the test CA comes in the standard way.
     assert tls_registry.tls_ca is not None
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.tls_ca))
     fresh = tmp_path / "fresh-cache"
     fresh.mkdir()
     (fresh / "builders").symlink_to(shared_builders)
@@ -146,6 +143,8 @@ def test_build_reuse_from_a_registry_builds_nothing(
         f"oci:{tmp_path / 'oci'}",
         "--reuse-from",
         f"{tls_registry.host}/reuse/demo:1.0",
+        "--ca-file",
+        str(tls_registry.tls_ca),
         "--cache-dir",
         str(fresh),
         "--json",
