@@ -31,6 +31,7 @@ else:  # the project depends on tomli there
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY_BIN = "/usr/bin/docker-registry"
+TIME_BIN = "/usr/bin/time"  # GNU time: the peak RSS of a command, see run_timed
 SERVER_DEADLINE = 20.0  # seconds a local server gets to answer before the bench gives up
 
 Argv = Sequence["str | os.PathLike[str]"]
@@ -92,18 +93,21 @@ def run_timed(
     """Run ``argv`` to the end; return its wall time, the peak RSS of its largest process, and
     for each of ``marks`` (name → regex) the seconds until an output line first matched.
 
-    Output goes to ``log``. ``os.wait4`` reports the rusage of this child and of the descendants
-    it waited for, so every run is measured apart from the others.
+    Output goes to ``log``. The peak RSS comes from GNU time when it is installed: Linux keeps a
+    process's peak RSS across exec, so a child forked from this Python would count this
+    process's own size; time's children start small. Without it, ``os.wait4``'s figure is used.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     patterns = {name: re.compile(rx) for name, rx in (marks or {}).items()}
     seen: dict[str, float] = {}
+    rss_file = log.with_name(f".{log.name}.rss")
+    timed = [TIME_BIN, "-f", "%M", "-o", str(rss_file)] if Path(TIME_BIN).exists() else []
     with log.open("ab") as out:
         out.write(f"$ {shlex.join(str(a) for a in argv)}\n".encode())
         out.flush()
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [str(a) for a in argv],
+            [*timed, *(str(a) for a in argv)],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -122,6 +126,7 @@ def run_timed(
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
+        rss_file.unlink(missing_ok=True)
         tail = log.read_text(errors="replace").splitlines()[-25:]
         raise BenchError(
             f"exit {proc.returncode}: {shlex.join(str(a) for a in argv)}\n  (log {log})\n" + "\n".join(tail)
@@ -131,7 +136,11 @@ def run_timed(
         raise BenchError(
             f"no output line matched {missing} in {shlex.join(str(a) for a in argv)} (log {log})"
         )
-    return Run(wall=wall, rss_kib=usage.ru_maxrss, marks=seen)
+    rss = usage.ru_maxrss
+    if timed:
+        rss = int(rss_file.read_text().split()[-1])
+        rss_file.unlink()
+    return Run(wall=wall, rss_kib=rss, marks=seen)
 
 
 def repeat(

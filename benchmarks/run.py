@@ -21,7 +21,7 @@ from typing import Sequence
 import bench_build
 import bench_install
 import bench_registry
-from _common import ROOT, BenchError, Context, RecipeInfo, Row, format_rows, tool
+from _common import ROOT, TIME_BIN, BenchError, Context, RecipeInfo, Row, format_rows, tool
 
 SECTIONS = ("build", "install", "registry")
 
@@ -75,6 +75,7 @@ def _host() -> dict[str, object]:
         "venvship": version([tool("venvship"), "--version"]),
         "skopeo": version(["skopeo", "--version"]),
         "uv": version([tool("uv"), "--version"]),
+        "peak RSS by": "GNU time" if Path(TIME_BIN).exists() else "wait4 (counts the bench's own size)",
     }
 
 
