@@ -7,6 +7,9 @@ hard-linked and the new source given the old source's mtime, so the pyc stays va
 compiled on all cores. The path recorded inside a reused
 ``.pyc`` names the previous generation; importlib replaces it with the real source path when it
 loads the code (``_imp._fix_co_filename``), so tracebacks name the new files.
+
+A generation cloned from the live one (clone.py) has the pycs of its unchanged files already:
+they are found valid and counted as reused; only the new files are compiled.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ _PROBE = "import sys, importlib.util as u; print(sys.implementation.cache_tag or
 
 @dataclass(frozen=True)
 class BytecodeResult:
-    """How many ``.py`` files got a ``.pyc`` copied from the previous generation, how many were compiled."""
+    """How many ``.py`` files kept the previous generation's ``.pyc``, how many were compiled."""
 
     reused: int
     compiled: int
@@ -89,9 +92,11 @@ def compile_generation(
         sources = python_sources(site)
         reused = reuse_bytecode(python, sources, site=site, previous_site=previous_site, env=env)
     # site-packages only, as pip compiles: bin/ holds scripts (rewritten by relocate() later), not modules.
-    compiled = compile_bytecode(python, site, staged=venv, final=final, env=env, valid=reused)
-    logger.info("bytecode: %d files reused from the previous generation, %d compiled", len(reused), compiled)
-    return BytecodeResult(reused=len(reused), compiled=compiled)
+    compiled, uptodate = compile_bytecode(python, site, staged=venv, final=final, env=env, valid=reused)
+    # Up to date already: pycs a cloned generation took over from the live one with their sources.
+    total = len(reused) + uptodate
+    logger.info("bytecode: %d files reused from the previous generation, %d compiled", total, compiled)
+    return BytecodeResult(reused=total, compiled=compiled)
 
 
 def reuse_bytecode(
@@ -158,7 +163,7 @@ class _Reuse:
             if cache_dir not in self.made:
                 os.makedirs(cache_dir, exist_ok=True)
                 self.made.add(cache_dir)
-            _link_or_copy(old_pyc, os.path.join(self.site, pyc_rel))
+            link_or_copy(old_pyc, os.path.join(self.site, pyc_rel))
             # The pyc's header names the old source's mtime: give the (identical) new source that mtime.
             os.utime(new_src, ns=(new_st.st_atime_ns, old_st.st_mtime_ns))
         except OSError as exc:
@@ -167,18 +172,19 @@ class _Reuse:
         return new_src
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    """Hard-link ``src`` to ``dst`` (copy across file systems).
+def link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (copy, with its mtime, where a link cannot be made).
 
-    Sharing the inode between generations is safe: Python and compileall never write a pyc in
-    place, they write a temp file and rename it over the old one.
+    Sharing the inode between generations is safe as long as nothing writes into it: Python and
+    compileall never write a pyc in place, they write a temp file and rename it over the old one.
     """
     try:
         os.link(src, dst)
     except OSError as exc:
+        # Another file system, a protected_hardlinks refusal, too many links to one inode.
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
-        shutil.copyfile(src, dst)
+        shutil.copy2(src, dst)
 
 
 def _same_content(path: str, record_hash: str, *, size: int) -> bool:
@@ -210,6 +216,7 @@ root, staged, final = sys.argv[1:4]
 valid = set(json.load(sys.stdin))  # given a valid pyc just now: no need to read it again
 magic = importlib.util.MAGIC_NUMBER
 todo = []
+uptodate = 0
 for top, dirs, files in os.walk(root):
     dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not os.path.islink(os.path.join(top, d)))
     for name in sorted(files):
@@ -223,6 +230,7 @@ for top, dirs, files in os.walk(root):
             with open(importlib.util.cache_from_source(src), "rb") as fh:
                 head = fh.read(16)
             if head == magic + struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF):
+                uptodate += 1
                 continue
         except OSError:
             pass
@@ -248,7 +256,7 @@ if workers > 1:
 else:
     done = list(map(py_compile.compile, *args))
 sys.stdout.flush()
-print(json.dumps({"compiled": len(todo), "failed": done.count(None)}))
+print(json.dumps({"compiled": len(todo), "failed": done.count(None), "uptodate": uptodate}))
 """
 
 
@@ -260,8 +268,10 @@ def compile_bytecode(
     final: Path,
     env: Mapping[str, str],
     valid: Sequence[str] = (),
-) -> int:
-    """Compile the ``.py`` files of ``folder`` that lack a valid ``.pyc``, on all cores; return how many.
+) -> tuple[int, int]:
+    """Compile the ``.py`` files of ``folder`` that lack a valid ``.pyc``, on all cores.
+
+    Returns how many were compiled, and how many (not in ``valid``) had a valid ``.pyc`` already.
 
     Timestamp pycs whatever SOURCE_DATE_EPOCH says: only those are skipped here and reused on the
     next upgrade, and hash-checked ones would cost a source read at every import. The source path
@@ -273,10 +283,10 @@ def compile_bytecode(
     lines = proc.stdout.strip().splitlines()
     try:
         summary = json.loads(lines[-1])
-        compiled, failed = int(summary["compiled"]), int(summary["failed"])
+        compiled, failed, uptodate = (int(summary[k]) for k in ("compiled", "failed", "uptodate"))
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         raise InstallError(f"compiling bytecode in {folder} failed:\n{proc.stdout[-3000:]}") from exc
     if failed or proc.returncode != 0:
         # Like pip, tolerate files that do not compile (tests, py2 leftovers): they just run uncompiled.
         logger.warning("%d files did not compile (ignored):\n%s", failed, "\n".join(lines[:-1])[-1500:])
-    return compiled
+    return compiled, uptodate

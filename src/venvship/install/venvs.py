@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
 import os
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
@@ -17,7 +21,7 @@ from ..distro import CA_BUNDLE
 from ..errors import InstallError, ProcessError
 from ..hostinfo import distro_family
 from ..oci.layout import Layout
-from .pull import extract_uv
+from .pull import check_wheel, extract_uv
 
 
 def site_packages(venv: Path) -> Path:
@@ -114,7 +118,7 @@ class PipInstaller:
 
     def __init__(self, cache: Layout, config: VenvConfig) -> None:
         self.wheel = _tool(config, "pip")
-        self.path = cache.blob_path(self.wheel.digest)
+        self.cache = cache
 
     def version(self) -> str:
         return self.wheel.version
@@ -123,7 +127,7 @@ class PipInstaller:
         python = job.venv / "bin" / "python"
         argv: list[str | os.PathLike[str]] = [
             python,
-            f"{self.path}/pip",  # a wheel is a zip importable by zipimport: run pip from it
+            extract_pip(self.cache, self.wheel) / "pip",  # runs as a script folder, as from the wheel
             "install",
             "--isolated",  # ignore PIP_* env and config files, whatever the caller sets
             "--no-input",
@@ -176,6 +180,34 @@ class UvInstaller:
         _run_install(argv, job)
 
 
+def extract_pip(cache: Layout, wheel: Wheel) -> Path:
+    """Return a folder holding the files of the pip ``wheel``, extracted once into ``<cache>/tools/<hex>/``.
+
+    pip could run straight from the wheel (zipimport), but then Python compiles pip's modules at
+    every run, about a second; from a folder their bytecode is cached beside them.
+    """
+    target = cache.root / "tools" / wheel.sha256
+    if (target / "pip" / "__main__.py").is_file():
+        return target
+    blob = cache.blob_path(wheel.digest)
+    check_wheel(blob, filename=wheel.filename)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{wheel.sha256[:12]}-", suffix=".tmp"))
+    try:
+        with zipfile.ZipFile(blob) as zf:
+            zf.extractall(tmp)
+        try:
+            os.rename(tmp, target)  # complete or absent, never half there
+        except OSError:
+            if not (target / "pip" / "__main__.py").is_file():
+                raise
+            shutil.rmtree(tmp)  # a concurrent run extracted it first
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
 def _run_install(argv: list[str | os.PathLike[str]], job: InstallJob) -> None:
     try:
         run(argv, env=job.env)
@@ -211,14 +243,25 @@ def relocate(venv: Path, *, old: Path, new: Path) -> None:
         if before not in data or b"\0" in data[:8192]:
             continue
         data = data.replace(before, after)
-        mode = path.stat().st_mode
-        tmp = path.with_name(f".{path.name}.reloc")
-        tmp.write_bytes(data)
-        os.chmod(tmp, mode & 0o7777)
-        os.replace(tmp, path)
+        replace_file(path, data, mode=path.stat().st_mode)
         changed[path.resolve()] = data
     if changed:
-        _fix_records(site_packages(venv), changed)
+        fix_records(site_packages(venv), changed)
+
+
+def replace_file(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace ``path`` with a new file (new inode) holding ``data``: a temp file and one rename.
+
+    Never an in-place write: the old file may be a hard link shared with another generation.
+    No fsync: a generation is made durable as a whole, and a crash leaves a ``.partial`` to redo.
+    """
+    tmp = path.with_name(f".{path.name}.venvship-tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a killed run: never written through
+    with open(tmp, "xb") as fh:
+        fh.write(data)
+    os.chmod(tmp, mode & 0o7777)
+    os.replace(tmp, path)
 
 
 def record_hash(data: bytes) -> str:
@@ -226,7 +269,12 @@ def record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def _fix_records(site: Path, changed: Mapping[Path, bytes]) -> None:
+def fix_records(site: Path, changed: Mapping[Path, bytes]) -> None:
+    """Give the RECORD rows of the ``changed`` files (resolved path → new bytes) their new hash and size.
+
+    A RECORD is replaced through a temp file and a rename, never rewritten in place: in an
+    incremental generation it may be a hard link shared with the live generation.
+    """
     for record in site.glob("*.dist-info/RECORD"):
         rows = list(csv.reader(io.StringIO(record.read_text())))
         dirty = False
@@ -239,4 +287,4 @@ def _fix_records(site: Path, changed: Mapping[Path, bytes]) -> None:
         if dirty:
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerows(rows)
-            record.write_text(out.getvalue())
+            replace_file(record, out.getvalue().encode(), mode=record.stat().st_mode)
