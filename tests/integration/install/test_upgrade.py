@@ -1,0 +1,285 @@
+"""Incremental upgrades: the new generation hard-links the live one's unchanged files and installs the rest.
+
+The live generation must come out of an upgrade byte for byte and inode for inode as it was,
+the new one must hold what a fresh install (``--rebuild``) of the same artifact holds, and
+re-installing an artifact that still has a generation switches back to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from venvship.artifact import Fact
+
+from .conftest import Artifacts, Pull, make_wheel
+
+STATE_FILES = {"venvship-state.json", ".venvship-facts-pending"}
+
+
+def _wheel(
+    out: Path, name: str, version: str, *, scripts: dict[str, str] | None = None, **files: str
+) -> Path:
+    """A wheel of package ``name`` with extra ``files`` (path with ``__`` for ``/``) and console scripts."""
+    extra = {path.replace("__", "/") + ".py": text for path, text in files.items()}
+    if scripts:
+        lines = "".join(f"{script} = {target}\n" for script, target in scripts.items())
+        extra[f"{name}-{version}.dist-info/entry_points.txt"] = "[console_scripts]\n" + lines
+    return make_wheel(out, name, version, extra=extra)
+
+
+def _gen(pull: Pull, result: dict[str, Any]) -> Path:
+    return pull.dest.parent / ".demo.venvship" / str(result["generation"])
+
+
+def _site(venv: Path) -> Path:
+    return next(venv.glob("lib/python3*/site-packages"))
+
+
+def _snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Return every entry under ``root``: kind, content hash or link target, inode, mode, mtime.
+
+    Neither link counts nor ctimes: a hard link made to a file changes both, not the file.
+    """
+    out: dict[str, tuple[object, ...]] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                what: object = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                what = ("dir", sorted(os.listdir(path)))
+            else:
+                what = ("file", hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            out[os.path.relpath(path, root)] = (what, st.st_ino, st.st_mode, st.st_mtime_ns)
+    return out
+
+
+def _run(script: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([script], capture_output=True, text=True, check=True, env=env, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("upgrade-wheels")
+    return {
+        # Kept across the upgrade: its module shared_mod.py and its script shared-cli are both
+        # provided again, differently, by the changed package.
+        "helper": _wheel(
+            out,
+            "helper",
+            "7.0",
+            scripts={"helper-cli": "helper:main", "shared-cli": "helper:main"},
+            helper__extra="EXTRA = 1\n",
+            shared_mod="WHO = 'helper'\n",
+        ),
+        "demo1": _wheel(out, "demo", "1.0", scripts={"demo-cli": "demo:main"}, demo__old="OLD = 1\n"),
+        "demo2": _wheel(
+            out,
+            "demo",
+            "2.0",
+            scripts={"demo-cli": "demo:main", "shared-cli": "demo:main"},
+            shared_mod="WHO = 'demo, a longer text'\n",
+        ),
+        # The same file name as demo2's: another folder.
+        "demo2-plain": _wheel(
+            out / "plain", "demo", "2.0", scripts={"demo-cli": "demo:main"}, demo__new="NEW = 1\n"
+        ),
+        "gone": make_wheel(out, "gone", "1.0"),
+        "newdep": make_wheel(out, "newdep", "1.0"),
+    }
+
+
+@pytest.mark.parametrize("tool", ["pip", "uv"])
+def test_upgrade_leaves_the_live_generation_untouched(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path], tool: str
+) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"], kit["gone"]], install_tool=tool))
+    old = _gen(pull, first)
+    before = _snapshot(old)
+    ref2 = artifacts.write([kit["demo2"], kit["helper"], kit["newdep"]], version="2.0", install_tool=tool)
+    proc = pull("install", ref2, "--json")
+    second = json.loads(proc.stdout)
+    new = _gen(pull, second)
+    assert "incremental generation: 1 distributions (" in proc.stderr and "gone: gone-1.0" in proc.stderr
+
+    # The previous generation: every file, folder and link as it was, in content, inode and mtime.
+    assert _snapshot(old) == before
+    old_site, new_site = _site(old), _site(new)
+    # The kept package shares its inodes; what the changed package writes over it does not.
+    assert (
+        os.stat(new_site / "helper" / "__init__.py").st_ino
+        == os.stat(old_site / "helper" / "__init__.py").st_ino
+    )
+    assert (old_site / "shared_mod.py").read_text() == "WHO = 'helper'\n"
+    assert (new_site / "shared_mod.py").read_text() == "WHO = 'demo, a longer text'\n"
+    assert _run(old / "bin" / "shared-cli").strip() == "7.0"  # helper's script, still
+    assert _run(new / "bin" / "shared-cli").strip() == "2.0"  # demo's, written afresh
+    assert _run(pull.dest / "bin" / "demo-cli").strip() == "2.0"
+    # Scripts of the kept package name their own generation (rewritten, not linked).
+    assert (new / "bin" / "helper-cli").read_text().startswith(f"#!{new}/bin/python")
+    assert (old / "bin" / "helper-cli").read_text().startswith(f"#!{old}/bin/python")
+    assert _run(new / "bin" / "helper-cli").strip() == "7.0"
+    # Gone and changed packages left their files behind in the old generation only.
+    assert not (new_site / "demo" / "old.py").exists() and (old_site / "demo" / "old.py").exists()
+    assert not list(new_site.glob("gone*")) and not list(new_site.glob("demo-1.0.dist-info"))
+    assert (
+        pull.python("import demo, helper, newdep, shared_mod; print(demo.VERSION, newdep.VERSION)")
+        == "2.0 1.0"
+    )
+    # Bytecode: the kept module's pyc came with it; the rest was compiled.
+    assert second["bytecode"] == {"reused": 2, "compiled": 3}
+    assert not [p for p in new.parent.iterdir() if p.name.endswith(".partial")]
+
+
+def _tree(venv: Path) -> dict[str, object]:
+    """Return the venv's files for comparison: the generation's own path blanked out, pycs by name
+    only (they record source paths), bin/ scripts' RECORD hashes left out (scripts name the path)."""
+    out: dict[str, object] = {}
+    mark = os.fsencode(venv)
+    for folder, _dirs, files in os.walk(venv):
+        for name in files:
+            path = Path(folder, name)
+            rel = str(path.relative_to(venv))
+            if name in STATE_FILES:
+                continue
+            if name.endswith(".pyc") or path.is_symlink():
+                out[rel] = "pyc" if name.endswith(".pyc") else os.readlink(path)
+                continue
+            data = path.read_bytes().replace(mark, b"<GEN>")
+            if name == "RECORD":
+                rows = list(csv.reader(io.StringIO(data.decode())))
+                data = repr(sorted(r[:1] if r[0].startswith("../../../bin/") else r for r in rows)).encode()
+            out[rel] = (data, oct(path.stat().st_mode))
+    return out
+
+
+@pytest.mark.parametrize("tool", ["pip", "uv"])
+def test_incremental_upgrade_equals_a_fresh_install(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path], tool: str
+) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"], kit["gone"]], install_tool=tool))
+    ref2 = artifacts.write(
+        [kit["demo2-plain"], kit["helper"], kit["newdep"]], version="2.0", install_tool=tool
+    )
+    upgraded = pull.install(ref2)
+    incremental = _gen(pull, upgraded)
+    helper = "helper/__init__.py"
+    shared = os.stat(_site(incremental) / helper).st_ino == os.stat(_site(_gen(pull, first)) / helper).st_ino
+    assert shared  # this generation was cloned
+    verified = pull("verify", str(pull.dest))
+    assert "0 drifted" in verified.stdout
+
+    rebuilt = pull.install(ref2, "--rebuild")
+    fresh = _gen(pull, rebuilt)
+    assert fresh != incremental
+    assert os.stat(_site(fresh) / helper).st_ino != os.stat(_site(incremental) / helper).st_ino
+    assert _tree(incremental) == _tree(fresh)
+
+
+def test_drifted_files_are_installed_again(artifacts: Artifacts, pull: Pull, kit: dict[str, Path]) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"]]))
+    old_site = _site(_gen(pull, first))
+    # Hot fixes and accidents in the live generation: an edited module, a deleted one, a stray file.
+    (old_site / "helper" / "__init__.py").write_text("VERSION = 'patched'\n")
+    (old_site / "helper" / "extra.py").unlink()
+    (old_site / "stray.py").write_text("STRAY = 1\n")
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    new_site = _site(_gen(pull, json.loads(proc.stdout)))
+    assert "helper-7.0-py3-none-any.whl: files changed since it was installed" in proc.stderr
+    assert "VERSION = '7.0'" in (new_site / "helper" / "__init__.py").read_text()
+    assert (new_site / "helper" / "extra.py").is_file() and not (new_site / "stray.py").exists()
+    assert (old_site / "helper" / "__init__.py").read_text() == "VERSION = 'patched'\n"
+    assert "0 drifted" in pull("verify", str(pull.dest)).stdout
+
+
+def test_another_install_tool_installs_every_wheel(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"]], install_tool="pip"))
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    assert "installing every wheel: the install tool changed (pip → uv)" in proc.stderr
+    new = _gen(pull, json.loads(proc.stdout))
+    helper = "helper/__init__.py"
+    assert os.stat(_site(new) / helper).st_ino != os.stat(_site(_gen(pull, first)) / helper).st_ino
+    assert (_site(new) / "helper-7.0.dist-info" / "INSTALLER").read_text().strip() == "uv"
+
+
+def test_a_failed_incremental_generation_falls_back_to_a_full_install(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path], tmp_path: Path
+) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"]]))
+    old = _gen(pull, first)
+    before = _snapshot(old)
+    # A check that fails once, as a fault of the clone would: the full install then passes it.
+    mark = tmp_path / "failed-once"
+    check = f"test -e {mark} || {{ touch {mark}; echo clone-fault; exit 1; }}"
+    ref2 = artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0")
+    proc = pull("install", ref2, "--json", "--check-command", check)
+    assert "incremental generation failed (health check failed" in proc.stderr
+    assert "installing every wheel instead" in proc.stderr
+    new = _gen(pull, json.loads(proc.stdout))
+    helper = "helper/__init__.py"
+    assert os.stat(_site(new) / helper).st_ino != os.stat(_site(old) / helper).st_ino
+    assert _snapshot(old) == before
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+    assert not [p for p in old.parent.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_failing_upgrade_leaves_the_live_generation_as_it_was(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path], tmp_path: Path
+) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"]]))
+    old = _gen(pull, first)
+    before = _snapshot(old)
+    broken = make_wheel(tmp_path / "w", "demo", "2.0", body="raise ImportError('broken on purpose')")
+    proc = pull("install", artifacts.write([broken, kit["helper"]], version="2.0"), ok=False)
+    assert proc.returncode == 1 and "broken on purpose" in proc.stderr
+    assert _snapshot(old) == before and os.readlink(pull.dest).endswith(first["generation"])
+    assert sorted(p.name for p in old.parent.iterdir() if not p.name.startswith(".")) == [old.name]
+
+
+def test_reinstalling_an_artifact_switches_back_to_its_generation(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    facts = [Fact(file="demo", section="demo", option="venv_tag", value="x")]
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"]], facts=facts))
+    ref2 = artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0", facts=facts)
+    second = pull.install(ref2)
+    pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+    assert pull.python("import demo; print(demo.VERSION)") == "1.0"
+    venv = _gen(pull, second)
+    before = {k: v for k, v in _snapshot(venv).items() if k not in STATE_FILES}
+
+    again = pull.install(ref2)
+    assert again["changed"] is True and again["generation"] == second["generation"]
+    assert again["digest"] == second["digest"] and again["previous_digest"] == first["digest"]
+    assert "bytecode" not in again  # nothing was built
+    assert {k: v for k, v in _snapshot(venv).items() if k not in STATE_FILES} == before
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+    fact = (pull.facts / "demo.fact").read_text()
+    assert f"venvship_digest = {second['digest']}" in fact
+    assert f"venvship_previous_digest = {first['digest']}" in fact
+    state = json.loads((venv / "venvship-state.json").read_text())
+    assert (
+        state["previous_generation"] == first["generation"]
+        and not (venv / ".venvship-facts-pending").exists()
+    )
+    assert pull.install(ref2)["changed"] is False
+    # --rebuild still makes a new generation.
+    rebuilt = pull.install(ref2, "--rebuild")
+    assert rebuilt["changed"] is True and rebuilt["generation"] not in (
+        first["generation"],
+        second["generation"],
+    )
