@@ -36,8 +36,12 @@ class LockTimeout(VenvshipError):
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing); wait at most ``timeout`` s."""
+def file_lock(path: Path, *, timeout: float | None = None) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); wait at most ``timeout`` s.
+
+    Yields the lock's descriptor: children that inherit it (:func:`venvship._process.lend_fds`)
+    hold the lock with it until they exit.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -52,6 +56,6 @@ def file_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise LockTimeout(f"{path}: still locked by another run after {timeout:g}s") from exc
                 time.sleep(0.05)
-        yield
+        yield fd
     finally:
         os.close(fd)

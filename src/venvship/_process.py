@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import subprocess
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ._log import logger
 from .errors import ProcessError
@@ -22,6 +24,25 @@ def child_env(changes: Mapping[str, str | None] | None = None) -> dict[str, str]
     return env
 
 
+_LENT_FDS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("venvship_lent_fds", default=())
+
+
+@contextlib.contextmanager
+def lend_fds(*fds: int) -> Iterator[None]:
+    """Pass ``fds`` to every child that :func:`run` starts inside this block.
+
+    Used for lock files: a ``flock`` belongs to the open file description, so a child holding an
+    inherited descriptor keeps the lock until it exits, even if this process is killed first.
+
+    Example: ``with file_lock(path) as fd, lend_fds(fd): run(["pip", "install", ...])``
+    """
+    token = _LENT_FDS.set(_LENT_FDS.get() + fds)
+    try:
+        yield
+    finally:
+        _LENT_FDS.reset(token)
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -30,14 +51,17 @@ def run(
     check: bool = True,
     stdin: str | None = None,
     secret_output: bool = False,
+    pass_fds: Sequence[int] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capturing stdout and stderr together; raise ProcessError if it fails.
 
     ``secret_output`` keeps the output out of the log and of the error (credential helpers).
+    ``pass_fds``: descriptors the child inherits (default: those of the enclosing :func:`lend_fds`).
 
     Example: ``out = run(["dpkg-query", "-W", "python3"]).stdout``
     """
     args = [os.fspath(a) for a in argv]
+    fds = _LENT_FDS.get() if pass_fds is None else tuple(pass_fds)
     logger.debug("running: %s", " ".join(args))
     try:
         proc = subprocess.run(
@@ -50,6 +74,7 @@ def run(
             stderr=subprocess.STDOUT,
             text=True,
             check=False,
+            pass_fds=fds,
         )
     except OSError as exc:
         raise ProcessError(args, 127, str(exc)) from exc

@@ -17,7 +17,8 @@ DEFAULT_FACTS = Path("/etc/ansible/facts.d")
 CHECK_HELP = "report what would change; write nothing"
 
 
-def _generations(text: str) -> int:
+def generations_arg(text: str) -> int:
+    """Parse ``--keep N``: a whole number of generations, at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -41,7 +42,7 @@ def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_H
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
-        "--keep", type=_generations, default=2, metavar="N", help="generations to keep (default: 2)"
+        "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
     p.add_argument("--rebuild", action="store_true", help="make a new generation even if unchanged")
     p.add_argument("--no-compile", action="store_true", help="do not compile bytecode")

@@ -12,9 +12,17 @@ from typing import TYPE_CHECKING, Sequence
 from .._log import logger
 from ..errors import VenvshipError
 from ..install.installer import VERSION, InstallResult, install
-from .install_args import DEFAULT_CACHE, DEFAULT_FACTS, add_install_options, install_options, install_report
+from .install_args import (
+    DEFAULT_CACHE,
+    DEFAULT_FACTS,
+    add_install_options,
+    generations_arg,
+    install_options,
+    install_report,
+)
 
 if TYPE_CHECKING:
+    from ..install.maintenance import Drift
     from ..oci.auth import Credentials
 
 
@@ -47,8 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
 
-    p = sub.add_parser("status", help="show the generations of DEST (or of every known venv)")
+    p = sub.add_parser(
+        "status",
+        help="show the generations and drift of DEST (or of every known venv)",
+        description="Show each destination's generations and its drift: whether its symlink points at"
+        " a complete generation, and how many installed files differ from their RECORD. Files are"
+        " compared by size (one stat each, fast on a fleet); --hashes reads and hashes every file, as"
+        " verify does, which costs seconds on a large venv.",
+    )
     p.add_argument("dest", nargs="?", type=Path, metavar="DEST")
+    p.add_argument("--hashes", action="store_true", help="compare file hashes too, not only sizes (slower)")
     common(p, lock=False)
 
     p = sub.add_parser("rollback", help="switch DEST back to its previous generation")
@@ -61,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="remove old generations and unreferenced cache blobs")
     common(p)
-    p.add_argument("--keep", type=int, default=2, metavar="N", help="generations to keep (default: 2)")
+    p.add_argument(
+        "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
+    )
     return parser
 
 
@@ -95,7 +113,7 @@ def _install(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
-    items = maintenance.status(args.dest, cache=args.cache)
+    items = maintenance.status(args.dest, cache=args.cache, hashes=args.hashes)
     data = [
         {
             "dest": s.dest,
@@ -104,12 +122,13 @@ def _status(args: argparse.Namespace) -> int:
                 {"generation": g.generation, "digest": g.digest, "version": g.version, "created": g.created}
                 for g in s.generations
             ],
+            "drift": s.drift.to_json(),
         }
         for s in items
     ]
     lines = []
     for s in items:
-        lines.append(f"{s.dest}:")
+        lines.append(f"{s.dest}: {_drift_text(s.drift)}")
         for g in s.generations:
             mark = "*" if g.generation == s.current else " "
             lines.append(f" {mark} {g.generation}  {g.name} {g.version}  {g.digest or '(adopted)'}")
@@ -118,6 +137,16 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print("\n".join(lines) or "no venvs installed")
     return 0
+
+
+def _drift_text(drift: Drift) -> str:
+    if drift.link != "ok":
+        return f"drift: link {drift.link}"
+    how = "by hash" if drift.hashed else "by size"
+    if not drift.drifted:
+        return f"no drift ({drift.checked} files checked {how})"
+    files = f"{len(drift.drifted)} of {drift.checked} files"
+    return f"drift: {files} differ from RECORD ({how}; verify lists them)"
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -149,8 +178,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
-    if args.keep < 1:
-        raise SystemExit("venv-pull: error: --keep must be at least 1")
     r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
     data = {"generations": list(r.generations), "blobs": len(r.blobs)}
     _emit(args, data, f"pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
@@ -158,6 +185,13 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "verify": _verify, "prune": _prune}
+
+
+def _os_error(exc: OSError) -> str:
+    """Return ``PATH: reason`` for an OSError (``[Errno 13] Permission denied: 'x'`` reads worse)."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         # Permissions and full disks are the user's to fix: one line, no traceback.
-        print(f"venv-pull: error: {exc}", file=sys.stderr)
+        print(f"venv-pull: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("venv-pull: interrupted", file=sys.stderr)

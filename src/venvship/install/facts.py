@@ -43,9 +43,11 @@ def write_facts(facts_dir: Path, facts: Iterable[Fact]) -> list[Path]:
         path = facts_dir / f"{file}.fact"
         parser = _parser()
         try:
-            old = path.read_text()
+            old = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             old = ""
+        except UnicodeDecodeError as exc:
+            raise InstallError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
         try:
             parser.read_string(old, source=str(path))
         except configparser.Error as exc:
@@ -57,6 +59,6 @@ def write_facts(facts_dir: Path, facts: Iterable[Fact]) -> list[Path]:
         out = io.StringIO()
         parser.write(out)
         if out.getvalue() != old:
-            atomic_write(path, out.getvalue().encode(), mode=0o644)
+            atomic_write(path, out.getvalue().encode("utf-8"), mode=0o644)
             written.append(path)
     return written

@@ -81,7 +81,9 @@ def health_check(venv: Path, *, modules: list[str], command: str | None, env: Ma
     else:
         argv = [str(python), "-c", _IMPORT_ALL, json.dumps(modules)]
         what = "import check"
-    proc = run(argv, env=env, check=False, cwd=venv)
+    # No lock descriptor for the check: a check command may leave a background process behind,
+    # which would hold the destination's lock for as long as it lives.
+    proc = run(argv, env=env, check=False, cwd=venv, pass_fds=())
     if proc.returncode != 0:
         raise InstallError(
             f"health check failed ({what}, exit {proc.returncode}):\n{proc.stdout.strip()[-3000:]}"

@@ -2,39 +2,104 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from .._fsutil import file_lock
 from ..errors import InstallError
 from ..oci.layout import Layout
 from . import cachestore
 from .generations import Generations, State
-from .installer import _record_refs, write_live_facts
+from .installer import _record_refs, pause_point, write_live_facts
 from .venvs import site_packages
+
+LinkState = Literal["ok", "missing", "not a symlink", "foreign", "broken"]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How a destination differs from what venv-pull installed.
+
+    ``link``: the destination symlink is ``ok`` (points at a complete generation), ``missing``,
+    ``not a symlink``, ``foreign`` (points outside the generations) or ``broken`` (at a generation
+    that is gone or incomplete). ``drifted``: files of the live generation that differ from RECORD
+    (by size, or by hash when ``hashed``), out of ``checked``.
+    """
+
+    link: LinkState
+    checked: int
+    drifted: tuple[str, ...]
+    hashed: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"link": self.link, "checked": self.checked, "files": len(self.drifted), "hashed": self.hashed}
 
 
 @dataclass(frozen=True)
 class DestStatus:
-    """One destination: the live generation and all complete generations, oldest first."""
+    """One destination: the live generation, all complete generations (oldest first), drift."""
 
     dest: str
     current: str | None
     generations: tuple[State, ...]
+    drift: Drift
 
 
-def status(dest: Path | None, *, cache: Path) -> list[DestStatus]:
-    """Return the status of ``dest``, or of every destination the cache knows."""
-    dests = [dest] if dest else [d for _, d, _ in cachestore.recorded_dests(cache)]
+def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[DestStatus]:
+    """Return the status of ``dest``, or of every destination the cache knows.
+
+    Drift is checked by file size and existence against RECORD (one ``stat`` per file); with
+    ``hashes`` every file is read and hashed as ``verify`` does.
+    """
+    if dest is not None:
+        gens = Generations(dest)
+        if not gens.root.is_dir() and gens.current_id() is None:
+            raise InstallError(f"{gens.dest}: not a venv installed by venv-pull")
+        dests = [dest]
+    else:
+        if os.path.exists(cache) and not cache.is_dir():
+            raise InstallError(f"{cache}: not a blob cache (not a directory)")
+        dests = [d for _, d, _ in cachestore.recorded_dests(cache)]
     out = []
     for path in dests:
         gens = Generations(path)
-        out.append(DestStatus(dest=str(gens.dest), current=gens.current_id(), generations=tuple(gens.all())))
+        out.append(
+            DestStatus(
+                dest=str(gens.dest),
+                current=gens.current_id(),
+                generations=tuple(gens.all()),
+                drift=drift(gens, hashes=hashes),
+            )
+        )
     return out
+
+
+def link_state(gens: Generations) -> LinkState:
+    """Return whether the destination symlink points at a complete generation (see :class:`Drift`)."""
+    if not os.path.lexists(gens.dest):
+        return "missing"
+    if not gens.dest.is_symlink():
+        return "not a symlink"
+    current = gens.current_id()
+    if current is None:
+        return "foreign"
+    return "ok" if gens.intact(current) else "broken"
+
+
+def drift(gens: Generations, *, hashes: bool) -> Drift:
+    """Return the drift of ``gens``' destination: its link, and its files against RECORD."""
+    link = link_state(gens)
+    current = gens.current_id()
+    if link != "ok" or current is None:
+        return Drift(link=link, checked=0, drifted=(), hashed=hashes)
+    checked, drifted = _record_drift(gens.path(current), hashes=hashes)
+    return Drift(link=link, checked=checked, drifted=tuple(drifted), hashed=hashes)
 
 
 @dataclass(frozen=True)
@@ -96,7 +161,13 @@ def verify(dest: Path) -> VerifyResult:
     current = gens.current_id()
     if current is None or not gens.path(current).is_dir():
         raise InstallError(f"{gens.dest}: not a venv installed by venv-pull")
-    venv = gens.path(current)
+    checked, drifted = _record_drift(gens.path(current), hashes=True)
+    return VerifyResult(dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted))
+
+
+def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
+    """Return (files checked, drifted files) of ``venv``: RECORD rows whose file is missing, has
+    another size or (with ``hashes``) another sha256, and symlinks that dangle."""
     site = site_packages(venv)
     drifted: list[str] = []
     checked = 0
@@ -104,33 +175,57 @@ def verify(dest: Path) -> VerifyResult:
         record = info / "RECORD"
         if info.is_symlink() or not record.is_file():
             continue  # symlinked distro packages are dpkg's to verify
-        for row in csv.reader(io.StringIO(record.read_text())):
+        try:
+            rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        except (UnicodeDecodeError, csv.Error):
+            drifted.append(f"unreadable: {record}")
+            continue
+        for row in rows:
             if len(row) < 2 or not row[1]:
                 continue
             path = os.path.normpath(site / row[0])
             checked += 1
             try:
-                with open(path, "rb") as fh:
-                    digest = hashlib.sha256()
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(chunk)
+                size = os.stat(path).st_size
             except OSError:
                 drifted.append(f"missing: {path}")
                 continue
-            if _b64(digest.digest()) != row[1]:
+            resized = len(row) > 2 and row[2].isdigit() and int(row[2]) != size
+            if resized or (hashes and _file_hash(path) != row[1]):
                 drifted.append(f"modified: {path}")
-    for root, dirs, files in os.walk(venv):
-        for name in dirs + files:
-            path = os.path.join(root, name)
-            if os.path.islink(path) and not os.path.exists(path):
-                drifted.append(f"dangling symlink: {path}")
-    return VerifyResult(dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted))
+    drifted += [f"dangling symlink: {path}" for path in _dangling_symlinks(venv)]
+    return checked, drifted
 
 
-def _b64(raw: bytes) -> str:
-    import base64
+def _dangling_symlinks(top: Path) -> list[str]:
+    """Return the symlinks under ``top`` whose target is missing (links to folders not followed)."""
+    found = []
+    folders = [os.fspath(top)]
+    while folders:
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            # DirEntry answers from the directory listing: one stat per symlink, none per file.
+            if entry.is_symlink():
+                if not os.path.exists(entry.path):
+                    found.append(entry.path)
+            elif entry.is_dir():
+                folders.append(entry.path)
+    return sorted(found)
 
-    return "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+def _file_hash(path: str) -> str:
+    """Return the RECORD hash field of the file at ``path`` (unreadable: an empty string)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -143,11 +238,12 @@ class PruneResult:
 
 def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> PruneResult:
     """Prune old generations of every destination the cache knows, then unreferenced blobs."""
-    if not (cache / "oci-layout").exists():
-        return PruneResult(generations=(), blobs=())
+    if not (cache / "oci-layout").is_file():
+        raise InstallError(f"{cache}: no blob cache here (no oci-layout); nothing to prune")
     layout = Layout(cache)
     removed_gens: list[str] = []
     with cachestore.cache_lock(cache, shared=False, timeout=lock_timeout):
+        pause_point("prune-locked")
         keep_blobs: set[str] = set()
         for refs_path, dest, _ in cachestore.recorded_dests(cache):
             gens = Generations(dest)

@@ -39,26 +39,38 @@ class Selected:
 
 
 class BlobReader:
-    """Reads small blobs (manifests, configs) through the cache, or a temp layout in check mode."""
+    """Reads manifests and configs: from the cache when it holds them (no request), else from the
+    source into a scratch layout.
 
-    def __init__(self, source: Source, cache: Layout, *, dry_run: bool) -> None:
+    Nothing is written into the cache here: ``pull`` stores what an install keeps, under the cache
+    lock, so a run that fails before (a bad reference, a refused login, no fitting platform) or a
+    ``--check`` run leaves the cache as it was, or absent.
+    """
+
+    def __init__(self, source: Source, cache: Layout) -> None:
         self.source = source
         self.cache = cache
-        self.dry_run = dry_run
+        self._manifests: dict[str, bytes] = {}
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def read(self, desc: Descriptor) -> bytes:
         """Return the verified bytes of blob ``desc``, fetching it if the cache lacks it."""
         if self.cache.has_blob(desc.digest, desc.size):
             return self.cache.read_blob(desc.digest)
-        target = self.cache
-        if self.dry_run:
-            # --check writes nothing: fetch into a throwaway layout instead of the cache.
-            if self._scratch is None:
-                self._scratch = tempfile.TemporaryDirectory(prefix="venvship-check-")
-            target = Layout.create(Path(self._scratch.name))
-        self.source.fetch_blob(desc.digest, desc.size, target)
-        return target.read_blob(desc.digest)
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="venv-pull-")
+        scratch = Layout.create(Path(self._scratch.name))
+        self.source.fetch_blob(desc.digest, desc.size, scratch)
+        return scratch.read_blob(desc.digest)
+
+    def manifest(self, digest: str) -> bytes:
+        """Return the verified bytes of manifest ``digest``: from the cache if it holds it, else asked once."""
+        if digest not in self._manifests:
+            if self.cache.has_blob(digest):
+                self._manifests[digest] = self.cache.read_blob(digest)
+            else:
+                self._manifests[digest] = self.source.get_manifest(digest)[1]
+        return self._manifests[digest]
 
     def close(self) -> None:
         if self._scratch is not None:
@@ -86,7 +98,9 @@ def any_config(reader: BlobReader, top_raw: bytes, *, where: str) -> VenvConfig:
         index = Index.from_bytes(top_raw, where=where)
         if not index.manifests:
             raise ArtifactError(f"{where}: the index lists no platforms")
-        top_raw = reader.source.get_manifest(index.manifests[0].digest)[1]
+        # Any platform will do: prefer one this host pulled before (its manifest is in the cache).
+        cached = [e for e in index.manifests if reader.cache.has_blob(e.digest, e.size)]
+        top_raw = reader.manifest((cached or list(index.manifests))[0].digest)
     return _config(reader, Manifest.from_bytes(top_raw, where=where), where)[0]
 
 
@@ -203,14 +217,14 @@ def select(
     for entry in index.manifests:
         if _platform_misfit(entry, host) is not None:
             continue
-        desc, raw = reader.source.get_manifest(entry.digest)
+        raw = reader.manifest(entry.digest)
         manifest = Manifest.from_bytes(raw, where=f"{where}@{entry.digest}")
         config, config_raw = _config(reader, manifest, where)
         if abi_of(config.python.executable) != entry.annotations.get(ANN_PYTHON, config.python.abi):
             continue
         return Selected(
             ref_digest=top.digest,
-            digest=desc.digest,
+            digest=entry.digest,
             manifest=manifest,
             manifest_raw=raw,
             config=config,
