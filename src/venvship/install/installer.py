@@ -15,22 +15,23 @@ from typing import TYPE_CHECKING, Iterator
 from .._fsutil import file_lock
 from .._log import logger
 from .._process import lend_fds
-from ..artifact import Fact
+from ..artifact import Fact, VenvConfig
 from ..distro import ensure
 from ..errors import InstallError
 from ..hostinfo import find_python
 from ..oci.layout import Layout
 from ..oci.reference import parse_ref
 from ..oci.source import Access, Source, open_source
-from . import cachestore
+from . import cachestore, clone
 from .bytecode import BytecodeResult, compile_generation
 from .facts import facts_with_own, write_facts
-from .generations import FACTS_PENDING, Generations, State
+from .generations import FACTS_PENDING, PARTIAL, Generations, State
 from .health import health_check, top_level_modules
 from .pull import find_links, pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
 from .symlinks import link_system_packages
 from .venvs import (
+    Installer,
     InstallJob,
     create_venv,
     install_env,
@@ -194,6 +195,9 @@ def _install_locked(
     removed = gens.clean_partials()
     if removed:
         logger.info("removed unfinished generations: %s", ", ".join(removed))
+    made = None if opts.rebuild else _made_before(gens, selected.digest, live)
+    if made is not None:
+        return _switch_back(opts, gens, cache, made, live)
     # "pulling": after the first blob of several, the test seam for a kill in the middle of a pull.
     fetched = pull(source, cache, selected, on_blob=lambda n: pause_point("pulling") if n == 1 else None)
     logger.info("pulled %d blobs into %s", fetched, cache.root)
@@ -204,49 +208,30 @@ def _install_locked(
         else:
             ensure("install", config.install_distro_packages, state="present")
     generation = gens.new_id(selected.digest)
-    staging = gens.stage(generation)
-    final = gens.path(generation)
-    installer = installer_for(config, cache)
-    env = install_env(config.install_env)
-    python = find_python(config.python.executable)
-    with _workdir() as work:
-        create_venv(python, staging, prompt=gens.dest.name)  # as `python -m venv DEST` would
-        pause_point("venv")
-        requirements = work / "requirements.txt"
-        requirements.write_text(requirements_text(config.lock))
-        job = InstallJob(
-            venv=staging,
-            find_links=find_links(cache, config, work),
-            requirements=requirements,
-            pip_args=config.install_pip_args,
-            env=env,
-        )
-        installer.install(job)
-    pause_point("installed")
-    site = site_packages(staging)
+    staging, final = gens.path(generation + PARTIAL), gens.path(generation)
+    build = _Build(
+        opts=opts,
+        gens=gens,
+        cache=cache,
+        config=config,
+        installer=installer_for(config, cache),
+        env=install_env(config.install_env),
+        python=find_python(config.python.executable),
+        generation=generation,
+    )
+    origin = None if opts.rebuild or live is None else clone.origin(gens, live, cache=cache, config=config)
     bytecode = None
-    if opts.compile:
-        bytecode = compile_generation(
-            staging / "bin" / "python",
-            staging,
-            site=site,
-            # --rebuild asks for a fresh generation: nothing is taken from the live one.
-            previous_site=None if opts.rebuild else _previous_site(gens, live, site.relative_to(staging)),
-            final=final,
-            env=env,
-        )
-    minor = int(site.parent.name.split(".")[1])
-    linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
-    modules = top_level_modules(site, {w.name.lower().replace("_", "-") for w in config.lock})
-    modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
-    # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
-    check_env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
-    try:
-        health_check(staging, modules=sorted(set(modules)), command=opts.check_command, env=check_env)
-    except InstallError:
-        shutil.rmtree(staging, ignore_errors=True)  # discarded; the live venv was never touched
-        raise
-    pause_point("checked")
+    if origin is not None:
+        try:
+            bytecode = _stage(build, live=live, origin=origin)
+        except (InstallError, OSError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            logger.warning("incremental generation failed (%s); installing every wheel instead", reason)
+            origin = None
+    if origin is None:
+        bytecode = _stage(build, live=live, origin=None)
+    installer = build.installer
     relocate(staging, old=staging, new=final)
     previous = live
     state = State(
@@ -273,6 +258,101 @@ def _install_locked(
     gens.switch(generation)
     pause_point("switched")
     return replace(_finish(opts, gens, cache, state, changed=True), bytecode=bytecode)
+
+
+def _made_before(gens: Generations, digest: str, live: State | None) -> State | None:
+    """Return the newest intact generation of ``digest`` that is not the live one, if any."""
+    current = live.generation if live else None
+    for state in reversed(gens.all()):
+        if state.digest == digest and state.generation != current and gens.intact(state.generation):
+            return state
+    return None
+
+
+def _switch_back(
+    opts: InstallOptions, gens: Generations, cache: Layout, state: State, live: State | None
+) -> InstallResult:
+    """Switch to the generation of ``state`` (the same artifact, made before): nothing is built.
+
+    Its venv stays as it is; its state now names the generation switched away from as the
+    previous one (what a rollback returns to), and the facts are written as for an install.
+    Runtime distro packages are not ensured again, as for a rollback: it was made on this host.
+    """
+    logger.info("generation %s holds this artifact already: switching back to it", state.generation)
+    state = replace(
+        state,
+        previous_digest=live.digest if live else "",
+        previous_generation=live.generation if live else "",
+    )
+    folder = gens.path(state.generation)
+    (folder / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
+    gens.write_state(folder, state)
+    gens.adopt_plain_dir()
+    gens.switch(state.generation)
+    pause_point("switched")
+    return _finish(opts, gens, cache, state, changed=True)
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What staging a generation needs."""
+
+    opts: InstallOptions
+    gens: Generations
+    cache: Layout
+    config: VenvConfig
+    installer: Installer
+    env: dict[str, str]
+    python: str
+    generation: str
+
+
+def _stage(b: _Build, *, live: State | None, origin: clone.Origin | None) -> BytecodeResult | None:
+    """Stage generation ``b.generation``, checked: every wheel installed, or (``origin``) cloned from
+    the live generation and only the other wheels installed. Returns the bytecode result."""
+    staging, final, config = b.gens.stage(b.generation), b.gens.path(b.generation), b.config
+    with _workdir() as work:
+        create_venv(b.python, staging, prompt=b.gens.dest.name)  # as `python -m venv DEST` would
+        pause_point("venv")
+        wheels = config.lock
+        if origin is not None:
+            wheels = clone.clone_from(origin, staging, final=final, lock=config.lock, cache=b.cache).install
+        if wheels:
+            requirements = work / "requirements.txt"
+            requirements.write_text(requirements_text(wheels))
+            job = InstallJob(
+                venv=staging,
+                find_links=find_links(b.cache, replace(config, lock=tuple(wheels)), work),
+                requirements=requirements,
+                pip_args=config.install_pip_args,
+                env=b.env,
+            )
+            b.installer.install(job)
+    pause_point("installed")
+    site = site_packages(staging)
+    bytecode = None
+    if b.opts.compile:
+        # --rebuild asks for a fresh generation: nothing is taken from the live one; a clone has
+        # the live generation's pycs of its unchanged files already.
+        previous = (
+            None if b.opts.rebuild or origin else _previous_site(b.gens, live, site.relative_to(staging))
+        )
+        bytecode = compile_generation(
+            staging / "bin" / "python", staging, site=site, previous_site=previous, final=final, env=b.env
+        )
+    minor = int(site.parent.name.split(".")[1])
+    linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
+    modules = top_level_modules(site, {w.name.lower().replace("_", "-") for w in config.lock})
+    modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
+    # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
+    check_env = {**b.env, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        health_check(staging, modules=sorted(set(modules)), command=b.opts.check_command, env=check_env)
+    except InstallError:
+        shutil.rmtree(staging, ignore_errors=True)  # discarded; the live venv was never touched
+        raise
+    pause_point("checked")
+    return bytecode
 
 
 def _previous_site(gens: Generations, live: State | None, rel: Path) -> Path | None:
