@@ -144,7 +144,7 @@ def _drift_text(drift: Drift) -> str:
         return f"drift: link {drift.link}"
     how = "by hash" if drift.hashed else "by size"
     if not drift.drifted:
-        return f"no drift ({drift.checked} files checked {how})"
+        return f"no drift (files compared {how})"
     files = f"{len(drift.drifted)} of {drift.checked} files"
     return f"drift: {files} differ from RECORD ({how}; verify lists them)"
 
