@@ -330,16 +330,11 @@ class Manifest:
     annotations: Mapping[str, str]
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "artifactType": ARTIFACT_TYPE,
-            "config": self.config.to_json(),
-            "layers": [layer.to_json() for layer in self.layers],
-        }
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        return _document(
+            MANIFEST_TYPE,
+            {"config": self.config.to_json(), "layers": [layer.to_json() for layer in self.layers]},
+            self.annotations,
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
@@ -369,15 +364,7 @@ class Index:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": INDEX_TYPE,
-            "artifactType": ARTIFACT_TYPE,
-            "manifests": [m.to_json() for m in self.manifests],
-        }
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        return _document(INDEX_TYPE, {"manifests": [m.to_json() for m in self.manifests]}, self.annotations)
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, where: str = "index") -> Index:
@@ -394,6 +381,29 @@ class Index:
         )
 
 
+def platform_descriptor(config: VenvConfig, manifest_raw: bytes) -> Descriptor:
+    """Return the index entry for ``config``'s per-platform manifest ``manifest_raw``.
+
+    Example: ``Index(manifests=(platform_descriptor(config, raw),))``
+    """
+    plat = {"os": config.platform.os, "architecture": config.platform.architecture}
+    if config.platform.variant:
+        plat["variant"] = config.platform.variant
+    ann = {ANN_PYTHON: config.python.abi, ANN_DISTRO: config.platform.distro}
+    if config.platform.glibc:
+        ann[ANN_GLIBC] = config.platform.glibc
+    if config.platform.distro_bound:
+        ann[ANN_DISTRO_BOUND] = "true"
+    return Descriptor(
+        media_type=MANIFEST_TYPE,
+        digest=sha256_digest(manifest_raw),
+        size=len(manifest_raw),
+        annotations=ann,
+        platform=plat,
+        artifact_type=ARTIFACT_TYPE,
+    )
+
+
 def media_type_of(raw: bytes) -> str:
     """Return the ``mediaType`` of a manifest or index document (guessing from its keys if absent)."""
     data = _load(raw, "document")
@@ -401,6 +411,14 @@ def media_type_of(raw: bytes) -> str:
     if isinstance(media, str):
         return media
     return INDEX_TYPE if "manifests" in data else MANIFEST_TYPE
+
+
+def _document(media_type: str, body: dict[str, Any], annotations: Mapping[str, str]) -> dict[str, Any]:
+    """Return a venvship manifest or index document: the common header, ``body``, annotations if any."""
+    out: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, "artifactType": ARTIFACT_TYPE, **body}
+    if annotations:
+        out["annotations"] = dict(annotations)
+    return out
 
 
 def _load(raw: bytes, where: str) -> dict[str, Any]:

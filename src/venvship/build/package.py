@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -10,14 +11,13 @@ from typing import Mapping
 
 from ..artifact import (
     ANN_DISTRO,
-    ANN_DISTRO_BOUND,
-    ANN_GLIBC,
     ANN_PYTHON,
     ARTIFACT_TYPE,
     CONFIG_TYPE,
     CREATED,
     INDEX_TYPE,
     MANIFEST_TYPE,
+    REF_NAME,
     TITLE,
     VERSION,
     WHEEL_TYPE,
@@ -26,6 +26,7 @@ from ..artifact import (
     Manifest,
     VenvConfig,
     canonical_json,
+    platform_descriptor,
     sha256_digest,
     tag_for_version,
 )
@@ -78,26 +79,6 @@ def build_manifest(
         annotations=ann,
     )
     return config_raw, canonical_json(manifest.to_json())
-
-
-def platform_descriptor(config: VenvConfig, manifest_raw: bytes) -> Descriptor:
-    """Return the index entry describing ``config``'s platform manifest."""
-    plat = {"os": config.platform.os, "architecture": config.platform.architecture}
-    if config.platform.variant:
-        plat["variant"] = config.platform.variant
-    ann = {ANN_PYTHON: config.python.abi, ANN_DISTRO: config.platform.distro}
-    if config.platform.glibc:
-        ann[ANN_GLIBC] = config.platform.glibc
-    if config.platform.distro_bound:
-        ann[ANN_DISTRO_BOUND] = "true"
-    return Descriptor(
-        media_type=MANIFEST_TYPE,
-        digest=sha256_digest(manifest_raw),
-        size=len(manifest_raw),
-        annotations=ann,
-        platform=plat,
-        artifact_type=ARTIFACT_TYPE,
-    )
 
 
 def write_to_layout(
@@ -157,17 +138,8 @@ def merge_index(layout: Layout, *, name: str, tag: str) -> int:
                 f"{layout.root}: two manifests for one platform {key}: {seen[key]}, {desc.digest}"
             )
         seen[key] = desc.digest
-        ann = {k: v for k, v in desc.annotations.items() if k != "org.opencontainers.image.ref.name"}
-        entries.append(
-            Descriptor(
-                media_type=desc.media_type,
-                digest=desc.digest,
-                size=desc.size,
-                annotations=ann,
-                platform=desc.platform,
-                artifact_type=desc.artifact_type,
-            )
-        )
+        ann = {k: v for k, v in desc.annotations.items() if k != REF_NAME}
+        entries.append(dataclasses.replace(desc, annotations=ann))
     if not entries:
         return 0
     raw = canonical_json(Index(manifests=tuple(entries)).to_json())

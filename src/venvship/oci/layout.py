@@ -7,6 +7,7 @@ reader never sees a ref whose blobs are missing. Stdlib only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -213,18 +214,7 @@ class Layout:
                     continue
                 changed.append(name)
                 entries = [d for d in entries if d.annotations.get(REF_NAME) != name]
-                ann = dict(desc.annotations)
-                ann[REF_NAME] = name
-                entries.append(
-                    Descriptor(
-                        media_type=desc.media_type,
-                        digest=desc.digest,
-                        size=desc.size,
-                        annotations=ann,
-                        platform=desc.platform,
-                        artifact_type=desc.artifact_type,
-                    )
-                )
+                entries.append(dataclasses.replace(desc, annotations={**desc.annotations, REF_NAME: name}))
             if changed:
                 self._write_index(entries)
             return changed

@@ -12,11 +12,6 @@ from typing import Any
 
 from .._log import logger
 from ..artifact import (
-    ANN_DISTRO,
-    ANN_DISTRO_BOUND,
-    ANN_GLIBC,
-    ANN_PYTHON,
-    ARTIFACT_TYPE,
     INDEX_TYPE,
     MANIFEST_TYPE,
     Descriptor,
@@ -24,6 +19,7 @@ from ..artifact import (
     Manifest,
     VenvConfig,
     canonical_json,
+    platform_descriptor,
     sha256_digest,
     tag_for_version,
 )
@@ -159,26 +155,6 @@ def _load(raw: bytes, where: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ArtifactError(f"{where}: not a JSON object")
     return doc
-
-
-def platform_descriptor(config: VenvConfig, manifest_raw: bytes) -> Descriptor:
-    """Return the index entry for a per-platform manifest (same fields as the build side writes)."""
-    plat = {"os": config.platform.os, "architecture": config.platform.architecture}
-    if config.platform.variant:
-        plat["variant"] = config.platform.variant
-    ann = {ANN_PYTHON: config.python.abi, ANN_DISTRO: config.platform.distro}
-    if config.platform.glibc:
-        ann[ANN_GLIBC] = config.platform.glibc
-    if config.platform.distro_bound:
-        ann[ANN_DISTRO_BOUND] = "true"
-    return Descriptor(
-        media_type=MANIFEST_TYPE,
-        digest=sha256_digest(manifest_raw),
-        size=len(manifest_raw),
-        annotations=ann,
-        platform=plat,
-        artifact_type=ARTIFACT_TYPE,
-    )
 
 
 def merge_registry_index(client: RegistryClient, repo: str, version: str) -> str:
