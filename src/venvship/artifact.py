@@ -196,7 +196,8 @@ class VenvConfig:
     requirements: tuple[str, ...]
     constraints: tuple[str, ...]
     global_constraints: tuple[str, ...]
-    package_state: str
+    distro_package_state: str  # runtime distro packages: present or latest
+    distro_cache_valid_time: int  # seconds the apt cache counts as fresh
     install_distro_packages: tuple[str, ...]
     install_pip_args: tuple[str, ...]
     install_env: Mapping[str, str]
@@ -240,7 +241,8 @@ class VenvConfig:
             "requirements": list(self.requirements),
             "constraints": list(self.constraints),
             "global_constraints": list(self.global_constraints),
-            "package_state": self.package_state,
+            "distro_package_state": self.distro_package_state,
+            "distro_cache_valid_time": self.distro_cache_valid_time,
             "install": {
                 "distro_packages": list(self.install_distro_packages),
                 "pip_args": list(self.install_pip_args),
@@ -302,7 +304,8 @@ class VenvConfig:
             requirements=strs(data.get("requirements"), "requirements"),
             constraints=strs(data.get("constraints"), "constraints"),
             global_constraints=strs(data.get("global_constraints"), "global_constraints"),
-            package_state=_get(data, "package_state", str, where),
+            distro_package_state=_get(data, "distro_package_state", str, where),
+            distro_cache_valid_time=int(data.get("distro_cache_valid_time", 600)),
             install_distro_packages=strs(inst.get("distro_packages"), "install.distro_packages"),
             install_pip_args=strs(inst.get("pip_args"), "install.pip_args"),
             install_env={str(k): str(v) for k, v in _get(inst, "env", dict, "config.install").items()},

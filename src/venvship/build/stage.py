@@ -221,7 +221,8 @@ def build_recipe(
             requirements=recipe.packages,
             constraints=tuple(_as_given(c, recipe) for c in recipe.constraints),
             global_constraints=recipe.global_constraints,
-            package_state=recipe.package_state,
+            distro_package_state=recipe.distro_package_state,
+            distro_cache_valid_time=recipe.distro_cache_valid_time,
             install_distro_packages=recipe.install.distro_packages,
             install_pip_args=recipe.install.pip_args,
             install_env=dict(recipe.install.env or {}),
@@ -267,7 +268,7 @@ def _install_side(recipe: Recipe) -> dict[str, object]:
         "name": recipe.name,
         "version": recipe.version,
         "install_path": str(recipe.install_path),
-        "package_state": recipe.package_state,
+        "distro": [recipe.distro_package_state, recipe.distro_cache_valid_time],
         "install": [
             recipe.install.distro_packages,
             recipe.install.pip_args,

@@ -203,10 +203,12 @@ def _install_locked(
     logger.info("pulled %d blobs into %s", fetched, cache.root)
     pause_point("pulled")
     if opts.distro_packages:
-        if config.package_state == "latest":
-            ensure("install", config.install_distro_packages, state="latest")
-        else:
-            ensure("install", config.install_distro_packages, state="present")
+        ensure(
+            "install",
+            config.install_distro_packages,
+            state="latest" if config.distro_package_state == "latest" else "present",
+            cache_valid_time=config.distro_cache_valid_time,
+        )
     generation = gens.new_id(selected.digest)
     staging, final = gens.path(generation + PARTIAL), gens.path(generation)
     build = _Build(
