@@ -36,8 +36,8 @@ class LockTimeout(VenvshipError):
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, timeout: float | None = None) -> Iterator[int]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing); wait at most ``timeout`` s.
+def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False) -> Iterator[int]:
+    """Hold an exclusive (or ``shared``) ``flock`` on ``path`` (created if missing); wait at most ``timeout`` s.
 
     Yields the lock's descriptor: children that inherit it (:func:`venvship._process.lend_fds`)
     hold the lock with it until they exit.
@@ -46,9 +46,10 @@ def file_lock(path: Path, *, timeout: float | None = None) -> Iterator[int]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
                 break
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):

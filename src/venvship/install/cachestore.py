@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .._fsutil import LockTimeout, atomic_write
+from .._fsutil import atomic_write, file_lock
 from ..artifact import canonical_json
 from ..oci.layout import Layout
 
@@ -50,26 +47,12 @@ def recorded_dests(cache: Path) -> list[tuple[Path, Path, set[str]]]:
 
 @contextlib.contextmanager
 def cache_lock(cache: Path, *, shared: bool, timeout: float | None) -> Iterator[None]:
-    """Hold the cache's lock: installs share it, garbage collection takes it alone."""
-    path = cache / ".gc.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise LockTimeout(f"{path}: cache busy after {timeout:g}s") from exc
-                time.sleep(0.05)
+    """Hold the cache's lock: installs share it, garbage collection takes it alone.
+
+    Raises :class:`~venvship._fsutil.LockTimeout` after ``timeout`` seconds (None: wait).
+    """
+    with file_lock(cache / ".gc.lock", shared=shared, timeout=timeout):
         yield
-    finally:
-        os.close(fd)
 
 
 def collect_garbage(cache: Layout, keep: set[str]) -> list[str]:
