@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -155,18 +156,10 @@ def build_recipe(
             fingerprint=inputs.builder_digest,
             rebuild=rebuild_wheels and refresh,
         )
-        try:
-            items = resolve(
-                builder,
-                inputs.requirements,
-                constraint_args=inputs.constraint_args,
-                pip_args=recipe.build.pip_args,
-                workdir=workdir / "resolve",
-            )
-        except ResolutionError as exc:
-            raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc
-        try:
-            tool_items = resolve(
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The install tool resolves on its own; its pip run overlaps the packages' one.
+            tools = pool.submit(
+                resolve,
                 builder,
                 [recipe.install_tool],
                 constraint_args=inputs.global_args,
@@ -174,11 +167,23 @@ def build_recipe(
                 workdir=workdir / "resolve-tools",
                 extra_args=("--only-binary", ":all:"),
             )
-        except ResolutionError as exc:
-            raise RecipeError(
-                f"{recipe.path}: venv.install-tool",
-                f"no {recipe.install_tool} wheel for this platform:\n{exc.detail}",
-            ) from exc
+            try:
+                items = resolve(
+                    builder,
+                    inputs.requirements,
+                    constraint_args=inputs.constraint_args,
+                    pip_args=recipe.build.pip_args,
+                    workdir=workdir / "resolve",
+                )
+            except ResolutionError as exc:
+                raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc
+            try:
+                tool_items = tools.result()
+            except ResolutionError as exc:
+                raise RecipeError(
+                    f"{recipe.path}: venv.install-tool",
+                    f"no {recipe.install_tool} wheel for this platform:\n{exc.detail}",
+                ) from exc
 
         reuse = (
             previous_wheels(
