@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
@@ -231,19 +230,3 @@ class Layout:
             "manifests": [d.to_json() for d in entries],
         }
         atomic_write(self.root / "index.json", canonical_json(doc))
-
-
-def copy_tree_blobs(src: Layout, dst: Layout, digests: list[tuple[str, int]]) -> int:
-    """Copy the listed blobs from one layout to another (verified); return how many were copied."""
-    copied = 0
-    for digest, size in digests:
-        if dst.has_blob(digest, size):
-            continue
-        with src.open_blob(digest) as fh:
-            dst.ingest(fh, digest=digest, size=size)
-        copied += 1
-    return copied
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
