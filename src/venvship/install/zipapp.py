@@ -17,6 +17,8 @@ TARGET_MODULES = (
     "_log.py",
     "_fsutil.py",
     "artifact.py",
+    "jsondoc.py",
+    "venvconfig.py",
     "hostinfo.py",
     "distro.py",
     "oci/*.py",

@@ -6,9 +6,7 @@ never points at missing content. Stdlib only (the build side's ``package`` modul
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from .._log import logger
 from ..artifact import (
@@ -24,6 +22,7 @@ from ..artifact import (
     tag_for_version,
 )
 from ..errors import ArtifactError
+from ..jsondoc import load_object
 from .layout import Layout
 from .reference import RegistryRef
 from .registry import MAX_WORKERS, BlobPush, RegistryClient, push_blobs
@@ -133,7 +132,7 @@ def _collect(src: Layout, media_type: str, raw: bytes, plan: _Plan, *, where: st
     """Add the blobs (and, for an index, the child manifests) under one document to ``plan``."""
     if depth > 4:
         raise ArtifactError(f"{where}: indexes nested too deeply")
-    doc = _load(raw, where)
+    doc = load_object(raw, where)
     if media_type in _INDEX_TYPES or "manifests" in doc:
         for i, entry in enumerate(doc.get("manifests") or []):
             child = Descriptor.from_json(entry, where=f"{where} manifests[{i}]")
@@ -145,16 +144,6 @@ def _collect(src: Layout, media_type: str, raw: bytes, plan: _Plan, *, where: st
     for i, entry in enumerate(d for d in described if d is not None):
         blob = Descriptor.from_json(entry, where=f"{where} blob[{i}]")
         plan.blobs[blob.digest] = blob.size
-
-
-def _load(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise ArtifactError(f"{where}: not a JSON object")
-    return doc
 
 
 def merge_registry_index(client: RegistryClient, repo: str, version: str) -> str:
@@ -176,7 +165,7 @@ def merge_registry_index(client: RegistryClient, repo: str, version: str) -> str
             continue
         manifest = Manifest.from_bytes(raw, where=f"{where}:{platform_tag}")
         config_raw = client.get_blob_bytes(repo, manifest.config.digest)
-        config = VenvConfig.from_json(_load(config_raw, f"{where}:{platform_tag} config"))
+        config = VenvConfig.from_json(load_object(config_raw, f"{where}:{platform_tag} config"))
         if tag_for_version(config.version) != tag:
             logger.warning("%s:%s: skipped, it holds version %s", where, platform_tag, config.version)
             continue
