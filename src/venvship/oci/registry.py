@@ -12,28 +12,24 @@ import http.client
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Literal, Sequence, cast
-from urllib.parse import quote, urljoin, urlsplit
+from typing import BinaryIO, Literal, Sequence, cast
+from urllib.parse import quote, urljoin
 
 from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of
 from ..errors import ArtifactError, RegistryError
+from ._connection import Connection, expect, upload_location
 from ._http import (
     BlobSource,
-    Body,
-    Response,
     RetryPolicy,
     Transient,
-    Transport,
-    make_ssl_context,
     open_body,
     parallel_map,
     parse_tags,
-    repo_of,
     retrying,
     rewinder,
     tell,
 )
-from ._session import AuthState, Scopes, repo_scopes
+from ._session import Scopes, repo_scopes
 from .auth import Credentials
 from .layout import Layout
 from .reference import RegistryRef
@@ -46,7 +42,6 @@ MANIFEST_ACCEPT = ", ".join([MANIFEST_TYPE, INDEX_TYPE, DOCKER_MANIFEST_TYPE, DO
 MAX_MANIFEST = 4 << 20
 MAX_WORKERS = 4
 
-_REDIRECTS = (301, 302, 303, 307, 308)
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -71,15 +66,14 @@ class RegistryClient:
         max_backoff: float = 10.0,
     ) -> None:
         self.registry = registry
-        self.base = f"{'http' if insecure else 'https'}://{registry}"
         self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
-        self._transport = Transport(timeout=timeout, ssl_context=make_ssl_context(ca_file))
-        self._auth = AuthState(
+        self._conn = Connection(
             registry,
-            transport=self._transport,
-            policy=self.policy,
-            credentials=credentials,
             insecure=insecure,
+            ca_file=ca_file,
+            credentials=credentials,
+            timeout=timeout,
+            policy=self.policy,
         )
 
     # -- blobs -----------------------------------------------------------------------------------
@@ -102,7 +96,7 @@ class RegistryClient:
     ) -> PushOutcome:
         """Like :meth:`push_blob`, but say how: ``exists``, ``mounted`` or ``uploaded``."""
         scopes = repo_scopes(repo, push=True, mount_from=[mount_from] if mount_from else [])
-        where = self._where(repo)
+        where = self._conn.where(repo)
         if self._head_blob(repo, digest, scopes) is not None:
             return "exists"
         start = tell(source)
@@ -113,21 +107,23 @@ class RegistryClient:
             location = None
             if mount_from:
                 query = f"?mount={quote(digest)}&from={quote(mount_from)}"
-                with self._open("POST", self._url(repo, "blobs/uploads/" + query), scopes=scopes) as resp:
+                with self._conn.open(
+                    "POST", self._conn.url(repo, "blobs/uploads/" + query), scopes=scopes
+                ) as resp:
                     if resp.status == 201:
                         return "mounted"
-                    self._expect(resp, (202,), where, f"mount of {digest} from {mount_from}")
-                    location = self._location(resp, where)
+                    expect(resp, (202,), where, f"mount of {digest} from {mount_from}")
+                    location = upload_location(resp, where)
             if location is None:
-                with self._open("POST", self._url(repo, "blobs/uploads/"), scopes=scopes) as resp:
-                    self._expect(resp, (202,), where, "starting an upload")
-                    location = self._location(resp, where)
+                with self._conn.open("POST", self._conn.url(repo, "blobs/uploads/"), scopes=scopes) as resp:
+                    expect(resp, (202,), where, "starting an upload")
+                    location = upload_location(resp, where)
             put_url = location + ("&" if "?" in location else "?") + "digest=" + quote(digest)
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
             with open_body(source, start, retry=tries[0] > 1, where=where) as body:
                 opener = rewinder(body, start)
-                with self._open("PUT", put_url, scopes=scopes, headers=headers, body=opener) as resp:
-                    self._expect(resp, (201, 204), where, f"upload of {digest}")
+                with self._conn.open("PUT", put_url, scopes=scopes, headers=headers, body=opener) as resp:
+                    expect(resp, (201, 204), where, f"upload of {digest}")
                     got = resp.header("Docker-Content-Digest")
             if got and got != digest:
                 raise RegistryError(f"{where}: registry stored {got} for {digest}", url=put_url)
@@ -139,11 +135,13 @@ class RegistryClient:
         """Stream blob ``digest`` into ``dest_layout`` (verified while streaming); False if present."""
         if dest_layout.has_blob(digest, size):
             return False
-        where = self._where(repo)
+        where = self._conn.where(repo)
 
         def attempt() -> bool:
-            with self._open("GET", self._url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)) as resp:
-                self._expect(resp, (200,), where, f"blob {digest}")
+            with self._conn.open(
+                "GET", self._conn.url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)
+            ) as resp:
+                expect(resp, (200,), where, f"blob {digest}")
                 try:
                     stream = cast(BinaryIO, resp.raw)
                     return dest_layout.ingest(stream, digest=digest, size=size, what=f"{where}@{digest}")
@@ -156,11 +154,13 @@ class RegistryClient:
 
     def get_blob_bytes(self, repo: str, digest: str, *, max_size: int = 16 << 20) -> bytes:
         """Return a small blob (a config) in memory, verified against ``digest``."""
-        where = self._where(repo)
+        where = self._conn.where(repo)
 
         def attempt() -> bytes:
-            with self._open("GET", self._url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)) as resp:
-                self._expect(resp, (200,), where, f"blob {digest}")
+            with self._conn.open(
+                "GET", self._conn.url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)
+            ) as resp:
+                expect(resp, (200,), where, f"blob {digest}")
                 return resp.read_limited(max_size)
 
         data = retrying(attempt, policy=self.policy, what=f"{where}: fetch {digest}")
@@ -168,20 +168,33 @@ class RegistryClient:
             raise ArtifactError(f"{where}: blob {digest} is corrupt (digest mismatch)")
         return data
 
+    def _head_blob(self, repo: str, digest: str, scopes: Scopes) -> int | None:
+        where = self._conn.where(repo)
+
+        def attempt() -> int | None:
+            with self._conn.open("HEAD", self._conn.url(repo, f"blobs/{digest}"), scopes=scopes) as resp:
+                if resp.status == 404:
+                    return None
+                expect(resp, (200,), where, f"blob {digest}")
+                length = resp.header("Content-Length")
+                return int(length) if length and length.isdigit() else 0
+
+        return retrying(attempt, policy=self.policy, what=f"{where}: check {digest}")
+
     # -- manifests and tags ----------------------------------------------------------------------
 
     def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
         """Store ``raw`` (exact bytes) as a manifest or index at a tag or digest; return its digest."""
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-        where = self._where(repo)
-        url = self._url(repo, f"manifests/{reference}")
+        where = self._conn.where(repo)
+        url = self._conn.url(repo, f"manifests/{reference}")
 
         def attempt() -> str | None:
             headers = {"Content-Type": media_type, "Content-Length": str(len(raw))}
-            with self._open(
+            with self._conn.open(
                 "PUT", url, scopes=repo_scopes(repo, push=True), headers=headers, body=lambda: raw
             ) as resp:
-                self._expect(resp, (201, 200, 204), where, f"manifest {reference}")
+                expect(resp, (201, 200, 204), where, f"manifest {reference}")
                 return resp.header("Docker-Content-Digest")
 
         got = retrying(attempt, policy=self.policy, what=f"{where}: put manifest {reference}")
@@ -191,13 +204,13 @@ class RegistryClient:
 
     def get_manifest(self, repo: str, reference: str) -> tuple[str, bytes, str]:
         """Return (media type, exact bytes, digest) of the manifest or index at ``reference``."""
-        where = self._where(repo)
+        where = self._conn.where(repo)
 
         def attempt() -> tuple[str | None, bytes, str | None]:
-            url = self._url(repo, f"manifests/{reference}")
+            url = self._conn.url(repo, f"manifests/{reference}")
             headers = {"Accept": MANIFEST_ACCEPT}
-            with self._open("GET", url, scopes=repo_scopes(repo), headers=headers) as resp:
-                self._expect(resp, (200,), where, f"manifest {reference}")
+            with self._conn.open("GET", url, scopes=repo_scopes(repo), headers=headers) as resp:
+                expect(resp, (200,), where, f"manifest {reference}")
                 data = resp.read_limited(MAX_MANIFEST)
                 return resp.header("Content-Type"), data, resp.header("Docker-Content-Digest")
 
@@ -218,16 +231,16 @@ class RegistryClient:
 
     def check_tag(self, repo: str, tag: str) -> str | None:
         """Return the digest ``tag`` points at (one HEAD request), or None if there is no such tag."""
-        where = self._where(repo)
+        where = self._conn.where(repo)
 
         def attempt() -> tuple[bool, str | None]:
-            url = self._url(repo, f"manifests/{tag}")
-            with self._open(
+            url = self._conn.url(repo, f"manifests/{tag}")
+            with self._conn.open(
                 "HEAD", url, scopes=repo_scopes(repo), headers={"Accept": MANIFEST_ACCEPT}
             ) as resp:
                 if resp.status == 404:
                     return False, None
-                self._expect(resp, (200,), where, f"manifest {tag}")
+                expect(resp, (200,), where, f"manifest {tag}")
                 return True, resp.header("Docker-Content-Digest")
 
         found, digest = retrying(attempt, policy=self.policy, what=f"{where}: check {tag}")
@@ -237,18 +250,18 @@ class RegistryClient:
 
     def list_tags(self, repo: str) -> list[str]:
         """Return every tag of ``repo`` (following ``Link`` pagination); [] for an unknown repository."""
-        where = self._where(repo)
-        url: str | None = self._url(repo, "tags/list?n=1000")
+        where = self._conn.where(repo)
+        url: str | None = self._conn.url(repo, "tags/list?n=1000")
         tags: list[str] = []
         for _ in range(10_000):
             if url is None:
                 return tags
 
             def attempt(page_url: str = url) -> tuple[list[str] | None, str | None]:
-                with self._open("GET", page_url, scopes=repo_scopes(repo)) as resp:
+                with self._conn.open("GET", page_url, scopes=repo_scopes(repo)) as resp:
                     if resp.status == 404:
                         return None, None
-                    self._expect(resp, (200,), where, "tag list")
+                    expect(resp, (200,), where, "tag list")
                     return parse_tags(resp.read_limited(MAX_MANIFEST), where), resp.header("Link")
 
             page, link = retrying(attempt, policy=self.policy, what=f"{where}: list tags")
@@ -258,106 +271,6 @@ class RegistryClient:
             match = _NEXT_LINK.search(link or "")
             url = urljoin(url, match.group(1)) if match else None
         raise RegistryError(f"{where}: tag list pagination does not end", url=url or "")
-
-    # -- plumbing --------------------------------------------------------------------------------
-
-    def _where(self, repo: str) -> str:
-        return f"{self.registry}/{repo}"
-
-    def _url(self, repo: str, tail: str) -> str:
-        return f"{self.base}/v2/{repo}/{tail}"
-
-    def _head_blob(self, repo: str, digest: str, scopes: Scopes) -> int | None:
-        where = self._where(repo)
-
-        def attempt() -> int | None:
-            with self._open("HEAD", self._url(repo, f"blobs/{digest}"), scopes=scopes) as resp:
-                if resp.status == 404:
-                    return None
-                self._expect(resp, (200,), where, f"blob {digest}")
-                length = resp.header("Content-Length")
-                return int(length) if length and length.isdigit() else 0
-
-        return retrying(attempt, policy=self.policy, what=f"{where}: check {digest}")
-
-    def _open(
-        self,
-        method: str,
-        url: str,
-        *,
-        scopes: Scopes,
-        headers: dict[str, str] | None = None,
-        body: Callable[[], Body] | None = None,
-    ) -> Response:
-        """Send one request (one more after a 401 that new auth can fix; redirects for GET/HEAD)."""
-        push = any(scope.endswith(",push") for scope in scopes)
-        for auth_round in range(2):
-            hdrs = dict(headers or {})
-            auth = self._auth.header(scopes)
-            if auth:
-                hdrs["Authorization"] = auth
-            resp = self._transport.send(method, url, headers=hdrs, body=body() if body else None)
-            if resp.status == 401:
-                values = resp.headers.get_all("WWW-Authenticate") or []
-                resp.close()
-                if auth_round == 0 and self._auth.on_unauthorized(values, scopes, sent=auth):
-                    continue
-                raise self._auth_error(url, push=push)
-            if resp.status in _REDIRECTS and method in ("GET", "HEAD"):
-                return self._follow(resp, method, hdrs)
-            return resp
-        raise self._auth_error(url, push=push)  # pragma: no cover - the loop returns or raises
-
-    def _follow(self, resp: Response, method: str, headers: dict[str, str]) -> Response:
-        """Follow redirects (blob storage backends); credentials go only to the registry itself."""
-        own = urlsplit(self.base).netloc
-        for _ in range(5):
-            location = resp.header("Location")
-            resp.close()
-            if not location:
-                raise RegistryError(f"{self.registry}: redirect without Location", url=resp.url)
-            url = urljoin(resp.url, location)
-            hdrs = dict(headers)
-            if urlsplit(url).netloc != own:
-                hdrs.pop("Authorization", None)
-            resp = self._transport.send(method, url, headers=hdrs)
-            if resp.status not in _REDIRECTS:
-                return resp
-        resp.close()
-        raise RegistryError(f"{self.registry}: too many redirects", url=resp.url)
-
-    def _auth_error(self, url: str, *, push: bool) -> RegistryError:
-        repo = repo_of(url)
-        where = self._where(repo) if repo else self.registry
-        if self._auth.credentials() is not None:
-            msg = f"{where}: authentication failed (401): check credentials"
-            if push:
-                msg += " (and that the account may push to this repository)"
-        else:
-            msg = (
-                f"{where}: authentication required (401): no credentials found for {self.registry}; "
-                "run `docker login`, set REGISTRY_AUTH_FILE, or pass credentials"
-            )
-        return RegistryError(msg, status=401, url=url)
-
-    def _expect(self, resp: Response, ok: tuple[int, ...], where: str, what: str) -> None:
-        if resp.status in ok:
-            return
-        detail = resp.error_text()
-        suffix = f": {detail}" if detail else ""
-        if resp.status == 404:
-            msg = f"{where}: {what} not found (404){suffix}"
-        elif resp.status == 403:
-            msg = f"{where}: access denied (403) to {what}; the account lacks permission{suffix}"
-        else:
-            msg = f"{where}: {what} failed ({resp.status} {resp.reason}){suffix}"
-        raise RegistryError(msg, status=resp.status, url=resp.url)
-
-    def _location(self, resp: Response, where: str) -> str:
-        location = resp.header("Location")
-        if not location:
-            raise RegistryError(f"{where}: upload answer has no Location header", url=resp.url)
-        return urljoin(resp.url, location)
 
 
 # -- parallel transfers ----------------------------------------------------------------------------
