@@ -7,10 +7,7 @@ The library never prints: warnings travel in :class:`ImportResult`, faults in
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Sequence
@@ -18,10 +15,24 @@ from typing import Any, Mapping, Sequence
 import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs may be absent; build side only
 
 from ._fsutil import atomic_write
-from .errors import RecipeError, VenvshipError
+from .errors import VenvshipError
+from .recipe import DEFAULT_FACTS_FILE, NAME_RE, TAG_RE
+from .rolevalues import Importer, is_template
+from .tablereader import did_you_mean
+from .tomlwrite import dump_recipe, toml_string, toml_value
 
-# Private, but the one definition of a valid artifact name and tag lives in recipe.py.
-from .recipe import _NAME, _TAG, DEFAULT_FACTS_FILE, normalize_requirement
+__all__ = [
+    "IGNORED",
+    "KNOWN",
+    "ImportResult",
+    "ImportRoleError",
+    "import_role_file",
+    "import_role_vars",
+    "is_template",
+    "toml_string",
+    "toml_value",
+    "write_recipe",
+]
 
 # variable → (TOML table, key), by the shape of the value.
 _LISTS: dict[str, tuple[str, str]] = {
@@ -35,17 +46,6 @@ _LISTS: dict[str, tuple[str, str]] = {
     "venv_build_distro_package_list": ("venv.build", "distro-packages"),
     "venv_install_distro_package_list": ("venv.install", "distro-packages"),
 }
-# Lists whose items are PEP 508 requirements (constraints: unless they are pip options).
-_REQUIREMENT_LISTS = frozenset(
-    (
-        "venv_pip_packages",
-        "venv_default_pip_packages",
-        "venv_build_requirements",
-        "venv_build_requirements_extra",
-        "venv_build_constraints",
-        "venv_build_global_constraints",
-    )
-)
 _ARGS = {
     "venv_pip_build_args": ("venv.build", "pip-args"),
     "venv_pip_install_args": ("venv.install", "pip-args"),
@@ -99,17 +99,6 @@ IGNORED: dict[str, str] = {
     "openstack_release": "the recipe's version is the artifact tag",
 }
 
-# Order of keys in the written recipe, as in DESIGN §3.
-_ORDER = {
-    "venv": (
-        "name", "version", "install-path", "python", "packages", "default-packages",
-        "build-requirements", "build-requirements-extra", "constraints", "global-constraints",
-        "install-tool", "package-state", "distro-package-state", "distro-cache-valid-time",
-        "ignore-pip-config", "symlink-system-packages", "facts",
-    ),
-    "venv.build": ("distro-packages", "pip-args", "env"),
-    "venv.install": ("distro-packages", "pip-args", "env"),
-}  # fmt: skip
 # `keystone-31.0.0` → keystone, 31.0.0; `keystone-{{ venv_tag }}` keeps the template as version.
 _NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>(?:\d|\{\{).*)$")
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")  # as Ansible's `bool`
@@ -134,133 +123,6 @@ class ImportRoleError(VenvshipError):
         super().__init__("\n".join(self.problems))
 
 
-def is_template(text: str) -> bool:
-    """Return whether ``text`` still holds Jinja that Ansible would have rendered."""
-    return "{{" in text or "{%" in text
-
-
-class _Importer:
-    """Turns one variables mapping into recipe tables, collecting every problem on the way."""
-
-    def __init__(self, *, keep_templates: bool) -> None:
-        self.keep_templates = keep_templates
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
-        self.tables: dict[str, dict[str, Any]] = {"venv": {}, "venv.build": {}, "venv.install": {}}
-        self.facts: list[dict[str, Any]] = []
-
-    def templated(self, where: str, value: str) -> bool:
-        """Record a Jinja value (a fault, or a warning with --keep-templates); return whether it is one."""
-        if not is_template(value):
-            return False
-        if self.keep_templates:
-            self.warnings.append(f"template kept: {where}: {value!r}: fill it in before building")
-        else:
-            self.problems.append(
-                f"{where}: still holds Jinja: {value!r} (fill it in, or pass --keep-templates)"
-            )
-        return True
-
-    def string(self, var: str, value: Any) -> str | None:
-        if not isinstance(value, str):
-            self.problems.append(f"{var}: must be a string, not {type(value).__name__}")
-            return None
-        return value.strip()
-
-    def str_list(self, var: str, value: Any) -> list[str] | None:
-        if not isinstance(value, list):
-            self.problems.append(f"{var}: must be a list of strings, not {type(value).__name__}")
-            return None
-        out = []
-        for i, item in enumerate(value):
-            if item is None:
-                continue  # the role's `select` drops empty entries
-            if not isinstance(item, str):
-                self.problems.append(f"{var}[{i}]: must be a string, not {type(item).__name__}")
-                continue
-            item = item.strip()
-            if not item:
-                continue
-            pip_option = var == "venv_build_constraints" and item.startswith("-")
-            if not self.templated(f"{var}[{i}]", item) and var in _REQUIREMENT_LISTS and not pip_option:
-                item = self.requirement(f"{var}[{i}]", item)
-            out.append(item)
-        return out
-
-    def requirement(self, where: str, text: str) -> str:
-        try:
-            return normalize_requirement(text, where)
-        except RecipeError as exc:
-            self.problems.append(str(exc))
-            return text
-
-    def args(self, var: str, value: Any) -> list[str] | str | None:
-        if isinstance(value, list):
-            return self.str_list(var, value)
-        text = self.string(var, value)
-        if text is None:
-            return None
-        if self.templated(var, text):
-            return text  # splitting `{{ a | default('') }}` would scatter it; the user fills it in
-        try:
-            return shlex.split(text)
-        except ValueError as exc:
-            self.problems.append(f"{var}: cannot split {text!r} into arguments: {exc}")
-            return None
-
-    def env(self, var: str, value: Any) -> dict[str, str] | None:
-        if not isinstance(value, dict):
-            self.problems.append(f"{var}: must be a mapping, not {type(value).__name__}")
-            return None
-        out = {}
-        for k, v in value.items():
-            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                # Ansible would pass True as "True"; name it rather than guess what was meant.
-                self.problems.append(f"{var}.{k}: must be a string or number, not {type(v).__name__}")
-                continue
-            self.templated(f"{var}.{k}", str(v))
-            out[str(k)] = str(v)
-        return out
-
-    def choice(self, var: str, value: Any, choices: tuple[str, ...]) -> str | None:
-        text = self.string(var, value)
-        if text is None or self.templated(var, text):
-            return text
-        if text not in choices:
-            close = difflib.get_close_matches(text, choices, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            self.problems.append(f"{var}: must be one of {', '.join(choices)}, not {text!r}{hint}")
-            return None
-        return text
-
-    def fact_list(self, value: Any, dest: str) -> None:
-        if not isinstance(value, list):
-            self.problems.append(f"venv_facts_when_changed: must be a list, not {type(value).__name__}")
-            return
-        for i, item in enumerate(value):
-            where = f"venv_facts_when_changed[{i}]"
-            if not isinstance(item, dict):
-                self.problems.append(f"{where}: must be a mapping with section, option and value")
-                continue
-            for key in item:
-                if key not in ("section", "option", "value"):
-                    close = difflib.get_close_matches(str(key), ("section", "option", "value"), n=1)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
-                    self.problems.append(f"{where}.{key}: unknown key{hint}")
-            fact: dict[str, Any] = {"file": dest}
-            for key in ("section", "option", "value"):
-                v = item.get(key)
-                if v is None or isinstance(v, (list, dict)):
-                    self.problems.append(
-                        f"{where}.{key}: is required and must be a string, number or boolean"
-                    )
-                    continue
-                if isinstance(v, str):
-                    self.templated(f"{where}.{key}", v)
-                fact[key] = v
-            self.facts.append(fact)
-
-
 def import_role_vars(
     variables: Mapping[str, Any],
     *,
@@ -274,16 +136,14 @@ def import_role_vars(
     Example: ``import_role_vars({"venv_install_destination_path": "/openstack/venvs/x-1.0",
     "venv_pip_packages": ["x"]}).toml``
     """
-    imp = _Importer(keep_templates=keep_templates)
+    imp = Importer(keep_templates=keep_templates)
     venv = imp.tables["venv"]
     for raw_var, value in variables.items():
         var = str(raw_var)
         if var in IGNORED:
             imp.warnings.append(f"ignored: {var}: {IGNORED[var]}")
         elif var not in KNOWN:
-            close = difflib.get_close_matches(var, KNOWN + tuple(IGNORED), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            imp.problems.append(f"{var}: unknown variable{hint}")
+            imp.problems.append(f"{var}: unknown variable{did_you_mean(var, KNOWN + tuple(IGNORED))}")
         elif value is None:
             continue  # an empty YAML value means "not set", as the role's defaults do
         elif isinstance(value, str) and is_template(value) and var in _WHOLE:
@@ -352,11 +212,16 @@ def import_role_vars(
         header += (
             "# Values holding {{ }} or {% %} are Ansible templates as given: fill them in before building.\n"
         )
-    return ImportResult(name=name, version=version, toml=header + _dump(imp), warnings=tuple(imp.warnings))
+    return ImportResult(
+        name=name,
+        version=version,
+        toml=header + dump_recipe(imp.tables, imp.facts),
+        warnings=tuple(imp.warnings),
+    )
 
 
 def _identity(
-    imp: _Importer, install_path: str | None, *, name: str | None, version: str | None
+    imp: Importer, install_path: str | None, *, name: str | None, version: str | None
 ) -> tuple[str, str]:
     """Return name and version: given, or from the install path's basename (``keystone-31.0.0``)."""
     var = "venv_install_destination_path"
@@ -382,11 +247,11 @@ def _identity(
             f"{var}: cannot tell the venv's name and version from {base!r} (expected NAME-VERSION, such as keystone-31.0.0); pass {missing}"
         )
         return "", ""
-    if not is_template(name) and not _NAME.match(name):
+    if not is_template(name) and not NAME_RE.match(name):
         imp.problems.append(
             f"name {name!r} is not a valid artifact name (lowercase letters, digits, . _ -); pass --name"
         )
-    if not is_template(version) and not _TAG.match(version):
+    if not is_template(version) and not TAG_RE.match(version):
         imp.problems.append(
             f"version {version!r} is not usable as a tag (letters, digits, . _ + -); pass --version"
         )
@@ -437,57 +302,3 @@ def write_recipe(result: ImportResult, path: Path, *, force: bool = False) -> No
         atomic_write(path, result.toml.encode("utf-8"))
     except OSError as exc:
         raise VenvshipError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-
-
-# -- TOML ----------------------------------------------------------------------------------------
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def toml_string(text: str) -> str:
-    """Return ``text`` as a TOML basic string."""
-    # JSON's escapes are a subset of TOML's; TOML also forbids a raw DEL, which JSON leaves as is.
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else toml_string(key)
-
-
-def toml_value(value: Any) -> str:
-    """Return ``value`` (str, bool, int, float, list or dict of those) as TOML, on one line."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return toml_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
-def _assign(key: str, value: Any) -> str:
-    line = f"{_key(key)} = {toml_value(value)}"
-    if isinstance(value, list) and value and len(line) > 100:
-        # One item per line keeps diffs of long package lists readable.
-        return f"{_key(key)} = [\n" + "".join(f"    {toml_value(v)},\n" for v in value) + "]"
-    return line
-
-
-def _dump(imp: _Importer) -> str:
-    out: list[str] = []
-    for table, order in _ORDER.items():
-        values = imp.tables[table]
-        if not values and table != "venv":
-            continue
-        out.append(f"\n[{table}]\n" if out else f"[{table}]\n")
-        out.extend(_assign(k, values[k]) + "\n" for k in order if k in values)
-    for fact in imp.facts:
-        out.append("\n[[venv.facts]]\n")
-        out.extend(_assign(k, fact[k]) + "\n" for k in ("file", "section", "option", "value") if k in fact)
-    return "".join(out)

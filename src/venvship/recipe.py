@@ -5,18 +5,16 @@ Every variable of the original role has a home here (docs/reference/recipe.md ha
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Literal, Mapping, TypeVar, cast
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from .artifact import Fact
 from .errors import RecipeError
+from .requirements import CONSTRAINT_FILE_OPTION, check_pins, constraint_line, normalize_requirement
+from .tablereader import TableReader
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,11 +27,9 @@ DEFAULTS_FILE = "defaults.toml"
 DEFAULT_FACTS_FILE = "openstack_ansible"  # venv_facts_dest
 DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
 
-_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}$")
-# The bare form OpenStack-Ansible used for years: git+URL@sha#egg=name[&subdirectory=...]
-_VCS = re.compile(r"^(?P<url>(?:git|hg|svn|bzr)\+[^\s#]+)#(?P<fragment>\S+)$")
-_CONSTRAINT_FILE_OPT = re.compile(r"^(-c|--constraint|-r|--requirement)(?:\s+|=)(?P<path>\S+)$")
+# A valid artifact (repository) name, and a version usable as a tag once "+" becomes "_".
+NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}$")
 
 
 @dataclass(frozen=True)
@@ -77,13 +73,13 @@ class Recipe:
         """Return the local files named by ``--constraint``/``-r`` lines (absolute paths)."""
         files = []
         for line in self.constraints:
-            m = _CONSTRAINT_FILE_OPT.match(line)
+            m = CONSTRAINT_FILE_OPTION.match(line)
             if m and "://" not in m.group("path"):
                 files.append(Path(m.group("path")))
         return tuple(files)
 
 
-# -- key checking --------------------------------------------------------------------------------
+# -- the schema: the keys each table allows ------------------------------------------------------
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "": ("venv",),
@@ -119,150 +115,14 @@ _DEFAULTS_KEYS = tuple(k for k in _KEYS["venv"] if k not in ("name", "version", 
 T = TypeVar("T")
 
 
-class _Reader:
-    """Typed access to a TOML table with errors that name the file and key path."""
-
-    def __init__(self, file: Path, data: Mapping[str, Any], prefix: str) -> None:
-        self.file = file
-        self.data = data
-        self.prefix = prefix
-
-    def where(self, key: str) -> str:
-        return f"{self.file}: {self.prefix}.{key}" if self.prefix else f"{self.file}: {key}"
-
-    def fail(self, key: str, message: str) -> RecipeError:
-        return RecipeError(self.where(key), message)
-
-    def check_keys(self, allowed: tuple[str, ...]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                known = ", ".join(allowed)
-                raise self.fail(key, f"unknown key{hint}; known keys: {known}")
-
-    def get(self, key: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
-        if key not in self.data:
-            if required:
-                raise self.fail(key, "is required")
-            return cast(T, default)
-        value = self.data[key]
-        # bool is an int in Python, but `version = true` is a mistake worth naming.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(key, f"must be a {_kind_name(kind)}, not {_kind_name(type(value))}")
-        return value
-
-    def str_list(self, key: str, *, check: Callable[[str, str], str] | None = None) -> tuple[str, ...]:
-        value = self.get(key, list, [])
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise RecipeError(
-                    f"{self.where(key)}[{i}]", f"must be a string, not {_kind_name(type(item))}"
-                )
-            item = item.strip()
-            if not item:
-                continue  # empty entries are dropped, as the role's `select` does
-            out.append(check(item, f"{self.where(key)}[{i}]") if check else item)
-        return tuple(out)
-
-    def str_map(self, key: str) -> dict[str, str]:
-        table = self.get(key, dict, {})
-        out = {}
-        for k, v in table.items():
-            if not isinstance(v, (str, int, float, bool)):
-                raise RecipeError(f"{self.where(key)}.{k}", "must be a string")
-            out[str(k)] = str(v)
-        return out
-
-    def sub(self, key: str, allowed: tuple[str, ...]) -> _Reader:
-        table = self.get(key, dict, {})
-        reader = _Reader(self.file, table, f"{self.prefix}.{key}" if self.prefix else key)
-        reader.check_keys(allowed)
-        return reader
-
-
-def _kind_name(kind: type) -> str:
-    return {str: "string", list: "list", dict: "table", int: "integer", bool: "boolean", float: "number"}.get(
-        kind, kind.__name__
-    )
-
-
-# -- values --------------------------------------------------------------------------------------
-
-
-def normalize_requirement(text: str, where: str) -> str:
-    """Return ``text`` as a PEP 508 requirement; ``git+URL@sha#egg=name`` becomes ``name @ git+URL@sha``."""
-    vcs = _VCS.match(text)
-    parts = vcs.group("fragment").split("&") if vcs else []
-    names = [p[4:] for p in parts if p.startswith("egg=")]
-    if vcs and names:
-        # Other fragment parts (subdirectory=) still matter to pip; only egg= becomes the name.
-        rest = "&".join(p for p in parts if not p.startswith("egg="))
-        text = f"{names[0]} @ {vcs.group('url')}" + (f"#{rest}" if rest else "")
-    try:
-        Requirement(text)
-    except InvalidRequirement as exc:
-        # packaging's message goes on with the text and a caret line; errors are one line.
-        reason = str(exc).splitlines()[0]
-        raise RecipeError(where, f"invalid requirement {text!r}: {reason}") from exc
-    return text
-
-
-def _constraint_line(folder: Path) -> Callable[[str, str], str]:
-    def check(line: str, where: str) -> str:
-        opt = _CONSTRAINT_FILE_OPT.match(line)
-        if opt:
-            target = opt.group("path")
-            if "://" in target:
-                return line
-            path = (folder / target).resolve()
-            if not path.is_file():
-                raise RecipeError(where, f"constraints file not found: {target} (looked at {path})")
-            return f"{opt.group(1)} {path}"
-        if line.startswith("-"):
-            return line  # other pip options pass through verbatim
-        return normalize_requirement(line, where)
-
-    return check
-
-
-def _check_pins(lines: list[tuple[str, str]]) -> None:
-    """Refuse two inline ``==`` pins of one distribution that disagree."""
-    pins: dict[str, tuple[str, str]] = {}
-    for where, line in lines:
-        if line.startswith("-"):
-            continue
-        req = Requirement(line)
-        exact = [s.version for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
-        if req.marker is not None or not exact:
-            continue
-        name = canonicalize_name(req.name)
-        if name in pins and pins[name][1] != exact[0]:
-            other_where, other = pins[name]
-            raise RecipeError(
-                where, f"conflicting pins for {req.name}: {exact[0]} here, {other} at {other_where}"
-            )
-        pins[name] = (where, exact[0])
-
-
-def _literal(reader: _Reader, key: str, choices: tuple[str, ...], default: str) -> str:
-    value = reader.get(key, str, default)
-    if value not in choices:
-        close = difflib.get_close_matches(value, choices, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise reader.fail(key, f"must be one of {', '.join(choices)}, not {value!r}{hint}")
-    return value
-
-
-def _facts(reader: _Reader) -> tuple[Fact, ...]:
+def _facts(reader: TableReader) -> tuple[Fact, ...]:
     value = reader.get("facts", list, [])
     facts = []
     for i, item in enumerate(value):
         where = f"{reader.where('facts')}[{i}]"
         if not isinstance(item, dict):
             raise RecipeError(where, "must be a table with section, option and value")
-        sub = _Reader(reader.file, item, f"{reader.prefix}.facts[{i}]")
+        sub = TableReader(reader.file, item, f"{reader.prefix}.facts[{i}]")
         sub.check_keys(_KEYS["venv.facts"])
         raw = item.get("value")
         if raw is None or isinstance(raw, (dict, list)):
@@ -294,7 +154,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(str(path), f"invalid TOML: {exc}") from exc
 
 
-def _defaults(path: Path, venv: _Reader) -> tuple[_Reader | None, Path | None]:
+def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path | None]:
     named = venv.get("defaults", str, None)
     if named is not None:
         file = (path.parent / named).resolve()
@@ -305,7 +165,7 @@ def _defaults(path: Path, venv: _Reader) -> tuple[_Reader | None, Path | None]:
         if not file.is_file() or file.resolve() == path.resolve():
             return None, None
     data = _load_toml(file)
-    top = _Reader(file, data, "")
+    top = TableReader(file, data, "")
     top.check_keys(("defaults",))
     reader = top.sub("defaults", _DEFAULTS_KEYS)
     return reader, file
@@ -317,7 +177,7 @@ def load_recipe(path: Path) -> Recipe:
     Example: ``load_recipe(Path("recipes/demo.toml")).packages``
     """
     data = _load_toml(path)
-    top = _Reader(path, data, "")
+    top = TableReader(path, data, "")
     top.check_keys(_KEYS[""])
     if "venv" not in data:
         raise RecipeError(f"{path}: venv", "table [venv] is required")
@@ -339,10 +199,10 @@ def load_recipe(path: Path) -> Recipe:
     name = venv.get("name", str, required=True).strip()
     if not name:
         raise venv.fail("name", "must not be empty")
-    if not _NAME.match(name):
+    if not NAME_RE.match(name):
         raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
     version = venv.get("version", str, required=True).strip()
-    if not _TAG.match(version):
+    if not TAG_RE.match(version):
         raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
     install_path = venv.get("install-path", str, required=True)
     if not install_path.startswith("/"):
@@ -374,18 +234,18 @@ def load_recipe(path: Path) -> Recipe:
     global_constraints = merged_list("global-constraints", normalize_requirement)
     # A shared defaults file's constraint files sit beside it, not beside each recipe.
     constraints = (
-        defaults.str_list("constraints", check=_constraint_line(defaults.file.parent.resolve()))
+        defaults.str_list("constraints", check=constraint_line(defaults.file.parent.resolve()))
         if defaults is not None
         else ()
-    ) + venv.str_list("constraints", check=_constraint_line(folder))
+    ) + venv.str_list("constraints", check=constraint_line(folder))
     where_g = f"{path}: venv.global-constraints"
     where_c = f"{path}: venv.constraints"
-    _check_pins([(where_g, c) for c in global_constraints] + [(where_c, c) for c in constraints])
+    check_pins([(where_g, c) for c in global_constraints] + [(where_c, c) for c in constraints])
 
     build_tables = [r.sub("build", _KEYS["venv.build"]) for r in (defaults, venv) if r is not None]
     install_tables = [r.sub("install", _KEYS["venv.install"]) for r in (defaults, venv) if r is not None]
 
-    def stage(tables: list[_Reader]) -> StageOptions:
+    def stage(tables: list[TableReader]) -> StageOptions:
         env: dict[str, str] = {}
         for t in tables:
             env.update(t.str_map("env"))
@@ -427,11 +287,11 @@ def load_recipe(path: Path) -> Recipe:
 
 
 def _literal_from(
-    venv: _Reader, defaults: _Reader | None, key: str, choices: tuple[str, ...], default: str
+    venv: TableReader, defaults: TableReader | None, key: str, choices: tuple[str, ...], default: str
 ) -> str:
     if key not in venv.data and defaults is not None and key in defaults.data:
-        return _literal(defaults, key, choices, default)
-    return _literal(venv, key, choices, default)
+        return defaults.choice(key, choices, default)
+    return venv.choice(key, choices, default)
 
 
 def find_recipes(paths: list[Path]) -> list[Path]:
