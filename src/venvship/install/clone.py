@@ -1,19 +1,19 @@
-"""Incremental generations: hard links to the live generation's unchanged files, then install what changed.
+"""Incremental generations: what a new generation can take over from the live one by hard links.
 
 An upgrade mostly changes a few wheels of a large lock. Instead of installing every wheel again,
 the new generation gets a fresh venv skeleton and hard links to the live generation's files of
-every distribution whose wheel is the same in both locks (with their ``.pyc`` files); the
-installer then installs only the other wheels, with the options of a full install.
+every distribution whose wheel is the same in both locks (with their ``.pyc`` files, see
+hardlinks.py); the installer then installs only the other wheels, with the options of a full
+install. Distributions that are gone or changed are simply not taken over: nothing is uninstalled.
 
-Hard links share inodes with the live generation, so nothing may ever write into a cloned file:
+Hard links share inodes with the live generation, so nothing may ever write into a linked file:
 
 - a path that a wheel to install would write (its files, scripts, entry-point scripts, data) is
-  not cloned at all: the installer creates it afresh, as in a fresh venv;
+  not linked at all, so no installer ever opens a shared inode, whatever way it writes;
 - a bin/ file naming the live generation is written as a new file naming the new one, and the
   RECORD files that list it are replaced through a temp file and a rename, never edited in place;
 - ``.pyc`` files are only ever replaced by a rename (py_compile, importlib).
 
-Files of distributions that are gone or changed are simply not cloned, so nothing is uninstalled.
 A file of a kept distribution that no longer matches its RECORD (missing, another size, or
 modified after the live generation was made and hashing differently) is not trusted: that
 distribution is installed again from its wheel, so the result is what a fresh install makes.
@@ -34,29 +34,28 @@ import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from .._log import logger
 from ..artifact import Manifest, VenvConfig, Wheel
 from ..errors import ArtifactError, InstallError
 from ..oci.layout import Layout
-from .bytecode import link_or_copy
 from .generations import Generations, State
-from .venvs import fix_records, site_packages
+from .venvs import site_packages
 
-_MAX_SCRIPT = 4 << 20  # as relocate(): larger bin/ files are binaries that name no venv path
 # pyvenv.cfg keys that name the interpreter; a change means a fresh venv would differ.
 _PYTHON_KEYS = ("home", "implementation", "version", "version_info", "executable", "base-executable")
 
 
 @dataclass(frozen=True)
-class Clone:
-    """What the clone took from the live generation, and what is left to install."""
+class Plan:
+    """What a new generation takes from the live one, and what is left to install."""
 
-    kept: tuple[str, ...]  # distributions cloned, by name
+    live: Path  # the live generation
+    kept: tuple[str, ...]  # distributions taken over, by name
+    paths: tuple[str, ...]  # their files, relative to the venv (pycs are found beside their sources)
     install: tuple[Wheel, ...]  # wheels of the new lock to install (new, changed or drifted)
     removed: tuple[str, ...]  # dist-info folders of the live generation whose distribution is gone
-    files: int  # files hard-linked or, in bin/, rewritten
 
 
 def canonical_name(name: str) -> str:
@@ -92,25 +91,22 @@ def refusal(
     return None
 
 
-def clone_generation(
+def plan(
     live: Path,
     staging: Path,
     *,
-    final: Path,
     live_lock: Sequence[Wheel],
     lock: Sequence[Wheel],
     created: float,
     cache: Layout,
-) -> Clone:
-    """Fill the fresh venv ``staging`` with the live generation's files of the wheels both locks share.
+) -> Plan:
+    """Return what the fresh venv ``staging`` can take from the live generation ``live`` for ``lock``.
 
-    ``final``: the name ``staging`` gets once complete (bin/ files are rewritten to name it);
     ``created``: when the live generation was made (a file modified later is hashed again);
-    ``cache``: holds the wheels of ``lock``. Raises InstallError when the live generation cannot
-    be cloned (another interpreter, another layout); the caller then installs everything.
+    ``cache``: holds the wheels of ``lock``. Writes nothing. Raises InstallError when ``live``
+    cannot be cloned (another interpreter, another layout): the caller then installs everything.
 
-    Example: ``clone_generation(live, staging, final=final, live_lock=old.lock, lock=new.lock,
-    created=state.created, cache=cache)``
+    Example: ``plan(live, staging, live_lock=old.lock, lock=new.lock, created=state.created, cache=cache)``
     """
     live_site, site = site_packages(live), site_packages(staging)
     rel_site = site.relative_to(staging).as_posix()
@@ -140,12 +136,13 @@ def clone_generation(
     # Paths the wheels to install will write are not cloned; a kept distribution whose files
     # drifted joins them (and may bring more such paths: repeat until nothing changes).
     checked: dict[str, bool] = {}
+    live_s = os.path.join(live, "")
     while True:
         targets = _Targets(cache, install, rel_site=rel_site)
         drifted = [
             key
             for key, (_, rows) in kept.items()
-            if not all(_intact(live, row, created, checked) for row in rows if row.path not in targets)
+            if not all(_intact(live_s, row, created, checked) for row in rows if row.path not in targets)
         ]
         if not drifted:
             break
@@ -155,21 +152,20 @@ def clone_generation(
             install.append(wheel)
 
     paths = sorted({row.path for _, rows in kept.values() for row in rows if row.path not in targets})
-    files = _link_all(live, staging, final=final, paths=paths, site=site)
     names = {canonical_name(w.name) for w in lock}
     removed = sorted(
         info[: -len(".dist-info")] for key, found in infos.items() if key not in names for info, _ in found
     )
-    return Clone(
+    return Plan(
+        live=live,
         kept=tuple(sorted(w.name for w, _ in kept.values())),
+        paths=tuple(paths),
         install=tuple(install),
         removed=tuple(removed),
-        files=files,
     )
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
     path: str  # relative to the venv
     digest: str  # RECORD hash field ("" for RECORD itself)
     size: int  # -1: not given
@@ -206,15 +202,21 @@ def _record_rows(record: Path, rel_site: str) -> list[_Row] | None:
     except (OSError, UnicodeDecodeError):
         return None
     rows = []
+    prefix = rel_site + "/"
     for row in csv.reader(io.StringIO(text)):
         if not row or not row[0]:
             continue
-        path = posixpath.normpath(posixpath.join(rel_site, row[0]))
-        if path.startswith(("/", "../")) or path in (".", ".."):
-            return None
+        path = row[0]
+        # Most rows are plain relative paths (no "."/".." parts, no empty ones): normpath only the rest.
+        if path.startswith((".", "/")) or "/." in path or "//" in path or path.endswith("/"):
+            path = posixpath.normpath(prefix + path)
+            if path.startswith(("/", "../")) or path in (".", ".."):
+                return None
+        else:
+            path = prefix + path
         digest = row[1] if len(row) > 1 else ""
         size = int(row[2]) if len(row) > 2 and row[2].isdigit() else -1
-        rows.append(_Row(path=path, digest=digest, size=size))
+        rows.append(_Row(path, digest, size))
     return rows
 
 
@@ -232,11 +234,11 @@ class _Targets:
         return path in self.files or bool(self.folders and path.startswith(self.folders))
 
 
-def _intact(venv: Path, row: _Row, created: float, checked: dict[str, bool]) -> bool:
-    """Return True if the file of ``row`` in ``venv`` is a regular file that still matches its RECORD row."""
+def _intact(venv: str, row: _Row, created: float, checked: dict[str, bool]) -> bool:
+    """Return True if the file of ``row`` in ``venv`` (ending in "/") still matches its RECORD row."""
     if row.path in checked:
         return checked[row.path]
-    path = os.path.join(venv, row.path)
+    path = venv + row.path
     ok = False
     try:
         st = os.lstat(path)
@@ -313,65 +315,6 @@ def _scripts(entry_points: str) -> list[str]:
     ]
 
 
-def _link_all(live: Path, staging: Path, *, final: Path, paths: Iterable[str], site: Path) -> int:
-    """Hard-link ``paths`` (venv-relative) from ``live`` into ``staging``, with the pycs of the sources."""
-    live_s, staging_s = os.fspath(live), os.fspath(staging)
-    before, after = os.fsencode(live), os.fsencode(final)
-    made: set[str] = set()
-    rewritten: dict[Path, bytes] = {}
-    sources: dict[str, set[str]] = {}  # folder → module names whose .py was cloned
-    count = 0
-    for rel in paths:
-        folder, name = posixpath.split(rel)
-        if folder not in made:
-            os.makedirs(os.path.join(staging_s, folder), exist_ok=True)
-            made.add(folder)
-        src, dst = os.path.join(live_s, rel), os.path.join(staging_s, rel)
-        count += 1
-        if folder == "bin":
-            data = _relocated(src, before, after)
-            if data is not None:
-                _write_new(dst, data, mode=os.lstat(src).st_mode)
-                rewritten[Path(dst)] = data
-                continue
-        link_or_copy(src, dst)
-        if name.endswith(".py"):
-            sources.setdefault(folder, set()).add(name[:-3])
-    for folder, modules in sources.items():
-        cache = os.path.join(live_s, folder, "__pycache__")
-        try:
-            names = [n for n in os.listdir(cache) if n.endswith(".pyc") and n.split(".", 1)[0] in modules]
-        except OSError:
-            continue
-        if names:
-            os.makedirs(os.path.join(staging_s, folder, "__pycache__"), exist_ok=True)
-        for pyc in names:
-            link_or_copy(os.path.join(cache, pyc), os.path.join(staging_s, folder, "__pycache__", pyc))
-            count += 1
-    if rewritten:
-        fix_records(site, rewritten)
-    return count
-
-
-def _relocated(path: str, before: bytes, after: bytes) -> bytes | None:
-    """Return the bytes of bin/ file ``path`` with ``before`` replaced, or None when it does not name it."""
-    st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_SCRIPT:
-        return None
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if before not in data or b"\0" in data[:8192]:
-        return None
-    return data.replace(before, after)
-
-
-def _write_new(path: str, data: bytes, *, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode & 0o7777)  # the umask may have taken bits off
-
-
 @dataclass(frozen=True)
 class Origin:
     """The live generation a new one is cloned from, and the artifact it was made from."""
@@ -392,12 +335,11 @@ def origin(gens: Generations, live: State, *, cache: Layout, config: VenvConfig)
     return Origin(venv=gens.path(live.generation), state=live, config=before)
 
 
-def clone_from(origin: Origin, staging: Path, *, final: Path, lock: Sequence[Wheel], cache: Layout) -> Clone:
-    """Clone ``origin`` into the fresh venv ``staging`` for ``lock`` (see ``clone_generation``); log it."""
-    made = clone_generation(
+def plan_from(origin: Origin, staging: Path, *, lock: Sequence[Wheel], cache: Layout) -> Plan:
+    """Return the plan to clone ``origin`` into the fresh venv ``staging`` for ``lock``; log it."""
+    made = plan(
         origin.venv,
         staging,
-        final=final,
         live_lock=origin.config.lock,
         lock=lock,
         created=origin.state.created,
@@ -406,7 +348,7 @@ def clone_from(origin: Origin, staging: Path, *, final: Path, lock: Sequence[Whe
     logger.info(
         "incremental generation: %d distributions (%d files) linked from %s, %d to install%s",
         len(made.kept),
-        made.files,
+        len(made.paths),
         origin.state.generation,
         len(made.install),
         f", {len(made.removed)} gone: {', '.join(made.removed)}" if made.removed else "",

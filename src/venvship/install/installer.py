@@ -10,12 +10,12 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, ContextManager, Iterator
 
 from .._fsutil import file_lock
 from .._log import logger
 from .._process import lend_fds
-from ..artifact import Fact, VenvConfig
+from ..artifact import Fact, VenvConfig, Wheel
 from ..distro import ensure
 from ..errors import InstallError
 from ..hostinfo import find_python
@@ -26,6 +26,7 @@ from . import cachestore, clone
 from .bytecode import BytecodeResult, compile_generation
 from .facts import facts_with_own, write_facts
 from .generations import FACTS_PENDING, PARTIAL, Generations, State
+from .hardlinks import linking
 from .health import health_check, top_level_modules
 from .pull import find_links, pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
@@ -316,20 +317,23 @@ def _stage(b: _Build, *, live: State | None, origin: clone.Origin | None) -> Byt
     with _workdir() as work:
         create_venv(b.python, staging, prompt=b.gens.dest.name)  # as `python -m venv DEST` would
         pause_point("venv")
-        wheels = config.lock
+        wheels: tuple[Wheel, ...] = config.lock
+        cloning: ContextManager[None] = contextlib.nullcontext()
         if origin is not None:
-            wheels = clone.clone_from(origin, staging, final=final, lock=config.lock, cache=b.cache).install
-        if wheels:
-            requirements = work / "requirements.txt"
-            requirements.write_text(requirements_text(wheels))
-            job = InstallJob(
-                venv=staging,
-                find_links=find_links(b.cache, replace(config, lock=tuple(wheels)), work),
-                requirements=requirements,
-                pip_args=config.install_pip_args,
-                env=b.env,
-            )
-            b.installer.install(job)
+            plan = clone.plan_from(origin, staging, lock=config.lock, cache=b.cache)
+            wheels, cloning = plan.install, linking(plan, staging, final=final)
+        with cloning:  # the kept distributions are linked while the others are installed
+            if wheels:
+                requirements = work / "requirements.txt"
+                requirements.write_text(requirements_text(wheels))
+                job = InstallJob(
+                    venv=staging,
+                    find_links=find_links(b.cache, replace(config, lock=tuple(wheels)), work),
+                    requirements=requirements,
+                    pip_args=config.install_pip_args,
+                    env=b.env,
+                )
+                b.installer.install(job)
     pause_point("installed")
     site = site_packages(staging)
     bytecode = None

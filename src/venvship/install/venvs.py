@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import os
+import posixpath
 import shutil
 import tempfile
 import zipfile
@@ -138,6 +139,9 @@ class PipInstaller:
             job.find_links,
             "--require-hashes",
             "--no-deps",  # the lock is the full closure
+            # No dependency check after the install: the lock was resolved whole at build time, and
+            # in an incremental generation the unchanged distributions may still be appearing.
+            "--no-warn-conflicts",
             "--no-compile",  # compiled later, on all cores (bytecode.py)
             *job.pip_args,
             "-r",
@@ -244,7 +248,7 @@ def relocate(venv: Path, *, old: Path, new: Path) -> None:
             continue
         data = data.replace(before, after)
         replace_file(path, data, mode=path.stat().st_mode)
-        changed[path.resolve()] = data
+        changed[path] = data
     if changed:
         fix_records(site_packages(venv), changed)
 
@@ -270,17 +274,24 @@ def record_hash(data: bytes) -> str:
 
 
 def fix_records(site: Path, changed: Mapping[Path, bytes]) -> None:
-    """Give the RECORD rows of the ``changed`` files (resolved path → new bytes) their new hash and size.
+    """Give the RECORD rows of the ``changed`` files (path in the venv → new bytes) their new hash and size.
 
     A RECORD is replaced through a temp file and a rename, never rewritten in place: in an
     incremental generation it may be a hard link shared with the live generation.
     """
+    # RECORD paths are relative to site-packages (bin/ scripts as ../../../bin/NAME): compared as
+    # such, without resolving every row (a large venv has tens of thousands).
+    wanted = {posixpath.normpath(os.path.relpath(path, site)): data for path, data in changed.items()}
+    names = {posixpath.basename(rel) for rel in wanted}
     for record in site.glob("*.dist-info/RECORD"):
-        rows = list(csv.reader(io.StringIO(record.read_text())))
+        text = record.read_text()
+        if not any(name in text for name in names):
+            continue
+        rows = list(csv.reader(io.StringIO(text)))
         dirty = False
         for row in rows:
             if len(row) >= 3 and row[1]:
-                data = changed.get((site / row[0]).resolve())
+                data = wanted.get(posixpath.normpath(row[0]))
                 if data is not None:
                     row[1], row[2] = record_hash(data), str(len(data))
                     dirty = True
