@@ -123,13 +123,16 @@ def ensure(
         )
     # Unattended installs must never stop to ask a question.
     env = child_env({"DEBIAN_FRONTEND": "noninteractive"})
+    # No lock descriptor goes to the package manager: a maintainer script may start a daemon that
+    # would hold the lock for as long as it runs.
     try:
         if p.family == "debian":
             if _apt_lists_age() > cache_valid_time:
-                run(["apt-get", "update", "-q"], env=env)
-            run(["apt-get", "install", "-y", "-q", *todo], env=env)
+                run(["apt-get", "update", "-q"], env=env, pass_fds=())
+            run(["apt-get", "install", "-y", "-q", *todo], env=env, pass_fds=())
         elif p.family == "redhat":
-            run(["dnf", "install", "-y", *todo] if state == "present" else ["dnf", "upgrade", "-y", *todo])
+            verb = "install" if state == "present" else "upgrade"
+            run(["dnf", verb, "-y", *todo], pass_fds=())
         else:
             raise DistroError(f"no package manager known for distro family {p.family!r}")
     except ProcessError as exc:

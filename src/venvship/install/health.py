@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+from .._log import logger
 from .._process import run
 from ..errors import InstallError
 
@@ -45,27 +46,45 @@ def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
 # module that fails here counts only if it also fails alone, in a fresh interpreter.
 _IMPORT_ALL = """
 import importlib, json, subprocess, sys, traceback
+names = json.loads(sys.argv[1])
 bad = {}
-for name in json.loads(sys.argv[1]):
+for name in names:
     try:
         importlib.import_module(name)
     except BaseException:
         bad[name] = traceback.format_exc(limit=3)
 for name in list(bad):
     alone = subprocess.run(
-        [sys.executable, "-c", "import importlib, sys; importlib.import_module(sys.argv[1])", name],
+        [sys.executable, "-c", sys.argv[2], name, sys.argv[1]],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         universal_newlines=True,
     )
-    if alone.returncode == 0:
+    if alone.returncode in (0, 3):
         del bad[name]
+        if alone.returncode == 3:
+            print(alone.stdout.strip())
     else:
         bad[name] = alone.stdout[-2000:]
 for name, tb in bad.items():
     print(f"cannot import {name}:\\n{tb}")
 sys.exit(1 if bad else 0)
+"""
+
+# A module that needs a module no distribution of the venv provides is not a broken install:
+# uWSGI's ``uwsgidecorators`` imports ``uwsgi``, which exists only inside the uWSGI server. A
+# module of the venv itself that is missing still fails the check.
+_IMPORT_ALONE = """
+import importlib, json, sys
+try:
+    importlib.import_module(sys.argv[1])
+except ModuleNotFoundError as exc:
+    top = (exc.name or "").split(".")[0]
+    if not top or top in json.loads(sys.argv[2]):
+        raise
+    print(f"skipped {sys.argv[1]}: it needs {top}, which nothing in this venv provides")
+    sys.exit(3)
 """
 
 
@@ -79,11 +98,14 @@ def health_check(venv: Path, *, modules: list[str], command: str | None, env: Ma
         argv = ["/bin/sh", "-c", command]
         what = f"check command {command!r}"
     else:
-        argv = [str(python), "-c", _IMPORT_ALL, json.dumps(modules)]
+        argv = [str(python), "-c", _IMPORT_ALL, json.dumps(modules), _IMPORT_ALONE]
         what = "import check"
     # No lock descriptor for the check: a check command may leave a background process behind,
     # which would hold the destination's lock for as long as it lives.
     proc = run(argv, env=env, check=False, cwd=venv, pass_fds=())
+    for line in proc.stdout.splitlines():
+        if line.startswith("skipped ") and proc.returncode == 0:
+            logger.warning("health check: %s", line)
     if proc.returncode != 0:
         raise InstallError(
             f"health check failed ({what}, exit {proc.returncode}):\n{proc.stdout.strip()[-3000:]}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import Artifacts, Pull, Wheels
+from pathlib import Path
+
+from .conftest import Artifacts, Pull, Wheels, make_wheel
 
 
 def test_modules_that_disturb_each_other_pass(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
@@ -20,3 +22,39 @@ def test_a_module_that_fails_alone_still_fails(artifacts: Artifacts, wheels: Whe
     assert proc.returncode == 1
     assert "cannot import broken:" in proc.stderr and "broken on purpose" in proc.stderr
     assert "cannot import pip" not in proc.stderr
+
+
+def test_a_module_needing_what_only_its_server_provides_is_skipped(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # Like uWSGI's uwsgidecorators, which imports the uwsgi module only the server embeds.
+    hosted = make_wheel(
+        tmp_path,
+        "hosted",
+        "1.0",
+        extra={
+            "hosted_decorators.py": "import hosted_server_only\n",
+            "hosted-1.0.dist-info/top_level.txt": "hosted\nhosted_decorators\n",
+        },
+    )
+    pip = next(wheels.tools.glob("pip-*.whl"))
+    proc = pull("install", artifacts.write([hosted, pip]))
+    assert "skipped hosted_decorators: it needs hosted_server_only" in proc.stderr
+    assert pull.python("import hosted; print(hosted.VERSION)") == "1.0"
+
+
+def test_a_missing_module_of_the_venv_itself_still_fails(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # top_level.txt promises a module the wheel does not hold: a broken distribution.
+    ghost = make_wheel(
+        tmp_path,
+        "ghost",
+        "1.0",
+        body="import ghostpart",
+        extra={"ghost-1.0.dist-info/top_level.txt": "ghost\nghostpart\n"},
+    )
+    pip = next(wheels.tools.glob("pip-*.whl"))
+    proc = pull("install", artifacts.write([ghost, pip]), ok=False)
+    assert proc.returncode == 1
+    assert "cannot import ghost" in proc.stderr and "No module named 'ghostpart'" in proc.stderr
