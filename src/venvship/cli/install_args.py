@@ -17,6 +17,12 @@ DEFAULT_FACTS = Path("/etc/ansible/facts.d")
 CHECK_HELP = "report what would change; write nothing"
 
 
+def absolute_path(text: str) -> Path:
+    """An argparse type: a path made absolute now, so links made from it and generations found
+    by it do not depend on the directory a later command runs in."""
+    return Path(text).absolute()
+
+
 def generations_arg(text: str) -> int:
     """Parse ``--keep N``: a whole number of generations, at least 1."""
     try:
@@ -30,9 +36,11 @@ def generations_arg(text: str) -> int:
 
 def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_HELP) -> None:
     """Add the options of an install (destination, cache, facts, generations, checks) to ``p``."""
-    p.add_argument("--dest", type=Path, help="venv path (default: the recipe's install path)")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)")
-    p.add_argument("--facts-dir", type=Path, default=DEFAULT_FACTS, help="(default: %(default)s)")
+    p.add_argument("--dest", type=absolute_path, help="venv path (default: the recipe's install path)")
+    p.add_argument(
+        "--cache", type=absolute_path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)"
+    )
+    p.add_argument("--facts-dir", type=absolute_path, default=DEFAULT_FACTS, help="(default: %(default)s)")
     p.add_argument(
         "--lock-timeout",
         type=float,

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
@@ -15,6 +14,7 @@ from ..install.installer import VERSION, InstallResult, install
 from .install_args import (
     DEFAULT_CACHE,
     DEFAULT_FACTS,
+    absolute_path,
     add_install_options,
     generations_arg,
     install_options,
@@ -34,9 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, *, facts: bool = False, lock: bool = True) -> None:
-        p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)")
+        p.add_argument(
+            "--cache", type=absolute_path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)"
+        )
         if facts:
-            p.add_argument("--facts-dir", type=Path, default=DEFAULT_FACTS, help="(default: %(default)s)")
+            p.add_argument(
+                "--facts-dir", type=absolute_path, default=DEFAULT_FACTS, help="(default: %(default)s)"
+            )
         if lock:
             p.add_argument(
                 "--lock-timeout",
@@ -63,16 +67,16 @@ def _parser() -> argparse.ArgumentParser:
         " compared by size (one stat each, fast on a fleet); --hashes reads and hashes every file, as"
         " verify does, which costs seconds on a large venv.",
     )
-    p.add_argument("dest", nargs="?", type=Path, metavar="DEST")
+    p.add_argument("dest", nargs="?", type=absolute_path, metavar="DEST")
     p.add_argument("--hashes", action="store_true", help="compare file hashes too, not only sizes (slower)")
     common(p, lock=False)
 
     p = sub.add_parser("rollback", help="switch DEST back to its previous generation")
-    p.add_argument("dest", type=Path, metavar="DEST")
+    p.add_argument("dest", type=absolute_path, metavar="DEST")
     common(p, facts=True)
 
     p = sub.add_parser("verify", help="check DEST's installed files against their RECORD hashes")
-    p.add_argument("dest", type=Path, metavar="DEST")
+    p.add_argument("dest", type=absolute_path, metavar="DEST")
     common(p, lock=False)
 
     p = sub.add_parser("prune", help="remove old generations and unreferenced cache blobs")

@@ -286,3 +286,24 @@ def test_unreadable_cache_is_one_line(artifacts: Artifacts, wheels: Wheels, pull
 def test_status_help_says_what_hashes_cost(pull: Pull) -> None:
     out = pull("status", "--help").stdout
     assert "--hashes" in out and "compared by size" in " ".join(out.split())
+
+
+def test_relative_paths_are_taken_from_the_working_directory(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    rel = ["--dest", "venvs/rel", "--cache", "relcache", "--facts-dir", "facts", "--no-distro-packages"]
+    proc = subprocess.run(
+        pull.argv("install", ref, *rel, "--json", defaults=False),
+        cwd=pull.tmp,
+        env=pull.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["dest"] == str(pull.tmp / "venvs" / "rel")
+    # The venv works from anywhere: nothing in it points at a path relative to the old cwd.
+    assert pull.python("import demo; print(demo.VERSION)", dest=pull.tmp / "venvs" / "rel") == "1.0"
+    status = pull("status", str(pull.tmp / "venvs" / "rel"), "--cache", str(pull.tmp / "relcache"))
+    assert "no drift" in status.stdout
