@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -10,6 +11,31 @@ from typing import Iterator, Sequence, TypeVar
 logger = logging.getLogger("venvship")
 
 T = TypeVar("T")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not when the handler was made."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def cli_logging(level: int) -> Iterator[None]:
+    """Send the library's records to stderr as plain lines for one command-line run, then put
+    the logger back as it was (a command run in-process leaves no handler behind)."""
+    saved = logger.handlers[:], logger.propagate, logger.level
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
 
 
 def progress(items: Sequence[T], *, label: str) -> Iterator[T]:

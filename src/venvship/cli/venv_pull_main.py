@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Sequence
 
-from .._log import logger
+from .._log import cli_logging
 from ..errors import VenvshipError
 from ..install.installer import VERSION, InstallResult, install
 from .install_args import (
@@ -202,14 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``venv-pull`` with ``argv``; return the exit code (0 done, 1 error, 2 usage)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    # Records go to the root logger's stderr handler. An earlier `venvship` run in this process
-    # may have put a handler on our logger, on a stream closed since, and stopped propagation.
-    logger.handlers[:] = []
-    logger.propagate = True
-    logging.basicConfig(format="%(message)s", stream=sys.stderr)
-    logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO)
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     try:
-        return COMMANDS[args.command](args)
+        with cli_logging(level):
+            return COMMANDS[args.command](args)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
+from .._log import cli_logging
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
@@ -20,15 +21,6 @@ if TYPE_CHECKING:
     from ..oci.source import Access
 
 PROG = "venvship"
-
-
-def _setup_logging(verbose: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log = logging.getLogger("venvship")
-    log.handlers[:] = [handler]
-    log.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    log.propagate = False
 
 
 def _access(args: argparse.Namespace) -> Access:
@@ -325,10 +317,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``venvship`` command line; return the exit code (0 ok, 1 error, 2 usage)."""
     args = parser().parse_args(argv)
-    _setup_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
+    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
     try:
-        return func(args)
+        with cli_logging(level):
+            return func(args)
     except VenvshipError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

@@ -198,10 +198,11 @@ def test_corrupt_blob_in_registry_refuses_the_install_and_changes_nothing(
 
     # A fresh cache and --rebuild: every blob comes from the registry again, into a new generation.
     cache_b = tmp_path / "cache-b"
-    assert venv_pull_main.main(install_argv(ref, tmp_path, "--cache", str(cache_b), "--rebuild")) == 1
+    argv = ["-q", *install_argv(ref, tmp_path, "--cache", str(cache_b), "--rebuild")]
+    assert venv_pull_main.main(argv) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    [line] = err.splitlines()
+    [line] = err.splitlines()  # -q: the error line alone
     assert line.startswith("venv-pull: error: ")
     assert beta.digest in line and "digest mismatch" in line
     assert (os.readlink(dest_path), generations(tmp_path), snapshot(tmp_path / "facts")) == before
