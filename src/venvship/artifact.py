@@ -197,7 +197,8 @@ def platform_descriptor(config: VenvConfig, manifest_raw: bytes) -> Descriptor:
         size=len(manifest_raw),
         annotations=ann,
         platform=plat,
-        artifact_type=ARTIFACT_TYPE,
+        # No per-entry artifactType: skopeo 1.9 (Debian 12) drops it when copying an index and so
+        # changes the index digest; the index and each manifest carry it themselves.
     )
 
 

@@ -142,13 +142,23 @@ class RegistryClient:
                 "GET", self._conn.url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)
             ) as resp:
                 expect(resp, (200,), where, f"blob {digest}")
+                body = _Counted(cast(BinaryIO, resp.raw))
                 try:
-                    stream = cast(BinaryIO, resp.raw)
-                    return dest_layout.ingest(stream, digest=digest, size=size, what=f"{where}@{digest}")
+                    return dest_layout.ingest(
+                        cast(BinaryIO, body), digest=digest, size=size, what=f"{where}@{digest}"
+                    )
                 except (OSError, http.client.HTTPException) as exc:
                     raise Transient(
                         f"download of {digest} broke off ({exc or type(exc).__name__})", url=resp.url
                     ) from exc
+                except ArtifactError:
+                    # http.client ends a body cut short with b"" rather than an error: fewer bytes
+                    # than the descriptor says is a broken connection (retried), not bad content.
+                    if body.count < size:
+                        raise Transient(
+                            f"download of {digest} broke off after {body.count} of {size} bytes", url=resp.url
+                        ) from None
+                    raise
 
         return retrying(attempt, policy=self.policy, what=f"{where}: fetch {digest}")
 
@@ -295,6 +305,18 @@ def push_blobs(
         return client.upload_blob(repo, item.path, item.digest, item.size, mount_from=item.mount_from)
 
     return parallel_map(one, items, max_workers)
+
+
+class _Counted:
+    """A read-only stream that counts the bytes read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.count = raw, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.count += len(data)
+        return data
 
 
 def fetch_blobs(

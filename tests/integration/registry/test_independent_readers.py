@@ -69,11 +69,6 @@ def test_skopeo_copy_all_keeps_every_manifest_and_blob_digest(
         assert data == layout.blob_path(desc.digest).read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skopeo 1.9.3 re-serializes an index whose entries carry artifactType (dropping it), and "
-    "venvship's index puts artifactType on every entry; without the per-entry field the bytes are kept",
-)
 def test_skopeo_copy_all_keeps_the_index_digest(skopeo_copy: Path, built_demo: BuiltDemo) -> None:
     [top] = json.loads((skopeo_copy / "index.json").read_text())["manifests"]
     assert top["digest"] == built_demo.layout.resolve("demo:1.0").digest

@@ -149,12 +149,6 @@ def test_registry_killed_mid_pull_installs_nothing_and_a_rerun_completes(
     subprocess.run([dest_path / "bin" / "python", "-c", "import alpha"], check=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a body cut short is not retried: http.client returns b'' instead of raising IncompleteRead, "
-    "and Layout.ingest reports 'got N bytes, expected M' (ArtifactError), which RegistryClient.fetch_blob "
-    "does not treat as transient",
-)
 def test_connection_cut_mid_pull_is_retried(
     open_registry: RegistryServer, built_demo: BuiltDemo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
