@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +23,6 @@ from ..artifact import (
     platform_key,
     tag_for_version,
 )
-from ..errors import RecipeError
 from ..hostinfo import distro_key, go_arch, probe_python
 from ..oci.layout import Layout
 from ..oci.source import Access
@@ -32,7 +30,7 @@ from ..recipe import Recipe
 from .builder import ensure_builder
 from .inputs import prepare
 from .package import write_to_layout
-from .resolve import ResolutionError, resolve
+from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
 from .wheels import WheelCache, acquire
@@ -156,34 +154,20 @@ def build_recipe(
             fingerprint=inputs.builder_digest,
             rebuild=rebuild_wheels and refresh,
         )
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # The install tool resolves on its own; its pip run overlaps the packages' one.
-            tools = pool.submit(
-                resolve,
-                builder,
-                [recipe.install_tool],
-                constraint_args=inputs.global_args,
-                pip_args=recipe.build.pip_args,
-                workdir=workdir / "resolve-tools",
-                extra_args=("--only-binary", ":all:"),
+        resolution = resolve_recipe(
+            recipe,
+            builder,
+            inputs,
+            key=f"{pkey} {interp.info.version}",
+            cache=cache,
+            workdir=workdir,
+            refresh=refresh or rebuild_wheels,
+        )
+        if resolution.reused:
+            logger.info(
+                "%s: inputs resolved before; the same closure is used (--refresh asks pip again)", recipe.name
             )
-            try:
-                items = resolve(
-                    builder,
-                    inputs.requirements,
-                    constraint_args=inputs.constraint_args,
-                    pip_args=recipe.build.pip_args,
-                    workdir=workdir / "resolve",
-                )
-            except ResolutionError as exc:
-                raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc
-            try:
-                tool_items = tools.result()
-            except ResolutionError as exc:
-                raise RecipeError(
-                    f"{recipe.path}: venv.install-tool",
-                    f"no {recipe.install_tool} wheel for this platform:\n{exc.detail}",
-                ) from exc
+        items, tool_items = resolution.packages, resolution.tools
 
         reuse = (
             previous_wheels(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import zipfile
 from pathlib import Path
@@ -256,3 +257,22 @@ def test_the_recipe_build_env_reaches_the_wheel_build(
     [layer] = [m for m in manifest.layers if m.title.startswith("flavour-")]
     with zipfile.ZipFile(layout.blob_path(layer.digest)) as whl:
         assert whl.read("flavour/built.py").decode() == "FLAVOUR = 'salty'\n"
+
+
+def test_inputs_resolved_before_are_not_resolved_again(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="venvship")
+    layout = Layout.create(tmp_path / "oci")
+    first = build_recipe(load_recipe(write_recipe()), output=layout, cache=cache)
+    assert "resolved before" not in caplog.text
+    # Only an install-side field changes: a new artifact from the same closure, pip not asked.
+    second = build_recipe(load_recipe(write_recipe(version="1.1")), output=layout, cache=cache)
+    assert second.status == "built" and second.built == () and second.digest != first.digest
+    assert "demo: inputs resolved before" in caplog.text
+    caplog.clear()
+    third = build_recipe(load_recipe(write_recipe(version="1.2")), output=layout, cache=cache, refresh=True)
+    assert "resolved before" not in caplog.text
+    _, before = _config(layout, f"demo:1.1{PLATFORM_SUFFIX}")
+    _, after = _config(layout, f"demo:1.2{PLATFORM_SUFFIX}")
+    assert third.status == "built" and before.lock == after.lock

@@ -1,0 +1,91 @@
+"""A recipe's closure, its packages' and its install tool's, resolved once per set of inputs.
+
+The inputs digest covers everything that decides pip's answer (requirements, constraint file
+contents, pip arguments and environment, install tool), so a build whose inputs resolved before
+takes the stored answer, as the make-style no-op does; ``refresh`` asks pip again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .._fsutil import atomic_write
+from ..errors import RecipeError
+from ..recipe import Recipe
+from .builder import Builder
+from .inputs import Inputs
+from .resolve import ResolutionError, Resolved, resolve
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The locked closure: the recipe's distributions and the install tool's."""
+
+    packages: tuple[Resolved, ...]
+    tools: tuple[Resolved, ...]
+    reused: bool  # taken from an earlier resolve of the same inputs
+
+
+def resolve_recipe(
+    recipe: Recipe,
+    builder: Builder,
+    inputs: Inputs,
+    *,
+    key: str,
+    cache: Path,
+    workdir: Path,
+    refresh: bool = False,
+) -> Resolution:
+    """Resolve ``recipe``'s packages and install tool (``key``: the platform and python they are for).
+
+    Example: ``resolve_recipe(recipe, builder, inputs, key="debian-12-amd64-cp311 3.11.2", ...)``
+    """
+    stored = cache / "resolutions" / f"{hashlib.sha256(f'{inputs.digest} {key}'.encode()).hexdigest()}.json"
+    if not refresh:
+        try:
+            data = json.loads(stored.read_text())
+            return Resolution(
+                packages=tuple(Resolved(**r) for r in data["packages"]),
+                tools=tuple(Resolved(**r) for r in data["tools"]),
+                reused=True,
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The install tool resolves on its own; its pip run overlaps the packages' one.
+        tools = pool.submit(
+            resolve,
+            builder,
+            [recipe.install_tool],
+            constraint_args=inputs.global_args,
+            pip_args=recipe.build.pip_args,
+            workdir=workdir / "resolve-tools",
+            extra_args=("--only-binary", ":all:"),
+        )
+        try:
+            packages = resolve(
+                builder,
+                inputs.requirements,
+                constraint_args=inputs.constraint_args,
+                pip_args=recipe.build.pip_args,
+                workdir=workdir / "resolve",
+            )
+        except ResolutionError as exc:
+            raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc
+        try:
+            tool_items = tools.result()
+        except ResolutionError as exc:
+            raise RecipeError(
+                f"{recipe.path}: venv.install-tool",
+                f"no {recipe.install_tool} wheel for this platform:\n{exc.detail}",
+            ) from exc
+    result = Resolution(packages=tuple(packages), tools=tuple(tool_items), reused=False)
+    # A local folder can change without the inputs changing: its answer is never stored.
+    if all(r.kind != "dir" for r in (*result.packages, *result.tools)):
+        body = {"packages": [asdict(r) for r in result.packages], "tools": [asdict(r) for r in result.tools]}
+        atomic_write(stored, json.dumps(body, indent=1, sort_keys=True).encode())
+    return result
