@@ -187,15 +187,22 @@ def fresh(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Target:
-    """A goal from the issue: venvship at least ``min_ratio`` times the baseline's speed, or at
-    most ``max_seconds`` of wall time."""
+    """A goal from the issue, one of: venvship at least ``min_ratio`` times the baseline's speed; at
+    most ``max_factor`` times the baseline's time; at most ``max_seconds`` of wall time; a peak RSS
+    of at most ``max_mib``."""
 
     min_ratio: float | None = None
+    max_factor: float | None = None
     max_seconds: float | None = None
+    max_mib: float | None = None
 
     def text(self) -> str:
         if self.min_ratio is not None:
             return f"target >= {self.min_ratio:g}x"
+        if self.max_factor is not None:
+            return f"target: time <= {self.max_factor:g}x the baseline's"
+        if self.max_mib is not None:
+            return f"target: peak RSS <= {self.max_mib:g} MiB"
         return f"target <= {self.max_seconds:g} s"
 
 
@@ -225,6 +232,11 @@ class Row:
             return ""
         if self.target.min_ratio is not None:
             return "PASS" if (self.ratio or 0) >= self.target.min_ratio else "MISS"
+        if self.target.max_factor is not None:
+            assert self.base is not None
+            return "PASS" if self.ours.median <= self.target.max_factor * self.base.median else "MISS"
+        if self.target.max_mib is not None:
+            return "PASS" if self.ours.rss_kib <= self.target.max_mib * 1024 else "MISS"
         assert self.target.max_seconds is not None
         return "PASS" if self.ours.median <= self.target.max_seconds else "MISS"
 
@@ -266,12 +278,14 @@ def format_rows(rows: Sequence[Row]) -> str:
                 f"\n== {section}  (median wall [min-max] over the runs, peak RSS of the largest process)"
             )
         lines.append(f"{row.case}")
-        lines.append(f"    {row.ours_label:<58} {_figure(row.ours)}")
+        lines.append(f"    {row.ours_label:<70} {_figure(row.ours)}")
         if row.base is not None:
-            lines.append(f"    {row.base_label:<58} {_figure(row.base)}")
+            lines.append(f"    {row.base_label:<70} {_figure(row.base)}")
         tail = []
         if row.ratio is not None:
             tail.append(f"ratio {row.ratio:.2f}x")
+            if row.target is not None and row.target.max_factor is not None:
+                tail.append(f"(time {1 / row.ratio:.2f}x the baseline's)")
         if row.target is not None:
             tail.append(f"({row.target.text()})  {row.verdict}")
         if tail:
@@ -279,6 +293,20 @@ def format_rows(rows: Sequence[Row]) -> str:
         if row.note:
             lines.append(f"    note: {row.note}")
     return "\n".join(lines)
+
+
+def format_targets(rows: Sequence[Row]) -> str:
+    """Return one line per row with a target: PASS/MISS, the target, the section and case."""
+    lines = [
+        f"  {row.verdict:<4}  {row.target.text():<42} {row.section}: {row.case}"
+        + (f" ({row.ours_label} vs {row.base_label})" if row.base is not None else f" ({row.ours_label})")
+        for row in rows
+        if row.target is not None
+    ]
+    if not lines:
+        return ""
+    missed = sum(1 for row in rows if row.verdict == "MISS")
+    return f"\n== targets: {len(lines) - missed} PASS, {missed} MISS\n" + "\n".join(lines)
 
 
 # -- the environment of measured commands --------------------------------------------------------
@@ -517,6 +545,7 @@ class Artifact:
     packages: tuple[WheelFile, ...]
     tools: tuple[WheelFile, ...]
     size: int
+    install_tool: str
 
     @property
     def ref(self) -> str:
@@ -541,6 +570,7 @@ class Artifact:
             packages=wheels("packages"),
             tools=wheels("tools"),
             size=int(platform.get("total_size", 0)),
+            install_tool=str(platform.get("install_tool", "pip")),
         )
 
     def blob(self, sha256: str) -> Path:
@@ -586,13 +616,14 @@ class Context:
     def log(self, name: str) -> Path:
         return self.work / "logs" / f"{name}.log"
 
-    def artifact(self, recipe: Path | None = None) -> Artifact:
-        """Return the artifact of ``recipe`` (default: the bench's), building it (untimed) if needed."""
+    def artifact(self, recipe: Path | None = None, *, label: str = "") -> Artifact:
+        """Return the artifact of ``recipe`` (default: the bench's), building it (untimed) if needed
+        into the layout ``artifact-oci`` (``artifact-oci-<label>``: a recipe's variant)."""
         path = (recipe or self.recipe.path).resolve()
         key = str(path)
         if key not in self._artifacts:
             info = RecipeInfo.load(path)
-            layout = self.work / "artifact-oci"
+            layout = self.work / (f"artifact-oci-{label}" if label else "artifact-oci")
             env = dict(self.env, PIP_CACHE_DIR=str(self.work / "pip-cache-artifact"))
             print(f"   (preparing: venvship build {path.name} into {layout})", flush=True)
             check(

@@ -1,35 +1,49 @@
 """Install (#3): ``venv-pull install`` from an OCI layout against pip and uv installing the same
 wheels by hand.
 
-venv-pull compiles bytecode by default, so its default runs meet baselines that compile too
-(pip's default; uv with ``--compile-bytecode``); ``--no-compile`` meets uv without it.
+The targets hold for an artifact built with ``install-tool = "uv"``: the bench builds copies of
+the recipe (in the work folder, relative paths kept valid) with either tool; the install-tool
+pip artifact gives extra rows and carries the pip that (a) runs.
+venv-pull runs uv with ``--no-cache``, so every venv-pull install unpacks each wheel as uv with a
+cold cache does; venv-pull compiles bytecode by default, on all cores.
 
-- (a) ``python -m venv --without-pip`` + the artifact's own pip wheel installing with
-  ``--no-index --require-hashes --no-deps`` from an HTTP find-links server (``python -m
-  http.server`` on 127.0.0.1) serving the wheelhouse: the original role's repo-server way.
-- (b) ``uv venv`` + ``uv pip install --offline --no-index --find-links WHEELHOUSE``, with an
-  empty and with a warm uv cache.
-- (c) upgrade: a second artifact with one pin changed, installed over the first: venv-pull makes
-  a new generation; pip and uv change the venv in place.
+- (a) ``python -m venv --without-pip`` + the artifact's own pip (extracted from its wheel once,
+  as venv-pull runs it) installing with ``--no-index --require-hashes --no-deps`` from an HTTP
+  find-links server (``python -m http.server`` on 127.0.0.1) serving the wheelhouse, with an empty
+  pip cache: the original role's repo-server way. pip compiles bytecode.
+- (b) ``uv venv`` + ``uv pip install --offline --no-index --find-links WHEELHOUSE`` with the uv
+  the artifact carries and an empty uv cache (a new ``UV_CACHE_DIR`` each run), once with
+  ``--compile-bytecode`` (against venv-pull's default) and once without (against ``--no-compile``).
+- (c) upgrade: a second artifact with one pin changed, installed over the first on a host whose
+  blob cache holds the first artifact only (each run starts from a new cache and destination the
+  first artifact was installed into, untimed); with and without bytecode.
+- no-op rerun; the peak RSS of every venv-pull run.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
+import zipfile
 from pathlib import Path
+from typing import Callable
 
 from _common import (
+    Argv,
     Artifact,
     BenchError,
     Context,
     RecipeInfo,
     Row,
+    Run,
     Stats,
+    Target,
     check,
     fresh,
     q,
     repeat,
+    run_timed,
     section_header,
     sh,
     start_http,
@@ -42,26 +56,78 @@ SECTION = "install"
 # The pin changed for the upgrade case, per recipe name (--upgrade-pin picks another).
 UPGRADE_PINS = {"keystone": "PyMySQL==1.1.2", "demo": "six==1.16.0"}
 
+# Issue #3's targets, for an artifact whose install tool is uv.
+NEAR_UV = Target(max_factor=1.15)  # cold venv-pull against cold uv, same bytecode choice
+VS_PIP = Target(min_ratio=2.0)  # cold venv-pull against (a)
+VS_PIP_NO_COMPILE = Target(min_ratio=4.0)  # cold venv-pull --no-compile against (a)
+UPGRADE = Target(max_seconds=2.0)
+UPGRADE_NO_COMPILE = Target(max_seconds=1.0)
+NOOP = Target(max_seconds=0.25)
+PEAK_RSS = Target(max_mib=60.0)
+
+# Single-threaded unzip of every wheel of the lock: the floor no unpacking installer goes below.
+_UNZIP = """
+import sys, zipfile
+dest = sys.argv[1]
+for wheel in sys.argv[2:]:
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(dest)
+"""
+
+
+# venv-pull as its console script runs it, writing its own process's peak RSS (KiB) to argv[1]:
+# GNU time reports the largest process of the tree, which holds uv and the health check's
+# interpreter too.
+_SELF_RSS = """
+import resource, sys
+from venvship.cli.venv_pull_main import main
+out = sys.argv.pop(1)
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open(out, "w") as fh:
+        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+sys.exit(code)
+"""
+NO_CHECK = ("--check-command", "true")  # extra rows: what venv-pull's import check costs
+
 
 def _canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def upgrade_recipe(ctx: Context, pin: str) -> Path:
-    """Copy the recipe's folder into the work folder with ``pin`` changed and the version
-    suffixed ``-upgrade``; return the copied recipe."""
-    name, _, version = pin.partition("==")
-    if not version:
-        raise BenchError(f"--upgrade-pin {pin!r}: write NAME==VERSION")
+def recipe_variant(
+    ctx: Context, label: str, *, install_tool: str | None = None, pin: str | None = None
+) -> Path:
+    """Copy the recipe's folder into ``<work>/recipes-<label>`` and return the copied recipe, with
+    ``install-tool`` set to ``install_tool`` and/or ``pin`` (``NAME==VERSION``) changed in its
+    constraint files (then the version is suffixed ``-upgrade``). Relative paths stay valid."""
     src = ctx.recipe.path.parent
-    dest = fresh(ctx.work / "upgrade-recipes")
+    dest = fresh(ctx.work / f"recipes-{label}")
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.py*", "__pycache__"))
     recipe = dest / ctx.recipe.path.name
     text = recipe.read_text()
-    text, n = re.subn(r'(?m)^(version\s*=\s*")([^"]+)(")', r"\g<1>\g<2>-upgrade\g<3>", text, count=1)
-    if n != 1:
-        raise BenchError(f"{ctx.recipe.path}: no version line to change")
+    if install_tool:
+        line = f'install-tool = "{install_tool}"'
+        text, n = re.subn(r'(?m)^install-tool\s*=\s*"[^"]*"\s*$', line, text, count=1)
+        if n != 1:  # not set in the recipe: put it under the version, inside [venv]
+            text, n = re.subn(r'(?m)^(version\s*=\s*"[^"]+".*)$', rf"\g<1>\n{line}", text, count=1)
+        if n != 1:
+            raise BenchError(f"{ctx.recipe.path}: no version line to put install-tool under")
+    if pin:
+        text, n = re.subn(r'(?m)^(version\s*=\s*")([^"]+)(")', r"\g<1>\g<2>-upgrade\g<3>", text, count=1)
+        if n != 1:
+            raise BenchError(f"{ctx.recipe.path}: no version line to change")
     recipe.write_text(text)
+    if pin:
+        _change_pin(recipe, pin)
+    return recipe
+
+
+def _change_pin(recipe: Path, pin: str) -> None:
+    name, _, version = pin.partition("==")
+    if not version:
+        raise BenchError(f"--upgrade-pin {pin!r}: write NAME==VERSION")
     pin_line = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<op>===?)\s*(?P<version>\S+)\s*$")
     for cfile in RecipeInfo.load(recipe).constraint_files:
         lines = cfile.read_text().splitlines(keepends=True)
@@ -72,43 +138,77 @@ def upgrade_recipe(ctx: Context, pin: str) -> Path:
                     raise BenchError(f"--upgrade-pin {pin}: {cfile.name} already pins that version")
                 lines[i] = f"{m.group('name')}{m.group('op')}{version}\n"
                 cfile.write_text("".join(lines))
-                return recipe
+                return
     raise BenchError(f"--upgrade-pin {pin}: {name} is pinned in none of the recipe's constraint files")
+
+
+def _extract_uv(wheel: Path, dest: Path) -> Path:
+    """Return the uv binary of ``wheel`` extracted to ``dest/uv`` (the baselines run the uv venv-pull runs)."""
+    fresh(dest).mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as zf:
+        member = next((n for n in zf.namelist() if n.endswith(".data/scripts/uv")), None)
+        if member is None:
+            raise BenchError(f"{wheel}: no .data/scripts/uv in the uv wheel")
+        (dest / "uv").write_bytes(zf.read(member))
+    (dest / "uv").chmod(0o755)
+    return dest / "uv"
+
+
+def _extract_pip(wheel: Path, dest: Path) -> Path:
+    fresh(dest).mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(dest)
+    return dest
+
+
+def _changed(art: Artifact, art2: Artifact) -> str:
+    changed = {w.filename for w in art2.packages} - {w.filename for w in art.packages}
+    return ", ".join(sorted(changed)) or "no wheel changed!"
 
 
 def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
     section_header(f"{SECTION}: venv-pull install {ctx.recipe.path.name} vs pip and uv")
     work = fresh(ctx.work / "install")
     work.mkdir(parents=True)
-    art = ctx.artifact()
+    art_own = ctx.artifact()
+    # The targets' artifact (install-tool uv) and the one pip runs from (the baseline (a) needs
+    # the pip wheel an install-tool pip artifact carries): the recipe's own and a copy with the
+    # other tool, built from the same wheel cache.
+    other = "pip" if art_own.install_tool == "uv" else "uv"
+    art_other = ctx.artifact(recipe_variant(ctx, other, install_tool=other), label=other)
+    art, art_pip = (art_own, art_other) if other == "pip" else (art_other, art_own)
+    step(f"install-tool uv: {art.ref}; install-tool pip: {art_pip.ref}")
     pin = upgrade_pin or UPGRADE_PINS.get(ctx.recipe.name)
     art2: Artifact | None = None
+    art_pip2: Artifact | None = None
     if pin:
-        art2 = ctx.artifact(upgrade_recipe(ctx, pin))
-        changed = {w.filename for w in art2.packages} - {w.filename for w in art.packages}
-        step(f"upgrade artifact {art2.tag}: {pin} ({', '.join(sorted(changed)) or 'no wheel changed!'})")
+        art2 = ctx.artifact(recipe_variant(ctx, "uv-upgrade", install_tool="uv", pin=pin), label="uv-upgrade")
+        art_pip2 = ctx.artifact(
+            recipe_variant(ctx, "pip-upgrade", install_tool="pip", pin=pin), label="pip-upgrade"
+        )
+        step(f"upgrade artifacts {art2.tag}: {pin} ({_changed(art, art2)})")
     python = ctx.recipe.python_path(ctx.env)
+    log = ctx.log("install")
     # One wheelhouse with both artifacts' wheels: the hashes in each requirements file pick.
     house = art.wheelhouse(work / "wheelhouse")
-    if art2:
-        for w in (*art2.packages, *art2.tools):
-            if not (house / w.filename).exists():
-                (house / w.filename).symlink_to(art2.blob(w.sha256))
+    for w in (*art2.packages, *art2.tools) if art2 else ():
+        if art2 and not (house / w.filename).exists():
+            (house / w.filename).symlink_to(art2.blob(w.sha256))
     req = art.hashed_requirements(work / "requirements.txt")
     req2 = art2.hashed_requirements(work / "requirements-upgrade.txt") if art2 else None
-    pip_wheel = art.tool_wheel("pip")
-    pip_version = next(w.version for w in art.tools if w.name.lower() == "pip")
-    uv = tool("uv")
-    uv_version = check([uv, "--version"], env=ctx.env, log=ctx.log("install")).split()[1]
-    log = ctx.log("install")
+    # The baselines run the very pip and uv the artifacts carry, from folders as venv-pull does.
+    pip_dir = _extract_pip(art_pip.tool_wheel("pip"), work / "pip-tool")
+    uv = _extract_uv(art.tool_wheel("uv"), work / "uv-tool")
+    uv_version = next(w.version for w in art.tools if w.name.lower() == "uv")
     vp = tool("venv-pull")
     runs = ctx.runs
+    uv_runs: list[Run] = []  # every venv-pull run of the uv artifact, for the peak RSS row
 
-    def venv_pull(ref: str, root: Path, cache: Path, *extra: str) -> list[str]:
+    def venv_pull(a: Artifact, root: Path, cache: Path, *extra: str) -> list[str]:
         return [
             vp,
             "install",
-            ref,
+            a.ref,
             "--dest",
             str(root / "venv"),
             "--cache",
@@ -119,15 +219,13 @@ def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
             *extra,
         ]
 
-    def pip_install(venv: Path, url: str, requirements: Path) -> str:
-        # pip runs from its wheel as venv-pull runs it; no --no-compile: pip's default compiles.
-        return (
-            f"{q(venv / 'bin' / 'python')} {q(pip_wheel)}/pip install -q --no-input --no-index"
-            f" --find-links {q(url)} --require-hashes --no-deps -r {q(requirements)}"
-        )
-
-    def pip_fresh(venv: Path, url: str) -> list[str]:
-        return sh(f"{q(python)} -m venv --without-pip {q(venv)}\n{pip_install(venv, url, req)}")
+    def timed(
+        command: Callable[[int], Argv],
+        *,
+        env: dict[str, str] | None = None,
+        before: Callable[[int], object] | None = None,
+    ) -> list[Run]:
+        return repeat(runs, command, env=env or ctx.env, log=log, before=before)
 
     def uv_install(venv: Path, requirements: Path, *, compile_: bool) -> str:
         return (
@@ -142,141 +240,198 @@ def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
             f"{q(uv)} venv -q --python {q(python)} {q(venv)}\n{uv_install(venv, req, compile_=compile_)}"
         )
 
+    uv_env = dict(ctx.env, UV_CACHE_DIR=str(work / "uv-cache"), UV_NO_CONFIG="1")
+    uv_label = f"uv {uv_version} venv + pip install"
     rows: list[Row] = []
     with start_http(house, work / "http.log") as http:
         url = f"http://{http.host}/"
-        pip_label = f"venv + pip {pip_version} via HTTP find-links"
-        uv_label = f"uv {uv_version} venv + pip install"
-
-        step(f"venv-pull, empty blob cache, new venv: {runs} runs")
-        vp_cold = repeat(
-            runs,
-            lambda i: venv_pull(art.ref, work / "vp-cold", work / "vp-cold-cache"),
-            env=ctx.env,
-            log=log,
-            before=lambda i: (fresh(work / "vp-cold"), fresh(work / "vp-cold-cache")),
-        )
-        step(f"baseline {pip_label}, empty pip cache: {runs} runs")
         pip_env = dict(ctx.env, PIP_CACHE_DIR=str(work / "pip-cache"))
-        pip_cold = repeat(
-            runs,
-            lambda i: pip_fresh(work / "pip-venv", url),
-            env=pip_env,
-            log=log,
-            before=lambda i: (fresh(work / "pip-venv"), fresh(work / "pip-cache")),
+        pip_version = next(w.version for w in art_pip.tools if w.name.lower() == "pip")
+
+        def pip_install(venv: Path, requirements: Path) -> str:
+            # No --no-compile: pip's default compiles, as the original role's installs did.
+            return (
+                f"{q(venv / 'bin' / 'python')} {q(pip_dir / 'pip')} install -q --no-input --no-index"
+                f" --find-links {q(url)} --trusted-host 127.0.0.1 --require-hashes --no-deps"
+                f" -r {q(requirements)}"
+            )
+
+        def pip_fresh(venv: Path, requirements: Path) -> list[str]:
+            return sh(f"{q(python)} -m venv --without-pip {q(venv)}\n{pip_install(venv, requirements)}")
+
+        # -- cold: empty blob cache, new venv ---------------------------------------------------
+        cold = work / "vp-cold-cache"
+        step(f"venv-pull (install-tool uv), empty blob cache, new venv: {runs} runs, and --no-compile")
+        vp_cold = timed(
+            lambda i: venv_pull(art, work / "vp-cold", cold),
+            before=lambda i: (fresh(work / "vp-cold"), fresh(cold)),
         )
-        step(f"baseline {uv_label} --compile-bytecode, empty uv cache: {runs} runs")
-        uv_env = dict(ctx.env, UV_CACHE_DIR=str(work / "uv-cache"), UV_NO_CONFIG="1")
-        uv_cold = repeat(
-            runs,
+        vp_cold_nc = timed(
+            lambda i: venv_pull(art, work / "vp-cold-nc", cold, "--no-compile"),
+            before=lambda i: (fresh(work / "vp-cold-nc"), fresh(cold)),
+        )
+        vp_cold_nc_nocheck = timed(
+            lambda i: venv_pull(art, work / "vp-cold-nc", cold, "--no-compile", *NO_CHECK),
+            before=lambda i: (fresh(work / "vp-cold-nc"), fresh(cold)),
+        )
+        uv_runs += vp_cold + vp_cold_nc + vp_cold_nc_nocheck
+        step(f"(b) {uv_label}, empty uv cache: {runs} runs with --compile-bytecode, {runs} without")
+        uv_cold = timed(
             lambda i: uv_fresh(work / "uv-venv", compile_=True),
             env=uv_env,
-            log=log,
             before=lambda i: (fresh(work / "uv-venv"), fresh(work / "uv-cache")),
         )
+        uv_cold_nc = timed(
+            lambda i: uv_fresh(work / "uv-venv-nc", compile_=False),
+            env=uv_env,
+            before=lambda i: (fresh(work / "uv-venv-nc"), fresh(work / "uv-cache")),
+        )
+        pip_label = f"(a) venv + pip {pip_version} via HTTP find-links, empty pip cache (compiles)"
+        step(f"(a) venv + pip {pip_version} via HTTP find-links, empty pip cache: {runs} runs")
+        # pip's own modules get their bytecode once, untimed: an installed pip would have it.
+        check([python, pip_dir / "pip", "--version"], env=pip_env, log=log)
+        pip_cold = timed(
+            lambda i: pip_fresh(work / "pip-venv", req),
+            env=pip_env,
+            before=lambda i: (fresh(work / "pip-venv"), fresh(work / "pip-cache")),
+        )
+        step(f"floor: one thread unzipping every wheel of the lock: {runs} runs")
+        unzip = timed(
+            lambda i: [
+                sys.executable,
+                "-c",
+                _UNZIP,
+                work / "unzip",
+                *(art.blob(w.sha256) for w in art.packages),
+            ],
+            before=lambda i: fresh(work / "unzip"),
+        )
+        cold_case = f"cold: empty cache, new venv, {len(art.packages)} wheels"
         rows += [
             Row(
                 SECTION,
-                "cold: empty cache, new venv",
+                f"{cold_case}, bytecode",
                 Stats.of(vp_cold),
-                "venv-pull install (compiles)",
-                Stats.of(pip_cold),
-                f"{pip_label} (compiles)",
+                "venv-pull install (install-tool uv, compiles)",
+                Stats.of(uv_cold),
+                f"(b) {uv_label} --compile-bytecode, empty uv cache",
+                NEAR_UV,
             ),
             Row(
                 SECTION,
-                "cold: empty cache, new venv",
-                Stats.of(vp_cold),
-                "venv-pull install (compiles)",
-                Stats.of(uv_cold),
-                f"{uv_label} --compile-bytecode",
+                f"{cold_case}, no bytecode",
+                Stats.of(vp_cold_nc),
+                "venv-pull install --no-compile (install-tool uv)",
+                Stats.of(uv_cold_nc),
+                f"(b) {uv_label}, empty uv cache",
+                NEAR_UV,
             ),
         ]
-
-        # Warm: the blob cache (pip's HTTP cache, uv's cache) holds everything; the venv is new.
-        step(f"venv-pull, warm blob cache, new venv: {runs} runs (and --no-compile)")
-        warm_cache = work / "vp-cold-cache"  # left full by the last cold run
-        vp_warm = repeat(
-            runs,
-            lambda i: venv_pull(art.ref, work / "vp-warm", warm_cache),
-            env=ctx.env,
-            log=log,
-            before=lambda i: fresh(work / "vp-warm"),
+        rows += [
+            Row(
+                SECTION,
+                f"{cold_case}, bytecode",
+                Stats.of(vp_cold),
+                "venv-pull install (install-tool uv, compiles)",
+                Stats.of(pip_cold),
+                pip_label,
+                VS_PIP,
+            ),
+            Row(
+                SECTION,
+                f"{cold_case}, venv-pull without bytecode",
+                Stats.of(vp_cold_nc),
+                "venv-pull install --no-compile (install-tool uv)",
+                Stats.of(pip_cold),
+                pip_label,
+                VS_PIP_NO_COMPILE,
+            ),
+        ]
+        rows.append(
+            Row(
+                SECTION,
+                f"{cold_case}, no bytecode, health check replaced by `true`",
+                Stats.of(vp_cold_nc_nocheck),
+                "venv-pull install --no-compile --check-command true",
+                Stats.of(uv_cold_nc),
+                f"(b) {uv_label}, empty uv cache",
+                note="extra figure: what the default import check of every top-level module costs",
+            )
         )
-        vp_warm_nc = repeat(
-            runs,
-            lambda i: venv_pull(art.ref, work / "vp-warm-nc", warm_cache, "--no-compile"),
-            env=ctx.env,
-            log=log,
+        rows.append(
+            Row(
+                SECTION,
+                f"{cold_case}: floor",
+                Stats.of(unzip),
+                "python zipfile extractall of every wheel, one thread",
+                note="no venv, no RECORD, no bytecode: what unpacking alone costs here",
+            )
+        )
+        step(f"venv-pull (install-tool pip), empty blob cache, new venv: {runs} runs")
+        vp_cold_pip = timed(
+            lambda i: venv_pull(art_pip, work / "vp-cold-pip", cold),
+            before=lambda i: (fresh(work / "vp-cold-pip"), fresh(cold)),
+        )
+        rows.append(
+            Row(
+                SECTION,
+                f"{cold_case}, bytecode, install-tool pip",
+                Stats.of(vp_cold_pip),
+                "venv-pull install (install-tool pip, compiles)",
+                Stats.of(pip_cold),
+                pip_label,
+                note="extra figure: the targets are for install-tool uv",
+            )
+        )
+
+        # -- warm blob cache, new venv (venv-pull's uv still unpacks every wheel: --no-cache) ------
+        warm = work / "vp-warm-cache"
+        check(venv_pull(art, work / "vp-prime", warm), env=ctx.env, log=log)
+        step(f"venv-pull, warm blob cache, new venv: {runs} runs, and --no-compile; uv with a warm cache")
+        vp_warm = timed(
+            lambda i: venv_pull(art, work / "vp-warm", warm), before=lambda i: fresh(work / "vp-warm")
+        )
+        vp_warm_nc = timed(
+            lambda i: venv_pull(art, work / "vp-warm-nc", warm, "--no-compile"),
             before=lambda i: fresh(work / "vp-warm-nc"),
         )
-        step("baselines with warm caches")
-        pip_warm = repeat(
-            runs,
-            lambda i: pip_fresh(work / "pip-venv", url),
-            env=pip_env,
-            log=log,
-            before=lambda i: fresh(work / "pip-venv"),
-        )
-        uv_warm = repeat(
-            runs,
+        uv_runs += vp_warm + vp_warm_nc
+        uv_warm = timed(
             lambda i: uv_fresh(work / "uv-venv", compile_=True),
             env=uv_env,
-            log=log,
             before=lambda i: fresh(work / "uv-venv"),
         )
-        uv_warm_nc = repeat(
-            runs,
+        uv_warm_nc = timed(
             lambda i: uv_fresh(work / "uv-venv-nc", compile_=False),
             env=uv_env,
-            log=log,
             before=lambda i: fresh(work / "uv-venv-nc"),
         )
         rows += [
             Row(
                 SECTION,
-                "warm cache, new venv",
+                "warm blob cache, new venv, bytecode",
                 Stats.of(vp_warm),
-                "venv-pull install (compiles)",
-                Stats.of(pip_warm),
-                f"{pip_label} (warm pip cache)",
-            ),
-            Row(
-                SECTION,
-                "warm cache, new venv",
-                Stats.of(vp_warm),
-                "venv-pull install (compiles)",
+                "venv-pull install (install-tool uv, compiles)",
                 Stats.of(uv_warm),
-                f"{uv_label} --compile-bytecode (warm)",
+                f"{uv_label} --compile-bytecode, warm uv cache",
+                note="venv-pull runs uv with --no-cache: it unpacks every wheel again",
             ),
             Row(
                 SECTION,
-                "warm cache, new venv, no bytecode",
+                "warm blob cache, new venv, no bytecode",
                 Stats.of(vp_warm_nc),
-                "venv-pull install --no-compile",
+                "venv-pull install --no-compile (install-tool uv)",
                 Stats.of(uv_warm_nc),
-                f"{uv_label} (warm, no compile)",
+                f"{uv_label}, warm uv cache",
             ),
         ]
 
-        # No-op: the venv is already what was asked for.
+        # -- no-op: the venv is already what was asked for ------------------------------------------
         step(f"no-op reruns: {runs} runs each")
-        vp_noop = repeat(
-            runs, lambda i: venv_pull(art.ref, work / "vp-warm", warm_cache), env=ctx.env, log=log
-        )
-        pip_noop = repeat(runs, lambda i: sh(pip_install(work / "pip-venv", url, req)), env=pip_env, log=log)
-        uv_noop = repeat(
-            runs, lambda i: sh(uv_install(work / "uv-venv", req, compile_=True)), env=uv_env, log=log
-        )
-        rows += [
-            Row(
-                SECTION,
-                "no-op rerun",
-                Stats.of(vp_noop),
-                "venv-pull install (unchanged)",
-                Stats.of(pip_noop),
-                "pip install (all already satisfied)",
-            ),
+        vp_noop = timed(lambda i: venv_pull(art, work / "vp-warm", warm))
+        uv_runs += vp_noop
+        uv_noop = timed(lambda i: sh(uv_install(work / "uv-venv", req, compile_=True)), env=uv_env)
+        rows.append(
             Row(
                 SECTION,
                 "no-op rerun",
@@ -284,63 +439,119 @@ def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
                 "venv-pull install (unchanged)",
                 Stats.of(uv_noop),
                 "uv pip install (all already satisfied)",
-            ),
-        ]
+                NOOP,
+            )
+        )
 
+        # -- upgrade: one wheel changed, the blob cache holding the first artifact ---------------
         if art2 and req2:
-            # Upgrade: each run starts from the first artifact installed (not timed).
-            step(f"upgrade {pin}: {runs} runs each (each run reinstalls the first version first)")
-            vp_up = repeat(
-                runs,
-                lambda i: venv_pull(art2.ref, work / "vp-up", warm_cache),
-                env=ctx.env,
-                log=log,
-                before=lambda i: (
-                    fresh(work / "vp-up"),
-                    check(venv_pull(art.ref, work / "vp-up", warm_cache), env=ctx.env, log=log),
-                ),
-            )
-            pip_up = repeat(
-                runs,
-                lambda i: sh(pip_install(work / "pip-up", url, req2)),
-                env=pip_env,
-                log=log,
-                before=lambda i: (
-                    fresh(work / "pip-up"),
-                    check(pip_fresh(work / "pip-up", url), env=pip_env, log=log),
-                ),
-            )
-            uv_up = repeat(
-                runs,
+
+            def upgrade(a1: Artifact, a2: Artifact, root: Path, *extra: str) -> list[Run]:
+                cache = root / "cache"
+
+                def prepare(i: int) -> None:  # untimed: the first artifact, installed from a new cache
+                    fresh(root)
+                    check(venv_pull(a1, root, cache, *extra), env=ctx.env, log=log)
+
+                return timed(lambda i: venv_pull(a2, root, cache, *extra), before=prepare)
+
+            step(f"upgrade {pin}: {runs} runs each, with and without bytecode (each from a new host)")
+            vp_up = upgrade(art, art2, work / "vp-up")
+            vp_up_nc = upgrade(art, art2, work / "vp-up-nc", "--no-compile")
+            vp_up_nc_nocheck = upgrade(art, art2, work / "vp-up-nc", "--no-compile", *NO_CHECK)
+            uv_runs += vp_up + vp_up_nc + vp_up_nc_nocheck
+            uv_up = timed(
                 lambda i: sh(uv_install(work / "uv-up", req2, compile_=True)),
                 env=uv_env,
-                log=log,
                 before=lambda i: (
                     fresh(work / "uv-up"),
                     check(uv_fresh(work / "uv-up", compile_=True), env=uv_env, log=log),
                 ),
             )
+            uv_up_nc = timed(
+                lambda i: sh(uv_install(work / "uv-up-nc", req2, compile_=False)),
+                env=uv_env,
+                before=lambda i: (
+                    fresh(work / "uv-up-nc"),
+                    check(uv_fresh(work / "uv-up-nc", compile_=False), env=uv_env, log=log),
+                ),
+            )
+            up_case = f"upgrade one package ({pin}), blob cache holding the first artifact"
             rows += [
                 Row(
                     SECTION,
-                    f"upgrade one package ({pin})",
+                    f"{up_case}, bytecode",
                     Stats.of(vp_up),
-                    "venv-pull install (new generation)",
-                    Stats.of(pip_up),
-                    "pip install in place (compiles)",
+                    "venv-pull install (install-tool uv, new generation)",
+                    Stats.of(uv_up),
+                    "uv pip install in place --compile-bytecode, warm uv cache",
+                    UPGRADE,
                 ),
                 Row(
                     SECTION,
-                    f"upgrade one package ({pin})",
-                    Stats.of(vp_up),
-                    "venv-pull install (new generation)",
-                    Stats.of(uv_up),
-                    "uv pip install in place --compile-bytecode",
+                    f"{up_case}, no bytecode",
+                    Stats.of(vp_up_nc),
+                    "venv-pull install --no-compile (install-tool uv)",
+                    Stats.of(uv_up_nc),
+                    "uv pip install in place, warm uv cache",
+                    UPGRADE_NO_COMPILE,
+                ),
+                Row(
+                    SECTION,
+                    f"{up_case}, no bytecode, health check replaced by `true`",
+                    Stats.of(vp_up_nc_nocheck),
+                    "venv-pull install --no-compile --check-command true",
+                    note="extra figure: what the default import check of every top-level module costs",
                 ),
             ]
+            if art_pip2 is not None:
+                vp_up_pip = upgrade(art_pip, art_pip2, work / "vp-up-pip")
+                rows.append(
+                    Row(
+                        SECTION,
+                        f"{up_case}, bytecode, install-tool pip",
+                        Stats.of(vp_up_pip),
+                        "venv-pull install (install-tool pip, new generation)",
+                        note="extra figure: the targets are for install-tool uv",
+                    )
+                )
         else:
             step(
                 f"no upgrade case: no known pin to change for {ctx.recipe.name}"
                 " (use --upgrade-pin NAME==VERSION)"
             )
+
+    step("venv-pull's own peak RSS: one cold install and one upgrade, as its console script runs")
+
+    def own_rss(argv: list[str], before: Callable[[], object]) -> Run:
+        before()
+        out = work / "self-rss"
+        run = run_timed([sys.executable, "-c", _SELF_RSS, out, *argv[1:]], env=ctx.env, log=log)
+        return Run(wall=run.wall, rss_kib=int(out.read_text()), marks={})
+
+    own = [own_rss(venv_pull(art, work / "rss", cold), lambda: (fresh(work / "rss"), fresh(cold)))]
+    if art2:
+        own.append(
+            own_rss(
+                venv_pull(art2, work / "rss", cold),
+                lambda: check(venv_pull(art, work / "rss", cold), env=ctx.env, log=log),
+            )
+        )
+    rows += [
+        Row(
+            SECTION,
+            "peak RSS of venv-pull, every run of the install-tool uv artifact above",
+            Stats.of(uv_runs),
+            "venv-pull install (largest process of its tree)",
+            target=PEAK_RSS,
+            note="the tree holds uv, the bytecode workers and the health check's interpreter too",
+        ),
+        Row(
+            SECTION,
+            "peak RSS of venv-pull's own process (cold install, then upgrade)",
+            Stats.of(own),
+            "venv-pull install (its own process: getrusage RUSAGE_SELF)",
+            target=PEAK_RSS,
+        ),
+    ]
     return rows

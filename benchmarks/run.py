@@ -21,17 +21,9 @@ from typing import Sequence
 import bench_build
 import bench_install
 import bench_registry
-from _common import ROOT, TIME_BIN, BenchError, Context, RecipeInfo, Row, format_rows, tool
+from _common import ROOT, TIME_BIN, BenchError, Context, RecipeInfo, Row, format_rows, format_targets, tool
 
 SECTIONS = ("build", "install", "registry")
-
-# venv-pull's default health check imports every top-level module of the venv. Keystone's venv
-# holds uWSGI's ``uwsgidecorators``, which imports only inside the uWSGI server, so that check
-# fails there; the bench imports what keystone deploys instead.
-CHECK_COMMANDS = {
-    "keystone": "python -c 'import keystone, ldap, ldappool, memcache, osprofiler, pymemcache, pymysql,"
-    " systemd.journal'",
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,9 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         default=ROOT / "build" / "bench" / "results.json",
         help="(default: %(default)s)",
     )
-    p.add_argument(
-        "--check-command", help="venv-pull --check-command (default: per recipe, else venv-pull's)"
-    )
+    p.add_argument("--check-command", help="venv-pull --check-command (default: venv-pull's import check)")
     p.add_argument("--zipapp", type=Path, help="venv-pull.pyz to time a bare host's no-op install with")
     p.add_argument("--upgrade-pin", metavar="NAME==VERSION", help="the pin changed for the upgrade case")
     return p
@@ -96,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         recipe=recipe,
         work=args.work.resolve(),
         runs=args.runs,
-        check_command=args.check_command or CHECK_COMMANDS.get(recipe.name),
+        check_command=args.check_command,
         zipapp=args.zipapp.resolve() if args.zipapp else None,
     )
     ctx.work.mkdir(parents=True, exist_ok=True)
@@ -121,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         failed = "interrupted"
     print(format_rows(rows))
+    print(format_targets(rows))
     print(f"\n({time.monotonic() - t0:.0f} s in all)")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(
