@@ -89,8 +89,8 @@ def lint(session: nox.Session) -> None:
     """ruff and mypy --strict."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.install("-e", ".")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("mypy", "src")
 
 
@@ -113,7 +113,7 @@ def bench(session: nox.Session) -> None:
     from venvship.install.zipapp import build_zipapp
 
     _ensure_debs(session)  # docker-registry and skopeo are the registry section's baselines
-    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))  # uv: an install baseline
+    # The install baselines run the pip and uv the artifacts carry: nothing else to install.
     session.install("-e", ".")
     # A bare host runs venv-pull as a zipapp with the distro's Python: its no-op start is timed too.
     pyz = build_zipapp(ROOT / "build" / "bench" / "venv-pull.pyz")

@@ -64,7 +64,6 @@ def _host() -> dict[str, object]:
         "cpus": os.cpu_count(),
         "venvship": version([tool("venvship"), "--version"]),
         "skopeo": version(["skopeo", "--version"]),
-        "uv": version([tool("uv"), "--version"]),
         "peak RSS by": "GNU time" if Path(TIME_BIN).exists() else "wait4 (counts the bench's own size)",
     }
 
