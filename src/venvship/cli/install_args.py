@@ -34,21 +34,30 @@ def generations_arg(text: str) -> int:
     return value
 
 
-def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_HELP) -> None:
-    """Add the options of an install (destination, cache, facts, generations, checks) to ``p``."""
-    p.add_argument("--dest", type=absolute_path, help="venv path (default: the recipe's install path)")
+def add_common_options(p: argparse.ArgumentParser, *, facts: bool = False, lock: bool = True) -> None:
+    """Add the options every venv-pull command shares (cache, JSON; facts and lock where they apply)."""
     p.add_argument(
         "--cache", type=absolute_path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)"
     )
-    p.add_argument("--facts-dir", type=absolute_path, default=DEFAULT_FACTS, help="(default: %(default)s)")
-    p.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="give up if another run holds the lock this long (default: wait)",
-    )
+    if facts:
+        p.add_argument(
+            "--facts-dir", type=absolute_path, default=DEFAULT_FACTS, help="(default: %(default)s)"
+        )
+    if lock:
+        p.add_argument(
+            "--lock-timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="give up if another run holds the lock this long (default: wait)",
+        )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_HELP) -> None:
+    """Add the options of an install (destination, cache, facts, generations, checks) to ``p``."""
+    p.add_argument("--dest", type=absolute_path, help="venv path (default: the recipe's install path)")
+    add_common_options(p, facts=True, lock=True)
     p.add_argument(
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )

@@ -12,9 +12,8 @@ from .._log import cli_logging
 from ..errors import VenvshipError
 from ..install.installer import VERSION, InstallResult, install
 from .install_args import (
-    DEFAULT_CACHE,
-    DEFAULT_FACTS,
     absolute_path,
+    add_common_options,
     add_install_options,
     generations_arg,
     install_options,
@@ -32,24 +31,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show commands and their output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def common(p: argparse.ArgumentParser, *, facts: bool = False, lock: bool = True) -> None:
-        p.add_argument(
-            "--cache", type=absolute_path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)"
-        )
-        if facts:
-            p.add_argument(
-                "--facts-dir", type=absolute_path, default=DEFAULT_FACTS, help="(default: %(default)s)"
-            )
-        if lock:
-            p.add_argument(
-                "--lock-timeout",
-                type=float,
-                default=None,
-                metavar="SECONDS",
-                help="give up if another run holds the lock this long (default: wait)",
-            )
-        p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("install", help="install or update a venv from REF")
     p.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO[:TAG|@DIGEST]")
@@ -69,18 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dest", nargs="?", type=absolute_path, metavar="DEST")
     p.add_argument("--hashes", action="store_true", help="compare file hashes too, not only sizes (slower)")
-    common(p, lock=False)
+    add_common_options(p, lock=False)
 
     p = sub.add_parser("rollback", help="switch DEST back to its previous generation")
     p.add_argument("dest", type=absolute_path, metavar="DEST")
-    common(p, facts=True)
+    add_common_options(p, facts=True)
 
     p = sub.add_parser("verify", help="check DEST's installed files against their RECORD hashes")
     p.add_argument("dest", type=absolute_path, metavar="DEST")
-    common(p, lock=False)
+    add_common_options(p, lock=False)
 
     p = sub.add_parser("prune", help="remove old generations and unreferenced cache blobs")
-    common(p)
+    add_common_options(p)
     p.add_argument(
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
