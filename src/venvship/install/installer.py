@@ -6,16 +6,15 @@ import contextlib
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ContextManager, Iterator
+from typing import TYPE_CHECKING
 
 from .._fsutil import file_lock
 from .._log import logger
 from .._process import lend_fds
-from ..artifact import Fact, VenvConfig, Wheel
+from ..artifact import Fact
 from ..distro import ensure
 from ..errors import InstallError
 from ..hostinfo import find_python
@@ -23,40 +22,23 @@ from ..oci.layout import Layout
 from ..oci.reference import parse_ref
 from ..oci.source import Access, Source, open_source
 from . import cachestore, clone
-from .bytecode import BytecodeResult, compile_generation
+from .bytecode import BytecodeResult
 from .facts import facts_with_own, write_facts
+from .faults import pause_point
 from .generations import FACTS_PENDING, PARTIAL, Generations, State
-from .hardlinks import linking
-from .health import health_check, top_level_modules
-from .pull import find_links, pull, referenced_digests
+from .pull import pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
-from .symlinks import link_system_packages
+from .staging import StageJob, stage_generation
 from .venvs import (
-    Installer,
-    InstallJob,
-    create_venv,
     install_env,
     installer_for,
     relocate,
-    requirements_text,
-    site_packages,
 )
 
 if TYPE_CHECKING:
     from ..oci.auth import Credentials
 
 VERSION = "0.1.0"
-PAUSE_ENV = "VENVSHIP_TEST_PAUSE_AT"
-
-
-def pause_point(name: str) -> None:
-    """Fault-injection seam for tests: sleep at the named point so a test can ``kill -9`` us here.
-
-    Only active when ``VENVSHIP_TEST_PAUSE_AT`` names this point; it announces itself on stderr.
-    """
-    if os.environ.get(PAUSE_ENV) == name:
-        os.write(2, f"venvship-test: paused at {name}\n".encode())
-        time.sleep(float(os.environ.get("VENVSHIP_TEST_PAUSE_SECONDS", "3600")))
 
 
 @dataclass(frozen=True)
@@ -212,7 +194,7 @@ def _install_locked(
         )
     generation = gens.new_id(selected.digest)
     staging, final = gens.path(generation + PARTIAL), gens.path(generation)
-    build = _Build(
+    build = StageJob(
         opts=opts,
         gens=gens,
         cache=cache,
@@ -226,14 +208,14 @@ def _install_locked(
     bytecode = None
     if origin is not None:
         try:
-            bytecode = _stage(build, live=live, origin=origin)
+            bytecode = stage_generation(build, live=live, origin=origin)
         except (InstallError, OSError) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             logger.warning("incremental generation failed (%s); installing every wheel instead", reason)
             origin = None
     if origin is None:
-        bytecode = _stage(build, live=live, origin=None)
+        bytecode = stage_generation(build, live=live, origin=None)
     installer = build.installer
     relocate(staging, old=staging, new=final)
     previous = live
@@ -296,84 +278,6 @@ def _switch_back(
     return _finish(opts, gens, cache, state, changed=True)
 
 
-@dataclass(frozen=True)
-class _Build:
-    """What staging a generation needs."""
-
-    opts: InstallOptions
-    gens: Generations
-    cache: Layout
-    config: VenvConfig
-    installer: Installer
-    env: dict[str, str]
-    python: str
-    generation: str
-
-
-def _stage(b: _Build, *, live: State | None, origin: clone.Origin | None) -> BytecodeResult | None:
-    """Stage generation ``b.generation``, checked: every wheel installed, or (``origin``) cloned from
-    the live generation and only the other wheels installed. Returns the bytecode result."""
-    staging, final, config = b.gens.stage(b.generation), b.gens.path(b.generation), b.config
-    with _workdir() as work:
-        create_venv(b.python, staging, prompt=b.gens.dest.name)  # as `python -m venv DEST` would
-        pause_point("venv")
-        wheels: tuple[Wheel, ...] = config.lock
-        cloning: ContextManager[None] = contextlib.nullcontext()
-        if origin is not None:
-            plan = clone.plan_from(origin, staging, lock=config.lock, cache=b.cache)
-            wheels, cloning = plan.install, linking(plan, staging, final=final)
-        with cloning:  # the kept distributions are linked while the others are installed
-            if wheels:
-                requirements = work / "requirements.txt"
-                requirements.write_text(requirements_text(wheels))
-                job = InstallJob(
-                    venv=staging,
-                    find_links=find_links(b.cache, replace(config, lock=tuple(wheels)), work),
-                    requirements=requirements,
-                    pip_args=config.install_pip_args,
-                    env=b.env,
-                )
-                b.installer.install(job)
-    pause_point("installed")
-    site = site_packages(staging)
-    bytecode = None
-    if b.opts.compile:
-        # --rebuild asks for a fresh generation: nothing is taken from the live one; a clone has
-        # the live generation's pycs of its unchanged files already.
-        previous = (
-            None if b.opts.rebuild or origin else _previous_site(b.gens, live, site.relative_to(staging))
-        )
-        bytecode = compile_generation(
-            staging / "bin" / "python", staging, site=site, previous_site=previous, final=final, env=b.env
-        )
-    minor = int(site.parent.name.split(".")[1])
-    linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
-    modules = top_level_modules(site, {w.name.lower().replace("_", "-") for w in config.lock})
-    modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
-    # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
-    check_env = {**b.env, "PYTHONDONTWRITEBYTECODE": "1"}
-    try:
-        health_check(staging, modules=sorted(set(modules)), command=b.opts.check_command, env=check_env)
-    except InstallError:
-        shutil.rmtree(staging, ignore_errors=True)  # discarded; the live venv was never touched
-        raise
-    pause_point("checked")
-    return bytecode
-
-
-def _previous_site(gens: Generations, live: State | None, rel: Path) -> Path | None:
-    """Return the live venv's site-packages at ``rel`` (the live generation, or a plain directory at
-    the destination made by the original role), or None when there is none for this python."""
-    if live is not None:
-        venv = gens.path(live.generation)
-    elif gens.dest.is_dir() and not gens.dest.is_symlink():
-        venv = gens.dest
-    else:
-        return None
-    site = venv / rel
-    return site if site.is_dir() and not site.is_symlink() else None
-
-
 def _finish(
     opts: InstallOptions, gens: Generations, cache: Layout, state: State, *, changed: bool
 ) -> InstallResult:
@@ -414,9 +318,3 @@ def _record_refs(gens: Generations, cache: Layout) -> None:
     for state in gens.all():
         blobs.update(state.blobs)
     cachestore.record_refs(cache.root, gens.dest, blobs)
-
-
-@contextlib.contextmanager
-def _workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="venv-pull-") as tmp:
-        yield Path(tmp)

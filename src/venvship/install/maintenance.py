@@ -15,8 +15,9 @@ from .._fsutil import file_lock
 from ..errors import InstallError
 from ..oci.layout import Layout
 from . import cachestore
+from .faults import pause_point
 from .generations import Generations, State
-from .installer import _record_refs, pause_point, write_live_facts
+from .installer import _record_refs, write_live_facts
 from .venvs import site_packages
 
 LinkState = Literal["ok", "missing", "not a symlink", "foreign", "broken"]
