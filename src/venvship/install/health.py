@@ -5,19 +5,37 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .._log import logger
 from .._process import run
 from ..errors import InstallError
 
 
+def canonical_name(name: str) -> str:
+    """Return a distribution name as PEP 503 compares them (``Foo_Bar.baz`` → ``foo-bar-baz``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requested_names(requirements: Sequence[str]) -> set[str]:
+    """Return the canonical distribution names of PEP 508 ``requirements`` (``keystone==30.0.0``,
+    ``gamma @ git+https://…``); stdlib only, so the name is read, not the whole requirement."""
+    names = set()
+    for line in requirements:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match:
+            names.add(canonical_name(match.group(1)))
+    return names
+
+
 def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
-    """Return the importable top-level names of the dists in ``site`` (``names``: only those dists)."""
+    """Return the importable top-level names of the dists in ``site`` (``names``: only those dists,
+    as canonical names)."""
     found: set[str] = set()
     for info in site.glob("*.dist-info"):
-        dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0].lower().replace("_", "-")
+        dist = canonical_name(info.name[: -len(".dist-info")].rsplit("-", 1)[0])
         if names is not None and dist not in names:
             continue
         top = info / "top_level.txt"

@@ -17,7 +17,7 @@ from .bytecode import BytecodeResult, compile_generation
 from .faults import pause_point
 from .generations import Generations, State
 from .hardlinks import linking
-from .health import health_check, top_level_modules
+from .health import canonical_name, health_check, requested_names, top_level_modules
 from .pull import find_links
 from .symlinks import link_system_packages
 from .venvs import Installer, InstallJob, create_venv, requirements_text, site_packages
@@ -80,7 +80,11 @@ def stage_generation(
         )
     minor = int(site.parent.name.split(".")[1])
     linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
-    modules = top_level_modules(site, {w.name.lower().replace("_", "-") for w in config.lock})
+    # The recipe's own packages are checked (their imports pull in what they use); a recipe whose
+    # names match nothing in the lock gets every distribution checked instead.
+    locked = {canonical_name(w.name) for w in config.lock}
+    wanted = requested_names(config.requirements) & locked or locked
+    modules = top_level_modules(site, wanted)
     modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
     # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
     check_env = {**b.env, "PYTHONDONTWRITEBYTECODE": "1"}
