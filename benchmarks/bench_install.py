@@ -17,7 +17,10 @@ cold cache does; venv-pull compiles bytecode by default, on all cores.
 - (c) upgrade: a second artifact with one pin changed, installed over the first on a host whose
   blob cache holds the first artifact only (each run starts from a new cache and destination the
   first artifact was installed into, untimed); with and without bytecode.
-- no-op rerun; the peak RSS of every venv-pull run.
+- no-op rerun; the peak RSS of every venv-pull run (largest process of its tree, as GNU time
+  reports it) and of venv-pull's own process.
+- extra rows: the install-tool pip artifact; ``--check-command true`` in place of the default
+  import check (its cost); warm blob cache; one thread unzipping every wheel (a floor).
 """
 
 from __future__ import annotations
