@@ -20,7 +20,7 @@ cold cache does; venv-pull compiles bytecode by default, on all cores.
 - no-op rerun; the peak RSS of every venv-pull run (largest process of its tree, as GNU time
   reports it) and of venv-pull's own process.
 - extra rows: the install-tool pip artifact; ``--check-command true`` in place of the default
-  import check (its cost); warm blob cache; one thread unzipping every wheel (a floor).
+  health check (its cost); warm blob cache; one thread unzipping every wheel (a floor).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ finally:
         fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 sys.exit(code)
 """
-NO_CHECK = ("--check-command", "true")  # extra rows: what venv-pull's import check costs
+NO_CHECK = ("--check-command", "true")  # extra rows: what venv-pull's default health check costs
 
 
 def _canon(name: str) -> str:
@@ -358,7 +358,7 @@ def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
                 "venv-pull install --no-compile --check-command true",
                 Stats.of(uv_cold_nc),
                 f"(b) {uv_label}, empty uv cache",
-                note="extra figure: what the default import check of every top-level module costs",
+                note="extra figure: what venv-pull's default health check costs",
             )
         )
         rows.append(
@@ -504,7 +504,7 @@ def run(ctx: Context, *, upgrade_pin: str | None) -> list[Row]:
                     f"{up_case}, no bytecode, health check replaced by `true`",
                     Stats.of(vp_up_nc_nocheck),
                     "venv-pull install --no-compile --check-command true",
-                    note="extra figure: what the default import check of every top-level module costs",
+                    note="extra figure: what venv-pull's default health check costs",
                 ),
             ]
             if art_pip2 is not None:

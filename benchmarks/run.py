@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         default=ROOT / "build" / "bench" / "results.json",
         help="(default: %(default)s)",
     )
-    p.add_argument("--check-command", help="venv-pull --check-command (default: venv-pull's import check)")
+    p.add_argument("--check-command", help="venv-pull --check-command (default: venv-pull's health check)")
     p.add_argument("--zipapp", type=Path, help="venv-pull.pyz to time a bare host's no-op install with")
     p.add_argument("--upgrade-pin", metavar="NAME==VERSION", help="the pin changed for the upgrade case")
     return p
