@@ -6,15 +6,18 @@ import os
 import stat
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from .._log import progress
+from .._log import logger
 from ..artifact import MANIFEST_TYPE, VenvConfig, Wheel, tag_for_version
 from ..errors import ArtifactError, InstallError
 from ..oci.layout import Layout
 from ..oci.source import Source
 from .select import Selected
+
+PULL_WORKERS = 4
 
 
 def wheels_of(config: VenvConfig) -> tuple[Wheel, ...]:
@@ -50,12 +53,31 @@ def pull(
         layer = layers.get(wheel.digest)
         if layer is None or layer.size != wheel.size:
             raise ArtifactError(f"manifest {selected.digest}: no layer for wheel {wheel.filename}")
-    missing = [layer for layer in selected.manifest.layers if not cache.has_blob(layer.digest, layer.size)]
-    titles = {layer.title or layer.digest: layer for layer in missing}
-    for n, title in enumerate(progress(list(titles), label="pulling"), start=1):
-        source.fetch_blob(titles[title].digest, titles[title].size, cache)
-        if on_blob is not None and n < len(titles):
-            on_blob(n)
+    missing = list(
+        {
+            layer.digest: layer
+            for layer in selected.manifest.layers
+            if not cache.has_blob(layer.digest, layer.size)
+        }.values()
+    )
+    # Blobs come over a bounded pool: a registry's round trips overlap (each blob is still
+    # verified while it streams, and lands in the cache by one rename).
+    with ThreadPoolExecutor(max_workers=max(1, min(PULL_WORKERS, len(missing)))) as pool:
+        futures = {
+            pool.submit(source.fetch_blob, layer.digest, layer.size, cache): layer for layer in missing
+        }
+        try:
+            for n, future in enumerate(as_completed(futures), start=1):
+                future.result()
+                logger.debug(
+                    "pulled %d/%d: %s", n, len(missing), futures[future].title or futures[future].digest
+                )
+                if on_blob is not None and n < len(missing):
+                    on_blob(n)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     cache.put_bytes(selected.config_raw)
     cache.put_bytes(selected.manifest_raw)
     config = selected.config
