@@ -50,6 +50,7 @@ def build(
     handler = _SessionLogHandler(session)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    propagate, log.propagate = log.propagate, False  # nox's root handler would print each line again
     refs = []
     try:
         target = parse_ref(output)
@@ -79,4 +80,5 @@ def build(
         session.error(str(exc))
     finally:
         log.removeHandler(handler)
+        log.propagate = propagate
     return refs
