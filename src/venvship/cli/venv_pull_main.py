@@ -8,8 +8,6 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Sequence
 
-from .._log import cli_logging
-from ..errors import VenvshipError
 from ..install.installer import VERSION, InstallResult, install
 from .install_args import (
     absolute_path,
@@ -19,6 +17,7 @@ from .install_args import (
     install_options,
     install_report,
 )
+from .outcome import run_command
 
 if TYPE_CHECKING:
     from ..install.maintenance import Drift
@@ -172,36 +171,12 @@ def _prune(args: argparse.Namespace) -> int:
 COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "verify": _verify, "prune": _prune}
 
 
-def _os_error(exc: OSError) -> str:
-    """Return ``PATH: reason`` for an OSError (``[Errno 13] Permission denied: 'x'`` reads worse)."""
-    if exc.filename is None or not exc.strerror:
-        return str(exc)
-    return f"{exc.filename}: {exc.strerror}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``venv-pull`` with ``argv``; return the exit code (0 done, 1 error, 2 usage)."""
     parser = _parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-    try:
-        with cli_logging(level):
-            return COMMANDS[args.command](args)
-    except SystemExit as exc:
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-            return 2
-        raise
-    except VenvshipError as exc:
-        print(f"venv-pull: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        # Permissions and full disks are the user's to fix: one line, no traceback.
-        print(f"venv-pull: error: {_os_error(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("venv-pull: interrupted", file=sys.stderr)
-        return 130
+    return run_command("venv-pull", level, lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
-from .._log import cli_logging
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
+from .outcome import run_command
 
 if TYPE_CHECKING:
     from ..oci.publish import PublishResult
@@ -319,19 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
-    try:
-        with cli_logging(level):
-            return func(args)
-    except VenvshipError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        # Permissions and full disks are the user's to fix: one line, no traceback.
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, level, lambda: func(args))
 
 
 if __name__ == "__main__":

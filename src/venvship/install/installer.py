@@ -90,16 +90,20 @@ class InstallResult:
         return data
 
 
-def _unchanged(gens: Generations, state: State) -> InstallResult:
+def _result(gens: Generations, state: State, *, changed: bool, facts_written: bool) -> InstallResult:
     return InstallResult(
-        changed=False,
+        changed=changed,
         dest=str(gens.dest),
         digest=state.digest,
         previous_digest=state.previous_digest,
         generation=state.generation,
         packages=len(state.lock),
-        facts_written=False,
+        facts_written=facts_written,
     )
+
+
+def _unchanged(gens: Generations, state: State) -> InstallResult:
+    return _result(gens, state, changed=False, facts_written=False)
 
 
 def _live_state(gens: Generations) -> State | None:
@@ -289,15 +293,7 @@ def _finish(
     if pruned:
         logger.info("pruned generations: %s", ", ".join(pruned))
         _record_refs(gens, cache)
-    return InstallResult(
-        changed=changed,
-        dest=str(gens.dest),
-        digest=state.digest,
-        previous_digest=state.previous_digest,
-        generation=state.generation,
-        packages=len(state.lock),
-        facts_written=bool(written),
-    )
+    return _result(gens, state, changed=changed, facts_written=bool(written))
 
 
 def write_live_facts(

@@ -25,6 +25,7 @@ TARGET_MODULES = (
     "install/*.py",
     "cli/__init__.py",
     "cli/install_args.py",
+    "cli/outcome.py",
     "cli/venv_pull_main.py",
 )
 
