@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -48,3 +49,24 @@ def tool_wheels() -> Path:
         )
         marker.touch()
     return folder
+
+
+@pytest.fixture(scope="session")
+def src_for_others() -> Iterator[Path]:
+    """Return a copy of ``src/`` that any user can read, for tests that run venvship as ``nobody``.
+
+    The checkout itself may sit where only root can look (a ``mktemp -d`` clone is mode 0700).
+    """
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="venvship-src-", dir="/tmp"))
+    shutil.copytree(
+        Path(__file__).resolve().parents[1] / "src" / "venvship",
+        root / "venvship",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

@@ -14,7 +14,6 @@ from venvship.distro import BASE_PACKAGES, ensure, plan
 from venvship.errors import DistroError
 from venvship.hostinfo import distro_family
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 MISSING = "venvship-no-such-package"
 
 pytestmark = pytest.mark.skipif(
@@ -32,7 +31,7 @@ def test_plan_adds_the_base_list_and_finds_what_dpkg_lacks() -> None:
     assert p.install_command.startswith("apt-get install -y ") and MISSING in p.install_command
 
 
-def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command() -> None:
+def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command(src_for_others: Path) -> None:
     if os.geteuid() != 0:
         with pytest.raises(DistroError) as err:
             ensure("install", [MISSING])
@@ -50,7 +49,7 @@ def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command() 
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
         proc = subprocess.run(
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python, "-c", code],
-            env={"PYTHONPATH": str(SRC), "PATH": os.environ["PATH"]},
+            env={"PYTHONPATH": str(src_for_others), "PATH": os.environ["PATH"]},
             capture_output=True,
             text=True,
             check=True,

@@ -264,7 +264,9 @@ def _fact() -> Fact:
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
-def test_unreadable_cache_is_one_line(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+def test_unreadable_cache_is_one_line(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, src_for_others: Path
+) -> None:
     pull.install(artifacts.write([wheels.demo1]))
     # A cache only root may read, and venv-pull run as nobody with the distro's python (pytest's
     # own temp folder and interpreter may be out of nobody's reach).
@@ -277,7 +279,8 @@ def test_unreadable_cache_is_one_line(artifacts: Artifacts, wheels: Wheels, pull
         for command in ("status", "prune"):
             argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", DISTRO_PYTHON]
             argv += pull.argv(command, "--cache", str(cache))[1:]
-            proc = subprocess.run(argv, env=pull.env(), capture_output=True, text=True, timeout=60)
+            env = {**pull.env(), "PYTHONPATH": str(src_for_others)}
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
             _one_error_line(proc, str(cache), "Permission denied")
     finally:
         shutil.rmtree(outer)
