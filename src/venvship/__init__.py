@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return load_recipe
     if name == "build_recipe":
-        from .build.stage import build_recipe
+        from .builder.recipebuild import build_recipe
 
         return build_recipe
     raise AttributeError(name)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build.stage import BuildResult, build_recipe
+from .builder.recipebuild import BuildResult, build_recipe
 from .errors import InstallError
 from .install import cachestore
 from .install.generations import Generations

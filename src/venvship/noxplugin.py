@@ -41,7 +41,7 @@ def build(
 
     Progress goes to ``session.log``; a failure ends the session through ``session.error``.
     """
-    from .build.stage import build_recipe
+    from .builder.recipebuild import build_recipe
     from .oci.layout import Layout
     from .oci.reference import LayoutRef, parse_ref
     from .recipe import find_recipes, load_recipe

@@ -57,11 +57,13 @@ def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command(sr
         message = proc.stdout.strip()
     assert "\n" not in message
     assert MISSING in message
-    assert f"apt-get install -y {MISSING}" in message
+    # The base list's packages this host lacks are named too (a fresh host lacks some).
+    missing = plan("install", [MISSING]).missing
+    assert f"apt-get install -y {' '.join(missing)}" in message
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="apt-get runs only as root")
 def test_root_install_of_an_unknown_package_fails_with_distro_error() -> None:
     # A huge cache-valid-time keeps apt-get update (network) out of the test.
-    with pytest.raises(DistroError, match=f"installing {MISSING} failed"):
+    with pytest.raises(DistroError, match=f"installing (.*, )?{MISSING} failed"):
         ensure("install", [MISSING], cache_valid_time=10**9, family="debian")

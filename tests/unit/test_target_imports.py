@@ -11,7 +11,7 @@ import pytest
 from venvship.install.zipapp import target_files
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "venvship"
-BUILD_SIDE = ("venvship.build", "venvship.recipe", "venvship.noxplugin", "venvship.cli.venvship_main")
+BUILD_SIDE = ("venvship.builder", "venvship.recipe", "venvship.noxplugin", "venvship.cli.venvship_main")
 
 
 def _module_name(rel: Path) -> str:

@@ -65,14 +65,14 @@ def _published_line(dest_text: str, result: PublishResult) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..build.stage import build_recipe
+    from ..builder.recipebuild import build_recipe
     from ..oci.layout import Layout
     from ..recipe import find_recipes, load_recipe
 
     recipes = [load_recipe(p) for p in find_recipes([Path(r) for r in args.recipes or ["recipes"]])]
     if not recipes:
         raise VenvshipError(f"no recipes found in {' '.join(args.recipes or ['recipes'])}")
-    from ..build.stage import default_cache
+    from ..builder.recipebuild import default_cache
     from ..oci.reference import LayoutRef, parse_ref
 
     target = parse_ref(args.output)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import pytest
 
 from venvship.artifact import Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel
-from venvship.build.package import write_to_layout
+from venvship.builder.package import write_to_layout
 from venvship.hostinfo import distro_key, go_arch
 from venvship.install.venvs import record_hash
 from venvship.oci.layout import Layout

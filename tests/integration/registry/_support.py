@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from venvship.artifact import PlatformInfo, PythonInfo, VenvConfig, Wheel
-from venvship.build.package import write_to_layout
+from venvship.builder.package import write_to_layout
 from venvship.oci.auth import Credentials
 from venvship.oci.layout import Layout
 from venvship.oci.registry import RegistryClient

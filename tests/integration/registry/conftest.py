@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import LocalIndex
 from venvship.artifact import Manifest, VenvConfig
-from venvship.build.stage import build_recipe
+from venvship.builder.recipebuild import build_recipe
 from venvship.oci.layout import Layout
 from venvship.recipe import load_recipe
 

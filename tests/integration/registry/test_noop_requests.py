@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.install.conftest import make_config, make_wheel, wheel_of
-from venvship.build.package import write_to_layout
+from venvship.builder.package import write_to_layout
 from venvship.cli import venv_pull_main
 from venvship.oci.layout import Layout
 from venvship.oci.publish import publish_layout

@@ -13,7 +13,7 @@ from typing import Any, Literal, Sequence
 
 from .._process import run
 from ..errors import BuildError, ProcessError
-from .builder import Builder
+from .toolvenv import Builder
 
 SourceKind = Literal["wheel", "sdist", "vcs", "dir"]
 

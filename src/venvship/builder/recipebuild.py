@@ -27,7 +27,7 @@ from ..hostinfo import distro_key, go_arch, probe_python
 from ..oci.layout import Layout
 from ..oci.source import Access
 from ..recipe import Recipe
-from .builder import ensure_builder
+from .toolvenv import ensure_builder
 from .inputs import prepare
 from .package import write_to_layout
 from .resolution import resolve_recipe

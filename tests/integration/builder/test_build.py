@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import LocalIndex, RecipeWriter
 from venvship.artifact import Manifest, VenvConfig
-from venvship.build.stage import build_recipe
+from venvship.builder.recipebuild import build_recipe
 from venvship.cli.venvship_main import main
 from venvship.inspect import diff_views, inspect_ref
 from venvship.oci.layout import Layout

@@ -25,7 +25,7 @@ from .._log import progress
 from .._process import run
 from ..artifact import Wheel
 from ..errors import BuildError, ProcessError
-from .builder import Builder
+from .toolvenv import Builder
 from .resolve import Resolved, pip_error_lines
 
 _CHUNK = 1 << 20

@@ -16,7 +16,7 @@ from pathlib import Path
 from .._fsutil import atomic_write
 from ..errors import RecipeError
 from ..recipe import Recipe
-from .builder import Builder
+from .toolvenv import Builder
 from .inputs import Inputs
 from .resolve import ResolutionError, Resolved, resolve
 
