@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / "src"))
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 
 nox.options.sessions = ["build"]
+# CI points the session venvs at a fresh folder (.ci/run); a developer keeps .nox.
+nox.options.envdir = os.environ.get("VENVSHIP_NOX_ENVDIR", ".nox")
 nox.options.default_venv_backend = "uv|virtualenv"
 
 # Debian packages the tests talk to: a real registry, an independent OCI client, htpasswd,

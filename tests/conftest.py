@@ -10,8 +10,15 @@ from typing import Iterator
 
 import pytest
 
-# Build tools the tests' builder venvs need; downloaded once from PyPI and kept between runs.
-TOOL_PINS = ["pip==25.3", "setuptools==80.9.0", "wheel==0.45.1", "uv==0.9.5"]
+from venvship.builder.pins import BUILD_TOOLS, INSTALL_TOOLS, versions_for
+
+# The tools venvship pins (its builder venvs and the install tools it ships), for this Python and
+# for 3.9 (the oldest target); downloaded once from PyPI into the tests' cache, kept between runs.
+TOOL_PYTHONS = sorted({"3.9", "{}.{}".format(*sys.version_info[:2])})
+TOOL_PINS = {
+    version: sorted(f"{n}=={v}" for n, v in versions_for(version, {**BUILD_TOOLS, **INSTALL_TOOLS}).items())
+    for version in TOOL_PYTHONS
+}
 CACHE = Path(os.environ.get("VENVSHIP_TEST_CACHE", Path.home() / ".cache" / "venvship-tests"))
 
 
@@ -28,25 +35,27 @@ def _clean_pip_environment() -> None:
 def tool_wheels() -> Path:
     """Return a folder holding wheels of pip, setuptools, wheel and uv (from PyPI, cached)."""
     folder = CACHE / "tool-wheels"
-    marker = folder / ("." + "_".join(TOOL_PINS))
+    marker = folder / ("." + "_".join(p for pins in TOOL_PINS.values() for p in pins))
     if not marker.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-d",
-                str(folder),
-                *TOOL_PINS,
-            ],
-            check=True,
-            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-        )
+        for version, pins in TOOL_PINS.items():
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--only-binary=:all:",  # with their dependencies (wheel needs packaging)
+                    "--python-version",
+                    version,
+                    "-d",
+                    str(folder),
+                    *pins,
+                ],
+                check=True,
+                env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+            )
         marker.touch()
     return folder
 

@@ -13,7 +13,16 @@ from typing import Any, Callable, Literal, Mapping, TypeVar, cast
 
 from .artifact import Fact
 from .errors import RecipeError
-from .requirements import CONSTRAINT_FILE_OPTION, check_pins, constraint_line, normalize_requirement
+from .requirements import (
+    Include,
+    check_line,
+    check_pins,
+    check_requirement,
+    expand,
+    is_url,
+    parse_line,
+    read_local,
+)
 from .tablereader import TableReader
 
 if sys.version_info >= (3, 11):
@@ -73,9 +82,9 @@ class Recipe:
         """Return the local files named by ``--constraint``/``-r`` lines (absolute paths)."""
         files = []
         for line in self.constraints:
-            m = CONSTRAINT_FILE_OPTION.match(line)
-            if m and "://" not in m.group("path"):
-                files.append(Path(m.group("path")))
+            parsed = parse_line(line, str(self.path))
+            if isinstance(parsed, Include) and "://" not in parsed.target:
+                files.append(Path(parsed.target))
         return tuple(files)
 
 
@@ -191,10 +200,17 @@ def load_recipe(path: Path) -> Recipe:
             return defaults.get(key, kind, default)
         return default
 
-    def merged_list(key: str, check: Callable[[str, str], str] | None = None) -> tuple[str, ...]:
-        # Defaults come first: global constraints from the shared file are applied ahead of the recipe's.
-        first = defaults.str_list(key, check=check) if defaults is not None else ()
-        return first + venv.str_list(key, check=check)
+    def merged_list(
+        key: str, check: Callable[[str, str], str] | None = None, *, lines: bool = False
+    ) -> tuple[str, ...]:
+        """Defaults first (global constraints from the shared file apply ahead of the recipe's).
+        ``lines``: requirement-file lines, whose relative paths are taken beside the file naming them."""
+        first: tuple[str, ...] = ()
+        if defaults is not None:
+            first = defaults.str_list(
+                key, check=check_line(defaults.file.parent.resolve()) if lines else check
+            )
+        return first + venv.str_list(key, check=check_line(path.parent.resolve()) if lines else check)
 
     name = venv.get("name", str, required=True).strip()
     if not name:
@@ -210,37 +226,37 @@ def load_recipe(path: Path) -> Recipe:
     if install_path.rstrip("/") in ("", "/usr", "/etc", "/var", "/opt"):
         raise venv.fail("install-path", f"{install_path!r} is a system folder, not a venv path")
 
-    packages = sorted(
-        set(
-            merged_list("default-packages", normalize_requirement)
-            + merged_list("packages", normalize_requirement)
-        )
-    )
+    packages = sorted(set(merged_list("default-packages", lines=True) + merged_list("packages", lines=True)))
     if not packages:
         raise venv.fail("packages", "no packages: set packages (or default-packages)")
     build_reqs_given = "build-requirements" in venv.data or (
         defaults is not None and "build-requirements" in defaults.data
     )
     build_reqs = (
-        merged_list("build-requirements", normalize_requirement)
+        merged_list("build-requirements", check_requirement)
         if build_reqs_given
         else DEFAULT_BUILD_REQUIREMENTS
     )
-    build_reqs = tuple(
-        dict.fromkeys(build_reqs + merged_list("build-requirements-extra", normalize_requirement))
-    )
+    build_reqs = tuple(dict.fromkeys(build_reqs + merged_list("build-requirements-extra", check_requirement)))
 
-    folder = path.parent.resolve()
-    global_constraints = merged_list("global-constraints", normalize_requirement)
-    # A shared defaults file's constraint files sit beside it, not beside each recipe.
-    constraints = (
-        defaults.str_list("constraints", check=constraint_line(defaults.file.parent.resolve()))
-        if defaults is not None
-        else ()
-    ) + venv.str_list("constraints", check=constraint_line(folder))
+    global_constraints = merged_list("global-constraints", lines=True)
+    constraints = merged_list("constraints", lines=True)
     where_g = f"{path}: venv.global-constraints"
     where_c = f"{path}: venv.constraints"
     check_pins([(where_g, c) for c in global_constraints] + [(where_c, c) for c in constraints])
+    for key, lines in (
+        ("packages", packages),
+        ("constraints", constraints),
+        ("global-constraints", global_constraints),
+    ):
+        # Local files are read now, so that a bad line in one, or a file including itself, is named
+        # before any build; remote ones are fetched at build time.
+        expand(
+            [(line, f"{path}: venv.{key}") for line in lines],
+            kind="requirements" if key == "packages" else "constraints",
+            base=str(path.parent.resolve()),
+            read=_read_local_only,
+        )
 
     build_tables = [r.sub("build", _KEYS["venv.build"]) for r in (defaults, venv) if r is not None]
     install_tables = [r.sub("install", _KEYS["venv.install"]) for r in (defaults, venv) if r is not None]
@@ -284,6 +300,12 @@ def load_recipe(path: Path) -> Recipe:
         facts=(_facts(defaults) if defaults is not None else ()) + _facts(venv),
         defaults_file=defaults_file,
     )
+
+
+def _read_local_only(target: str, where: str) -> bytes:
+    if is_url(target) and not target.startswith("file:"):
+        return b""
+    return read_local(target, where)
 
 
 def _literal_from(

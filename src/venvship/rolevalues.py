@@ -8,7 +8,7 @@ import shlex
 from typing import Any
 
 from .errors import RecipeError
-from .requirements import normalize_requirement
+from .requirements import Req, parse_line
 from .tablereader import did_you_mean
 
 # Lists whose items are PEP 508 requirements (constraints: unless they are pip options).
@@ -73,19 +73,22 @@ class Importer:
                 continue
             item = item.strip()
             if not item:
-                continue
-            pip_option = var == "venv_build_constraints" and item.startswith("-")
-            if not self.templated(f"{var}[{i}]", item) and var in REQUIREMENT_LISTS and not pip_option:
-                item = self.requirement(f"{var}[{i}]", item)
+                continue  # an empty item must never become a line
+            if not self.templated(f"{var}[{i}]", item) and var in REQUIREMENT_LISTS:
+                item = self.requirement_line(f"{var}[{i}]", item)
             out.append(item)
         return out
 
-    def requirement(self, where: str, text: str) -> str:
+    def requirement_line(self, where: str, text: str) -> str:
+        """Return one line of a requirement or constraint list as a recipe keeps it: every form a pip
+        requirements file takes (comments, ``-c``/``-r`` files, options); requirements normalised."""
         try:
-            return normalize_requirement(text, where)
+            parsed = parse_line(text, where)
         except RecipeError as exc:
             self.problems.append(str(exc))
             return text
+        # The role writes each item as one line of a pip file: comments and options stay as given.
+        return parsed.line if isinstance(parsed, Req) else text
 
     def args(self, var: str, value: Any) -> list[str] | str | None:
         if isinstance(value, list):

@@ -76,9 +76,10 @@ class TableReader:
             if not isinstance(item, str):
                 raise RecipeError(f"{self.where(key)}[{i}]", f"must be a string, not {kind_name(type(item))}")
             item = item.strip()
-            if not item:
-                continue  # empty entries are dropped, as the role's `select` does
-            out.append(check(item, f"{self.where(key)}[{i}]") if check else item)
+            if check is not None:
+                item = check(item, f"{self.where(key)}[{i}]")  # "" for a comment line
+            if item:  # empty entries are dropped, as the role's `select` does
+                out.append(item)
         return tuple(out)
 
     def str_map(self, key: str) -> dict[str, str]:

@@ -59,7 +59,6 @@ def write_recipe(tmp_path: Path, local_index: LocalIndex) -> RecipeWriter:
             "install-path": f"/opt/venvs/{name}",
             "packages": packages or ["alpha"],
             "build-requirements": ["setuptools", "wheel"],
-            "global-constraints": ["pip==25.3"],
         }
         values.update({k.replace("_", "-"): v for k, v in keys.items()})
         body = "[venv]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())

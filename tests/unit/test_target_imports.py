@@ -100,11 +100,13 @@ def test_zipapp_runs_on_python39(tmp_path: Path) -> None:
     """Cheap smoke test here; the full install with the zipapp is an integration test."""
     import subprocess
 
+    from tests.pythons import NOT_FOUND, find_python
+
     from venvship.install.zipapp import build_zipapp
 
-    py39 = Path.home() / ".pyenv/versions/3.9.18/bin/python3.9"
-    if not py39.exists():
-        pytest.skip("python3.9 not installed")
+    py39 = find_python("3.9")
+    if py39 is None:
+        pytest.skip(NOT_FOUND.format("3.9"))
     out = build_zipapp(tmp_path / "venv-pull.pyz")
     proc = subprocess.run([py39, out, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

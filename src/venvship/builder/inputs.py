@@ -1,20 +1,18 @@
-"""A recipe's build inputs on disk (requirement and constraint files) and their digest."""
+"""A recipe's build inputs on disk (flat requirement and constraint files) and their digest."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from ..errors import RecipeError
 from ..recipe import Recipe
-
-_FILE_OPT = re.compile(r"^(-c|--constraint|-r|--requirement)\s+(?P<path>\S+)$")
+from ..requirements import Expanded, expand, is_url, read_local
+from .fetch import fetch_url
 
 
 @dataclass(frozen=True)
@@ -24,90 +22,99 @@ class Inputs:
     requirements: tuple[str, ...]
     constraint_args: tuple[str, ...]
     global_args: tuple[str, ...]
+    global_constraints: tuple[str, ...]  # the global constraint lines, includes expanded
     digest: str
     builder_digest: str  # what the builder venv depends on: not the packages, only the tools
 
 
-def _fetch(url: str, dest: Path, where: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            data: bytes = resp.read()
-    except OSError as exc:
-        raise RecipeError(where, f"cannot fetch constraints {url}: {exc}") from exc
-    dest.write_bytes(data)
-    return data
+def _read(target: str, where: str) -> bytes:
+    """Read an included file: local paths and ``file:`` URLs here, remote URLs fetched."""
+    if is_url(target) and not target.startswith("file:"):
+        return fetch_url(target, where)
+    return read_local(target, where)
+
+
+def _expanded(recipe: Recipe) -> tuple[Expanded, Expanded]:
+    """Return (the recipe's packages and source constraints, its global constraints), includes expanded.
+
+    Remote files are fetched once here, so their content, not their URL, decides whether anything
+    changed; files included by included files count too.
+    """
+    base = str(recipe.folder.resolve())
+    where = f"{recipe.path}: venv"
+    main = expand(
+        [(line, f"{where}.packages[{n}]") for n, line in enumerate(recipe.packages)],
+        kind="requirements",
+        base=base,
+        read=_read,
+    )
+    expand(
+        [(line, f"{where}.constraints[{n}]") for n, line in enumerate(recipe.constraints)],
+        kind="constraints",
+        base=base,
+        read=_read,
+        into=main,
+    )
+    glob = expand(
+        [(line, f"{where}.global-constraints[{n}]") for n, line in enumerate(recipe.global_constraints)],
+        kind="constraints",
+        base=base,
+        read=_read,
+    )
+    return main, glob
+
+
+def _url_pins_first(requirements: list[str], constraints: list[str]) -> list[str]:
+    """Return ``requirements`` where a URL constraint (``name @ git+URL@sha``) replaces the bare-name
+    requirement of its distribution, so that even an older pip takes the source it names."""
+    pinned = {}
+    for line in constraints:
+        req = Requirement(line.split(" --", 1)[0])
+        if req.url:
+            pinned[canonicalize_name(req.name)] = line
+    out = []
+    for line in requirements:
+        req = Requirement(line.split(" --", 1)[0])
+        out.append(pinned.get(canonicalize_name(req.name), line) if not req.url else line)
+    return sorted(dict.fromkeys(out))
 
 
 def prepare(recipe: Recipe, workdir: Path) -> Inputs:
-    """Write the requirement and constraint files for ``recipe`` into ``workdir``.
+    """Write flat requirement and constraint files for ``recipe`` into ``workdir``; return their digest.
 
-    URL constraint lines (``name @ git+URL@sha``) say where that distribution comes from, so
-    they join the requirements (pip refuses links as constraints). Remote constraint files are
-    fetched once here, so their content, not their URL, decides whether anything changed.
+    Example: ``prepare(load_recipe(Path("recipes/demo.toml")), Path("/tmp/work")).digest``
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    hasher = hashlib.sha256()
-    where = f"{recipe.path}: venv.constraints"
-    requirements = list(recipe.packages)
-    lines: list[str] = []
-    for n, line in enumerate(recipe.constraints):
-        opt = _FILE_OPT.match(line)
-        if opt:
-            target = opt.group("path")
-            if "://" in target:
-                local = workdir / f"constraints-{n}.txt"
-                content = _fetch(target, local, where)
-            else:
-                local = Path(target)
-                content = local.read_bytes()
-            hasher.update(content)
-            lines.append(f"{opt.group(1)} {local}")
-        elif not line.startswith("-") and Requirement(line).url:
-            req = Requirement(line)
-            # The URL replaces a bare-name requirement of the same distribution.
-            requirements = [r for r in requirements if Requirement(r).name.lower() != req.name.lower()]
-            requirements.append(line)
-        else:
-            lines.append(line)
-    files_only = hasher.copy()
-    (workdir / "global-constraints.txt").write_text("".join(f"{c}\n" for c in recipe.global_constraints))
-    (workdir / "source-constraints.txt").write_text("".join(f"{c}\n" for c in lines))
-    global_args = ("-c", str(workdir / "global-constraints.txt"))
-    hasher.update(
-        json.dumps(
-            {
-                "packages": sorted(requirements),
-                "global": recipe.global_constraints,
-                # Paths differ between machines; file contents were hashed above.
-                "constraints": [ln for ln in lines if not _FILE_OPT.match(ln)],
-                "build-requirements": recipe.build_requirements,
-                "build": [
-                    recipe.build.distro_packages,
-                    recipe.build.pip_args,
-                    sorted((recipe.build.env or {}).items()),
-                ],
-                "install-tool": recipe.install_tool,
-                "python": recipe.python,
-            },
-            sort_keys=True,
-        ).encode()
-    )
-    files_digest = files_only
-    files_digest.update(
-        json.dumps(
-            [
-                recipe.global_constraints,
-                recipe.build_requirements,
-                recipe.build.pip_args,
-                sorted((recipe.build.env or {}).items()),
-                [ln for ln in lines if not _FILE_OPT.match(ln)],
-            ]
-        ).encode()
-    )
+    main, glob = _expanded(recipe)
+    requirements = _url_pins_first(main.requirements + glob.requirements, main.constraints)
+    options = list(dict.fromkeys(main.options + glob.options))
+    source_file, global_file = workdir / "source-constraints.txt", workdir / "global-constraints.txt"
+    global_file.write_text("".join(f"{c}\n" for c in (*glob.options, *glob.constraints)))
+    source_file.write_text("".join(f"{c}\n" for c in (*options, *main.constraints)))
+    global_args = ("-c", str(global_file))
+
+    def digest(*parts: object) -> str:
+        hasher = hashlib.sha256()
+        for _, content in (*main.files, *glob.files):
+            hasher.update(hashlib.sha256(content).digest())
+        hasher.update(json.dumps(parts, sort_keys=True, default=list).encode())
+        return "sha256:" + hasher.hexdigest()
+
+    # Paths differ between machines; the files' contents were hashed, their lines are in the lists.
+    tools = [
+        glob.constraints,
+        glob.options,
+        main.constraints,
+        options,
+        recipe.build_requirements,
+        recipe.build.pip_args,
+        sorted((recipe.build.env or {}).items()),
+    ]
     return Inputs(
-        requirements=tuple(sorted(requirements)),
-        constraint_args=(*global_args, "-c", str(workdir / "source-constraints.txt")),
+        requirements=tuple(requirements),
+        constraint_args=(*global_args, "-c", str(source_file)),
         global_args=global_args,
-        digest="sha256:" + hasher.hexdigest(),
-        builder_digest="sha256:" + files_digest.hexdigest(),
+        global_constraints=tuple(glob.constraints),
+        digest=digest(tools, requirements, recipe.build.distro_packages, recipe.install_tool, recipe.python),
+        builder_digest=digest(tools),
     )

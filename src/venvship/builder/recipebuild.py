@@ -27,12 +27,13 @@ from ..hostinfo import distro_key, go_arch, probe_python
 from ..oci.layout import Layout
 from ..oci.source import Access
 from ..recipe import Recipe
-from .toolvenv import ensure_builder
 from .inputs import prepare
 from .package import write_to_layout
+from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
+from .toolvenv import ensure_builder
 from .wheels import WheelCache, acquire
 
 
@@ -148,6 +149,8 @@ def build_recipe(
             cache=cache,
             requirements=recipe.build_requirements,
             constraint_args=inputs.constraint_args,
+            global_args=inputs.global_args,
+            bootstrap=pinned(BUILD_TOOLS, global_constraints=inputs.global_constraints),
             pip_args=recipe.build.pip_args,
             env=recipe.build.env or {},
             ignore_pip_config=recipe.ignore_pip_config,

@@ -16,9 +16,10 @@ from pathlib import Path
 from .._fsutil import atomic_write
 from ..errors import RecipeError
 from ..recipe import Recipe
-from .toolvenv import Builder
 from .inputs import Inputs
+from .pins import INSTALL_TOOLS, pinned
 from .resolve import ResolutionError, Resolved, resolve
+from .toolvenv import Builder
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ def resolve_recipe(
         tools = pool.submit(
             resolve,
             builder,
-            [recipe.install_tool],
+            pinned(
+                {recipe.install_tool: INSTALL_TOOLS[recipe.install_tool]},
+                global_constraints=inputs.global_constraints,
+            ),
             constraint_args=inputs.global_args,
             pip_args=recipe.build.pip_args,
             workdir=workdir / "resolve-tools",

@@ -54,14 +54,20 @@ def ensure_builder(
     cache: Path,
     requirements: Sequence[str],
     constraint_args: Sequence[str],
+    global_args: Sequence[str],
+    bootstrap: Sequence[str],
     pip_args: Sequence[str],
     env: Mapping[str, str],
     ignore_pip_config: bool,
     fingerprint: str,
     rebuild: bool = False,
 ) -> Builder:
-    """Return the builder venv for these inputs, creating it (atomically) if it is missing."""
-    key = hashlib.sha256(json.dumps([python, fingerprint]).encode()).hexdigest()[:16]
+    """Return the builder venv for these inputs, creating it (atomically) if it is missing.
+
+    ``bootstrap``: the pinned pip, setuptools and wheel requirements, installed first under
+    ``global_args`` alone; then ``requirements`` under ``constraint_args``.
+    """
+    key = hashlib.sha256(json.dumps([python, fingerprint, list(bootstrap)]).encode()).hexdigest()[:16]
     root = cache / "builders" / key
     marker = root / "venvship-builder.json"
     with file_lock(cache / "builders" / f"{key}.lock"):
@@ -73,6 +79,8 @@ def ensure_builder(
                 python=python,
                 requirements=requirements,
                 constraint_args=constraint_args,
+                global_args=global_args,
+                bootstrap=bootstrap,
                 pip_args=pip_args,
                 env=env,
                 ignore_pip_config=ignore_pip_config,
@@ -91,6 +99,8 @@ def _create(
     python: str,
     requirements: Sequence[str],
     constraint_args: Sequence[str],
+    global_args: Sequence[str],
+    bootstrap: Sequence[str],
     pip_args: Sequence[str],
     env: Mapping[str, str],
     ignore_pip_config: bool,
@@ -102,20 +112,11 @@ def _create(
     penv = pip_env(env, builder_bin=staging / "bin", ignore_pip_config=ignore_pip_config)
     try:
         run([python, "-m", "venv", staging], env=penv)
-        run(
-            [
-                staging / "bin" / "python",
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                *constraint_args,
-                *pip_args,
-                "pip",
-                *requirements,
-            ],
-            env=penv,
-        )
+        pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
+        # The interpreter's bundled pip only installs venvship's pinned tools (under the global
+        # constraints alone): it may be too old for the recipe's own lines (git+file URLs).
+        run([*pip, *global_args, *pip_args, *bootstrap], env=penv)
+        run([*pip, *constraint_args, *pip_args, *requirements], env=penv)
         frozen = run([staging / "bin" / "python", "-m", "pip", "list", "--format=json"], env=penv).stdout
     except ProcessError as exc:
         shutil.rmtree(staging, ignore_errors=True)

@@ -25,8 +25,8 @@ from .._log import progress
 from .._process import run
 from ..artifact import Wheel
 from ..errors import BuildError, ProcessError
-from .toolvenv import Builder
 from .resolve import Resolved, pip_error_lines
+from .toolvenv import Builder
 
 _CHUNK = 1 << 20
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,12 +14,14 @@ import pytest
 
 from tests.integration.conftest import LocalIndex, RecipeWriter
 from venvship.artifact import Manifest, VenvConfig
+from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import build_recipe
 from venvship.cli.venvship_main import main
 from venvship.inspect import diff_views, inspect_ref
 from venvship.oci.layout import Layout
 from venvship.recipe import load_recipe
 
+PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
 PLATFORM_SUFFIX = "-debian-12-amd64-cp311"
 
 
@@ -55,7 +58,7 @@ def test_build_locks_closure_with_c_extension_and_git(
     # The lock holds the built version, never the git URL; provenance remembers where it came from.
     assert "git+" not in json.dumps([w.to_json() for w in config.lock])
     assert config.provenance["gamma-3.0.dev4-py3-none-any.whl"].endswith(local_index.git_sha)
-    assert [t.name for t in config.tools] == ["pip"] and config.tools[0].version == "25.3"
+    assert [t.name for t in config.tools] == ["pip"] and config.tools[0].version == PIP
     assert config.platform.distro_bound  # beta's wheel is linux_x86_64
     # One hash chain: the lock's sha256 is the blob digest and the bytes hash to it.
     titles = {layer.title: layer.digest for layer in manifest.layers}
@@ -121,7 +124,10 @@ def test_second_build_is_a_noop_and_one_pin_rebuilds_one_wheel(
     layout = Layout.open(out)
     result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
     assert result.built == ("alpha-1.1-py3-none-any.whl",)
-    assert result.cached == ("beta-2.0-cp311-cp311-linux_x86_64.whl", "pip-25.3-py3-none-any.whl")
+    assert result.cached == (
+        "beta-2.0-cp311-cp311-linux_x86_64.whl",
+        f"pip-{PIP}-py3-none-any.whl",
+    )
 
 
 def test_same_inputs_give_the_same_manifest_digest(
@@ -156,7 +162,7 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
     assert sorted(result.reused) == [
         "alpha-1.1-py3-none-any.whl",
         "beta-2.0-cp311-cp311-linux_x86_64.whl",
-        "pip-25.3-py3-none-any.whl",
+        f"pip-{PIP}-py3-none-any.whl",
     ]
 
 

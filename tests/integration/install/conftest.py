@@ -17,6 +17,7 @@ import pytest
 
 from venvship.artifact import Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel
 from venvship.builder.package import write_to_layout
+from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.hostinfo import distro_key, go_arch
 from venvship.install.venvs import record_hash
 from venvship.oci.layout import Layout
@@ -100,6 +101,16 @@ def wheels(tmp_path_factory: pytest.TempPathFactory, tool_wheels: Path) -> Wheel
     )
 
 
+def python_version(python: str) -> str:
+    out = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
 def python_abi(python: str) -> str:
     out = subprocess.run(
         [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
@@ -170,13 +181,15 @@ class Artifacts:
     root: Path
     wheels: Wheels
 
-    def tool(self, kind: str) -> tuple[Wheel, Path]:
-        path = next(self.wheels.tools.glob(f"{kind}-*.whl"))
+    def tool(self, kind: str, *, python: str = sys.executable) -> tuple[Wheel, Path]:
+        """Return venvship's pinned ``kind`` wheel (pip or uv) for ``python``."""
+        version = versions_for(python_version(python), INSTALL_TOOLS)[kind]
+        path = next(self.wheels.tools.glob(f"{kind}-{version}-*.whl"))
         return wheel_of(path), path
 
     def write(self, wheel_paths: Sequence[Path], *, install_tool: str = "uv", **kw: Any) -> str:
         """Write an artifact locking ``wheel_paths``; return its ``oci:`` reference (the index tag)."""
-        tool, tool_path = self.tool(install_tool)
+        tool, tool_path = self.tool(install_tool, python=kw.get("python", sys.executable))
         lock = [wheel_of(p) for p in wheel_paths]
         config = make_config(lock=lock, tools=[tool], install_tool=install_tool, **kw)
         files = {w.digest: p for w, p in zip(lock, wheel_paths)}

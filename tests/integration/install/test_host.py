@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.pythons import NOT_FOUND, find_python
 from venvship.artifact import Fact
 from venvship.install.zipapp import build_zipapp
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, wheel_of
-
-PY39 = Path.home() / ".pyenv/versions/3.9.18/bin/python3.9"
 
 
 def test_symlinked_distro_package_is_importable(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
@@ -36,10 +35,17 @@ def test_symlink_errors(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> Non
     ref = artifacts.write([wheels.demo1], python=DISTRO_PYTHON, symlink=["python3-no-such-package"])
     proc = pull("install", ref, ok=False)
     assert proc.returncode == 1 and "'python3-no-such-package' is not installed" in proc.stderr
-    if PY39.exists():
-        ref = artifacts.write([wheels.demo1], version="2.0", python=str(PY39), symlink=["python3-six"])
-        proc = pull("install", ref, ok=False)
-        assert proc.returncode == 1 and "is for Python 3.11, the venv runs Python 3.9" in proc.stderr
+
+
+def test_symlinked_package_of_another_python_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    py39 = find_python("3.9")
+    if py39 is None:
+        pytest.skip(NOT_FOUND.format("3.9"))
+    ref = artifacts.write([wheels.demo1], version="2.0", python=str(py39), symlink=["python3-six"])
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1 and "is for Python 3.11, the venv runs Python 3.9" in proc.stderr
 
 
 def test_facts_merged_into_existing_file(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
@@ -103,18 +109,20 @@ def test_prune_generations_and_blobs(artifacts: Artifacts, wheels: Wheels, pull:
     assert pull.install(ref3)["changed"] is False
 
 
-@pytest.mark.skipif(not PY39.exists(), reason="python3.9 not installed")
 def test_zipapp_installs_with_python39(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
 ) -> None:
+    py39 = find_python("3.9")
+    if py39 is None:
+        pytest.skip(NOT_FOUND.format("3.9"))
     pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
-    help_ = subprocess.run([PY39, pyz, "--help"], capture_output=True, text=True, timeout=60)
+    help_ = subprocess.run([py39, pyz, "--help"], capture_output=True, text=True, timeout=60)
     assert help_.returncode == 0 and "rollback" in help_.stdout
-    ref = artifacts.write([wheels.demo2], python=str(PY39), install_tool="pip")
+    ref = artifacts.write([wheels.demo2], python=str(py39), install_tool="pip")
     env = pull.env()
     env.pop("PYTHONPATH")  # only the zipapp's own copy of venvship
     proc = subprocess.run(
-        [PY39, pyz, *pull.argv("install", ref, "--json")[3:]],
+        [py39, pyz, *pull.argv("install", ref, "--json")[3:]],
         env=env,
         capture_output=True,
         text=True,

@@ -81,7 +81,7 @@ def built_demo(
     recipe.write_text(
         "[venv]\n"
         'name = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\npackages = ["alpha"]\n'
-        'build-requirements = ["setuptools", "wheel"]\nglobal-constraints = ["pip==25.3"]\n'
+        'build-requirements = ["setuptools", "wheel"]\n'
         f"\n[venv.build]\npip-args = {json.dumps(local_index.pip_args())}\n"
     )
     cache = root / "cache"
