@@ -31,6 +31,51 @@ def _clean_pip_environment() -> None:
     os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the tests' folders in a fresh folder of this run's own, not in /tmp/pytest-of-root:
+    every pytest run makes that one 0700 again, which would lock ``nobody`` (venv-pull's health
+    check) out of a concurrent run's venvs."""
+    if config.option.basetemp is None and os.geteuid() == 0:
+        import tempfile
+
+        own = Path(tempfile.mkdtemp(prefix="venvship-tests-"))
+        own.chmod(0o711)
+        config.option.basetemp = str(own / "base")
+        config.stash[_OWN_BASE] = own
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASE, None)
+    if own is not None:
+        import shutil
+
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_OWN_BASE = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def _traversable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    if os.geteuid() == 0:
+        for folder in (base.parent, base):
+            folder.chmod(folder.stat().st_mode | 0o011)
+    return base
+
+
+@pytest.fixture(autouse=True)
+def _traversable_tmp(request: pytest.FixtureRequest, _traversable_basetemp: Path) -> None:
+    """Let ``nobody`` reach the test's folders (pytest makes them 0700).
+
+    venv-pull, run as root, runs the health check as ``nobody``, who must reach the new venv; on
+    a real host its folders are root's and 0755. Traversal only: nobody lists nothing.
+    """
+    if os.geteuid() == 0 and "tmp_path" in request.fixturenames:
+        path: Path = request.getfixturevalue("tmp_path")
+        path.chmod(path.stat().st_mode | 0o011)
+
+
 @pytest.fixture(scope="session")
 def tool_wheels() -> Path:
     """Return a folder holding wheels of pip, setuptools, wheel and uv (from PyPI, cached)."""

@@ -17,7 +17,7 @@ from .errors import VenvshipError
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and one rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -43,7 +43,7 @@ def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False)
     hold the lock with it until they exit.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never through a planted symlink
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -52,11 +53,15 @@ def run(
     stdin: str | None = None,
     secret_output: bool = False,
     pass_fds: Sequence[int] | None = None,
+    user: tuple[int, int] | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capturing stdout and stderr together; raise ProcessError if it fails.
 
     ``secret_output`` keeps the output out of the log and of the error (credential helpers).
     ``pass_fds``: descriptors the child inherits (default: those of the enclosing :func:`lend_fds`).
+    ``user``: (uid, gid) the child runs as, with no supplementary groups. ``timeout``: seconds
+    after which the child's whole process group is killed and ProcessError raised (code -9).
 
     Example: ``out = run(["dpkg-query", "-W", "python3"]).stdout``
     """
@@ -64,20 +69,34 @@ def run(
     fds = _LENT_FDS.get() if pass_fds is None else tuple(pass_fds)
     logger.debug("running: %s", " ".join(args))
     try:
-        proc = subprocess.run(
+        child = subprocess.Popen(
             args,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            check=False,
             pass_fds=fds,
+            start_new_session=timeout is not None,  # its own process group, killed whole on a timeout
+            user=user[0] if user is not None else None,
+            group=user[1] if user is not None else None,
+            extra_groups=[] if user is not None else None,
         )
     except OSError as exc:
         raise ProcessError(args, 127, str(exc)) from exc
+    try:
+        out, _ = child.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        out, _ = child.communicate()
+        raise ProcessError(args, -9, f"{out or ''}\nkilled after {timeout:g}s (timeout)") from None
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    proc = subprocess.CompletedProcess(args, child.returncode, out, None)
     if proc.stdout and not secret_output:
         logger.debug("%s", proc.stdout.rstrip())
     if check and proc.returncode != 0:

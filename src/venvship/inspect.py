@@ -10,7 +10,7 @@ from tempfile import TemporaryDirectory
 from .artifact import INDEX_TYPE, Index, Manifest, VenvConfig, Wheel
 from .errors import BadReference
 from .oci.layout import Layout
-from .oci.reference import parse_ref
+from .oci.reference import Ref
 from .oci.source import Access, Source, open_source
 
 
@@ -70,15 +70,14 @@ def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
     return PlatformView(digest=desc.digest, size=desc.size, config=config, manifest=manifest)
 
 
-def inspect_ref(text: str, access: Access | None = None) -> ArtifactView:
-    """Return what the artifact at ``text`` holds, per platform.
+def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:
+    """Return what the artifact at ``ref`` holds, per platform.
 
-    Example: ``inspect_ref("oci:build/oci:demo:1.0").platforms[0].config.lock``
+    Example: ``inspect_ref(parse_ref("oci:build/oci:demo:1.0")).platforms[0].config.lock``
     """
-    ref = parse_ref(text)
     target = ref.digest or ref.tag
     if target is None:
-        raise BadReference(f"{text}: name a tag or digest")
+        raise BadReference(f"{ref}: name a tag or digest")
     source = open_source(ref, access)
     desc, raw = source.get_manifest(target)
     with TemporaryDirectory(prefix="venvship-inspect-") as tmp:
@@ -88,7 +87,7 @@ def inspect_ref(text: str, access: Access | None = None) -> ArtifactView:
         else:
             digests = [desc.digest]
         platforms = tuple(_platform(source, d, scratch) for d in digests)
-    return ArtifactView(ref=text, digest=desc.digest, media_type=desc.media_type, platforms=platforms)
+    return ArtifactView(ref=str(ref), digest=desc.digest, media_type=desc.media_type, platforms=platforms)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from .builder.recipebuild import BuildResult, build_recipe
+from .builder.recipebuild import BuildOptions, BuildResult, build_recipe
 from .errors import InstallError
 from .install import cachestore
 from .install.generations import Generations
 from .install.installer import InstallOptions, InstallResult, install
+from .install.trust import trusted_dir
 from .oci.layout import Layout
+from .oci.reference import LayoutRef
 from .recipe import Recipe
 
 
@@ -29,57 +31,42 @@ class LocalInstallResult:
 
 
 def install_recipe(
-    recipe: Recipe,
-    options: InstallOptions,
-    *,
-    build_cache: Path | None = None,
-    rebuild_wheels: bool = False,
-    refresh: bool = False,
+    recipe: Recipe, options: InstallOptions, *, build: BuildOptions | None = None
 ) -> LocalInstallResult:
     """Build ``recipe`` into the blob cache ``options.cache`` and install it; return both results.
 
-    ``options.reference`` is replaced by the artifact's ref in the cache. With ``options.check``
-    nothing is built or written: if the recipe's inputs changed since the last build, the result
-    says ``changed`` with an empty digest (the new digest is known only once built); otherwise it
-    is the installer's own check of the cached artifact.
+    With ``options.check`` nothing is built or written: if the recipe's inputs changed since the
+    last build, the result says ``changed`` with an empty digest (the new digest is known only
+    once built); otherwise it is the installer's own check of the cached artifact.
 
-    Example: ``install_recipe(load_recipe(Path("recipes/demo.toml")), InstallOptions(reference=""))``
+    Example: ``install_recipe(load_recipe(Path("recipes/demo.toml")), InstallOptions())``
     """
     dest = options.dest or Path(str(recipe.install_path))
     if not dest.is_absolute():
         raise InstallError(f"{dest}: the destination must be an absolute path")
     cache = options.cache.absolute()
-    if ":" in str(cache):
-        # The cache is named by an oci:DIR:NAME:TAG reference, where ':' separates the parts.
-        raise InstallError(f"{cache}: the cache path may not contain ':'")
-
-    def build(output: Layout) -> BuildResult:
-        return build_recipe(
-            recipe,
-            output=output,
-            cache=build_cache,
-            rebuild_wheels=rebuild_wheels,
-            refresh=refresh,
-            distro_packages=options.distro_packages,
-            check=options.check,
-        )
-
+    building = dataclasses.replace(
+        build or BuildOptions(), distro_packages=options.distro_packages, check=options.check
+    )
+    options = dataclasses.replace(options, cache=cache)
     if options.check:
-        built = build(Layout(cache))
+        built = build_recipe(recipe, output=Layout(cache), options=building)
         if built.status == "outdated":
             return LocalInstallResult(build=built, install=_would_install(recipe, dest))
-        return LocalInstallResult(build=built, install=install(_options(options, cache, built)))
+        return LocalInstallResult(build=built, install=install(_ref(cache, built), options))
     # Shared hold on the cache from build to install: a concurrent `venv-pull prune` must not
     # collect the new blobs before the installer has recorded that this destination uses them.
+    trusted_dir(cache, what="the blob cache")
     with cachestore.cache_lock(cache, shared=True, timeout=options.lock_timeout):
-        built = build(Layout.create(cache))
-        return LocalInstallResult(build=built, install=install(_options(options, cache, built)))
+        built = build_recipe(recipe, output=Layout.create(cache), options=building)
+        return LocalInstallResult(build=built, install=install(_ref(cache, built), options))
 
 
-def _options(options: InstallOptions, cache: Path, built: BuildResult) -> InstallOptions:
+def _ref(cache: Path, built: BuildResult) -> LayoutRef:
     # The per-platform ref, not the index: it is exactly what was built here, and `venv-pull
     # prune` keeps it (the cache's refs record manifests, configs and wheels, not indexes).
-    return dataclasses.replace(options, cache=cache, reference=f"oci:{cache}:{built.ref}")
+    name, _, tag = built.ref.partition(":")
+    return LayoutRef(path=cache, name=name, tag=tag)
 
 
 def _would_install(recipe: Recipe, dest: Path) -> InstallResult:
@@ -93,7 +80,7 @@ def _would_install(recipe: Recipe, dest: Path) -> InstallResult:
         previous_digest=live.digest if live else "",
         generation="",
         packages=0,
-        facts_written=bool(recipe.facts),
+        facts_written=False,
         check=True,
     )
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import VenvshipError
+
+if TYPE_CHECKING:
+    from .oci.source import Access
 
 
 class _SessionLogHandler(logging.Handler):
@@ -35,47 +38,41 @@ def build(
     output: str = "oci:build/oci",
     reuse_from: str | None = None,
     rebuild_wheels: bool = False,
+    refresh: bool = False,
     cache: str | None = None,
+    access: Access | None = None,
 ) -> list[str]:
-    """Build ``recipes`` into ``output`` (an ``oci:DIR`` layout); return the refs built.
+    """Build ``recipes`` into ``output`` (``oci:DIR``, or a registry namespace ``HOST/NAMESPACE``,
+    reached as ``access`` says); return the refs built. The same build as ``venvship build``.
 
     Progress goes to ``session.log``; a failure ends the session through ``session.error``.
     """
-    from .builder.recipebuild import build_recipe
-    from .oci.layout import Layout
-    from .oci.reference import LayoutRef, parse_ref
-    from .recipe import find_recipes, load_recipe
+    from .builder.batch import build_recipes
+    from .builder.recipebuild import BuildOptions
+    from .oci.reference import parse_ref
 
     log = logging.getLogger("venvship")
     handler = _SessionLogHandler(session)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     propagate, log.propagate = log.propagate, False  # nox's root handler would print each line again
-    refs = []
+    refs: list[str] = []
     try:
-        target = parse_ref(output)
-        if not isinstance(target, LayoutRef) or target.name:
-            raise VenvshipError(f"{output}: output must be oci:DIR")
-        layout = Layout.create(target.path)
-        files = find_recipes([Path(r) for r in recipes])
-        if not files:
-            raise VenvshipError(f"no recipes in {', '.join(recipes)}")
-        for path in files:
-            result = build_recipe(
-                load_recipe(path),
-                output=layout,
-                cache=Path(cache) if cache else None,
-                reuse_from=reuse_from,
-                rebuild_wheels=rebuild_wheels,
-            )
-            if result.status == "unchanged":
-                session.log(f"{result.name}: unchanged ({result.ref})")
-            else:
-                session.log(
-                    f"{result.name}: built {result.ref} {result.digest[:19]} "
-                    f"({len(result.built)} wheels built, {len(result.cached)} cached)"
-                )
+        options = BuildOptions(
+            cache=Path(cache) if cache else None,
+            reuse_from=parse_ref(reuse_from) if reuse_from else None,
+            reuse_access=access,
+            rebuild_wheels=rebuild_wheels,
+            refresh=refresh,
+        )
+        run = build_recipes(
+            [Path(r) for r in recipes], output=parse_ref(output), options=options, access=access
+        )
+        for result in run.results:
+            session.log(result.summary())
             refs.append(result.ref)
+        if run.published is not None:
+            session.log(f"{output}: published {', '.join(run.published.tags)}")
     except VenvshipError as exc:
         session.error(str(exc))
     finally:

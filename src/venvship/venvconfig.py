@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from .errors import ArtifactError
 from .jsondoc import typed_field
+from .layerformat import Layers
 
 CONFIG_SCHEMA = 1
 
@@ -117,6 +118,7 @@ class VenvConfig:
     facts: tuple[Fact, ...]
     builder: Mapping[str, str]
     provenance: Mapping[str, str]
+    layers: Layers | None = None  # ready-to-run layers; None: the artifact carries wheels only
 
     @property
     def platform_key(self) -> str:
@@ -167,6 +169,7 @@ class VenvConfig:
             ],
             "builder": dict(self.builder),
             "provenance": dict(self.provenance),
+            **({"layers": self.layers.to_json()} if self.layers is not None else {}),
         }
 
     @classmethod
@@ -233,4 +236,5 @@ class VenvConfig:
             ),
             builder={str(k): str(v) for k, v in typed_field(data, "builder", dict, where).items()},
             provenance={str(k): str(v) for k, v in (data.get("provenance") or {}).items()},
+            layers=Layers.from_json(data["layers"]) if "layers" in data else None,
         )

@@ -68,6 +68,18 @@ def test_target_set_covers_the_issue_list() -> None:
     assert {str(p) for p in TARGET} >= EXPECTED
 
 
+def test_target_set_is_the_import_closure_of_venv_pull() -> None:
+    """Derived from venv-pull's imports: what nothing on the target reaches stays out of the zipapp."""
+    names = {str(p) for p in TARGET}
+    assert not names & {"oci/publish.py", "install/zipapp.py", "recipe.py", "noxplugin.py", "inspect.py"}
+    assert not any(n.startswith("builder/") for n in names)
+    # A module venv-pull imports only inside a function is part of it too.
+    assert {"install/maintenance.py", "oci/registry.py", "oci/auth.py"} <= names
+    for rel in TARGET:  # every module's own package comes with it
+        for folder in rel.parents:
+            assert str(folder / "__init__.py") in names
+
+
 @pytest.mark.parametrize("rel", TARGET, ids=str)
 def test_target_module_imports_stdlib_only(rel: Path) -> None:
     module = _module_name(rel)

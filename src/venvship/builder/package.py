@@ -31,6 +31,7 @@ from ..artifact import (
     tag_for_version,
 )
 from ..errors import ArtifactError
+from ..layerformat import LAYER_TYPE
 from ..oci.layout import Layout
 
 
@@ -55,7 +56,8 @@ def created_timestamp() -> str:
 def build_manifest(
     config: VenvConfig, *, annotations: Mapping[str, str] | None = None
 ) -> tuple[bytes, bytes]:
-    """Return (config bytes, manifest bytes) for ``config``: one raw-blob layer per wheel."""
+    """Return (config bytes, manifest bytes) for ``config``: one raw-blob layer per wheel, then one
+    ready-to-run layer per distribution."""
     config_raw = canonical_json(config.to_json())
     seen: set[str] = set()
     layers = []
@@ -69,6 +71,12 @@ def build_manifest(
                 digest=wheel.digest,
                 size=wheel.size,
                 annotations={TITLE: wheel.filename},
+            )
+        )
+    for info in config.layers.distributions if config.layers else ():
+        layers.append(
+            Descriptor(
+                media_type=LAYER_TYPE, digest=info.digest, size=info.size, annotations={TITLE: info.title}
             )
         )
     ann = {CREATED: created_timestamp(), VERSION: config.version}
@@ -90,18 +98,20 @@ def write_to_layout(
 ) -> Packaged:
     """Write the wheels, config and manifest of ``config`` into ``layout``, then tag it.
 
-    ``wheel_files`` maps each wheel's digest to a local file. Blobs first, refs last: the
+    ``wheel_files`` maps each wheel's and layer's digest to a local file. Blobs first, refs last: the
     per-platform ref ``<name>:<version>-<platform key>`` and the index ref ``<name>:<version>``
     (merged with the platforms already present).
     """
     written = 0
-    for wheel in (*config.lock, *config.tools):
-        path = wheel_files.get(wheel.digest)
-        if layout.has_blob(wheel.digest, wheel.size):
+    blobs = [(w.digest, w.size, w.filename) for w in (*config.lock, *config.tools)]
+    blobs += [(d.digest, d.size, d.title) for d in (config.layers.distributions if config.layers else ())]
+    for digest, size, title in blobs:
+        path = wheel_files.get(digest)
+        if layout.has_blob(digest, size):
             continue
         if path is None:
-            raise ArtifactError(f"no file for wheel {wheel.filename} ({wheel.digest})")
-        written += layout.put_file(path, digest=wheel.digest, size=wheel.size)
+            raise ArtifactError(f"no file for {title} ({digest})")
+        written += layout.put_file(path, digest=digest, size=size)
     config_raw, manifest_raw = build_manifest(config, annotations=annotations)
     written += layout.put_bytes(config_raw)[1]
     digest, new = layout.put_bytes(manifest_raw)

@@ -1,7 +1,9 @@
-"""Build one recipe for this host's platform: resolve, lock, get wheels, package, write the layout."""
+"""Build one recipe for this host's platform: resolve, lock, get wheels, make the ready-to-run
+layers, package, write the layout."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,18 +25,22 @@ from ..artifact import (
     platform_key,
     tag_for_version,
 )
-from ..hostinfo import distro_key, go_arch, probe_python
+from ..hostinfo import Interpreter, distro_key, go_arch, probe_python
 from ..oci.layout import Layout
+from ..oci.reference import Ref
 from ..oci.source import Access
 from ..recipe import Recipe
-from .inputs import prepare
+from .inputs import Inputs, prepare
+from .layers import Tool, make_layers
 from .package import write_to_layout
 from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
-from .toolvenv import ensure_builder
-from .wheels import WheelCache, acquire
+from .toolvenv import Builder, ensure_builder
+from .wheels import Acquired, WheelCache, acquire
+
+Status = Literal["built", "unchanged", "outdated"]  # outdated: only with check=True
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,63 @@ class BuildResult:
     name: str
     ref: str
     digest: str
-    status: Literal["built", "unchanged", "outdated"]  # outdated: only with check=True
+    status: Status
     packages: int
     built: tuple[str, ...] = ()
     downloaded: tuple[str, ...] = ()
     cached: tuple[str, ...] = ()
     reused: tuple[str, ...] = ()
     blobs_written: int = 0
+
+    def summary(self) -> str:
+        """Return the one line both front ends print for this result."""
+        if self.status == "unchanged":
+            return f"{self.name}: unchanged ({self.ref} {self.digest[:19]})"
+        if self.status == "outdated":
+            return f"{self.name}: outdated ({self.ref} would be built)"
+        return (
+            f"{self.name}: built {self.ref} {self.digest[:19]}: {self.packages} packages; "
+            f"wheels {len(self.built)} built, {len(self.downloaded)} downloaded, "
+            f"{len(self.cached)} cached, {len(self.reused)} reused; {self.blobs_written} blobs written"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "ref": self.ref,
+            "digest": self.digest,
+            "status": self.status,
+            "packages": self.packages,
+            "built": list(self.built),
+            "downloaded": list(self.downloaded),
+            "cached": list(self.cached),
+            "reused": list(self.reused),
+            "blobs_written": self.blobs_written,
+        }
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build: where the cache is, what to reuse or ignore, what to leave alone."""
+
+    cache: Path | None = None
+    reuse_from: Ref | None = None
+    reuse_access: Access | None = None
+    rebuild_wheels: bool = False
+    refresh: bool = False
+    distro_packages: bool = True
+    check: bool = False
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The platform this host builds for, and where the recipe's artifact goes."""
+
+    interp: Interpreter
+    architecture: str
+    distro: str
+    key: str  # debian-12-amd64-cp311
+    ref_name: str  # name:version-key
 
 
 def default_cache() -> Path:
@@ -60,198 +116,264 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "venvship"
 
 
+def _target(recipe: Recipe) -> _Target:
+    interp = probe_python(recipe.python)
+    arch, dkey = go_arch(interp.machine), distro_key()
+    key = platform_key(distro=dkey, architecture=arch, abi=interp.info.abi)
+    return _Target(
+        interp=interp,
+        architecture=arch,
+        distro=dkey,
+        key=key,
+        ref_name=f"{recipe.name}:{tag_for_version(recipe.version)}-{key}",
+    )
+
+
+def build_recipe(recipe: Recipe, *, output: Layout, options: BuildOptions | None = None) -> BuildResult:
+    """Build ``recipe`` for this host and write it into ``output``; return what was done.
+
+    A second call with the same inputs does nothing and returns status ``unchanged``. With
+    ``options.check``, nothing is built or written: status ``outdated`` says a build would happen.
+
+    Example: ``build_recipe(load_recipe(Path("recipes/demo.toml")), output=Layout.create(Path("build/oci")))``
+    """
+    opts = options or BuildOptions()
+    cache = opts.cache or default_cache()
+    target = _target(recipe)
+    workdir = cache / "work" / f"{recipe.name}-{target.key}"
+    with file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
+        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            inputs = prepare(recipe, workdir / "inputs")
+            fingerprint = _fingerprint(recipe, inputs, target)
+            state_file = _state_file(cache, output, recipe.name, target.key)
+            done = (
+                None
+                if opts.rebuild_wheels or opts.refresh
+                else _unchanged(output, target, state_file, fingerprint)
+            )
+            if done is not None or opts.check:
+                return done or BuildResult(
+                    name=recipe.name, ref=target.ref_name, digest="", status="outdated", packages=0
+                )
+            result = _build(recipe, inputs, target, output=output, cache=cache, workdir=workdir, opts=opts)
+            state = {"fingerprint": fingerprint, "digest": result.digest, "packages": result.packages}
+            atomic_write(state_file, json.dumps(state).encode())
+            return result
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fingerprint(recipe: Recipe, inputs: Inputs, target: _Target) -> str:
+    """Return the digest of everything that decides the artifact: inputs, install side, platform."""
+    doc = {
+        "inputs": inputs.digest,
+        "recipe": _install_side(recipe),
+        "python": target.interp.info.version,
+        "platform": target.key,
+        "venvship": __version__,
+    }
+    return hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
 def _state_file(cache: Path, layout: Layout, name: str, key: str) -> Path:
     where = hashlib.sha256(str(layout.root.resolve()).encode()).hexdigest()[:16]
     return cache / "state" / where / f"{name}-{key}.json"
 
 
-def _unchanged(layout: Layout, ref_name: str, digest: str) -> bool:
-    """True if ``ref_name`` still points at ``digest`` and every blob it needs is present."""
-    desc = layout.refs().get(ref_name)
-    if desc is None or desc.digest != digest or not layout.has_blob(digest, desc.size):
-        return False
+def _unchanged(layout: Layout, target: _Target, state_file: Path, fingerprint: str) -> BuildResult | None:
+    """Return the ``unchanged`` result if the last build had these inputs and its blobs are all there."""
+    try:
+        state = json.loads(state_file.read_text())
+        digest, packages = str(state["digest"]), int(state.get("packages", 0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    desc = layout.refs().get(target.ref_name)
+    if state.get("fingerprint") != fingerprint or desc is None or desc.digest != digest:
+        return None
+    if not layout.has_blob(digest, desc.size):
+        return None
     manifest = Manifest.from_bytes(layout.read_blob(digest))
-    return all(layout.has_blob(d.digest, d.size) for d in (manifest.config, *manifest.layers))
+    if not all(layout.has_blob(d.digest, d.size) for d in (manifest.config, *manifest.layers)):
+        return None
+    name = target.ref_name.split(":", 1)[0]
+    return BuildResult(name=name, ref=target.ref_name, digest=digest, status="unchanged", packages=packages)
 
 
-def build_recipe(
+def _build(
     recipe: Recipe,
+    inputs: Inputs,
+    target: _Target,
     *,
     output: Layout,
-    cache: Path | None = None,
-    reuse_from: str | None = None,
-    reuse_access: Access | None = None,
-    rebuild_wheels: bool = False,
-    refresh: bool = False,
-    distro_packages: bool = True,
-    check: bool = False,
+    cache: Path,
+    workdir: Path,
+    opts: BuildOptions,
 ) -> BuildResult:
-    """Build ``recipe`` for this host and write it into ``output``; return what was done.
+    """Resolve, get the wheels, make the layers and write the artifact (the inputs changed)."""
+    if opts.distro_packages:
+        distro.ensure(
+            "build",
+            recipe.build.distro_packages,
+            state=recipe.distro_package_state,
+            cache_valid_time=recipe.distro_cache_valid_time,
+        )
+    builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
+    got, provenance = _wheels(recipe, inputs, target, builder, cache=cache, workdir=workdir, opts=opts)
+    n_lock = len(got.wheels) - len(provenance["tools"])
+    lock = tuple(sorted((w.wheel for w in got.wheels[:n_lock]), key=lambda w: w.name.lower()))
+    tools = tuple(w.wheel for w in got.wheels[n_lock:])
+    files = {w.wheel.digest: w.path for w in got.wheels}
+    layers, layer_files = make_layers(
+        lock,
+        files,
+        python=target.interp.path,
+        tool=_tool(recipe, tools, files),
+        cache=cache,
+        workdir=workdir / "layers",
+    )
+    config = dataclasses.replace(
+        _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
+        layers=layers,
+    )
+    packaged = write_to_layout(output, config, {**files, **layer_files})
+    logger.info(
+        "%s: %d built, %d downloaded, %d cached, %d reused",
+        target.ref_name,
+        len(got.built),
+        len(got.downloaded),
+        len(got.cached),
+        len(got.reused),
+    )
+    return BuildResult(
+        name=recipe.name,
+        ref=target.ref_name,
+        digest=packaged.digest,
+        status="built",
+        packages=len(config.lock),
+        built=tuple(got.built),
+        downloaded=tuple(got.downloaded),
+        cached=tuple(got.cached),
+        reused=tuple(got.reused),
+        blobs_written=packaged.blobs_written,
+    )
 
-    A second call with the same inputs does nothing and returns status ``unchanged``. With
-    ``check``, nothing is built or written: status ``outdated`` says a build would happen.
-    ``distro_packages=False`` leaves the build distro packages to someone else. ``reuse_access``
-    says how to reach ``reuse_from`` when it is in a registry.
 
-    Example: ``build_recipe(load_recipe(Path("recipes/demo.toml")), output=Layout.create(Path("build/oci")))``
+def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, rebuild: bool) -> Builder:
+    return ensure_builder(
+        python=target.interp.path,
+        cache=cache,
+        requirements=recipe.build_requirements,
+        constraint_args=inputs.constraint_args,
+        global_args=inputs.global_args,
+        bootstrap=pinned(BUILD_TOOLS, global_constraints=inputs.global_constraints),
+        pip_args=recipe.build.pip_args,
+        env=recipe.build.env or {},
+        ignore_pip_config=recipe.ignore_pip_config,
+        fingerprint=inputs.builder_digest,
+        rebuild=rebuild,
+    )
+
+
+def _wheels(
+    recipe: Recipe,
+    inputs: Inputs,
+    target: _Target,
+    builder: Builder,
+    *,
+    cache: Path,
+    workdir: Path,
+    opts: BuildOptions,
+) -> tuple[Acquired, dict[str, dict[str, str]]]:
+    """Resolve the closure and get a wheel for each of its distributions and for the install tool.
+
+    Returns the wheels (the lock's first, then the tool's) and where each came from.
     """
-    cache = cache or default_cache()
-    interp = probe_python(recipe.python)
-    arch = go_arch(interp.machine)
-    dkey = distro_key()
-    pkey = platform_key(distro=dkey, architecture=arch, abi=interp.info.abi)
-    tag = f"{tag_for_version(recipe.version)}-{pkey}"
-    ref_name = f"{recipe.name}:{tag}"
-    workdir = cache / "work" / f"{recipe.name}-{pkey}"
-
-    with file_lock(cache / "locks" / f"{recipe.name}-{pkey}.lock"):
-        shutil.rmtree(workdir, ignore_errors=True)
-        inputs = prepare(recipe, workdir / "inputs")
-        fingerprint = hashlib.sha256(
-            canonical_json(
-                {
-                    "inputs": inputs.digest,
-                    "recipe": _install_side(recipe),
-                    "python": interp.info.version,
-                    "platform": pkey,
-                    "venvship": __version__,
-                }
-            )
-        ).hexdigest()
-        state_file = _state_file(cache, output, recipe.name, pkey)
-        if not (rebuild_wheels or refresh):
-            try:
-                state = json.loads(state_file.read_text())
-            except (OSError, ValueError):
-                state = {}
-            if state.get("fingerprint") == fingerprint and _unchanged(output, ref_name, state["digest"]):
-                shutil.rmtree(workdir, ignore_errors=True)
-                return BuildResult(
-                    name=recipe.name,
-                    ref=ref_name,
-                    digest=state["digest"],
-                    status="unchanged",
-                    packages=int(state.get("packages", 0)),
-                )
-        if check:
-            shutil.rmtree(workdir, ignore_errors=True)
-            return BuildResult(name=recipe.name, ref=ref_name, digest="", status="outdated", packages=0)
-
-        if distro_packages:
-            distro.ensure(
-                "build",
-                recipe.build.distro_packages,
-                state=recipe.distro_package_state,
-                cache_valid_time=recipe.distro_cache_valid_time,
-            )
-        builder = ensure_builder(
-            python=interp.path,
-            cache=cache,
-            requirements=recipe.build_requirements,
-            constraint_args=inputs.constraint_args,
-            global_args=inputs.global_args,
-            bootstrap=pinned(BUILD_TOOLS, global_constraints=inputs.global_constraints),
-            pip_args=recipe.build.pip_args,
-            env=recipe.build.env or {},
-            ignore_pip_config=recipe.ignore_pip_config,
-            fingerprint=inputs.builder_digest,
-            rebuild=rebuild_wheels and refresh,
-        )
-        resolution = resolve_recipe(
-            recipe,
-            builder,
-            inputs,
-            key=f"{pkey} {interp.info.version}",
-            cache=cache,
-            workdir=workdir,
-            refresh=refresh or rebuild_wheels,
-        )
-        if resolution.reused:
-            logger.info(
-                "%s: inputs resolved before; the same closure is used (--refresh asks pip again)", recipe.name
-            )
-        items, tool_items = resolution.packages, resolution.tools
-
-        reuse = (
-            previous_wheels(
-                reuse_from, platform_key=pkey, scratch=workdir / "reuse-blobs", access=reuse_access
-            )
-            if reuse_from
-            else None
-        )
-        wcache = WheelCache(cache / "wheels")
-        got = acquire(
-            [*items, *tool_items],
-            builder=builder,
-            cache=wcache,
-            platform_key=pkey,
-            pip_args=recipe.build.pip_args,
-            workdir=workdir / "wheels",
-            rebuild=rebuild_wheels,
-            reuse=reuse,
-        )
-        lock_wheels = got.wheels[: len(items)]
-        tool_wheels = got.wheels[len(items) :]
-        all_names = [w.wheel.filename for w in got.wheels]
-        bound = is_distro_bound(all_names)
-        config = VenvConfig(
-            name=recipe.name,
-            version=recipe.version,
-            recipe_digest=inputs.digest,
-            install_path=str(recipe.install_path),
-            python=interp.info,
-            platform=PlatformInfo(
-                os="linux",
-                architecture=arch,
-                distro=dkey,
-                glibc=interp.glibc if bound else glibc_floor(all_names),
-                distro_bound=bound,
-            ),
-            lock=tuple(sorted((w.wheel for w in lock_wheels), key=lambda w: w.name.lower())),
-            tools=tuple(w.wheel for w in tool_wheels),
-            install_tool=recipe.install_tool,
-            requirements=recipe.packages,
-            constraints=tuple(_as_given(c, recipe) for c in recipe.constraints),
-            global_constraints=recipe.global_constraints,
-            distro_package_state=recipe.distro_package_state,
-            distro_cache_valid_time=recipe.distro_cache_valid_time,
-            install_distro_packages=recipe.install.distro_packages,
-            install_pip_args=recipe.install.pip_args,
-            install_env=dict(recipe.install.env or {}),
-            symlink_system_packages=recipe.symlink_system_packages,
-            facts=recipe.facts,
-            builder={"venvship": __version__, **{k: v for k, v in sorted(builder.tools.items())}},
-            provenance={w.wheel.filename: i.source for w, i in zip(got.wheels, [*items, *tool_items])},
-        )
-        files = {w.wheel.digest: w.path for w in got.wheels}
-        packaged = write_to_layout(output, config, files)
-        atomic_write(
-            state_file,
-            json.dumps(
-                {"fingerprint": fingerprint, "digest": packaged.digest, "packages": len(config.lock)}
-            ).encode(),
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+    resolution = resolve_recipe(
+        recipe,
+        builder,
+        inputs,
+        key=f"{target.key} {target.interp.info.version}",
+        cache=cache,
+        workdir=workdir,
+        refresh=opts.refresh or opts.rebuild_wheels,
+    )
+    if resolution.reused:
         logger.info(
-            "%s: %d built, %d downloaded, %d cached, %d reused",
-            ref_name,
-            len(got.built),
-            len(got.downloaded),
-            len(got.cached),
-            len(got.reused),
+            "%s: inputs resolved before; the same closure is used (--refresh asks pip again)", recipe.name
         )
-        return BuildResult(
-            name=recipe.name,
-            ref=ref_name,
-            digest=packaged.digest,
-            status="built",
-            packages=len(config.lock),
-            built=tuple(got.built),
-            downloaded=tuple(got.downloaded),
-            cached=tuple(got.cached),
-            reused=tuple(got.reused),
-            blobs_written=packaged.blobs_written,
+    items = [*resolution.packages, *resolution.tools]
+    reuse = None
+    if opts.reuse_from is not None:
+        reuse = previous_wheels(
+            opts.reuse_from,
+            platform_key=target.key,
+            scratch=workdir / "reuse-blobs",
+            access=opts.reuse_access,
         )
+    got = acquire(
+        items,
+        builder=builder,
+        cache=WheelCache(cache / "wheels"),
+        platform_key=target.key,
+        pip_args=recipe.build.pip_args,
+        workdir=workdir / "wheels",
+        rebuild=opts.rebuild_wheels,
+        reuse=reuse,
+    )
+    sources = {w.wheel.filename: i.source for w, i in zip(got.wheels, items)}
+    tools = {
+        w.wheel.filename: i.source for w, i in zip(got.wheels[len(resolution.packages) :], resolution.tools)
+    }
+    return got, {"all": sources, "tools": tools}
+
+
+def _tool(recipe: Recipe, tools: tuple[Wheel, ...], files: dict[str, Path]) -> Tool:
+    wheel = next(w for w in tools if w.name.lower() == recipe.install_tool)
+    return Tool(name=recipe.install_tool, version=wheel.version, wheel=files[wheel.digest])
+
+
+def _config(
+    recipe: Recipe,
+    inputs: Inputs,
+    target: _Target,
+    *,
+    lock: tuple[Wheel, ...],
+    tools: tuple[Wheel, ...],
+    builder: Builder,
+    provenance: dict[str, dict[str, str]],
+) -> VenvConfig:
+    names = [w.filename for w in (*lock, *tools)]
+    bound = is_distro_bound(names)
+    return VenvConfig(
+        name=recipe.name,
+        version=recipe.version,
+        recipe_digest=inputs.digest,
+        install_path=str(recipe.install_path),
+        python=target.interp.info,
+        platform=PlatformInfo(
+            os="linux",
+            architecture=target.architecture,
+            distro=target.distro,
+            glibc=target.interp.glibc if bound else glibc_floor(names),
+            distro_bound=bound,
+        ),
+        lock=lock,
+        tools=tools,
+        install_tool=recipe.install_tool,
+        requirements=recipe.packages,
+        constraints=tuple(_as_given(c, recipe) for c in recipe.constraints),
+        global_constraints=recipe.global_constraints,
+        distro_package_state=recipe.distro_package_state,
+        distro_cache_valid_time=recipe.distro_cache_valid_time,
+        install_distro_packages=recipe.install.distro_packages,
+        install_pip_args=recipe.install.pip_args,
+        install_env=dict(recipe.install.env or {}),
+        symlink_system_packages=recipe.symlink_system_packages,
+        facts=recipe.facts,
+        builder={"venvship": __version__, **dict(sorted(builder.tools.items()))},
+        provenance=provenance["all"],
+    )
 
 
 def _install_side(recipe: Recipe) -> dict[str, object]:
@@ -283,4 +405,4 @@ def _as_given(line: str, recipe: Recipe) -> str:
     return line
 
 
-__all__ = ["BuildResult", "Fact", "Wheel", "build_recipe", "default_cache"]
+__all__ = ["BuildOptions", "BuildResult", "Fact", "Wheel", "build_recipe", "default_cache"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..artifact import ANN_DISTRO, ANN_PYTHON, INDEX_TYPE, Index, Manifest, VenvConfig, Wheel, platform_key
 from ..errors import ArtifactError
 from ..oci.layout import Layout
-from ..oci.reference import parse_ref
+from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
 from .wheels import Reuse
 
@@ -29,18 +29,15 @@ def _platform_manifest(source: Source, reference: str, pkey: str) -> Manifest | 
     return None
 
 
-def previous_wheels(
-    ref_text: str, *, platform_key: str, scratch: Path, access: Access | None = None
-) -> Reuse:
+def previous_wheels(ref: Ref, *, platform_key: str, scratch: Path, access: Access | None = None) -> Reuse:
     """Return the previous artifact's wheels for this platform, keyed by the source they came from.
 
-    ``ref_text`` names the artifact with a tag or digest (``oci:DIR:NAME:TAG``, ``HOST/REPO:TAG``);
+    ``ref`` names the artifact with a tag or digest (``oci:DIR:NAME:TAG``, ``HOST/REPO:TAG``);
     ``scratch`` is a folder for the blobs read from it; ``access`` says how to reach a registry.
     """
-    ref = parse_ref(ref_text)
     target = ref.tag or ref.digest
     if target is None:
-        raise ArtifactError(f"{ref_text}: --reuse-from needs a tag or digest")
+        raise ArtifactError(f"{ref}: --reuse-from needs a tag or digest")
     source = open_source(ref, access)
     manifest = _platform_manifest(source, target, platform_key)
     if manifest is None:

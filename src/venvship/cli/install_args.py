@@ -10,10 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..install.installer import InstallOptions, InstallResult
+from ..install.installer import DEFAULT_CACHE, DEFAULT_FACTS, InstallOptions, InstallResult
 
-DEFAULT_CACHE = Path("/var/cache/venvship")
-DEFAULT_FACTS = Path("/etc/ansible/facts.d")
 CHECK_HELP = "report what would change; write nothing"
 
 
@@ -66,16 +64,46 @@ def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_H
     p.add_argument("--check", action="store_true", help=check_help)
     p.add_argument("--check-command", help="health check to run instead of importing the packages")
     p.add_argument(
+        "--check-user",
+        default="nobody",
+        metavar="USER",
+        help="when root, who runs the health check (the artifact's code); 'root' keeps root (default: nobody)",
+    )
+    p.add_argument(
         "--no-distro-packages",
         action="store_true",
         help="skip the distro packages (managed elsewhere)",
     )
+    p.add_argument(
+        "--from-wheels",
+        action="store_true",
+        help="install the wheels with the artifact's pip or uv instead of unpacking its ready-to-run layers",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PYTHON",
+        help="the host interpreter that makes the venv, instead of the artifact's (a name on the system PATH or an absolute path)",
+    )
+    p.add_argument(
+        "--allow-tool",
+        action="append",
+        default=[],
+        metavar="sha256:HEX",
+        type=_tool_digest,
+        help="with --from-wheels: also run a pip or uv wheel with this digest (venv-pull's own pins always run)",
+    )
 
 
-def install_options(args: argparse.Namespace, *, reference: str, **extra: Any) -> InstallOptions:
-    """Return the :class:`InstallOptions` of parsed ``args`` for ``reference`` (``extra``: more fields)."""
+def _tool_digest(text: str) -> str:
+    hexpart = text.split(":", 1)[1] if text.startswith("sha256:") else text
+    if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise argparse.ArgumentTypeError(f"not a sha256 digest: {text!r}")
+    return hexpart
+
+
+def install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
+    """Return the :class:`InstallOptions` of parsed ``args`` (``extra``: more fields)."""
     return InstallOptions(
-        reference=reference,
         dest=args.dest,
         cache=args.cache,
         facts_dir=args.facts_dir,
@@ -85,7 +113,11 @@ def install_options(args: argparse.Namespace, *, reference: str, **extra: Any) -
         check=args.check,
         lock_timeout=args.lock_timeout,
         check_command=args.check_command,
+        check_user=None if args.check_user == "root" else args.check_user,
         distro_packages=not args.no_distro_packages,
+        from_wheels=args.from_wheels,
+        python=args.python,
+        allowed_tools=tuple(args.allow_tool),
         **extra,
     )
 
@@ -93,8 +125,6 @@ def install_options(args: argparse.Namespace, *, reference: str, **extra: Any) -
 def install_report(result: InstallResult, *, as_json: bool, note: str = "") -> str:
     """Return what to print for ``result``: one JSON object, or one line (with ``note`` appended)."""
     data = result.to_json()
-    if result.check:
-        data["check"] = True
     if as_json:
         return json.dumps(data, sort_keys=True)
     verb = ("would change" if result.check else "changed") if result.changed else "unchanged"

@@ -8,7 +8,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Sequence
 
-from ..install.installer import VERSION, InstallResult, install
+from .. import __version__
+from ..install.installer import InstallResult, install
 from .install_args import (
     absolute_path,
     add_common_options,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venv-pull", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"venv-pull {VERSION}")
+    parser.add_argument("--version", action="version", version=f"venv-pull {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show commands and their output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -86,10 +87,11 @@ def _credentials(args: argparse.Namespace) -> Credentials | None:
 
 
 def _install(args: argparse.Namespace) -> int:
-    opts = install_options(
-        args, reference=args.ref, insecure=args.insecure, ca_file=args.ca_file, credentials=_credentials(args)
-    )
-    result: InstallResult = install(opts)
+    from ..oci.reference import parse_ref
+    from ..oci.source import Access
+
+    access = Access(insecure=args.insecure, ca_file=args.ca_file, credentials=_credentials(args))
+    result: InstallResult = install(parse_ref(args.ref), install_options(args, access=access))
     print(install_report(result, as_json=args.json))
     return 0
 
@@ -152,7 +154,7 @@ def _rollback(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
-    r = maintenance.verify(args.dest)
+    r = maintenance.verify(args.dest, cache=args.cache)
     data = {"dest": r.dest, "generation": r.generation, "checked": r.checked, "drifted": list(r.drifted)}
     text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted"
     _emit(args, data, "\n".join([text, *r.drifted]))

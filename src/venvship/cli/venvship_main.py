@@ -16,8 +16,9 @@ from .install_args import add_install_options
 from .outcome import run_command
 
 if TYPE_CHECKING:
+    from ..builder.recipebuild import BuildOptions
     from ..oci.publish import PublishResult
-    from ..oci.registry import RegistryClient
+    from ..oci.reference import RegistryRef
     from ..oci.source import Access
 
 PROG = "venvship"
@@ -36,23 +37,21 @@ def _access(args: argparse.Namespace) -> Access:
     return Access(insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
 
 
-def _client(access: Access, registry: str) -> RegistryClient:
-    from ..oci.registry import RegistryClient
-
-    return RegistryClient(
-        registry, insecure=access.insecure, ca_file=access.ca_file, credentials=access.credentials
-    )
-
-
-def _publish(access: Access, layout_path: Path, refs: list[str], dest_text: str) -> PublishResult:
+def _publish(access: Access, layout_path: Path, refs: list[str], dest: RegistryRef) -> PublishResult:
     from ..oci.layout import Layout
     from ..oci.publish import publish_layout
+    from ..oci.source import registry_client
+
+    return publish_layout(Layout.open(layout_path), refs, dest, registry_client(dest.registry, access))
+
+
+def _registry_ref(text: str, what: str) -> RegistryRef:
     from ..oci.reference import RegistryRef, parse_ref
 
-    dest = parse_ref(dest_text)
-    if not isinstance(dest, RegistryRef):
-        raise VenvshipError(f"{dest_text}: not a registry namespace (HOST[:PORT]/NAMESPACE)")
-    return publish_layout(Layout.open(layout_path), refs, dest, _client(access, dest.registry))
+    ref = parse_ref(text)
+    if not isinstance(ref, RegistryRef):
+        raise VenvshipError(f"{text}: not {what}")
+    return ref
 
 
 def _published_line(dest_text: str, result: PublishResult) -> str:
@@ -64,59 +63,38 @@ def _published_line(dest_text: str, result: PublishResult) -> str:
     )
 
 
+def _build_options(args: argparse.Namespace, access: Access | None = None, **extra: object) -> BuildOptions:
+    from ..builder.recipebuild import BuildOptions
+    from ..oci.reference import parse_ref
+
+    return BuildOptions(
+        cache=Path(args.cache_dir) if args.cache_dir else None,
+        reuse_from=parse_ref(args.reuse_from) if getattr(args, "reuse_from", None) else None,
+        reuse_access=access,
+        rebuild_wheels=args.rebuild_wheels,
+        refresh=args.refresh,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..builder.recipebuild import build_recipe
-    from ..oci.layout import Layout
-    from ..recipe import find_recipes, load_recipe
+    from ..builder.batch import build_recipes
+    from ..oci.reference import parse_ref
 
-    recipes = [load_recipe(p) for p in find_recipes([Path(r) for r in args.recipes or ["recipes"]])]
-    if not recipes:
-        raise VenvshipError(f"no recipes found in {' '.join(args.recipes or ['recipes'])}")
-    from ..builder.recipebuild import default_cache
-    from ..oci.reference import LayoutRef, parse_ref
-
-    target = parse_ref(args.output)
     access = _access(args)
-    if isinstance(target, LayoutRef):
-        if target.name:
-            raise VenvshipError(f"{args.output}: --output takes oci:DIR or a registry namespace")
-        layout = Layout.create(target.path)
-    else:
-        # A registry output is built into a staging layout first: blobs go up before any tag.
-        layout = Layout.create((Path(args.cache_dir) if args.cache_dir else default_cache()) / "staging")
-    results = []
-    for recipe in recipes:
-        result = build_recipe(
-            recipe,
-            output=layout,
-            cache=Path(args.cache_dir) if args.cache_dir else None,
-            reuse_from=args.reuse_from,
-            reuse_access=access,
-            rebuild_wheels=args.rebuild_wheels,
-            refresh=args.refresh,
-        )
-        results.append(result)
-        if not args.json:
-            if result.status == "unchanged":
-                print(f"{result.name}: unchanged ({result.ref} {result.digest[:19]})")
-            else:
-                print(
-                    f"{result.name}: built {result.ref} {result.digest[:19]}: {result.packages} packages; "
-                    f"wheels {len(result.built)} built, {len(result.downloaded)} downloaded, "
-                    f"{len(result.cached)} cached, {len(result.reused)} reused; "
-                    f"{result.blobs_written} blobs written"
-                )
-    published = None
-    if not isinstance(target, LayoutRef):
-        published = _publish(access, layout.root, [r.ref for r in results], args.output)
+    run = build_recipes(
+        [Path(r) for r in args.recipes or ["recipes"]],
+        output=parse_ref(args.output),
+        options=_build_options(args, access),
+        access=access,
+    )
     if args.json:
-        entries = [dict(r.__dict__) for r in results]
-        if published is not None:
-            for entry in entries:
-                entry["published"] = f"{args.output.rstrip('/')}/{entry['ref']}"
-        print(json.dumps(entries, indent=2, default=list))
-    elif published is not None:
-        print(_published_line(args.output, published))
+        print(json.dumps(run.to_json(), indent=2))
+        return 0
+    for result in run.results:
+        print(result.summary())
+    if run.published is not None:
+        print(_published_line(args.output, run.published))
     return 0
 
 
@@ -126,19 +104,10 @@ def cmd_install(args: argparse.Namespace) -> int:
     from .install_args import install_options, install_report
 
     recipe = load_recipe(Path(args.recipe))
-    done = install_recipe(
-        recipe,
-        install_options(args, reference=""),
-        build_cache=Path(args.cache_dir) if args.cache_dir else None,
-        rebuild_wheels=args.rebuild_wheels,
-        refresh=args.refresh,
-    )
+    done = install_recipe(recipe, install_options(args), build=_build_options(args))
     b = done.build
     if b.status == "built" and not args.json:
-        print(
-            f"{b.name}: built {b.ref} {b.digest[:19]}: {b.packages} packages; wheels {len(b.built)} built, "
-            f"{len(b.downloaded)} downloaded, {len(b.cached)} cached, {len(b.reused)} reused"
-        )
+        print(b.summary())
     note = f"; {b.ref} would be built first" if b.status == "outdated" else ""
     print(install_report(done.install, as_json=args.json, note=note))
     return 0
@@ -154,18 +123,20 @@ def cmd_publish(args: argparse.Namespace) -> int:
     refs = [src.ref_name] if src.ref_name else sorted(Layout.open(src.path).refs())
     if not refs or refs == [None]:
         raise VenvshipError(f"{args.src}: nothing to publish (name NAME:TAG)")
-    print(_published_line(args.dest, _publish(_access(args), src.path, [r for r in refs if r], args.dest)))
+    dest = _registry_ref(args.dest, "a registry namespace (HOST[:PORT]/NAMESPACE)")
+    print(_published_line(args.dest, _publish(_access(args), src.path, [r for r in refs if r], dest)))
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from ..oci.publish import merge_registry_index
     from ..oci.reference import RegistryRef, parse_ref
+    from ..oci.source import registry_client
 
     ref = parse_ref(args.ref)
     if not isinstance(ref, RegistryRef) or not ref.tag:
         raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
-    digest = merge_registry_index(_client(_access(args), ref.registry), ref.repository, ref.tag)
+    digest = merge_registry_index(registry_client(ref.registry, _access(args)), ref.repository, ref.tag)
     print(f"{args.ref}: index {digest}")
     return 0
 
@@ -181,8 +152,9 @@ def _human(size: int) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect import inspect_ref
+    from ..oci.reference import parse_ref
 
-    view = inspect_ref(args.ref, _access(args))
+    view = inspect_ref(parse_ref(args.ref), _access(args))
     if args.json:
         print(json.dumps(view.to_json(), indent=2))
         return 0
@@ -200,9 +172,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from ..inspect import diff_views, inspect_ref
+    from ..oci.reference import parse_ref
 
     access = _access(args)
-    result = diff_views(inspect_ref(args.old, access), inspect_ref(args.new, access))
+    result = diff_views(inspect_ref(parse_ref(args.old), access), inspect_ref(parse_ref(args.new), access))
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0

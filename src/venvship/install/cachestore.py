@@ -56,7 +56,7 @@ def cache_lock(cache: Path, *, shared: bool, timeout: float | None) -> Iterator[
 
 
 def collect_garbage(cache: Layout, keep: set[str]) -> list[str]:
-    """Remove cache blobs (and extracted tools) not in ``keep``; drop refs naming them."""
+    """Remove cache blobs not in ``keep``; drop refs naming them."""
     removed = [d for d in cache.blob_digests() if d not in keep]
     gone = set(removed)
     stale = [name for name, desc in cache.refs().items() if desc.digest in gone]
@@ -64,9 +64,6 @@ def collect_garbage(cache: Layout, keep: set[str]) -> list[str]:
         cache.remove_refs(stale)
     for digest in removed:
         cache.remove_blob(digest)
-    tools = cache.root / "tools"
-    if tools.is_dir():
-        for entry in tools.iterdir():
-            if "sha256:" + entry.name in gone or ("sha256:" + entry.name not in keep):
-                shutil.rmtree(entry, ignore_errors=True)
+    # Tool folders an earlier venv-pull extracted here: tools now run from private copies.
+    shutil.rmtree(cache.root / "tools", ignore_errors=True)
     return removed

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._fsutil import atomic_write
+from .._log import logger
 from ..artifact import Fact, canonical_json
 from ..errors import InstallError
 
 STATE_FILE = "venvship-state.json"
+MAX_STATE = 16 << 20
 FACTS_PENDING = ".venvship-facts-pending"  # in a generation: switched to, facts not yet written
 PARTIAL = ".partial"
 
@@ -44,6 +46,7 @@ class State:
     blobs: tuple[str, ...]
     facts: tuple[Fact, ...] = ()
     adopted: bool = False
+    dist_infos: tuple[str, ...] = ()  # site-packages-relative dist-info folders it was made with
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class State:
             "blobs": list(self.blobs),
             "facts": [[f.file, f.section, f.option, f.value] for f in self.facts],
             "adopted": self.adopted,
+            "dist_infos": list(self.dist_infos),
         }
 
     @classmethod
@@ -80,6 +84,7 @@ class State:
             blobs=tuple(str(x) for x in data.get("blobs") or ()),
             facts=tuple(Fact(file=a, section=b, option=c, value=d) for a, b, c, d in data.get("facts") or ()),
             adopted=bool(data.get("adopted", False)),
+            dist_infos=tuple(str(x) for x in data.get("dist_infos") or ()),
         )
 
 
@@ -112,16 +117,33 @@ class Generations:
         return name
 
     def read_state(self, generation: str) -> State | None:
-        """Return the generation's state, or None when it is missing or unreadable (incomplete)."""
+        """Return the generation's state, or None when it is missing or unreadable (unknown).
+
+        An unreadable state only ever means "unknown": never a reason to remove the generation.
+        """
         try:
-            return State.from_json(json.loads((self.root / generation / STATE_FILE).read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError):
+            fd = os.open(self.root / generation / STATE_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as fh:
+                raw = fh.read(MAX_STATE + 1)
+            if len(raw) > MAX_STATE:
+                return None
+            data = json.loads(raw)
+            return State.from_json(data) if isinstance(data, dict) else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
 
     def intact(self, generation: str) -> bool:
         """Return True if the generation has its state file and a python that resolves."""
         path = self.root / generation
         return (path / STATE_FILE).is_file() and os.path.exists(path / "bin" / "python")
+
+    def complete(self, state: State) -> bool:
+        """Return True if every dist-info folder ``state`` was made with is still in its generation
+        (a distribution deleted by hand is never reported as unchanged)."""
+        if not state.dist_infos:
+            return True  # made before venv-pull recorded them: cannot tell
+        sites = sorted((self.root / state.generation).glob("lib/python3*/site-packages"))
+        return bool(sites) and all(os.path.isdir(sites[0] / name) for name in state.dist_infos)
 
     def all(self) -> list[State]:
         """Return the complete generations, oldest first."""
@@ -147,21 +169,40 @@ class Generations:
             n += 1
 
     def clean_partials(self) -> list[str]:
-        """Remove staging folders left by interrupted runs; return their names."""
+        """Remove staging folders (and half-pruned ones) left by interrupted runs; return their names.
+
+        Only those: a generation whose state cannot be read is unknown, never unfinished (its
+        rename from ``.partial`` came after its state was written).
+        """
         removed = []
         if self.root.is_dir():
             for entry in self.root.iterdir():
-                if entry.name.endswith((PARTIAL, ".doomed")) or (
-                    entry.is_dir() and not entry.name.startswith(".") and self.read_state(entry.name) is None
-                ):
-                    # A generation without a state file never finished: same as a .partial.
+                if entry.name.endswith((PARTIAL, ".doomed")) and not entry.is_symlink():
                     shutil.rmtree(entry, ignore_errors=True)
                     removed.append(entry.name)
         return removed
 
+    def unknown(self) -> list[str]:
+        """Return the generation folders whose state cannot be read (kept, reported by status)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            e.name
+            for e in self.root.iterdir()
+            if not e.name.startswith(".")
+            and not e.name.endswith(PARTIAL)
+            and e.is_dir()
+            and not e.is_symlink()
+            and self.read_state(e.name) is None
+        )
+
+    def stage_path(self, generation: str) -> Path:
+        """Return the staging folder of ``generation`` (``<id>.partial``)."""
+        return self.root / (generation + PARTIAL)
+
     def stage(self, generation: str) -> Path:
         """Return a fresh, empty staging folder for ``generation``."""
-        staging = self.root / (generation + PARTIAL)
+        staging = self.stage_path(generation)
         if os.path.lexists(staging):
             shutil.rmtree(staging)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -176,14 +217,31 @@ class Generations:
         os.rename(staging, final)
         return final
 
+    def adoptable(self) -> bool:
+        """Return whether the destination is a plain folder to move aside: True for a real venv
+        (``pyvenv.cfg`` and ``bin/python``, as the original role made), False when there is nothing;
+        raise InstallError for any other folder or file (never moved, never replaced)."""
+        if not os.path.lexists(self.dest) or self.dest.is_symlink():
+            return False
+        if not self.dest.is_dir():
+            raise InstallError(f"{self.dest}: exists and is neither a venv nor a symlink; refusing it")
+        if (self.dest / "pyvenv.cfg").is_file() and os.path.lexists(self.dest / "bin" / "python"):
+            return True
+        raise InstallError(
+            f"{self.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
+        )
+
     def adopt_plain_dir(self) -> str | None:
-        """Move a plain directory at the destination aside as a generation; return its name.
+        """Move a plain venv folder at the destination aside as a generation; return its name.
 
         The original role made the destination a real folder; it is kept (never deleted) so a
         rollback can return to it.
         """
-        if self.dest.is_symlink() or not self.dest.is_dir():
+        if not self.adoptable():
             return None
+        logger.info(
+            "%s: a venv made without venv-pull; keeping it as a generation to roll back to", self.dest
+        )
         name = time.strftime("original-%Y%m%dT%H%M%S", time.gmtime())
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / name
@@ -225,10 +283,19 @@ class Generations:
         os.replace(tmp, self.dest)
 
     def prune(self, keep: int) -> list[str]:
-        """Remove all but the ``keep`` newest generations (never the current one, never adopted)."""
+        """Remove all but ``keep`` generations: the live one first, then the one it names as
+        previous (what a rollback returns to), then the newest. Never the live one, never an
+        adopted one, never one whose state cannot be read (only complete states are listed).
+        """
         current = self.current_id()
         states = self.all()
-        keep_ids = {s.generation for s in states[-max(keep, 1) :]}
+        live = next((s for s in states if s.generation == current), None)
+        order = [current or "", live.previous_generation if live else ""]
+        order += [s.generation for s in reversed(states)]
+        keep_ids: set[str] = set()
+        for name in order:
+            if name and name in {s.generation for s in states} and len(keep_ids) < max(keep, 1):
+                keep_ids.add(name)
         if current:
             keep_ids.add(current)
         removed = []

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from .._log import logger
 from .._process import run
-from ..errors import InstallError
+from ..errors import InstallError, ProcessError
+from .record import read_rows
 
 
 def canonical_name(name: str) -> str:
@@ -42,10 +42,9 @@ def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
         if top.is_file():
             found.update(line.strip() for line in top.read_text().splitlines())
             continue
-        record = info / "RECORD"
-        if record.is_file():
-            for row in csv.reader(io.StringIO(record.read_text())):
-                path = row[0] if row else ""
+        if (info / "RECORD").is_file():
+            for row in read_rows(info / "RECORD", site_rel=""):
+                path = row.path
                 if "/" in path:
                     found.add(path.split("/", 1)[0])  # a package folder ("..": scripts, filtered)
                 elif path.endswith(".py"):
@@ -106,11 +105,44 @@ except ModuleNotFoundError as exc:
 """
 
 
-def health_check(venv: Path, *, modules: list[str], command: str | None, env: Mapping[str, str]) -> None:
-    """Import ``modules`` with the venv's python, or run ``command``; raise InstallError on failure."""
+HEALTH_TIMEOUT = 600.0
+
+
+def check_identity(user: str | None) -> tuple[int, int] | None:
+    """Return (uid, gid) the health check runs as: ``user`` when this process is root, else None
+    (run as this process's own user, who can harm only what it owns anyway)."""
+    if user is None or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError as exc:
+        raise InstallError(f"--check-user {user}: no such user on this host") from exc
+    return entry.pw_uid, entry.pw_gid
+
+
+def health_check(
+    venv: Path,
+    *,
+    modules: list[str],
+    command: str | None,
+    env: Mapping[str, str],
+    user: str | None = "nobody",
+    timeout: float = HEALTH_TIMEOUT,
+) -> None:
+    """Import ``modules`` with the venv's python, or run ``command``; raise InstallError on failure.
+
+    The artifact's code runs here, so as root it runs as ``user`` (default ``nobody``), who can
+    read the new generation but write nothing of it; ``user=None`` keeps this process's user.
+    """
     python = venv / "bin" / "python"
-    # The check runs "inside" the new venv: its bin/ first on PATH, as activate would do.
+    identity = check_identity(user)
+    # The check runs "inside" the new venv: its bin/ first on PATH, as activate would do; an
+    # unprivileged user gets no home of root's to read or write.
     env = {**env, "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
+    if identity is not None:
+        env.update({"HOME": "/nonexistent", "USER": str(user), "LOGNAME": str(user)})
     if command:
         # A shell line, as Ansible users write it (``mycli --version && python -c 'import x'``).
         argv = ["/bin/sh", "-c", command]
@@ -120,7 +152,15 @@ def health_check(venv: Path, *, modules: list[str], command: str | None, env: Ma
         what = "import check"
     # No lock descriptor for the check: a check command may leave a background process behind,
     # which would hold the destination's lock for as long as it lives.
-    proc = run(argv, env=env, check=False, cwd=venv, pass_fds=())
+    try:
+        proc = run(argv, env=env, check=False, cwd=Path("/"), pass_fds=(), user=identity, timeout=timeout)
+    except ProcessError as exc:
+        if exc.returncode == 127 and identity is not None:
+            raise InstallError(
+                f"health check: {user} cannot run {python} ({exc.output.strip()}); make the interpreter "
+                "and the venv's folders readable by it, or pass --check-user root"
+            ) from exc
+        raise InstallError(f"health check failed ({what}): {exc.output.strip().splitlines()[-1]}") from exc
     for line in proc.stdout.splitlines():
         if line.startswith("skipped ") and proc.returncode == 0:
             logger.warning("health check: %s", line)

@@ -1,64 +1,60 @@
-"""``venv-pull install``: select → pull → stage a generation → check → switch → state and facts."""
+"""``venv-pull install``: select → check what is trusted → pull → stage a generation → check → switch
+→ state and facts (DESIGN §1, §5)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable, Collection
 
+from .. import __version__
 from .._fsutil import file_lock
 from .._log import logger
 from .._process import lend_fds
 from ..artifact import Fact
 from ..distro import ensure
 from ..errors import InstallError
-from ..hostinfo import find_python
+from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
-from ..oci.reference import parse_ref
+from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
-from . import cachestore, clone
+from . import cachestore, trust
 from .bytecode import BytecodeResult
 from .facts import facts_with_own, write_facts
 from .faults import pause_point
-from .generations import FACTS_PENDING, PARTIAL, Generations, State
+from .generations import FACTS_PENDING, Generations, State
 from .pull import pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
 from .staging import StageJob, stage_generation
-from .venvs import (
-    install_env,
-    installer_for,
-    relocate,
-)
+from .venvs import install_env
 
-if TYPE_CHECKING:
-    from ..oci.auth import Credentials
-
-VERSION = "0.1.0"
+DEFAULT_CACHE = Path("/var/cache/venvship")
+DEFAULT_FACTS = Path("/etc/ansible/facts.d")
 
 
 @dataclass(frozen=True)
 class InstallOptions:
-    """What ``venv-pull install`` was asked to do."""
+    """What ``venv-pull install`` was asked to do (the reference itself is passed on its own)."""
 
-    reference: str
     dest: Path | None = None
-    cache: Path = Path("/var/cache/venvship")
-    facts_dir: Path = Path("/etc/ansible/facts.d")
+    cache: Path = DEFAULT_CACHE
+    facts_dir: Path = DEFAULT_FACTS
     keep: int = 2
     rebuild: bool = False
     compile: bool = True
     check: bool = False
-    insecure: bool = False
-    ca_file: str | None = None
     lock_timeout: float | None = None
     check_command: str | None = None
+    check_user: str | None = "nobody"  # who runs the health check when this process is root
     distro_packages: bool = True
-    credentials: Credentials | None = None  # registry login (else config.json); never shown
+    from_wheels: bool = False
+    python: str | None = None  # the host interpreter to use instead of the artifact's
+    allowed_tools: Collection[str] = ()  # tool wheel sha256s allowed beyond venv-pull's own pins
+    access: Access = field(default_factory=Access)  # registry login etc.; never shown
 
 
 @dataclass(frozen=True)
@@ -85,8 +81,10 @@ class InstallResult:
             "packages": self.packages,
             "facts_written": self.facts_written,
         }
+        if self.check:
+            data["check"] = True
         if self.bytecode is not None:
-            data["bytecode"] = self.bytecode.to_json()  # only when this run compiled a generation
+            data["bytecode"] = self.bytecode.to_json()  # only when this run made a generation
         return data
 
 
@@ -102,57 +100,44 @@ def _result(gens: Generations, state: State, *, changed: bool, facts_written: bo
     )
 
 
-def _unchanged(gens: Generations, state: State) -> InstallResult:
-    return _result(gens, state, changed=False, facts_written=False)
-
-
 def _live_state(gens: Generations) -> State | None:
+    """Return the live generation's state if it is intact and holds every distribution it was made with."""
     current = gens.current_id()
     if current is None or not gens.intact(current):
         return None
-    return gens.read_state(current)
+    state = gens.read_state(current)
+    if state is None or not gens.complete(state):
+        return None
+    return state
 
 
-def install(opts: InstallOptions) -> InstallResult:
-    """Install the artifact ``opts.reference`` on this host (see DESIGN §5).
+def install(ref: Ref, opts: InstallOptions) -> InstallResult:
+    """Install the artifact ``ref`` on this host (see DESIGN §5).
 
-    Example: ``install(InstallOptions(reference="oci:build/oci:demo:1.0", dest=Path("/srv/demo")))``
+    Example: ``install(parse_ref("oci:build/oci:demo:1.0"), InstallOptions(dest=Path("/srv/demo")))``
     """
-    ref = parse_ref(opts.reference)
-    source = open_source(ref, Access(opts.insecure, opts.ca_file, opts.credentials))
+    source = open_source(ref, opts.access)
     cache = Layout(opts.cache)  # created under the lock, once there is something to write
     reader = BlobReader(source, cache)
     try:
         top, top_raw = resolve_top(source, ref)
         dest = opts.dest or Path(any_config(reader, top_raw, where=str(ref)).install_path)
-        if not dest.is_absolute():
-            raise InstallError(f"{dest}: the destination must be an absolute path")
-        if os.path.lexists(dest) and not dest.is_symlink() and not dest.is_dir():
-            raise InstallError(f"{dest}: exists and is neither a directory nor a symlink; refusing it")
-        gens = Generations(dest)
+        gens = Generations(_checked_dest(dest, opts))
         # The cheap no-op check first: the same reference digest and an intact live generation.
         live = _live_state(gens)
         pending = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
         if live and not opts.rebuild and not pending and live.ref_digest == top.digest:
-            return _unchanged(gens, live)
-        selected = select(reader, ref, host=Host.detect())
+            return _result(gens, live, changed=False, facts_written=False)
+        selected = select(reader, ref, host=Host.detect(), probe=_prober(opts, gens))
         if live and not opts.rebuild and not pending and live.digest == selected.digest:
-            return _unchanged(gens, live)
+            return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
-            return InstallResult(
-                changed=True,
-                dest=str(gens.dest),
-                digest=selected.digest,
-                previous_digest=live.digest if live else "",
-                generation=""
-                if not live or opts.rebuild or live.digest != selected.digest
-                else live.generation,
-                packages=len(selected.config.lock),
-                facts_written=bool(selected.config.facts),
-                check=True,
-            )
+            return _would_change(gens, live, selected, rebuild=opts.rebuild)
+        trust.trusted_dir(opts.cache, what="the blob cache")
+        trust.trusted_dir(gens.dest.parent, what="the destination's folder")
+        trust.trusted_dir(gens.root, what="the generations folder")
         # Cache lock first, then the destination's: prune takes them in the same order (no deadlock).
-        # Children inherit the destination lock: if this run is killed, a pip or uv still writing into
+        # Children inherit the destination lock: if this run is killed, a child still writing into
         # the staging folder holds it until it exits, and a rerun waits instead of sharing the folder.
         with (
             cachestore.cache_lock(opts.cache, shared=True, timeout=opts.lock_timeout),
@@ -160,33 +145,76 @@ def install(opts: InstallOptions) -> InstallResult:
             lend_fds(lock_fd),
         ):
             pause_point("locked")
-            return _install_locked(opts, gens, source, Layout.create(opts.cache), selected, str(ref))
+            return _install_locked(ref, opts, gens, source, Layout.create(opts.cache), selected)
     finally:
         reader.close()
 
 
+def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
+    """Return the destination, normalised, if it is one venv-pull may manage."""
+    if not dest.is_absolute():
+        raise InstallError(f"{dest}: the destination must be an absolute path")
+    normal = Path(os.path.normpath(dest))
+    cache = Path(os.path.normpath(opts.cache.absolute()))
+    if normal == cache or cache in normal.parents or normal in cache.parents:
+        raise InstallError(f"{dest}: the destination and the blob cache {opts.cache} overlap")
+    return normal
+
+
+def _managed(opts: InstallOptions, gens: Generations) -> list[Path]:
+    """Return the folders venvship manages on this host: no interpreter may come from them."""
+    return [opts.cache, gens.dest, gens.root, *(d for _, d, _ in cachestore.recorded_dests(opts.cache))]
+
+
+def _prober(opts: InstallOptions, gens: Generations) -> Callable[[str], Interpreter]:
+    """Return how selection finds the interpreter for an artifact's python: the host's, vetted."""
+
+    def probe(executable: str) -> Interpreter:
+        return probe_python(trust.host_python(opts.python or executable, managed=_managed(opts, gens)))
+
+    return probe
+
+
+def _would_change(
+    gens: Generations, live: State | None, selected: Selected, *, rebuild: bool
+) -> InstallResult:
+    kept = live is not None and not rebuild and live.digest == selected.digest
+    return InstallResult(
+        changed=True,
+        dest=str(gens.dest),
+        digest=selected.digest,
+        previous_digest=live.digest if live else "",
+        generation=live.generation if kept and live else "",
+        packages=len(selected.config.lock),
+        facts_written=False,  # --check writes nothing, facts included
+        check=True,
+    )
+
+
 def _install_locked(
-    opts: InstallOptions,
-    gens: Generations,
-    source: Source,
-    cache: Layout,
-    selected: Selected,
-    reference: str,
+    ref: Ref, opts: InstallOptions, gens: Generations, source: Source, cache: Layout, selected: Selected
 ) -> InstallResult:
     config = selected.config
     live = _live_state(gens)  # again, under the lock: a concurrent run may have finished
     if live and not opts.rebuild and live.digest == selected.digest:
         if (gens.path(live.generation) / FACTS_PENDING).exists():
             return _finish(opts, gens, cache, live, changed=True)
-        return _unchanged(gens, live)
+        return _result(gens, live, changed=False, facts_written=False)
     removed = gens.clean_partials()
     if removed:
         logger.info("removed unfinished generations: %s", ", ".join(removed))
+    cache.remove_stale_temp()
     made = None if opts.rebuild else _made_before(gens, selected.digest, live)
     if made is not None:
         return _switch_back(opts, gens, cache, made, live)
-    # "pulling": after the first blob of several, the test seam for a kill in the middle of a pull.
-    fetched = pull(source, cache, selected, on_blob=lambda n: pause_point("pulling") if n == 1 else None)
+    gens.adoptable()  # refuses a destination that is neither a venv nor ours, before any work
+    python = trust.host_python(opts.python or config.python.executable, managed=_managed(opts, gens))
+
+    def on_blob(n: int, total: int, size: int) -> None:
+        if n == 1 and total > 1:
+            pause_point("pulling")  # the test seam for a kill in the middle of a pull
+
+    fetched = pull(source, cache, selected, from_wheels=opts.from_wheels, on_blob=on_blob)
     logger.info("pulled %d blobs into %s", fetched, cache.root)
     pause_point("pulled")
     if opts.distro_packages:
@@ -197,47 +225,39 @@ def _install_locked(
             cache_valid_time=config.distro_cache_valid_time,
         )
     generation = gens.new_id(selected.digest)
-    staging, final = gens.path(generation + PARTIAL), gens.path(generation)
-    build = StageJob(
-        opts=opts,
-        gens=gens,
-        cache=cache,
-        config=config,
-        installer=installer_for(config, cache),
-        env=install_env(config.install_env),
-        python=find_python(config.python.executable),
-        generation=generation,
+    staged = stage_generation(
+        StageJob(
+            gens=gens,
+            generation=generation,
+            cache=cache,
+            config=config,
+            python=python,
+            env=install_env(config.install_env, privileged=True),
+            check_env=install_env(config.install_env, privileged=False),
+            compile=opts.compile,
+            from_wheels=opts.from_wheels,
+            allowed_tools=opts.allowed_tools,
+            check_command=opts.check_command,
+            check_user=opts.check_user,
+        )
     )
-    origin = None if opts.rebuild or live is None else clone.origin(gens, live, cache=cache, config=config)
-    bytecode = None
-    if origin is not None:
-        try:
-            bytecode = stage_generation(build, live=live, origin=origin)
-        except (InstallError, OSError) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            logger.warning("incremental generation failed (%s); installing every wheel instead", reason)
-            origin = None
-    if origin is None:
-        bytecode = stage_generation(build, live=live, origin=None)
-    installer = build.installer
-    relocate(staging, old=staging, new=final)
-    previous = live
     state = State(
         generation=generation,
         digest=selected.digest,
         ref_digest=selected.ref_digest,
-        reference=reference,
+        reference=str(ref),
         name=config.name,
         version=config.version,
         created=time.time(),
-        previous_digest=previous.digest if previous else "",
-        previous_generation=previous.generation if previous else "",
-        tools={installer.name: installer.version(), "venvship": VERSION, "python": sys.version.split()[0]},
+        previous_digest=live.digest if live else "",
+        previous_generation=live.generation if live else "",
+        tools={"installer": staged.tool, "venvship": __version__, "python": sys.version.split()[0]},
         lock=tuple(f"{w.name}=={w.version}" for w in config.lock),
-        blobs=tuple(referenced_digests(selected)),
+        blobs=tuple(referenced_digests(selected, from_wheels=opts.from_wheels)),
         facts=config.facts,
+        dist_infos=staged.dist_infos,
     )
+    staging = gens.stage_path(generation)
     (staging / FACTS_PENDING).write_bytes(b"")
     gens.write_state(staging, state)
     gens.commit(staging, generation)
@@ -246,14 +266,15 @@ def _install_locked(
     gens.adopt_plain_dir()
     gens.switch(generation)
     pause_point("switched")
-    return replace(_finish(opts, gens, cache, state, changed=True), bytecode=bytecode)
+    return replace(_finish(opts, gens, cache, state, changed=True), bytecode=staged.bytecode)
 
 
 def _made_before(gens: Generations, digest: str, live: State | None) -> State | None:
     """Return the newest intact generation of ``digest`` that is not the live one, if any."""
     current = live.generation if live else None
     for state in reversed(gens.all()):
-        if state.digest == digest and state.generation != current and gens.intact(state.generation):
+        same = state.digest == digest and state.generation != current
+        if same and gens.intact(state.generation) and gens.complete(state):
             return state
     return None
 
@@ -304,8 +325,10 @@ def write_live_facts(
     own = {
         "venvship_digest": state.digest,
         "venvship_previous_digest": state.previous_digest if previous_digest is None else previous_digest,
-        "venvship_version": VERSION,
+        "venvship_version": state.version,
     }
+    if facts:
+        trust.trusted_dir(facts_dir, what="the facts folder")
     return write_facts(facts_dir, facts_with_own(facts, own))
 
 

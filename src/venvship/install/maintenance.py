@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import io
 import os
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -14,10 +11,11 @@ from typing import Literal
 from .._fsutil import file_lock
 from ..errors import InstallError
 from ..oci.layout import Layout
-from . import cachestore
+from . import cachestore, store
 from .faults import pause_point
 from .generations import Generations, State
 from .installer import _record_refs, write_live_facts
+from .record import matches, read_rows, records
 from .venvs import site_packages
 
 LinkState = Literal["ok", "missing", "not a symlink", "foreign", "broken"]
@@ -50,6 +48,7 @@ class DestStatus:
     current: str | None
     generations: tuple[State, ...]
     drift: Drift
+    unknown: tuple[str, ...] = ()  # generation folders whose state cannot be read (kept as they are)
 
 
 def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[DestStatus]:
@@ -76,6 +75,7 @@ def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[Dest
                 current=gens.current_id(),
                 generations=tuple(gens.all()),
                 drift=drift(gens, hashes=hashes),
+                unknown=tuple(gens.unknown()),
             )
         )
     return out
@@ -100,7 +100,17 @@ def drift(gens: Generations, *, hashes: bool) -> Drift:
     if link != "ok" or current is None:
         return Drift(link=link, checked=0, drifted=(), hashed=hashes)
     checked, drifted = _record_drift(gens.path(current), hashes=hashes)
+    drifted += _missing(gens, current)
     return Drift(link=link, checked=checked, drifted=tuple(drifted), hashed=hashes)
+
+
+def _missing(gens: Generations, generation: str) -> list[str]:
+    """Return ``missing distribution: …`` for each dist-info folder the generation was made with that is gone."""
+    state = gens.read_state(generation)
+    sites = sorted(gens.path(generation).glob("lib/python3*/site-packages"))
+    if state is None or not sites:
+        return []
+    return [f"missing distribution: {sites[0] / n}" for n in state.dist_infos if not (sites[0] / n).is_dir()]
 
 
 @dataclass(frozen=True)
@@ -156,43 +166,58 @@ class VerifyResult:
     drifted: tuple[str, ...]
 
 
-def verify(dest: Path) -> VerifyResult:
-    """Check every installed file of the live generation against its RECORD hash."""
+def verify(dest: Path, *, cache: Path | None = None) -> VerifyResult:
+    """Check every installed file of the live generation: against its RECORD hash, and its bytecode
+    against the layer it was unpacked from (when the host's store still has it, in ``cache``)."""
     gens = Generations(dest)
     current = gens.current_id()
     if current is None or not gens.path(current).is_dir():
         raise InstallError(f"{gens.dest}: not a venv installed by venv-pull")
-    checked, drifted = _record_drift(gens.path(current), hashes=True)
+    venv = gens.path(current)
+    checked, drifted = _record_drift(venv, hashes=True)
+    drifted += _missing(gens, current)
+    state = gens.read_state(current)
+    if cache is not None and state is not None:
+        more, bad = _bytecode_drift(venv, cache, state)
+        checked += more
+        drifted += bad
     return VerifyResult(dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted))
 
 
 def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
     """Return (files checked, drifted files) of ``venv``: RECORD rows whose file is missing, has
-    another size or (with ``hashes``) another sha256, and symlinks that dangle."""
+    another size or (with ``hashes``) another sha256, rows naming a path outside the venv (never
+    read), and symlinks that dangle."""
     site = site_packages(venv)
+    site_rel = site.relative_to(venv).as_posix()
     drifted: list[str] = []
     checked = 0
-    for info in sorted(site.glob("*.dist-info")):
-        record = info / "RECORD"
-        if info.is_symlink() or not record.is_file():
-            continue  # symlinked distro packages are dpkg's to verify
+    for record in records(site):
+        if not record.is_file():
+            continue
         try:
-            rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
-        except (UnicodeDecodeError, csv.Error):
+            rows = read_rows(record, site_rel=site_rel)
+        except InstallError:
             drifted.append(f"unreadable: {record}")
             continue
         for row in rows:
-            if len(row) < 2 or not row[1]:
+            if not row.hash:
                 continue
-            path = os.path.normpath(site / row[0])
+            if not row.path:
+                drifted.append(f"outside the venv: {row.given} (named by {record})")
+                continue
+            path = os.path.join(venv, row.path)
             checked += 1
             try:
-                size = os.stat(path).st_size
+                st = os.lstat(path)
             except OSError:
                 drifted.append(f"missing: {path}")
                 continue
-            resized = len(row) > 2 and row[2].isdigit() and int(row[2]) != size
-            if resized or (hashes and _file_hash(path) != row[1]):
+            if not stat.S_ISREG(st.st_mode):
+                drifted.append(f"modified: {path} (not a regular file)")
+                continue
+            resized = row.size >= 0 and row.size != st.st_size
+            if resized or (hashes and not matches(path, row.hash)):
                 drifted.append(f"modified: {path}")
     drifted += [f"dangling symlink: {path}" for path in _dangling_symlinks(venv)]
     return checked, drifted
@@ -217,16 +242,23 @@ def _dangling_symlinks(top: Path) -> list[str]:
     return sorted(found)
 
 
-def _file_hash(path: str) -> str:
-    """Return the RECORD hash field of the file at ``path`` (unreadable: an empty string)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return ""
-    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+def _bytecode_drift(venv: Path, cache: Path, state: State) -> tuple[int, list[str]]:
+    """Return (pycs checked, drifted ones): each ``.pyc`` of the generation against its layer's."""
+    checked, drifted = 0, []
+    for digest in state.blobs:
+        entry = store.load(store.entry_path(cache, digest)) if digest.startswith("sha256:") else None
+        if entry is None:
+            continue
+        for rel, (field, _, _) in entry.files.items():
+            if not rel.endswith(".pyc"):
+                continue
+            path = venv / rel
+            if not os.path.lexists(path):
+                continue  # installed with --no-compile
+            checked += 1
+            if not matches(path, field):
+                drifted.append(f"modified: {path}")
+    return checked, drifted
 
 
 @dataclass(frozen=True)
@@ -257,4 +289,6 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
                 for state in gens.all():
                     keep_blobs.update(state.blobs)
         blobs = cachestore.collect_garbage(layout, keep_blobs)
+        store.collect(cache, keep_blobs)
+        layout.remove_stale_temp()
     return PruneResult(generations=tuple(removed_gens), blobs=tuple(blobs))

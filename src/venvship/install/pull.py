@@ -1,4 +1,6 @@
-"""Pull a selected manifest's blobs into the digest-keyed cache and check the wheels before use."""
+"""Pull the blobs a selected manifest's install needs into the digest-keyed cache: its ready-to-run
+layers (or, with ``--from-wheels``, its wheels and install tool), verified while streaming, over a
+bounded pool. The one blob fetcher of the target side."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from .._log import logger
-from ..artifact import MANIFEST_TYPE, VenvConfig, Wheel, tag_for_version
+from ..artifact import MANIFEST_TYPE, Descriptor, VenvConfig, Wheel, tag_for_version
 from ..errors import ArtifactError, InstallError
 from ..oci.layout import Layout
 from ..oci.source import Source
@@ -31,49 +33,67 @@ def wheels_of(config: VenvConfig) -> tuple[Wheel, ...]:
     return tuple(out)
 
 
-def referenced_digests(selected: Selected) -> list[str]:
-    """Return every cache blob a generation of ``selected`` needs (manifest, config, wheels)."""
+def needed(selected: Selected, *, from_wheels: bool) -> list[Descriptor]:
+    """Return the manifest layers an install of ``selected`` unpacks or installs, each checked
+    against the config: one layer per distribution of the lock, made from the lock's own wheel."""
+    config = selected.config
+    layers = {layer.digest: layer for layer in selected.manifest.layers}
+    out: dict[str, Descriptor] = {}
+    if from_wheels or config.layers is None:
+        wanted = [(w.digest, w.size, w.filename) for w in wheels_of(config)]
+    else:
+        by_wheel = config.layers.by_wheel()
+        missing = [w.filename for w in config.lock if w.sha256 not in by_wheel]
+        if missing or len(config.layers.distributions) != len(config.lock):
+            raise ArtifactError(
+                f"manifest {selected.digest}: the layers do not match the lock ({missing[:3]})"
+            )
+        wanted = [(d.digest, d.size, d.title) for d in config.layers.distributions]
+    for digest, size, what in wanted:
+        layer = layers.get(digest)
+        if layer is None or layer.size != size:
+            raise ArtifactError(f"manifest {selected.digest}: no layer for {what}")
+        out[digest] = layer
+    return list(out.values())
+
+
+def referenced_digests(selected: Selected, *, from_wheels: bool) -> list[str]:
+    """Return every cache blob a generation of ``selected`` needs (manifest, config, layers)."""
     return [
         selected.digest,
         selected.manifest.config.digest,
-        *(w.digest for w in wheels_of(selected.config)),
+        *(d.digest for d in needed(selected, from_wheels=from_wheels)),
     ]
 
 
 def pull(
-    source: Source, cache: Layout, selected: Selected, *, on_blob: Callable[[int], None] | None = None
+    source: Source,
+    cache: Layout,
+    selected: Selected,
+    *,
+    from_wheels: bool,
+    on_blob: Callable[[int, int, int], None] | None = None,
 ) -> int:
-    """Fetch the missing blobs of ``selected`` into ``cache`` (verified while streaming).
+    """Fetch the missing blobs ``selected``'s install needs into ``cache`` (verified while streaming).
 
-    Returns the number of blobs fetched; ``on_blob(n)`` is called after the n-th of them. The manifest goes in last and is tagged in the cache,
-    so the cache stays a valid layout whose refs only name complete artifacts.
+    Returns the number fetched; ``on_blob(n, total, bytes)`` is called after the n-th. The
+    manifest goes in last and is tagged in the cache, so the cache stays a valid layout whose refs
+    only name complete artifacts.
     """
-    layers = {layer.digest: layer for layer in selected.manifest.layers}
-    for wheel in wheels_of(selected.config):
-        layer = layers.get(wheel.digest)
-        if layer is None or layer.size != wheel.size:
-            raise ArtifactError(f"manifest {selected.digest}: no layer for wheel {wheel.filename}")
-    missing = list(
-        {
-            layer.digest: layer
-            for layer in selected.manifest.layers
-            if not cache.has_blob(layer.digest, layer.size)
-        }.values()
-    )
+    missing = [d for d in needed(selected, from_wheels=from_wheels) if not cache.has_blob(d.digest, d.size)]
+    total, done = sum(d.size for d in missing), 0
     # Blobs come over a bounded pool: a registry's round trips overlap (each blob is still
     # verified while it streams, and lands in the cache by one rename).
     with ThreadPoolExecutor(max_workers=max(1, min(PULL_WORKERS, len(missing)))) as pool:
-        futures = {
-            pool.submit(source.fetch_blob, layer.digest, layer.size, cache): layer for layer in missing
-        }
+        futures = {pool.submit(source.fetch_blob, d.digest, d.size, cache): d for d in missing}
         try:
             for n, future in enumerate(as_completed(futures), start=1):
                 future.result()
-                logger.debug(
-                    "pulled %d/%d: %s", n, len(missing), futures[future].title or futures[future].digest
-                )
-                if on_blob is not None and n < len(missing):
-                    on_blob(n)
+                desc = futures[future]
+                done += desc.size
+                logger.debug("pulled %d/%d: %s", n, len(missing), desc.title or desc.digest)
+                if on_blob is not None:
+                    on_blob(n, len(missing), done)
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -81,15 +101,12 @@ def pull(
     cache.put_bytes(selected.config_raw)
     cache.put_bytes(selected.manifest_raw)
     config = selected.config
-    from ..artifact import Descriptor
-
+    tag = f"{config.name}:{tag_for_version(config.version)}-{config.platform_key}"
     cache.set_refs(
-        {
-            f"{config.name}:{tag_for_version(config.version)}-{config.platform_key}": Descriptor(
-                media_type=MANIFEST_TYPE, digest=selected.digest, size=len(selected.manifest_raw)
-            )
-        }
+        {tag: Descriptor(media_type=MANIFEST_TYPE, digest=selected.digest, size=len(selected.manifest_raw))}
     )
+    if total:
+        logger.debug("pulled %d bytes", total)
     return len(missing)
 
 
@@ -100,7 +117,12 @@ def check_wheel(path: Path, *, filename: str) -> None:
             for info in zf.infolist():
                 name = info.filename
                 parts = PurePosixPath(name.replace("\\", "/")).parts
-                if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                if (
+                    name.startswith(("/", "\\"))
+                    or ".." in parts
+                    or (parts and ":" in parts[0])
+                    or "\0" in name
+                ):
                     raise InstallError(f"wheel {filename}: unsafe member path {name!r}")
                 if stat.S_ISLNK(info.external_attr >> 16):
                     raise InstallError(f"wheel {filename}: member {name!r} is a symlink")
@@ -109,38 +131,12 @@ def check_wheel(path: Path, *, filename: str) -> None:
 
 
 def find_links(cache: Layout, config: VenvConfig, parent: Path) -> Path:
-    """Return a temp folder of symlinks named by wheel file name → cache blobs (checked)."""
+    """Return a temp folder of symlinks named by wheel file name → cache blobs (re-hashed, checked)."""
     folder = Path(tempfile.mkdtemp(prefix="wheels-", dir=parent))
     for wheel in config.lock:
         blob = cache.blob_path(wheel.digest)
+        if not cache.verify_blob(wheel.digest, wheel.size):
+            raise InstallError(f"{blob}: the cached {wheel.filename} does not hash to {wheel.digest}")
         check_wheel(blob, filename=wheel.filename)
         os.symlink(blob, folder / wheel.filename)
     return folder
-
-
-def extract_uv(cache: Layout, wheel: Wheel) -> Path:
-    """Return the ``uv`` binary of ``wheel``, extracted once into ``<cache>/tools/<hex>/uv``."""
-    target = cache.root / "tools" / wheel.sha256 / "uv"
-    if target.is_file() and os.access(target, os.X_OK):
-        return target
-    blob = cache.blob_path(wheel.digest)
-    check_wheel(blob, filename=wheel.filename)
-    with zipfile.ZipFile(blob) as zf:
-        members = [n for n in zf.namelist() if n.endswith(".data/scripts/uv")]
-        if not members:
-            raise InstallError(f"wheel {wheel.filename}: no .data/scripts/uv binary")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".uv-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out, zf.open(members[0]) as src:
-                while True:
-                    chunk = src.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import tempfile
 import zipapp
@@ -9,33 +10,66 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
-# The target side (DESIGN §2): stdlib only. tests/unit/test_target_imports.py enforces it.
-TARGET_MODULES = (
-    "__init__.py",
-    "errors.py",
-    "_process.py",
-    "_log.py",
-    "_fsutil.py",
-    "artifact.py",
-    "jsondoc.py",
-    "venvconfig.py",
-    "hostinfo.py",
-    "distro.py",
-    "oci/*.py",
-    "install/*.py",
-    "cli/__init__.py",
-    "cli/install_args.py",
-    "cli/outcome.py",
-    "cli/venv_pull_main.py",
-)
+ENTRY = Path("cli/venv_pull_main.py")
+
+
+def _module_file(package: Path, name: str) -> Path | None:
+    """Return the file of module ``venvship.a.b`` under ``package`` (``a/b.py`` or ``a/b/__init__.py``)."""
+    parts = name.split(".")[1:]
+    for candidate in (Path(*parts).with_suffix(".py") if parts else None, Path(*parts, "__init__.py")):
+        if candidate is not None and (package / candidate).is_file():
+            return candidate
+    return None
+
+
+def _imported(package: Path, rel: Path) -> set[str]:
+    """Return the ``venvship`` modules the file ``rel`` imports, at its top or inside functions."""
+    module = ".".join(["venvship", *rel.with_suffix("").parts])
+    own = module if rel.name == "__init__.py" else module.rsplit(".", 1)[0]
+    if rel.name == "__init__.py":
+        module = module.rsplit(".", 1)[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse((package / rel).read_text(), filename=str(rel))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("venvship"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = own.split(".")[: len(own.split(".")) - (node.level - 1)]
+                prefix = ".".join(base)
+                target = f"{prefix}.{node.module}" if node.module else prefix
+            else:
+                target = node.module or ""
+            if target.startswith("venvship"):
+                out.add(target)
+                out.update(f"{target}.{a.name}" for a in node.names)  # submodules imported by name
+    return out
 
 
 def target_files(package: Path = PACKAGE) -> list[Path]:
-    """Return the target-side source files of the package, relative to it."""
-    files: set[Path] = set()
-    for pattern in TARGET_MODULES:
-        files.update(p.relative_to(package) for p in package.glob(pattern))
-    return sorted(files)
+    """Return the target side's files: the import closure of ``venv-pull``'s entry point, relative
+    to the package, with each package's ``__init__.py`` (derived, never a hand-kept list).
+
+    The package's own ``__init__`` imports the build side lazily, on first use of its public
+    names; venv-pull never uses them, so those names are not followed.
+    """
+    seen: set[Path] = set()
+    todo = [ENTRY, Path("__init__.py")]
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        for folder in rel.parents:
+            init = folder / "__init__.py"
+            if (package / init).is_file() and init not in seen:
+                todo.append(init)
+        if rel == Path("__init__.py"):
+            continue  # its lazy __getattr__ reaches the build side only for build-side callers
+        for name in _imported(package, rel):
+            found = _module_file(package, name)
+            if found is not None and found not in seen:
+                todo.append(found)
+    return sorted(seen)
 
 
 def build_zipapp(out: Path) -> Path:
@@ -48,10 +82,6 @@ def build_zipapp(out: Path) -> Path:
         for rel in target_files():
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PACKAGE / rel, tree / rel)
-        for folder in (tree, tree / "oci", tree / "install", tree / "cli"):
-            init = folder / "__init__.py"
-            if not init.exists():
-                init.write_text('"""venvship (venv-pull zipapp)."""\n')
         # Our own __main__ instead of create_archive(main=...): zipapp's generated one drops
         # main()'s return value, and venv-pull's exit code is its contract with Ansible.
         (Path(tmp) / "__main__.py").write_text(

@@ -21,6 +21,7 @@ from ..errors import ArtifactError
 
 _CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+_TEMP = ".in-"
 
 
 class Layout:
@@ -76,7 +77,9 @@ class Layout:
             return False
         target = self.blob_path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".in-", suffix=".tmp")
+        # Named by this process, so that the next run can tell a killed download's file from a
+        # running one's (remove_stale_temp).
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{_TEMP}{os.getpid()}-", suffix=".tmp")
         try:
             hasher = hashlib.sha256()
             seen = 0
@@ -151,6 +154,23 @@ class Layout:
             for entry in folder.iterdir():
                 if len(entry.name) == 64 and not entry.name.startswith("."):
                     yield "sha256:" + entry.name
+
+    def remove_stale_temp(self) -> list[str]:
+        """Remove the temp files of downloads whose process is gone (killed); return their names."""
+        folder = self.root / "blobs" / "sha256"
+        removed: list[str] = []
+        if not folder.is_dir():
+            return removed
+        for entry in folder.iterdir():
+            if not entry.name.startswith(_TEMP):
+                continue
+            pid = entry.name[len(_TEMP) :].split("-", 1)[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry.name)
+        return removed
 
     def remove_blob(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -230,3 +250,13 @@ class Layout:
             "manifests": [d.to_json() for d in entries],
         }
         atomic_write(self.root / "index.json", canonical_json(doc))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -319,42 +319,17 @@ class _Counted:
         return data
 
 
-def fetch_blobs(
-    client: RegistryClient,
-    repo: str,
-    items: Sequence[tuple[str, int]],
-    dest_layout: Layout,
-    *,
-    max_workers: int = MAX_WORKERS,
-) -> int:
-    """Fetch the (digest, size) blobs into ``dest_layout`` in parallel; return how many were new."""
-    done = parallel_map(
-        lambda item: client.fetch_blob(repo, item[0], item[1], dest_layout), items, max_workers
-    )
-    return sum(done)
-
-
 class RegistrySource:
     """A :class:`~venvship.oci.source.Source` over one registry repository.
 
     Example: ``RegistrySource(parse_ref("ghcr.io/org/keystone:31.0.0")).get_manifest("31.0.0")``
     """
 
-    def __init__(
-        self,
-        ref: RegistryRef,
-        *,
-        insecure: bool = False,
-        ca_file: str | None = None,
-        credentials: Credentials | None = None,
-        client: RegistryClient | None = None,
-    ) -> None:
+    def __init__(self, ref: RegistryRef, *, client: RegistryClient) -> None:
         if not ref.repository:
             raise ArtifactError(f"{ref}: name the repository, e.g. HOST/REPO:TAG")
         self.ref = ref
-        self.client = client or RegistryClient(
-            ref.registry, insecure=insecure, ca_file=ca_file, credentials=credentials
-        )
+        self.client = client
 
     def get_manifest(self, reference: str) -> tuple[Descriptor, bytes]:
         media_type, raw, digest = self.client.get_manifest(self.ref.repository, reference)
@@ -362,7 +337,3 @@ class RegistrySource:
 
     def fetch_blob(self, digest: str, size: int, cache: Layout) -> bool:
         return self.client.fetch_blob(self.ref.repository, digest, size, cache)
-
-    def fetch_blobs(self, items: Sequence[tuple[str, int]], cache: Layout) -> int:
-        """Fetch several blobs in parallel (bounded pool); return how many were new."""
-        return fetch_blobs(self.client, self.ref.repository, items, cache)

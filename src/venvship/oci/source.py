@@ -13,6 +13,7 @@ from .reference import LayoutRef, Ref
 
 if TYPE_CHECKING:
     from .auth import Credentials
+    from .registry import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -74,5 +75,16 @@ def open_source(ref: Ref, access: Access | None = None) -> Source:
         return LayoutSource(ref)
     from .registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 
-    a = access or Access()
-    return RegistrySource(ref, insecure=a.insecure, ca_file=a.ca_file, credentials=a.credentials)
+    return RegistrySource(ref, client=registry_client(ref.registry, access or Access()))
+
+
+def registry_client(registry: str, access: Access) -> RegistryClient:
+    """Return a client for ``registry`` reached as ``access`` says.
+
+    Example: ``registry_client("ghcr.io", Access(ca_file="/etc/ssl/my-ca.pem"))``
+    """
+    from .registry import RegistryClient
+
+    return RegistryClient(
+        registry, insecure=access.insecure, ca_file=access.ca_file, credentials=access.credentials
+    )

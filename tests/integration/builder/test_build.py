@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import LocalIndex, RecipeWriter
-from venvship.artifact import Manifest, VenvConfig
+from venvship.artifact import WHEEL_TYPE, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
-from venvship.builder.recipebuild import build_recipe
+from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.cli.venvship_main import main
 from venvship.inspect import diff_views, inspect_ref
 from venvship.oci.layout import Layout
+from venvship.oci.reference import parse_ref
 from venvship.recipe import load_recipe
 
 PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
@@ -41,7 +42,7 @@ def test_build_locks_closure_with_c_extension_and_git(
     git_line = f"{local_index.git_url}@{local_index.git_sha}#egg=gamma"
     recipe = write_recipe(packages=["alpha", git_line])
     layout = Layout.create(tmp_path / "oci")
-    result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    result = build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
 
     assert result.status == "built"
     assert sorted(result.built) == [
@@ -72,7 +73,7 @@ def test_skopeo_reads_the_layout_and_copies_it_keeping_digests(
     tmp_path: Path, write_recipe: RecipeWriter, cache: Path
 ) -> None:
     layout = Layout.create(tmp_path / "oci")
-    build_recipe(load_recipe(write_recipe()), output=layout, cache=cache)
+    build_recipe(load_recipe(write_recipe()), output=layout, options=BuildOptions(cache=cache))
     ref = f"demo:1.0{PLATFORM_SUFFIX}"
     desc = layout.resolve(ref)
     raw = subprocess.run(
@@ -122,7 +123,7 @@ def test_second_build_is_a_noop_and_one_pin_rebuilds_one_wheel(
 
     write_recipe(constraints=["alpha==1.1"])
     layout = Layout.open(out)
-    result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    result = build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
     assert result.built == ("alpha-1.1-py3-none-any.whl",)
     assert result.cached == (
         "beta-2.0-cp311-cp311-linux_x86_64.whl",
@@ -135,13 +136,13 @@ def test_same_inputs_give_the_same_manifest_digest(
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     recipe = load_recipe(write_recipe())
-    first = build_recipe(recipe, output=Layout.create(tmp_path / "a"), cache=cache)
-    again = build_recipe(recipe, output=Layout.create(tmp_path / "b"), cache=cache)
+    first = build_recipe(recipe, output=Layout.create(tmp_path / "a"), options=BuildOptions(cache=cache))
+    again = build_recipe(recipe, output=Layout.create(tmp_path / "b"), options=BuildOptions(cache=cache))
     assert again.status == "built" and again.built == ()  # packaged anew from the same wheels
     assert first.digest == again.digest
     # The created time really comes from SOURCE_DATE_EPOCH: another epoch, another digest.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
-    other = build_recipe(recipe, output=Layout.create(tmp_path / "c"), cache=cache)
+    other = build_recipe(recipe, output=Layout.create(tmp_path / "c"), options=BuildOptions(cache=cache))
     assert other.digest != first.digest
 
 
@@ -150,13 +151,12 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
 ) -> None:
     recipe = load_recipe(write_recipe())
     first = Layout.create(tmp_path / "first")
-    build_recipe(recipe, output=first, cache=cache)
+    build_recipe(recipe, output=first, options=BuildOptions(cache=cache))
     fresh_cache = tmp_path_factory.mktemp("fresh-cache")
     result = build_recipe(
         recipe,
         output=Layout.create(tmp_path / "second"),
-        cache=fresh_cache,
-        reuse_from=f"oci:{first.root}:demo:1.0",
+        options=BuildOptions(cache=fresh_cache, reuse_from=parse_ref(f"oci:{first.root}:demo:1.0")),
     )
     assert result.built == ()
     assert sorted(result.reused) == [
@@ -168,7 +168,7 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
 
 def test_uv_install_tool_ships_the_uv_wheel(tmp_path: Path, write_recipe: RecipeWriter, cache: Path) -> None:
     layout = Layout.create(tmp_path / "oci")
-    build_recipe(load_recipe(write_recipe(install_tool="uv")), output=layout, cache=cache)
+    build_recipe(load_recipe(write_recipe(install_tool="uv")), output=layout, options=BuildOptions(cache=cache))
     _, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
     assert config.install_tool == "uv"
     assert [t.name for t in config.tools] == ["uv"]
@@ -213,10 +213,10 @@ def test_a_failed_wheel_build_writes_nothing_and_the_next_run_retries(
     from venvship.errors import VenvshipError
 
     with pytest.raises(VenvshipError, match="broken"):
-        build_recipe(recipe, output=layout, cache=cache)
+        build_recipe(recipe, output=layout, options=BuildOptions(cache=cache))
     assert layout.refs() == {}
     setup.write_text(good)
-    assert build_recipe(recipe, output=layout, cache=cache).status == "built"
+    assert build_recipe(recipe, output=layout, options=BuildOptions(cache=cache)).status == "built"
 
 
 def test_inspect_and_diff_report_packages(
@@ -224,15 +224,15 @@ def test_inspect_and_diff_report_packages(
 ) -> None:
     out = tmp_path / "oci"
     layout = Layout.create(out)
-    build_recipe(load_recipe(write_recipe(constraints=["alpha==1.0"])), output=layout, cache=cache)
-    build_recipe(load_recipe(write_recipe(version="2.0")), output=layout, cache=cache)
+    build_recipe(load_recipe(write_recipe(constraints=["alpha==1.0"])), output=layout, options=BuildOptions(cache=cache))
+    build_recipe(load_recipe(write_recipe(version="2.0")), output=layout, options=BuildOptions(cache=cache))
     assert main(["inspect", f"oci:{out}:demo:1.0", "--json"]) == 0
     view = json.loads(capsys.readouterr().out)
     [platform] = view["platforms"]
     assert platform["key"] == PLATFORM_SUFFIX[1:]
     assert {p["name"]: p["version"] for p in platform["packages"]} == {"alpha": "1.0", "beta": "2.0"}
     assert all(p["size"] > 0 and len(p["sha256"]) == 64 for p in platform["packages"])
-    diff = diff_views(inspect_ref(f"oci:{out}:demo:1.0"), inspect_ref(f"oci:{out}:demo:2.0"))
+    diff = diff_views(inspect_ref(parse_ref(f"oci:{out}:demo:1.0")), inspect_ref(parse_ref(f"oci:{out}:demo:2.0")))
     [changes] = diff.changes.values()
     assert [(c.name, c.kind, c.old and c.old.version, c.new and c.new.version) for c in changes] == [
         ("alpha", "changed", "1.0", "1.1")
@@ -258,9 +258,9 @@ def test_the_recipe_build_env_reaches_the_wheel_build(
         packages=[f"flavour @ {proj.as_uri()}"], extra='env = { VENVSHIP_TEST_FLAVOUR = "salty" }\n'
     )
     layout = Layout.create(tmp_path / "oci")
-    build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
     manifest, _ = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
-    [layer] = [m for m in manifest.layers if m.title.startswith("flavour-")]
+    [layer] = [m for m in manifest.layers if m.title.startswith("flavour-") and m.media_type == WHEEL_TYPE]
     with zipfile.ZipFile(layout.blob_path(layer.digest)) as whl:
         assert whl.read("flavour/built.py").decode() == "FLAVOUR = 'salty'\n"
 
@@ -270,14 +270,14 @@ def test_inputs_resolved_before_are_not_resolved_again(
 ) -> None:
     caplog.set_level(logging.INFO, logger="venvship")
     layout = Layout.create(tmp_path / "oci")
-    first = build_recipe(load_recipe(write_recipe()), output=layout, cache=cache)
+    first = build_recipe(load_recipe(write_recipe()), output=layout, options=BuildOptions(cache=cache))
     assert "resolved before" not in caplog.text
     # Only an install-side field changes: a new artifact from the same closure, pip not asked.
-    second = build_recipe(load_recipe(write_recipe(version="1.1")), output=layout, cache=cache)
+    second = build_recipe(load_recipe(write_recipe(version="1.1")), output=layout, options=BuildOptions(cache=cache))
     assert second.status == "built" and second.built == () and second.digest != first.digest
     assert "demo: inputs resolved before" in caplog.text
     caplog.clear()
-    third = build_recipe(load_recipe(write_recipe(version="1.2")), output=layout, cache=cache, refresh=True)
+    third = build_recipe(load_recipe(write_recipe(version="1.2")), output=layout, options=BuildOptions(cache=cache, refresh=True))
     assert "resolved before" not in caplog.text
     _, before = _config(layout, f"demo:1.1{PLATFORM_SUFFIX}")
     _, after = _config(layout, f"demo:1.2{PLATFORM_SUFFIX}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,10 +17,11 @@ from typing import Any, Sequence
 import pytest
 
 from venvship.artifact import Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.builder.layers import Tool, make_layers
 from venvship.builder.package import write_to_layout
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.hostinfo import distro_key, go_arch
-from venvship.install.venvs import record_hash
+from venvship.install.record import hash_field as record_hash
 from venvship.oci.layout import Layout
 
 SRC = Path(__file__).resolve().parents[3] / "src"
@@ -128,7 +130,7 @@ def make_config(
     name: str = "demo",
     version: str = "1.0",
     install_tool: str = "uv",
-    python: str = sys.executable,
+    python: str = DISTRO_PYTHON,
     install_path: str = "/nonexistent/venvs/demo",
     facts: Sequence[Fact] = (),
     symlink: Sequence[str] = (),
@@ -181,19 +183,34 @@ class Artifacts:
     root: Path
     wheels: Wheels
 
-    def tool(self, kind: str, *, python: str = sys.executable) -> tuple[Wheel, Path]:
+    def tool(self, kind: str, *, python: str = DISTRO_PYTHON) -> tuple[Wheel, Path]:
         """Return venvship's pinned ``kind`` wheel (pip or uv) for ``python``."""
         version = versions_for(python_version(python), INSTALL_TOOLS)[kind]
         path = next(self.wheels.tools.glob(f"{kind}-{version}-*.whl"))
         return wheel_of(path), path
 
-    def write(self, wheel_paths: Sequence[Path], *, install_tool: str = "uv", **kw: Any) -> str:
-        """Write an artifact locking ``wheel_paths``; return its ``oci:`` reference (the index tag)."""
-        tool, tool_path = self.tool(install_tool, python=kw.get("python", sys.executable))
+    def write(
+        self, wheel_paths: Sequence[Path], *, install_tool: str = "uv", layers: bool = True, **kw: Any
+    ) -> str:
+        """Write an artifact locking ``wheel_paths``, with ready-to-run layers made by the build
+        side's own code (``layers=False``: wheels only); return its ``oci:`` reference (the index tag)."""
+        python = kw.get("python", DISTRO_PYTHON)
+        tool, tool_path = self.tool(install_tool, python=python)
         lock = [wheel_of(p) for p in wheel_paths]
         config = make_config(lock=lock, tools=[tool], install_tool=install_tool, **kw)
         files = {w.digest: p for w, p in zip(lock, wheel_paths)}
         files[tool.digest] = tool_path
+        if layers:
+            made, layer_files = make_layers(
+                config.lock,
+                files,
+                python=python,
+                tool=Tool(name=install_tool, version=tool.version, wheel=tool_path),
+                cache=self.root.parent / "layer-cache",
+                workdir=self.root.parent / "layer-work",
+            )
+            config = dataclasses.replace(config, layers=made)
+            files.update(layer_files)
         write_to_layout(Layout.create(self.root), config, files)
         return f"oci:{self.root}:{config.name}:{config.version}"
 

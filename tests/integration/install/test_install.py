@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Artifacts, Pull, Wheels, tree_snapshot
+from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, tree_snapshot
 
 
 @pytest.mark.parametrize("tool", ["pip", "uv"])
@@ -79,16 +79,31 @@ def test_upgrade_rollback_and_keep(artifacts: Artifacts, wheels: Wheels, pull: P
     assert gens == [rebuilt["generation"]]
 
 
-def test_plain_directory_is_moved_aside(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
-    pull.dest.mkdir(parents=True)
+def test_a_venv_made_by_the_role_is_moved_aside(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    subprocess.run([DISTRO_PYTHON, "-m", "venv", "--without-pip", pull.dest], check=True)
     (pull.dest / "marker").write_text("made by the original role")
     ref = artifacts.write([wheels.demo1])
-    pull.install(ref)
+    proc = pull("install", ref)
+    assert "a venv made without venv-pull; keeping it as a generation to roll back to" in proc.stderr
     assert pull.dest.is_symlink()
     kept = list((pull.dest.parent / ".demo.venvship").glob("original-*/marker"))
     assert len(kept) == 1
     status = pull("status", str(pull.dest), "--cache", str(pull.cache)).stdout
     assert "(adopted)" in status
+
+
+def test_a_folder_that_is_no_venv_is_never_moved_aside(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    pull.dest.mkdir(parents=True)
+    (pull.dest / "notes.txt").write_text("someone's files")
+    proc = pull("install", artifacts.write([wheels.demo1]), ok=False)
+    assert proc.returncode == 1
+    [line] = proc.stderr.splitlines()
+    assert line == f"venv-pull: error: {pull.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
+    assert sorted(p.name for p in pull.dest.iterdir()) == ["notes.txt"]
+    assert not (pull.dest.parent / ".demo.venvship").exists() or not any(
+        p.name.endswith(".partial") for p in (pull.dest.parent / ".demo.venvship").iterdir()
+    )
+    assert not pull.cache.exists() or not list((pull.cache / "blobs" / "sha256").iterdir())  # checked before the pull
 
 
 def test_health_check_failure_keeps_old_venv(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import LocalIndex
 from venvship.artifact import Manifest, VenvConfig
-from venvship.builder.recipebuild import build_recipe
+from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.oci.layout import Layout
 from venvship.recipe import load_recipe
 
@@ -88,7 +88,7 @@ def built_demo(
     cache.mkdir()
     (cache / "builders").symlink_to(shared_builders)
     layout = Layout.create(root / "oci")
-    result = build_recipe(load_recipe(recipe), output=layout, cache=cache)
+    result = build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
     return BuiltDemo(recipe=recipe, layout=layout, platform_tag=result.ref.split(":", 1)[1])
 
 

@@ -1,0 +1,68 @@
+"""Build several recipes into one output, a layout directory or a registry: the one orchestration
+``venvship build`` and the nox plugin share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import VenvshipError
+from ..oci.layout import Layout
+from ..oci.publish import PublishResult, publish_layout
+from ..oci.reference import LayoutRef, Ref
+from ..oci.source import Access, registry_client
+from ..recipe import find_recipes, load_recipe
+from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Every recipe's result, and what publishing to a registry output did (None for a layout)."""
+
+    output: Ref
+    results: tuple[BuildResult, ...]
+    published: PublishResult | None = None
+
+    def to_json(self) -> list[dict[str, object]]:
+        entries = [r.to_json() for r in self.results]
+        if self.published is not None:
+            for entry in entries:
+                entry["published"] = f"{str(self.output).rstrip('/')}/{entry['ref']}"
+        return entries
+
+
+def build_recipes(
+    paths: Sequence[Path],
+    *,
+    output: Ref,
+    options: BuildOptions | None = None,
+    access: Access | None = None,
+) -> BatchResult:
+    """Build the recipes at ``paths`` (files, or folders of ``*.toml``) into ``output``.
+
+    A layout output (``oci:DIR``) is written directly. A registry output (``HOST/NAMESPACE``) is
+    built into a staging layout in the build cache first, then published: blobs go up before any tag.
+
+    Example: ``build_recipes([Path("recipes")], output=parse_ref("oci:build/oci"))``
+    """
+    opts = options or BuildOptions()
+    files = find_recipes(list(paths))
+    if not files:
+        raise VenvshipError(f"no recipes found in {' '.join(map(str, paths))}")
+    recipes = [load_recipe(p) for p in files]
+    if isinstance(output, LayoutRef):
+        if output.name:
+            raise VenvshipError(f"{output}: the output is oci:DIR or a registry namespace, not one artifact")
+        layout = Layout.create(output.path)
+    else:
+        layout = Layout.create((opts.cache or default_cache()) / "staging")
+    results = tuple(build_recipe(recipe, output=layout, options=opts) for recipe in recipes)
+    if isinstance(output, LayoutRef) or opts.check:
+        return BatchResult(output=output, results=results)
+    client = registry_client(output.registry, access or Access())
+    published = publish_layout(layout, [r.ref for r in results], output, client)
+    return BatchResult(output=output, results=results, published=published)
+
+
+__all__ = ["BatchResult", "build_recipes"]

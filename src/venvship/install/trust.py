@@ -1,0 +1,121 @@
+"""What venv-pull trusts on a host when it runs as root (DESIGN §5, trust rules), in the spirit of
+sshd's StrictModes: a directory it writes into or reads code from must be owned by root and not
+writable by group or others, and so must every folder above it (a root-owned, sticky folder such
+as /tmp may sit above); the interpreter comes from the host, never from the artifact's say-so.
+
+Run as another user, nothing here refuses: that user can only harm what it owns already.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import InstallError
+
+# Where a bare interpreter name ("python3") is looked up: the system's, not the caller's PATH.
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def enforcing() -> bool:
+    """Return True when the rules apply: this process runs as root."""
+    return os.geteuid() == 0
+
+
+def _describe(path: str, st: os.stat_result) -> str:
+    try:
+        import pwd
+
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except (KeyError, ImportError):
+        owner = str(st.st_uid)
+    return f"{path} (owner {owner}, mode {stat.S_IMODE(st.st_mode):04o})"
+
+
+def check_tree(path: Path, *, what: str) -> None:
+    """Refuse ``path`` (and every folder above it) unless only root can change it.
+
+    ``path`` itself: owned by root, not writable by group or others. Every folder above: owned by
+    root, not writable by group or others unless sticky (a sticky, root-owned /tmp lets nobody
+    rename what root made in it). Symlinks are followed, and the folders of their targets checked.
+    """
+    if not enforcing():
+        return
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        raise InstallError(f"{path}: {what} cannot be checked ({exc.strerror or exc})") from exc
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise InstallError(
+            f"{_describe(real, st)}: {what} must be owned by root and not writable by group or others"
+        )
+    parent = os.path.dirname(real)
+    while True:
+        pst = os.stat(parent)
+        sticky_ok = bool(pst.st_mode & stat.S_ISVTX)  # others may add, not rename or remove, entries
+        if pst.st_uid != 0 or (pst.st_mode & 0o022 and not sticky_ok):
+            raise InstallError(
+                f"{_describe(parent, pst)}: a folder above {what} {real} must be owned by root and not "
+                "writable by others"
+            )
+        if parent == "/":
+            return
+        parent = os.path.dirname(parent)
+
+
+def trusted_dir(path: Path, *, what: str) -> Path:
+    """Return ``path``, made (0755) if missing, after :func:`check_tree`.
+
+    Example: ``trusted_dir(Path("/var/cache/venvship"), what="the blob cache")``
+    """
+    try:
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise InstallError(f"{path}: {what} exists and is not a directory") from exc
+    check_tree(path, what=what)
+    return path
+
+
+def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
+    """Return the absolute interpreter to run for ``executable`` (the artifact's or ``--python``'s).
+
+    A bare name is looked up on :data:`SYSTEM_PATH` only; a path must be absolute and lie outside
+    every venvship-managed folder in ``managed`` (the cache, destinations and their generations),
+    where an earlier artifact could have put a program. As root, the interpreter and the folders
+    above it must pass :func:`check_tree` too.
+    """
+    if "\0" in executable or not executable:
+        raise InstallError(f"python {executable!r}: not an interpreter name or path")
+    if "/" not in executable:
+        found = next(
+            (
+                os.path.join(d, executable)
+                for d in SYSTEM_PATH
+                if os.access(os.path.join(d, executable), os.X_OK)
+            ),
+            None,
+        )
+        if found is None:
+            raise InstallError(
+                f"python {executable!r} not found on the system PATH ({':'.join(SYSTEM_PATH)})"
+            )
+        path = found
+    elif not executable.startswith("/"):
+        raise InstallError(f"python {executable!r}: a path to the interpreter must be absolute")
+    else:
+        path = executable
+    real = os.path.realpath(path)
+    for folder in managed:
+        top = os.path.realpath(folder)
+        for candidate in (os.path.abspath(path), real):
+            if candidate == top or candidate.startswith(top.rstrip("/") + "/"):
+                raise InstallError(
+                    f"python {executable!r} lies in {folder}, which venvship manages: refusing it"
+                )
+    if not os.path.isfile(real) or not os.access(real, os.X_OK):
+        raise InstallError(f"python {executable!r} not found on this host")
+    check_tree(Path(real), what="the interpreter")
+    return path
