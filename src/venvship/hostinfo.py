@@ -99,10 +99,20 @@ def read_os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
     return values
 
 
+# Ansible's `distribution` fact, lowercased, where it is not the os-release ID: the original role
+# keys venv_build_targets by it (RHEL is "RedHat", Amazon Linux "Amazon", Oracle "OracleLinux").
+_ANSIBLE_DISTRIBUTION = {"rhel": "redhat", "amzn": "amazon", "ol": "oraclelinux"}
+
+
 def distro_key(os_release: dict[str, str] | None = None) -> str:
-    """Return the distro key: Ubuntu keeps X.Y, everyone else the major version (``debian-12``)."""
+    """Return the distro key as the original role computes it (``debian-12``, ``ubuntu-24.04``).
+
+    That is ``ansible_facts['distribution'] | lower`` (spaces → ``_``), then Ubuntu's
+    ``distribution_version`` cut to X.Y and everyone else's ``distribution_major_version``.
+    """
     rel = read_os_release() if os_release is None else os_release
-    distro = rel.get("ID", "unknown").lower().replace(" ", "_")
+    distro = rel.get("ID", "unknown").lower()
+    distro = _ANSIBLE_DISTRIBUTION.get(distro, distro).replace(" ", "_")
     version = rel.get("VERSION_ID", "")
     if distro == "ubuntu":
         version = ".".join(version.split(".")[:2])
