@@ -6,6 +6,7 @@ Stdlib only: the target side installs runtime packages with it, the build side b
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from .errors import DistroError, ProcessError
 from .hostinfo import distro_family
 
 Stage = Literal["build", "install"]
+State = Literal["present", "latest"]
 
 # vars/debian.yml and vars/redhat.yml of the original role.
 BASE_PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -55,16 +57,62 @@ class DistroPlan:
 
     @property
     def install_command(self) -> str:
-        if self.family == "redhat":
-            return "dnf install -y " + " ".join(self.missing)
-        return "apt-get install -y " + " ".join(self.missing)
+        """Return the shell command that installs what is missing (for a person to run)."""
+        return shlex.join(install_argv(self.family, "present", self.missing))
+
+
+def _check_names(packages: Sequence[str]) -> None:
+    for name in packages:
+        if name.startswith("-"):
+            # Such a name once reached apt-get as an option; no package name starts with "-".
+            raise DistroError(f"distro package name {name!r} starts with '-': refusing it")
+
+
+def install_argv(family: str, state: State, packages: Sequence[str]) -> list[str]:
+    """Return the command that makes ``packages`` present (or, with ``latest``, upgraded).
+
+    ``dnf upgrade`` fails on a package that is not installed: for ``latest`` on the RHEL family,
+    install the missing ones first (:func:`install_commands` does).
+
+    Example: ``install_argv("redhat", "present", ["gcc"])`` → ``["dnf", "install", "-y", "--", "gcc"]``
+    """
+    _check_names(packages)
+    if family == "debian":
+        # apt-get install upgrades an installed package to the candidate: one command for both states.
+        return ["apt-get", "install", "-y", "-q", "--", *packages]
+    if family == "redhat":
+        return ["dnf", "install" if state == "present" else "upgrade", "-y", "--", *packages]
+    raise DistroError(f"no package manager known for distro family {family!r}")
+
+
+def install_commands(p: DistroPlan, state: State) -> list[list[str]]:
+    """Return the commands :func:`ensure` runs as root for plan ``p`` (none if nothing is to do)."""
+    if state == "present" or p.family != "redhat":
+        todo = p.wanted if state == "latest" else p.missing
+        return [install_argv(p.family, state, todo)] if todo else []
+    installed = [name for name in p.wanted if name not in p.missing]
+    steps = [install_argv(p.family, "present", p.missing)] if p.missing else []
+    return steps + ([install_argv(p.family, "latest", installed)] if installed else [])
+
+
+def query_argv(family: str, package: str) -> list[str]:
+    """Return the command whose exit status says whether ``package`` is installed (RHEL family).
+
+    Example: ``query_argv("redhat", "gcc")`` → ``["rpm", "-q", "gcc"]``
+    """
+    _check_names([package])
+    if family != "redhat":
+        raise DistroError(f"no per-package query for distro family {family!r}")
+    return ["rpm", "-q", package]
 
 
 def wanted_packages(stage: Stage, extra: Sequence[str], *, family: str | None = None) -> tuple[str, ...]:
     """Return the base list for ``stage`` on this distro plus ``extra``, sorted and de-duplicated."""
     fam = family or distro_family()
     base = BASE_PACKAGES.get(fam, {}).get(stage, ())
-    return tuple(sorted({p for p in (*base, *extra) if p}))
+    wanted = tuple(sorted({p for p in (*base, *extra) if p}))
+    _check_names(wanted)
+    return wanted
 
 
 def missing_packages(packages: Sequence[str], *, family: str | None = None) -> tuple[str, ...]:
@@ -79,7 +127,7 @@ def missing_packages(packages: Sequence[str], *, family: str | None = None) -> t
         }
         return tuple(p for p in packages if p.split(":")[0] not in installed)
     if fam == "redhat" and shutil.which("rpm"):
-        return tuple(p for p in packages if run(["rpm", "-q", p], check=False).returncode != 0)
+        return tuple(p for p in packages if run(query_argv(fam, p), check=False).returncode != 0)
     raise DistroError(f"cannot check distro packages on this host (family {fam!r}): {', '.join(packages)}")
 
 
@@ -102,7 +150,7 @@ def ensure(
     stage: Stage,
     extra: Sequence[str],
     *,
-    state: Literal["present", "latest"] = "present",
+    state: State = "present",
     cache_valid_time: int = 600,
     family: str | None = None,
 ) -> tuple[str, ...]:
@@ -121,20 +169,16 @@ def ensure(
         raise DistroError(
             f"missing {stage} distro packages: {', '.join(p.missing)}; run as root: {p.install_command}"
         )
+    commands = install_commands(p, state)  # raises for a family without a known package manager
     # Unattended installs must never stop to ask a question.
     env = child_env({"DEBIAN_FRONTEND": "noninteractive"})
     # No lock descriptor goes to the package manager: a maintainer script may start a daemon that
     # would hold the lock for as long as it runs.
     try:
-        if p.family == "debian":
-            if _apt_lists_age() > cache_valid_time:
-                run(["apt-get", "update", "-q"], env=env, pass_fds=())
-            run(["apt-get", "install", "-y", "-q", *todo], env=env, pass_fds=())
-        elif p.family == "redhat":
-            verb = "install" if state == "present" else "upgrade"
-            run(["dnf", verb, "-y", *todo], pass_fds=())
-        else:
-            raise DistroError(f"no package manager known for distro family {p.family!r}")
+        if p.family == "debian" and _apt_lists_age() > cache_valid_time:
+            run(["apt-get", "update", "-q"], env=env, pass_fds=())
+        for argv in commands:
+            run(argv, env=env, pass_fds=())
     except ProcessError as exc:
         raise DistroError(f"installing {', '.join(todo)} failed:\n{exc.output[-2000:]}") from exc
     logger.info("installed distro packages: %s", " ".join(todo))

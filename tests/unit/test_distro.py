@@ -28,7 +28,7 @@ def test_plan_adds_the_base_list_and_finds_what_dpkg_lacks() -> None:
     assert p.wanted == tuple(sorted(set(p.wanted)))
     assert MISSING in p.missing
     assert "dpkg" not in p.missing
-    assert p.install_command.startswith("apt-get install -y ") and MISSING in p.install_command
+    assert p.install_command.startswith("apt-get install -y -q -- ") and MISSING in p.install_command
 
 
 def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command(src_for_others: Path) -> None:
@@ -59,7 +59,7 @@ def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command(sr
     assert MISSING in message
     # The base list's packages this host lacks are named too (a fresh host lacks some).
     missing = plan("install", [MISSING]).missing
-    assert f"apt-get install -y {' '.join(missing)}" in message
+    assert f"apt-get install -y -q -- {' '.join(missing)}" in message
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="apt-get runs only as root")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..artifact import (
     ANN_DISTRO,
@@ -20,10 +20,25 @@ from ..artifact import (
     media_type_of,
 )
 from ..errors import ArtifactError, BadReference, InstallError, VenvshipError
-from ..hostinfo import Interpreter, distro_key, go_arch, probe_python, version_tuple
+from ..hostinfo import (
+    Interpreter,
+    detect_musl,
+    distro_key,
+    glibc_version,
+    go_arch,
+    host_variant,
+    normalize_platform,
+    probe_python,
+    runnable_variants,
+    version_tuple,
+)
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Source
+
+# The musl floor of an entry built from musllinux wheels (builder/tags.py musl_floor). It belongs
+# next to ANN_GLIBC in artifact.py once the build writes it; selection reads it already.
+ANN_MUSL = "io.venvship.musl"
 
 
 @dataclass(frozen=True)
@@ -117,31 +132,89 @@ def _config(reader: BlobReader, manifest: Manifest, where: str) -> tuple[VenvCon
 
 @dataclass(frozen=True)
 class Host:
-    """What this host offers: architecture, distro key and glibc; ABIs come from probing."""
+    """What this host offers: architecture and variant, distro key, libc; ABIs come from probing.
+
+    ``glibc`` and ``musl`` hold the version of the C library the host runs; at most one is set.
+    """
 
     architecture: str
     distro: str
     glibc: str
+    variant: str = ""
+    musl: str = ""
 
     @classmethod
     def detect(cls) -> Host:
-        import os
+        glibc = glibc_version()
+        return cls(
+            architecture=go_arch(),
+            variant=host_variant(),
+            distro=distro_key(),
+            glibc=glibc,
+            # Only a host without glibc looks for a musl loader (it runs one process).
+            musl="" if glibc else detect_musl(),
+        )
 
-        try:
-            libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-        except (ValueError, OSError):
-            libc = ""
-        glibc = libc.split(" ")[-1] if libc.startswith("glibc") else ""
-        return cls(architecture=go_arch(), distro=distro_key(), glibc=glibc)
+    @property
+    def libc(self) -> str:
+        """Return ``glibc 2.36``, ``musl 1.2.4`` or ``libc unknown``."""
+        if self.glibc:
+            return f"glibc {self.glibc}"
+        return f"musl {self.musl}" if self.musl else "libc unknown"
+
+    def describe(self) -> str:
+        """Return ``debian-12-amd64/v3, glibc 2.36``: what error messages say of this host."""
+        return f"{self.distro}-{_arch_name(self.architecture, self.variant)}, {self.libc}"
+
+
+def _arch_name(architecture: str, variant: str) -> str:
+    return f"{architecture}/{variant}" if variant else architecture
+
+
+def _arch(desc: Descriptor) -> tuple[str, str]:
+    """Return the normalized (architecture, variant) of index entry ``desc``."""
+    plat = desc.platform or {}
+    return normalize_platform(plat.get("architecture", "?"), plat.get("variant", ""))
 
 
 def _offer(desc: Descriptor) -> str:
-    arch = (desc.platform or {}).get("architecture", "?")
     ann = desc.annotations
-    text = f"{ann.get(ANN_DISTRO, '?')}-{arch}-{ann.get(ANN_PYTHON, '?')}"
+    text = f"{ann.get(ANN_DISTRO, '?')}-{_arch_name(*_arch(desc))}-{ann.get(ANN_PYTHON, '?')}"
     if ann.get(ANN_GLIBC):
         text += f" (glibc {ann[ANN_GLIBC]})"
+    if ann.get(ANN_MUSL):
+        text += f" (musl {ann[ANN_MUSL]})"
     return text
+
+
+def _variant_rank(desc: Descriptor, host: Host) -> int | None:
+    """Return where ``desc``'s architecture variant stands among those ``host`` runs (0 = its own)."""
+    arch, variant = _arch(desc)
+    if arch != normalize_platform(host.architecture)[0]:
+        return None
+    runs = runnable_variants(host.architecture, host.variant)
+    return runs.index(variant) if variant in runs else None
+
+
+def _libc_misfit(ann: Mapping[str, str], host: Host) -> str | None:
+    """Return why an entry's libc floor (glibc or musl) rules ``host`` out, or None."""
+    glibc, musl = ann.get(ANN_GLIBC, ""), ann.get(ANN_MUSL, "")
+    if glibc and musl:
+        return f"needs both glibc {glibc} and musl {musl}"
+    if glibc and host.musl:
+        return f"built for glibc {glibc}, this host runs musl {host.musl}"
+    if musl and host.glibc:
+        return f"built for musl {musl}, this host runs glibc {host.glibc}"
+    if glibc and (not host.glibc or version_tuple(glibc) > version_tuple(host.glibc)):
+        return f"glibc {glibc} > {host.glibc or 'none'}"
+    if musl and (not host.musl or version_tuple(musl) > version_tuple(host.musl)):
+        return f"musl {musl} > {host.musl or 'none'}"
+    return None
+
+
+def _glibc_only(desc: Descriptor) -> bool:
+    """True if ``desc`` was built from manylinux or linux_* wheels on glibc (it carries a glibc floor)."""
+    return bool(desc.annotations.get(ANN_GLIBC)) and not desc.annotations.get(ANN_MUSL)
 
 
 def _platform_misfit(desc: Descriptor, host: Host) -> str | None:
@@ -149,15 +222,12 @@ def _platform_misfit(desc: Descriptor, host: Host) -> str | None:
     plat = desc.platform or {}
     if plat.get("os", "linux") != "linux":
         return f"os {plat.get('os')}"
-    if plat.get("architecture") != host.architecture:
-        return f"architecture {plat.get('architecture')}"
+    if _variant_rank(desc, host) is None:
+        return f"architecture {_arch_name(*_arch(desc))}"
     ann = desc.annotations
     if ann.get(ANN_DISTRO_BOUND) == "true" and ann.get(ANN_DISTRO) != host.distro:
         return f"distro {ann.get(ANN_DISTRO)}"
-    floor = ann.get(ANN_GLIBC, "")
-    if floor and (not host.glibc or version_tuple(floor) > version_tuple(host.glibc)):
-        return f"glibc {floor} > {host.glibc or 'none'}"
-    return None
+    return _libc_misfit(ann, host)
 
 
 def select(
@@ -186,11 +256,14 @@ def select(
     if media_type_of(top_raw) != INDEX_TYPE:
         manifest = Manifest.from_bytes(top_raw, where=where)
         config, config_raw = _config(reader, manifest, where)
+        plat = {"os": config.platform.os, "architecture": config.platform.architecture}
+        if config.platform.variant:
+            plat["variant"] = config.platform.variant
         entry = Descriptor(
             media_type=top.media_type,
             digest=top.digest,
             size=top.size,
-            platform={"os": config.platform.os, "architecture": config.platform.architecture},
+            platform=plat,
             annotations={
                 ANN_PYTHON: config.python.abi,
                 ANN_DISTRO: config.platform.distro,
@@ -214,9 +287,15 @@ def select(
         )
 
     index = Index.from_bytes(top_raw, where=where)
-    for entry in index.manifests:
-        if _platform_misfit(entry, host) is not None:
-            continue
+    offers = "; ".join(_offer(e) for e in index.manifests) or "nothing"
+    if host.musl and index.manifests and all(_glibc_only(e) for e in index.manifests):
+        raise InstallError(
+            f"{where}: this host runs musl {host.musl}; the index offers only glibc builds: {offers}"
+        )
+    fitting = [e for e in index.manifests if _platform_misfit(e, host) is None]
+    # The closest variant first (amd64/v3 before amd64 on a v3 host), as containerd orders them;
+    # the sort is stable, so the index order decides among equals.
+    for entry in sorted(fitting, key=lambda e: _variant_rank(e, host) or 0):
         raw = reader.manifest(entry.digest)
         manifest = Manifest.from_bytes(raw, where=f"{where}@{entry.digest}")
         config, config_raw = _config(reader, manifest, where)
@@ -231,8 +310,6 @@ def select(
             config_raw=config_raw,
         )
     found = ", ".join(f"{exe}={abi or 'missing'}" for exe, abi in sorted(abis.items())) or "not probed"
-    offers = "; ".join(_offer(e) for e in index.manifests) or "nothing"
     raise InstallError(
-        f"{where}: no platform fits this host ({host.distro}-{host.architecture},"
-        f" glibc {host.glibc or 'none'}, python {found}); the index offers: {offers}"
+        f"{where}: no platform fits this host ({host.describe()}, python {found}); the index offers: {offers}"
     )
