@@ -5,7 +5,6 @@ Thread-safe: one lock guards the state and the token cache (token fetches are fe
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Callable, Sequence
@@ -13,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 from .._log import logger
 from ..errors import RegistryError
+from ..jsondoc import parse_json
 from ._http import RetryPolicy, Transport, retrying
 from .auth import Challenge, Credentials, load_credentials, parse_challenges
 
@@ -141,10 +141,11 @@ class AuthState:
 
         body = retrying(attempt, policy=self._policy, what=f"{self.registry}: token request")
         self.token_fetches += 1
-        try:
-            doc = json.loads(body)
-        except ValueError as exc:
-            raise RegistryError(f"{self.registry}: token server sent no JSON", url=realm) from exc
+        doc = parse_json(
+            body,
+            self.registry,
+            error=lambda at, why: RegistryError(f"{at}: token answer is {why}", url=realm),
+        )
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{self.registry}: token server sent no token", url=realm)
