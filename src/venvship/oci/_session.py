@@ -101,9 +101,11 @@ class AuthState:
         scheme = urlsplit(realm).scheme
         if scheme not in ("https", "http"):
             raise RegistryError(f"{self.registry}: token realm {realm!r} is not an http(s) URL", url=realm)
-        if scheme == "http" and creds is not None and not self._insecure:
+        # No downgrade from an HTTPS registry, with credentials or without: an anonymous token
+        # fetched over plain HTTP could be swapped on the way.
+        if scheme == "http" and not self._insecure:
             raise RegistryError(
-                f"{self.registry}: refusing to send credentials to the plain-HTTP token realm {realm}; "
+                f"{self.registry}: refusing the plain-HTTP token realm {realm}; "
                 "use HTTPS (or insecure=True for a test registry)",
                 url=realm,
             )
