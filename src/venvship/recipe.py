@@ -9,9 +9,10 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Literal, Mapping, TypeVar, cast
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
 
 from .artifact import Fact
+from .destinations import check_disjoint, check_install_path
 from .errors import RecipeError
 from .requirements import (
     Include,
@@ -220,11 +221,9 @@ def load_recipe(path: Path) -> Recipe:
     version = venv.get("version", str, required=True).strip()
     if not TAG_RE.match(version):
         raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
-    install_path = venv.get("install-path", str, required=True)
-    if not install_path.startswith("/"):
-        raise venv.fail("install-path", f"must be an absolute path, not {install_path!r}")
-    if install_path.rstrip("/") in ("", "/usr", "/etc", "/var", "/opt"):
-        raise venv.fail("install-path", f"{install_path!r} is a system folder, not a venv path")
+    install_path = check_install_path(
+        venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
+    )
 
     packages = sorted(set(merged_list("default-packages", lines=True) + merged_list("packages", lines=True)))
     if not packages:
@@ -278,7 +277,7 @@ def load_recipe(path: Path) -> Recipe:
         path=path,
         name=name,
         version=version,
-        install_path=PurePosixPath(install_path),
+        install_path=install_path,
         python=pick("python", str, "python3"),
         packages=tuple(packages),
         build_requirements=build_reqs,
@@ -314,6 +313,17 @@ def _literal_from(
     if key not in venv.data and defaults is not None and key in defaults.data:
         return defaults.choice(key, choices, default)
     return venv.choice(key, choices, default)
+
+
+def load_recipes(paths: Sequence[Path]) -> list[Recipe]:
+    """Return the recipes at ``paths``; raise RecipeError if one's install path is, or contains,
+    another's (one would replace or hide the other on a host).
+
+    Example: ``load_recipes(find_recipes([Path("recipes")]))``
+    """
+    recipes = [load_recipe(p) for p in paths]
+    check_disjoint({str(r.path): r.install_path for r in recipes})
+    return recipes
 
 
 def find_recipes(paths: list[Path]) -> list[Path]:

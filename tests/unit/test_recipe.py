@@ -10,7 +10,7 @@ import pytest
 
 from venvship.cli.venvship_main import main
 from venvship.errors import RecipeError
-from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, find_recipes, load_recipe
+from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, find_recipes, load_recipe, load_recipes
 
 HEAD = """\
 [venv]
@@ -100,6 +100,34 @@ BAD = [
         VALID + '[[venv.facts]]\noption = "venv_tag"\nvalue = "1.0"\n',
         "venv.facts[0].section",
         ("is required",),
+    ),
+]
+INSTALL_PATH = '"/openstack/venvs/demo-1.0"'
+# Where a venv may live (#10).
+BAD += [
+    Bad(
+        "install-path-not-normal",
+        VALID.replace(INSTALL_PATH, '"/etc/../etc"'),
+        "venv.install-path",
+        ("'/etc/../etc' is not in normal form: it means /etc",),
+    ),
+    Bad(
+        "install-path-srv",
+        VALID.replace(INSTALL_PATH, '"/srv"'),
+        "venv.install-path",
+        ("/srv is a system folder",),
+    ),
+    Bad(
+        "install-path-etc-below",
+        VALID.replace(INSTALL_PATH, '"/etc/venvs/demo"'),
+        "venv.install-path",
+        ("is in /etc, a system tree",),
+    ),
+    Bad(
+        "install-path-home",
+        VALID.replace(INSTALL_PATH, '"/home/svc"'),
+        "venv.install-path",
+        ("a home folder",),
     ),
 ]
 
@@ -306,3 +334,22 @@ def test_fact_error_in_defaults_names_defaults_key_path(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         load(tmp_path, VALID)
     assert str(info.value) == f"{defaults}: defaults.facts[0].section: is required"
+
+
+def test_install_path_below_a_home_is_allowed_the_home_is_not(tmp_path: Path) -> None:
+    recipe = load(tmp_path, VALID.replace(INSTALL_PATH, '"/home/svc/venvs/demo/"'))
+    assert str(recipe.install_path) == "/home/svc/venvs/demo"
+    with pytest.raises(RecipeError, match=r"venv\.install-path: /home/svc is a home folder$"):
+        load(tmp_path, VALID.replace(INSTALL_PATH, '"/home/svc/"'))
+
+
+def test_recipes_loaded_together_have_disjoint_install_paths(tmp_path: Path) -> None:
+    outer = write(tmp_path, VALID.replace(INSTALL_PATH, '"/openstack/venvs"'), "outer.toml")
+    inner = write(tmp_path, VALID, "inner.toml")
+    other = write(tmp_path, VALID.replace(INSTALL_PATH, '"/openstack/venvs-2/demo"'), "other.toml")
+    assert [r.path for r in load_recipes([inner, other])] == [inner, other]
+    with pytest.raises(RecipeError) as info:
+        load_recipes([inner, outer])
+    assert str(info.value) == (
+        f"{outer}: venv.install-path: /openstack/venvs contains the install path of {inner}"
+    )

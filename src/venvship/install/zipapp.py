@@ -19,6 +19,7 @@ TARGET_MODULES = (
     "artifact.py",
     "jsondoc.py",
     "venvconfig.py",
+    "destinations.py",
     "hostinfo.py",
     "distro.py",
     "oci/*.py",
