@@ -16,6 +16,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs may be absent
 
 from ._fsutil import atomic_write
 from .errors import VenvshipError
+from .pipargs import INSTALL_TOOLS, split_install_pip_args
 from .recipe import DEFAULT_FACTS_FILE, NAME_RE, TAG_RE
 from .rolevalues import Importer, is_template
 from .tablereader import did_you_mean
@@ -160,6 +161,13 @@ def import_role_vars(
         elif var in _ARGS:
             table, key = _ARGS[var]
             if (args := imp.args(var, value)) is not None:
+                if var == "venv_pip_install_args" and isinstance(args, list):
+                    # Targets pass an artifact's install args to pip or uv only from an allow-list.
+                    tool = variables.get("venv_install_tool")
+                    args, dropped = split_install_pip_args(
+                        args, tool=tool if tool in INSTALL_TOOLS else "pip"
+                    )
+                    imp.warnings.extend(f"ignored: {var}: {why}" for _, why in dropped)
                 imp.tables[table][key] = args
         elif var in _ENVS:
             table, key = _ENVS[var]

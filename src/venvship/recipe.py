@@ -14,6 +14,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
 from .artifact import Fact
 from .destinations import check_disjoint, check_install_path
 from .errors import RecipeError
+from .pipargs import check_install_pip_args
 from .requirements import (
     Include,
     check_line,
@@ -224,6 +225,7 @@ def load_recipe(path: Path) -> Recipe:
     install_path = check_install_path(
         venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
     )
+    install_tool = cast(InstallTool, _literal_from(venv, defaults, "install-tool", ("pip", "uv"), "pip"))
 
     packages = sorted(set(merged_list("default-packages", lines=True) + merged_list("packages", lines=True)))
     if not packages:
@@ -260,13 +262,19 @@ def load_recipe(path: Path) -> Recipe:
     build_tables = [r.sub("build", _KEYS["venv.build"]) for r in (defaults, venv) if r is not None]
     install_tables = [r.sub("install", _KEYS["venv.install"]) for r in (defaults, venv) if r is not None]
 
-    def stage(tables: list[TableReader]) -> StageOptions:
+    def stage(tables: list[TableReader], *, install: bool) -> StageOptions:
         env: dict[str, str] = {}
         for t in tables:
             env.update(t.str_map("env"))
+        pip_args: tuple[str, ...] = ()
+        for t in tables:
+            args = t.str_list("pip-args")
+            if install:  # build pip-args run on the build host, under its operator: not restricted
+                check_install_pip_args(args, tool=install_tool, where=t.where("pip-args"), error=RecipeError)
+            pip_args += args
         return StageOptions(
             distro_packages=tuple(sorted({p for t in tables for p in t.str_list("distro-packages")})),
-            pip_args=tuple(a for t in tables for a in t.str_list("pip-args")),
+            pip_args=pip_args,
             env=env,
         )
 
@@ -283,7 +291,7 @@ def load_recipe(path: Path) -> Recipe:
         build_requirements=build_reqs,
         constraints=constraints,
         global_constraints=global_constraints,
-        install_tool=cast(InstallTool, _literal_from(venv, defaults, "install-tool", ("pip", "uv"), "pip")),
+        install_tool=install_tool,
         package_state=cast(
             PackageState, _literal_from(venv, defaults, "package-state", ("present", "latest"), "latest")
         ),
@@ -294,8 +302,8 @@ def load_recipe(path: Path) -> Recipe:
         distro_cache_valid_time=valid_time,
         ignore_pip_config=pick("ignore-pip-config", bool, False),
         symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages")))),
-        build=stage(build_tables),
-        install=stage(install_tables),
+        build=stage(build_tables, install=False),
+        install=stage(install_tables, install=True),
         facts=(_facts(defaults) if defaults is not None else ()) + _facts(venv),
         defaults_file=defaults_file,
     )

@@ -130,6 +130,29 @@ BAD += [
         ("a home folder",),
     ),
 ]
+# Install pip-args: an allow-list per install tool (#10).
+BAD += [
+    Bad(
+        "install-pip-args-owned",
+        VALID + '[venv.install]\npip-args = ["-q", "--no-compile"]\n',
+        "venv.install.pip-args[1]",
+        ("use `venv-pull install --no-compile`",),
+    ),
+    Bad(
+        "install-pip-args-target",
+        VALID + '[venv.install]\npip-args = ["--target", "/"]\n',
+        "venv.install.pip-args[0]",
+        ("use `venv-pull install --dest`",),
+    ),
+    Bad(
+        "install-pip-args-per-tool",
+        VALID + 'install-tool = "uv"\n[venv.install]\npip-args = ["--retries", "3"]\n',
+        "venv.install.pip-args[0]",
+        (
+            "'--retries' is not allowed in install pip-args (allowed: -q, -v, --quiet, --verbose, --no-progress",
+        ),
+    ),
+]
 
 
 def where(path: Path, bad: Bad) -> str:
@@ -334,6 +357,22 @@ def test_fact_error_in_defaults_names_defaults_key_path(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         load(tmp_path, VALID)
     assert str(info.value) == f"{defaults}: defaults.facts[0].section: is required"
+
+
+def test_build_pip_args_are_not_restricted_install_pip_args_are_checked(tmp_path: Path) -> None:
+    args = '["--no-compile", "--index-url", "https://mirror.example/simple"]'
+    recipe = load(tmp_path, VALID + f"[venv.build]\npip-args = {args}\n")
+    assert recipe.build.pip_args == ("--no-compile", "--index-url", "https://mirror.example/simple")
+    with pytest.raises(RecipeError, match=r"venv\.install\.pip-args\[0\]: '--no-compile' is not allowed"):
+        load(tmp_path, VALID + f"[venv.install]\npip-args = {args}\n")
+    recipe = load(
+        tmp_path,
+        VALID
+        + '[venv.install]\npip-args = ["--progress-bar=off", "--timeout", "30"]\n'
+        + 'distro-packages = ["libvirt0:amd64", "gcc-c++", "python3-libvirt"]\n',
+    )
+    assert recipe.install.pip_args == ("--progress-bar=off", "--timeout", "30")
+    assert recipe.install.distro_packages == ("gcc-c++", "libvirt0:amd64", "python3-libvirt")
 
 
 def test_install_path_below_a_home_is_allowed_the_home_is_not(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ TARGET_MODULES = (
     "jsondoc.py",
     "venvconfig.py",
     "destinations.py",
+    "pipargs.py",
     "hostinfo.py",
     "distro.py",
     "oci/*.py",
