@@ -17,10 +17,11 @@ import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs may be absent
 from ._fsutil import atomic_write
 from .errors import VenvshipError
 from .pipargs import INSTALL_TOOLS, split_install_pip_args
-from .recipe import DEFAULT_FACTS_FILE, NAME_RE, TAG_RE
+from .recipe import DEFAULT_FACTS_FILE
 from .rolevalues import Importer, is_template
 from .tablereader import did_you_mean
 from .tomlwrite import dump_recipe, toml_string, toml_value
+from .venvconfig import NAME_RE, TAG_RE
 
 __all__ = [
     "IGNORED",
@@ -255,11 +256,11 @@ def _identity(
             f"{var}: cannot tell the venv's name and version from {base!r} (expected NAME-VERSION, such as keystone-31.0.0); pass {missing}"
         )
         return "", ""
-    if not is_template(name) and not NAME_RE.match(name):
+    if not is_template(name) and not NAME_RE.fullmatch(name):
         imp.problems.append(
             f"name {name!r} is not a valid artifact name (lowercase letters, digits, . _ -); pass --name"
         )
-    if not is_template(version) and not TAG_RE.match(version):
+    if not is_template(version) and not TAG_RE.fullmatch(version):
         imp.problems.append(
             f"version {version!r} is not usable as a tag (letters, digits, . _ + -); pass --version"
         )

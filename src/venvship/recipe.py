@@ -5,7 +5,6 @@ Every variable of the original role has a home here (docs/reference/recipe.md ha
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,6 +25,7 @@ from .requirements import (
     read_local,
 )
 from .tablereader import TableReader
+from .venvconfig import MAX_CACHE_VALID_TIME, NAME_RE, TAG_RE, check_distro_package, check_fact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,10 +37,6 @@ PackageState = Literal["present", "latest"]
 DEFAULTS_FILE = "defaults.toml"
 DEFAULT_FACTS_FILE = "openstack_ansible"  # venv_facts_dest
 DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
-
-# A valid artifact (repository) name, and a version usable as a tag once "+" becomes "_".
-NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}$")
 
 
 @dataclass(frozen=True)
@@ -138,16 +134,19 @@ def _facts(reader: TableReader) -> tuple[Fact, ...]:
         raw = item.get("value")
         if raw is None or isinstance(raw, (dict, list)):
             raise RecipeError(f"{where}.value", "is required and must be a string, number or boolean")
-        facts.append(
-            Fact(
-                file=sub.get("file", str, DEFAULT_FACTS_FILE),
-                section=sub.get("section", str, required=True),
-                option=sub.get("option", str, required=True),
-                # Ansible's ini_file writes Python's str(): true → "True".
-                value=str(raw),
-            )
+        fact = Fact(
+            file=sub.get("file", str, DEFAULT_FACTS_FILE),
+            section=sub.get("section", str, required=True),
+            option=sub.get("option", str, required=True),
+            # Ansible's ini_file writes Python's str(): true → "True".
+            value=str(raw),
         )
+        facts.append(check_fact(fact, where=where, error=RecipeError))
     return tuple(facts)
+
+
+def _distro_package(name: str, where: str) -> str:
+    return check_distro_package(name, where=where, error=RecipeError)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -217,10 +216,10 @@ def load_recipe(path: Path) -> Recipe:
     name = venv.get("name", str, required=True).strip()
     if not name:
         raise venv.fail("name", "must not be empty")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
     version = venv.get("version", str, required=True).strip()
-    if not TAG_RE.match(version):
+    if not TAG_RE.fullmatch(version):
         raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
     install_path = check_install_path(
         venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
@@ -273,14 +272,16 @@ def load_recipe(path: Path) -> Recipe:
                 check_install_pip_args(args, tool=install_tool, where=t.where("pip-args"), error=RecipeError)
             pip_args += args
         return StageOptions(
-            distro_packages=tuple(sorted({p for t in tables for p in t.str_list("distro-packages")})),
+            distro_packages=tuple(
+                sorted({p for t in tables for p in t.str_list("distro-packages", check=_distro_package)})
+            ),
             pip_args=pip_args,
             env=env,
         )
 
     valid_time = pick("distro-cache-valid-time", int, 600)
-    if valid_time < 0:
-        raise venv.fail("distro-cache-valid-time", "must not be negative")
+    if not 0 <= valid_time <= MAX_CACHE_VALID_TIME:
+        raise venv.fail("distro-cache-valid-time", f"must be from 0 to {MAX_CACHE_VALID_TIME} seconds")
     return Recipe(
         path=path,
         name=name,
@@ -301,7 +302,7 @@ def load_recipe(path: Path) -> Recipe:
         ),
         distro_cache_valid_time=valid_time,
         ignore_pip_config=pick("ignore-pip-config", bool, False),
-        symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages")))),
+        symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages", _distro_package)))),
         build=stage(build_tables, install=False),
         install=stage(install_tables, install=True),
         facts=(_facts(defaults) if defaults is not None else ()) + _facts(venv),

@@ -102,6 +102,7 @@ BAD = [
         ("is required",),
     ),
 ]
+FACT = '[[venv.facts]]\nfile = "f"\nsection = "s"\noption = "o"\nvalue = "v"\n'
 INSTALL_PATH = '"/openstack/venvs/demo-1.0"'
 # Where a venv may live (#10).
 BAD += [
@@ -151,6 +152,52 @@ BAD += [
         (
             "'--retries' is not allowed in install pip-args (allowed: -q, -v, --quiet, --verbose, --no-progress",
         ),
+    ),
+]
+# Names that become files, INI lines or command-line arguments on targets (#10).
+BAD += [
+    Bad(
+        "fact-file-path",
+        VALID + FACT.replace('"f"', '"../cron.d/x"'),
+        "venv.facts[0].file",
+        ("not a plain name",),
+    ),
+    Bad(
+        "fact-section-ini",
+        VALID + FACT.replace('"s"', '"s]\\n[t"'),
+        "venv.facts[0].section",
+        ("not a plain",),
+    ),
+    Bad(
+        "fact-option-ini",
+        VALID + FACT.replace('"o"', '"o = x"'),
+        "venv.facts[0].option",
+        ("not a plain name",),
+    ),
+    Bad("fact-value-newline", VALID + FACT.replace('"v"', '"v\\n[t]"'), "venv.facts[0].value", ("one line",)),
+    Bad(
+        "distro-package-option",
+        VALID + '[venv.install]\ndistro-packages = ["-oDir::Bin::dpkg=/tmp/x"]\n',
+        "venv.install.distro-packages[0]",
+        ("'-oDir::Bin::dpkg=/tmp/x' is not a Debian or RPM package name",),
+    ),
+    Bad(
+        "build-distro-package-option",
+        VALID + '[venv.build]\ndistro-packages = ["libxml2-dev", "--force-yes"]\n',
+        "venv.build.distro-packages[1]",
+        ("not a Debian or RPM package name",),
+    ),
+    Bad(
+        "symlink-package-option",
+        VALID + 'symlink-system-packages = ["--admindir=/tmp"]\n',
+        "venv.symlink-system-packages[0]",
+        ("not a Debian or RPM package name",),
+    ),
+    Bad(
+        "cache-valid-time-years",
+        VALID + "distro-cache-valid-time = 100000000000\n",
+        "venv.distro-cache-valid-time",
+        ("must be from 0 to",),
     ),
 ]
 
