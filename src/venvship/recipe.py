@@ -5,10 +5,9 @@ Every variable of the original role has a home here (docs/reference/recipe.md ha
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
+from typing import Callable, Literal, Mapping, Sequence, TypeVar, cast
 
 from .artifact import Fact
 from .destinations import check_disjoint, check_install_path
@@ -24,13 +23,8 @@ from .requirements import (
     parse_line,
     read_local,
 )
-from .tablereader import TableReader
+from .tablereader import TableReader, load_toml
 from .venvconfig import MAX_CACHE_VALID_TIME, NAME_RE, TAG_RE, check_distro_package, check_fact
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the build side runs on 3.9 and 3.10 too
-    import tomli as tomllib
 
 InstallTool = Literal["pip", "uv"]
 PackageState = Literal["present", "latest"]
@@ -149,21 +143,6 @@ def _distro_package(name: str, where: str) -> str:
     return check_distro_package(name, where=where, error=RecipeError)
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise RecipeError(str(path), "file not found") from exc
-    except OSError as exc:
-        raise RecipeError(str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecipeError(str(path), "not UTF-8 text") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(str(path), f"invalid TOML: {exc}") from exc
-
-
 def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path | None]:
     named = venv.get("defaults", str, None)
     if named is not None:
@@ -174,7 +153,7 @@ def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path |
         file = path.parent / DEFAULTS_FILE
         if not file.is_file() or file.resolve() == path.resolve():
             return None, None
-    data = _load_toml(file)
+    data = load_toml(file)
     top = TableReader(file, data, "")
     top.check_keys(("defaults",))
     reader = top.sub("defaults", _DEFAULTS_KEYS)
@@ -186,7 +165,7 @@ def load_recipe(path: Path) -> Recipe:
 
     Example: ``load_recipe(Path("recipes/demo.toml")).packages``
     """
-    data = _load_toml(path)
+    data = load_toml(path)
     top = TableReader(path, data, "")
     top.check_keys(_KEYS[""])
     if "venv" not in data:
@@ -264,7 +243,7 @@ def load_recipe(path: Path) -> Recipe:
     def stage(tables: list[TableReader], *, install: bool) -> StageOptions:
         env: dict[str, str] = {}
         for t in tables:
-            env.update(t.str_map("env"))
+            env.update(t.env("env"))
         pip_args: tuple[str, ...] = ()
         for t in tables:
             args = t.str_list("pip-args")

@@ -200,6 +200,39 @@ BAD += [
         ("must be from 0 to",),
     ),
 ]
+# Input limits: nesting, NUL, environment names (#10).
+BAD += [
+    Bad(
+        "deep-array", VALID + "x = " + "[" * 5000 + "]" * 5000 + "\n", None, ("nested deeper than 64 levels",)
+    ),
+    Bad(
+        "deep-table",
+        VALID + "x = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n",
+        None,
+        ("nested deeper than 64",),
+    ),
+    Bad("deep-dotted-key", VALID + "a" + ".a" * 100 + " = 1\n", None, ("nested deeper than 64 levels",)),
+    Bad("nul-name", VALID.replace('"demo"', '"de\\u0000mo"'), "venv.name", ("contains a NUL character",)),
+    Bad(
+        "nul-pip-arg",
+        VALID + '[venv.build]\npip-args = ["-q", "--x\\u0000"]\n',
+        "venv.build.pip-args[1]",
+        ("contains a NUL character",),
+    ),
+    Bad(
+        "nul-env-value",
+        VALID + '[venv.install]\nenv = { A = "1\\u0000" }\n',
+        "venv.install.env.A",
+        ("contains a NUL character",),
+    ),
+    Bad("nul-fact", VALID + FACT.replace('"v"', '"v\\u0000"'), "venv.facts[0].value", ("contains a NUL",)),
+    Bad(
+        "env-key-equals",
+        VALID + '[venv.build]\nenv = { "A=B" = "1" }\n',
+        "venv.build.env",
+        ("'A=B' is not an environment variable name",),
+    ),
+]
 
 
 def where(path: Path, bad: Bad) -> str:
@@ -439,3 +472,26 @@ def test_recipes_loaded_together_have_disjoint_install_paths(tmp_path: Path) -> 
     assert str(info.value) == (
         f"{outer}: venv.install-path: /openstack/venvs contains the install path of {inner}"
     )
+
+
+def test_nesting_counts_brackets_of_syntax_not_of_strings(tmp_path: Path) -> None:
+    b = "[" * 100
+    text = VALID.replace('packages = ["foo"]', f'packages = ["foo"]  # {b}') + textwrap.dedent(
+        f"""\
+        [venv.install]
+        env = {{ A = "{b}\\"{b}", B = '{b}' }}
+        [[venv.facts]]
+        section = "s"
+        option = "o"
+        value = \"\"\"{b}\"\"{b}\"\"\"
+        [[venv.facts]]
+        section = "s"
+        option = "p"
+        value = \'\'\'{b}\'{b}\'\'\'
+        """
+    )
+    recipe = load(tmp_path, text)
+    assert recipe.install.env == {"A": f'{b}"{b}', "B": b}
+    assert [f.value for f in recipe.facts] == [f'{b}""{b}', f"{b}'{b}"]
+    with pytest.raises(RecipeError, match=r"nested deeper than 64 levels$"):
+        load(tmp_path, text + "x = " + "[" * 65 + "]" * 65 + "\n")
