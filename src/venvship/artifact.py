@@ -8,11 +8,12 @@ Stdlib only: the target side reads these on bare hosts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ArtifactError
-from .jsondoc import canonical_json, load_object, sha256_digest, typed_field
+from .jsondoc import canonical_json, check_no_nul, load_object, sha256_digest, str_map, typed_field
 from .venvconfig import CONFIG_SCHEMA, Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel, platform_key
 
 __all__ = [
@@ -62,6 +63,9 @@ ANN_GLIBC = "io.venvship.glibc"
 ANN_DISTRO_BOUND = "io.venvship.distro-bound"
 
 
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 def tag_for_version(version: str) -> str:
     """Return the OCI tag for a PEP 440 version: tags allow no ``+``, so it becomes ``_``."""
     return version.replace("+", "_")
@@ -100,22 +104,31 @@ class Descriptor:
     def from_json(cls, data: Any, *, where: str = "descriptor") -> Descriptor:
         if not isinstance(data, dict):
             raise ArtifactError(f"{where}: not an object")
+        check_no_nul(data, where)
         digest = typed_field(data, "digest", str, where)
-        if not digest.startswith("sha256:") or len(digest) != 71:
-            raise ArtifactError(f"{where}: unsupported digest {digest!r}")
+        if not _DIGEST_RE.fullmatch(digest):
+            raise ArtifactError(f"{where}: unsupported digest {digest!r:.80}")
         size = typed_field(data, "size", int, where)
         if size < 0:
             raise ArtifactError(f"{where}: negative size")
-        ann = data.get("annotations") or {}
+        artifact_type = data.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise ArtifactError(f"{where}: 'artifactType' is not a string")
         plat = data.get("platform")
         return cls(
             media_type=typed_field(data, "mediaType", str, where),
             digest=digest,
             size=size,
-            annotations={str(k): str(v) for k, v in ann.items()},
-            platform={str(k): str(v) for k, v in plat.items()} if isinstance(plat, dict) else None,
-            artifact_type=data.get("artifactType"),
+            annotations=_annotations(data, where),
+            platform=None if plat is None else str_map(plat, f"{where}.platform"),
+            artifact_type=artifact_type,
         )
+
+
+def _annotations(data: Mapping[str, Any], where: str) -> dict[str, str]:
+    """Return the ``annotations`` of an OCI document or descriptor: absent (or null) or strings."""
+    value = data.get("annotations")
+    return {} if value is None else str_map(value, f"{where}.annotations")
 
 
 @dataclass(frozen=True)
@@ -149,8 +162,7 @@ class Manifest:
             title = layer.title or ""
             if not title or "/" in title or "\\" in title or title in (".", ".."):
                 raise ArtifactError(f"{where}.layers[{i}]: unsafe or missing title {title!r}")
-        ann = data.get("annotations") or {}
-        return cls(config=config, layers=layers, annotations={str(k): str(v) for k, v in ann.items()})
+        return cls(config=config, layers=layers, annotations=_annotations(data, where))
 
 
 @dataclass(frozen=True)
@@ -168,13 +180,12 @@ class Index:
         data = load_object(raw, where)
         if data.get("mediaType", INDEX_TYPE) != INDEX_TYPE or "manifests" not in data:
             raise ArtifactError(f"{where}: not an OCI image index")
-        ann = data.get("annotations") or {}
         return cls(
             manifests=tuple(
                 Descriptor.from_json(d, where=f"{where}.manifests[{i}]")
                 for i, d in enumerate(typed_field(data, "manifests", list, where))
             ),
-            annotations={str(k): str(v) for k, v in ann.items()},
+            annotations=_annotations(data, where),
         )
 
 

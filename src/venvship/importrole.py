@@ -16,10 +16,12 @@ import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs may be absent
 
 from ._fsutil import atomic_write
 from .errors import VenvshipError
-from .recipe import DEFAULT_FACTS_FILE, NAME_RE, TAG_RE
+from .pipargs import INSTALL_TOOLS, split_install_pip_args
+from .recipe import DEFAULT_FACTS_FILE
 from .rolevalues import Importer, is_template
 from .tablereader import did_you_mean
 from .tomlwrite import dump_recipe, toml_string, toml_value
+from .venvconfig import NAME_RE, TAG_RE
 
 __all__ = [
     "IGNORED",
@@ -160,6 +162,13 @@ def import_role_vars(
         elif var in _ARGS:
             table, key = _ARGS[var]
             if (args := imp.args(var, value)) is not None:
+                if var == "venv_pip_install_args" and isinstance(args, list):
+                    # Targets pass an artifact's install args to pip or uv only from an allow-list.
+                    tool = variables.get("venv_install_tool")
+                    args, dropped = split_install_pip_args(
+                        args, tool=tool if tool in INSTALL_TOOLS else "pip"
+                    )
+                    imp.warnings.extend(f"ignored: {var}: {why}" for _, why in dropped)
                 imp.tables[table][key] = args
         elif var in _ENVS:
             table, key = _ENVS[var]
@@ -247,11 +256,11 @@ def _identity(
             f"{var}: cannot tell the venv's name and version from {base!r} (expected NAME-VERSION, such as keystone-31.0.0); pass {missing}"
         )
         return "", ""
-    if not is_template(name) and not NAME_RE.match(name):
+    if not is_template(name) and not NAME_RE.fullmatch(name):
         imp.problems.append(
             f"name {name!r} is not a valid artifact name (lowercase letters, digits, . _ -); pass --name"
         )
-    if not is_template(version) and not TAG_RE.match(version):
+    if not is_template(version) and not TAG_RE.fullmatch(version):
         imp.problems.append(
             f"version {version!r} is not usable as a tag (letters, digits, . _ + -); pass --version"
         )

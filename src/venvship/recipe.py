@@ -5,14 +5,14 @@ Every variable of the original role has a home here (docs/reference/recipe.md ha
 
 from __future__ import annotations
 
-import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Literal, Mapping, TypeVar, cast
+from typing import Callable, Literal, Mapping, Sequence, TypeVar, cast
 
 from .artifact import Fact
+from .destinations import check_disjoint, check_install_path
 from .errors import RecipeError
+from .pipargs import check_install_pip_args
 from .requirements import (
     Include,
     check_line,
@@ -23,22 +23,14 @@ from .requirements import (
     parse_line,
     read_local,
 )
-from .tablereader import TableReader
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the build side runs on 3.9 and 3.10 too
-    import tomli as tomllib
+from .tablereader import TableReader, load_toml
+from .venvconfig import MAX_CACHE_VALID_TIME, NAME_RE, TAG_RE, check_distro_package, check_fact
 
 InstallTool = Literal["pip", "uv"]
 PackageState = Literal["present", "latest"]
 DEFAULTS_FILE = "defaults.toml"
 DEFAULT_FACTS_FILE = "openstack_ansible"  # venv_facts_dest
 DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
-
-# A valid artifact (repository) name, and a version usable as a tag once "+" becomes "_".
-NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}$")
 
 
 @dataclass(frozen=True)
@@ -136,31 +128,19 @@ def _facts(reader: TableReader) -> tuple[Fact, ...]:
         raw = item.get("value")
         if raw is None or isinstance(raw, (dict, list)):
             raise RecipeError(f"{where}.value", "is required and must be a string, number or boolean")
-        facts.append(
-            Fact(
-                file=sub.get("file", str, DEFAULT_FACTS_FILE),
-                section=sub.get("section", str, required=True),
-                option=sub.get("option", str, required=True),
-                # Ansible's ini_file writes Python's str(): true → "True".
-                value=str(raw),
-            )
+        fact = Fact(
+            file=sub.get("file", str, DEFAULT_FACTS_FILE),
+            section=sub.get("section", str, required=True),
+            option=sub.get("option", str, required=True),
+            # Ansible's ini_file writes Python's str(): true → "True".
+            value=str(raw),
         )
+        facts.append(check_fact(fact, where=where, error=RecipeError))
     return tuple(facts)
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise RecipeError(str(path), "file not found") from exc
-    except OSError as exc:
-        raise RecipeError(str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecipeError(str(path), "not UTF-8 text") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(str(path), f"invalid TOML: {exc}") from exc
+def _distro_package(name: str, where: str) -> str:
+    return check_distro_package(name, where=where, error=RecipeError)
 
 
 def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path | None]:
@@ -173,7 +153,7 @@ def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path |
         file = path.parent / DEFAULTS_FILE
         if not file.is_file() or file.resolve() == path.resolve():
             return None, None
-    data = _load_toml(file)
+    data = load_toml(file)
     top = TableReader(file, data, "")
     top.check_keys(("defaults",))
     reader = top.sub("defaults", _DEFAULTS_KEYS)
@@ -185,7 +165,7 @@ def load_recipe(path: Path) -> Recipe:
 
     Example: ``load_recipe(Path("recipes/demo.toml")).packages``
     """
-    data = _load_toml(path)
+    data = load_toml(path)
     top = TableReader(path, data, "")
     top.check_keys(_KEYS[""])
     if "venv" not in data:
@@ -215,16 +195,15 @@ def load_recipe(path: Path) -> Recipe:
     name = venv.get("name", str, required=True).strip()
     if not name:
         raise venv.fail("name", "must not be empty")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
     version = venv.get("version", str, required=True).strip()
-    if not TAG_RE.match(version):
+    if not TAG_RE.fullmatch(version):
         raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
-    install_path = venv.get("install-path", str, required=True)
-    if not install_path.startswith("/"):
-        raise venv.fail("install-path", f"must be an absolute path, not {install_path!r}")
-    if install_path.rstrip("/") in ("", "/usr", "/etc", "/var", "/opt"):
-        raise venv.fail("install-path", f"{install_path!r} is a system folder, not a venv path")
+    install_path = check_install_path(
+        venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
+    )
+    install_tool = cast(InstallTool, _literal_from(venv, defaults, "install-tool", ("pip", "uv"), "pip"))
 
     packages = sorted(set(merged_list("default-packages", lines=True) + merged_list("packages", lines=True)))
     if not packages:
@@ -261,30 +240,38 @@ def load_recipe(path: Path) -> Recipe:
     build_tables = [r.sub("build", _KEYS["venv.build"]) for r in (defaults, venv) if r is not None]
     install_tables = [r.sub("install", _KEYS["venv.install"]) for r in (defaults, venv) if r is not None]
 
-    def stage(tables: list[TableReader]) -> StageOptions:
+    def stage(tables: list[TableReader], *, install: bool) -> StageOptions:
         env: dict[str, str] = {}
         for t in tables:
-            env.update(t.str_map("env"))
+            env.update(t.env("env"))
+        pip_args: tuple[str, ...] = ()
+        for t in tables:
+            args = t.str_list("pip-args")
+            if install:  # build pip-args run on the build host, under its operator: not restricted
+                check_install_pip_args(args, tool=install_tool, where=t.where("pip-args"), error=RecipeError)
+            pip_args += args
         return StageOptions(
-            distro_packages=tuple(sorted({p for t in tables for p in t.str_list("distro-packages")})),
-            pip_args=tuple(a for t in tables for a in t.str_list("pip-args")),
+            distro_packages=tuple(
+                sorted({p for t in tables for p in t.str_list("distro-packages", check=_distro_package)})
+            ),
+            pip_args=pip_args,
             env=env,
         )
 
     valid_time = pick("distro-cache-valid-time", int, 600)
-    if valid_time < 0:
-        raise venv.fail("distro-cache-valid-time", "must not be negative")
+    if not 0 <= valid_time <= MAX_CACHE_VALID_TIME:
+        raise venv.fail("distro-cache-valid-time", f"must be from 0 to {MAX_CACHE_VALID_TIME} seconds")
     return Recipe(
         path=path,
         name=name,
         version=version,
-        install_path=PurePosixPath(install_path),
+        install_path=install_path,
         python=pick("python", str, "python3"),
         packages=tuple(packages),
         build_requirements=build_reqs,
         constraints=constraints,
         global_constraints=global_constraints,
-        install_tool=cast(InstallTool, _literal_from(venv, defaults, "install-tool", ("pip", "uv"), "pip")),
+        install_tool=install_tool,
         package_state=cast(
             PackageState, _literal_from(venv, defaults, "package-state", ("present", "latest"), "latest")
         ),
@@ -294,9 +281,9 @@ def load_recipe(path: Path) -> Recipe:
         ),
         distro_cache_valid_time=valid_time,
         ignore_pip_config=pick("ignore-pip-config", bool, False),
-        symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages")))),
-        build=stage(build_tables),
-        install=stage(install_tables),
+        symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages", _distro_package)))),
+        build=stage(build_tables, install=False),
+        install=stage(install_tables, install=True),
         facts=(_facts(defaults) if defaults is not None else ()) + _facts(venv),
         defaults_file=defaults_file,
     )
@@ -314,6 +301,17 @@ def _literal_from(
     if key not in venv.data and defaults is not None and key in defaults.data:
         return defaults.choice(key, choices, default)
     return venv.choice(key, choices, default)
+
+
+def load_recipes(paths: Sequence[Path]) -> list[Recipe]:
+    """Return the recipes at ``paths``; raise RecipeError if one's install path is, or contains,
+    another's (one would replace or hide the other on a host).
+
+    Example: ``load_recipes(find_recipes([Path("recipes")]))``
+    """
+    recipes = [load_recipe(p) for p in paths]
+    check_disjoint({str(r.path): r.install_path for r in recipes})
+    return recipes
 
 
 def find_recipes(paths: list[Path]) -> list[Path]:

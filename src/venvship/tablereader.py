@@ -1,16 +1,65 @@
-"""Typed reads from a parsed TOML table (a recipe or its defaults file), with errors that name the
-file and the key path, and hints that suggest the nearest known key or value.
+"""TOML files (a recipe or its defaults file) read strictly, and typed reads from their tables,
+with errors that name the file and the key path, and hints that suggest the nearest known key or value.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar, cast
 
 from .errors import RecipeError
+from .jsondoc import MAX_DEPTH, bracket_depth, check_no_nul, walk
+from .venvconfig import check_env
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the build side runs on 3.9 and 3.10 too
+    import tomli as tomllib
 
 T = TypeVar("T")
+
+# What is not syntax in TOML: strings of the four kinds, and comments. Each alternative also
+# matches an unterminated string up to where it would end, so the scan stays linear.
+_TOML_TEXT = re.compile(
+    r'"""[^"\\]*(?:(?:\\.?|"(?!""))[^"\\]*)*(?:"""|\Z)'
+    r"|'''[^']*(?:'(?!'')[^']*)*(?:'''|\Z)"
+    r'|"[^"\\\n]*(?:\\.?[^"\\\n]*)*(?:"|$)'
+    r"|'[^'\n]*(?:'|$)"
+    r"|#[^\n]*",
+    re.M,
+)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Return the TOML file at ``path`` parsed; raise RecipeError naming the file (and the key
+    path of a string holding a NUL) if it cannot be read, is not TOML or nests deeper than
+    :data:`~venvship.jsondoc.MAX_DEPTH` levels.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise RecipeError(str(path), "file not found") from exc
+    except OSError as exc:
+        raise RecipeError(str(path), f"cannot read: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(str(path), "not UTF-8 text") from exc
+    too_deep = RecipeError(str(path), f"nested deeper than {MAX_DEPTH} levels")
+    # Before parsing: tomllib recurses into arrays and inline tables (a RecursionError traceback).
+    if bracket_depth(text, strings=_TOML_TEXT) > MAX_DEPTH:
+        raise too_deep
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(str(path), f"invalid TOML: {exc}") from exc
+    if any(depth > MAX_DEPTH for _, depth, _ in walk(data)):  # dotted keys nest without brackets
+        raise too_deep
+    check_no_nul(data, "", error=lambda at, reason: RecipeError(f"{path}: {at}", reason))
+    return data
 
 
 def did_you_mean(word: str, known: tuple[str, ...]) -> str:
@@ -82,14 +131,15 @@ class TableReader:
                 out.append(item)
         return tuple(out)
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def env(self, key: str) -> dict[str, str]:
+        """Return the environment table at ``key``: variable names, values as strings."""
         table = self.get(key, dict, {})
         out = {}
         for k, v in table.items():
             if not isinstance(v, (str, int, float, bool)):
                 raise RecipeError(f"{self.where(key)}.{k}", "must be a string")
             out[str(k)] = str(v)
-        return out
+        return check_env(out, where=self.where(key), error=RecipeError)
 
     def sub(self, key: str, allowed: tuple[str, ...]) -> TableReader:
         table = self.get(key, dict, {})

@@ -1,19 +1,41 @@
 """The config blob of a per-platform manifest (DESIGN §4): the lock, the interpreter, the platform
 and everything else a target needs to install, as frozen dataclasses with strict JSON in and out.
 
+The config comes from wherever the artifact came from, and ``venv-pull`` acts on it as root: every
+name that reaches a file name, a command line or an INI line is checked here, and again by the
+recipe loader at build time (the same functions), so that a bad value is named where it is made.
 Stdlib only: the target side reads these on bare hosts.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from .destinations import check_install_path
 from .errors import ArtifactError
-from .jsondoc import typed_field
+from .jsondoc import Refusal, artifact_error, check_no_nul, load_object, str_map, typed_field
 from .layerformat import Layers
+from .pipargs import INSTALL_TOOLS, check_install_pip_args
 
 CONFIG_SCHEMA = 1
+
+# A valid artifact (repository) name, and a version usable as a tag once "+" becomes "_".
+NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,100}")
+# Fact file, section and option names: a file name and INI keys that cannot start a new line,
+# section or comment.
+FACT_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+# Debian's package name rule (with an optional :arch), and RPM's; neither can start with "-",
+# which apt-get, dnf, dpkg and rpm would take as an option.
+DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?")
+RPM_PACKAGE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_DIST_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # PEP 508
+_DIST_VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,100}")  # PEP 440 characters, normal or legacy
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+MAX_CACHE_VALID_TIME = 366 * 24 * 3600  # a year: the apt cache is older than that on no live host
+STATES = ("present", "latest")
 
 
 @dataclass(frozen=True)
@@ -50,7 +72,16 @@ class Wheel:
             sha256=typed_field(data, "sha256", str, where),
             size=typed_field(data, "size", int, where),
         )
-        # Titles become file names on the target: refuse anything that is not a plain name.
+        # The name and version become a line of a requirements file, the sha256 a folder name and
+        # the file name a file name on the target: refuse anything but plain ones.
+        if not _DIST_NAME_RE.fullmatch(wheel.name):
+            raise ArtifactError(f"{where}.name: {wheel.name!r} is not a distribution name")
+        if not _DIST_VERSION_RE.fullmatch(wheel.version):
+            raise ArtifactError(f"{where}.version: {wheel.version!r} is not a version")
+        if not _SHA256_RE.fullmatch(wheel.sha256):
+            raise ArtifactError(f"{where}.sha256: not 64 lowercase hex digits")
+        if wheel.size < 0:
+            raise ArtifactError(f"{where}.size: negative")
         if "/" in wheel.filename or "\\" in wheel.filename or not wheel.filename.endswith(".whl"):
             raise ArtifactError(f"{where}: unsafe wheel file name {wheel.filename!r}")
         return wheel
@@ -91,6 +122,46 @@ class Fact:
     section: str
     option: str
     value: str
+
+
+def check_fact(fact: Fact, *, where: str, error: Refusal = artifact_error) -> Fact:
+    """Return ``fact`` if it can only become ``<file>.fact`` and one ``option = value`` line in
+    its section; raise ``error(where + key, reason)`` otherwise.
+
+    Example: ``check_fact(Fact(file="openstack_ansible", section="keystone", option="tag", value="1"), where="x")``
+    """
+    for key in ("file", "section", "option"):
+        value = getattr(fact, key)
+        if not FACT_NAME_RE.fullmatch(value) or (key == "file" and value in (".", "..")):
+            raise error(f"{where}.{key}", f"{value!r} is not a plain name (letters, digits, _ . -)")
+    if fact.section == "DEFAULT":  # configparser's section of defaults for every other section
+        raise error(f"{where}.section", "'DEFAULT' is reserved by the INI format")
+    if "\0" in fact.value or fact.value.splitlines() not in ([], [fact.value]):
+        raise error(f"{where}.value", "must be one line without NUL characters")
+    return fact
+
+
+def check_distro_package(name: str, *, where: str, error: Refusal = artifact_error) -> str:
+    """Return ``name`` if it is a Debian or RPM package name; raise ``error(where, reason)`` otherwise.
+
+    Example: ``check_distro_package("python3-libvirt", where="config.install.distro_packages[0]")``
+    """
+    if not (DEB_PACKAGE_RE.fullmatch(name) or RPM_PACKAGE_RE.fullmatch(name)):
+        raise error(where, f"{name!r} is not a Debian or RPM package name")
+    return name
+
+
+def check_env(env: Mapping[str, str], *, where: str, error: Refusal = artifact_error) -> dict[str, str]:
+    """Return ``env`` if every key can be an environment variable name and no value holds a NUL.
+
+    Example: ``check_env({"PBR_VERSION": "1.0"}, where="config.install.env")``
+    """
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key:
+            raise error(where, f"{key!r} is not an environment variable name (empty, '=' or NUL)")
+        if "\0" in value:
+            raise error(f"{where}.{key}", "contains a NUL character")
+    return dict(env)
 
 
 @dataclass(frozen=True)
@@ -173,68 +244,125 @@ class VenvConfig:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> VenvConfig:
-        where = "config"
+    def from_bytes(cls, raw: bytes, *, where: str = "config") -> VenvConfig:
+        """Return the config blob ``raw``; raise ArtifactError (one line, naming the key) if it is
+        not one venv-pull may act on.
+
+        Example: ``VenvConfig.from_bytes(reader.read(manifest.config), where=f"{ref} config")``
+        """
+        return cls.from_json(load_object(raw, where), where=where)
+
+    @classmethod
+    def from_json(cls, data: Any, *, where: str = "config") -> VenvConfig:
+        """Return the config parsed from JSON ``data``; see :meth:`from_bytes`."""
         if not isinstance(data, dict):
-            raise ArtifactError("config: not a JSON object")
+            raise ArtifactError(f"{where}: not a JSON object")
         if data.get("schema") != CONFIG_SCHEMA:
-            raise ArtifactError(f"config: unsupported schema {data.get('schema')!r}")
+            raise ArtifactError(f"{where}: unsupported schema {data.get('schema')!r}")
+        check_no_nul(data, where)
         py = typed_field(data, "python", dict, where)
         plat = typed_field(data, "platform", dict, where)
         inst = typed_field(data, "install", dict, where)
 
-        def strs(value: Any, key: str) -> tuple[str, ...]:
+        def field(table: Mapping[str, Any], key: str, at: str = where) -> str:
+            value: str = typed_field(table, key, str, at)
+            return value
+
+        def strs(table: Mapping[str, Any], key: str, at: str = where) -> tuple[str, ...]:
+            value = table.get(key)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ArtifactError(f"config: '{key}' is not a list of strings")
+                raise ArtifactError(f"{at}: '{key}' is not a list of strings")
             return tuple(value)
 
+        def packages(table: Mapping[str, Any], key: str, at: str = where) -> tuple[str, ...]:
+            return tuple(
+                check_distro_package(p, where=f"{at}.{key}[{i}]") for i, p in enumerate(strs(table, key, at))
+            )
+
+        def wheels(key: str) -> tuple[Wheel, ...]:
+            items = typed_field(data, key, list, where)
+            return tuple(Wheel.from_json(w, where=f"{where}.{key}[{i}]") for i, w in enumerate(items))
+
+        name = field(data, "name")
+        if not NAME_RE.fullmatch(name):
+            raise ArtifactError(f"{where}.name: {name!r} is not a valid artifact name")
+        version = field(data, "version")
+        if not TAG_RE.fullmatch(version):
+            raise ArtifactError(f"{where}.version: {version!r} is not usable as a tag")
+        install_path = field(data, "install_path")
+        check_install_path(install_path, where=f"{where}.install_path")
+        install_tool = _choice(data, "install_tool", INSTALL_TOOLS, where)
+        distro_bound = plat.get("distro_bound", False)
+        if not isinstance(distro_bound, bool):
+            raise ArtifactError(f"{where}.platform.distro_bound: not a boolean")
+        inst_where = f"{where}.install"
         return cls(
-            name=typed_field(data, "name", str, where),
-            version=typed_field(data, "version", str, where),
-            recipe_digest=typed_field(data, "recipe_digest", str, where),
-            install_path=typed_field(data, "install_path", str, where),
+            name=name,
+            version=version,
+            recipe_digest=field(data, "recipe_digest"),
+            install_path=install_path,
             python=PythonInfo(
-                implementation=typed_field(py, "implementation", str, "config.python"),
-                version=typed_field(py, "version", str, "config.python"),
-                abi=typed_field(py, "abi", str, "config.python"),
-                executable=typed_field(py, "executable", str, "config.python"),
+                implementation=field(py, "implementation", f"{where}.python"),
+                version=field(py, "version", f"{where}.python"),
+                abi=field(py, "abi", f"{where}.python"),
+                executable=field(py, "executable", f"{where}.python"),
             ),
             platform=PlatformInfo(
-                os=typed_field(plat, "os", str, "config.platform"),
-                architecture=typed_field(plat, "architecture", str, "config.platform"),
-                variant=str(plat.get("variant", "")),
-                distro=typed_field(plat, "distro", str, "config.platform"),
-                glibc=typed_field(plat, "glibc", str, "config.platform"),
-                distro_bound=bool(plat.get("distro_bound")),
+                os=field(plat, "os", f"{where}.platform"),
+                architecture=field(plat, "architecture", f"{where}.platform"),
+                variant=field(plat, "variant", f"{where}.platform") if "variant" in plat else "",
+                distro=field(plat, "distro", f"{where}.platform"),
+                glibc=field(plat, "glibc", f"{where}.platform"),
+                distro_bound=distro_bound,
             ),
-            lock=tuple(
-                Wheel.from_json(w, where=f"config.lock[{i}]")
-                for i, w in enumerate(typed_field(data, "lock", list, where))
+            lock=wheels("lock"),
+            tools=wheels("tools"),
+            install_tool=install_tool,
+            requirements=strs(data, "requirements"),
+            constraints=strs(data, "constraints"),
+            global_constraints=strs(data, "global_constraints"),
+            distro_package_state=_choice(data, "distro_package_state", STATES, where),
+            distro_cache_valid_time=_cache_valid_time(data.get("distro_cache_valid_time", 600), where),
+            install_distro_packages=packages(inst, "distro_packages", inst_where),
+            install_pip_args=check_install_pip_args(
+                strs(inst, "pip_args", inst_where), tool=install_tool, where=f"{inst_where}.pip_args"
             ),
-            tools=tuple(
-                Wheel.from_json(w, where=f"config.tools[{i}]")
-                for i, w in enumerate(typed_field(data, "tools", list, where))
-            ),
-            install_tool=typed_field(data, "install_tool", str, where),
-            requirements=strs(data.get("requirements"), "requirements"),
-            constraints=strs(data.get("constraints"), "constraints"),
-            global_constraints=strs(data.get("global_constraints"), "global_constraints"),
-            distro_package_state=typed_field(data, "distro_package_state", str, where),
-            distro_cache_valid_time=int(data.get("distro_cache_valid_time", 600)),
-            install_distro_packages=strs(inst.get("distro_packages"), "install.distro_packages"),
-            install_pip_args=strs(inst.get("pip_args"), "install.pip_args"),
-            install_env={str(k): str(v) for k, v in typed_field(inst, "env", dict, "config.install").items()},
-            symlink_system_packages=strs(data.get("symlink_system_packages"), "symlink_system_packages"),
-            facts=tuple(
-                Fact(
-                    file=typed_field(f, "file", str, "config.facts"),
-                    section=typed_field(f, "section", str, "config.facts"),
-                    option=typed_field(f, "option", str, "config.facts"),
-                    value=typed_field(f, "value", str, "config.facts"),
-                )
-                for f in typed_field(data, "facts", list, where)
-            ),
-            builder={str(k): str(v) for k, v in typed_field(data, "builder", dict, where).items()},
-            provenance={str(k): str(v) for k, v in (data.get("provenance") or {}).items()},
-            layers=Layers.from_json(data["layers"]) if "layers" in data else None,
+            install_env=check_env(str_map(inst.get("env"), f"{inst_where}.env"), where=f"{inst_where}.env"),
+            symlink_system_packages=packages(data, "symlink_system_packages"),
+            facts=_facts(typed_field(data, "facts", list, where), where=f"{where}.facts"),
+            builder=str_map(data.get("builder"), f"{where}.builder"),
+            provenance=str_map(data.get("provenance", {}), f"{where}.provenance"),
+            layers=Layers.from_json(data["layers"], where=f"{where}.layers") if "layers" in data else None,
         )
+
+
+def _choice(data: Mapping[str, Any], key: str, choices: Sequence[str], where: str) -> str:
+    value = data.get(key)
+    if value not in choices:
+        raise ArtifactError(f"{where}.{key}: must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def _cache_valid_time(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CACHE_VALID_TIME:
+        raise ArtifactError(
+            f"{where}.distro_cache_valid_time: must be a whole number of seconds from 0 to "
+            f"{MAX_CACHE_VALID_TIME}, not {value!r:.40}"
+        )
+    return value
+
+
+def _facts(items: list[Any], *, where: str) -> tuple[Fact, ...]:
+    facts = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise ArtifactError(f"{at}: not an object")
+        fact = Fact(
+            file=typed_field(item, "file", str, at),
+            section=typed_field(item, "section", str, at),
+            option=typed_field(item, "option", str, at),
+            value=typed_field(item, "value", str, at),
+        )
+        facts.append(check_fact(fact, where=at))
+    return tuple(facts)

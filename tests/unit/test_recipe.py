@@ -10,7 +10,7 @@ import pytest
 
 from venvship.cli.venvship_main import main
 from venvship.errors import RecipeError
-from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, find_recipes, load_recipe
+from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, find_recipes, load_recipe, load_recipes
 
 HEAD = """\
 [venv]
@@ -100,6 +100,137 @@ BAD = [
         VALID + '[[venv.facts]]\noption = "venv_tag"\nvalue = "1.0"\n',
         "venv.facts[0].section",
         ("is required",),
+    ),
+]
+FACT = '[[venv.facts]]\nfile = "f"\nsection = "s"\noption = "o"\nvalue = "v"\n'
+INSTALL_PATH = '"/openstack/venvs/demo-1.0"'
+# Where a venv may live (#10).
+BAD += [
+    Bad(
+        "install-path-not-normal",
+        VALID.replace(INSTALL_PATH, '"/etc/../etc"'),
+        "venv.install-path",
+        ("'/etc/../etc' is not in normal form: it means /etc",),
+    ),
+    Bad(
+        "install-path-srv",
+        VALID.replace(INSTALL_PATH, '"/srv"'),
+        "venv.install-path",
+        ("/srv is a system folder",),
+    ),
+    Bad(
+        "install-path-etc-below",
+        VALID.replace(INSTALL_PATH, '"/etc/venvs/demo"'),
+        "venv.install-path",
+        ("is in /etc, a system tree",),
+    ),
+    Bad(
+        "install-path-home",
+        VALID.replace(INSTALL_PATH, '"/home/svc"'),
+        "venv.install-path",
+        ("a home folder",),
+    ),
+]
+# Install pip-args: an allow-list per install tool (#10).
+BAD += [
+    Bad(
+        "install-pip-args-owned",
+        VALID + '[venv.install]\npip-args = ["-q", "--no-compile"]\n',
+        "venv.install.pip-args[1]",
+        ("use `venv-pull install --no-compile`",),
+    ),
+    Bad(
+        "install-pip-args-target",
+        VALID + '[venv.install]\npip-args = ["--target", "/"]\n',
+        "venv.install.pip-args[0]",
+        ("use `venv-pull install --dest`",),
+    ),
+    Bad(
+        "install-pip-args-per-tool",
+        VALID + 'install-tool = "uv"\n[venv.install]\npip-args = ["--retries", "3"]\n',
+        "venv.install.pip-args[0]",
+        (
+            "'--retries' is not allowed in install pip-args (allowed: -q, -v, --quiet, --verbose, --no-progress",
+        ),
+    ),
+]
+# Names that become files, INI lines or command-line arguments on targets (#10).
+BAD += [
+    Bad(
+        "fact-file-path",
+        VALID + FACT.replace('"f"', '"../cron.d/x"'),
+        "venv.facts[0].file",
+        ("not a plain name",),
+    ),
+    Bad(
+        "fact-section-ini",
+        VALID + FACT.replace('"s"', '"s]\\n[t"'),
+        "venv.facts[0].section",
+        ("not a plain",),
+    ),
+    Bad(
+        "fact-option-ini",
+        VALID + FACT.replace('"o"', '"o = x"'),
+        "venv.facts[0].option",
+        ("not a plain name",),
+    ),
+    Bad("fact-value-newline", VALID + FACT.replace('"v"', '"v\\n[t]"'), "venv.facts[0].value", ("one line",)),
+    Bad(
+        "distro-package-option",
+        VALID + '[venv.install]\ndistro-packages = ["-oDir::Bin::dpkg=/tmp/x"]\n',
+        "venv.install.distro-packages[0]",
+        ("'-oDir::Bin::dpkg=/tmp/x' is not a Debian or RPM package name",),
+    ),
+    Bad(
+        "build-distro-package-option",
+        VALID + '[venv.build]\ndistro-packages = ["libxml2-dev", "--force-yes"]\n',
+        "venv.build.distro-packages[1]",
+        ("not a Debian or RPM package name",),
+    ),
+    Bad(
+        "symlink-package-option",
+        VALID + 'symlink-system-packages = ["--admindir=/tmp"]\n',
+        "venv.symlink-system-packages[0]",
+        ("not a Debian or RPM package name",),
+    ),
+    Bad(
+        "cache-valid-time-years",
+        VALID + "distro-cache-valid-time = 100000000000\n",
+        "venv.distro-cache-valid-time",
+        ("must be from 0 to",),
+    ),
+]
+# Input limits: nesting, NUL, environment names (#10).
+BAD += [
+    Bad(
+        "deep-array", VALID + "x = " + "[" * 5000 + "]" * 5000 + "\n", None, ("nested deeper than 64 levels",)
+    ),
+    Bad(
+        "deep-table",
+        VALID + "x = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n",
+        None,
+        ("nested deeper than 64",),
+    ),
+    Bad("deep-dotted-key", VALID + "a" + ".a" * 100 + " = 1\n", None, ("nested deeper than 64 levels",)),
+    Bad("nul-name", VALID.replace('"demo"', '"de\\u0000mo"'), "venv.name", ("contains a NUL character",)),
+    Bad(
+        "nul-pip-arg",
+        VALID + '[venv.build]\npip-args = ["-q", "--x\\u0000"]\n',
+        "venv.build.pip-args[1]",
+        ("contains a NUL character",),
+    ),
+    Bad(
+        "nul-env-value",
+        VALID + '[venv.install]\nenv = { A = "1\\u0000" }\n',
+        "venv.install.env.A",
+        ("contains a NUL character",),
+    ),
+    Bad("nul-fact", VALID + FACT.replace('"v"', '"v\\u0000"'), "venv.facts[0].value", ("contains a NUL",)),
+    Bad(
+        "env-key-equals",
+        VALID + '[venv.build]\nenv = { "A=B" = "1" }\n',
+        "venv.build.env",
+        ("'A=B' is not an environment variable name",),
     ),
 ]
 
@@ -306,3 +437,61 @@ def test_fact_error_in_defaults_names_defaults_key_path(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         load(tmp_path, VALID)
     assert str(info.value) == f"{defaults}: defaults.facts[0].section: is required"
+
+
+def test_build_pip_args_are_not_restricted_install_pip_args_are_checked(tmp_path: Path) -> None:
+    args = '["--no-compile", "--index-url", "https://mirror.example/simple"]'
+    recipe = load(tmp_path, VALID + f"[venv.build]\npip-args = {args}\n")
+    assert recipe.build.pip_args == ("--no-compile", "--index-url", "https://mirror.example/simple")
+    with pytest.raises(RecipeError, match=r"venv\.install\.pip-args\[0\]: '--no-compile' is not allowed"):
+        load(tmp_path, VALID + f"[venv.install]\npip-args = {args}\n")
+    recipe = load(
+        tmp_path,
+        VALID
+        + '[venv.install]\npip-args = ["--progress-bar=off", "--timeout", "30"]\n'
+        + 'distro-packages = ["libvirt0:amd64", "gcc-c++", "python3-libvirt"]\n',
+    )
+    assert recipe.install.pip_args == ("--progress-bar=off", "--timeout", "30")
+    assert recipe.install.distro_packages == ("gcc-c++", "libvirt0:amd64", "python3-libvirt")
+
+
+def test_install_path_below_a_home_is_allowed_the_home_is_not(tmp_path: Path) -> None:
+    recipe = load(tmp_path, VALID.replace(INSTALL_PATH, '"/home/svc/venvs/demo/"'))
+    assert str(recipe.install_path) == "/home/svc/venvs/demo"
+    with pytest.raises(RecipeError, match=r"venv\.install-path: /home/svc is a home folder$"):
+        load(tmp_path, VALID.replace(INSTALL_PATH, '"/home/svc/"'))
+
+
+def test_recipes_loaded_together_have_disjoint_install_paths(tmp_path: Path) -> None:
+    outer = write(tmp_path, VALID.replace(INSTALL_PATH, '"/openstack/venvs"'), "outer.toml")
+    inner = write(tmp_path, VALID, "inner.toml")
+    other = write(tmp_path, VALID.replace(INSTALL_PATH, '"/openstack/venvs-2/demo"'), "other.toml")
+    assert [r.path for r in load_recipes([inner, other])] == [inner, other]
+    with pytest.raises(RecipeError) as info:
+        load_recipes([inner, outer])
+    assert str(info.value) == (
+        f"{outer}: venv.install-path: /openstack/venvs contains the install path of {inner}"
+    )
+
+
+def test_nesting_counts_brackets_of_syntax_not_of_strings(tmp_path: Path) -> None:
+    b = "[" * 100
+    text = VALID.replace('packages = ["foo"]', f'packages = ["foo"]  # {b}') + textwrap.dedent(
+        f"""\
+        [venv.install]
+        env = {{ A = "{b}\\"{b}", B = '{b}' }}
+        [[venv.facts]]
+        section = "s"
+        option = "o"
+        value = \"\"\"{b}\"\"{b}\"\"\"
+        [[venv.facts]]
+        section = "s"
+        option = "p"
+        value = \'\'\'{b}\'{b}\'\'\'
+        """
+    )
+    recipe = load(tmp_path, text)
+    assert recipe.install.env == {"A": f'{b}"{b}', "B": b}
+    assert [f.value for f in recipe.facts] == [f'{b}""{b}', f"{b}'{b}"]
+    with pytest.raises(RecipeError, match=r"nested deeper than 64 levels$"):
+        load(tmp_path, text + "x = " + "[" * 65 + "]" * 65 + "\n")

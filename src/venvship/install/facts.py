@@ -10,6 +10,7 @@ from typing import Iterable, Mapping
 from .._fsutil import atomic_write
 from ..artifact import Fact
 from ..errors import InstallError
+from ..venvconfig import check_fact
 
 
 def _parser() -> configparser.ConfigParser:
@@ -27,6 +28,10 @@ def facts_with_own(facts: Iterable[Fact], own: Mapping[str, str]) -> list[Fact]:
     return out
 
 
+def _refused(where: str, reason: str) -> InstallError:
+    return InstallError(f"{where}: {reason}")
+
+
 def write_facts(facts_dir: Path, facts: Iterable[Fact]) -> list[Path]:
     """Merge ``facts`` into ``<facts_dir>/<file>.fact``; return the files rewritten.
 
@@ -34,9 +39,10 @@ def write_facts(facts_dir: Path, facts: Iterable[Fact]) -> list[Path]:
     content changes.
     """
     by_file: dict[str, list[Fact]] = {}
-    for fact in facts:
-        if "/" in fact.file or fact.file in ("", ".", ".."):
-            raise InstallError(f"fact file name {fact.file!r} is not a plain name")
+    for i, fact in enumerate(facts):
+        # Checked when the config was read, and here again: this is where a name becomes a path
+        # and an INI line, as root.
+        check_fact(fact, where=f"facts[{i}]", error=_refused)
         by_file.setdefault(fact.file, []).append(fact)
     written = []
     for file, items in sorted(by_file.items()):

@@ -2,7 +2,11 @@
 
 :class:`~venvship.oci.registry.RegistryClient` speaks the distribution API through this; what
 is below the API (sockets, TLS, retries) is in ``_http``, the auth state in ``_session``.
-Stdlib only.
+
+Where a URL comes from an answer (a redirect, an upload location, a next page), two rules hold:
+a client made for HTTPS sends nothing over plain HTTP, and the ``Authorization`` header (and the
+401 dance that may send credentials to a token realm) is only for the exact scheme, host and
+port the client was made for. Stdlib only.
 """
 
 from __future__ import annotations
@@ -11,11 +15,26 @@ from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import RegistryError
-from ._http import Body, Response, RetryPolicy, Transport, make_ssl_context, repo_of
+from ._http import Body, Response, RetryPolicy, Transport, make_ssl_context, repo_of, shown
 from ._session import AuthState, Scopes
 from .auth import Credentials
 
 _REDIRECTS = (301, 302, 303, 307, 308)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """Return the scheme, host and port of ``url``, the port defaulted (``https://h`` → ``h``, 443).
+
+    Example: ``origin("https://Registry.example/v2/") == ("https", "registry.example", 443)``
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise RegistryError(f"invalid port in {shown(url)}", url=url) from exc
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", port or _DEFAULT_PORTS.get(scheme, 0)
 
 
 class Connection:
@@ -32,7 +51,9 @@ class Connection:
         policy: RetryPolicy,
     ) -> None:
         self.registry = registry
+        self.insecure = insecure
         self.base = f"{'http' if insecure else 'https'}://{registry}"
+        self._origin = origin(self.base)
         self._transport = Transport(timeout=timeout, ssl_context=make_ssl_context(ca_file))
         self._auth = AuthState(
             registry,
@@ -61,16 +82,18 @@ class Connection:
     ) -> Response:
         """Send one request (one more after a 401 that new auth can fix; redirects for GET/HEAD)."""
         push = any(scope.endswith(",push") for scope in scopes)
+        own = self._own(url)
         for auth_round in range(2):
             hdrs = dict(headers or {})
-            auth = self._auth.header(scopes)
+            auth = self._auth.header(scopes) if own else None
             if auth:
                 hdrs["Authorization"] = auth
             resp = self._transport.send(method, url, headers=hdrs, body=body() if body else None)
             if resp.status == 401:
                 values = resp.headers.get_all("WWW-Authenticate") or []
                 resp.close()
-                if auth_round == 0 and self._auth.on_unauthorized(values, scopes, sent=auth):
+                # Elsewhere, a challenge could name a token realm to send the credentials to.
+                if own and auth_round == 0 and self._auth.on_unauthorized(values, scopes, sent=auth):
                     continue
                 raise self._auth_error(url, push=push)
             if resp.status in _REDIRECTS and method in ("GET", "HEAD"):
@@ -78,17 +101,30 @@ class Connection:
             return resp
         raise self._auth_error(url, push=push)  # pragma: no cover - the loop returns or raises
 
+    def _own(self, url: str) -> bool:
+        """Return True if ``url`` is on the registry's own origin; refuse plain HTTP unless insecure."""
+        here = origin(url)
+        if here[0] != "https" and not self.insecure:
+            raise RegistryError(
+                f"{self.registry}: refusing a downgrade to plain HTTP ({shown(url)}); "
+                "only a client made insecure for this registry speaks HTTP",
+                url=url,
+            )
+        return here == self._origin
+
     def _follow(self, resp: Response, method: str, headers: dict[str, str]) -> Response:
-        """Follow redirects (blob storage backends); credentials go only to the registry itself."""
-        own = urlsplit(self.base).netloc
+        """Follow redirects (blob storage backends); credentials go only to the registry itself,
+        and not back to it from elsewhere (that URL would be another server's choice)."""
+        own = True
         for _ in range(5):
             location = resp.header("Location")
             resp.close()
             if not location:
                 raise RegistryError(f"{self.registry}: redirect without Location", url=resp.url)
             url = urljoin(resp.url, location)
+            own = self._own(url) and own
             hdrs = dict(headers)
-            if urlsplit(url).netloc != own:
+            if not own:
                 hdrs.pop("Authorization", None)
             resp = self._transport.send(method, url, headers=hdrs)
             if resp.status not in _REDIRECTS:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import http.client
-import json
 import os
 import re
 import socket
@@ -21,7 +20,8 @@ from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlsplit
 
 from .._log import logger
-from ..errors import RegistryError
+from ..errors import RegistryError, VenvshipError
+from ..jsondoc import parse_json
 
 T = TypeVar("T")
 Body = Union[bytes, BinaryIO, None]
@@ -117,7 +117,7 @@ class Response:
         except (OSError, http.client.HTTPException):
             return ""
         try:
-            doc = json.loads(data)
+            doc = parse_json(data, self.url)
             errors = doc.get("errors") if isinstance(doc, dict) else None
             if isinstance(errors, list) and errors:
                 parts = []
@@ -125,8 +125,8 @@ class Response:
                     if isinstance(err, dict):
                         parts.append(f"{err.get('code', '?')}: {err.get('message', '')}".strip())
                 return "; ".join(parts)
-        except ValueError:
-            pass
+        except VenvshipError:
+            pass  # not distribution's JSON: the first line of the text instead
         text = data.decode("utf-8", "replace").strip()
         return text.splitlines()[0][:200] if text else ""
 
@@ -177,8 +177,7 @@ class Transport:
         hdrs.setdefault("User-Agent", "venvship")
         if body is None and method in ("POST", "PUT", "PATCH"):
             hdrs.setdefault("Content-Length", "0")
-        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # queries may hold signatures: not logged
-        logger.debug("%s %s", method, shown)
+        logger.debug("%s %s", method, shown(url))
         try:
             conn.request(method, path, body=body, headers=hdrs)
             raw = conn.getresponse()
@@ -198,7 +197,7 @@ class Transport:
             conn.close()
             raise Transient(f"cannot reach {parts.netloc} ({_describe(exc)})", url=url) from exc
         resp = Response(conn, raw, url)
-        logger.debug("%s %s -> %d", method, shown, resp.status)
+        logger.debug("%s %s -> %d", method, shown(url), resp.status)
         if resp.status == 429 or resp.status >= 500:
             detail = resp.error_text()
             resp.close()
@@ -240,6 +239,12 @@ def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
+def shown(url: str) -> str:
+    """Return ``url`` without its query, to log or show (signed storage URLs carry secrets there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
 def repo_of(url: str) -> str:
     """Return the repository named in a ``/v2/<repo>/…`` URL, or ""."""
     path = urlsplit(url).path
@@ -248,10 +253,7 @@ def repo_of(url: str) -> str:
 
 
 def parse_tags(data: bytes, where: str) -> list[str]:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise RegistryError(f"{where}: tag list is not JSON") from exc
+    doc = parse_json(data, where, error=lambda at, reason: RegistryError(f"{at}: tag list is {reason}"))
     tags = doc.get("tags") if isinstance(doc, dict) else None
     return [t for t in tags or [] if isinstance(t, str)]
 

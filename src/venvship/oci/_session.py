@@ -5,7 +5,6 @@ Thread-safe: one lock guards the state and the token cache (token fetches are fe
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Callable, Sequence
@@ -13,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 from .._log import logger
 from ..errors import RegistryError
+from ..jsondoc import parse_json
 from ._http import RetryPolicy, Transport, retrying
 from .auth import Challenge, Credentials, load_credentials, parse_challenges
 
@@ -101,9 +101,11 @@ class AuthState:
         scheme = urlsplit(realm).scheme
         if scheme not in ("https", "http"):
             raise RegistryError(f"{self.registry}: token realm {realm!r} is not an http(s) URL", url=realm)
-        if scheme == "http" and creds is not None and not self._insecure:
+        # No downgrade from an HTTPS registry, with credentials or without: an anonymous token
+        # fetched over plain HTTP could be swapped on the way.
+        if scheme == "http" and not self._insecure:
             raise RegistryError(
-                f"{self.registry}: refusing to send credentials to the plain-HTTP token realm {realm}; "
+                f"{self.registry}: refusing the plain-HTTP token realm {realm}; "
                 "use HTTPS (or insecure=True for a test registry)",
                 url=realm,
             )
@@ -141,10 +143,11 @@ class AuthState:
 
         body = retrying(attempt, policy=self._policy, what=f"{self.registry}: token request")
         self.token_fetches += 1
-        try:
-            doc = json.loads(body)
-        except ValueError as exc:
-            raise RegistryError(f"{self.registry}: token server sent no JSON", url=realm) from exc
+        doc = parse_json(
+            body,
+            self.registry,
+            error=lambda at, why: RegistryError(f"{at}: token answer is {why}", url=realm),
+        )
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{self.registry}: token server sent no token", url=realm)

@@ -70,16 +70,34 @@ def test_child_environment(
     assert env["REQUESTS_CA_BUNDLE"] == "/caller/ca.pem"
 
 
-@pytest.mark.parametrize(("tool", "arg"), [("pip", "--compile"), ("uv", "--compile-bytecode")])
+@pytest.mark.parametrize(("tool", "arg"), [("pip", "--progress-bar=off"), ("uv", "--link-mode=copy")])
 def test_recipe_pip_args_reach_the_installer(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tool: str, arg: str
 ) -> None:
-    # Observable through bytecode: with venv-pull's --no-compile, only the recipe's arg compiles.
+    # Observable in the installer's command line, which `venv-pull -v` logs before running it.
     ref = artifacts.write([wheels.demo1], install_tool=tool, pip_args=[arg])
-    result = pull.install(ref, "--no-compile")
-    assert "bytecode" not in result
-    site = next(pull.dest.glob("lib/python3*/site-packages"))
-    assert list((site / "demo" / "__pycache__").glob("*.pyc"))
+    argv = pull.argv("install", ref)
+    proc = subprocess.run(
+        [*argv[:3], "-v", *argv[3:]], env=pull.env(), capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    ran = [line for line in proc.stderr.splitlines() if "running: " in line and " install " in line]
+    assert any(f" {arg} " in line for line in ran), ran
+
+
+@pytest.mark.parametrize(("tool", "arg"), [("pip", "--compile"), ("uv", "--compile-bytecode")])
+def test_artifact_pip_args_venv_pull_owns_are_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tool: str, arg: str
+) -> None:
+    # Until #10 these reached pip or uv as given; bytecode is venv-pull's (`--no-compile`).
+    ref = artifacts.write([wheels.demo1], install_tool=tool, pip_args=[arg])
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"venv-pull: error: config.install.pip_args[0]: '{arg}' is not allowed in install pip-args: "
+        "venv-pull compiles bytecode itself; use `venv-pull install --no-compile` to skip it"
+    ]
+    assert not os.path.lexists(pull.dest)
 
 
 def test_virtualenv_where_venv_is_missing(
