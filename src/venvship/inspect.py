@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -66,7 +65,7 @@ def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
     desc, raw = source.get_manifest(digest)
     manifest = Manifest.from_bytes(raw, where=f"manifest {digest}")
     source.fetch_blob(manifest.config.digest, manifest.config.size, scratch)
-    config = VenvConfig.from_json(json.loads(scratch.read_blob(manifest.config.digest)))
+    config = VenvConfig.from_bytes(scratch.read_blob(manifest.config.digest), where=f"{digest} config")
     return PlatformView(digest=desc.digest, size=desc.size, config=config, manifest=manifest)
 
 

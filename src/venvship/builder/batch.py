@@ -12,7 +12,7 @@ from ..oci.layout import Layout
 from ..oci.publish import PublishResult, publish_layout
 from ..oci.reference import LayoutRef, Ref
 from ..oci.source import Access, registry_client
-from ..recipe import find_recipes, load_recipe
+from ..recipe import find_recipes, load_recipes
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
 
 
@@ -50,7 +50,7 @@ def build_recipes(
     files = find_recipes(list(paths))
     if not files:
         raise VenvshipError(f"no recipes found in {' '.join(map(str, paths))}")
-    recipes = [load_recipe(p) for p in files]
+    recipes = load_recipes(files)
     if isinstance(output, LayoutRef):
         if output.name:
             raise VenvshipError(f"{output}: the output is oci:DIR or a registry namespace, not one artifact")

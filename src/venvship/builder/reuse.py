@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def previous_wheels(ref: Ref, *, platform_key: str, scratch: Path, access: Acces
         return {}
     blobs = Layout.create(scratch)
     source.fetch_blob(manifest.config.digest, manifest.config.size, blobs)
-    config = VenvConfig.from_json(json.loads(blobs.read_blob(manifest.config.digest)))
+    config = VenvConfig.from_bytes(blobs.read_blob(manifest.config.digest), where=f"{ref} config")
 
     def fetch(wheel: Wheel, dest: Path) -> None:
         source.fetch_blob(wheel.digest, wheel.size, blobs)  # verified while streaming

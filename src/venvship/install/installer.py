@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -16,8 +15,8 @@ from .._fsutil import file_lock
 from .._log import logger
 from .._process import lend_fds
 from ..artifact import Fact
+from ..destinations import check_destination
 from ..distro import ensure
-from ..errors import InstallError
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
@@ -151,14 +150,9 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
 
 
 def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
-    """Return the destination, normalised, if it is one venv-pull may manage."""
-    if not dest.is_absolute():
-        raise InstallError(f"{dest}: the destination must be an absolute path")
-    normal = Path(os.path.normpath(dest))
-    cache = Path(os.path.normpath(opts.cache.absolute()))
-    if normal == cache or cache in normal.parents or normal in cache.parents:
-        raise InstallError(f"{dest}: the destination and the blob cache {opts.cache} overlap")
-    return normal
+    """Return the destination if it is one venv-pull may manage (destinations.py has the rules)."""
+    others = [d for _, d, _ in cachestore.recorded_dests(opts.cache)]
+    return check_destination(dest, cache=opts.cache, facts_dir=opts.facts_dir, others=others)
 
 
 def _managed(opts: InstallOptions, gens: Generations) -> list[Path]:

@@ -120,14 +120,8 @@ def any_config(reader: BlobReader, top_raw: bytes, *, where: str) -> VenvConfig:
 
 
 def _config(reader: BlobReader, manifest: Manifest, where: str) -> tuple[VenvConfig, bytes]:
-    import json
-
     raw = reader.read(manifest.config)
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ArtifactError(f"{where}: config is not valid JSON ({exc})") from exc
-    return VenvConfig.from_json(data), raw
+    return VenvConfig.from_bytes(raw, where=f"{where} config"), raw
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import BinaryIO, Iterator, Mapping
 from .._fsutil import atomic_write, file_lock
 from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json
 from ..errors import ArtifactError
+from ..jsondoc import parse_json
 
 _CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -181,11 +181,10 @@ class Layout:
     def entries(self) -> list[Descriptor]:
         """Return the descriptors of ``index.json`` in file order."""
         try:
-            data = json.loads((self.root / "index.json").read_bytes())
+            raw = (self.root / "index.json").read_bytes()
         except FileNotFoundError:
             return []
-        except ValueError as exc:
-            raise ArtifactError(f"{self.root}/index.json: not valid JSON ({exc})") from exc
+        data = parse_json(raw, f"{self.root}/index.json")
         manifests = data.get("manifests", []) if isinstance(data, dict) else None
         if not isinstance(manifests, list):
             raise ArtifactError(f"{self.root}/index.json: no 'manifests' list")

@@ -168,7 +168,9 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
 
 def test_uv_install_tool_ships_the_uv_wheel(tmp_path: Path, write_recipe: RecipeWriter, cache: Path) -> None:
     layout = Layout.create(tmp_path / "oci")
-    build_recipe(load_recipe(write_recipe(install_tool="uv")), output=layout, options=BuildOptions(cache=cache))
+    build_recipe(
+        load_recipe(write_recipe(install_tool="uv")), output=layout, options=BuildOptions(cache=cache)
+    )
     _, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
     assert config.install_tool == "uv"
     assert [t.name for t in config.tools] == ["uv"]
@@ -224,7 +226,11 @@ def test_inspect_and_diff_report_packages(
 ) -> None:
     out = tmp_path / "oci"
     layout = Layout.create(out)
-    build_recipe(load_recipe(write_recipe(constraints=["alpha==1.0"])), output=layout, options=BuildOptions(cache=cache))
+    build_recipe(
+        load_recipe(write_recipe(constraints=["alpha==1.0"])),
+        output=layout,
+        options=BuildOptions(cache=cache),
+    )
     build_recipe(load_recipe(write_recipe(version="2.0")), output=layout, options=BuildOptions(cache=cache))
     assert main(["inspect", f"oci:{out}:demo:1.0", "--json"]) == 0
     view = json.loads(capsys.readouterr().out)
@@ -232,7 +238,9 @@ def test_inspect_and_diff_report_packages(
     assert platform["key"] == PLATFORM_SUFFIX[1:]
     assert {p["name"]: p["version"] for p in platform["packages"]} == {"alpha": "1.0", "beta": "2.0"}
     assert all(p["size"] > 0 and len(p["sha256"]) == 64 for p in platform["packages"])
-    diff = diff_views(inspect_ref(parse_ref(f"oci:{out}:demo:1.0")), inspect_ref(parse_ref(f"oci:{out}:demo:2.0")))
+    diff = diff_views(
+        inspect_ref(parse_ref(f"oci:{out}:demo:1.0")), inspect_ref(parse_ref(f"oci:{out}:demo:2.0"))
+    )
     [changes] = diff.changes.values()
     assert [(c.name, c.kind, c.old and c.old.version, c.new and c.new.version) for c in changes] == [
         ("alpha", "changed", "1.0", "1.1")
@@ -273,11 +281,17 @@ def test_inputs_resolved_before_are_not_resolved_again(
     first = build_recipe(load_recipe(write_recipe()), output=layout, options=BuildOptions(cache=cache))
     assert "resolved before" not in caplog.text
     # Only an install-side field changes: a new artifact from the same closure, pip not asked.
-    second = build_recipe(load_recipe(write_recipe(version="1.1")), output=layout, options=BuildOptions(cache=cache))
+    second = build_recipe(
+        load_recipe(write_recipe(version="1.1")), output=layout, options=BuildOptions(cache=cache)
+    )
     assert second.status == "built" and second.built == () and second.digest != first.digest
     assert "demo: inputs resolved before" in caplog.text
     caplog.clear()
-    third = build_recipe(load_recipe(write_recipe(version="1.2")), output=layout, options=BuildOptions(cache=cache, refresh=True))
+    third = build_recipe(
+        load_recipe(write_recipe(version="1.2")),
+        output=layout,
+        options=BuildOptions(cache=cache, refresh=True),
+    )
     assert "resolved before" not in caplog.text
     _, before = _config(layout, f"demo:1.1{PLATFORM_SUFFIX}")
     _, after = _config(layout, f"demo:1.2{PLATFORM_SUFFIX}")

@@ -92,18 +92,25 @@ def test_a_venv_made_by_the_role_is_moved_aside(artifacts: Artifacts, wheels: Wh
     assert "(adopted)" in status
 
 
-def test_a_folder_that_is_no_venv_is_never_moved_aside(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+def test_a_folder_that_is_no_venv_is_never_moved_aside(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
     pull.dest.mkdir(parents=True)
     (pull.dest / "notes.txt").write_text("someone's files")
     proc = pull("install", artifacts.write([wheels.demo1]), ok=False)
     assert proc.returncode == 1
     [line] = proc.stderr.splitlines()
-    assert line == f"venv-pull: error: {pull.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
+    assert (
+        line
+        == f"venv-pull: error: {pull.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
+    )
     assert sorted(p.name for p in pull.dest.iterdir()) == ["notes.txt"]
     assert not (pull.dest.parent / ".demo.venvship").exists() or not any(
         p.name.endswith(".partial") for p in (pull.dest.parent / ".demo.venvship").iterdir()
     )
-    assert not pull.cache.exists() or not list((pull.cache / "blobs" / "sha256").iterdir())  # checked before the pull
+    assert not pull.cache.exists() or not list(
+        (pull.cache / "blobs" / "sha256").iterdir()
+    )  # checked before the pull
 
 
 def test_health_check_failure_keeps_old_venv(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:

@@ -68,7 +68,9 @@ def test_push_manifest_pull_round_trip(any_registry: RegistryServer, tmp_path: P
     assert client.get_manifest(repo, "1.0") == (INDEX_TYPE, index_raw, index_digest)
     assert sorted(client.list_tags(repo)) == ["1.0", "1.0-x"]
 
-    source = RegistrySource(RegistryRef(registry=any_registry.host, repository=repo, tag="1.0"), client=client)
+    source = RegistrySource(
+        RegistryRef(registry=any_registry.host, repository=repo, tag="1.0"), client=client
+    )
     desc, got = source.get_manifest("1.0")
     assert (desc.media_type, desc.digest, got) == (INDEX_TYPE, index_digest, index_raw)
     cache = Layout.create(tmp_path / "cache")
