@@ -9,10 +9,8 @@ none, and a changed lock makes only the new distributions' layers.
 from __future__ import annotations
 
 import contextlib
-import csv
 import gzip
 import hashlib
-import io
 import json
 import os
 import posixpath
@@ -31,7 +29,7 @@ from .._process import child_env, run
 from ..artifact import Wheel
 from ..errors import BuildError, ProcessError
 from ..install.bytecode import compile_bytecode
-from ..install.record import fix_records
+from ..install.record import fix_records, matches, read_rows, records
 from ..install.venvs import site_packages
 from ..layerformat import DEFAULT_EPOCH, FORMAT, PREFIX, LayerInfo, Layers, check_member
 from .wheels import file_sha256
@@ -39,7 +37,8 @@ from .wheels import file_sha256
 _PROBE = (
     "import importlib.util as u, sys, sysconfig; "
     "print(sys.implementation.cache_tag or ''); print(u.MAGIC_NUMBER.hex()); "
-    "print(sysconfig.get_path('purelib', vars={'base': '', 'platbase': ''}).lstrip('/'))"
+    "print(sysconfig.get_path('purelib', 'venv' if 'venv' in sysconfig.get_scheme_names() else 'posix_prefix',"
+    " vars={'base': '', 'platbase': ''}).lstrip('/')); print(sys.version.replace(chr(10), ' '))"
 )
 _LEVEL = 6  # gzip level: layers are packed once and unpacked on every host
 
@@ -84,19 +83,16 @@ def make_layers(
     """
     epoch = layer_epoch()
     workdir.mkdir(parents=True, exist_ok=True)
-    with _scratch_venv(python) as scratch:
-        interp = _probe(scratch)
-        keys = {w.sha256: _key(w, tool, interp, python_version=_version(scratch), epoch=epoch) for w in lock}
-        kept = {sha: _load(cache, key) for sha, key in keys.items()}
-        missing = [w for w in lock if kept[w.sha256] is None]
-        if missing:
-            logger.info("making %d ready-to-run layers (%s %s)", len(missing), tool.name, tool.version)
-            made = _make(
-                missing, files, scratch=scratch, tool=tool, interp=interp, epoch=epoch, workdir=workdir
-            )
-            for wheel in missing:
-                info, path = made[wheel.sha256]
-                kept[wheel.sha256] = _store(cache, keys[wheel.sha256], info, path)
+    interp, version = _probe(python)
+    keys = {w.sha256: _key(w, tool, interp, python_version=version, epoch=epoch) for w in lock}
+    kept = {sha: _load(cache, key) for sha, key in keys.items()}
+    missing = [w for w in lock if kept[w.sha256] is None]
+    if missing:
+        logger.info("making %d ready-to-run layers (%s %s)", len(missing), tool.name, tool.version)
+        made = _make(missing, files, python=python, tool=tool, interp=interp, epoch=epoch, workdir=workdir)
+        for wheel in missing:
+            info, path = made[wheel.sha256]
+            kept[wheel.sha256] = _store(cache, keys[wheel.sha256], info, path)
     infos: list[LayerInfo] = []
     paths: dict[str, Path] = {}
     for wheel in lock:
@@ -138,16 +134,12 @@ def _env() -> dict[str, str]:
     return child_env(changes)
 
 
-def _probe(venv: Path) -> _Interp:
-    lines = run([venv / "bin" / "python", "-I", "-c", _PROBE], env=_env()).stdout.splitlines()
-    tag, magic, site = [*lines, "", "", ""][:3]
-    return _Interp(cache_tag=tag.strip(), magic=magic.strip(), site=site.strip())
-
-
-def _version(venv: Path) -> str:
-    return run(
-        [venv / "bin" / "python", "-I", "-c", "import sys; print(sys.version)"], env=_env()
-    ).stdout.strip()
+def _probe(python: str) -> tuple[_Interp, str]:
+    """Return what the layers depend on of ``python``: bytecode tag and magic, site-packages in a
+    venv, and its full version."""
+    lines = run([python, "-I", "-c", _PROBE], env=_env()).stdout.splitlines()
+    tag, magic, site, version = [*lines, "", "", "", ""][:4]
+    return _Interp(cache_tag=tag.strip(), magic=magic.strip(), site=site.strip()), version.strip()
 
 
 def _key(wheel: Wheel, tool: Tool, interp: _Interp, *, python_version: str, epoch: int) -> str:
@@ -181,23 +173,53 @@ def _make(
     wheels: Sequence[Wheel],
     files: Mapping[str, Path],
     *,
-    scratch: Path,
+    python: str,
     tool: Tool,
     interp: _Interp,
     epoch: int,
     workdir: Path,
 ) -> dict[str, tuple[LayerInfo, Path]]:
-    """Install ``wheels`` into ``scratch``, compile, and pack each distribution; return sha256 → layer."""
+    """Install ``wheels``, compile, and pack each distribution; return sha256 → layer.
+
+    All of them go into one scratch venv. Where two write the same file, the one whose RECORD
+    matches what is on disk owns it there; the others are made again, in a venv of their own,
+    so that every layer holds its own distribution's files exactly.
+    """
+    out: dict[str, tuple[LayerInfo, Path]] = {}
+    pending = list(wheels)
+    while pending:
+        with _scratch_venv(python) as scratch:
+            done, pending = _round(
+                pending, files, scratch=scratch, tool=tool, interp=interp, epoch=epoch, workdir=workdir
+            )
+        if not done:
+            raise BuildError(f"cannot tell apart the files of {', '.join(w.filename for w in pending)}")
+        out.update(done)
+    return out
+
+
+def _round(
+    wheels: Sequence[Wheel],
+    files: Mapping[str, Path],
+    *,
+    scratch: Path,
+    tool: Tool,
+    interp: _Interp,
+    epoch: int,
+    workdir: Path,
+) -> tuple[dict[str, tuple[LayerInfo, Path]], list[Wheel]]:
+    """Make the layers of ``wheels`` in ``scratch``; return those made and the wheels to make again."""
     before = set(_files(scratch))
     _install(wheels, files, scratch=scratch, tool=tool, workdir=workdir)
     written = sorted(set(_files(scratch)) - before)
-    relocated = _neutralise(scratch, written)
-    site = scratch / interp.site
+    owners, clashed = _owners(scratch, interp.site, wheels)
+    relocated = _neutralise(scratch, written, epoch=epoch)
     for rel in written:
         os.utime(scratch / rel, (epoch, epoch), follow_symlinks=False)
     if interp.cache_tag:
-        compile_bytecode(scratch / "bin" / "python", site, staged=scratch, final=Path(PREFIX), env=_env())
-    owners = _owners(scratch, interp.site, wheels)
+        compile_bytecode(
+            scratch / "bin" / "python", scratch / interp.site, staged=scratch, final=Path(PREFIX), env=_env()
+        )
     members: dict[str, list[str]] = {w.sha256: [] for w in wheels}
     for rel in sorted(set(_files(scratch)) - before):
         owner = owners.get(_source_of(rel, interp.cache_tag))
@@ -219,10 +241,11 @@ def _make(
         )
         out[wheel.sha256] = (info, target)
 
+    ready = [w for w in wheels if w.sha256 not in clashed]
     # zlib lets go of the GIL while it compresses: one thread per core.
-    with ThreadPoolExecutor(max_workers=max(1, min(len(wheels), os.cpu_count() or 1))) as pool:
-        list(pool.map(pack, wheels))
-    return out
+    with ThreadPoolExecutor(max_workers=max(1, min(len(ready), os.cpu_count() or 1))) as pool:
+        list(pool.map(pack, ready))
+    return out, [w for w in wheels if w.sha256 in clashed]
 
 
 def _files(venv: Path) -> Iterator[str]:
@@ -285,40 +308,68 @@ def _extract_uv(wheel: Path, workdir: Path) -> Path:
     return target
 
 
-def _neutralise(scratch: Path, written: Sequence[str]) -> set[str]:
-    """Write :data:`PREFIX` where files name the scratch venv's path; return the files changed."""
+def _neutralise(scratch: Path, written: Sequence[str], *, epoch: int) -> set[str]:
+    """Write :data:`PREFIX` where files name the scratch venv's path, and the layer's time where uv
+    records when it installed (``uv_cache.json``); return the files that name the path."""
     before, after = os.fsencode(scratch), os.fsencode(PREFIX)
-    changed = set()
+    relocated = set()
+    changed: dict[str, bytes] = {}
     for rel in written:
         path = scratch / rel
         data = path.read_bytes()
-        if before not in data:
-            continue
-        path.write_bytes(data.replace(before, after))
-        changed.add(rel)
+        new = data.replace(before, after)
+        if new != data:
+            relocated.add(rel)
+        if rel.endswith(".dist-info/uv_cache.json"):
+            new = _timeless(new, epoch)
+        if new != data:
+            path.write_bytes(new)
+            changed[rel] = new
     if changed:
-        _fix_records(scratch, {rel: (scratch / rel).read_bytes() for rel in changed})
-    return changed
+        _fix_records(scratch, changed)
+    return relocated
+
+
+def _timeless(data: bytes, epoch: int) -> bytes:
+    """Return uv's install record with its timestamp set to ``epoch`` (a layer is reproducible)."""
+    try:
+        doc = json.loads(data)
+        doc["timestamp"] = {"secs_since_epoch": epoch, "nanos_since_epoch": 0}
+    except (ValueError, TypeError):
+        return data
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _fix_records(scratch: Path, changed: Mapping[str, bytes]) -> None:
     fix_records(site_packages(scratch), {scratch / rel: data for rel, data in changed.items()})
 
 
-def _owners(scratch: Path, site: str, wheels: Sequence[Wheel]) -> dict[str, str]:
-    """Return venv-relative path → the sha256 of the wheel whose RECORD lists it."""
+def _owners(scratch: Path, site: str, wheels: Sequence[Wheel]) -> tuple[dict[str, str], set[str]]:
+    """Return venv-relative path → the sha256 of the wheel whose RECORD lists it, and the wheels
+    that lost a file another wheel wrote over (read before anything in ``scratch`` changes)."""
     by_name = {_canonical(w.name): w.sha256 for w in wheels}
-    owners: dict[str, str] = {}
-    for record in sorted((scratch / site).glob("*.dist-info/RECORD")):
+    claims: dict[str, list[tuple[str, str]]] = {}
+    site_path = scratch / site
+    for record in records(site_path):
         dist = _canonical(record.parent.name[: -len(".dist-info")].rpartition("-")[0])
         sha = by_name.get(dist)
         if sha is None:
             continue
-        for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))):
-            if row and row[0]:
-                rel = posixpath.normpath(posixpath.join(site, row[0]))
-                owners.setdefault(rel, sha)
-    return owners
+        for row in read_rows(record, site_rel=site):
+            if row.path:
+                claims.setdefault(row.path, []).append((sha, row.hash))
+    owners: dict[str, str] = {}
+    clashed: set[str] = set()
+    for rel, who in claims.items():
+        if len({sha for sha, _ in who}) > 1:
+            # Two distributions write this file: it is the one whose RECORD matches the disk's.
+            matching = [sha for sha, field in who if field and matches(scratch / rel, field)]
+            winner = matching[0] if matching else who[-1][0]
+            clashed.update(sha for sha, _ in who if sha != winner and sha not in matching)
+            owners[rel] = winner
+        else:
+            owners[rel] = who[0][0]
+    return {rel: sha for rel, sha in owners.items() if sha not in clashed}, clashed
 
 
 def _canonical(name: str) -> str:

@@ -132,6 +132,7 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
             return _would_change(gens, live, selected, rebuild=opts.rebuild)
+        gens.adoptable()  # refuses a destination that is neither a venv nor ours, before anything is made
         trust.trusted_dir(opts.cache, what="the blob cache")
         trust.trusted_dir(gens.dest.parent, what="the destination's folder")
         trust.trusted_dir(gens.root, what="the generations folder")
@@ -201,7 +202,6 @@ def _install_locked(
     made = None if opts.rebuild else _made_before(gens, selected.digest, live)
     if made is not None:
         return _switch_back(opts, gens, cache, made, live)
-    gens.adoptable()  # refuses a destination that is neither a venv nor ours, before any work
     python = trust.host_python(opts.python or config.python.executable, managed=_managed(opts, gens))
 
     def on_blob(n: int, total: int, size: int) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._log import logger
 from ..artifact import VenvConfig
 from ..errors import InstallError
 from ..layerformat import PREFIX, LayerInfo, Layers
@@ -86,7 +87,7 @@ def fill(
         store.after_linking(entry)
     if changed:
         fix_records(staging / site, changed)
-    pycs = sum(1 for e in entries for rel in e.files if _is_pyc(rel)) if compile else 0
+    pycs = sum(1 for rel in owners if _is_pyc(rel)) if compile else 0
     return Filled(linked=len(present), unpacked=len(todo) - len(present), files=files, pycs=pycs)
 
 
@@ -104,7 +105,8 @@ def _link(
     owners: dict[str, str],
     changed: dict[Path, bytes],
 ) -> int:
-    """Link ``entry``'s files into ``staging``; return how many. Relocated files are written anew."""
+    """Link ``entry``'s files into ``staging``; return how many. Relocated files are written anew;
+    a file an earlier layer wrote is replaced (the later distribution in the lock wins)."""
     relocate = set(layer.relocate)
     made: set[str] = set()
     for folder in entry.folders:
@@ -114,9 +116,13 @@ def _link(
     for rel, (_, _, mode) in entry.files.items():
         if not compile and _is_pyc(rel):
             continue
-        other = owners.setdefault(rel, layer.name)
-        if other != layer.name:
-            raise InstallError(f"{rel}: written by two distributions, {other} and {layer.name}")
+        other = owners.get(rel)
+        owners[rel] = layer.name
+        if other is not None:
+            # Two distributions write this file: the later in the lock wins, as installing them
+            # in that order would leave it.
+            logger.debug("%s: %s's file replaces %s's", rel, layer.name, other)
+            os.unlink(staging / rel)
         parent = posixpath.dirname(rel)
         if parent and parent not in made:
             os.makedirs(staging / parent, mode=0o755, exist_ok=True)

@@ -16,12 +16,13 @@ from typing import Any, Sequence
 
 import pytest
 
-from venvship.artifact import Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.artifact import Fact, Index, Manifest, PlatformInfo, PythonInfo, VenvConfig, Wheel
 from venvship.builder.layers import Tool, make_layers
 from venvship.builder.package import write_to_layout
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.hostinfo import distro_key, go_arch
 from venvship.install.record import hash_field as record_hash
+from venvship.layerformat import LayerInfo
 from venvship.oci.layout import Layout
 
 SRC = Path(__file__).resolve().parents[3] / "src"
@@ -189,11 +190,32 @@ class Artifacts:
         path = next(self.wheels.tools.glob(f"{kind}-{version}-*.whl"))
         return wheel_of(path), path
 
+    def config(self, ref: str) -> VenvConfig:
+        """Return the config of the (only) platform of the artifact ``ref`` wrote."""
+        layout = Layout(self.root)
+        name_tag = ref.rsplit(":", 2)
+        index = Index.from_bytes(layout.read_blob(layout.resolve(f"{name_tag[1]}:{name_tag[2]}").digest))
+        manifest = Manifest.from_bytes(layout.read_blob(index.manifests[0].digest))
+        return VenvConfig.from_bytes(layout.read_blob(manifest.config.digest))
+
+    def layer(self, ref: str, name: str) -> LayerInfo:
+        """Return the ready-to-run layer of distribution ``name`` in artifact ``ref``."""
+        layers = self.config(ref).layers
+        assert layers is not None
+        return next(d for d in layers.distributions if d.name == name)
+
     def write(
-        self, wheel_paths: Sequence[Path], *, install_tool: str = "uv", layers: bool = True, **kw: Any
+        self,
+        wheel_paths: Sequence[Path],
+        *,
+        install_tool: str = "uv",
+        layers: bool = True,
+        layer_python: str | None = None,
+        **kw: Any,
     ) -> str:
         """Write an artifact locking ``wheel_paths``, with ready-to-run layers made by the build
-        side's own code (``layers=False``: wheels only); return its ``oci:`` reference (the index tag)."""
+        side's own code (``layers=False``: wheels only; ``layer_python``: the interpreter that makes
+        them, default the artifact's); return its ``oci:`` reference (the index tag)."""
         python = kw.get("python", DISTRO_PYTHON)
         tool, tool_path = self.tool(install_tool, python=python)
         lock = [wheel_of(p) for p in wheel_paths]
@@ -204,7 +226,7 @@ class Artifacts:
             made, layer_files = make_layers(
                 config.lock,
                 files,
-                python=python,
+                python=layer_python or python,
                 tool=Tool(name=install_tool, version=tool.version, wheel=tool_path),
                 cache=self.root.parent / "layer-cache",
                 workdir=self.root.parent / "layer-work",

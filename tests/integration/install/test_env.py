@@ -44,8 +44,11 @@ def test_install_needs_no_network(artifacts: Artifacts, wheels: Wheels, pull: Pu
 def _check_env(
     pull: Pull, ref: str, out: Path, *args: str, env: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """Install ``ref`` with a check command that records the environment install children get."""
-    pull.install(ref, "--check-command", f"env > {out}", *args, env=env)
+    """Install ``ref`` with a check command that records the environment the health check gets
+    (it runs as nobody: the record goes into a folder nobody may write)."""
+    out.parent.mkdir(exist_ok=True)
+    out.parent.chmod(0o777)
+    pull.install(ref, "--check-command", f"env > {out}; id -un >> {out}", *args, env=env)
     return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
 
 
@@ -59,14 +62,19 @@ def test_child_environment(
         monkeypatch.delenv(key, raising=False)
     recipe_env = {"VENVSHIP_TEST_RECIPE": "from the recipe", "SSL_CERT_FILE": "/recipe/ca.pem"}
     ref = artifacts.write([wheels.demo1], env=recipe_env)
-    env = _check_env(pull, ref, tmp_path / "env1")
+    env = _check_env(pull, ref, tmp_path / "out" / "env1")
+    if os.geteuid() == 0:
+        assert (tmp_path / "out" / "env1").read_text().splitlines()[-1] == "nobody"
+        assert env["HOME"] == "/nonexistent"
     assert env["REQUESTS_CA_BUNDLE"] == ca  # defaulted to the distro bundle
     assert env["SSL_CERT_FILE"] == "/recipe/ca.pem"  # the recipe's env wins
     assert env["VENVSHIP_TEST_RECIPE"] == "from the recipe"
     # The host's pip settings never reach the offline install (Pull sets PIP_FIND_LINKS on purpose).
     assert "PIP_FIND_LINKS" not in env and env["PIP_CONFIG_FILE"] == os.devnull
     # A bundle the caller names is kept.
-    env = _check_env(pull, ref, tmp_path / "env2", "--rebuild", env={"REQUESTS_CA_BUNDLE": "/caller/ca.pem"})
+    env = _check_env(
+        pull, ref, tmp_path / "out" / "env2", "--rebuild", env={"REQUESTS_CA_BUNDLE": "/caller/ca.pem"}
+    )
     assert env["REQUESTS_CA_BUNDLE"] == "/caller/ca.pem"
 
 
@@ -76,7 +84,7 @@ def test_recipe_pip_args_reach_the_installer(
 ) -> None:
     # Observable in the installer's command line, which `venv-pull -v` logs before running it.
     ref = artifacts.write([wheels.demo1], install_tool=tool, pip_args=[arg])
-    argv = pull.argv("install", ref)
+    argv = [*pull.argv("install", ref), "--from-wheels"]
     proc = subprocess.run(
         [*argv[:3], "-v", *argv[3:]], env=pull.env(), capture_output=True, text=True, timeout=180
     )
@@ -94,7 +102,7 @@ def test_artifact_pip_args_venv_pull_owns_are_refused(
     proc = pull("install", ref, ok=False)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        f"venv-pull: error: config.install.pip_args[0]: '{arg}' is not allowed in install pip-args: "
+        f"venv-pull: error: {ref} config.install.pip_args[0]: '{arg}' is not allowed in install pip-args: "
         "venv-pull compiles bytecode itself; use `venv-pull install --no-compile` to skip it"
     ]
     assert not os.path.lexists(pull.dest)
@@ -114,7 +122,10 @@ def test_virtualenv_where_venv_is_missing(
         f'exec {sys.executable} "$@"\n'
     )
     wrapper.chmod(0o755)
-    pull.install(artifacts.write([wheels.demo2], python=str(wrapper)))
+    # The layers are made with a whole interpreter; the health check runs as root here, as the
+    # interpreter sits where nobody cannot run it (--check-user root).
+    ref = artifacts.write([wheels.demo2], python=str(wrapper), layer_python=sys.executable)
+    pull.install(ref, "--check-user", "root")
     assert "virtualenv = " in (pull.dest / "pyvenv.cfg").read_text()
     assert not (pull.dest / "bin" / "__pycache__").exists()  # bytecode for site-packages only, as pip
     assert pull.python("import demo; print(demo.VERSION)") == "2.0"

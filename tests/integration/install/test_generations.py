@@ -32,8 +32,13 @@ def test_state_file_of_a_generation(artifacts: Artifacts, wheels: Wheels, pull: 
     assert state["name"] == "demo" and state["version"] == "1.0"
     assert state["lock"] == ["demo==1.0", "helper==1.0"]
     assert start - 1 <= state["created"] <= time.time()
-    assert set(state["tools"]) == {"uv", "venvship", "python"}
-    assert wheel_of(wheels.helper).digest in state["blobs"] and result["digest"] in state["blobs"]
+    assert (
+        set(state["tools"]) == {"installer", "venvship", "python"} and state["tools"]["installer"] == "layers"
+    )
+    assert artifacts.layer(ref, "helper").digest in state["blobs"] and result["digest"] in state["blobs"]
+    assert wheel_of(wheels.helper).digest not in state["blobs"]  # wheels are not pulled to unpack layers
+    site = next((path.parent / "lib").glob("python3*/site-packages"))
+    assert sorted(state["dist_infos"]) == sorted(p.name for p in site.glob("*.dist-info"))
     assert path.stat().st_mode & 0o777 == 0o644
     assert not list(path.parent.glob(".venvship-state.json.*"))  # the atomic write left no temp file
 
@@ -51,8 +56,7 @@ def test_upgrade_reads_only_missing_blobs(artifacts: Artifacts, wheels: Wheels, 
     ref2 = artifacts.write([wheels.demo2, wheels.helper], version="2.0")
     # The source loses every blob the cache already holds: the upgrade must not need them.
     source = Layout(artifacts.root)
-    for wheel in (wheel_of(wheels.helper), artifacts.tool("uv")[0]):
-        source.blob_path(wheel.digest).unlink()
+    source.blob_path(artifacts.layer(ref2, "helper").digest).unlink()
     result = pull.install(ref2)
     assert result["changed"] is True
     assert pull.python("import demo, helper; print(demo.VERSION)") == "2.0"

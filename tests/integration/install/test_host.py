@@ -14,7 +14,7 @@ from tests.pythons import NOT_FOUND, find_python
 from venvship.artifact import Fact
 from venvship.install.zipapp import build_zipapp
 
-from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, wheel_of
+from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels
 
 
 def test_symlinked_distro_package_is_importable(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
@@ -91,18 +91,23 @@ def test_verify_detects_drift(artifacts: Artifacts, wheels: Wheels, pull: Pull) 
 
 
 def test_prune_generations_and_blobs(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
-    pull.install(artifacts.write([wheels.demo1, wheels.helper]))
+    ref1 = artifacts.write([wheels.demo1, wheels.helper])
+    pull.install(ref1)
     pull.install(artifacts.write([wheels.demo2], version="2.0"))
     ref3 = artifacts.write([wheels.demo1], version="3.0")
     pull.install(ref3, "--keep", "3")
     blobs = pull.cache / "blobs" / "sha256"
-    helper = wheel_of(wheels.helper).sha256
-    assert (blobs / helper).exists()  # still referenced by the oldest generation
+    store = pull.cache / "unpacked"
+    helper = artifacts.layer(ref1, "helper").digest.split(":")[1]
+    assert (blobs / helper).exists() and (store / helper).is_dir()  # the oldest generation has it
+    (blobs / ".in-999999-killed.tmp").write_bytes(b"a download killed midway")
     proc = pull("prune", "--cache", str(pull.cache), "--keep", "1", "--json")
     data = json.loads(proc.stdout)
     assert len(data["generations"]) == 2 and data["blobs"] > 0
-    assert not (blobs / helper).exists()
-    assert (blobs / wheel_of(wheels.demo1).sha256).exists()
+    assert not (blobs / helper).exists() and not (store / helper).exists()
+    demo1 = artifacts.layer(ref3, "demo").digest.split(":")[1]
+    assert (blobs / demo1).exists() and (store / demo1).is_dir()
+    assert not list(blobs.glob(".in-*"))
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"
     status = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)
     assert [len(s["generations"]) for s in status] == [1]
@@ -121,8 +126,9 @@ def test_zipapp_installs_with_python39(
     ref = artifacts.write([wheels.demo2], python=str(py39), install_tool="pip")
     env = pull.env()
     env.pop("PYTHONPATH")  # only the zipapp's own copy of venvship
+    # pyenv's 3.9 sits where nobody cannot run it: the health check keeps root here.
     proc = subprocess.run(
-        [py39, pyz, *pull.argv("install", ref, "--json")[3:]],
+        [py39, pyz, *pull.argv("install", ref, "--json", "--check-user", "root")[3:]],
         env=env,
         capture_output=True,
         text=True,

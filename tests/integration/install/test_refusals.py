@@ -15,15 +15,18 @@ from venvship.oci.layout import Layout
 from .conftest import Artifacts, Pull, Wheels, make_wheel, tree_snapshot, wheel_of
 
 
+@pytest.mark.parametrize("mode", ["layers", "from-wheels"])
 @pytest.mark.parametrize("damage", ["corrupt", "truncate"])
-def test_bad_blob_in_source(artifacts: Artifacts, wheels: Wheels, pull: Pull, damage: str) -> None:
+def test_bad_blob_in_source(artifacts: Artifacts, wheels: Wheels, pull: Pull, damage: str, mode: str) -> None:
     first = pull.install(artifacts.write([wheels.demo1]))
     ref = artifacts.write([wheels.demo2, wheels.helper], version="2.0")
-    blob = Layout(artifacts.root).blob_path(wheel_of(wheels.helper).digest)
+    # The blob this install pulls: the helper's layer, or its wheel.
+    digest = artifacts.layer(ref, "helper").digest if mode == "layers" else wheel_of(wheels.helper).digest
+    blob = Layout(artifacts.root).blob_path(digest)
     data = blob.read_bytes()
     blob.write_bytes(data[:100] + b"X" + data[101:] if damage == "corrupt" else data[: len(data) // 2])
     before = tree_snapshot(pull.dest.parent, pull.facts)
-    proc = pull("install", ref, ok=False)
+    proc = pull("install", ref, *(["--from-wheels"] if mode == "from-wheels" else []), ok=False)
     assert proc.returncode == 1
     assert "digest mismatch" in proc.stderr or "expected" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("venv-pull: error: ")
@@ -58,8 +61,9 @@ def test_unsafe_layer_title_is_refused(artifacts: Artifacts, wheels: Wheels, pul
 def test_wheel_with_path_traversal_is_refused(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
 ) -> None:
+    # Installed from wheels on the target (a layer made from it is refused at build time).
     evil = make_wheel(tmp_path / "evil", "evil", "1.0", extra={"../../../escaped.py": "boom = 1\n"})
-    proc = pull("install", artifacts.write([evil]), ok=False)
+    proc = pull("install", artifacts.write([evil], layers=False), "--from-wheels", ok=False)
     assert proc.returncode == 1
     assert "unsafe member path '../../../escaped.py'" in proc.stderr
     assert not os.path.lexists(pull.dest)

@@ -102,64 +102,74 @@ def test_prune_and_install_starting_together_do_not_deadlock(
 # only (VENVSHIP_TEST_ORPHAN names a folder). It stands for a pip that is still writing after
 # venv-pull was killed: it waits until a rerun has made its staging folder anew (or until it gives
 # up), then writes into its own staging path, as the orphaned installer would.
-_ORPHAN_HOOK = """
+_ORPHAN = """
 import os, sys, time
-_folder = os.environ.get("VENVSHIP_TEST_ORPHAN")
-if _folder and "install" in sys.argv:
-    _mine = os.path.join(sys.prefix, "orphan-started")
-    open(_mine, "w").close()
-    with open(os.path.join(_folder, "child.pid"), "w") as fh:
-        fh.write(str(os.getpid()))
-    _deadline = time.monotonic() + 8
-    while time.monotonic() < _deadline:
-        if not os.path.exists(_mine) and os.path.exists(os.path.join(sys.prefix, "pyvenv.cfg")):
-            break  # a rerun removed our staging folder and made a new venv in its place
-        time.sleep(0.02)
-    try:
-        with open(os.path.join(sys.prefix, "ORPHAN"), "w") as fh:
-            fh.write("written by the installer child of a killed run\\n")
-    except OSError:
-        pass
+dest = sys.argv[1]
+with open(os.path.join(os.environ["VENVSHIP_TEST_ORPHAN"], "child.pid"), "w") as fh:
+    fh.write(str(os.getpid()))
+deadline = time.monotonic() + 8
+while time.monotonic() < deadline:
+    if os.path.exists(os.path.join(dest, "pyvenv.cfg")) and not os.path.exists(os.path.join(dest, "orphan-seen")):
+        if os.path.exists(os.path.join(dest, "bin")):
+            open(os.path.join(dest, "orphan-seen"), "w").close()
+    time.sleep(0.02)
+try:
+    with open(os.path.join(dest, "ORPHAN"), "w") as fh:
+        fh.write("written by a child of a killed run\\n")
+except OSError:
+    pass
 """
 
 
-def test_kill_9_during_the_install_step_the_rerun_waits_for_the_orphan(
+def test_kill_9_while_making_the_venv_the_rerun_waits_for_the_orphan(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
 ) -> None:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(_ORPHAN_HOOK)
+    # The seam: `--python` names a wrapper that, asked to make the venv, leaves a child behind that
+    # writes into the staging folder later, as a slow installer child of a killed run would. It
+    # inherits the destination's lock, so a rerun must wait for it, not share the folder with it.
+    orphan = tmp_path / "orphan.py"
+    orphan.write_text(_ORPHAN)
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ] && [ -n "$VENVSHIP_TEST_ORPHAN" ]; then\n'
+        "    for last; do :; done\n"
+        f'    {DISTRO_PYTHON} {orphan} "$last" &\n'
+        "fi\n"
+        f'exec {DISTRO_PYTHON} "$@"\n'
+    )
+    wrapper.chmod(0o755)
     marks = tmp_path / "marks"
     marks.mkdir()
-    ref = artifacts.write([wheels.demo1], install_tool="pip", env={"PYTHONPATH": str(hook)})
+    ref = artifacts.write([wheels.demo1])
     first = subprocess.Popen(
-        pull.argv("install", ref),
+        pull.argv("install", ref, "--python", str(wrapper)),
         env=pull.env({"VENVSHIP_TEST_ORPHAN": str(marks)}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    orphan, orphan_outlived_rerun = 0, False
+    child, outlived = 0, False
     try:
         deadline = time.monotonic() + 60
         while not (marks / "child.pid").exists():
-            assert first.poll() is None and time.monotonic() < deadline, "the installer child never started"
+            assert first.poll() is None and time.monotonic() < deadline, "the child never started"
             time.sleep(0.02)
-        os.kill(first.pid, signal.SIGKILL)  # venv-pull dies in the install step; its pip runs on
+        os.kill(first.pid, signal.SIGKILL)  # venv-pull dies making the venv; its child runs on
         first.wait(timeout=30)
-        orphan = int((marks / "child.pid").read_text())
-        result = pull.install(ref)  # at once, while the orphan still runs
+        child = int((marks / "child.pid").read_text())
+        result = pull.install(ref, "--python", str(wrapper))  # at once, while the orphan still runs
     finally:
-        if orphan and _alive(orphan):
-            orphan_outlived_rerun = True
-            os.kill(orphan, signal.SIGKILL)
+        if child and _alive(child):
+            outlived = True
+            os.kill(child, signal.SIGKILL)
     assert result["changed"] is True
     assert not (pull.dest / "ORPHAN").exists()  # nothing of the orphan's in the new generation
-    assert not orphan_outlived_rerun
+    assert not outlived
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"
     root = pull.dest.parent / ".demo.venvship"
     assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == [result["generation"]]
     assert pull("verify", str(pull.dest)).returncode == 0
-    assert pull.install(ref)["changed"] is False
+    assert pull.install(ref, "--python", str(wrapper))["changed"] is False
 
 
 @pytest.mark.parametrize(
