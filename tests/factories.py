@@ -15,16 +15,22 @@ def make_project(
     *,
     deps: list[str] | None = None,
     c_extension: bool = False,
+    payload: int = 0,
 ) -> Path:
     """Write a setuptools project ``name`` under ``root`` and return its folder.
 
     The import name is ``name`` with dashes as underscores. With ``c_extension`` the package
-    holds a compiled module ``_speed`` with ``add(a, b)``.
+    holds a compiled module ``_speed`` with ``add(a, b)``; ``payload``: bytes of random data in
+    ``data.bin`` (no compression shrinks them), for transfers big enough to cut in the middle.
     """
     mod = name.replace("-", "_")
     proj = root / f"{name}-{version}-src"
     (proj / mod).mkdir(parents=True, exist_ok=True)
     (proj / mod / "__init__.py").write_text(f"__version__ = {version!r}\n")
+    if payload:
+        import os
+
+        (proj / mod / "data.bin").write_bytes(os.urandom(payload))
     ext = ""
     if c_extension:
         (proj / mod / "speed.c").write_text(
@@ -48,6 +54,7 @@ def make_project(
             f"""
             from setuptools import setup, Extension
             setup(name={name!r}, version={version!r}, packages=[{mod!r}],
+                  package_data={{{mod!r}: ["data.bin"]}},
                   install_requires={deps or []!r}, {ext})
             """
         )

@@ -34,6 +34,7 @@ def local_index(tmp_path_factory: pytest.TempPathFactory, tool_wheels: Path) -> 
     make_sdist(make_project(projects, "alpha", "1.1", deps=["beta>=2"]), dist)
     make_sdist(make_project(projects, "beta", "2.0", c_extension=True), dist)
     make_sdist(make_project(projects, "broken", "1.0"), dist)
+    make_sdist(make_project(projects, "bulky", "1.0", payload=2 << 20), dist)
     gamma = make_project(projects, "gamma", "3.0.dev4")
     sha = git_repo(gamma)
     for wheel in tool_wheels.glob("*.whl"):

@@ -177,6 +177,23 @@ def make_config(
     )
 
 
+def with_layers(
+    config: VenvConfig, files: dict[str, Path], *, python: str, work: Path
+) -> tuple[VenvConfig, dict[str, Path]]:
+    """Return ``config`` with ready-to-run layers made by the build side's own code, and ``files``
+    (digest → file) with theirs; ``config``'s install tool lays them out."""
+    tool = next(w for w in config.tools if w.name == config.install_tool)
+    made, layer_files = make_layers(
+        config.lock,
+        files,
+        python=python,
+        tool=Tool(name=config.install_tool, version=tool.version, wheel=files[tool.digest]),
+        cache=work / "layer-cache",
+        workdir=work / "layer-work",
+    )
+    return dataclasses.replace(config, layers=made), {**files, **layer_files}
+
+
 @dataclass(frozen=True)
 class Artifacts:
     """Writes artifacts into one OCI layout directory and returns their references."""
@@ -223,16 +240,7 @@ class Artifacts:
         files = {w.digest: p for w, p in zip(lock, wheel_paths)}
         files[tool.digest] = tool_path
         if layers:
-            made, layer_files = make_layers(
-                config.lock,
-                files,
-                python=layer_python or python,
-                tool=Tool(name=install_tool, version=tool.version, wheel=tool_path),
-                cache=self.root.parent / "layer-cache",
-                workdir=self.root.parent / "layer-work",
-            )
-            config = dataclasses.replace(config, layers=made)
-            files.update(layer_files)
+            config, files = with_layers(config, files, python=layer_python or python, work=self.root.parent)
         write_to_layout(Layout.create(self.root), config, files)
         return f"oci:{self.root}:{config.name}:{config.version}"
 

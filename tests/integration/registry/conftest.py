@@ -12,8 +12,9 @@ from typing import Iterator
 import pytest
 
 from tests.integration.conftest import LocalIndex
-from venvship.artifact import Manifest, VenvConfig
+from venvship.artifact import Descriptor, Manifest, VenvConfig
 from venvship.builder.recipebuild import BuildOptions, build_recipe
+from venvship.layerformat import LAYER_TYPE
 from venvship.oci.layout import Layout
 from venvship.recipe import load_recipe
 
@@ -66,6 +67,10 @@ class BuiltDemo:
     def manifest(self) -> Manifest:
         return Manifest.from_bytes(self.layout.read_blob(self.layout.resolve(self.platform_ref).digest))
 
+    def layers(self) -> list[Descriptor]:
+        """The manifest's ready-to-run layers: what an install pulls."""
+        return [layer for layer in self.manifest().layers if layer.media_type == LAYER_TYPE]
+
     def config(self) -> VenvConfig:
         return VenvConfig.from_json(json.loads(self.layout.read_blob(self.manifest().config.digest)))
 
@@ -80,7 +85,7 @@ def built_demo(
     recipe.parent.mkdir()
     recipe.write_text(
         "[venv]\n"
-        'name = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\npackages = ["alpha"]\n'
+        'name = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\npackages = ["alpha", "bulky"]\n'
         'build-requirements = ["setuptools", "wheel"]\n'
         f"\n[venv.build]\npip-args = {json.dumps(local_index.pip_args())}\n"
     )

@@ -86,7 +86,9 @@ def test_oras_py_pulls_the_wheels_by_their_titles(
     manifest = reg.get_manifest(target)
     titles = sorted(layer["annotations"][TITLE] for layer in manifest["layers"])
     config = built_demo.config()
+    assert config.layers is not None
     wheels = {w.filename: w.sha256 for w in (*config.lock, *config.tools)}
+    wheels.update({d.title: d.digest.split(":")[1] for d in config.layers.distributions})  # and the layers
     assert titles == sorted(wheels)
 
     outdir = tmp_path / "pulled"

@@ -120,9 +120,10 @@ def test_registry_killed_mid_pull_installs_nothing_and_a_rerun_completes(
 ) -> None:
     dest = RegistryRef(registry=own_registry.host, repository="pull")
     publish_layout(built_demo.layout, [built_demo.platform_ref, "demo:1.0"], dest, client_for(own_registry))
-    # The pip wheel (~1.8 MB) alone is over 1 MiB; the manifests and config are far below it. Blobs
+    # Half of what the install pulls (the layers; the manifests and config are far smaller). Blobs
     # come over a pool of 4, in any order: the kill may land in any of them.
-    relay = kill_switch("down", 1 << 20)
+    layers = {layer.digest for layer in built_demo.layers()}
+    relay = kill_switch("down", sum(layer.size for layer in built_demo.layers()) // 2)
     cache = tmp_path / "blobcache"
     argv = install_argv(f"{relay.host}/pull/demo:1.0", tmp_path, "--cache", str(cache))
 
@@ -130,7 +131,6 @@ def test_registry_killed_mid_pull_installs_nothing_and_a_rerun_completes(
     out, err = capsys.readouterr()
     assert relay.tripped.is_set()
     assert out == ""
-    layers = {layer.digest for layer in built_demo.manifest().layers}
     [line] = [ln for ln in err.splitlines() if ln.startswith("venv-pull: error:")]
     assert line.startswith(f"venv-pull: error: {relay.host}/pull/demo")
     [broken] = [digest for digest in layers if digest in line]  # names the blob it was pulling
@@ -155,8 +155,9 @@ def test_connection_cut_mid_pull_is_retried(
 ) -> None:
     dest = RegistryRef(registry=open_registry.host, repository="cut")
     publish_layout(built_demo.layout, [built_demo.platform_ref, "demo:1.0"], dest, client_for(open_registry))
-    # The relay drops its connections once, mid pip wheel; the registry stays up.
-    relay = Relay(open_registry.host, direction="down", after=1 << 20, trip=lambda: None)
+    # The relay drops its connections once, mid layers; the registry stays up.
+    half = sum(layer.size for layer in built_demo.layers()) // 2
+    relay = Relay(open_registry.host, direction="down", after=half, trip=lambda: None)
     try:
         argv = install_argv(f"{relay.host}/cut/demo:1.0", tmp_path, "--cache", str(tmp_path / "blobcache"))
         code = venv_pull_main.main(argv)
@@ -183,7 +184,7 @@ def test_corrupt_blob_in_registry_refuses_the_install_and_changes_nothing(
     dest_path = tmp_path / "venvs" / "demo"
     before = (os.readlink(dest_path), generations(tmp_path), snapshot(tmp_path / "facts"))
 
-    beta = next(w for w in built_demo.config().lock if w.name == "beta")
+    beta = next(d for d in built_demo.layers() if (d.title or "").startswith("beta-"))  # pulled by an install
     data_file = own_registry.blob_data_path(beta.digest)
     with data_file.open("r+b") as fh:
         fh.seek(beta.size // 2)
@@ -201,7 +202,7 @@ def test_corrupt_blob_in_registry_refuses_the_install_and_changes_nothing(
     assert line.startswith("venv-pull: error: ")
     assert beta.digest in line and "digest mismatch" in line
     assert (os.readlink(dest_path), generations(tmp_path), snapshot(tmp_path / "facts")) == before
-    assert beta.sha256 not in [p.name for p in blob_files(cache_b)]
+    assert beta.digest.split(":")[1] not in [p.name for p in blob_files(cache_b)]
     subprocess.run([dest_path / "bin" / "python", "-c", "import alpha, beta"], check=True)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.install.conftest import make_config, make_wheel, wheel_of
+from tests.integration.install.conftest import DISTRO_PYTHON, make_config, make_wheel, wheel_of, with_layers
 from venvship.builder.package import write_to_layout
 from venvship.cli import venv_pull_main
 from venvship.oci.layout import Layout
@@ -34,7 +34,9 @@ def test_no_op_install_without_dest_makes_one_request(
     uv = next(tool_wheels.glob("uv-*.whl"))
     config = make_config(lock=[wheel_of(wheel)], tools=[wheel_of(uv)], install_path=str(dest))
     layout = Layout.create(tmp_path / "oci")
-    write_to_layout(layout, config, {wheel_of(wheel).digest: wheel, wheel_of(uv).digest: uv})
+    files = {wheel_of(wheel).digest: wheel, wheel_of(uv).digest: uv}
+    config, files = with_layers(config, files, python=DISTRO_PYTHON, work=tmp_path)
+    write_to_layout(layout, config, files)
     publish_layout(
         layout,
         ["demo:1.0"],
