@@ -282,26 +282,29 @@ class Generations:
         os.symlink(f"{self.root.name}/{generation}", tmp)
         os.replace(tmp, self.dest)
 
-    def prune(self, keep: int) -> list[str]:
-        """Remove all but ``keep`` generations: the live one first, then the one it names as
-        previous (what a rollback returns to), then the newest. Never the live one, never an
-        adopted one, never one whose state cannot be read (only complete states are listed).
-        """
+    def to_prune(self, keep: int) -> list[State]:
+        """Return the generations :meth:`prune` would remove."""
         current = self.current_id()
         states = self.all()
         live = next((s for s in states if s.generation == current), None)
         order = [current or "", live.previous_generation if live else ""]
         order += [s.generation for s in reversed(states)]
+        names = {s.generation for s in states}
         keep_ids: set[str] = set()
         for name in order:
-            if name and name in {s.generation for s in states} and len(keep_ids) < max(keep, 1):
+            if name and name in names and len(keep_ids) < max(keep, 1):
                 keep_ids.add(name)
         if current:
             keep_ids.add(current)
+        return [s for s in states if s.generation not in keep_ids and not s.adopted]
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but ``keep`` generations: the live one first, then the one it names as
+        previous (what a rollback returns to), then the newest. Never the live one, never an
+        adopted one, never one whose state cannot be read (only complete states are listed).
+        """
         removed = []
-        for state in states:
-            if state.generation in keep_ids or state.adopted:
-                continue
+        for state in self.to_prune(keep):
             # Rename first so a half-deleted generation is never mistaken for a complete one.
             doomed = self.root / f".{state.generation}.doomed"
             os.rename(self.root / state.generation, doomed)

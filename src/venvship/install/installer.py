@@ -21,7 +21,7 @@ from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
-from . import cachestore, trust
+from . import cachestore, store, trust
 from .bytecode import BytecodeResult
 from .facts import facts_with_own, write_facts
 from .faults import pause_point
@@ -304,7 +304,8 @@ def _finish(
     written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
     with contextlib.suppress(FileNotFoundError):
         (gens.path(state.generation) / FACTS_PENDING).unlink()
-    pruned = gens.prune(opts.keep)
+    with store.unlinking(cache.root, [b for s in gens.to_prune(opts.keep) for b in s.blobs]):
+        pruned = gens.prune(opts.keep)
     if pruned:
         logger.info("pruned generations: %s", ", ".join(pruned))
         _record_refs(gens, cache)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .._log import logger
 from ..artifact import VenvConfig
 from ..errors import InstallError
 from ..layerformat import PREFIX, LayerInfo, Layers
@@ -25,7 +24,7 @@ from ..oci.layout import Layout
 from . import store
 from .record import fix_records, replace_file
 
-UNPACK_WORKERS = 4
+UNPACK_WORKERS = min(4, os.cpu_count() or 1)  # unpacking is mostly system calls and zlib: a thread per core
 _SHEBANG_MAX = 127  # what the kernel reads of a #! line on Linux
 
 
@@ -76,69 +75,69 @@ def fill(
             on_layer(layer)
         return entry
 
-    with ThreadPoolExecutor(max_workers=max(1, min(UNPACK_WORKERS, len(todo)))) as pool:
+    workers = max(1, min(UNPACK_WORKERS, len(todo)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         entries = list(pool.map(prepare, todo))
-    owners: dict[str, str] = {}
-    changed: dict[Path, bytes] = {}
-    files = 0
-    for layer, entry in zip(todo, entries):
-        files += _link(entry, layer, staging, final=final, compile=compile, owners=owners, changed=changed)
-    for entry in entries:
-        store.after_linking(entry)
+        # A file two distributions write is the later one's in the lock, as installing them in
+        # that order would leave it; each distribution's files are then linked on their own.
+        owner: dict[str, int] = {}
+        for n, entry in enumerate(entries):
+            for rel in entry.files:
+                if compile or not _is_pyc(rel):
+                    owner[rel] = n
+        links = [_Links(entry, layer, staging, final=final) for entry, layer in zip(entries, todo)]
+        for rel, n in owner.items():
+            links[n].paths.append(rel)
+        list(pool.map(lambda job: job.run(), links))
+    changed = {path: data for job in links for path, data in job.changed.items()}
     if changed:
         fix_records(staging / site, changed)
-    pycs = sum(1 for rel in owners if _is_pyc(rel)) if compile else 0
-    return Filled(linked=len(present), unpacked=len(todo) - len(present), files=files, pycs=pycs)
+    pycs = sum(1 for rel in owner if _is_pyc(rel)) if compile else 0
+    return Filled(linked=len(present), unpacked=len(todo) - len(present), files=len(owner), pycs=pycs)
 
 
 def _is_pyc(rel: str) -> bool:
     return rel.endswith(".pyc") and "/__pycache__/" in f"/{rel}"
 
 
-def _link(
-    entry: store.Entry,
-    layer: LayerInfo,
-    staging: Path,
-    *,
-    final: Path,
-    compile: bool,
-    owners: dict[str, str],
-    changed: dict[Path, bytes],
-) -> int:
-    """Link ``entry``'s files into ``staging``; return how many. Relocated files are written anew;
-    a file an earlier layer wrote is replaced (the later distribution in the lock wins)."""
-    relocate = set(layer.relocate)
-    made: set[str] = set()
-    for folder in entry.folders:
-        os.makedirs(staging / folder, mode=0o755, exist_ok=True)
-        made.add(folder)
-    count = 0
-    for rel, (_, _, mode) in entry.files.items():
-        if not compile and _is_pyc(rel):
-            continue
-        other = owners.get(rel)
-        owners[rel] = layer.name
-        if other is not None:
-            # Two distributions write this file: the later in the lock wins, as installing them
-            # in that order would leave it.
-            logger.debug("%s: %s's file replaces %s's", rel, layer.name, other)
-            os.unlink(staging / rel)
-        parent = posixpath.dirname(rel)
-        if parent and parent not in made:
-            os.makedirs(staging / parent, mode=0o755, exist_ok=True)
-            made.add(parent)
-        source, target = entry.tree / rel, staging / rel
-        if rel in relocate:
-            data = relocated(source.read_bytes(), final)
-            replace_file(target, data, mode=mode)
-            changed[target] = data
-        else:
-            _hard_link(source, target)
-        count += 1
-    return count
+class _Links:
+    """One distribution's files, linked from its store entry into a staging venv; the few that name
+    the venv's path are written anew (``changed``: path → new bytes, for their RECORD rows).
+
+    Plain string paths: this runs for every file of every distribution.
+    """
+
+    def __init__(self, entry: store.Entry, layer: LayerInfo, staging: Path, *, final: Path) -> None:
+        self.entry, self.layer, self.final = entry, layer, final
+        self.root = os.fspath(staging)
+        self.paths: list[str] = []
+        self.changed: dict[Path, bytes] = {}
+
+    def run(self) -> None:
+        tree, root = os.fspath(self.entry.tree), self.root
+        relocate = set(self.layer.relocate)
+        made: set[str] = {""}
+        for folder in self.entry.folders:
+            os.makedirs(os.path.join(root, folder), mode=0o755, exist_ok=True)
+            made.add(folder)
+        for rel in self.paths:
+            parent = posixpath.dirname(rel)
+            if parent not in made:
+                os.makedirs(os.path.join(root, parent), mode=0o755, exist_ok=True)
+                made.add(parent)
+            source, target = os.path.join(tree, rel), os.path.join(root, rel)
+            if rel in relocate:
+                with open(source, "rb") as fh:
+                    data = relocated(fh.read(), self.final)
+                replace_file(Path(target), data, mode=self.entry.files[rel][2])
+                self.changed[Path(target)] = data
+            else:
+                _hard_link(source, target)
+        # Linking changed the stored files' ctimes, not their content: recorded as checked.
+        store.after_linking(self.entry)
 
 
-def _hard_link(source: Path, target: Path) -> None:
+def _hard_link(source: str, target: str) -> None:
     try:
         os.link(source, target, follow_symlinks=False)
     except OSError as exc:

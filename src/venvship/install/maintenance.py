@@ -284,7 +284,8 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
                 refs_path.unlink()  # the destination is gone: its blobs are free
                 continue
             with file_lock(gens.lock_path, timeout=lock_timeout):
-                removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]
+                with store.unlinking(cache, [b for s in gens.to_prune(keep) for b in s.blobs]):
+                    removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]
                 _record_refs(gens, layout)
                 for state in gens.all():
                     keep_blobs.update(state.blobs)

@@ -15,11 +15,14 @@ devices, FIFOs), duplicated, or more than the layer's size can honestly unpack t
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import gzip
 import hashlib
+import io
 import json
 import os
+import posixpath
 import shutil
 import stat
 import tarfile
@@ -28,7 +31,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, cast
+from typing import BinaryIO, Iterable, Iterator, Mapping, cast
 
 from .._fsutil import atomic_write
 from .._log import logger
@@ -76,15 +79,9 @@ class _Hashing:
         return data
 
 
-def ensure(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
-    """Return the store entry of ``layer``, unpacking its cached blob (re-hashed as it streams) if needed.
-
-    Example: ``ensure(Layout(Path("/var/cache/venvship")), info, mtime=config.layers.mtime).tree``
-    """
+def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
+    """Return the store entry of ``layer`` made now from its cached blob (re-hashed as it is read)."""
     path = entry_path(cache.root, layer.digest)
-    entry = load(path)
-    if entry is not None:
-        return entry
     tmp = Path(
         tempfile.mkdtemp(prefix=f".{path.name[:12]}-", suffix=".tmp", dir=_mkdir(store_root(cache.root)))
     )
@@ -92,7 +89,7 @@ def ensure(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
         files, folders = _unpack(cache.blob_path(layer.digest), tmp / "tree", layer=layer, mtime=mtime)
         doc = {"files": files, "folders": folders}
         atomic_write(tmp / FILES, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
-        _record_seen(tmp, files)
+        # No record of checked inodes yet: linking changes every ctime, after_linking records them.
         try:
             os.rename(tmp, path)
         except OSError as exc:
@@ -124,6 +121,11 @@ def load(path: Path) -> Entry | None:
     return Entry(root=path, files=files, folders=folders)
 
 
+# A layer that unpacks to less than this is unpacked from memory (no per-read overhead); a larger one
+# is streamed. With UNPACK_WORKERS layers at a time, this bounds what unpacking holds in memory.
+_IN_MEMORY = 4 << 20
+
+
 def _unpack(
     blob: Path, tree: Path, *, layer: LayerInfo, mtime: int
 ) -> tuple[dict[str, list[object]], list[str]]:
@@ -131,74 +133,131 @@ def _unpack(
     ArtifactError for a member a layer may not hold, or a blob that does not hash to its digest."""
     where = f"layer {layer.title} ({layer.digest})"
     limit = 64 * max(layer.size, 1 << 20)  # what gzip can honestly inflate to, and then some
-    files: dict[str, list[object]] = {}
-    folders: list[str] = []
-    total = 0
-    tree.mkdir(mode=0o755)
     try:
-        with open(blob, "rb") as raw:
-            hashing = _Hashing(raw)
-            gz = gzip.GzipFile(fileobj=cast(BinaryIO, hashing), mode="rb")
-            with gz, tarfile.open(fileobj=gz, mode="r|") as tar:
-                for n, member in enumerate(tar):
-                    if n >= MAX_MEMBERS:
-                        raise ArtifactError(f"{where}: more than {MAX_MEMBERS} members")
-                    name = check_member(member.name, where=where)
-                    if name in files or (member.isdir() and name in folders):
-                        raise ArtifactError(f"{where}: {name!r} appears twice")
-                    target = tree / name
-                    if member.isdir():
-                        target.mkdir(mode=0o755, parents=True, exist_ok=True)
-                        folders.append(name)
-                        continue
-                    if not member.isreg():
-                        raise ArtifactError(f"{where}: {name!r} is not a regular file or folder")
-                    total += member.size
-                    if total > limit:
-                        raise ArtifactError(f"{where}: unpacks to more than {limit} bytes")
-                    mode = 0o755 if member.mode & 0o111 else 0o644
-                    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                    source = tar.extractfile(member)
-                    assert source is not None
-                    files[name] = [
-                        _write(cast(BinaryIO, source), target, mode=mode, size=member.size),
-                        member.size,
-                        mode,
-                    ]
-                    os.utime(target, (mtime, mtime))
-            # The rest of the stream (tar padding, gzip trailer) goes through the hash too.
-            while hashing.read(_CHUNK):
-                pass
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise ArtifactError(f"{where}: not a valid tar+gzip layer ({exc})") from exc
+        raw = blob.read_bytes() if _unpacked_size(blob) <= _IN_MEMORY else None
     except FileNotFoundError as exc:
         raise InstallError(f"{where}: the blob is not in the cache ({blob})") from exc
+    if raw is not None:
+        # The blob is hashed again as it is read: the cache is trusted, its content still checked.
+        got = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if got != layer.digest or len(raw) != layer.size:
+            raise ArtifactError(f"{where}: the cached blob hashes to {got}, not to its digest")
+        inflate = zlib.decompressobj(wbits=31)
+        try:
+            data = inflate.decompress(raw, _IN_MEMORY + 1)
+        except zlib.error as exc:
+            raise ArtifactError(f"{where}: not a valid tar+gzip layer ({exc})") from exc
+        if inflate.unconsumed_tail or inflate.unused_data or not inflate.eof:
+            raise ArtifactError(f"{where}: not one gzip stream of the size its trailer gives")
+        tree.mkdir(mode=0o755)
+        return _Writer(tree, where=where, mtime=mtime).from_buffer(data)
+    tree.mkdir(mode=0o755)
+    with open(blob, "rb") as fh:
+        hashing = _Hashing(fh)
+        writer = _Writer(tree, where=where, mtime=mtime, limit=limit)
+        result = writer.from_stream(hashing)
+        while hashing.read(_CHUNK):  # the rest (tar padding, gzip trailer) goes through the hash too
+            pass
     got = "sha256:" + hashing.sha.hexdigest()
     if got != layer.digest or hashing.count != layer.size:
         raise ArtifactError(f"{where}: the cached blob hashes to {got}, not to its digest")
-    return files, sorted(folders)
+    return result
 
 
-def _write(source: BinaryIO, target: Path, *, mode: int, size: int) -> str:
-    """Write exactly ``size`` bytes of ``source`` to the new file ``target``; return their hash field."""
-    digest = hashlib.sha256()
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        left = size
-        while left:
-            chunk = source.read(min(left, _CHUNK))
-            if not chunk:
-                raise ArtifactError(f"{target.name}: the layer ends inside this file")
-            digest.update(chunk)
-            _write_all(fd, chunk)
-            left -= len(chunk)
-    finally:
-        os.close(fd)
-    os.chmod(target, mode)  # the umask may have taken bits off
-    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+def _unpacked_size(blob: Path) -> int:
+    """Return what a gzip blob says it inflates to (its trailer's ISIZE): a hint, enforced later."""
+    with open(blob, "rb") as fh:
+        try:
+            fh.seek(-4, os.SEEK_END)
+        except OSError:
+            return 1 << 62  # shorter than a trailer: the stream path says what is wrong with it
+        return int.from_bytes(fh.read(4), "little")
 
 
-def _write_all(fd: int, data: bytes) -> None:
+class _Writer:
+    """Writes a layer's members under ``tree``: checked, each file new, .py files given the
+    layer's mtime (their .pyc headers name it); plain string paths, as this runs per file."""
+
+    def __init__(self, tree: Path, *, where: str, mtime: int, limit: int = _IN_MEMORY) -> None:
+        self.tree = os.fspath(tree)
+        self.where, self.mtime, self.limit = where, mtime, limit
+        self.files: dict[str, list[object]] = {}
+        self.folders: list[str] = []
+        self.made: set[str] = {""}
+        self.total = 0
+        # The umask is read once: a mode it would trim is set again after the file is made.
+        mask = os.umask(0o022)
+        os.umask(mask)
+        self.trimmed = bool(mask & 0o755)
+
+    def from_buffer(self, data: bytes) -> tuple[dict[str, list[object]], list[str]]:
+        view = memoryview(data)
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                for member in self._checked(tar):
+                    if member.isreg():
+                        self._file(member, view[member.offset_data : member.offset_data + member.size])
+        except tarfile.TarError as exc:
+            raise ArtifactError(f"{self.where}: not a valid tar layer ({exc})") from exc
+        return self.files, sorted(self.folders)
+
+    def from_stream(self, raw: _Hashing) -> tuple[dict[str, list[object]], list[str]]:
+        try:
+            gz = gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb")
+            with gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+                for member in self._checked(tar):
+                    if member.isreg():
+                        source = tar.extractfile(member)
+                        assert source is not None
+                        self._file(member, source.read(member.size))
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ArtifactError(f"{self.where}: not a valid tar+gzip layer ({exc})") from exc
+        return self.files, sorted(self.folders)
+
+    def _checked(self, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+        for n, member in enumerate(tar):
+            if n >= MAX_MEMBERS:
+                raise ArtifactError(f"{self.where}: more than {MAX_MEMBERS} members")
+            name = check_member(member.name, where=self.where)
+            if name in self.files or name in self.folders:
+                raise ArtifactError(f"{self.where}: {name!r} appears twice")
+            if member.isdir():
+                self._folder(name)
+                self.folders.append(name)
+                continue
+            if not member.isreg():
+                raise ArtifactError(f"{self.where}: {name!r} is not a regular file or folder")
+            self.total += member.size
+            if self.total > self.limit:
+                raise ArtifactError(f"{self.where}: unpacks to more than {self.limit} bytes")
+            yield member
+
+    def _folder(self, name: str) -> None:
+        if name not in self.made:
+            os.makedirs(os.path.join(self.tree, name), mode=0o755, exist_ok=True)
+            self.made.add(name)
+
+    def _file(self, member: tarfile.TarInfo, data: bytes | memoryview) -> None:
+        name = member.name
+        self._folder(posixpath.dirname(name))
+        if len(data) != member.size:
+            raise ArtifactError(f"{self.where}: the layer ends inside {name!r}")
+        mode = 0o755 if member.mode & 0o111 else 0o644
+        path = os.path.join(self.tree, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        try:
+            _write_all(fd, data)
+            if self.trimmed:
+                os.fchmod(fd, mode)
+            if name.endswith(".py"):
+                os.utime(fd, (self.mtime, self.mtime))
+        finally:
+            os.close(fd)
+        field = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        self.files[name] = [field, member.size, mode]
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -207,9 +266,48 @@ def _write_all(fd: int, data: bytes) -> None:
 # -- checking and linking ---------------------------------------------------------------------------
 
 
-def _record_seen(root: Path, files: Iterable[str]) -> None:
-    """Record the (inode, ctime) of each file of the entry at ``root``, as it is now (checked)."""
-    seen = {}
+def _seen(root: Path) -> dict[str, list[int]]:
+    try:
+        data = json.loads((root / SEEN).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _still_checked(entry: Entry, seen: Mapping[str, list[int]]) -> set[str]:
+    """Return the files of ``entry`` whose inode and ctime are those recorded after their last check."""
+    good = set()
+    tree = os.fspath(entry.tree)
+    for rel in entry.files:
+        try:
+            st = os.lstat(os.path.join(tree, rel))
+        except OSError:
+            continue
+        if seen.get(rel) == [st.st_ino, st.st_ctime_ns] and stat.S_ISREG(st.st_mode):
+            good.add(rel)
+    return good
+
+
+@contextlib.contextmanager
+def unlinking(cache: Path, digests: Iterable[str]) -> Iterator[None]:
+    """Around removing generations that hold links to these layers' entries: the files that were
+    checked before stay checked after (an unlink changes a file's ctime, not its content)."""
+    before = []
+    for digest in set(digests):
+        entry = load(entry_path(cache, digest)) if digest.startswith("sha256:") else None
+        if entry is not None:
+            seen = _seen(entry.root)
+            before.append((entry, seen, _still_checked(entry, seen)))
+    yield
+    for entry, seen, good in before:
+        if good:
+            _record_seen(entry.root, good, base=seen)
+
+
+def _record_seen(root: Path, files: Iterable[str], *, base: Mapping[str, list[int]] | None = None) -> None:
+    """Record the (inode, ctime) of each of ``files`` of the entry at ``root``, as it is now
+    (checked); the other records of ``base`` are kept."""
+    seen = dict(base or {})
     tree = root / "tree"
     for rel in files:
         try:
@@ -217,7 +315,10 @@ def _record_seen(root: Path, files: Iterable[str]) -> None:
         except OSError:
             continue
         seen[rel] = [st.st_ino, st.st_ctime_ns]
-    atomic_write(root / SEEN, json.dumps(seen, separators=(",", ":")).encode())
+    # A hint, not state: no fsync (a torn file only means the next run hashes those files again).
+    tmp = root / f".{SEEN}.{os.getpid()}.tmp"
+    tmp.write_bytes(json.dumps(seen, separators=(",", ":")).encode())
+    os.replace(tmp, root / SEEN)
 
 
 def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
@@ -225,10 +326,7 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
 
     A file whose inode and ctime are those recorded after its last check is not read again.
     """
-    try:
-        seen = json.loads((entry.root / SEEN).read_bytes())
-    except (OSError, ValueError):
-        seen = {}
+    seen = _seen(entry.root)
     todo = []
     for rel in paths:
         try:
@@ -236,7 +334,7 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
         except OSError:
             todo.append(rel)
             continue
-        known = seen.get(rel) if isinstance(seen, dict) else None
+        known = seen.get(rel)
         if not (
             known == [st.st_ino, st.st_ctime_ns]
             and stat.S_ISREG(st.st_mode)
@@ -256,9 +354,18 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
 
 
 def checked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
-    """Return the store entry of ``layer`` after checking its files; a changed entry is set aside and
-    the layer unpacked again from its blob (generations keep their own links to the old files)."""
-    entry = ensure(cache, layer, mtime=mtime)
+    """Return the store entry of ``layer``: unpacked now from its blob if the store lacks it, else
+    after checking its files; a changed entry is set aside and the layer unpacked again
+    (generations keep their own links to the old files).
+
+    Example: ``checked(Layout(Path("/var/cache/venvship")), info, mtime=config.layers.mtime).tree``
+    """
+    path = entry_path(cache.root, layer.digest)
+    entry = load(path)
+    if entry is None:
+        if os.path.lexists(path):
+            discard(path)  # an entry whose file list cannot be read: made again
+        return _unpacked(cache, layer, mtime=mtime)
     drifted = unchanged(entry, entry.files)
     if not drifted:
         return entry
@@ -269,7 +376,7 @@ def checked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
         drifted[0],
     )
     discard(entry.root)
-    return ensure(cache, layer, mtime=mtime)
+    return _unpacked(cache, layer, mtime=mtime)
 
 
 def discard(root: Path) -> None:
