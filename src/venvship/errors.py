@@ -52,5 +52,9 @@ class InstallError(VenvshipError):
     """Installing a venv on this host failed; the live venv is left as it was."""
 
 
+class TrustError(InstallError):
+    """A program, folder or file venv-pull was asked to run or write into is not one it may trust."""
+
+
 class DistroError(VenvshipError):
     """Distro packages are missing or could not be installed."""

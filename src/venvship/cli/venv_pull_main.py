@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING, Sequence
 
@@ -175,6 +176,9 @@ COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "veri
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``venv-pull`` with ``argv``; return the exit code (0 done, 1 error, 2 usage)."""
+    # As root on every host: what venv-pull makes is never group- or world-writable, whatever
+    # umask the caller (cron, an Ansible task) left.
+    os.umask(0o022)
     parser = _parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO

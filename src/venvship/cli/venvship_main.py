@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -289,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``venvship`` command line; return the exit code (0 ok, 1 error, 2 usage)."""
+    os.umask(0o022)  # `venvship install` runs as root too: nothing it makes is group- or world-writable
     args = parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING

@@ -199,6 +199,7 @@ def _install_locked(
     if removed:
         logger.info("removed unfinished generations: %s", ", ".join(removed))
     cache.remove_stale_temp()
+    store.remove_stale(cache.root)
     made = None if opts.rebuild else _made_before(gens, selected.digest, live)
     if made is not None:
         return _switch_back(opts, gens, cache, made, live)

@@ -22,6 +22,7 @@ from ..errors import InstallError
 from ..layerformat import PREFIX, LayerInfo, Layers
 from ..oci.layout import Layout
 from . import store
+from .faults import pause_point
 from .record import fix_records, replace_file
 
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)  # unpacking is mostly system calls and zlib: a thread per core
@@ -71,6 +72,8 @@ def fill(
 
     def prepare(layer: LayerInfo) -> store.Entry:
         entry = store.checked(cache, layer, mtime=layers.mtime)
+        if layer is todo[0]:
+            pause_point("unpacking")  # the test seam for a kill while the store is being filled
         if on_layer is not None:
             on_layer(layer)
         return entry

@@ -19,7 +19,7 @@ from ..artifact import (
     VenvConfig,
     media_type_of,
 )
-from ..errors import ArtifactError, BadReference, InstallError, VenvshipError
+from ..errors import ArtifactError, BadReference, InstallError, TrustError, VenvshipError
 from ..hostinfo import (
     Interpreter,
     detect_musl,
@@ -243,6 +243,8 @@ def select(
         if executable not in abis:
             try:
                 abis[executable] = probe(executable).info.abi
+            except TrustError:
+                raise  # refused, not missing: the artifact named what venv-pull may not run
             except VenvshipError:
                 abis[executable] = ""  # this python is missing here: no entry for it can fit
         return abis[executable]

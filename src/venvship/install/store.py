@@ -82,9 +82,9 @@ class _Hashing:
 def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
     """Return the store entry of ``layer`` made now from its cached blob (re-hashed as it is read)."""
     path = entry_path(cache.root, layer.digest)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{path.name[:12]}-", suffix=".tmp", dir=_mkdir(store_root(cache.root)))
-    )
+    # Named by this process, so that a later run can tell a killed run's leftovers (remove_stale).
+    prefix = f".{path.name[:12]}-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=_mkdir(store_root(cache.root))))
     try:
         files, folders = _unpack(cache.blob_path(layer.digest), tmp / "tree", layer=layer, mtime=mtime)
         doc = {"files": files, "folders": folders}
@@ -392,6 +392,30 @@ def discard(root: Path) -> None:
 def after_linking(entry: Entry) -> None:
     """Record the entry's files as checked again (linking changed their ctime, not their content)."""
     _record_seen(entry.root, entry.files)
+
+
+def remove_stale(cache: Path) -> None:
+    """Remove the unfinished unpacks and half-removed entries of processes that are gone (killed)."""
+    root = store_root(cache)
+    if not root.is_dir():
+        return
+    for item in root.iterdir():
+        if not item.name.startswith("."):
+            continue
+        pid = item.name.split("-")[-2] if item.name.endswith(".tmp") else item.name.rpartition("-")[2]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(item, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def collect(cache: Path, keep: set[str]) -> list[str]:

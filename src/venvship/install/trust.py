@@ -9,12 +9,15 @@ Run as another user, nothing here refuses: that user can only harm what it owns 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import InstallError
+from ..errors import InstallError, TrustError
 
+# What an interpreter's file is called (python, python3, python3.11, python3.13t).
+_PYTHON_NAME = re.compile(r"python(3(\.[0-9]+)?t?)?")
 # Where a bare interpreter name ("python3") is looked up: the system's, not the caller's PATH.
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -49,7 +52,7 @@ def check_tree(path: Path, *, what: str) -> None:
     except OSError as exc:
         raise InstallError(f"{path}: {what} cannot be checked ({exc.strerror or exc})") from exc
     if st.st_uid != 0 or st.st_mode & 0o022:
-        raise InstallError(
+        raise TrustError(
             f"{_describe(real, st)}: {what} must be owned by root and not writable by group or others"
         )
     parent = os.path.dirname(real)
@@ -57,7 +60,7 @@ def check_tree(path: Path, *, what: str) -> None:
         pst = os.stat(parent)
         sticky_ok = bool(pst.st_mode & stat.S_ISVTX)  # others may add, not rename or remove, entries
         if pst.st_uid != 0 or (pst.st_mode & 0o022 and not sticky_ok):
-            raise InstallError(
+            raise TrustError(
                 f"{_describe(parent, pst)}: a folder above {what} {real} must be owned by root and not "
                 "writable by others"
             )
@@ -88,7 +91,7 @@ def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
     above it must pass :func:`check_tree` too.
     """
     if "\0" in executable or not executable:
-        raise InstallError(f"python {executable!r}: not an interpreter name or path")
+        raise TrustError(f"python {executable!r}: not an interpreter name or path")
     if "/" not in executable:
         found = next(
             (
@@ -104,15 +107,18 @@ def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
             )
         path = found
     elif not executable.startswith("/"):
-        raise InstallError(f"python {executable!r}: a path to the interpreter must be absolute")
+        raise TrustError(f"python {executable!r}: a path to the interpreter must be absolute")
     else:
         path = executable
     real = os.path.realpath(path)
+    for name in {os.path.basename(path), os.path.basename(real)}:
+        if not _PYTHON_NAME.fullmatch(name):
+            raise TrustError(f"python {executable!r}: {name!r} is not the name of a Python interpreter")
     for folder in managed:
         top = os.path.realpath(folder)
         for candidate in (os.path.abspath(path), real):
             if candidate == top or candidate.startswith(top.rstrip("/") + "/"):
-                raise InstallError(
+                raise TrustError(
                     f"python {executable!r} lies in {folder}, which venvship manages: refusing it"
                 )
     if not os.path.isfile(real) or not os.access(real, os.X_OK):

@@ -114,7 +114,7 @@ def test_virtualenv_where_venv_is_missing(
     # A fake at the one seam we cannot reach otherwise: an interpreter whose venv module is
     # missing (as on hosts without python3-venv's stdlib part). The wrapper refuses `-m venv`
     # and runs the real interpreter for everything else, virtualenv included.
-    wrapper = tmp_path / "bin" / "python3-novenv"
+    wrapper = tmp_path / "novenv" / "python3"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"

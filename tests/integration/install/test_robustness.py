@@ -129,7 +129,8 @@ def test_kill_9_while_making_the_venv_the_rerun_waits_for_the_orphan(
     # inherits the destination's lock, so a rerun must wait for it, not share the folder with it.
     orphan = tmp_path / "orphan.py"
     orphan.write_text(_ORPHAN)
-    wrapper = tmp_path / "python-wrapper"
+    wrapper = tmp_path / "wrapper" / "python3"
+    wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"
         'if [ "$1" = "-m" ] && [ "$2" = "venv" ] && [ -n "$VENVSHIP_TEST_ORPHAN" ]; then\n'
