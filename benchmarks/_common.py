@@ -61,6 +61,11 @@ class Stats:
     rss_kib: int
 
     @classmethod
+    def value(cls, figure: float) -> Stats:
+        """One figure that is no timed run (a size, a difference of medians)."""
+        return cls(walls=(figure,), rss_kib=0)
+
+    @classmethod
     def of(cls, runs: Sequence[Run], mark: str | None = None) -> Stats:
         walls = tuple(r.marks[mark] if mark else r.wall for r in runs)
         return cls(walls=walls, rss_kib=max(r.rss_kib for r in runs))
@@ -200,7 +205,7 @@ class Target:
         if self.min_ratio is not None:
             return f"target >= {self.min_ratio:g}x"
         if self.max_factor is not None:
-            return f"target: time <= {self.max_factor:g}x the baseline's"
+            return f"target: at most {self.max_factor:g}x the baseline's"
         if self.max_mib is not None:
             return f"target: peak RSS <= {self.max_mib:g} MiB"
         return f"target <= {self.max_seconds:g} s"
@@ -218,6 +223,7 @@ class Row:
     base_label: str = ""
     target: Target | None = None
     note: str = ""
+    unit: str = "s"  # or "bytes": the figures are sizes, not wall times
 
     @property
     def ratio(self) -> float | None:
@@ -259,7 +265,9 @@ def _seconds(value: float) -> str:
     return f"{value:.1f} s"
 
 
-def _figure(stats: Stats) -> str:
+def _figure(stats: Stats, unit: str = "s") -> str:
+    if unit == "bytes":
+        return f"{stats.median / 1e6:.1f} MB"
     text = _seconds(stats.median)
     if len(stats.walls) > 1:
         text += f" [{min(stats.walls):.2f}-{max(stats.walls):.2f}]"
@@ -278,14 +286,15 @@ def format_rows(rows: Sequence[Row]) -> str:
                 f"\n== {section}  (median wall [min-max] over the runs, peak RSS of the largest process)"
             )
         lines.append(f"{row.case}")
-        lines.append(f"    {row.ours_label:<70} {_figure(row.ours)}")
+        lines.append(f"    {row.ours_label:<70} {_figure(row.ours, row.unit)}")
         if row.base is not None:
-            lines.append(f"    {row.base_label:<70} {_figure(row.base)}")
+            lines.append(f"    {row.base_label:<70} {_figure(row.base, row.unit)}")
         tail = []
         if row.ratio is not None:
             tail.append(f"ratio {row.ratio:.2f}x")
             if row.target is not None and row.target.max_factor is not None:
-                tail.append(f"(time {1 / row.ratio:.2f}x the baseline's)")
+                what = "size" if row.unit == "bytes" else "time"
+                tail.append(f"({what} {1 / row.ratio:.2f}x the baseline's)")
         if row.target is not None:
             tail.append(f"({row.target.text()})  {row.verdict}")
         if tail:
@@ -533,6 +542,14 @@ class WheelFile:
     version: str
     filename: str
     sha256: str
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class LayerFile:
+    name: str
+    digest: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -546,6 +563,7 @@ class Artifact:
     tools: tuple[WheelFile, ...]
     size: int
     install_tool: str
+    layers: tuple[LayerFile, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -559,7 +577,13 @@ class Artifact:
 
         def wheels(key: str) -> tuple[WheelFile, ...]:
             return tuple(
-                WheelFile(name=w["name"], version=w["version"], filename=w["filename"], sha256=w["sha256"])
+                WheelFile(
+                    name=w["name"],
+                    version=w["version"],
+                    filename=w["filename"],
+                    sha256=w["sha256"],
+                    size=w["size"],
+                )
                 for w in platform[key]
             )
 
@@ -571,6 +595,10 @@ class Artifact:
             tools=wheels("tools"),
             size=int(platform.get("total_size", 0)),
             install_tool=str(platform.get("install_tool", "pip")),
+            layers=tuple(
+                LayerFile(name=d["name"], digest=d["digest"], size=d["size"])
+                for d in platform.get("layers", [])
+            ),
         )
 
     def blob(self, sha256: str) -> Path:

@@ -54,6 +54,7 @@ class ArtifactView:
                     "distro_bound": p.config.platform.distro_bound,
                     "packages": [w.to_json() for w in p.config.lock],
                     "tools": [w.to_json() for w in p.config.tools],
+                    "layers": [d.to_json() for d in p.config.layers.distributions] if p.config.layers else [],
                     "total_size": sum(layer.size for layer in p.manifest.layers),
                 }
                 for p in self.platforms

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Collection
+from typing import TYPE_CHECKING, Callable, Collection
 
 from .. import __version__
 from .._fsutil import file_lock
@@ -16,20 +16,17 @@ from .._log import logger
 from .._process import lend_fds
 from ..artifact import Fact
 from ..destinations import check_destination
-from ..distro import ensure
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
-from . import cachestore, store, trust
-from .bytecode import BytecodeResult
-from .facts import facts_with_own, write_facts
+from . import cachestore, trust
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State
-from .pull import pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
-from .staging import StageJob, stage_generation
-from .venvs import install_env
+
+if TYPE_CHECKING:
+    from .bytecode import BytecodeResult
 
 DEFAULT_CACHE = Path("/var/cache/venvship")
 DEFAULT_FACTS = Path("/etc/ansible/facts.d")
@@ -189,6 +186,13 @@ def _would_change(
 def _install_locked(
     ref: Ref, opts: InstallOptions, gens: Generations, source: Source, cache: Layout, selected: Selected
 ) -> InstallResult:
+    # Imported here, on the way to a new generation: the no-op install stays fast without them.
+    from ..distro import ensure
+    from . import store
+    from .pull import pull, referenced_digests
+    from .staging import StageJob, stage_generation
+    from .venvs import install_env
+
     config = selected.config
     live = _live_state(gens)  # again, under the lock: a concurrent run may have finished
     if live and not opts.rebuild and live.digest == selected.digest:
@@ -302,6 +306,8 @@ def _finish(
     opts: InstallOptions, gens: Generations, cache: Layout, state: State, *, changed: bool
 ) -> InstallResult:
     """Write facts for the live generation, clear its pending mark, prune; return the result."""
+    from . import store
+
     written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
     with contextlib.suppress(FileNotFoundError):
         (gens.path(state.generation) / FACTS_PENDING).unlink()
@@ -317,6 +323,8 @@ def write_live_facts(
     gens: Generations, state: State, *, facts_dir: Path, previous_digest: str | None = None
 ) -> list[Path]:
     """Write the recipe's facts of ``state`` plus venvship's own options; return files written."""
+    from .facts import facts_with_own, write_facts
+
     facts: list[Fact] = list(state.facts)
     own = {
         "venvship_digest": state.digest,
