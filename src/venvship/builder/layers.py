@@ -40,7 +40,7 @@ _PROBE = (
     "print(sysconfig.get_path('purelib', 'venv' if 'venv' in sysconfig.get_scheme_names() else 'posix_prefix',"
     " vars={'base': '', 'platbase': ''}).lstrip('/')); print(sys.version.replace(chr(10), ' '))"
 )
-_LEVEL = 6  # gzip level: layers are packed once and unpacked on every host
+_LEVEL = 4  # gzip level: half the time of 6 for 4% more bytes (keystone: 46 MB against 44.5 MB)
 
 
 @dataclass(frozen=True)
