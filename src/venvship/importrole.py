@@ -141,74 +141,8 @@ def import_role_vars(
     imp = Importer(keep_templates=keep_templates)
     venv = imp.tables["venv"]
     for raw_var, value in variables.items():
-        var = str(raw_var)
-        if var in IGNORED:
-            imp.warnings.append(f"ignored: {var}: {IGNORED[var]}")
-        elif var not in KNOWN:
-            imp.problems.append(f"{var}: unknown variable{did_you_mean(var, KNOWN + tuple(IGNORED))}")
-        elif value is None:
-            continue  # an empty YAML value means "not set", as the role's defaults do
-        elif isinstance(value, str) and is_template(value) and var in _WHOLE:
-            # `venv_build_constraints: "{{ keystone_git_constraints }}"`: the whole value is Jinja.
-            imp.templated(var, value)
-            table, key = _WHOLE[var]
-            imp.tables[table][key] = value
-        elif var in ("venv_facts_when_changed", "venv_facts_dest"):
-            continue  # done below, once the facts file is known
-        elif var in _LISTS:
-            table, key = _LISTS[var]
-            if (items := imp.str_list(var, value)) is not None:
-                imp.tables[table][key] = items
-        elif var in _ARGS:
-            table, key = _ARGS[var]
-            if (args := imp.args(var, value)) is not None:
-                if var == "venv_pip_install_args" and isinstance(args, list):
-                    # Targets pass an artifact's install args to pip or uv only from an allow-list.
-                    tool = variables.get("venv_install_tool")
-                    args, dropped = split_install_pip_args(
-                        args, tool=tool if tool in INSTALL_TOOLS else "pip"
-                    )
-                    imp.warnings.extend(f"ignored: {var}: {why}" for _, why in dropped)
-                imp.tables[table][key] = args
-        elif var in _ENVS:
-            table, key = _ENVS[var]
-            if (env := imp.env(var, value)) is not None:
-                imp.tables[table][key] = env
-        elif var in _STRINGS:
-            text = imp.string(var, value)
-            if text is not None:
-                imp.templated(var, text)
-                venv[_STRINGS[var]] = text
-        elif var in _CHOICES:
-            key, choices = _CHOICES[var]
-            if (text := imp.choice(var, value, choices)) is not None:
-                venv[key] = text
-        elif var == "venv_distro_cache_valid_time":
-            seconds = _integer(value)
-            if seconds is None or seconds < 0:
-                imp.problems.append(f"{var}: must be a number of seconds, not {value!r}")
-            else:
-                venv["distro-cache-valid-time"] = seconds
-        elif var == "venv_pip_upgrade_noconf":
-            word = str(value).strip().lower()
-            if isinstance(value, bool) or word in _TRUE + _FALSE:
-                venv["ignore-pip-config"] = value if isinstance(value, bool) else word in _TRUE
-            else:
-                imp.problems.append(f"{var}: must be true or false, not {value!r}")
-
-    dest = variables.get("venv_facts_dest")
-    if dest is None:
-        dest = DEFAULT_FACTS_FILE
-    elif not isinstance(dest, str) or not dest.strip():
-        imp.problems.append(f"venv_facts_dest: must be a file name, not {dest!r}")
-        dest = DEFAULT_FACTS_FILE
-    else:
-        imp.templated("venv_facts_dest", dest)
-    facts = variables.get("venv_facts_when_changed")
-    if facts is not None and not (isinstance(facts, str) and is_template(facts)):
-        imp.fact_list(facts, dest.strip())
-    elif facts is None and variables.get("venv_facts_dest") is not None:
-        imp.warnings.append("ignored: venv_facts_dest: venv_facts_when_changed is empty, no facts to write")
+        _take(imp, str(raw_var), value, variables)
+    _take_facts(imp, variables)
 
     if not venv.get("packages") and not venv.get("default-packages"):
         imp.problems.append("venv_pip_packages: no packages to install (set it or venv_default_pip_packages)")
@@ -227,6 +161,79 @@ def import_role_vars(
         toml=header + dump_recipe(imp.tables, imp.facts),
         warnings=tuple(imp.warnings),
     )
+
+
+def _take(imp: Importer, var: str, value: Any, variables: Mapping[str, Any]) -> None:
+    """Put the role variable ``var`` into the recipe tables of ``imp`` (or a problem or warning)."""
+    venv = imp.tables["venv"]
+    if var in IGNORED:
+        imp.warnings.append(f"ignored: {var}: {IGNORED[var]}")
+    elif var not in KNOWN:
+        imp.problems.append(f"{var}: unknown variable{did_you_mean(var, KNOWN + tuple(IGNORED))}")
+    elif value is None:
+        return  # an empty YAML value means "not set", as the role's defaults do
+    elif isinstance(value, str) and is_template(value) and var in _WHOLE:
+        # `venv_build_constraints: "{{ keystone_git_constraints }}"`: the whole value is Jinja.
+        imp.templated(var, value)
+        table, key = _WHOLE[var]
+        imp.tables[table][key] = value
+    elif var in ("venv_facts_when_changed", "venv_facts_dest"):
+        return  # done by _take_facts, once the facts file is known
+    elif var in _LISTS:
+        table, key = _LISTS[var]
+        if (items := imp.str_list(var, value)) is not None:
+            imp.tables[table][key] = items
+    elif var in _ARGS:
+        table, key = _ARGS[var]
+        if (args := imp.args(var, value)) is not None:
+            if var == "venv_pip_install_args" and isinstance(args, list):
+                # Targets pass an artifact's install args to pip or uv only from an allow-list.
+                tool = variables.get("venv_install_tool")
+                args, dropped = split_install_pip_args(args, tool=tool if tool in INSTALL_TOOLS else "pip")
+                imp.warnings.extend(f"ignored: {var}: {why}" for _, why in dropped)
+            imp.tables[table][key] = args
+    elif var in _ENVS:
+        table, key = _ENVS[var]
+        if (env := imp.env(var, value)) is not None:
+            imp.tables[table][key] = env
+    elif var in _STRINGS:
+        text = imp.string(var, value)
+        if text is not None:
+            imp.templated(var, text)
+            venv[_STRINGS[var]] = text
+    elif var in _CHOICES:
+        key, choices = _CHOICES[var]
+        if (text := imp.choice(var, value, choices)) is not None:
+            venv[key] = text
+    elif var == "venv_distro_cache_valid_time":
+        seconds = _integer(value)
+        if seconds is None or seconds < 0:
+            imp.problems.append(f"{var}: must be a number of seconds, not {value!r}")
+        else:
+            venv["distro-cache-valid-time"] = seconds
+    elif var == "venv_pip_upgrade_noconf":
+        word = str(value).strip().lower()
+        if isinstance(value, bool) or word in _TRUE + _FALSE:
+            venv["ignore-pip-config"] = value if isinstance(value, bool) else word in _TRUE
+        else:
+            imp.problems.append(f"{var}: must be true or false, not {value!r}")
+
+
+def _take_facts(imp: Importer, variables: Mapping[str, Any]) -> None:
+    """Put ``venv_facts_when_changed`` into ``imp``, in the file ``venv_facts_dest`` names."""
+    dest = variables.get("venv_facts_dest")
+    if dest is None:
+        dest = DEFAULT_FACTS_FILE
+    elif not isinstance(dest, str) or not dest.strip():
+        imp.problems.append(f"venv_facts_dest: must be a file name, not {dest!r}")
+        dest = DEFAULT_FACTS_FILE
+    else:
+        imp.templated("venv_facts_dest", dest)
+    facts = variables.get("venv_facts_when_changed")
+    if facts is not None and not (isinstance(facts, str) and is_template(facts)):
+        imp.fact_list(facts, dest.strip())
+    elif facts is None and variables.get("venv_facts_dest") is not None:
+        imp.warnings.append("ignored: venv_facts_dest: venv_facts_when_changed is empty, no facts to write")
 
 
 def _identity(

@@ -34,8 +34,8 @@ DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
 
 
 @dataclass(frozen=True)
-class StageOptions:
-    """Options of one stage (build or install): distro packages, extra pip args, environment."""
+class SideOptions:
+    """Options of one side (the build host or the targets): distro packages, extra pip args, environment."""
 
     distro_packages: tuple[str, ...] = ()
     pip_args: tuple[str, ...] = ()
@@ -61,8 +61,8 @@ class Recipe:
     distro_cache_valid_time: int
     ignore_pip_config: bool
     symlink_system_packages: tuple[str, ...]
-    build: StageOptions
-    install: StageOptions
+    build: SideOptions
+    install: SideOptions
     facts: tuple[Fact, ...]
     defaults_file: Path | None = None
 
@@ -160,6 +160,87 @@ def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path |
     return reader, file
 
 
+class _Sources:
+    """A recipe's ``[venv]`` table and its shared defaults, read together: the recipe wins for
+    single values, the defaults come first in lists (their global constraints apply ahead)."""
+
+    def __init__(self, path: Path, venv: TableReader, defaults: TableReader | None) -> None:
+        self.path, self.venv, self.defaults = path, venv, defaults
+
+    def tables(self) -> list[TableReader]:
+        return [r for r in (self.defaults, self.venv) if r is not None]
+
+    def pick(self, key: str, kind: type[T], default: T) -> T:
+        if key in self.venv.data:
+            return self.venv.get(key, kind, default)
+        if self.defaults is not None and key in self.defaults.data:
+            return self.defaults.get(key, kind, default)
+        return default
+
+    def given(self, key: str) -> bool:
+        return any(key in t.data for t in self.tables())
+
+    def literal(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        if key not in self.venv.data and self.defaults is not None and key in self.defaults.data:
+            return self.defaults.choice(key, choices, default)
+        return self.venv.choice(key, choices, default)
+
+    def merged(self, key: str, check: Callable[[str, str], str] | None = None) -> tuple[str, ...]:
+        return sum((t.str_list(key, check=check) for t in self.tables()), ())
+
+    def lines(self, key: str) -> tuple[str, ...]:
+        """Requirement-file lines: relative paths are taken beside the file that names them."""
+        return sum((t.str_list(key, check=check_line(t.file.parent.resolve())) for t in self.tables()), ())
+
+    def side(self, name: str, *, install_tool: str | None = None) -> SideOptions:
+        """Return the build or install side's options; ``install_tool``: check the install pip-args
+        against it (build pip-args run on the build host, under its operator: not restricted)."""
+        tables = [t.sub(name, _KEYS[f"venv.{name}"]) for t in self.tables()]
+        env: dict[str, str] = {}
+        for t in tables:
+            env.update(t.env("env"))
+        pip_args: tuple[str, ...] = ()
+        for t in tables:
+            args = t.str_list("pip-args")
+            if install_tool is not None:
+                check_install_pip_args(args, tool=install_tool, where=t.where("pip-args"), error=RecipeError)
+            pip_args += args
+        packages = {p for t in tables for p in t.str_list("distro-packages", check=_distro_package)}
+        return SideOptions(distro_packages=tuple(sorted(packages)), pip_args=pip_args, env=env)
+
+
+def _identity(venv: TableReader) -> tuple[str, str, PurePosixPath]:
+    """Return the recipe's name, version and install path, each checked."""
+    name = venv.get("name", str, required=True).strip()
+    if not name:
+        raise venv.fail("name", "must not be empty")
+    if not NAME_RE.fullmatch(name):
+        raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
+    version = venv.get("version", str, required=True).strip()
+    if not TAG_RE.fullmatch(version):
+        raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
+    install_path = check_install_path(
+        venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
+    )
+    return name, version, install_path
+
+
+def _check_lines(path: Path, lists: Mapping[str, tuple[str, ...]]) -> None:
+    """Refuse conflicting pins, and read the local files the lists include now, so that a bad line
+    in one, or a file including itself, is named before any build (remote ones: at build time)."""
+    check_pins(
+        [(f"{path}: venv.global-constraints", c) for c in lists["global-constraints"]]
+        + [(f"{path}: venv.constraints", c) for c in lists["constraints"]]
+    )
+    for key, lines in lists.items():
+        expand(
+            [(line, f"{path}: venv.{key}") for line in lines],
+            kind="requirements" if key == "packages" else "constraints",
+            base=str(path.parent.resolve()),
+            read=_read_local_only,
+        )
+
+
 def load_recipe(path: Path) -> Recipe:
     """Return the recipe at ``path``, merged with its shared defaults; raise RecipeError on any fault.
 
@@ -172,119 +253,45 @@ def load_recipe(path: Path) -> Recipe:
         raise RecipeError(f"{path}: venv", "table [venv] is required")
     venv = top.sub("venv", _KEYS["venv"])
     defaults, defaults_file = _defaults(path, venv)
-
-    def pick(key: str, kind: type[T], default: T) -> T:
-        if key in venv.data:
-            return venv.get(key, kind, default)
-        if defaults is not None and key in defaults.data:
-            return defaults.get(key, kind, default)
-        return default
-
-    def merged_list(
-        key: str, check: Callable[[str, str], str] | None = None, *, lines: bool = False
-    ) -> tuple[str, ...]:
-        """Defaults first (global constraints from the shared file apply ahead of the recipe's).
-        ``lines``: requirement-file lines, whose relative paths are taken beside the file naming them."""
-        first: tuple[str, ...] = ()
-        if defaults is not None:
-            first = defaults.str_list(
-                key, check=check_line(defaults.file.parent.resolve()) if lines else check
-            )
-        return first + venv.str_list(key, check=check_line(path.parent.resolve()) if lines else check)
-
-    name = venv.get("name", str, required=True).strip()
-    if not name:
-        raise venv.fail("name", "must not be empty")
-    if not NAME_RE.fullmatch(name):
-        raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
-    version = venv.get("version", str, required=True).strip()
-    if not TAG_RE.fullmatch(version):
-        raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
-    install_path = check_install_path(
-        venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
-    )
-    install_tool = cast(InstallTool, _literal_from(venv, defaults, "install-tool", ("pip", "uv"), "pip"))
-
-    packages = sorted(set(merged_list("default-packages", lines=True) + merged_list("packages", lines=True)))
+    src = _Sources(path, venv, defaults)
+    name, version, install_path = _identity(venv)
+    install_tool = cast(InstallTool, src.literal("install-tool", ("pip", "uv"), "pip"))
+    packages = tuple(sorted(set(src.lines("default-packages") + src.lines("packages"))))
     if not packages:
         raise venv.fail("packages", "no packages: set packages (or default-packages)")
-    build_reqs_given = "build-requirements" in venv.data or (
-        defaults is not None and "build-requirements" in defaults.data
-    )
-    build_reqs = (
-        merged_list("build-requirements", check_requirement)
-        if build_reqs_given
-        else DEFAULT_BUILD_REQUIREMENTS
-    )
-    build_reqs = tuple(dict.fromkeys(build_reqs + merged_list("build-requirements-extra", check_requirement)))
-
-    global_constraints = merged_list("global-constraints", lines=True)
-    constraints = merged_list("constraints", lines=True)
-    where_g = f"{path}: venv.global-constraints"
-    where_c = f"{path}: venv.constraints"
-    check_pins([(where_g, c) for c in global_constraints] + [(where_c, c) for c in constraints])
-    for key, lines in (
-        ("packages", packages),
-        ("constraints", constraints),
-        ("global-constraints", global_constraints),
-    ):
-        # Local files are read now, so that a bad line in one, or a file including itself, is named
-        # before any build; remote ones are fetched at build time.
-        expand(
-            [(line, f"{path}: venv.{key}") for line in lines],
-            kind="requirements" if key == "packages" else "constraints",
-            base=str(path.parent.resolve()),
-            read=_read_local_only,
-        )
-
-    build_tables = [r.sub("build", _KEYS["venv.build"]) for r in (defaults, venv) if r is not None]
-    install_tables = [r.sub("install", _KEYS["venv.install"]) for r in (defaults, venv) if r is not None]
-
-    def stage(tables: list[TableReader], *, install: bool) -> StageOptions:
-        env: dict[str, str] = {}
-        for t in tables:
-            env.update(t.env("env"))
-        pip_args: tuple[str, ...] = ()
-        for t in tables:
-            args = t.str_list("pip-args")
-            if install:  # build pip-args run on the build host, under its operator: not restricted
-                check_install_pip_args(args, tool=install_tool, where=t.where("pip-args"), error=RecipeError)
-            pip_args += args
-        return StageOptions(
-            distro_packages=tuple(
-                sorted({p for t in tables for p in t.str_list("distro-packages", check=_distro_package)})
-            ),
-            pip_args=pip_args,
-            env=env,
-        )
-
-    valid_time = pick("distro-cache-valid-time", int, 600)
+    build_reqs = src.merged("build-requirements", check_requirement)
+    if not src.given("build-requirements"):
+        build_reqs = DEFAULT_BUILD_REQUIREMENTS
+    build_reqs = tuple(dict.fromkeys(build_reqs + src.merged("build-requirements-extra", check_requirement)))
+    lists = {
+        "packages": packages,
+        "constraints": src.lines("constraints"),
+        "global-constraints": src.lines("global-constraints"),
+    }
+    _check_lines(path, lists)
+    valid_time = src.pick("distro-cache-valid-time", int, 600)
     if not 0 <= valid_time <= MAX_CACHE_VALID_TIME:
         raise venv.fail("distro-cache-valid-time", f"must be from 0 to {MAX_CACHE_VALID_TIME} seconds")
+    states = ("present", "latest")
     return Recipe(
         path=path,
         name=name,
         version=version,
         install_path=install_path,
-        python=pick("python", str, "python3"),
-        packages=tuple(packages),
+        python=src.pick("python", str, "python3"),
+        packages=packages,
         build_requirements=build_reqs,
-        constraints=constraints,
-        global_constraints=global_constraints,
+        constraints=lists["constraints"],
+        global_constraints=lists["global-constraints"],
         install_tool=install_tool,
-        package_state=cast(
-            PackageState, _literal_from(venv, defaults, "package-state", ("present", "latest"), "latest")
-        ),
-        distro_package_state=cast(
-            PackageState,
-            _literal_from(venv, defaults, "distro-package-state", ("present", "latest"), "present"),
-        ),
+        package_state=cast(PackageState, src.literal("package-state", states, "latest")),
+        distro_package_state=cast(PackageState, src.literal("distro-package-state", states, "present")),
         distro_cache_valid_time=valid_time,
-        ignore_pip_config=pick("ignore-pip-config", bool, False),
-        symlink_system_packages=tuple(sorted(set(merged_list("symlink-system-packages", _distro_package)))),
-        build=stage(build_tables, install=False),
-        install=stage(install_tables, install=True),
-        facts=(_facts(defaults) if defaults is not None else ()) + _facts(venv),
+        ignore_pip_config=src.pick("ignore-pip-config", bool, False),
+        symlink_system_packages=tuple(sorted(set(src.merged("symlink-system-packages", _distro_package)))),
+        build=src.side("build"),
+        install=src.side("install", install_tool=install_tool),
+        facts=sum((_facts(t) for t in src.tables()), ()),
         defaults_file=defaults_file,
     )
 
@@ -293,14 +300,6 @@ def _read_local_only(target: str, where: str) -> bytes:
     if is_url(target) and not target.startswith("file:"):
         return b""
     return read_local(target, where)
-
-
-def _literal_from(
-    venv: TableReader, defaults: TableReader | None, key: str, choices: tuple[str, ...], default: str
-) -> str:
-    if key not in venv.data and defaults is not None and key in defaults.data:
-        return defaults.choice(key, choices, default)
-    return venv.choice(key, choices, default)
 
 
 def load_recipes(paths: Sequence[Path]) -> list[Recipe]:

@@ -260,80 +260,88 @@ class VenvConfig:
         if data.get("schema") != CONFIG_SCHEMA:
             raise ArtifactError(f"{where}: unsupported schema {data.get('schema')!r}")
         check_no_nul(data, where)
-        py = typed_field(data, "python", dict, where)
-        plat = typed_field(data, "platform", dict, where)
         inst = typed_field(data, "install", dict, where)
-
-        def field(table: Mapping[str, Any], key: str, at: str = where) -> str:
-            value: str = typed_field(table, key, str, at)
-            return value
-
-        def strs(table: Mapping[str, Any], key: str, at: str = where) -> tuple[str, ...]:
-            value = table.get(key)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ArtifactError(f"{at}: '{key}' is not a list of strings")
-            return tuple(value)
-
-        def packages(table: Mapping[str, Any], key: str, at: str = where) -> tuple[str, ...]:
-            return tuple(
-                check_distro_package(p, where=f"{at}.{key}[{i}]") for i, p in enumerate(strs(table, key, at))
-            )
-
-        def wheels(key: str) -> tuple[Wheel, ...]:
-            items = typed_field(data, key, list, where)
-            return tuple(Wheel.from_json(w, where=f"{where}.{key}[{i}]") for i, w in enumerate(items))
-
-        name = field(data, "name")
+        name = _field(data, "name", where)
         if not NAME_RE.fullmatch(name):
             raise ArtifactError(f"{where}.name: {name!r} is not a valid artifact name")
-        version = field(data, "version")
+        version = _field(data, "version", where)
         if not TAG_RE.fullmatch(version):
             raise ArtifactError(f"{where}.version: {version!r} is not usable as a tag")
-        install_path = field(data, "install_path")
+        install_path = _field(data, "install_path", where)
         check_install_path(install_path, where=f"{where}.install_path")
         install_tool = _choice(data, "install_tool", INSTALL_TOOLS, where)
-        distro_bound = plat.get("distro_bound", False)
-        if not isinstance(distro_bound, bool):
-            raise ArtifactError(f"{where}.platform.distro_bound: not a boolean")
-        inst_where = f"{where}.install"
+        at = f"{where}.install"
         return cls(
             name=name,
             version=version,
-            recipe_digest=field(data, "recipe_digest"),
+            recipe_digest=_field(data, "recipe_digest", where),
             install_path=install_path,
-            python=PythonInfo(
-                implementation=field(py, "implementation", f"{where}.python"),
-                version=field(py, "version", f"{where}.python"),
-                abi=field(py, "abi", f"{where}.python"),
-                executable=field(py, "executable", f"{where}.python"),
-            ),
-            platform=PlatformInfo(
-                os=field(plat, "os", f"{where}.platform"),
-                architecture=field(plat, "architecture", f"{where}.platform"),
-                variant=field(plat, "variant", f"{where}.platform") if "variant" in plat else "",
-                distro=field(plat, "distro", f"{where}.platform"),
-                glibc=field(plat, "glibc", f"{where}.platform"),
-                distro_bound=distro_bound,
-            ),
-            lock=wheels("lock"),
-            tools=wheels("tools"),
+            python=_python(typed_field(data, "python", dict, where), f"{where}.python"),
+            platform=_platform(typed_field(data, "platform", dict, where), f"{where}.platform"),
+            lock=_wheels(data, "lock", where),
+            tools=_wheels(data, "tools", where),
             install_tool=install_tool,
-            requirements=strs(data, "requirements"),
-            constraints=strs(data, "constraints"),
-            global_constraints=strs(data, "global_constraints"),
+            requirements=_strs(data, "requirements", where),
+            constraints=_strs(data, "constraints", where),
+            global_constraints=_strs(data, "global_constraints", where),
             distro_package_state=_choice(data, "distro_package_state", STATES, where),
             distro_cache_valid_time=_cache_valid_time(data.get("distro_cache_valid_time", 600), where),
-            install_distro_packages=packages(inst, "distro_packages", inst_where),
+            install_distro_packages=_packages(inst, "distro_packages", at),
             install_pip_args=check_install_pip_args(
-                strs(inst, "pip_args", inst_where), tool=install_tool, where=f"{inst_where}.pip_args"
+                _strs(inst, "pip_args", at), tool=install_tool, where=f"{at}.pip_args"
             ),
-            install_env=check_env(str_map(inst.get("env"), f"{inst_where}.env"), where=f"{inst_where}.env"),
-            symlink_system_packages=packages(data, "symlink_system_packages"),
+            install_env=check_env(str_map(inst.get("env"), f"{at}.env"), where=f"{at}.env"),
+            symlink_system_packages=_packages(data, "symlink_system_packages", where),
             facts=_facts(typed_field(data, "facts", list, where), where=f"{where}.facts"),
             builder=str_map(data.get("builder"), f"{where}.builder"),
             provenance=str_map(data.get("provenance", {}), f"{where}.provenance"),
             layers=Layers.from_json(data["layers"], where=f"{where}.layers") if "layers" in data else None,
         )
+
+
+def _field(table: Mapping[str, Any], key: str, where: str) -> str:
+    value: str = typed_field(table, key, str, where)
+    return value
+
+
+def _strs(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArtifactError(f"{where}: '{key}' is not a list of strings")
+    return tuple(value)
+
+
+def _packages(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    items = _strs(table, key, where)
+    return tuple(check_distro_package(p, where=f"{where}.{key}[{i}]") for i, p in enumerate(items))
+
+
+def _wheels(data: Mapping[str, Any], key: str, where: str) -> tuple[Wheel, ...]:
+    items = typed_field(data, key, list, where)
+    return tuple(Wheel.from_json(w, where=f"{where}.{key}[{i}]") for i, w in enumerate(items))
+
+
+def _python(py: Mapping[str, Any], where: str) -> PythonInfo:
+    return PythonInfo(
+        implementation=_field(py, "implementation", where),
+        version=_field(py, "version", where),
+        abi=_field(py, "abi", where),
+        executable=_field(py, "executable", where),
+    )
+
+
+def _platform(plat: Mapping[str, Any], where: str) -> PlatformInfo:
+    distro_bound = plat.get("distro_bound", False)
+    if not isinstance(distro_bound, bool):
+        raise ArtifactError(f"{where}.distro_bound: not a boolean")
+    return PlatformInfo(
+        os=_field(plat, "os", where),
+        architecture=_field(plat, "architecture", where),
+        variant=_field(plat, "variant", where) if "variant" in plat else "",
+        distro=_field(plat, "distro", where),
+        glibc=_field(plat, "glibc", where),
+        distro_bound=distro_bound,
+    )
 
 
 def _choice(data: Mapping[str, Any], key: str, choices: Sequence[str], where: str) -> str:

@@ -31,6 +31,19 @@ class Resolution:
     reused: bool  # taken from an earlier resolve of the same inputs
 
 
+def _stored(path: Path) -> Resolution | None:
+    """Return the resolution stored at ``path`` by an earlier resolve of the same inputs, if any."""
+    try:
+        data = json.loads(path.read_text())
+        return Resolution(
+            packages=tuple(Resolved(**r) for r in data["packages"]),
+            tools=tuple(Resolved(**r) for r in data["tools"]),
+            reused=True,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def resolve_recipe(
     recipe: Recipe,
     builder: Builder,
@@ -46,16 +59,9 @@ def resolve_recipe(
     Example: ``resolve_recipe(recipe, builder, inputs, key="debian-12-amd64-cp311 3.11.2", ...)``
     """
     stored = cache / "resolutions" / f"{hashlib.sha256(f'{inputs.digest} {key}'.encode()).hexdigest()}.json"
-    if not refresh:
-        try:
-            data = json.loads(stored.read_text())
-            return Resolution(
-                packages=tuple(Resolved(**r) for r in data["packages"]),
-                tools=tuple(Resolved(**r) for r in data["tools"]),
-                reused=True,
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    earlier = None if refresh else _stored(stored)
+    if earlier is not None:
+        return earlier
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The install tool resolves on its own; its pip run overlaps the packages' one.
         tools = pool.submit(

@@ -189,9 +189,7 @@ def _install_locked(
     # Imported here, on the way to a new generation: the no-op install stays fast without them.
     from ..distro import ensure
     from . import store
-    from .pull import pull, referenced_digests
-    from .staging import StageJob, stage_generation
-    from .venvs import install_env
+    from .pull import pull
 
     config = selected.config
     live = _live_state(gens)  # again, under the lock: a concurrent run may have finished
@@ -223,6 +221,25 @@ def _install_locked(
             state="latest" if config.distro_package_state == "latest" else "present",
             cache_valid_time=config.distro_cache_valid_time,
         )
+    return _new_generation(ref, opts, gens, cache, selected, live=live, python=python)
+
+
+def _new_generation(
+    ref: Ref,
+    opts: InstallOptions,
+    gens: Generations,
+    cache: Layout,
+    selected: Selected,
+    *,
+    live: State | None,
+    python: str,
+) -> InstallResult:
+    """Stage, check, commit and switch to a new generation of ``selected``; write its facts."""
+    from .pull import referenced_digests
+    from .staging import StageJob, stage_generation
+    from .venvs import install_env
+
+    config = selected.config
     generation = gens.new_id(selected.digest)
     staged = stage_generation(
         StageJob(
@@ -257,7 +274,7 @@ def _install_locked(
         dist_infos=staged.dist_infos,
     )
     staging = gens.stage_path(generation)
-    (staging / FACTS_PENDING).write_bytes(b"")
+    (staging / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
     gens.write_state(staging, state)
     gens.commit(staging, generation)
     _record_refs(gens, cache)

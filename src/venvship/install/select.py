@@ -224,6 +224,29 @@ def _platform_misfit(desc: Descriptor, host: Host) -> str | None:
     return _libc_misfit(ann, host)
 
 
+class _Abis:
+    """The ABI of each interpreter an artifact names, probed once each ("" when it is missing)."""
+
+    def __init__(self, probe: Callable[[str], Interpreter]) -> None:
+        self.probe = probe
+        self.found: dict[str, str] = {}
+
+    def __call__(self, executable: str) -> str:
+        if executable not in self.found:
+            try:
+                self.found[executable] = self.probe(executable).info.abi
+            except TrustError:
+                raise  # refused, not missing: the artifact named what venv-pull may not run
+            except VenvshipError:
+                self.found[executable] = ""  # this python is missing here: no entry for it can fit
+        return self.found[executable]
+
+    def text(self) -> str:
+        return (
+            ", ".join(f"{exe}={abi or 'missing'}" for exe, abi in sorted(self.found.items())) or "not probed"
+        )
+
+
 def select(
     reader: BlobReader,
     ref: Ref,
@@ -235,53 +258,11 @@ def select(
 
     Raises InstallError listing what the index offers when nothing fits.
     """
-    where = str(ref)
     top, top_raw = resolve_top(reader.source, ref)
-    abis: dict[str, str] = {}
-
-    def abi_of(executable: str) -> str:
-        if executable not in abis:
-            try:
-                abis[executable] = probe(executable).info.abi
-            except TrustError:
-                raise  # refused, not missing: the artifact named what venv-pull may not run
-            except VenvshipError:
-                abis[executable] = ""  # this python is missing here: no entry for it can fit
-        return abis[executable]
-
+    abis = _Abis(probe)
     if media_type_of(top_raw) != INDEX_TYPE:
-        manifest = Manifest.from_bytes(top_raw, where=where)
-        config, config_raw = _config(reader, manifest, where)
-        plat = {"os": config.platform.os, "architecture": config.platform.architecture}
-        if config.platform.variant:
-            plat["variant"] = config.platform.variant
-        entry = Descriptor(
-            media_type=top.media_type,
-            digest=top.digest,
-            size=top.size,
-            platform=plat,
-            annotations={
-                ANN_PYTHON: config.python.abi,
-                ANN_DISTRO: config.platform.distro,
-                ANN_GLIBC: config.platform.glibc,
-                ANN_DISTRO_BOUND: "true" if config.platform.distro_bound else "false",
-            },
-        )
-        why = _platform_misfit(entry, host)
-        abi = abi_of(config.python.executable)
-        if why is None and abi != config.python.abi:
-            why = f"python {config.python.executable} is {abi or 'missing'}, not {config.python.abi}"
-        if why:
-            raise InstallError(f"{where}: {_offer(entry)} does not fit this host ({why})")
-        return Selected(
-            ref_digest=top.digest,
-            digest=top.digest,
-            manifest=manifest,
-            manifest_raw=top_raw,
-            config=config,
-            config_raw=config_raw,
-        )
-
+        return _single(reader, top, top_raw, where=str(ref), host=host, abis=abis)
+    where = str(ref)
     index = Index.from_bytes(top_raw, where=where)
     offers = "; ".join(_offer(e) for e in index.manifests) or "nothing"
     if host.musl and index.manifests and all(_glibc_only(e) for e in index.manifests):
@@ -295,7 +276,7 @@ def select(
         raw = reader.manifest(entry.digest)
         manifest = Manifest.from_bytes(raw, where=f"{where}@{entry.digest}")
         config, config_raw = _config(reader, manifest, where)
-        if abi_of(config.python.executable) != entry.annotations.get(ANN_PYTHON, config.python.abi):
+        if abis(config.python.executable) != entry.annotations.get(ANN_PYTHON, config.python.abi):
             continue
         return Selected(
             ref_digest=top.digest,
@@ -305,7 +286,43 @@ def select(
             config=config,
             config_raw=config_raw,
         )
-    found = ", ".join(f"{exe}={abi or 'missing'}" for exe, abi in sorted(abis.items())) or "not probed"
     raise InstallError(
-        f"{where}: no platform fits this host ({host.describe()}, python {found}); the index offers: {offers}"
+        f"{where}: no platform fits this host ({host.describe()}, python {abis.text()}); the index offers: {offers}"
+    )
+
+
+def _single(
+    reader: BlobReader, top: Descriptor, top_raw: bytes, *, where: str, host: Host, abis: _Abis
+) -> Selected:
+    """Return a reference to one per-platform manifest as selected, if it fits ``host``."""
+    manifest = Manifest.from_bytes(top_raw, where=where)
+    config, config_raw = _config(reader, manifest, where)
+    plat = {"os": config.platform.os, "architecture": config.platform.architecture}
+    if config.platform.variant:
+        plat["variant"] = config.platform.variant
+    entry = Descriptor(
+        media_type=top.media_type,
+        digest=top.digest,
+        size=top.size,
+        platform=plat,
+        annotations={
+            ANN_PYTHON: config.python.abi,
+            ANN_DISTRO: config.platform.distro,
+            ANN_GLIBC: config.platform.glibc,
+            ANN_DISTRO_BOUND: "true" if config.platform.distro_bound else "false",
+        },
+    )
+    why = _platform_misfit(entry, host)
+    abi = abis(config.python.executable)
+    if why is None and abi != config.python.abi:
+        why = f"python {config.python.executable} is {abi or 'missing'}, not {config.python.abi}"
+    if why:
+        raise InstallError(f"{where}: {_offer(entry)} does not fit this host ({why})")
+    return Selected(
+        ref_digest=top.digest,
+        digest=top.digest,
+        manifest=manifest,
+        manifest_raw=top_raw,
+        config=config,
+        config_raw=config_raw,
     )

@@ -109,14 +109,8 @@ class AuthState:
                 "use HTTPS (or insecure=True for a test registry)",
                 url=realm,
             )
-        query: list[tuple[str, str]] = []
-        if challenge.params.get("service"):
-            query.append(("service", challenge.params["service"]))
         wanted = scopes or tuple(filter(None, [challenge.params.get("scope", "")]))
-        query.extend(("scope", s) for s in wanted)
-        if creds is not None:
-            query.append(("account", creds.username))
-        url = realm + ("&" if "?" in realm else "?") + urlencode(query)
+        url = _token_url(realm, challenge, wanted, creds)
         headers = {"Accept": "application/json"}
         if creds is not None:
             headers["Authorization"] = creds.basic_header()
@@ -155,6 +149,17 @@ class AuthState:
         ttl = float(expires) if isinstance(expires, (int, float)) and expires > 0 else 60.0
         logger.debug("%s: new token for %s (%.0fs)", self.registry, " ".join(wanted) or "registry", ttl)
         return token, ttl
+
+
+def _token_url(realm: str, challenge: Challenge, scopes: Scopes, creds: Credentials | None) -> str:
+    """Return the token request URL: the realm with the service, the scopes and the account."""
+    query: list[tuple[str, str]] = []
+    if challenge.params.get("service"):
+        query.append(("service", challenge.params["service"]))
+    query.extend(("scope", s) for s in scopes)
+    if creds is not None:
+        query.append(("account", creds.username))
+    return realm + ("&" if "?" in realm else "?") + urlencode(query)
 
 
 def repo_scopes(repo: str, *, push: bool = False, mount_from: Sequence[str] = ()) -> Scopes:
