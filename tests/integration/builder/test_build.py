@@ -268,7 +268,9 @@ def test_the_recipe_build_env_reaches_the_wheel_build(
     layout = Layout.create(tmp_path / "oci")
     build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
     manifest, _ = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
-    [layer] = [m for m in manifest.layers if m.title.startswith("flavour-") and m.media_type == WHEEL_TYPE]
+    [layer] = [
+        m for m in manifest.layers if (m.title or "").startswith("flavour-") and m.media_type == WHEEL_TYPE
+    ]
     with zipfile.ZipFile(layout.blob_path(layer.digest)) as whl:
         assert whl.read("flavour/built.py").decode() == "FLAVOUR = 'salty'\n"
 

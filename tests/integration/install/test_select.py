@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from venvship.hostinfo import distro_key, go_arch
 from venvship.install.select import Host
@@ -19,7 +20,7 @@ def _misfits(artifacts: Artifacts, wheels: Wheels) -> list[str]:
     skipped a check would pick one of them.
     """
     arch, abi = go_arch(), python_abi(sys.executable)
-    variants: list[dict[str, object]] = [
+    variants: list[dict[str, Any]] = [
         {"distro": "aaa-1", "glibc": "99.0"},  # manylinux wheels built for a newer glibc
         {"distro": "aab-1", "distro_bound": True},  # linux_* wheels built on another distro
         {"distro": "aac-1", "abi": "cp27"},  # another Python

@@ -277,3 +277,20 @@ def cli_registry_args(server: RegistryServer) -> list[str]:
     if server.extra.get("needs_auth"):
         args += ["--username", USER, "--password-stdin"]
     return args
+
+
+def install_argv(ref: str, tmp_path: Path, *extra: str, cache: Path | None = None) -> list[str]:
+    """Return ``venv-pull install REF``'s arguments for a test: the destination, blob cache and
+    facts under ``tmp_path``, no distro packages, then ``extra``."""
+    return [
+        "install",
+        ref,
+        "--dest",
+        str(tmp_path / "venvs" / "demo"),
+        "--cache",
+        str(cache or tmp_path / "blobcache"),
+        "--facts-dir",
+        str(tmp_path / "facts"),
+        "--no-distro-packages",
+        *extra,
+    ]

@@ -21,7 +21,7 @@ from venvship.oci.publish import publish_layout
 from venvship.oci.reference import RegistryRef
 
 from ._pki import PASSWORD, USER
-from ._support import RegistryServer, client_for
+from ._support import RegistryServer, client_for, install_argv
 from .conftest import BuiltDemo
 
 pytestmark = pytest.mark.registry
@@ -71,22 +71,6 @@ def publish_demo(server: RegistryServer, built: BuiltDemo, namespace: str) -> st
     return f"{server.host}/{namespace}/demo:1.0"
 
 
-def install_argv(ref: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "install",
-        ref,
-        "--insecure",
-        "--dest",
-        str(tmp_path / "venvs" / "demo"),
-        "--cache",
-        str(tmp_path / "blobcache"),
-        "--facts-dir",
-        str(tmp_path / "facts"),
-        "--no-distro-packages",
-        *extra,
-    ]
-
-
 @pytest.mark.parametrize("variant", ["htpasswd", "token"])
 def test_venv_pull_logs_in_with_password_on_stdin(
     variant: str,
@@ -99,7 +83,10 @@ def test_venv_pull_logs_in_with_password_on_stdin(
 ) -> None:
     server: RegistryServer = request.getfixturevalue(f"{variant}_registry")
     ref = publish_demo(server, built_demo, "login")
-    argv = ["-v", *install_argv(ref, tmp_path, "--json", "--username", USER, "--password-stdin")]
+    argv = [
+        "-v",
+        *install_argv(ref, tmp_path, "--insecure", "--json", "--username", USER, "--password-stdin"),
+    ]
     code, out, err = run(venv_pull_main.main, argv, PASSWORD + "\n")
     assert code == 0, err
     assert json.loads(out)["changed"] is True
@@ -122,7 +109,7 @@ def test_venv_pull_wrong_password_is_one_error_and_writes_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ref = publish_demo(htpasswd_registry, built_demo, "wrong")
-    argv = install_argv(ref, tmp_path, "--username", USER, "--password-stdin")
+    argv = install_argv(ref, tmp_path, "--insecure", "--username", USER, "--password-stdin")
     code, out, err = run(venv_pull_main.main, argv, WRONG + "\n")
     assert code == 1
     assert out == ""
@@ -181,7 +168,9 @@ def test_venvship_publish_wrong_password_publishes_nothing(
 def test_venv_pull_login_usage_errors(
     extra: list[str], stdin: str, message: str, tmp_path: Path, run: Runner
 ) -> None:
-    code, out, err = run(venv_pull_main.main, install_argv("127.0.0.1:9/x/demo:1.0", tmp_path, *extra), stdin)
+    code, out, err = run(
+        venv_pull_main.main, install_argv("127.0.0.1:9/x/demo:1.0", tmp_path, "--insecure", *extra), stdin
+    )
     assert (code, out) == (2, "")
     assert err == f"venv-pull: error: {message}\n"
     assert not (tmp_path / "blobcache").exists()

@@ -19,7 +19,7 @@ from venvship.oci.publish import publish_layout
 from venvship.oci.reference import RegistryRef
 
 from ._pki import PASSWORD
-from ._support import RegistryServer, cli_registry_args, client_for, log_mark, requests_between
+from ._support import RegistryServer, cli_registry_args, client_for, install_argv, log_mark, requests_between
 from .conftest import BuiltDemo
 
 pytestmark = pytest.mark.registry
@@ -44,22 +44,6 @@ def run(
     return call
 
 
-def install_argv(ref: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "install",
-        ref,
-        "--dest",
-        str(tmp_path / "venvs" / "demo"),
-        "--cache",
-        str(tmp_path / "blobcache"),
-        "--facts-dir",
-        str(tmp_path / "facts"),
-        "--no-distro-packages",
-        "--json",
-        *extra,
-    ]
-
-
 def test_publish_index_install_round_trip(
     any_registry: RegistryServer,
     built_demo: BuiltDemo,
@@ -75,7 +59,7 @@ def test_publish_index_install_round_trip(
     # The index merged in the registry is byte for byte the one the build wrote locally.
     assert out.strip() == f"{host}/roundtrip/demo:1.0: index {layout.resolve('demo:1.0').digest}"
 
-    argv = install_argv(f"{host}/roundtrip/demo:1.0", tmp_path, *opts)
+    argv = install_argv(f"{host}/roundtrip/demo:1.0", tmp_path, "--json", *opts)
     first = json.loads(run(venv_pull_main.main, argv))
     assert first["changed"] is True
     assert first["digest"] == layout.resolve(built_demo.platform_ref).digest
@@ -94,7 +78,7 @@ def test_no_op_install_checks_the_tag_with_one_request(
 ) -> None:
     dest = RegistryRef(registry=open_registry.host, repository="noop")
     publish_layout(built_demo.layout, ["demo:1.0"], dest, client_for(open_registry))
-    argv = install_argv(f"{open_registry.host}/noop/demo:1.0", tmp_path, "--insecure")
+    argv = install_argv(f"{open_registry.host}/noop/demo:1.0", tmp_path, "--json", "--insecure")
     assert json.loads(run(venv_pull_main.main, argv))["changed"] is True
 
     start = log_mark(open_registry)

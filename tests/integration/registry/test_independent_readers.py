@@ -77,7 +77,7 @@ def test_skopeo_copy_all_keeps_the_index_digest(skopeo_copy: Path, built_demo: B
 def test_oras_py_pulls_the_wheels_by_their_titles(
     open_registry: RegistryServer, built_demo: BuiltDemo, tmp_path: Path
 ) -> None:
-    import oras.provider
+    import oras.provider  # type: ignore[import-untyped]  # a test-only reader without type hints
 
     publish_demo(open_registry, built_demo, "oras")
     target = f"{open_registry.host}/oras/demo:{built_demo.platform_tag}"

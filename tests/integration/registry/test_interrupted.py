@@ -22,7 +22,7 @@ from venvship.oci.publish import publish_layout
 from venvship.oci.reference import RegistryRef
 
 from ._relay import Direction, Relay
-from ._support import RegistryServer, client_for, make_venv_artifact, restart_registry
+from ._support import RegistryServer, client_for, install_argv, make_venv_artifact, restart_registry
 from .conftest import BuiltDemo
 
 pytestmark = pytest.mark.registry
@@ -47,21 +47,6 @@ def kill_switch(own_registry: RegistryServer) -> Iterator[Callable[[Direction, i
     yield make
     for relay in relays:
         relay.close()
-
-
-def install_argv(ref: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "install",
-        ref,
-        "--insecure",
-        "--dest",
-        str(tmp_path / "venvs" / "demo"),
-        "--facts-dir",
-        str(tmp_path / "facts"),
-        "--no-distro-packages",
-        "--json",
-        *extra,
-    ]
 
 
 def blob_files(cache: Path) -> list[Path]:
@@ -125,7 +110,7 @@ def test_registry_killed_mid_pull_installs_nothing_and_a_rerun_completes(
     layers = {layer.digest for layer in built_demo.layers()}
     relay = kill_switch("down", sum(layer.size for layer in built_demo.layers()) // 2)
     cache = tmp_path / "blobcache"
-    argv = install_argv(f"{relay.host}/pull/demo:1.0", tmp_path, "--cache", str(cache))
+    argv = install_argv(f"{relay.host}/pull/demo:1.0", tmp_path, "--insecure", "--json", cache=cache)
 
     assert venv_pull_main.main(argv) == 1
     out, err = capsys.readouterr()
@@ -159,7 +144,7 @@ def test_connection_cut_mid_pull_is_retried(
     half = sum(layer.size for layer in built_demo.layers()) // 2
     relay = Relay(open_registry.host, direction="down", after=half, trip=lambda: None)
     try:
-        argv = install_argv(f"{relay.host}/cut/demo:1.0", tmp_path, "--cache", str(tmp_path / "blobcache"))
+        argv = install_argv(f"{relay.host}/cut/demo:1.0", tmp_path, "--insecure", "--json")
         code = venv_pull_main.main(argv)
         out, err = capsys.readouterr()
     finally:
@@ -179,7 +164,10 @@ def test_corrupt_blob_in_registry_refuses_the_install_and_changes_nothing(
     dest = RegistryRef(registry=own_registry.host, repository="corrupt")
     publish_layout(built_demo.layout, [built_demo.platform_ref, "demo:1.0"], dest, client_for(own_registry))
     ref = f"{own_registry.host}/corrupt/demo:1.0"
-    assert venv_pull_main.main(install_argv(ref, tmp_path, "--cache", str(tmp_path / "cache-a"))) == 0
+    assert (
+        venv_pull_main.main(install_argv(ref, tmp_path, "--insecure", "--json", cache=tmp_path / "cache-a"))
+        == 0
+    )
     capsys.readouterr()
     dest_path = tmp_path / "venvs" / "demo"
     before = (os.readlink(dest_path), generations(tmp_path), snapshot(tmp_path / "facts"))
@@ -194,7 +182,7 @@ def test_corrupt_blob_in_registry_refuses_the_install_and_changes_nothing(
 
     # A fresh cache and --rebuild: every blob comes from the registry again, into a new generation.
     cache_b = tmp_path / "cache-b"
-    argv = ["-q", *install_argv(ref, tmp_path, "--cache", str(cache_b), "--rebuild")]
+    argv = ["-q", *install_argv(ref, tmp_path, "--insecure", "--json", "--rebuild", cache=cache_b)]
     assert venv_pull_main.main(argv) == 1
     out, err = capsys.readouterr()
     assert out == ""
