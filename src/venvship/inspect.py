@@ -7,10 +7,23 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from .artifact import INDEX_TYPE, Index, Manifest, VenvConfig, Wheel
-from .errors import BadReference
+from .errors import ArtifactError, BadReference
 from .oci.layout import Layout
 from .oci.reference import Ref
 from .oci.source import Access, Source, open_source
+from .sigformat import MAX_PAYLOAD, SIG_ARTIFACT_TYPE, parse_referrer, signed_digest
+
+
+@dataclass(frozen=True)
+class Attached:
+    """What is attached to one digest: the key ids its signatures name, and its other referrers
+    (artifact type → count). Signatures are shown as they claim; ``venv-pull`` verifies them."""
+
+    signers: tuple[str, ...] = ()
+    others: tuple[tuple[str, int], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"signed_by": list(self.signers), "referrers": dict(self.others)}
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,7 @@ class PlatformView:
     size: int
     config: VenvConfig
     manifest: Manifest
+    attached: Attached = Attached()
 
     @property
     def key(self) -> str:
@@ -35,12 +49,14 @@ class ArtifactView:
     digest: str
     media_type: str
     platforms: tuple[PlatformView, ...]
+    attached: Attached = Attached()
 
     def to_json(self) -> dict[str, object]:
         return {
             "ref": self.ref,
             "digest": self.digest,
             "mediaType": self.media_type,
+            **self.attached.to_json(),
             "platforms": [
                 {
                     "key": p.key,
@@ -55,6 +71,7 @@ class ArtifactView:
                     "packages": [w.to_json() for w in p.config.lock],
                     "tools": [w.to_json() for w in p.config.tools],
                     "total_size": sum(layer.size for layer in p.manifest.layers),
+                    **p.attached.to_json(),
                 }
                 for p in self.platforms
             ],
@@ -66,7 +83,33 @@ def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
     manifest = Manifest.from_bytes(raw, where=f"manifest {digest}")
     source.fetch_blob(manifest.config.digest, manifest.config.size, scratch)
     config = VenvConfig.from_bytes(scratch.read_blob(manifest.config.digest), where=f"{digest} config")
-    return PlatformView(digest=desc.digest, size=desc.size, config=config, manifest=manifest)
+    attached = attached_to(source, desc.digest, scratch)
+    return PlatformView(
+        digest=desc.digest, size=desc.size, config=config, manifest=manifest, attached=attached
+    )
+
+
+def attached_to(source: Source, digest: str, scratch: Layout) -> Attached:
+    """Return what the referrers of ``digest`` hold: who signed it, and what else is attached."""
+    signers: list[str] = []
+    others: dict[str, int] = {}
+    for entry in source.referrers(digest):
+        where = f"referrer {entry.digest}"
+        referrer = parse_referrer(source.get_manifest(entry.digest)[1], where=where)
+        if referrer.artifact_type != SIG_ARTIFACT_TYPE:
+            others[referrer.artifact_type] = others.get(referrer.artifact_type, 0) + 1
+            continue
+        for layer in referrer.signatures(where=where):
+            if layer.payload.size > MAX_PAYLOAD:
+                continue
+            source.fetch_blob(layer.payload.digest, layer.payload.size, scratch)
+            try:
+                named = signed_digest(scratch.read_blob(layer.payload.digest), where=where)
+            except ArtifactError:
+                continue
+            if named == digest:
+                signers.append(layer.key_hint or "an unnamed key")
+    return Attached(signers=tuple(dict.fromkeys(signers)), others=tuple(sorted(others.items())))
 
 
 def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:
@@ -86,7 +129,10 @@ def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:
         else:
             digests = [desc.digest]
         platforms = tuple(_platform(source, d, scratch) for d in digests)
-    return ArtifactView(ref=str(ref), digest=desc.digest, media_type=desc.media_type, platforms=platforms)
+        attached = attached_to(source, desc.digest, scratch) if desc.media_type == INDEX_TYPE else Attached()
+    return ArtifactView(
+        ref=str(ref), digest=desc.digest, media_type=desc.media_type, platforms=platforms, attached=attached
+    )
 
 
 @dataclass(frozen=True)

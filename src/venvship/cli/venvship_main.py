@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..artifact import Descriptor
     from ..builder.recipebuild import BuildOptions
     from ..builder.signer import SigningKey
+    from ..inspect import Attached
     from ..oci.publish import PublishResult
     from ..oci.reference import RegistryRef
     from ..oci.source import Access
@@ -232,15 +233,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(view.to_json(), indent=2))
         return 0
     print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
+    _print_attached(view.attached)
     for p in view.platforms:
         total = sum(layer.size for layer in p.manifest.layers)
         print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {_human(total)}")
+        _print_attached(p.attached)
         print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
             print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}  {w.filename}")
         for w in p.config.tools:
             print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}")
     return 0
+
+
+def _print_attached(attached: Attached) -> None:
+    """Print who signed a digest (as the signatures claim; venv-pull verifies) and its referrers."""
+    from ..sigformat import short_id
+
+    for key in attached.signers:
+        print(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
+    for kind, count in attached.others:
+        print(f"  attached: {kind} ({count})")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
