@@ -11,7 +11,7 @@ from .errors import ArtifactError, BadReference
 from .oci.layout import Layout
 from .oci.reference import Ref
 from .oci.source import Access, Source, open_source
-from .sigformat import MAX_PAYLOAD, SIG_ARTIFACT_TYPE, parse_referrer, signed_digest
+from .sigformat import MAX_PAYLOAD, SBOM_TYPE, SIG_ARTIFACT_TYPE, parse_referrer, signed_digest
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,36 @@ def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:
     return ArtifactView(
         ref=str(ref), digest=desc.digest, media_type=desc.media_type, platforms=platforms, attached=attached
     )
+
+
+def read_sbom(ref: Ref, access: Access | None = None) -> bytes:
+    """Return the SBOM attached to the per-platform manifest ``ref`` names (or to an index's only one).
+
+    Example: ``read_sbom(parse_ref("oci:build/oci:demo:1.0-debian-12-amd64-cp311"))``
+    """
+    target = ref.digest or ref.tag
+    if target is None:
+        raise BadReference(f"{ref}: name a tag or digest")
+    source = open_source(ref, access)
+    desc, raw = source.get_manifest(target)
+    if desc.media_type == INDEX_TYPE:
+        entries = Index.from_bytes(raw, where=str(ref)).manifests
+        if len(entries) != 1:
+            raise ArtifactError(
+                f"{ref}: an index of {len(entries)} platforms; name one platform's tag (VERSION-PLATFORM)"
+            )
+        desc = entries[0]
+    for entry in source.referrers(desc.digest):
+        referrer = parse_referrer(
+            source.get_manifest(entry.digest)[1], where=f"{ref} referrer {entry.digest}"
+        )
+        layers = [d for d in referrer.layers if d.media_type == SBOM_TYPE]
+        if referrer.artifact_type == SBOM_TYPE and referrer.subject == desc.digest and layers:
+            with TemporaryDirectory(prefix="venvship-sbom-") as tmp:
+                scratch = Layout.create(Path(tmp))
+                source.fetch_blob(layers[0].digest, layers[0].size, scratch)
+                return scratch.read_blob(layers[0].digest, max_size=64 << 20)
+    raise ArtifactError(f"{ref}@{desc.digest}: no SBOM attached (venvship build attaches one)")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ EMPTY_JSON = b"{}"
 INTOTO_TYPE = "application/vnd.in-toto+json"
 DSSE_TYPE = "application/vnd.dsse.envelope.v1+json"
 PREDICATE_ANNOTATION = "predicateType"
+SBOM_TYPE = "application/vnd.cyclonedx+json"  # CycloneDX JSON (IANA): the artifactType and layer type
 
 MAX_PAYLOAD = 64 << 10  # a simple-signing payload is a few hundred bytes
 MAX_SIGNATURES = 32  # per referrer manifest and per subject: more is noise, not trust

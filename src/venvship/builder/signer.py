@@ -22,9 +22,14 @@ from ..artifact import INDEX_TYPE, Descriptor, Index
 from ..errors import ArtifactError, BuildError
 from ..oci.attach import Store
 from ..sigformat import (
+    DSSE_TYPE,
     EMPTY_JSON,
+    INTOTO_TYPE,
     MAX_PAYLOAD,
     SIG_ARTIFACT_TYPE,
+    dsse_envelope,
+    dsse_pae,
+    dsse_statement,
     key_id,
     parse_referrer,
     referrer_manifest,
@@ -35,6 +40,7 @@ from ..sigformat import (
 )
 
 PASSWORD_ENV = "VENVSHIP_SIGNING_PASSWORD"
+MAX_ENVELOPE = 4 << 20  # a provenance statement is a few KiB
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,8 @@ def sign_artifact(store: Store, reference: str, key: SigningKey) -> SignResult:
     already: list[str] = []
     for subject in subjects:
         (signed if sign_digest(store, subject, key) else already).append(subject.digest)
+        if subject.media_type != INDEX_TYPE:
+            sign_provenance(store, subject, key)
     return SignResult(
         where=f"{store.where}:{reference}", key_id=key.key_id, signed=tuple(signed), already=tuple(already)
     )
@@ -147,6 +155,30 @@ def sign_digest(store: Store, subject: Descriptor, key: SigningKey) -> bool:
     store.attach(manifest, [EMPTY_JSON, payload])
     logger.info("%s@%s: signed with key %s", store.where, subject.digest, short_id(key.key_id))
     return True
+
+
+def sign_provenance(store: Store, subject: Descriptor, key: SigningKey) -> bool:
+    """Attach the provenance of ``subject`` again with ``key``'s DSSE signature added; False if
+    it has none or ``key`` signed it already."""
+    from .evidence import attach_provenance  # evidence imports the build's SBOM and provenance makers
+
+    statement: bytes | None = None
+    sigs: list[tuple[str, bytes]] = []
+    for entry in store.referrers(subject.digest):
+        if entry.artifact_type not in (INTOTO_TYPE, None):
+            continue
+        where = f"{store.where}@{entry.digest}"
+        referrer = parse_referrer(store.get_manifest(entry.digest)[1], where=where)
+        layers = [d for d in referrer.layers if d.media_type == DSSE_TYPE and d.size <= MAX_ENVELOPE]
+        if referrer.artifact_type != INTOTO_TYPE or referrer.subject != subject.digest or not layers:
+            continue
+        statement, sigs = dsse_statement(store.blob(layers[0]), where=where)
+        if any(key.verifies(dsse_pae(INTOTO_TYPE, statement), sig) for _, sig in sigs):
+            return False
+    if statement is None:
+        return False
+    envelope = dsse_envelope(statement, [*sigs, (key.key_id, key.sign(dsse_pae(INTOTO_TYPE, statement)))])
+    return attach_provenance(store, subject, envelope)
 
 
 def _signed_before(store: Store, digest: str, key: SigningKey) -> bool:

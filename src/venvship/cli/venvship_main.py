@@ -256,6 +256,14 @@ def _print_attached(attached: Attached) -> None:
         print(f"  attached: {kind} ({count})")
 
 
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from ..inspect import read_sbom
+    from ..oci.reference import parse_ref
+
+    sys.stdout.write(read_sbom(parse_ref(args.ref), _access(args)).decode())
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from ..inspect import diff_views, inspect_ref
     from ..oci.reference import parse_ref
@@ -381,6 +389,13 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     _registry_options(i)
     i.set_defaults(func=cmd_inspect)
+
+    sb = sub.add_parser("sbom", help="print the CycloneDX SBOM of one platform's manifest")
+    sb.add_argument(
+        "ref", metavar="REF", help="a per-platform tag (VERSION-PLATFORM), or an index of one platform"
+    )
+    _registry_options(sb)
+    sb.set_defaults(func=cmd_sbom)
 
     d = sub.add_parser("diff", help="packages added, removed and changed between two artifacts")
     d.add_argument("old", metavar="REF")
