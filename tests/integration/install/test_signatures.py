@@ -13,9 +13,11 @@ from typing import Callable
 
 import pytest
 
+from tests.pythons import NOT_FOUND, find_python
 from tests.signing import KeyPair, make_key, write_policy
 from venvship.artifact import Index
 from venvship.cli import venvship_main
+from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 from venvship.oci.referrers import list_bytes, parse_list, referrer_entry, referrers_tag
 from venvship.sigformat import SIGNATURE_ANNOTATION
@@ -218,3 +220,30 @@ def test_kill_9_during_a_verified_install(
     assert pull.install(ref, "--policy", str(policy))["changed"] is True
     assert pull.python("import demo; print(demo.VERSION)") == "2.0"
     assert pull.install(ref, "--policy", str(policy))["changed"] is False
+
+
+def test_python39_zipapp_reads_the_json_policy(
+    artifacts: Artifacts,
+    wheels: Wheels,
+    pull: Pull,
+    keys: dict[str, KeyPair],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Python 3.9 has no tomllib: a TOML policy is an error that names the JSON form, never ignored."""
+    py39 = find_python("3.9")
+    if py39 is None:
+        pytest.skip(NOT_FOUND.format("3.9"))
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    ref = artifacts.write([wheels.demo1])
+    _sign(ref, keys["release"], capsys)
+    scopes = {f"oci:{artifacts.root}": [keys["release"].public]}
+    toml = write_policy(pull.tmp / "policy.toml", scopes)
+    argv = [str(py39), str(pyz), *pull.argv("install", ref, "--json")[3:]]
+    proc = subprocess.run([*argv, "--policy", str(toml)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1
+    assert f"{toml}: this Python has no tomllib (3.11+); write the policy as JSON" in proc.stderr
+    policy = write_policy(pull.tmp / "policy.json", scopes)
+    proc = subprocess.run([*argv, "--policy", str(policy)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["changed"] is True
