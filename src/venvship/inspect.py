@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from .artifact import INDEX_TYPE, Index, Manifest, VenvConfig, Wheel
+from .artifact import INDEX_TYPE, Descriptor, Index, Manifest, VenvConfig, Wheel
 from .errors import ArtifactError, BadReference
 from .oci.layout import Layout
 from .oci.reference import Ref
 from .oci.source import Access, Source, open_source
-from .sigformat import MAX_PAYLOAD, SBOM_TYPE, SIG_ARTIFACT_TYPE, parse_referrer, signed_digest
+from .sigformat import SBOM_TYPE, SIG_ARTIFACT_TYPE, listed_signatures, parse_referrer
 
 
 @dataclass(frozen=True)
@@ -91,24 +91,18 @@ def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
 
 def attached_to(source: Source, digest: str, scratch: Layout) -> Attached:
     """Return what the referrers of ``digest`` hold: who signed it, and what else is attached."""
-    signers: list[str] = []
+    entries = source.referrers(digest)
     others: dict[str, int] = {}
-    for entry in source.referrers(digest):
-        where = f"referrer {entry.digest}"
-        referrer = parse_referrer(source.get_manifest(entry.digest)[1], where=where)
-        if referrer.artifact_type != SIG_ARTIFACT_TYPE:
-            others[referrer.artifact_type] = others.get(referrer.artifact_type, 0) + 1
-            continue
-        for layer in referrer.signatures(where=where):
-            if layer.payload.size > MAX_PAYLOAD:
-                continue
-            source.fetch_blob(layer.payload.digest, layer.payload.size, scratch)
-            try:
-                named = signed_digest(scratch.read_blob(layer.payload.digest), where=where)
-            except ArtifactError:
-                continue
-            if named == digest:
-                signers.append(layer.key_hint or "an unnamed key")
+    for entry in entries:
+        if entry.artifact_type and entry.artifact_type != SIG_ARTIFACT_TYPE:
+            others[entry.artifact_type] = others.get(entry.artifact_type, 0) + 1
+
+    def blob(desc: Descriptor) -> bytes:
+        source.fetch_blob(desc.digest, desc.size, scratch)
+        return scratch.read_blob(desc.digest)
+
+    listed = listed_signatures(digest, entries, manifest=lambda d: source.get_manifest(d)[1], blob=blob)
+    signers = [item.layer.key_hint or "an unnamed key" for item in listed if item.layer is not None]
     return Attached(signers=tuple(dict.fromkeys(signers)), others=tuple(sorted(others.items())))
 
 

@@ -19,23 +19,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._log import logger
 from ..artifact import INDEX_TYPE, Descriptor, Index
-from ..errors import ArtifactError, BuildError
+from ..errors import BuildError
 from ..oci.attach import Store
 from ..sigformat import (
     DSSE_TYPE,
     EMPTY_JSON,
     INTOTO_TYPE,
-    MAX_PAYLOAD,
     SIG_ARTIFACT_TYPE,
     dsse_envelope,
     dsse_pae,
     dsse_statement,
     key_id,
+    listed_signatures,
     parse_referrer,
     referrer_manifest,
     short_id,
     signature_layer,
-    signed_digest,
     simple_signing_payload,
 )
 
@@ -182,20 +181,7 @@ def sign_provenance(store: Store, subject: Descriptor, key: SigningKey) -> bool:
 
 
 def _signed_before(store: Store, digest: str, key: SigningKey) -> bool:
-    for entry in store.referrers(digest):
-        if entry.artifact_type not in (SIG_ARTIFACT_TYPE, None):
-            continue
-        where = f"{store.where}@{entry.digest}"
-        try:
-            referrer = parse_referrer(store.get_manifest(entry.digest)[1], where=where)
-            if referrer.artifact_type != SIG_ARTIFACT_TYPE or referrer.subject != digest:
-                continue
-            for layer in referrer.signatures(where=where):
-                if layer.payload.size > MAX_PAYLOAD:
-                    continue
-                payload = store.blob(layer.payload)
-                if signed_digest(payload, where=where) == digest and key.verifies(payload, layer.signature):
-                    return True
-        except ArtifactError as exc:
-            logger.warning("%s: skipped a malformed signature (%s)", where, exc)
-    return False
+    listed = listed_signatures(
+        digest, store.referrers(digest), manifest=lambda d: store.get_manifest(d)[1], blob=store.blob
+    )
+    return any(item.layer and key.verifies(item.payload, item.layer.signature) for item in listed)

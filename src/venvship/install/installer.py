@@ -1,5 +1,5 @@
-"""``venv-pull install``: select → verify signatures (policy) → check what is trusted → pull → stage a generation → check → switch
-→ state and facts (DESIGN §1, §5)."""
+"""``venv-pull install``: select → verify signatures (policy) → check what is trusted → pull
+→ stage a generation → check → switch → state and facts (DESIGN §1, §5)."""
 
 from __future__ import annotations
 

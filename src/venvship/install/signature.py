@@ -14,16 +14,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .._process import run
-from ..errors import ArtifactError, InstallError
-from ..sigformat import (
-    MAX_PAYLOAD,
-    MAX_SIGNATURES,
-    SIG_ARTIFACT_TYPE,
-    SignatureLayer,
-    parse_referrer,
-    short_id,
-    signed_digest,
-)
+from ..errors import InstallError
+from ..sigformat import SignatureLayer, listed_signatures, short_id
 from . import trust
 from .policy import Rule, TrustedKey
 from .select import BlobReader
@@ -66,49 +58,35 @@ def _verify_one(
 ) -> tuple[str, ...]:
     found: list[str] = []
     verified: set[str] = set()
-    at = f"{where}@{digest}"
-    # skopeo 1.9 drops artifactType from index entries it copies: an entry without one is read.
-    entries = [e for e in reader.source.referrers(digest) if e.artifact_type in (SIG_ARTIFACT_TYPE, None)]
-    for entry in entries[:MAX_SIGNATURES]:
-        referrer = parse_referrer(reader.manifest(entry.digest), where=f"{at} referrer {entry.digest}")
-        if referrer.artifact_type != SIG_ARTIFACT_TYPE:
+    listed = listed_signatures(
+        digest, reader.source.referrers(digest), manifest=reader.manifest, blob=reader.read
+    )
+    for item in listed:
+        if item.layer is None:
+            found.append(item.problem)
             continue
-        if referrer.subject != digest:
-            found.append(f"a signature listed for {digest} whose subject is {referrer.subject}")
-            continue
-        for layer in referrer.signatures(where=f"{at} signature {entry.digest}"):
-            key = _check_layer(rule, reader, layer, digest, openssl=openssl, tmp=tmp, found=found)
-            if key is not None:
-                verified.add(key)
+        key = _trusted_signer(rule, item.layer, item.payload, openssl=openssl, tmp=tmp)
+        if key is not None:
+            verified.add(key)
+        elif item.layer.key_hint and item.layer.key_hint not in rule.key_ids:
+            found.append(
+                f"a signature by key {short_id(item.layer.key_hint)}, which the policy does not trust"
+            )
+        else:
+            named = f" {short_id(item.layer.key_hint)}" if item.layer.key_hint else ""
+            found.append(f"a signature by key{named} that does not verify (tampered or another key)")
     if verified:
         return tuple(sorted(verified))
     summary = "; ".join(dict.fromkeys(found)) or "no signature"
-    raise InstallError(f"{at}: refused by {rule.source}: expected {rule.expected()}; found {summary}")
+    raise InstallError(
+        f"{where}@{digest}: refused by {rule.source}: expected {rule.expected()}; found {summary}"
+    )
 
 
-def _check_layer(
-    rule: Rule,
-    reader: BlobReader,
-    layer: SignatureLayer,
-    digest: str,
-    *,
-    openssl: str,
-    tmp: Path,
-    found: list[str],
+def _trusted_signer(
+    rule: Rule, layer: SignatureLayer, payload: bytes, *, openssl: str, tmp: Path
 ) -> str | None:
-    """Return the id of the trusted key that verifies ``layer`` over ``digest``, or None (and why)."""
-    if layer.payload.size > MAX_PAYLOAD:
-        found.append(f"a signature payload of {layer.payload.size} bytes (too large)")
-        return None
-    payload = reader.read(layer.payload)
-    try:
-        named = signed_digest(payload, where="signature payload")
-    except ArtifactError as exc:
-        found.append(str(exc))
-        return None
-    if named != digest:
-        found.append(f"a signature over another digest ({named})")
-        return None
+    """Return the id of the trusted key whose signature ``layer`` is over ``payload``, or None."""
     (tmp / "payload").write_bytes(payload)
     (tmp / "signature").write_bytes(layer.signature)
     # The key the signature names first (one openssl run when it is trusted); the name is only
@@ -116,11 +94,6 @@ def _check_layer(
     for key in sorted(rule.keys, key=lambda k: k.key_id != layer.key_hint):
         if _openssl_verifies(openssl, key, tmp):
             return key.key_id
-    if layer.key_hint and layer.key_hint not in rule.key_ids:
-        found.append(f"a signature by key {short_id(layer.key_hint)}, which the policy does not trust")
-    else:
-        named_key = f" {short_id(layer.key_hint)}" if layer.key_hint else ""
-        found.append(f"a signature by key{named_key} that does not verify (tampered or another key)")
     return None
 
 

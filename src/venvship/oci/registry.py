@@ -252,7 +252,8 @@ class RegistryClient:
             def attempt(page_url: str = url) -> tuple[bytes | None, str | None]:
                 headers = {"Accept": INDEX_TYPE}
                 with self._conn.open("GET", page_url, scopes=repo_scopes(repo), headers=headers) as resp:
-                    if resp.status == 404:
+                    # 404 is the spec's "no referrers API"; some registries answer so with these.
+                    if resp.status in (400, 404, 405, 406, 501):
                         return None, None
                     expect(resp, (200,), where, "referrers list")
                     return resp.read_limited(MAX_MANIFEST), resp.header("Link")

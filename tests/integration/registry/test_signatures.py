@@ -135,7 +135,7 @@ def test_formats_other_tools_read(
     [entry] = client.referrers("tools/demo", index)
     assert entry.artifact_type == SIG_ARTIFACT_TYPE
     referrer = parse_referrer(client.get_manifest("tools/demo", entry.digest)[1], where="sig")
-    [layer] = referrer.signatures(where="sig")
+    [layer] = referrer.signatures()
     (tmp_path / "payload").write_bytes(client.get_blob_bytes("tools/demo", layer.payload.digest))
     (tmp_path / "sig").write_bytes(layer.signature)
     proc = subprocess.run(
