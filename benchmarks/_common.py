@@ -194,14 +194,18 @@ def fresh(path: Path) -> Path:
 class Target:
     """A goal from the issue, one of: venvship at least ``min_ratio`` times the baseline's speed; at
     most ``max_factor`` times the baseline's time; at most ``max_seconds`` of wall time; a peak RSS
-    of at most ``max_mib``."""
+    of at most ``max_mib``; at most ``max_added`` seconds more than the baseline (what a feature
+    adds to the same command)."""
 
     min_ratio: float | None = None
     max_factor: float | None = None
     max_seconds: float | None = None
     max_mib: float | None = None
+    max_added: float | None = None
 
     def text(self) -> str:
+        if self.max_added is not None:
+            return f"target: adds <= {self.max_added * 1000:g} ms"
         if self.min_ratio is not None:
             return f"target >= {self.min_ratio:g}x"
         if self.max_factor is not None:
@@ -236,6 +240,9 @@ class Row:
     def verdict(self) -> str:
         if self.target is None:
             return ""
+        if self.target.max_added is not None:
+            assert self.base is not None
+            return "PASS" if self.ours.median - self.base.median <= self.target.max_added else "MISS"
         if self.target.min_ratio is not None:
             return "PASS" if (self.ratio or 0) >= self.target.min_ratio else "MISS"
         if self.target.max_factor is not None:

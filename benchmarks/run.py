@@ -1,6 +1,6 @@
 """venvship's benchmarks: each figure next to a named baseline measured in the same run.
 
-Usage: ``python benchmarks/run.py [build] [install] [registry] [--recipe recipes/demo.toml]``
+Usage: ``python benchmarks/run.py [build] [install] [registry] [verify] [--recipe recipes/demo.toml]``
 (``nox -s bench -- …`` passes the same arguments). Prints one table and writes it as JSON to
 ``build/bench/results.json``.
 """
@@ -21,9 +21,10 @@ from typing import Sequence
 import bench_build
 import bench_install
 import bench_registry
+import bench_verify
 from _common import ROOT, TIME_BIN, BenchError, Context, RecipeInfo, Row, format_rows, format_targets, tool
 
-SECTIONS = ("build", "install", "registry")
+SECTIONS = ("build", "install", "registry", "verify")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench_build.run(ctx)
             elif section == "install":
                 rows += bench_install.run(ctx, upgrade_pin=args.upgrade_pin)
-            else:
+            elif section == "registry":
                 rows += bench_registry.run(ctx)
+            else:
+                rows += bench_verify.run(ctx)
     except BenchError as exc:
         failed = str(exc)
     except KeyboardInterrupt:

@@ -6,11 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from .artifact import INDEX_TYPE, Index, Manifest, VenvConfig, Wheel
-from .errors import BadReference
+from .artifact import INDEX_TYPE, Descriptor, Index, Manifest, VenvConfig, Wheel
+from .errors import ArtifactError, BadReference
 from .oci.layout import Layout
 from .oci.reference import Ref
 from .oci.source import Access, Source, open_source
+from .sigformat import SBOM_TYPE, SIG_ARTIFACT_TYPE, listed_signatures, parse_referrer
+
+
+@dataclass(frozen=True)
+class Attached:
+    """What is attached to one digest: the key ids its signatures name, and its other referrers
+    (artifact type → count). Signatures are shown as they claim; ``venv-pull`` verifies them."""
+
+    signers: tuple[str, ...] = ()
+    others: tuple[tuple[str, int], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"signed_by": list(self.signers), "referrers": dict(self.others)}
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,7 @@ class PlatformView:
     size: int
     config: VenvConfig
     manifest: Manifest
+    attached: Attached = Attached()
 
     @property
     def key(self) -> str:
@@ -35,12 +49,14 @@ class ArtifactView:
     digest: str
     media_type: str
     platforms: tuple[PlatformView, ...]
+    attached: Attached = Attached()
 
     def to_json(self) -> dict[str, object]:
         return {
             "ref": self.ref,
             "digest": self.digest,
             "mediaType": self.media_type,
+            **self.attached.to_json(),
             "platforms": [
                 {
                     "key": p.key,
@@ -56,6 +72,7 @@ class ArtifactView:
                     "tools": [w.to_json() for w in p.config.tools],
                     "layers": [d.to_json() for d in p.config.layers.distributions] if p.config.layers else [],
                     "total_size": sum(layer.size for layer in p.manifest.layers),
+                    **p.attached.to_json(),
                 }
                 for p in self.platforms
             ],
@@ -67,7 +84,27 @@ def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:
     manifest = Manifest.from_bytes(raw, where=f"manifest {digest}")
     source.fetch_blob(manifest.config.digest, manifest.config.size, scratch)
     config = VenvConfig.from_bytes(scratch.read_blob(manifest.config.digest), where=f"{digest} config")
-    return PlatformView(digest=desc.digest, size=desc.size, config=config, manifest=manifest)
+    attached = attached_to(source, desc.digest, scratch)
+    return PlatformView(
+        digest=desc.digest, size=desc.size, config=config, manifest=manifest, attached=attached
+    )
+
+
+def attached_to(source: Source, digest: str, scratch: Layout) -> Attached:
+    """Return what the referrers of ``digest`` hold: who signed it, and what else is attached."""
+    entries = source.referrers(digest)
+    others: dict[str, int] = {}
+    for entry in entries:
+        if entry.artifact_type and entry.artifact_type != SIG_ARTIFACT_TYPE:
+            others[entry.artifact_type] = others.get(entry.artifact_type, 0) + 1
+
+    def blob(desc: Descriptor) -> bytes:
+        source.fetch_blob(desc.digest, desc.size, scratch)
+        return scratch.read_blob(desc.digest)
+
+    listed = listed_signatures(digest, entries, manifest=lambda d: source.get_manifest(d)[1], blob=blob)
+    signers = [item.layer.key_hint or "an unnamed key" for item in listed if item.layer is not None]
+    return Attached(signers=tuple(dict.fromkeys(signers)), others=tuple(sorted(others.items())))
 
 
 def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:
@@ -87,7 +124,40 @@ def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:
         else:
             digests = [desc.digest]
         platforms = tuple(_platform(source, d, scratch) for d in digests)
-    return ArtifactView(ref=str(ref), digest=desc.digest, media_type=desc.media_type, platforms=platforms)
+        attached = attached_to(source, desc.digest, scratch) if desc.media_type == INDEX_TYPE else Attached()
+    return ArtifactView(
+        ref=str(ref), digest=desc.digest, media_type=desc.media_type, platforms=platforms, attached=attached
+    )
+
+
+def read_sbom(ref: Ref, access: Access | None = None) -> bytes:
+    """Return the SBOM attached to the per-platform manifest ``ref`` names (or to an index's only one).
+
+    Example: ``read_sbom(parse_ref("oci:build/oci:demo:1.0-debian-12-amd64-cp311"))``
+    """
+    target = ref.digest or ref.tag
+    if target is None:
+        raise BadReference(f"{ref}: name a tag or digest")
+    source = open_source(ref, access)
+    desc, raw = source.get_manifest(target)
+    if desc.media_type == INDEX_TYPE:
+        entries = Index.from_bytes(raw, where=str(ref)).manifests
+        if len(entries) != 1:
+            raise ArtifactError(
+                f"{ref}: an index of {len(entries)} platforms; name one platform's tag (VERSION-PLATFORM)"
+            )
+        desc = entries[0]
+    for entry in source.referrers(desc.digest):
+        referrer = parse_referrer(
+            source.get_manifest(entry.digest)[1], where=f"{ref} referrer {entry.digest}"
+        )
+        layers = [d for d in referrer.layers if d.media_type == SBOM_TYPE]
+        if referrer.artifact_type == SBOM_TYPE and referrer.subject == desc.digest and layers:
+            with TemporaryDirectory(prefix="venvship-sbom-") as tmp:
+                scratch = Layout.create(Path(tmp))
+                source.fetch_blob(layers[0].digest, layers[0].size, scratch)
+                return scratch.read_blob(layers[0].digest, max_size=64 << 20)
+    raise ArtifactError(f"{ref}@{desc.digest}: no SBOM attached (venvship build attaches one)")
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from ..artifact import tag_for_version
 from ..errors import VenvshipError
+from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.publish import PublishResult, publish_layout
 from ..oci.reference import LayoutRef, Ref
 from ..oci.source import Access, registry_client
 from ..recipe import find_recipes, load_recipes
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
+
+if TYPE_CHECKING:
+    from .signer import SigningKey
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,14 @@ def build_recipes(
     output: Ref,
     options: BuildOptions | None = None,
     access: Access | None = None,
+    sign_key: SigningKey | None = None,
 ) -> BatchResult:
     """Build the recipes at ``paths`` (files, or folders of ``*.toml``) into ``output``.
 
     A layout output (``oci:DIR``) is written directly. A registry output (``HOST/NAMESPACE``) is
     built into a staging layout in the build cache first, then published: blobs go up before any tag.
+    With ``sign_key``, each recipe's index and manifests are signed in the layout before that, and
+    their signatures travel with them.
 
     Example: ``build_recipes([Path("recipes")], output=parse_ref("oci:build/oci"))``
     """
@@ -58,6 +66,11 @@ def build_recipes(
     else:
         layout = Layout.create((opts.cache or default_cache()) / "staging")
     results = tuple(build_recipe(recipe, output=layout, options=opts) for recipe in recipes)
+    if sign_key is not None and not opts.check:
+        from .signer import sign_artifact
+
+        for recipe in recipes:
+            sign_artifact(LayoutStore(layout, recipe.name), tag_for_version(recipe.version), sign_key)
     if isinstance(output, LayoutRef) or opts.check:
         return BatchResult(output=output, results=results)
     client = registry_client(output.registry, access or Access())

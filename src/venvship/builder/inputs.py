@@ -25,6 +25,9 @@ class Inputs:
     global_constraints: tuple[str, ...]  # the global constraint lines, includes expanded
     digest: str
     builder_digest: str  # what the builder venv depends on: not the packages, only the tools
+    files: tuple[
+        tuple[str, str], ...
+    ] = ()  # every constraint or requirement file read: (where from, sha256 hex)
 
 
 def _read(target: str, where: str) -> bytes:
@@ -117,4 +120,7 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
         global_constraints=tuple(glob.constraints),
         digest=digest(tools, requirements, recipe.build.distro_packages, recipe.install_tool, recipe.python),
         builder_digest=digest(tools),
+        files=tuple(
+            (name, hashlib.sha256(content).hexdigest()) for name, content in (*main.files, *glob.files)
+        ),
     )

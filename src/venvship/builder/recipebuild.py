@@ -26,10 +26,12 @@ from ..artifact import (
     tag_for_version,
 )
 from ..hostinfo import Interpreter, distro_key, go_arch, probe_python
+from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access
 from ..recipe import Recipe
+from .evidence import attach_evidence
 from .inputs import Inputs, prepare
 from .layers import Tool, make_layers
 from .package import write_to_layout
@@ -237,6 +239,15 @@ def _build(
         layers=layers,
     )
     packaged = write_to_layout(output, config, {**files, **layer_files})
+    attach_evidence(
+        LayoutStore(output, recipe.name),
+        packaged.manifest,
+        recipe=recipe,
+        inputs=inputs,
+        config=config,
+        ref_name=target.ref_name,
+        wheel_files=files,
+    )
     logger.info(
         "%s: %d built, %d downloaded, %d cached, %d reused",
         target.ref_name,

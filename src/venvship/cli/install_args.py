@@ -92,6 +92,12 @@ def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_H
         type=_tool_digest,
         help="with --from-wheels: also run a pip or uv wheel with this digest (venv-pull's own pins always run)",
     )
+    p.add_argument(
+        "--policy",
+        type=absolute_path,
+        metavar="FILE",
+        help="trust policy: which keys must have signed what (default: /etc/venvship/policy.toml or policy.json, if there)",
+    )
 
 
 def _tool_digest(text: str) -> str:
@@ -118,6 +124,7 @@ def install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
         from_wheels=args.from_wheels,
         python=args.python,
         allowed_tools=tuple(args.allow_tool),
+        policy=args.policy,
         **extra,
     )
 

@@ -17,7 +17,10 @@ from .install_args import add_install_options
 from .outcome import run_command
 
 if TYPE_CHECKING:
+    from ..artifact import Descriptor
     from ..builder.recipebuild import BuildOptions
+    from ..builder.signer import SigningKey
+    from ..inspect import Attached
     from ..oci.publish import PublishResult
     from ..oci.reference import RegistryRef
     from ..oci.source import Access
@@ -46,6 +49,26 @@ def _publish(access: Access, layout_path: Path, refs: list[str], dest: RegistryR
     return publish_layout(Layout.open(layout_path), refs, dest, registry_client(dest.registry, access))
 
 
+def _sign_key(args: argparse.Namespace) -> SigningKey | None:
+    """Return the key of ``--sign-key``, read before any work starts (a bad key fails fast)."""
+    if not args.sign_key:
+        return None
+    from ..builder.signer import load_signing_key
+
+    return load_signing_key(args.sign_key)
+
+
+def _sign_layout_refs(layout_path: Path, refs: list[str], key: SigningKey) -> None:
+    from ..builder.signer import sign_artifact
+    from ..oci.attach import LayoutStore
+    from ..oci.layout import Layout
+
+    layout = Layout.open(layout_path)
+    for ref in refs:
+        name, _, tag = ref.rpartition(":")
+        print(sign_artifact(LayoutStore(layout, name), tag, key).summary())
+
+
 def _registry_ref(text: str, what: str) -> RegistryRef:
     from ..oci.reference import RegistryRef, parse_ref
 
@@ -56,11 +79,12 @@ def _registry_ref(text: str, what: str) -> RegistryRef:
 
 
 def _published_line(dest_text: str, result: PublishResult) -> str:
-    if not result.tags_changed and not result.blobs_uploaded and not result.blobs_mounted:
+    if not (result.tags_changed or result.blobs_uploaded or result.blobs_mounted or result.referrers):
         return f"{dest_text}: unchanged ({len(result.tags)} tags, {result.blobs_skipped} blobs already there)"
     return (
         f"{dest_text}: published {', '.join(result.tags)}; blobs {result.blobs_uploaded} uploaded "
         f"({_human(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
+        f"; {result.referrers} referrers copied"
     )
 
 
@@ -88,6 +112,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         output=parse_ref(args.output),
         options=_build_options(args, access),
         access=access,
+        sign_key=_sign_key(args),
     )
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
@@ -116,16 +141,55 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ..oci.layout import Layout
-    from ..oci.reference import LayoutRef, parse_ref
+    from ..oci.reference import RegistryRef, parse_ref
+    from ..oci.referrers import is_referrers_tag
 
     src = parse_ref(args.src)
-    if not isinstance(src, LayoutRef):
-        raise VenvshipError(f"{args.src}: the source must be a layout, oci:DIR[:NAME:TAG]")
+    key = _sign_key(args)
+    if isinstance(src, RegistryRef):
+        return _fetch(args, src, key)
     refs = [src.ref_name] if src.ref_name else sorted(Layout.open(src.path).refs())
-    if not refs or refs == [None]:
+    refs = [r for r in refs if r and not is_referrers_tag(r.rpartition(":")[2])]
+    if not refs:
         raise VenvshipError(f"{args.src}: nothing to publish (name NAME:TAG)")
     dest = _registry_ref(args.dest, "a registry namespace (HOST[:PORT]/NAMESPACE)")
-    print(_published_line(args.dest, _publish(_access(args), src.path, [r for r in refs if r], dest)))
+    if key is not None:  # in the layout first: the signatures go up before the tags
+        _sign_layout_refs(src.path, refs, key)
+    print(_published_line(args.dest, _publish(_access(args), src.path, refs, dest)))
+    return 0
+
+
+def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -> int:
+    """``publish HOST/REPO:TAG oci:DIR``: copy a registry artifact and its referrers into a layout."""
+    from ..oci.attach import RegistryStore
+    from ..oci.layout import Layout
+    from ..oci.publish import fetch_to_layout
+    from ..oci.reference import LayoutRef, parse_ref
+    from ..oci.source import registry_client
+
+    dest = parse_ref(args.dest)
+    if not isinstance(dest, LayoutRef) or dest.name or not src.tag:
+        raise VenvshipError(
+            f"{args.src} {args.dest}: copy a registry tag HOST/REPO:TAG into a layout oci:DIR"
+        )
+    store = RegistryStore(registry_client(src.registry, _access(args)), src.repository)
+    name = src.repository.rsplit("/", 1)[-1]
+    result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
+    if key is not None:
+        _sign_layout_refs(dest.path, [f"{name}:{src.tag}"], key)
+    print(_published_line(args.dest, result))
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from ..builder.signer import load_signing_key, sign_artifact
+    from ..install.select import reference_of
+    from ..oci.attach import open_store
+    from ..oci.reference import parse_ref
+
+    ref = parse_ref(args.ref)
+    key = load_signing_key(args.key)
+    print(sign_artifact(open_store(ref, _access(args)), reference_of(ref), key).summary())
     return 0
 
 
@@ -137,7 +201,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     if not isinstance(ref, RegistryRef) or not ref.tag:
         raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
-    digest = merge_registry_index(registry_client(ref.registry, _access(args)), ref.repository, ref.tag)
+    key = _sign_key(args)
+    client = registry_client(ref.registry, _access(args))
+    sign = None
+    if key is not None:
+        from ..builder.signer import sign_artifact
+        from ..oci.attach import RegistryStore
+
+        def sign(index: Descriptor) -> None:  # stored by digest, not yet tagged: signed first
+            print(sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary())
+
+    digest = merge_registry_index(client, ref.repository, ref.tag, before_tag=sign)
     print(f"{args.ref}: index {digest}")
     return 0
 
@@ -160,14 +234,34 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(view.to_json(), indent=2))
         return 0
     print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
+    _print_attached(view.attached)
     for p in view.platforms:
         total = sum(layer.size for layer in p.manifest.layers)
         print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {_human(total)}")
+        _print_attached(p.attached)
         print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
             print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}  {w.filename}")
         for w in p.config.tools:
             print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}")
+    return 0
+
+
+def _print_attached(attached: Attached) -> None:
+    """Print who signed a digest (as the signatures claim; venv-pull verifies) and its referrers."""
+    from ..sigformat import short_id
+
+    for key in attached.signers:
+        print(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
+    for kind, count in attached.others:
+        print(f"  attached: {kind} ({count})")
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from ..inspect import read_sbom
+    from ..oci.reference import parse_ref
+
+    sys.stdout.write(read_sbom(parse_ref(args.ref), _access(args)).decode())
     return 0
 
 
@@ -209,6 +303,10 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
 
 
+def _sign_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--sign-key", metavar="KEY", help=f"{what}: a PEM file or env://NAME, as sign --key")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Build Python venvs as verified OCI artifacts.")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -235,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     _registry_options(b)
+    _sign_option(b, "sign each built manifest and index with this key")
     b.set_defaults(func=cmd_build)
 
     inst = sub.add_parser(
@@ -260,23 +359,44 @@ def parser() -> argparse.ArgumentParser:
     inst.set_defaults(func=cmd_install)
 
     pub = sub.add_parser(
-        "publish", help="copy artifacts from a layout to a registry (blobs first, tags last)"
+        "publish",
+        help="copy artifacts and their referrers from a layout to a registry (blobs first, tags last), or a registry tag into a layout",
     )
-    pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG]")
-    pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE")
+    pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG], or HOST[:PORT]/REPO:TAG")
+    pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE, or oci:DIR for a registry SRC")
     _registry_options(pub)
+    _sign_option(pub, "sign what is published with this key (in a layout source first)")
     pub.set_defaults(func=cmd_publish)
 
     ix = sub.add_parser("index", help="merge the per-platform tags VERSION-* into the index tag VERSION")
     ix.add_argument("ref", metavar="REF", help="HOST[:PORT]/NAMESPACE/NAME:VERSION")
     _registry_options(ix)
+    _sign_option(ix, "sign the index (and any unsigned platform) with this key before tagging it")
     ix.set_defaults(func=cmd_index)
+
+    sg = sub.add_parser("sign", help="sign an artifact: its index and every platform manifest")
+    sg.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO:TAG")
+    sg.add_argument(
+        "--key",
+        required=True,
+        metavar="KEY",
+        help="ECDSA P-256 private key: a PEM file, or env://NAME (password: $VENVSHIP_SIGNING_PASSWORD)",
+    )
+    _registry_options(sg)
+    sg.set_defaults(func=cmd_sign)
 
     i = sub.add_parser("inspect", help="show an artifact's platforms and packages")
     i.add_argument("ref", metavar="REF")
     i.add_argument("--json", action="store_true")
     _registry_options(i)
     i.set_defaults(func=cmd_inspect)
+
+    sb = sub.add_parser("sbom", help="print the CycloneDX SBOM of one platform's manifest")
+    sb.add_argument(
+        "ref", metavar="REF", help="a per-platform tag (VERSION-PLATFORM), or an index of one platform"
+    )
+    _registry_options(sb)
+    sb.set_defaults(func=cmd_sbom)
 
     d = sub.add_parser("diff", help="packages added, removed and changed between two artifacts")
     d.add_argument("old", metavar="REF")

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,6 +47,7 @@ class State:
     facts: tuple[Fact, ...] = ()
     adopted: bool = False
     dist_infos: tuple[str, ...] = ()  # site-packages-relative dist-info folders it was made with
+    signers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # digest → key ids verified
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class State:
             "facts": [[f.file, f.section, f.option, f.value] for f in self.facts],
             "adopted": self.adopted,
             "dist_infos": list(self.dist_infos),
+            "signers": {d: list(keys) for d, keys in self.signers.items()},
         }
 
     @classmethod
@@ -85,6 +87,9 @@ class State:
             facts=tuple(Fact(file=a, section=b, option=c, value=d) for a, b, c, d in data.get("facts") or ()),
             adopted=bool(data.get("adopted", False)),
             dist_infos=tuple(str(x) for x in data.get("dist_infos") or ()),
+            signers={
+                str(d): tuple(str(k) for k in keys) for d, keys in dict(data.get("signers") or {}).items()
+            },
         )
 
 

@@ -1,5 +1,5 @@
-"""``venv-pull install``: select → check what is trusted → pull → stage a generation → check → switch
-→ state and facts (DESIGN §1, §5)."""
+"""``venv-pull install``: select → verify signatures (policy) → check what is trusted → pull
+→ stage a generation → check → switch → state and facts (DESIGN §1, §5)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection
+from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
 from .. import __version__
 from .._fsutil import file_lock
@@ -23,7 +23,9 @@ from ..oci.source import Access, Source, open_source
 from . import cachestore, trust
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State
+from .policy import load_policy
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
+from .signature import verify_signed
 
 if TYPE_CHECKING:
     from .bytecode import BytecodeResult
@@ -50,6 +52,7 @@ class InstallOptions:
     from_wheels: bool = False
     python: str | None = None  # the host interpreter to use instead of the artifact's
     allowed_tools: Collection[str] = ()  # tool wheel sha256s allowed beyond venv-pull's own pins
+    policy: Path | None = None  # the trust policy file; None: /etc/venvship/policy.toml (or .json) if there
     access: Access = field(default_factory=Access)  # registry login etc.; never shown
 
 
@@ -112,6 +115,7 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
 
     Example: ``install(parse_ref("oci:build/oci:demo:1.0"), InstallOptions(dest=Path("/srv/demo")))``
     """
+    rule = load_policy(opts.policy).rule_for(ref)  # a broken policy stops here, before any request
     source = open_source(ref, opts.access)
     cache = Layout(opts.cache)  # created under the lock, once there is something to write
     reader = BlobReader(source, cache)
@@ -119,12 +123,23 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         top, top_raw = resolve_top(source, ref)
         dest = opts.dest or Path(any_config(reader, top_raw, where=str(ref)).install_path)
         gens = Generations(_checked_dest(dest, opts))
-        # The cheap no-op check first: the same reference digest and an intact live generation.
+        # The cheap no-op check first: the same reference digest and an intact live generation,
+        # verified when it was installed by keys the policy still trusts (no request for that;
+        # a policy that changed since sends the run through verification again).
         live = _live_state(gens)
         pending = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
-        if live and not opts.rebuild and not pending and live.ref_digest == top.digest:
+        if (
+            live
+            and not opts.rebuild
+            and not pending
+            and live.ref_digest == top.digest
+            and rule.satisfied_by(live.signers, _signed(live.ref_digest, live.digest))
+        ):
             return _result(gens, live, changed=False, facts_written=False)
         selected = select(reader, ref, host=Host.detect(), probe=_prober(opts, gens))
+        # Before anything is pulled or written: the index and the manifest chosen from it.
+        signers = verify_signed(rule, reader, _signed(selected.ref_digest, selected.digest), where=str(ref))
+        pause_point("verified")
         if live and not opts.rebuild and not pending and live.digest == selected.digest:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
@@ -142,9 +157,14 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             lend_fds(lock_fd),
         ):
             pause_point("locked")
-            return _install_locked(ref, opts, gens, source, Layout.create(opts.cache), selected)
+            return _install_locked(ref, opts, gens, source, Layout.create(opts.cache), selected, signers)
     finally:
         reader.close()
+
+
+def _signed(ref_digest: str, digest: str) -> tuple[str, ...]:
+    """Return the digests a signature must cover: what the reference names and the manifest chosen."""
+    return tuple(dict.fromkeys((ref_digest, digest)))
 
 
 def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
@@ -184,7 +204,13 @@ def _would_change(
 
 
 def _install_locked(
-    ref: Ref, opts: InstallOptions, gens: Generations, source: Source, cache: Layout, selected: Selected
+    ref: Ref,
+    opts: InstallOptions,
+    gens: Generations,
+    source: Source,
+    cache: Layout,
+    selected: Selected,
+    signers: Mapping[str, tuple[str, ...]],
 ) -> InstallResult:
     # Imported here, on the way to a new generation: the no-op install stays fast without them.
     from ..distro import ensure
@@ -204,7 +230,7 @@ def _install_locked(
     store.remove_stale(cache.root)
     made = None if opts.rebuild else _made_before(gens, selected.digest, live)
     if made is not None:
-        return _switch_back(opts, gens, cache, made, live)
+        return _switch_back(opts, gens, cache, replace(made, signers=signers), live)
     python = trust.host_python(opts.python or config.python.executable, managed=_managed(opts, gens))
 
     def on_blob(n: int, total: int, size: int) -> None:
@@ -221,7 +247,7 @@ def _install_locked(
             state="latest" if config.distro_package_state == "latest" else "present",
             cache_valid_time=config.distro_cache_valid_time,
         )
-    return _new_generation(ref, opts, gens, cache, selected, live=live, python=python)
+    return _new_generation(ref, opts, gens, cache, selected, live=live, python=python, signers=signers)
 
 
 def _new_generation(
@@ -233,8 +259,12 @@ def _new_generation(
     *,
     live: State | None,
     python: str,
+    signers: Mapping[str, tuple[str, ...]],
 ) -> InstallResult:
-    """Stage, check, commit and switch to a new generation of ``selected``; write its facts."""
+    """Stage, check, commit and switch to a new generation of ``selected``; write its facts.
+
+    ``signers``: per digest, the keys that verified it (recorded for the no-op's policy check).
+    """
     from .pull import referenced_digests
     from .staging import StageJob, stage_generation
     from .venvs import install_env
@@ -272,6 +302,7 @@ def _new_generation(
         blobs=tuple(referenced_digests(selected, from_wheels=opts.from_wheels)),
         facts=config.facts,
         dist_infos=staged.dist_infos,
+        signers=signers,
     )
     staging = gens.stage_path(generation)
     (staging / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts

@@ -82,6 +82,14 @@ def trusted_dir(path: Path, *, what: str) -> Path:
     return path
 
 
+def system_program(name: str) -> str | None:
+    """Return the path of program ``name`` on :data:`SYSTEM_PATH` (never the caller's PATH), or None."""
+    return next(
+        (os.path.join(d, name) for d in SYSTEM_PATH if os.access(os.path.join(d, name), os.X_OK)),
+        None,
+    )
+
+
 def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
     """Return the absolute interpreter to run for ``executable`` (the artifact's or ``--python``'s).
 
@@ -93,14 +101,7 @@ def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
     if "\0" in executable or not executable:
         raise TrustError(f"python {executable!r}: not an interpreter name or path")
     if "/" not in executable:
-        found = next(
-            (
-                os.path.join(d, executable)
-                for d in SYSTEM_PATH
-                if os.access(os.path.join(d, executable), os.X_OK)
-            ),
-            None,
-        )
+        found = system_program(executable)
         if found is None:
             raise InstallError(
                 f"python {executable!r} not found on the system PATH ({':'.join(SYSTEM_PATH)})"

@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO, Callable, Iterator, Mapping
 
 from .._fsutil import atomic_write, file_lock
 from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json
@@ -236,6 +236,25 @@ class Layout:
             if changed:
                 self._write_index(entries)
             return changed
+
+    def update_ref(self, name: str, change: Callable[[bytes | None], bytes | None]) -> bool:
+        """Point ``name`` at the index ``change(its current bytes or None)``, read and written under
+        the index lock so that writers of one ref lose nothing; False if ``change`` returns None.
+
+        Example: ``layout.update_ref("demo:sha256-…", lambda raw: with_entry(raw, entry, where=…))``
+        """
+        with file_lock(self.root / ".index.lock"):
+            entries = self.entries()
+            old = next((d for d in entries if d.annotations.get(REF_NAME) == name), None)
+            new = change(self.read_blob(old.digest) if old is not None else None)
+            if new is None:
+                return False
+            digest, _ = self.put_bytes(new)
+            entries = [d for d in entries if d.annotations.get(REF_NAME) != name]
+            ann = {REF_NAME: name}
+            entries.append(Descriptor(media_type=INDEX_TYPE, digest=digest, size=len(new), annotations=ann))
+            self._write_index(entries)
+            return True
 
     def remove_refs(self, names: list[str]) -> None:
         with file_lock(self.root / ".index.lock"):

@@ -1,12 +1,16 @@
-"""Copy artifacts from an OCI layout to a registry, and merge per-platform tags into an index tag.
+"""Copy artifacts from an OCI layout to a registry and back, referrers (signatures, SBOMs,
+provenance) included, and merge per-platform tags into an index tag.
 
-Order matters: blobs first, then manifests that indexes point to (by digest), then tags, so a tag
-never points at missing content. Stdlib only (the build side's ``package`` module is not imported).
+Order matters: blobs first, then manifests that indexes point to (by digest), then referrers,
+then tags, so a tag never points at missing content, nor (for a target whose policy asks for
+signatures) at content whose signatures are still on their way. Stdlib only (the build side's
+``package`` module is not imported).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from .._log import logger
 from ..artifact import (
@@ -23,8 +27,10 @@ from ..artifact import (
 )
 from ..errors import ArtifactError
 from ..jsondoc import load_object
+from .attach import LayoutStore, RegistryStore, copy_referrers
 from .layout import Layout
 from .reference import RegistryRef
+from .referrers import is_referrers_tag
 from .registry import MAX_WORKERS, BlobPush, RegistryClient, push_blobs
 
 _INDEX_TYPES = (INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -41,6 +47,7 @@ class PublishResult:
     blobs_mounted: int
     blobs_skipped: int
     bytes_uploaded: int
+    referrers: int = 0  # referrer manifests the destination did not list before
 
 
 @dataclass
@@ -49,6 +56,7 @@ class _Plan:
 
     repo: str
     blobs: dict[str, int]
+    name: str  # the layout's NAME
     children: dict[str, tuple[str, bytes]]  # digest → (media type, raw): pushed by digest
     tags: dict[str, tuple[str, bytes]]  # tag → (media type, raw)
 
@@ -74,14 +82,16 @@ def publish_layout(
         name, sep, tag = ref_name.rpartition(":")
         if not sep or not name or not tag:
             raise ArtifactError(f"{src.root}: {ref_name!r} is not a ref name NAME:TAG")
+        if is_referrers_tag(tag):
+            continue  # a referrers list: merged into the destination's with its subject, not copied over it
         repo = dest.with_target(name=name).repository
-        plan = plans.setdefault(repo, _Plan(repo=repo, blobs={}, children={}, tags={}))
+        plan = plans.setdefault(repo, _Plan(repo=repo, name=name, blobs={}, children={}, tags={}))
         desc = src.resolve(ref_name)
         raw = src.read_blob(desc.digest)
         plan.tags[tag] = (desc.media_type, raw)
         _collect(src, desc.media_type, raw, plan, where=f"{src.root}:{ref_name}")
 
-    uploaded = mounted = skipped = nbytes = manifests = 0
+    uploaded = mounted = skipped = nbytes = manifests = referrers = 0
     pushed_to: dict[str, str] = {}  # blob digest → a repository that has it, for cross-repo mounts
     for plan in plans.values():
         items = [
@@ -103,6 +113,9 @@ def publish_layout(
         for digest, (media_type, raw) in plan.children.items():
             client.put_manifest(plan.repo, digest, raw, media_type)
             manifests += 1
+        subjects = [*plan.children, *(sha256_digest(raw) for _, raw in plan.tags.values())]
+        here, there = LayoutStore(src, plan.name), RegistryStore(client, plan.repo)
+        referrers += sum(copy_referrers(here, there, d) for d in dict.fromkeys(subjects))
 
     tags: list[str] = []
     changed: list[str] = []
@@ -125,6 +138,43 @@ def publish_layout(
         blobs_mounted=mounted,
         blobs_skipped=skipped,
         bytes_uploaded=nbytes,
+        referrers=referrers,
+    )
+
+
+def fetch_to_layout(store: RegistryStore, reference: str, dest: Layout, name: str) -> PublishResult:
+    """Copy the artifact ``reference`` (a tag) of a registry repository into the layout ``dest`` as
+    ``NAME:TAG``, with every platform's blobs and every referrer: for an air-gapped host.
+
+    Example: ``fetch_to_layout(RegistryStore(client, "venvs/demo"), "1.0", Layout.create(p), "demo")``
+    """
+    top, raw = store.get_manifest(reference)
+    documents = [(top, raw)]
+    if top.media_type in _INDEX_TYPES:
+        documents += [
+            store.get_manifest(m.digest) for m in Index.from_bytes(raw, where=store.where).manifests
+        ]
+    fetched = nbytes = 0
+    for desc, doc_raw in documents[1:] if len(documents) > 1 else documents:
+        manifest = Manifest.from_bytes(doc_raw, where=f"{store.where}@{desc.digest}")
+        for blob in (manifest.config, *manifest.layers):
+            if store.client.fetch_blob(store.repo, blob.digest, blob.size, dest):
+                fetched += 1
+                nbytes += blob.size
+    for _, doc_raw in reversed(documents):  # the index last: its manifests are there before it
+        dest.put_bytes(doc_raw)
+    here = LayoutStore(dest, name)
+    referrers = sum(copy_referrers(store, here, desc.digest) for desc, _ in documents)
+    changed = dest.set_refs({f"{name}:{reference}": top})
+    return PublishResult(
+        tags=(f"{name}:{reference}",),
+        tags_changed=tuple(changed),
+        manifests=len(documents),
+        blobs_uploaded=fetched,
+        blobs_mounted=0,
+        blobs_skipped=0,
+        bytes_uploaded=nbytes,
+        referrers=referrers,
     )
 
 
@@ -146,11 +196,18 @@ def _collect(src: Layout, media_type: str, raw: bytes, plan: _Plan, *, where: st
         plan.blobs[blob.digest] = blob.size
 
 
-def merge_registry_index(client: RegistryClient, repo: str, version: str) -> str:
+def merge_registry_index(
+    client: RegistryClient,
+    repo: str,
+    version: str,
+    *,
+    before_tag: Callable[[Descriptor], object] | None = None,
+) -> str:
     """Write the index tag ``VERSION`` over every ``VERSION-*`` platform tag of ``repo``; return its digest.
 
     Idempotent: the same platform tags give the same index bytes, and an unchanged tag is not
-    rewritten. Two different manifests for one platform is an error.
+    rewritten. Two different manifests for one platform is an error. ``before_tag`` runs once the
+    index is stored by digest, before the tag names it (to sign it first).
 
     Example: ``merge_registry_index(client, "openstack/keystone", "31.0.0")``
     """
@@ -187,6 +244,9 @@ def merge_registry_index(client: RegistryClient, repo: str, version: str) -> str
         raise ArtifactError(f"{where}: no per-platform tags {tag}-* to merge; publish the platforms first")
     raw_index = canonical_json(Index(manifests=tuple(entries)).to_json())
     digest = sha256_digest(raw_index)
+    if before_tag is not None:
+        client.put_manifest(repo, digest, raw_index, INDEX_TYPE)
+        before_tag(Descriptor(media_type=INDEX_TYPE, digest=digest, size=len(raw_index)))
     if client.check_tag(repo, tag) != digest:
         client.put_manifest(repo, tag, raw_index, INDEX_TYPE)
         logger.info("%s:%s: index of %d platforms", where, tag, len(entries))

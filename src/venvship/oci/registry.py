@@ -33,6 +33,7 @@ from ._session import Scopes, repo_scopes
 from .auth import Credentials
 from .layout import Layout
 from .reference import RegistryRef
+from .referrers import parse_list, referrers_tag
 
 PushOutcome = Literal["exists", "mounted", "uploaded"]
 
@@ -67,6 +68,9 @@ class RegistryClient:
     ) -> None:
         self.registry = registry
         self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
+        # Whether the registry answers the referrers API: None until asked once, then remembered,
+        # so a registry without it costs one 404 per client, not one per digest.
+        self.referrers_api: bool | None = None
         self._conn = Connection(
             registry,
             insecure=insecure,
@@ -195,22 +199,81 @@ class RegistryClient:
 
     def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
         """Store ``raw`` (exact bytes) as a manifest or index at a tag or digest; return its digest."""
+        return self._put_manifest(repo, reference, raw, media_type)[0]
+
+    def put_referrer(self, repo: str, raw: bytes) -> bool:
+        """Store the referrer manifest ``raw`` by digest; return True if the registry keeps its
+        referrers list itself (it answered ``OCI-Subject``), False if the client must keep the
+        ``sha256-<hex>`` tag (distribution spec, "Pushing Manifests with Subject")."""
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        return self._put_manifest(repo, digest, raw, MANIFEST_TYPE)[1] is not None
+
+    def _put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> tuple[str, str | None]:
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         where = self._conn.where(repo)
         url = self._conn.url(repo, f"manifests/{reference}")
 
-        def attempt() -> str | None:
+        def attempt() -> tuple[str | None, str | None]:
             headers = {"Content-Type": media_type, "Content-Length": str(len(raw))}
             with self._conn.open(
                 "PUT", url, scopes=repo_scopes(repo, push=True), headers=headers, body=lambda: raw
             ) as resp:
                 expect(resp, (201, 200, 204), where, f"manifest {reference}")
-                return resp.header("Docker-Content-Digest")
+                return resp.header("Docker-Content-Digest"), resp.header("OCI-Subject")
 
-        got = retrying(attempt, policy=self.policy, what=f"{where}: put manifest {reference}")
+        got, subject = retrying(attempt, policy=self.policy, what=f"{where}: put manifest {reference}")
         if got and got != digest:
             raise RegistryError(f"{where}: registry reports digest {got} for manifest {digest}", url=url)
-        return digest
+        return digest, subject
+
+    def referrers(self, repo: str, digest: str) -> tuple[Descriptor, ...]:
+        """Return the referrers list of ``digest`` in ``repo``: from the referrers API, or where it
+        answers 404 from the ``sha256-<hex>`` tag (distribution spec); () if neither lists any.
+
+        Example: ``client.referrers("venvs/demo", "sha256:…")``
+        """
+        where = f"{self._conn.where(repo)} referrers of {digest}"
+        if self.referrers_api is not False:
+            pages = self._referrers_pages(repo, digest, where)
+            self.referrers_api = pages is not None
+            if pages is not None:
+                return tuple(e for page in pages for e in parse_list(page, where=where))
+        raw = self.get_optional_manifest(repo, referrers_tag(digest))
+        return () if raw is None else parse_list(raw, where=where)
+
+    def _referrers_pages(self, repo: str, digest: str, where: str) -> list[bytes] | None:
+        """Return the referrers API's pages for ``digest``, or None if the registry has no such API."""
+        url: str | None = self._conn.url(repo, f"referrers/{digest}")
+        pages: list[bytes] = []
+        for _ in range(16):
+            if url is None:
+                return pages
+
+            def attempt(page_url: str = url) -> tuple[bytes | None, str | None]:
+                headers = {"Accept": INDEX_TYPE}
+                with self._conn.open("GET", page_url, scopes=repo_scopes(repo), headers=headers) as resp:
+                    # 404 is the spec's "no referrers API"; some registries answer so with these.
+                    if resp.status in (400, 404, 405, 406, 501):
+                        return None, None
+                    expect(resp, (200,), where, "referrers list")
+                    return resp.read_limited(MAX_MANIFEST), resp.header("Link")
+
+            page, link = retrying(attempt, policy=self.policy, what=where)
+            if page is None:
+                return None
+            pages.append(page)
+            match = _NEXT_LINK.search(link or "")
+            url = urljoin(url, match.group(1)) if match else None
+        raise RegistryError(f"{where}: referrers pagination does not end", url=url or "")
+
+    def get_optional_manifest(self, repo: str, reference: str) -> bytes | None:
+        """Return the exact bytes of the manifest or index at ``reference``, or None if there is none."""
+        try:
+            return self.get_manifest(repo, reference)[1]
+        except RegistryError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def get_manifest(self, repo: str, reference: str) -> tuple[str, bytes, str]:
         """Return (media type, exact bytes, digest) of the manifest or index at ``reference``."""
@@ -337,3 +400,6 @@ class RegistrySource:
 
     def fetch_blob(self, digest: str, size: int, cache: Layout) -> bool:
         return self.client.fetch_blob(self.ref.repository, digest, size, cache)
+
+    def referrers(self, digest: str) -> tuple[Descriptor, ...]:
+        return self.client.referrers(self.ref.repository, digest)

@@ -10,6 +10,7 @@ from ..artifact import Descriptor
 from ..errors import ArtifactError
 from .layout import Layout
 from .reference import LayoutRef, Ref
+from .referrers import parse_list, referrers_tag
 
 if TYPE_CHECKING:
     from .auth import Credentials
@@ -39,6 +40,10 @@ class Source(Protocol):
         """Stream blob ``digest`` into ``cache`` (verified while streaming); False if it was there."""
         ...
 
+    def referrers(self, digest: str) -> tuple[Descriptor, ...]:
+        """Return the entries of the referrers list of ``digest`` (signatures, SBOMs, …); () if none."""
+        ...
+
 
 class LayoutSource:
     """A :class:`Source` over one repository name of an OCI image layout directory."""
@@ -64,6 +69,14 @@ class LayoutSource:
             return False
         with self.layout.open_blob(digest) as fh:
             return cache.ingest(fh, digest=digest, size=size, what=f"{self.ref.path} blob {digest}")
+
+    def referrers(self, digest: str) -> tuple[Descriptor, ...]:
+        # A layout has no referrers API: the list is the tag NAME:sha256-<hex>, as on a registry
+        # without one, so a layout copied by skopeo or oras carries its referrers the same way.
+        desc = self.layout.refs().get(f"{self.ref.name}:{referrers_tag(digest)}")
+        if desc is None:
+            return ()
+        return parse_list(self.layout.read_blob(desc.digest), where=f"{self.ref} referrers of {digest}")
 
 
 def open_source(ref: Ref, access: Access | None = None) -> Source:

@@ -94,7 +94,9 @@ def test_identical_republish_uploads_nothing(
     start = log_mark(open_registry)
     run(venvship_main.main, argv)
     uploads = [p for m, p in requests_between(open_registry, start) if m == "POST" and "/blobs/uploads/" in p]
-    assert len(uploads) == 1 + len(manifest.layers)  # the config and each wheel, once
+    # The config and each wheel, once; then the referrers' blobs: the empty config they share,
+    # the SBOM and the provenance envelope (#14).
+    assert len(uploads) == 1 + len(manifest.layers) + 3
 
     start = log_mark(open_registry)
     out = run(venvship_main.main, argv)

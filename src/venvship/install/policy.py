@@ -1,0 +1,199 @@
+"""The trust policy of a host: which keys must have signed an artifact before venv-pull installs it.
+
+``/etc/venvship/policy.toml`` (or ``--policy FILE``)::
+
+    [default]
+    require-signature = false
+
+    [[scope]]
+    match = "registry.example.com/openstack"   # this repository and every one below it
+    require-signature = true
+    keys = ["/etc/venvship/keys/release-2026.pub", "/etc/venvship/keys/release-2027.pub"]
+
+The most specific ``match`` wins (as in containers-policy.json); ``default`` applies elsewhere.
+A layout is matched as ``oci:/ABSOLUTE/DIR:NAME``. Python 3.9 and 3.10 have no ``tomllib`` and
+the target side imports nothing outside the stdlib, so the same document may be written as JSON
+(``policy.json``, or any ``--policy`` file ending in ``.json``); a ``.toml`` policy on such a host
+is an error, never ignored. Every mistake is one line naming the file and key. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ArtifactError, InstallError
+from ..jsondoc import parse_json
+from ..oci.reference import LayoutRef, Ref
+from ..sigformat import key_id, public_key_der
+from . import trust
+
+POLICY_DIR = Path("/etc/venvship")
+DEFAULT_FILES = (POLICY_DIR / "policy.toml", POLICY_DIR / "policy.json")
+_RULE_KEYS = ("require-signature", "keys")
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A public key the policy trusts: its file and its id (sha256 of its DER)."""
+
+    path: Path
+    key_id: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the policy asks of one reference: a signature by one of ``keys``, or nothing."""
+
+    source: str  # "POLICY-FILE: scope MATCH" or "…: default": where the rule comes from
+    require_signature: bool = False
+    keys: tuple[TrustedKey, ...] = ()
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(k.key_id for k in self.keys)
+
+    def expected(self) -> str:
+        """Return what this rule expects, for a refusal line."""
+        names = ", ".join(str(k.path) for k in self.keys)
+        return f"a signature by {names}" if len(self.keys) == 1 else f"a signature by one of {names}"
+
+    def satisfied_by(self, signers: Mapping[str, tuple[str, ...]], digests: tuple[str, ...]) -> bool:
+        """Return True if every one of ``digests`` was verified before by a key this rule trusts."""
+        if not self.require_signature:
+            return True
+        return all(self.key_ids & set(signers.get(d, ())) for d in digests)
+
+
+NO_POLICY = Rule(source="no policy")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded policy: the default rule and the scoped ones, by ``match``."""
+
+    path: Path | None
+    default: Rule
+    scopes: Mapping[str, Rule]
+
+    def rule_for(self, ref: Ref) -> Rule:
+        """Return the rule of the most specific scope that matches ``ref`` (else the default)."""
+        name = scope_name(ref)
+        best = ""
+        for match in self.scopes:
+            if _matches(name, match) and len(match) > len(best):
+                best = match
+        return self.scopes[best] if best else self.default
+
+
+def scope_name(ref: Ref) -> str:
+    """Return what scopes match ``ref`` against: ``HOST[:PORT]/REPO`` or ``oci:/ABS/DIR:NAME``."""
+    if isinstance(ref, LayoutRef):
+        return f"oci:{os.path.abspath(ref.path)}:{ref.name or ''}"
+    return f"{ref.registry}/{ref.repository}"
+
+
+def _matches(name: str, match: str) -> bool:
+    """A scope matches itself and what lies below it (a path component, or a layout's name)."""
+    return name == match or name.startswith(match.rstrip("/") + "/") or name.startswith(match + ":")
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Return the policy at ``path``, else the host's default one, else an empty one (nothing required).
+
+    An explicit ``path`` must exist; so must every key file a policy names.
+
+    Example: ``load_policy(None).rule_for(parse_ref("registry.example.com/venvs/demo:1.0"))``
+    """
+    if path is None:
+        found = [p for p in DEFAULT_FILES if p.exists()]
+        if len(found) > 1:
+            raise InstallError(f"{found[0]} and {found[1]}: two policies; keep one")
+        if not found:
+            return Policy(path=None, default=NO_POLICY, scopes={})
+        path = found[0]
+    elif not path.exists():
+        raise InstallError(f"{path}: the trust policy is not there")
+    trust.check_tree(path, what="the trust policy")  # as root: only root may loosen it
+    data = _read(path)
+    where = str(path)
+    unknown = sorted(set(data) - {"default", "scope"})
+    if unknown:
+        raise InstallError(f"{where}: unknown key {unknown[0]!r} (known: default, scope)")
+    default = _rule(data.get("default", {}), where=where, at="default", base=path.parent)
+    scopes: dict[str, Rule] = {}
+    items = data.get("scope", [])
+    if not isinstance(items, list):
+        raise InstallError(f"{where}: scope: not a list of tables ([[scope]])")
+    for i, item in enumerate(items):
+        at = f"scope[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("match"), str) or not item["match"]:
+            raise InstallError(f"{where}: {at}.match: missing or not a string")
+        match = item["match"]
+        if match in scopes:
+            raise InstallError(f"{where}: {at}.match: {match!r} is matched twice")
+        rest = {k: v for k, v in item.items() if k != "match"}
+        scopes[match] = _rule(rest, where=where, at=f"{at} ({match})", base=path.parent)
+    return Policy(path=path, default=default, scopes=scopes)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InstallError(f"{path}: the trust policy cannot be read ({exc.strerror or exc})") from exc
+    if path.suffix == ".json":
+        data = parse_json(raw, str(path), error=lambda at, reason: InstallError(f"{at}: {reason}"))
+    else:
+        try:
+            import tomllib
+        except ImportError:
+            raise InstallError(
+                f"{path}: this Python has no tomllib (3.11+); write the policy as JSON "
+                f"({path.with_suffix('.json')}), the same keys"
+            ) from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InstallError(f"{path}: not valid TOML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InstallError(f"{path}: not a table of keys")
+    return data
+
+
+def _rule(table: Any, *, where: str, at: str, base: Path) -> Rule:
+    if not isinstance(table, dict):
+        raise InstallError(f"{where}: {at}: not a table")
+    unknown = sorted(set(table) - set(_RULE_KEYS))
+    if unknown:
+        raise InstallError(f"{where}: {at}: unknown key {unknown[0]!r} (known: {', '.join(_RULE_KEYS)})")
+    required = table.get("require-signature", False)
+    if not isinstance(required, bool):
+        raise InstallError(f"{where}: {at}.require-signature: not true or false")
+    paths = table.get("keys", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        raise InstallError(f"{where}: {at}.keys: not a list of key file paths")
+    if required and not paths:
+        raise InstallError(f"{where}: {at}: requires a signature but names no key (keys = [...])")
+    keys = tuple(_key(base / p, where=f"{where}: {at}.keys[{i}]") for i, p in enumerate(paths))
+    return Rule(source=f"{where}: {at}", require_signature=required, keys=keys)
+
+
+def _key(path: Path, *, where: str) -> TrustedKey:
+    try:
+        pem = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise InstallError(f"{where}: key file {path} is not there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InstallError(f"{where}: key file {path} cannot be read ({exc})") from exc
+    trust.check_tree(path, what="a trusted key")
+    try:
+        der = public_key_der(pem, where=str(path))
+    except ArtifactError as exc:
+        raise InstallError(f"{where}: {exc}") from None
+    return TrustedKey(path=path, key_id=key_id(der))
+
+
+__all__ = ["NO_POLICY", "Policy", "Rule", "TrustedKey", "load_policy", "scope_name"]

@@ -1,0 +1,61 @@
+"""The SBOM of a manifest: every wheel with purl, version, sha256 and licence, the runtime distro
+packages, one byte form for one manifest; checked by cyclonedx-python-lib's own validator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from tests.integration.install.conftest import make_config, make_wheel, wheel_of
+
+from venvship.artifact import CREATED, Descriptor, Manifest
+from venvship.builder.sbom import make_sbom
+
+
+def test_sbom_names_licences_and_distro_packages(tmp_path: Path) -> None:
+    licensed = make_wheel(
+        tmp_path,
+        "Licensed_Pkg",
+        "2.1",
+        extra={
+            "Licensed_Pkg-2.1.dist-info/METADATA": "Metadata-Version: 2.4\nName: Licensed_Pkg\nVersion: 2.1\nLicense-Expression: Apache-2.0 OR MIT\n"
+        },
+    )
+    classic = make_wheel(
+        tmp_path,
+        "classic",
+        "1.0",
+        extra={
+            "classic-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: classic\nVersion: 1.0\nClassifier: License :: OSI Approved :: BSD License\n"
+        },
+    )
+    tool = make_wheel(tmp_path, "pip", "25.0")
+    config = make_config(
+        lock=[wheel_of(licensed, "Licensed_Pkg"), wheel_of(classic)],
+        tools=[wheel_of(tool)],
+        distro="debian-12",
+        distro_packages=["libxml2"],
+    )
+    manifest = Manifest(
+        config=Descriptor(media_type="x", digest="sha256:" + "1" * 64, size=1),
+        layers=(),
+        annotations={CREATED: "2026-01-02T03:04:05Z"},
+    )
+    files = {wheel_of(p).digest: p for p in (licensed, classic, tool)}
+    digest = "sha256:" + "2" * 64
+    text = make_sbom(config, manifest, digest=digest, wheel_files=files)
+    assert make_sbom(config, manifest, digest=digest, wheel_files=files) == text  # reproducible
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text.decode()) is None
+    bom = json.loads(text)
+    by_name = {c["name"]: c for c in bom["components"]}
+    pkg = by_name["Licensed_Pkg"]
+    assert pkg["purl"] == "pkg:pypi/licensed-pkg@2.1"
+    assert pkg["hashes"] == [{"alg": "SHA-256", "content": wheel_of(licensed).sha256}]
+    assert pkg["licenses"] == [{"expression": "Apache-2.0 OR MIT"}]
+    assert by_name["classic"]["licenses"] == [{"license": {"name": "BSD License"}}]
+    assert "licenses" not in by_name["pip"]  # its METADATA names none
+    assert by_name["libxml2"]["purl"] == "pkg:deb/debian/libxml2?distro=debian-12"
+    assert bom["metadata"]["timestamp"].startswith("2026-01-02T03:04:05")
+    assert {d["ref"] for d in bom["dependencies"]} >= {"venv"}
