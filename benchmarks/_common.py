@@ -475,6 +475,11 @@ def start_http(folder: Path, log: Path) -> Server:
 # -- the recipe and the artifact under test ------------------------------------------------------
 
 
+def _first(python: str | list[str]) -> str:
+    """A recipe's ``python`` may list several interpreters: the baselines use the first."""
+    return python if isinstance(python, str) else python[0]
+
+
 @dataclass(frozen=True)
 class RecipeInfo:
     """What the baselines need from a recipe: its packages, constraints and Python."""
@@ -516,7 +521,7 @@ class RecipeInfo:
             path=path.resolve(),
             name=venv["name"],
             version=venv["version"],
-            python=venv.get("python", defaults.get("python", "python3")),
+            python=_first(venv.get("python", defaults.get("python", "python3"))),
             packages=tuple(sorted(set(merged("default-packages") + merged("packages")))),
             constraint_files=tuple(files),
             constraint_lines=tuple(lines),

@@ -40,6 +40,7 @@ def build(
     rebuild_wheels: bool = False,
     refresh: bool = False,
     cache: str | None = None,
+    pythons: Sequence[str] = (),
     access: Access | None = None,
 ) -> list[str]:
     """Build ``recipes`` into ``output`` (``oci:DIR``, or a registry namespace ``HOST/NAMESPACE``,
@@ -60,6 +61,7 @@ def build(
     try:
         options = BuildOptions(
             cache=Path(cache) if cache else None,
+            pythons=tuple(pythons),
             reuse_from=parse_ref(reuse_from) if reuse_from else None,
             reuse_access=access,
             rebuild_wheels=rebuild_wheels,

@@ -50,7 +50,7 @@ class Recipe:
     name: str
     version: str
     install_path: PurePosixPath
-    python: str
+    python: str  # the interpreter this recipe is built for now: the first of ``pythons``
     packages: tuple[str, ...]
     build_requirements: tuple[str, ...]
     constraints: tuple[str, ...]
@@ -65,6 +65,7 @@ class Recipe:
     install: SideOptions
     facts: tuple[Fact, ...]
     defaults_file: Path | None = None
+    pythons: tuple[str, ...] = ()  # every interpreter to build for: one manifest each, one index
 
     @property
     def folder(self) -> Path:
@@ -209,6 +210,24 @@ class _Sources:
         return SideOptions(distro_packages=tuple(sorted(packages)), pip_args=pip_args, env=env)
 
 
+def _pythons(src: _Sources) -> tuple[str, ...]:
+    """Return the recipe's interpreters: ``python`` is one name or path, or a list of them."""
+    table = (
+        src.venv
+        if "python" in src.venv.data
+        else src.defaults
+        if src.defaults and "python" in src.defaults.data
+        else None
+    )
+    if table is None:
+        return ("python3",)
+    value = table.data["python"]
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+        raise table.fail("python", "must be an interpreter (python3, /usr/bin/python3.11) or a list of them")
+    return tuple(dict.fromkeys(v.strip() for v in items))
+
+
 def _identity(venv: TableReader) -> tuple[str, str, PurePosixPath]:
     """Return the recipe's name, version and install path, each checked."""
     name = venv.get("name", str, required=True).strip()
@@ -273,12 +292,14 @@ def load_recipe(path: Path) -> Recipe:
     if not 0 <= valid_time <= MAX_CACHE_VALID_TIME:
         raise venv.fail("distro-cache-valid-time", f"must be from 0 to {MAX_CACHE_VALID_TIME} seconds")
     states = ("present", "latest")
+    pythons = _pythons(src)
     return Recipe(
         path=path,
         name=name,
         version=version,
         install_path=install_path,
-        python=src.pick("python", str, "python3"),
+        python=pythons[0],
+        pythons=pythons,
         packages=packages,
         build_requirements=build_reqs,
         constraints=lists["constraints"],

@@ -65,17 +65,28 @@ def build_recipes(
         layout = Layout.create(output.path)
     else:
         layout = Layout.create((opts.cache or default_cache()) / "staging")
-    results = tuple(build_recipe(recipe, output=layout, options=opts) for recipe in recipes)
+    results: list[BuildResult] = []
+    for recipe in recipes:
+        built: dict[str, str] = {}  # platform tag → the interpreter it was built with
+        for python in dict.fromkeys((*recipe.pythons, *opts.pythons)):
+            result = build_recipe(recipe, output=layout, options=opts, python=python)
+            if result.ref in built:
+                raise VenvshipError(
+                    f"{recipe.path}: python {built[result.ref]} and {python} are the same platform here"
+                    f" ({result.ref.split(':', 1)[1]}): keep one of them"
+                )
+            built[result.ref] = python
+            results.append(result)
     if sign_key is not None and not opts.check:
         from .signer import sign_artifact
 
         for recipe in recipes:
             sign_artifact(LayoutStore(layout, recipe.name), tag_for_version(recipe.version), sign_key)
     if isinstance(output, LayoutRef) or opts.check:
-        return BatchResult(output=output, results=results)
+        return BatchResult(output=output, results=tuple(results))
     client = registry_client(output.registry, access or Access())
     published = publish_layout(layout, [r.ref for r in results], output, client)
-    return BatchResult(output=output, results=results, published=published)
+    return BatchResult(output=output, results=tuple(results), published=published)
 
 
 __all__ = ["BatchResult", "build_recipes"]

@@ -92,6 +92,7 @@ class BuildOptions:
     """How to build: where the cache is, what to reuse or ignore, what to leave alone."""
 
     cache: Path | None = None
+    pythons: tuple[str, ...] = ()  # interpreters to build for besides the recipe's own
     reuse_from: Ref | None = None
     reuse_access: Access | None = None
     rebuild_wheels: bool = False
@@ -131,8 +132,11 @@ def _target(recipe: Recipe) -> _Target:
     )
 
 
-def build_recipe(recipe: Recipe, *, output: Layout, options: BuildOptions | None = None) -> BuildResult:
-    """Build ``recipe`` for this host and write it into ``output``; return what was done.
+def build_recipe(
+    recipe: Recipe, *, output: Layout, options: BuildOptions | None = None, python: str | None = None
+) -> BuildResult:
+    """Build ``recipe`` for this host and ``python`` (default: the recipe's first) and write it into
+    ``output``; return what was done.
 
     A second call with the same inputs does nothing and returns status ``unchanged``. With
     ``options.check``, nothing is built or written: status ``outdated`` says a build would happen.
@@ -140,6 +144,8 @@ def build_recipe(recipe: Recipe, *, output: Layout, options: BuildOptions | None
     Example: ``build_recipe(load_recipe(Path("recipes/demo.toml")), output=Layout.create(Path("build/oci")))``
     """
     opts = options or BuildOptions()
+    if python is not None:
+        recipe = dataclasses.replace(recipe, python=python)
     cache = opts.cache or default_cache()
     target = _target(recipe)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"

@@ -95,6 +95,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
     return BuildOptions(
         cache=Path(args.cache_dir) if args.cache_dir else None,
         reuse_from=parse_ref(args.reuse_from) if getattr(args, "reuse_from", None) else None,
+        pythons=tuple(getattr(args, "python_extra", None) or ()),
         reuse_access=access,
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
@@ -323,6 +324,13 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--reuse-from", metavar="REF", help="reuse wheels of a previous artifact (oci:DIR:NAME:TAG)"
+    )
+    b.add_argument(
+        "--python",
+        dest="python_extra",
+        action="append",
+        metavar="PYTHON",
+        help="also build for this interpreter (repeatable): one manifest per interpreter, all in one index",
     )
     b.add_argument(
         "--rebuild-wheels", action="store_true", help="ignore every wheel cache (venv_wheels_rebuild)"
