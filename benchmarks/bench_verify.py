@@ -38,8 +38,8 @@ ADDED = Target(max_added=0.05)
 def _key(work: Path) -> tuple[Path, Path]:
     private, public = work / "release.pem", work / "release.pub"
     for argv in (
-        ["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", private],
-        ["openssl", "ec", "-in", private, "-pubout", "-out", public],
+        ["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(private)],
+        ["openssl", "ec", "-in", str(private), "-pubout", "-out", str(public)],
     ):
         subprocess.run(argv, check=True, capture_output=True)
     return private, public

@@ -6,7 +6,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def make_key(folder: Path, name: str) -> KeyPair:
 
 def write_policy(
     path: Path,
-    scopes: dict[str, Sequence[Path]],
+    scopes: Mapping[str, Sequence[Path]],
     *,
     default: Sequence[Path] | None = None,
     unsigned: Sequence[str] = (),

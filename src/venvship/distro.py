@@ -18,7 +18,7 @@ from ._process import child_env, run
 from .errors import DistroError, ProcessError
 from .hostinfo import distro_family
 
-Stage = Literal["build", "install"]
+Side = Literal["build", "install"]
 State = Literal["present", "latest"]
 
 # vars/debian.yml and vars/redhat.yml of the original role.
@@ -49,7 +49,7 @@ CA_BUNDLE = {
 
 @dataclass(frozen=True)
 class DistroPlan:
-    """What a stage needs from the distro and what is missing."""
+    """What a side needs from the distro and what is missing."""
 
     family: str
     wanted: tuple[str, ...]
@@ -106,10 +106,10 @@ def query_argv(family: str, package: str) -> list[str]:
     return ["rpm", "-q", package]
 
 
-def wanted_packages(stage: Stage, extra: Sequence[str], *, family: str | None = None) -> tuple[str, ...]:
-    """Return the base list for ``stage`` on this distro plus ``extra``, sorted and de-duplicated."""
+def wanted_packages(side: Side, extra: Sequence[str], *, family: str | None = None) -> tuple[str, ...]:
+    """Return the base list for ``side`` on this distro plus ``extra``, sorted and de-duplicated."""
     fam = family or distro_family()
-    base = BASE_PACKAGES.get(fam, {}).get(stage, ())
+    base = BASE_PACKAGES.get(fam, {}).get(side, ())
     wanted = tuple(sorted({p for p in (*base, *extra) if p}))
     _check_names(wanted)
     return wanted
@@ -131,10 +131,10 @@ def missing_packages(packages: Sequence[str], *, family: str | None = None) -> t
     raise DistroError(f"cannot check distro packages on this host (family {fam!r}): {', '.join(packages)}")
 
 
-def plan(stage: Stage, extra: Sequence[str], *, family: str | None = None) -> DistroPlan:
-    """Return the stage's wanted packages and which of them are missing."""
+def plan(side: Side, extra: Sequence[str], *, family: str | None = None) -> DistroPlan:
+    """Return the side's wanted packages and which of them are missing."""
     fam = family or distro_family()
-    wanted = wanted_packages(stage, extra, family=fam)
+    wanted = wanted_packages(side, extra, family=fam)
     return DistroPlan(family=fam, wanted=wanted, missing=missing_packages(wanted, family=fam))
 
 
@@ -147,19 +147,19 @@ def _apt_lists_age() -> float:
 
 
 def ensure(
-    stage: Stage,
+    side: Side,
     extra: Sequence[str],
     *,
     state: State = "present",
     cache_valid_time: int = 600,
     family: str | None = None,
 ) -> tuple[str, ...]:
-    """Make the stage's distro packages present; return the packages installed.
+    """Make the side's distro packages present; return the packages installed.
 
     Installs only as root; otherwise raises DistroError naming the missing packages and the
     command that installs them.
     """
-    p = plan(stage, extra, family=family)
+    p = plan(side, extra, family=family)
     todo = p.wanted if state == "latest" else p.missing
     if not todo:
         return ()
@@ -167,7 +167,7 @@ def ensure(
         if not p.missing:
             return ()
         raise DistroError(
-            f"missing {stage} distro packages: {', '.join(p.missing)}; run as root: {p.install_command}"
+            f"missing {side} distro packages: {', '.join(p.missing)}; run as root: {p.install_command}"
         )
     commands = install_commands(p, state)  # raises for a family without a known package manager
     # Unattended installs must never stop to ask a question.

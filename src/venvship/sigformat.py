@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -67,7 +66,7 @@ def public_key_der(pem: str, *, where: str) -> bytes:
 
 def key_id(der: bytes) -> str:
     """Return the id venvship shows for a public key: ``sha256:`` + hex of its DER."""
-    return "sha256:" + hashlib.sha256(der).hexdigest()
+    return sha256_digest(der)
 
 
 def short_id(key: str) -> str:

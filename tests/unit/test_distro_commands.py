@@ -13,7 +13,7 @@ import pytest
 from venvship.distro import (
     BASE_PACKAGES,
     DistroPlan,
-    Stage,
+    Side,
     install_argv,
     install_commands,
     query_argv,
@@ -56,7 +56,7 @@ def test_debian_family_commands(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "stage", "base"),
+    ("name", "side", "base"),
     [
         # vars/redhat.yml of the original role
         (n, "build", ("autoconf", "cmake", "gcc", "gcc-c++", "python3-devel", "python3-packaging"))
@@ -82,10 +82,10 @@ def test_debian_family_commands(name: str) -> None:
     ]
     + [(n, "install", ("python3-packaging", "python3-setuptools", "python3-venv")) for n in DEBIAN_FAMILY],
 )
-def test_base_lists_per_distro(name: str, stage: Stage, base: tuple[str, ...]) -> None:
+def test_base_lists_per_distro(name: str, side: Side, base: tuple[str, ...]) -> None:
     fam = _family(name)
-    assert wanted_packages(stage, [], family=fam) == base
-    assert set(BASE_PACKAGES[fam][stage]) == set(base)
+    assert wanted_packages(side, [], family=fam) == base
+    assert set(BASE_PACKAGES[fam][side]) == set(base)
 
 
 def test_latest_on_rhel_installs_the_missing_then_upgrades_the_rest() -> None:

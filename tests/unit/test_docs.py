@@ -37,10 +37,7 @@ RECIPE_MD = DOCS / "reference" / "recipe.md"
 
 def _venv_pull_parser() -> argparse.ArgumentParser:
     # venv-pull keeps its parser builder private; it is the one place argv is defined.
-    build: Callable[[], argparse.ArgumentParser] = getattr(
-        venv_pull_main, "parser", getattr(venv_pull_main, "_parser", None)
-    )
-    return build()
+    return venv_pull_main._parser()
 
 
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
@@ -84,7 +81,8 @@ def parse_markdown(path: Path, text: str | None = None) -> Doc:
     prose: list[tuple[int, str]] = []
     blocks: list[Block] = []
     fence: str | None = None
-    lang, start, body = "", 0, []
+    lang, start = "", 0
+    body: list[str] = []
     for n, line in enumerate(lines, 1):
         m = _FENCE.match(line)
         if fence is None and m:
@@ -454,7 +452,7 @@ def _table_text(section: str) -> str:
 
 def _table_rows(text: str) -> dict[str, str]:
     """Return table rows keyed by the code span in their first cell."""
-    rows = {}
+    rows: dict[str, str] = {}
     for line in text.splitlines():
         m = re.match(r"^\|\s*`([^`]+)`\s*\|(.*)$", line)
         if m:

@@ -39,7 +39,7 @@ from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
-from .toolvenv import Builder, ensure_builder
+from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
 
 Status = Literal["built", "unchanged", "outdated"]  # outdated: only with check=True
@@ -277,9 +277,8 @@ def _build(
 
 
 def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, rebuild: bool) -> Builder:
-    return ensure_builder(
+    spec = BuilderSpec(
         python=target.interp.path,
-        cache=cache,
         requirements=recipe.build_requirements,
         constraint_args=inputs.constraint_args,
         global_args=inputs.global_args,
@@ -287,9 +286,8 @@ def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, re
         pip_args=recipe.build.pip_args,
         env=recipe.build.env or {},
         ignore_pip_config=recipe.ignore_pip_config,
-        fingerprint=inputs.builder_digest,
-        rebuild=rebuild,
     )
+    return ensure_builder(spec, cache=cache, fingerprint=inputs.builder_digest, rebuild=rebuild)
 
 
 def _wheels(

@@ -48,75 +48,57 @@ def pip_env(base: Mapping[str, str], *, builder_bin: Path | None, ignore_pip_con
     return child_env(changes)
 
 
-def ensure_builder(
-    *,
-    python: str,
-    cache: Path,
-    requirements: Sequence[str],
-    constraint_args: Sequence[str],
-    global_args: Sequence[str],
-    bootstrap: Sequence[str],
-    pip_args: Sequence[str],
-    env: Mapping[str, str],
-    ignore_pip_config: bool,
-    fingerprint: str,
-    rebuild: bool = False,
-) -> Builder:
-    """Return the builder venv for these inputs, creating it (atomically) if it is missing.
+@dataclass(frozen=True)
+class BuilderSpec:
+    """What goes into a builder venv.
 
     ``bootstrap``: the pinned pip, setuptools and wheel requirements, installed first under
     ``global_args`` alone; then ``requirements`` under ``constraint_args``.
     """
-    key = hashlib.sha256(json.dumps([python, fingerprint, list(bootstrap)]).encode()).hexdigest()[:16]
+
+    python: str
+    requirements: Sequence[str]
+    constraint_args: Sequence[str]
+    global_args: Sequence[str]
+    bootstrap: Sequence[str]
+    pip_args: Sequence[str]
+    env: Mapping[str, str]
+    ignore_pip_config: bool
+
+
+def ensure_builder(spec: BuilderSpec, *, cache: Path, fingerprint: str, rebuild: bool = False) -> Builder:
+    """Return the builder venv for ``spec`` (``fingerprint`` names its inputs), creating it if missing."""
+    key = hashlib.sha256(json.dumps([spec.python, fingerprint, list(spec.bootstrap)]).encode()).hexdigest()[
+        :16
+    ]
     root = cache / "builders" / key
     marker = root / "venvship-builder.json"
     with file_lock(cache / "builders" / f"{key}.lock"):
         if rebuild and root.exists():
             shutil.rmtree(root)
         if not marker.is_file():
-            _create(
-                root,
-                python=python,
-                requirements=requirements,
-                constraint_args=constraint_args,
-                global_args=global_args,
-                bootstrap=bootstrap,
-                pip_args=pip_args,
-                env=env,
-                ignore_pip_config=ignore_pip_config,
-            )
+            _create(root, spec)
         tools = json.loads(marker.read_text())["tools"]
     return Builder(
         root=root,
-        env=pip_env(env, builder_bin=root / "bin", ignore_pip_config=ignore_pip_config),
+        env=pip_env(spec.env, builder_bin=root / "bin", ignore_pip_config=spec.ignore_pip_config),
         tools=tools,
     )
 
 
-def _create(
-    root: Path,
-    *,
-    python: str,
-    requirements: Sequence[str],
-    constraint_args: Sequence[str],
-    global_args: Sequence[str],
-    bootstrap: Sequence[str],
-    pip_args: Sequence[str],
-    env: Mapping[str, str],
-    ignore_pip_config: bool,
-) -> None:
+def _create(root: Path, spec: BuilderSpec) -> None:
     # Built in place (venv scripts are not relocatable); the marker written last says it is whole.
     staging = root
     shutil.rmtree(staging, ignore_errors=True)
     logger.info("creating builder venv %s", root)
-    penv = pip_env(env, builder_bin=staging / "bin", ignore_pip_config=ignore_pip_config)
+    penv = pip_env(spec.env, builder_bin=staging / "bin", ignore_pip_config=spec.ignore_pip_config)
     try:
-        run([python, "-m", "venv", staging], env=penv)
+        run([spec.python, "-m", "venv", staging], env=penv)
         pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
         # The interpreter's bundled pip only installs venvship's pinned tools (under the global
         # constraints alone): it may be too old for the recipe's own lines (git+file URLs).
-        run([*pip, *global_args, *pip_args, *bootstrap], env=penv)
-        run([*pip, *constraint_args, *pip_args, *requirements], env=penv)
+        run([*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap], env=penv)
+        run([*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements], env=penv)
         frozen = run([staging / "bin" / "python", "-m", "pip", "list", "--format=json"], env=penv).stdout
     except ProcessError as exc:
         shutil.rmtree(staging, ignore_errors=True)

@@ -96,6 +96,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
         cache=Path(args.cache_dir) if args.cache_dir else None,
         reuse_from=parse_ref(args.reuse_from) if getattr(args, "reuse_from", None) else None,
         pythons=tuple(getattr(args, "python_extra", None) or ()),
+        distro_packages=not getattr(args, "no_distro_packages", False),
         reuse_access=access,
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
@@ -336,6 +337,11 @@ def parser() -> argparse.ArgumentParser:
         "--rebuild-wheels", action="store_true", help="ignore every wheel cache (venv_wheels_rebuild)"
     )
     b.add_argument("--refresh", action="store_true", help="resolve again even if no input changed")
+    b.add_argument(
+        "--no-distro-packages",
+        action="store_true",
+        help="leave the build distro packages to someone else (they must be installed already)",
+    )
     b.add_argument(
         "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
     )

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Mapping, cast
 
-from .._fsutil import atomic_write
+from .._fsutil import atomic_write, pid_alive
 from .._log import logger
 from ..errors import ArtifactError, InstallError
+from ..jsondoc import sha256_digest
 from ..layerformat import MAX_MEMBERS, LayerInfo, check_member
 from ..oci.layout import Layout
 from .record import file_hash_field
@@ -139,7 +140,7 @@ def _unpack(
         raise InstallError(f"{where}: the blob is not in the cache ({blob})") from exc
     if raw is not None:
         # The blob is hashed again as it is read: the cache is trusted, its content still checked.
-        got = "sha256:" + hashlib.sha256(raw).hexdigest()
+        got = sha256_digest(raw)
         if got != layer.digest or len(raw) != layer.size:
             raise ArtifactError(f"{where}: the cached blob hashes to {got}, not to its digest")
         inflate = zlib.decompressobj(wbits=31)
@@ -403,19 +404,9 @@ def remove_stale(cache: Path) -> None:
         if not item.name.startswith("."):
             continue
         pid = item.name.split("-")[-2] if item.name.endswith(".tmp") else item.name.rpartition("-")[2]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             continue
         shutil.rmtree(item, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def collect(cache: Path, keep: set[str]) -> list[str]:

@@ -82,16 +82,20 @@ def _unpacked(cache: Layout, wheel: Wheel, work: Path) -> Path:
     return target
 
 
-class PipInstaller:
-    """pip run from the pip wheel carried in the artifact (no pip needed on the host)."""
-
-    name = "pip"
+class _CarriedTool:
+    """An install tool run from its wheel carried in the artifact (nothing needed on the host)."""
 
     def __init__(self, cache: Layout, wheel: Wheel) -> None:
         self.cache, self.wheel = cache, wheel
 
     def version(self) -> str:
         return self.wheel.version
+
+
+class PipInstaller(_CarriedTool):
+    """pip run from the pip wheel carried in the artifact (no pip needed on the host)."""
+
+    name = "pip"
 
     def install(self, job: InstallJob) -> None:
         tool = _unpacked(self.cache, self.wheel, job.work)
@@ -118,16 +122,10 @@ class PipInstaller:
         _run_install(argv, job, {"PYTHONPYCACHEPREFIX": str(job.work / "pycache")})
 
 
-class UvInstaller:
+class UvInstaller(_CarriedTool):
     """uv, unpacked from the uv wheel carried in the artifact."""
 
     name = "uv"
-
-    def __init__(self, cache: Layout, wheel: Wheel) -> None:
-        self.cache, self.wheel = cache, wheel
-
-    def version(self) -> str:
-        return self.wheel.version
 
     def install(self, job: InstallJob) -> None:
         tool = _unpacked(self.cache, self.wheel, job.work)

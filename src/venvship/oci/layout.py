@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Mapping
 
-from .._fsutil import atomic_write, file_lock
-from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json
+from .._fsutil import atomic_write, file_lock, pid_alive
+from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json, sha256_digest
 from ..errors import ArtifactError
 from ..jsondoc import parse_json
 
@@ -113,7 +113,7 @@ class Layout:
 
     def put_bytes(self, data: bytes) -> tuple[str, bool]:
         """Store ``data`` as a blob; return its digest and whether it was newly written."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = sha256_digest(data)
         if self.has_blob(digest, len(data)):
             return digest, False
         atomic_write(self.blob_path(digest), data)
@@ -128,7 +128,7 @@ class Layout:
             data = path.read_bytes()
         except FileNotFoundError as exc:
             raise ArtifactError(f"{self.root}: blob {digest} is missing") from exc
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if sha256_digest(data) != digest:
             raise ArtifactError(f"{self.root}: blob {digest} is corrupt (digest mismatch)")
         return data
 
@@ -165,7 +165,7 @@ class Layout:
             if not entry.name.startswith(_TEMP):
                 continue
             pid = entry.name[len(_TEMP) :].split("-", 1)[0]
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and pid_alive(int(pid)):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
@@ -268,13 +268,3 @@ class Layout:
             "manifests": [d.to_json() for d in entries],
         }
         atomic_write(self.root / "index.json", canonical_json(doc))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -7,7 +7,6 @@ transient failures a bounded number of times, and is safe to share between threa
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import re
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, Sequence, cast
 from urllib.parse import quote, urljoin
 
-from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of
+from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
 from ..errors import ArtifactError, RegistryError
 from ._connection import Connection, expect, upload_location
 from ._http import (
@@ -178,7 +177,7 @@ class RegistryClient:
                 return resp.read_limited(max_size)
 
         data = retrying(attempt, policy=self.policy, what=f"{where}: fetch {digest}")
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if sha256_digest(data) != digest:
             raise ArtifactError(f"{where}: blob {digest} is corrupt (digest mismatch)")
         return data
 
@@ -205,11 +204,11 @@ class RegistryClient:
         """Store the referrer manifest ``raw`` by digest; return True if the registry keeps its
         referrers list itself (it answered ``OCI-Subject``), False if the client must keep the
         ``sha256-<hex>`` tag (distribution spec, "Pushing Manifests with Subject")."""
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        digest = sha256_digest(raw)
         return self._put_manifest(repo, digest, raw, MANIFEST_TYPE)[1] is not None
 
     def _put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> tuple[str, str | None]:
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        digest = sha256_digest(raw)
         where = self._conn.where(repo)
         url = self._conn.url(repo, f"manifests/{reference}")
 
@@ -290,7 +289,7 @@ class RegistryClient:
         content_type, raw, header_digest = retrying(
             attempt, policy=self.policy, what=f"{where}: get {reference}"
         )
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        digest = sha256_digest(raw)
         if reference.startswith("sha256:") and digest != reference:
             raise ArtifactError(f"{where}@{reference}: registry sent a manifest with digest {digest}")
         if header_digest and header_digest.startswith("sha256:") and header_digest != digest:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..artifact import Descriptor
+from ..artifact import Descriptor, sha256_digest
 from ..errors import ArtifactError
 from .layout import Layout
 from .reference import LayoutRef, Ref
@@ -60,7 +59,7 @@ class LayoutSource:
         else:
             desc = self.layout.resolve(f"{self.ref.name}:{reference}")
         raw = self.layout.read_blob(desc.digest)
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != desc.digest:
+        if sha256_digest(raw) != desc.digest:
             raise ArtifactError(f"{self.ref}: manifest {desc.digest} is corrupt")
         return desc, raw
 

@@ -22,7 +22,9 @@ import pytest
 from tests.conftest import CACHE
 
 SUITE = "bookworm"
-INCLUDE = ("python3", "python3-venv")
+# gcc and the headers: an arm64 build compiles its C extensions in the root; ca-certificates: the
+# build's tool venvs come from PyPI.
+INCLUDE = ("python3", "python3-venv", "python3-dev", "gcc", "libc6-dev", "ca-certificates")
 MIRROR = os.environ.get("VENVSHIP_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEBOOTSTRAP = ("debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(INCLUDE)}", SUITE)
 HOST_PACKAGES = ("debootstrap", "qemu-user-static", "binfmt-support")
@@ -161,7 +163,7 @@ def _lock(fd: int, *, deadline: float) -> None:
 
 @pytest.fixture(scope="session")
 def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Return an arm64 Debian 12 root (minbase, python3, python3-venv) whose binaries run here.
+    """Return an arm64 Debian 12 root (minbase, python3, venv, gcc and headers) whose binaries run here.
 
     Needs root (debootstrap, chroot, binfmt_misc); the root is unpacked from the cached tarball,
     made first if the cache lacks it, and removed at the end of the session.

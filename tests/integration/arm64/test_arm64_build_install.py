@@ -1,0 +1,164 @@
+"""Every platform for real (#15): an arm64 build made inside an arm64 Debian 12 root (qemu-user),
+its C extension compiled there, merged with this host's amd64 build into one index in a real
+registry; the root's own /usr/bin/python3 runs venv-pull.pyz, which installs the arm64 venv, and
+this host installing the same index tag gets the amd64 manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CACHE
+from tests.integration.conftest import LocalIndex
+from tests.integration.registry._support import RegistryServer
+from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
+from venvship.artifact import Index
+from venvship.cli import venv_pull_main, venvship_main
+from venvship.install.zipapp import build_zipapp
+from venvship.oci.registry import RegistryClient
+
+from .conftest import run_in_root
+
+pytestmark = pytest.mark.registry
+
+SRC = Path(__file__).resolve().parents[3]
+WHEELS = CACHE / "arm64" / "venvship-deps-cp311-aarch64"
+# venvship's own dependencies as aarch64 wheels (cryptography, PyYAML and cffi are compiled), and
+# what building venvship needs, downloaded once for the root's pip (no network inside it).
+DEPS = ("packaging", "PyYAML", "cryptography", "cyclonedx-python-lib", "setuptools>=68", "wheel")
+AARCH64_CP311 = (
+    "--only-binary=:all:",
+    *("--platform", "manylinux_2_17_aarch64", "--platform", "manylinux2014_aarch64"),
+    *("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"),
+)
+RECIPE = """\
+[venv]
+name = "demo"
+version = "1.0"
+install-path = "/opt/venvs/demo"
+packages = ["alpha"]
+build-requirements = ["setuptools", "wheel"]
+install-tool = "pip"
+
+[venv.build]
+pip-args = ["--no-index", "--find-links", "{index}"]
+"""
+
+
+def _aarch64_wheels() -> Path:
+    marker = WHEELS / ".done"
+    if not marker.exists():
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--dest", str(WHEELS), *AARCH64_CP311, *DEPS],
+            check=True,
+            timeout=900,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )
+        marker.touch()
+    return WHEELS
+
+
+def _in_root(root: Path, *argv: str, timeout: float = 1800) -> str:
+    proc = run_in_root(root, list(argv), timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(argv)} failed in the arm64 root:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_an_arm64_build_and_install_beside_amd64_in_one_index(
+    arm64_root: Path,
+    local_index: LocalIndex,
+    open_registry: RegistryServer,  # noqa: F811
+    tmp_path: Path,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc on this host for the amd64 half")
+    host = open_registry.host
+    # -- the amd64 half, built here and published ------------------------------------------------
+    recipe = tmp_path / "demo.toml"
+    recipe.write_text(RECIPE.format(index=local_index.dist))
+    amd64 = ["build", str(recipe), "--output", f"{host}/multi", "--insecure", "--cache-dir", str(cache)]
+    assert venvship_main.main(amd64) == 0
+
+    # -- the arm64 half, built inside the root with venvship installed in a venv there -------------
+    root = arm64_root
+    shutil.copytree(SRC / "src", root / "opt/venvship-src/src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(SRC / name, root / "opt/venvship-src" / name)
+    shutil.copytree(_aarch64_wheels(), root / "opt/wheels")
+    shutil.copytree(local_index.dist, root / "opt/index")
+    (root / "opt/demo.toml").write_text(RECIPE.format(index="/opt/index"))
+    _in_root(root, "/usr/bin/python3", "-m", "venv", "/opt/vs")
+    _in_root(
+        root,
+        "/opt/vs/bin/pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        "/opt/wheels",
+        "/opt/venvship-src",
+    )
+    built = _in_root(
+        root,
+        "/opt/vs/bin/venvship",
+        "build",
+        "/opt/demo.toml",
+        "--output",
+        f"{host}/multi",
+        "--insecure",
+        "--no-distro-packages",
+        "--cache-dir",
+        "/opt/cache",
+        "--json",
+    )
+    [arm] = json.loads(built)
+    assert arm["ref"] == "demo:1.0-debian-12-arm64-cp311" and arm["status"] == "built"
+
+    # -- one index over both --------------------------------------------------------------------
+    assert venvship_main.main(["index", f"{host}/multi/demo:1.0", "--insecure"]) == 0
+    client = RegistryClient(host, insecure=True)
+    _, raw, _ = client.get_manifest("multi/demo", "1.0")
+    platforms = {e.platform["architecture"]: e.digest for e in Index.from_bytes(raw).manifests if e.platform}
+    assert sorted(platforms) == ["amd64", "arm64"]
+
+    # -- the root's own python installs the arm64 venv with the zipapp, and runs its C extension -----
+    pyz = build_zipapp(root / "opt/venv-pull.pyz")
+    out = _in_root(
+        root,
+        "/usr/bin/python3",
+        "/" + pyz.relative_to(root).as_posix(),
+        "install",
+        f"{host}/multi/demo:1.0",
+        "--insecure",
+        "--cache",
+        "/var/cache/venvship",
+        "--facts-dir",
+        "/opt/facts",
+        "--no-distro-packages",
+        "--json",
+    )
+    result = json.loads(out)
+    assert result["digest"] == platforms["arm64"] and result["dest"] == "/opt/venvs/demo"
+    probe = "import platform, beta._speed as s; print(platform.machine(), s.add(2, 3))"
+    assert _in_root(root, "/opt/venvs/demo/bin/python", "-c", probe).split() == ["aarch64", "5"]
+
+    # -- this host, the same index tag: the amd64 manifest ---------------------------------------
+    dest = tmp_path / "venvs" / "demo"
+    install = ["install", f"{host}/multi/demo:1.0", "--insecure", "--dest", str(dest), "--json"]
+    install += ["--cache", str(tmp_path / "blobcache"), "--facts-dir", str(tmp_path / "facts")]
+    capsys.readouterr()
+    assert venv_pull_main.main([*install, "--no-distro-packages"]) == 0
+    assert json.loads(capsys.readouterr().out)["digest"] == platforms["amd64"]
+    got = subprocess.run(
+        [dest / "bin" / "python", "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert got.stdout.split() == ["x86_64", "5"]
