@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from venvship.builder.provenance import git_revision
 
 
@@ -37,3 +39,9 @@ def test_git_revision_of_a_checkout(tmp_path: Path) -> None:
     }
     (tmp_path / "recipes" / "demo.toml").write_text("[venv]\nname = 'x'\n")
     assert git_revision(tmp_path / "recipes") == {**entry, "annotations": {"uncommitted_changes": True}}
+
+
+def test_no_git_installed_means_no_source_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _git(tmp_path, "init", "-q")  # a checkout, but this build host has no git on PATH
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert git_revision(tmp_path) is None

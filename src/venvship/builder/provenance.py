@@ -9,6 +9,7 @@ lies in a git checkout, its commit (and whether the tree had uncommitted changes
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -67,7 +68,10 @@ def make_statement(
 
 
 def git_revision(folder: Path) -> dict[str, Any] | None:
-    """Return the resolved dependency of the git checkout holding ``folder``, or None outside one."""
+    """Return the resolved dependency of the git checkout holding ``folder``, or None outside one
+    (or where git is not installed: a build host needs no git)."""
+    if shutil.which("git") is None:
+        return None
     head = run(["git", "-C", folder, "rev-parse", "HEAD"], check=False, timeout=30)
     if head.returncode != 0:
         return None

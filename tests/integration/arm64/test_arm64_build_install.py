@@ -18,7 +18,8 @@ from tests.conftest import CACHE
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
-from venvship.artifact import Index
+from tests.pythons import find_python
+from venvship.artifact import ANN_PYTHON, Index
 from venvship.cli import venv_pull_main, venvship_main
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.registry import RegistryClient
@@ -86,7 +87,8 @@ def test_an_arm64_build_and_install_beside_amd64_in_one_index(
     recipe = tmp_path / "demo.toml"
     recipe.write_text(RECIPE.format(index=local_index.dist))
     amd64 = ["build", str(recipe), "--output", f"{host}/multi", "--insecure", "--cache-dir", str(cache)]
-    assert venvship_main.main(amd64) == 0
+    py39 = find_python("3.9")  # a second Python where this host has one: three manifests in the index
+    assert venvship_main.main([*amd64, *(["--python", str(py39)] if py39 else [])]) == 0
 
     # -- the arm64 half, built inside the root with venvship installed in a venv there -------------
     root = arm64_root
@@ -127,8 +129,12 @@ def test_an_arm64_build_and_install_beside_amd64_in_one_index(
     assert venvship_main.main(["index", f"{host}/multi/demo:1.0", "--insecure"]) == 0
     client = RegistryClient(host, insecure=True)
     _, raw, _ = client.get_manifest("multi/demo", "1.0")
-    platforms = {e.platform["architecture"]: e.digest for e in Index.from_bytes(raw).manifests if e.platform}
-    assert sorted(platforms) == ["amd64", "arm64"]
+    arch = {e.digest: (e.platform or {}).get("architecture", "") for e in Index.from_bytes(raw).manifests}
+    python = {e.digest: e.annotations.get(ANN_PYTHON) for e in Index.from_bytes(raw).manifests}
+    assert sorted(zip(arch.values(), python.values())) == sorted(
+        [("amd64", "cp311"), ("arm64", "cp311"), *([("amd64", "cp39")] if py39 else [])]
+    )
+    platforms = {arch[d]: d for d in arch if python[d] == "cp311"}
 
     # -- the root's own python installs the arm64 venv with the zipapp, and runs its C extension -----
     pyz = build_zipapp(root / "opt/venv-pull.pyz")
