@@ -60,3 +60,21 @@ def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False)
         yield fd
     finally:
         os.close(fd)
+
+
+def free_bytes(path: str | os.PathLike[str] | None) -> int | None:
+    """Return the bytes free on the file system of ``path`` (or of its nearest existing parent);
+    None when it cannot be told.
+
+    Example: ``free_bytes("/var/cache/venvship")``
+    """
+    if path is None:
+        return None
+    here = Path(os.path.abspath(path))
+    for folder in (here, *here.parents):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            continue
+        return st.f_bavail * st.f_frsize
+    return None

