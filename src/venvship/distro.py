@@ -121,13 +121,16 @@ def missing_packages(packages: Sequence[str], *, family: str | None = None) -> t
     if not packages:
         return ()
     if fam == "debian" and shutil.which("dpkg-query"):
-        proc = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *packages], check=False)
+        argv = ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *packages]
+        proc = run(argv, check=False, kind="probe")
         installed = {
             line.split()[0].split(":")[0] for line in proc.stdout.splitlines() if line.endswith(" installed")
         }
         return tuple(p for p in packages if p.split(":")[0] not in installed)
     if fam == "redhat" and shutil.which("rpm"):
-        return tuple(p for p in packages if run(query_argv(fam, p), check=False).returncode != 0)
+        return tuple(
+            p for p in packages if run(query_argv(fam, p), check=False, kind="probe").returncode != 0
+        )
     raise DistroError(f"cannot check distro packages on this host (family {fam!r}): {', '.join(packages)}")
 
 
@@ -176,9 +179,9 @@ def ensure(
     # would hold the lock for as long as it runs.
     try:
         if p.family == "debian" and _apt_lists_age() > cache_valid_time:
-            run(["apt-get", "update", "-q"], env=env, pass_fds=())
+            run(["apt-get", "update", "-q"], env=env, pass_fds=(), kind="distro")
         for argv in commands:
-            run(argv, env=env, pass_fds=())
+            run(argv, env=env, pass_fds=(), kind="distro")
     except ProcessError as exc:
         raise DistroError(f"installing {', '.join(todo)} failed:\n{exc.output[-2000:]}") from exc
     logger.info("installed distro packages: %s", " ".join(todo))

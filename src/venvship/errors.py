@@ -27,6 +27,24 @@ class ProcessError(VenvshipError):
         self.output = output
 
 
+class ProcessTimeout(VenvshipError):
+    """A subprocess ran out of its time limit and was killed with its whole process group.
+
+    Not a ProcessError: callers that turn a failed command's output into their own error let a
+    timeout through as it is, one line naming the limit and how to change it.
+    """
+
+    def __init__(self, argv: list[str], *, seconds: float, what: str, variable: str) -> None:
+        program = argv[0].rsplit("/", 1)[-1] if argv else "?"
+        super().__init__(
+            f"{what} ({program}) was killed after {seconds:g}s, its time limit; "
+            f"set {variable} to more seconds (0: no limit) to allow longer"
+        )
+        self.argv = argv
+        self.seconds = seconds
+        self.variable = variable
+
+
 class BuildError(VenvshipError):
     """Resolving, building or packaging a recipe failed."""
 

@@ -111,13 +111,20 @@ def _create(
     logger.info("creating builder venv %s", root)
     penv = pip_env(env, builder_bin=staging / "bin", ignore_pip_config=ignore_pip_config)
     try:
-        run([python, "-m", "venv", staging], env=penv)
+        run([python, "-m", "venv", staging], env=penv, kind="venv")
         pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
         # The interpreter's bundled pip only installs venvship's pinned tools (under the global
         # constraints alone): it may be too old for the recipe's own lines (git+file URLs).
-        run([*pip, *global_args, *pip_args, *bootstrap], env=penv)
-        run([*pip, *constraint_args, *pip_args, *requirements], env=penv)
-        frozen = run([staging / "bin" / "python", "-m", "pip", "list", "--format=json"], env=penv).stdout
+        run([*pip, *global_args, *pip_args, *bootstrap], env=penv, kind="install")
+        run([*pip, *constraint_args, *pip_args, *requirements], env=penv, kind="install")
+        listing: list[str | os.PathLike[str]] = [
+            staging / "bin" / "python",
+            "-m",
+            "pip",
+            "list",
+            "--format=json",
+        ]
+        frozen = run(listing, env=penv, kind="probe").stdout
     except ProcessError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise BuildError(f"creating the builder venv failed:\n{exc}") from exc

@@ -198,6 +198,7 @@ def _download(
                     "download", "--no-deps", "--quiet", "-d", workdir, *pip_args, *(i.spec for i in remote)
                 ),
                 env=builder.env,
+                kind="download",
             )
         except ProcessError as exc:
             raise BuildError(f"downloading wheels failed:\n{pip_error_lines(exc.output)}") from exc
@@ -235,6 +236,7 @@ def _build(
                 item.spec,
             ),
             env=builder.env,
+            kind="build",
         )
     except ProcessError as exc:
         raise BuildError(
