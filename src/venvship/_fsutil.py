@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ._log import activity
 from .errors import VenvshipError
 
 
@@ -47,16 +48,21 @@ def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False)
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise LockTimeout(f"{path}: still locked by another run after {timeout:g}s") from exc
-                time.sleep(0.05)
+        with contextlib.ExitStack() as waiting:
+            announced = False
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise LockTimeout(f"{path}: still locked by another run after {timeout:g}s") from exc
+                    if not announced:  # the first wait: say why nothing happens
+                        waiting.enter_context(activity(f"waiting for {path}, which another run holds"))
+                        announced = True
+                    time.sleep(0.05)
         yield fd
     finally:
         os.close(fd)

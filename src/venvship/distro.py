@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
-from ._log import logger
+from ._log import activity, logger
 from ._process import child_env, run
 from .errors import DistroError, ProcessError
 from .hostinfo import distro_family
@@ -178,10 +178,11 @@ def ensure(
     # No lock descriptor goes to the package manager: a maintainer script may start a daemon that
     # would hold the lock for as long as it runs.
     try:
-        if p.family == "debian" and _apt_lists_age() > cache_valid_time:
-            run(["apt-get", "update", "-q"], env=env, pass_fds=(), kind="distro")
-        for argv in commands:
-            run(argv, env=env, pass_fds=(), kind="distro")
+        with activity(f"installing {stage} distro packages"):
+            if p.family == "debian" and _apt_lists_age() > cache_valid_time:
+                run(["apt-get", "update", "-q"], env=env, pass_fds=(), kind="distro")
+            for argv in commands:
+                run(argv, env=env, pass_fds=(), kind="distro")
     except ProcessError as exc:
         raise DistroError(f"installing {', '.join(todo)} failed:\n{exc.output[-2000:]}") from exc
     logger.info("installed distro packages: %s", " ".join(todo))

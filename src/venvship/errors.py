@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._units import human_size
+
 
 class VenvshipError(Exception):
     """Root of every error venvship raises on purpose."""
@@ -74,21 +76,12 @@ class DistroError(VenvshipError):
     """Distro packages are missing or could not be installed."""
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 class DiskFullError(VenvshipError):
     """A file system filled up (ENOSPC): the path written, and the free and needed bytes where known."""
 
     def __init__(self, path: str, *, free: int | None = None, needed: int | None = None) -> None:
-        known = [f"{_size(free)} free"] if free is not None else []
-        known += [f"about {_size(needed)} needed"] if needed is not None else []
+        known = [f"{human_size(free)} free"] if free is not None else []
+        known += [f"about {human_size(needed)} needed"] if needed is not None else []
         detail = f" ({', '.join(known)})" if known else ""
         super().__init__(
             f"{path or 'a file'}: no space left on device{detail}; free some space and run again"

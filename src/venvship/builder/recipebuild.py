@@ -14,7 +14,7 @@ from typing import Literal
 
 from .. import __version__, distro
 from .._fsutil import atomic_write, file_lock
-from .._log import logger
+from .._log import activity, logger
 from ..artifact import (
     Fact,
     Manifest,
@@ -218,25 +218,28 @@ def _build(
             state=recipe.distro_package_state,
             cache_valid_time=recipe.distro_cache_valid_time,
         )
-    builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
+    with activity("preparing the builder venv"):
+        builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
     got, provenance = _wheels(recipe, inputs, target, builder, cache=cache, workdir=workdir, opts=opts)
     n_lock = len(got.wheels) - len(provenance["tools"])
     lock = tuple(sorted((w.wheel for w in got.wheels[:n_lock]), key=lambda w: w.name.lower()))
     tools = tuple(w.wheel for w in got.wheels[n_lock:])
     files = {w.wheel.digest: w.path for w in got.wheels}
-    layers, layer_files = make_layers(
-        lock,
-        files,
-        python=target.interp.path,
-        tool=_tool(recipe, tools, files),
-        cache=cache,
-        workdir=workdir / "layers",
-    )
+    with activity("making ready-to-run layers"):
+        layers, layer_files = make_layers(
+            lock,
+            files,
+            python=target.interp.path,
+            tool=_tool(recipe, tools, files),
+            cache=cache,
+            workdir=workdir / "layers",
+        )
     config = dataclasses.replace(
         _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
         layers=layers,
     )
-    packaged = write_to_layout(output, config, {**files, **layer_files})
+    with activity(f"writing {target.ref_name}"):
+        packaged = write_to_layout(output, config, {**files, **layer_files})
     logger.info(
         "%s: %d built, %d downloaded, %d cached, %d reused",
         target.ref_name,

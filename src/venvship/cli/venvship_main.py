@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
+from .._units import human_size
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
@@ -57,7 +58,7 @@ def _published_line(dest_text: str, result: PublishResult) -> str:
         return f"{dest_text}: unchanged ({len(result.tags)} tags, {result.blobs_skipped} blobs already there)"
     return (
         f"{dest_text}: published {', '.join(result.tags)}; blobs {result.blobs_uploaded} uploaded "
-        f"({_human(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
+        f"({human_size(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
     )
 
 
@@ -140,15 +141,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect import inspect_ref
     from ..oci.reference import parse_ref
@@ -160,12 +152,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
     for p in view.platforms:
         total = sum(layer.size for layer in p.manifest.layers)
-        print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {_human(total)}")
+        print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {human_size(total)}")
         print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
-            print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}  {w.filename}")
+            print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}")
         for w in p.config.tools:
-            print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}")
+            print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}")
     return 0
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -12,12 +13,14 @@ from typing import Callable, Collection
 
 from .. import __version__
 from .._fsutil import file_lock
-from .._log import logger
+from .._log import activity, logger
 from .._process import lend_fds
-from ..artifact import Fact
+from .._units import human_size
+from ..artifact import Fact, VenvConfig
 from ..destinations import check_destination
 from ..distro import ensure
 from ..hostinfo import Interpreter, probe_python
+from ..layerformat import LayerInfo
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
@@ -26,9 +29,9 @@ from .bytecode import BytecodeResult
 from .facts import facts_with_own, write_facts
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State
-from .pull import pull, referenced_digests
+from .pull import needed, pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
-from .staging import StageJob, stage_generation
+from .staging import Staged, StageJob, stage_generation
 from .venvs import install_env
 
 DEFAULT_CACHE = Path("/var/cache/venvship")
@@ -204,11 +207,18 @@ def _install_locked(
         return _switch_back(opts, gens, cache, made, live)
     python = trust.host_python(opts.python or config.python.executable, managed=_managed(opts, gens))
 
-    def on_blob(n: int, total: int, size: int) -> None:
-        if n == 1 and total > 1:
-            pause_point("pulling")  # the test seam for a kill in the middle of a pull
+    missing = [
+        d for d in needed(selected, from_wheels=opts.from_wheels) if not cache.has_blob(d.digest, d.size)
+    ]
+    size = human_size(sum(d.size for d in missing))
+    with activity("pulling", total=len(missing)) as report:
 
-    fetched = pull(source, cache, selected, from_wheels=opts.from_wheels, on_blob=on_blob)
+        def on_blob(n: int, total: int, done: int) -> None:
+            report(n, f"{human_size(done)} of {size}")
+            if n == 1 and total > 1:
+                pause_point("pulling")  # the test seam for a kill in the middle of a pull
+
+        fetched = pull(source, cache, selected, from_wheels=opts.from_wheels, on_blob=on_blob)
     logger.info("pulled %d blobs into %s", fetched, cache.root)
     pause_point("pulled")
     if opts.distro_packages:
@@ -219,22 +229,16 @@ def _install_locked(
             cache_valid_time=config.distro_cache_valid_time,
         )
     generation = gens.new_id(selected.digest)
-    staged = stage_generation(
-        StageJob(
-            gens=gens,
-            generation=generation,
-            cache=cache,
-            config=config,
-            python=python,
-            env=install_env(config.install_env, privileged=True),
-            check_env=install_env(config.install_env, privileged=False),
-            compile=opts.compile,
-            from_wheels=opts.from_wheels,
-            allowed_tools=opts.allowed_tools,
-            check_command=opts.check_command,
-            check_user=opts.check_user,
-        )
-    )
+    layers = () if opts.from_wheels or config.layers is None else config.layers.distributions
+    how = f"installing with {config.install_tool}" if opts.from_wheels else "installing"
+    with activity(how, total=len(layers)) as report:
+        unpacked = itertools.count(1)
+
+        def on_layer(layer: LayerInfo) -> None:
+            n = next(unpacked)  # called from the unpacking threads: count() hands out each n once
+            report(n, "then the health check" if n == len(layers) else layer.name)
+
+        staged = _stage(opts, gens, cache, config, python, generation, on_layer)
     state = State(
         generation=generation,
         digest=selected.digest,
@@ -261,6 +265,35 @@ def _install_locked(
     gens.switch(generation)
     pause_point("switched")
     return replace(_finish(opts, gens, cache, state, changed=True), bytecode=staged.bytecode)
+
+
+def _stage(
+    opts: InstallOptions,
+    gens: Generations,
+    cache: Layout,
+    config: VenvConfig,
+    python: str,
+    generation: str,
+    on_layer: Callable[[LayerInfo], None],
+) -> Staged:
+    """Make and check ``generation`` in its staging folder (discarded if anything fails)."""
+    return stage_generation(
+        StageJob(
+            gens=gens,
+            generation=generation,
+            cache=cache,
+            config=config,
+            python=python,
+            env=install_env(config.install_env, privileged=True),
+            check_env=install_env(config.install_env, privileged=False),
+            compile=opts.compile,
+            from_wheels=opts.from_wheels,
+            allowed_tools=opts.allowed_tools,
+            check_command=opts.check_command,
+            check_user=opts.check_user,
+            on_layer=on_layer,
+        )
+    )
 
 
 def _made_before(gens: Generations, digest: str, live: State | None) -> State | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._log import logger
+from .._log import activity, logger
 from ..artifact import (
     INDEX_TYPE,
     MANIFEST_TYPE,
@@ -102,7 +102,9 @@ def publish_layout(
         for item in items:
             if not src.has_blob(item.digest, item.size):
                 raise ArtifactError(f"{src.root}: blob {item.digest} is missing or has the wrong size")
-        for item, outcome in zip(items, push_blobs(client, plan.repo, items, max_workers=max_workers)):
+        with activity(f"pushing {len(items)} blobs to {client.registry}/{plan.repo}"):
+            outcomes = push_blobs(client, plan.repo, items, max_workers=max_workers)
+        for item, outcome in zip(items, outcomes):
             pushed_to.setdefault(item.digest, plan.repo)
             if outcome == "uploaded":
                 uploaded += 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -297,3 +299,24 @@ def test_inputs_resolved_before_are_not_resolved_again(
     _, before = _config(layout, f"demo:1.1{PLATFORM_SUFFIX}")
     _, after = _config(layout, f"demo:1.2{PLATFORM_SUFFIX}")
     assert third.status == "built" and before.lock == after.lock
+
+
+def test_a_build_is_never_silent_for_long(tmp_path: Path, write_recipe: RecipeWriter, cache: Path) -> None:
+    """Off a terminal, every step that takes a while says so at least every two seconds."""
+    recipe = write_recipe(packages=["alpha"])
+    argv = ["build", str(recipe), "--output", f"oci:{tmp_path / 'oci'}", "--cache-dir", str(cache)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "venvship.cli.venvship_main", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stderr]
+    assert proc.wait(timeout=600) == 0, lines
+    proc.stderr.close()
+    times = [0.0] + [t for t, _ in lines] + [time.monotonic() - start]
+    assert max(b - a for a, b in zip(times, times[1:])) < 3.5, lines
