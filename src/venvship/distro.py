@@ -72,10 +72,13 @@ def install_argv(family: str, state: State, packages: Sequence[str]) -> list[str
     """Return the command that makes ``packages`` present (or, with ``latest``, upgraded).
 
     ``dnf upgrade`` fails on a package that is not installed: for ``latest`` on the RHEL family,
-    install the missing ones first (:func:`install_commands` does).
+    install the missing ones first (:func:`install_commands` does). No packages is an error:
+    ``dnf upgrade`` with none upgrades every package of the host.
 
     Example: ``install_argv("redhat", "present", ["gcc"])`` → ``["dnf", "install", "-y", "--", "gcc"]``
     """
+    if not packages:
+        raise DistroError("no distro packages named: refusing a package manager run over all of them")
     _check_names(packages)
     if family == "debian":
         # apt-get install upgrades an installed package to the candidate: one command for both states.
@@ -141,6 +144,48 @@ def plan(stage: Stage, extra: Sequence[str], *, family: str | None = None) -> Di
     return DistroPlan(family=fam, wanted=wanted, missing=missing_packages(wanted, family=fam))
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What :func:`ensure` is to do for one stage: the packages to install and to upgrade, and
+    the exact commands (an ``apt-get update`` first when the package lists are stale)."""
+
+    stage: Stage
+    install: tuple[str, ...]
+    upgrade: tuple[str, ...]
+    commands: tuple[tuple[str, ...], ...]
+
+    def describe(self, *, verb: str = "running") -> str:
+        """Return one line: ``install distro packages: install a b; upgrade c; running: apt-get …``."""
+        what = [f"install {' '.join(self.install)}"] if self.install else []
+        what += [f"upgrade {' '.join(self.upgrade)} (distro-package-state = latest)"] if self.upgrade else []
+        run_text = " && ".join(shlex.join(c) for c in self.commands)
+        return f"{self.stage} distro packages: {'; '.join(what)}; {verb}: {run_text}"
+
+
+def pending(
+    stage: Stage,
+    extra: Sequence[str],
+    *,
+    state: State = "present",
+    cache_valid_time: int = 600,
+    family: str | None = None,
+) -> tuple[DistroPlan, Pending | None]:
+    """Return the stage's plan and what :func:`ensure` would do about it (None: nothing), running
+    nothing but the query of what is installed. Only the named packages are ever upgraded.
+
+    Example: ``print(pending("install", ["libxml2"])[1].describe(verb="would run"))``
+    """
+    p = plan(stage, extra, family=family)
+    todo = p.wanted if state == "latest" else p.missing
+    if not todo:
+        return p, None
+    commands = [tuple(argv) for argv in install_commands(p, state)]
+    if p.family == "debian" and _apt_lists_age() > cache_valid_time:
+        commands.insert(0, ("apt-get", "update", "-q"))
+    upgrade = tuple(name for name in p.wanted if name not in p.missing) if state == "latest" else ()
+    return p, Pending(stage=stage, install=p.missing, upgrade=upgrade, commands=tuple(commands))
+
+
 def _apt_lists_age() -> float:
     stamp = Path("/var/cache/apt/pkgcache.bin")
     try:
@@ -159,12 +204,11 @@ def ensure(
 ) -> tuple[str, ...]:
     """Make the stage's distro packages present; return the packages installed.
 
-    Installs only as root; otherwise raises DistroError naming the missing packages and the
-    command that installs them.
+    Installs only as root, saying first what and with which commands; otherwise raises
+    DistroError naming the missing packages and the command that installs them.
     """
-    p = plan(stage, extra, family=family)
-    todo = p.wanted if state == "latest" else p.missing
-    if not todo:
+    p, todo = pending(stage, extra, state=state, cache_valid_time=cache_valid_time, family=family)
+    if todo is None:
         return ()
     if os.geteuid() != 0:
         if not p.missing:
@@ -172,18 +216,16 @@ def ensure(
         raise DistroError(
             f"missing {stage} distro packages: {', '.join(p.missing)}; run as root: {p.install_command}"
         )
-    commands = install_commands(p, state)  # raises for a family without a known package manager
+    logger.info("%s", todo.describe())
     # Unattended installs must never stop to ask a question.
     env = child_env({"DEBIAN_FRONTEND": "noninteractive"})
     # No lock descriptor goes to the package manager: a maintainer script may start a daemon that
     # would hold the lock for as long as it runs.
     try:
         with activity(f"installing {stage} distro packages"):
-            if p.family == "debian" and _apt_lists_age() > cache_valid_time:
-                run(["apt-get", "update", "-q"], env=env, pass_fds=(), kind="distro")
-            for argv in commands:
+            for argv in todo.commands:
                 run(argv, env=env, pass_fds=(), kind="distro")
     except ProcessError as exc:
-        raise DistroError(f"installing {', '.join(todo)} failed:\n{exc.output[-2000:]}") from exc
-    logger.info("installed distro packages: %s", " ".join(todo))
-    return todo
+        names = ", ".join(todo.install + todo.upgrade)
+        raise DistroError(f"installing {names} failed:\n{exc.output[-2000:]}") from exc
+    return todo.install + todo.upgrade

@@ -10,7 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .. import __version__, distro
 from .._fsutil import atomic_write, file_lock
@@ -152,6 +152,10 @@ def build_recipe(recipe: Recipe, *, output: Layout, options: BuildOptions | None
                 if opts.rebuild_wheels or opts.refresh
                 else _unchanged(output, target, state_file, fingerprint)
             )
+            if done is None and opts.check and opts.distro_packages:
+                _, todo = distro.pending("build", **_distro_args(recipe))
+                if todo is not None:
+                    logger.info("%s", todo.describe(verb="would run"))
             if done is not None or opts.check:
                 return done or BuildResult(
                     name=recipe.name, ref=target.ref_name, digest="", status="outdated", packages=0
@@ -212,12 +216,7 @@ def _build(
 ) -> BuildResult:
     """Resolve, get the wheels, make the layers and write the artifact (the inputs changed)."""
     if opts.distro_packages:
-        distro.ensure(
-            "build",
-            recipe.build.distro_packages,
-            state=recipe.distro_package_state,
-            cache_valid_time=recipe.distro_cache_valid_time,
-        )
+        distro.ensure("build", **_distro_args(recipe))
     with activity("preparing the builder venv"):
         builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
     got, provenance = _wheels(recipe, inputs, target, builder, cache=cache, workdir=workdir, opts=opts)
@@ -260,6 +259,15 @@ def _build(
         reused=tuple(got.reused),
         blobs_written=packaged.blobs_written,
     )
+
+
+def _distro_args(recipe: Recipe) -> dict[str, Any]:
+    """Return the build distro packages of ``recipe`` as :func:`distro.ensure` takes them."""
+    return {
+        "extra": recipe.build.distro_packages,
+        "state": recipe.distro_package_state,
+        "cache_valid_time": recipe.distro_cache_valid_time,
+    }
 
 
 def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, rebuild: bool) -> Builder:

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Collection
+from typing import Any, Callable, Collection
 
 from .. import __version__
 from .._fsutil import file_lock
@@ -18,7 +18,7 @@ from .._process import lend_fds
 from .._units import human_size
 from ..artifact import Fact, VenvConfig
 from ..destinations import check_destination
-from ..distro import ensure
+from ..distro import ensure, pending
 from ..hostinfo import Interpreter, probe_python
 from ..layerformat import LayerInfo
 from ..oci.layout import Layout
@@ -127,13 +127,17 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         gens = Generations(_checked_dest(dest, opts))
         # The cheap no-op check first: the same reference digest and an intact live generation.
         live = _live_state(gens)
-        pending = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
-        if live and not opts.rebuild and not pending and live.ref_digest == top.digest:
+        facts_due = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
+        if live and not opts.rebuild and not facts_due and live.ref_digest == top.digest:
             return _result(gens, live, changed=False, facts_written=False)
         selected = select(reader, ref, host=Host.detect(), probe=_prober(opts, gens))
-        if live and not opts.rebuild and not pending and live.digest == selected.digest:
+        if live and not opts.rebuild and not facts_due and live.digest == selected.digest:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
+            if opts.distro_packages:
+                _, todo = pending("install", **_distro_args(selected.config))
+                if todo is not None:
+                    logger.info("%s", todo.describe(verb="would run"))
             return _would_change(gens, live, selected, rebuild=opts.rebuild)
         gens.adoptable()  # refuses a destination that is neither a venv nor ours, before anything is made
         trust.trusted_dir(opts.cache, what="the blob cache")
@@ -151,6 +155,15 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return _install_locked(ref, opts, gens, source, Layout.create(opts.cache), selected)
     finally:
         reader.close()
+
+
+def _distro_args(config: VenvConfig) -> dict[str, Any]:
+    """Return the runtime distro packages of ``config`` as :func:`distro.ensure` takes them."""
+    return {
+        "extra": config.install_distro_packages,
+        "state": "latest" if config.distro_package_state == "latest" else "present",
+        "cache_valid_time": config.distro_cache_valid_time,
+    }
 
 
 def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
@@ -222,12 +235,7 @@ def _install_locked(
     logger.info("pulled %d blobs into %s", fetched, cache.root)
     pause_point("pulled")
     if opts.distro_packages:
-        ensure(
-            "install",
-            config.install_distro_packages,
-            state="latest" if config.distro_package_state == "latest" else "present",
-            cache_valid_time=config.distro_cache_valid_time,
-        )
+        ensure("install", **_distro_args(config))
     generation = gens.new_id(selected.digest)
     layers = () if opts.from_wheels or config.layers is None else config.layers.distributions
     how = f"installing with {config.install_tool}" if opts.from_wheels else "installing"
