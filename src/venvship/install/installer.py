@@ -29,6 +29,7 @@ from .bytecode import BytecodeResult
 from .facts import facts_with_own, write_facts
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State
+from .preflight import Preflight, check_preconditions
 from .pull import needed, pull, referenced_digests
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
 from .staging import Staged, StageJob, stage_generation
@@ -134,6 +135,7 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         if live and not opts.rebuild and not facts_due and live.digest == selected.digest:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
+            _preflight(opts, gens, cache, selected)  # a run that would fail says so now
             if opts.distro_packages:
                 _, todo = pending("install", **_distro_args(selected.config))
                 if todo is not None:
@@ -170,6 +172,24 @@ def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
     """Return the destination if it is one venv-pull may manage (destinations.py has the rules)."""
     others = [d for _, d, _ in cachestore.recorded_dests(opts.cache)]
     return check_destination(dest, cache=opts.cache, facts_dir=opts.facts_dir, others=others)
+
+
+def _preflight(opts: InstallOptions, gens: Generations, cache: Layout, selected: Selected) -> str:
+    """Return the host interpreter, or raise PreconditionError naming all this host lacks."""
+    return check_preconditions(
+        Preflight(
+            config=selected.config,
+            cache=cache,
+            dest=gens.dest,
+            facts_dir=opts.facts_dir,
+            python=opts.python or selected.config.python.executable,
+            managed=tuple(_managed(opts, gens)),
+            needed=tuple(needed(selected, from_wheels=opts.from_wheels)),
+            from_wheels=opts.from_wheels,
+            distro_packages=opts.distro_packages,
+            check_user=opts.check_user,
+        )
+    )
 
 
 def _managed(opts: InstallOptions, gens: Generations) -> list[Path]:
@@ -218,7 +238,7 @@ def _install_locked(
     made = None if opts.rebuild else _made_before(gens, selected.digest, live)
     if made is not None:
         return _switch_back(opts, gens, cache, made, live)
-    python = trust.host_python(opts.python or config.python.executable, managed=_managed(opts, gens))
+    python = _preflight(opts, gens, cache, selected)  # everything this host lacks, before any work
 
     missing = [
         d for d in needed(selected, from_wheels=opts.from_wheels) if not cache.has_blob(d.digest, d.size)
