@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import __version__, distro
-from .._fsutil import atomic_write, file_lock
+from .._fsutil import atomic_write, disk_space, file_lock
 from .._log import activity, logger
 from ..artifact import (
     Fact,
@@ -141,7 +141,7 @@ def build_recipe(recipe: Recipe, *, output: Layout, options: BuildOptions | None
     cache = opts.cache or default_cache()
     target = _target(recipe)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
-    with file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
+    with disk_space(cache, output.root), file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             inputs = prepare(recipe, workdir / "inputs")

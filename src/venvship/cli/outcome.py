@@ -17,9 +17,9 @@ import os
 import sys
 from typing import Any, Callable, Mapping, NoReturn, Sequence
 
-from .._fsutil import free_bytes
+from .._fsutil import disk_full_error
 from .._log import cli_logging
-from ..errors import DiskFullError, VenvshipError
+from ..errors import VenvshipError
 
 # The version of every JSON document both commands print (docs/reference/cli.md#json-output). It
 # changes only when a key is removed or changes meaning; new keys may come without it.
@@ -73,7 +73,7 @@ def json_text(data: Mapping[str, object], *, indent: int | None = None) -> str:
 def os_error_text(exc: OSError) -> str:
     """Return ``PATH: reason`` for an OSError (``[Errno 13] Permission denied: 'x'`` reads worse)."""
     if exc.errno == errno.ENOSPC:
-        return str(DiskFullError(str(exc.filename or ""), free=free_bytes(exc.filename)))
+        return str(disk_full_error(exc))
     if exc.filename is None or not exc.strerror:
         return str(exc)
     return f"{exc.filename}: {exc.strerror}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection
 
 from .. import __version__
-from .._fsutil import file_lock
+from .._fsutil import disk_space, file_lock
 from .._log import activity, logger
 from .._process import lend_fds
 from .._units import human_size
@@ -243,11 +243,11 @@ def _install_locked(
     missing = [
         d for d in needed(selected, from_wheels=opts.from_wheels) if not cache.has_blob(d.digest, d.size)
     ]
-    size = human_size(sum(d.size for d in missing))
-    with activity("pulling", total=len(missing)) as report:
+    to_pull = sum(d.size for d in missing)
+    with disk_space(cache.root, needed=to_pull), activity("pulling", total=len(missing)) as report:
 
         def on_blob(n: int, total: int, done: int) -> None:
-            report(n, f"{human_size(done)} of {size}")
+            report(n, f"{human_size(done)} of {human_size(to_pull)}")
             if n == 1 and total > 1:
                 pause_point("pulling")  # the test seam for a kill in the middle of a pull
 
@@ -259,7 +259,7 @@ def _install_locked(
     generation = gens.new_id(selected.digest)
     layers = () if opts.from_wheels or config.layers is None else config.layers.distributions
     how = f"installing with {config.install_tool}" if opts.from_wheels else "installing"
-    with activity(how, total=len(layers)) as report:
+    with disk_space(cache.root, gens.root), activity(how, total=len(layers)) as report:
         unpacked = itertools.count(1)
 
         def on_layer(layer: LayerInfo) -> None:
@@ -362,7 +362,8 @@ def _finish(
     opts: InstallOptions, gens: Generations, cache: Layout, state: State, *, changed: bool
 ) -> InstallResult:
     """Write facts for the live generation, clear its pending mark, prune; return the result."""
-    written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
+    with disk_space(opts.facts_dir):
+        written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
     with contextlib.suppress(FileNotFoundError):
         (gens.path(state.generation) / FACTS_PENDING).unlink()
     pruned = gens.prune(opts.keep)

@@ -11,6 +11,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -320,3 +321,27 @@ def test_a_build_is_never_silent_for_long(tmp_path: Path, write_recipe: RecipeWr
     proc.stderr.close()
     times = [0.0] + [t for t, _ in lines] + [time.monotonic() - start]
     assert max(b - a for a, b in zip(times, times[1:])) < 3.5, lines
+
+
+def test_a_full_build_cache_is_one_line_and_leaves_nothing_behind(
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    shared_builders: Path,
+    small_fs: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = small_fs("1m") / "cache"
+    cache.mkdir()
+    (cache / "builders").symlink_to(shared_builders)
+    recipe = write_recipe(packages=["bulky"])  # a wheel of 2 MiB that does not compress
+    argv = ["build", str(recipe), "--output", f"oci:{tmp_path / 'oci'}", "--cache-dir", str(cache)]
+    assert main(argv) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("venvship: error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"venvship: error: {cache}")  # the file it was writing, in the cache
+    assert (
+        errors[0].endswith(" free); free some space and run again")
+        and ": no space left on device (" in errors[0]
+    )
+    assert not (cache / "work").exists() or not any((cache / "work").iterdir())
+    assert [p for p in cache.rglob("*") if p.name.endswith(".tmp") and "builders" not in p.parts] == []
