@@ -37,6 +37,7 @@ from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
+from .targetchecks import check_install_args, check_symlinks
 from .toolvenv import Builder, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
 
@@ -224,12 +225,20 @@ def _build(
     lock = tuple(sorted((w.wheel for w in got.wheels[:n_lock]), key=lambda w: w.name.lower()))
     tools = tuple(w.wheel for w in got.wheels[n_lock:])
     files = {w.wheel.digest: w.path for w in got.wheels}
+    tool = _tool(recipe, tools, files)
+    # What would fail only on the targets, found here now that the lock is known.
+    check_install_args(
+        recipe, tool, python=target.interp.path, venv_python=builder.python, workdir=workdir / "checks"
+    )
+    check_symlinks(
+        recipe, {w: files[w.digest] for w in lock}, minor=int(target.interp.info.version.split(".")[1])
+    )
     with activity("making ready-to-run layers"):
         layers, layer_files = make_layers(
             lock,
             files,
             python=target.interp.path,
-            tool=_tool(recipe, tools, files),
+            tool=tool,
             cache=cache,
             workdir=workdir / "layers",
         )

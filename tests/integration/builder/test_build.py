@@ -345,3 +345,18 @@ def test_a_full_build_cache_is_one_line_and_leaves_nothing_behind(
     )
     assert not (cache / "work").exists() or not any((cache / "work").iterdir())
     assert [p for p in cache.rglob("*") if p.name.endswith(".tmp") and "builders" not in p.parts] == []
+
+
+def test_install_args_the_install_tool_refuses_stop_the_build(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On the allow-list each, but uv takes only one of them: every target would fail.
+    recipe = write_recipe(install_tool="uv", extra='\n[venv.install]\npip-args = ["-q", "-v"]\n')
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("venvship: error: ")]
+    assert errors == [
+        f"venvship: error: {recipe}: venv.install.pip-args: uv 0.13.9 refuses '-q -v': "
+        "the argument '--quiet...' cannot be used with '--verbose...'"
+    ]
+    assert Layout.open(out).refs() == {}
