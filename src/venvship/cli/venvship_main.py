@@ -175,10 +175,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for key in result.only_new:
         print(f"platform added: {key}")
     for key, changes in result.changes.items():
-        if not changes:
-            print(f"{key}: no package changes")
+        settings = result.settings.get(key, ())
+        if not changes and not settings:
+            print(f"{key}: no changes")
             continue
         print(f"{key}:")
+        for s in settings:
+            print(f"  {s.name.replace('_', ' ')}: {_setting_text(s.old)} -> {_setting_text(s.new)}")
         for c in changes:
             if c.kind == "added":
                 print(f"  + {c.name} {c.new.version if c.new else ''}")
@@ -190,6 +193,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 note = "" if old != new else " (rebuilt: different wheel)"
                 print(f"  ~ {c.name} {old} -> {new}{note}")
     return 0
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, dict):
+        value = [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) if value else "(none)"
+    return str(value) or "(none)"
 
 
 def cmd_list(args: argparse.Namespace) -> int:

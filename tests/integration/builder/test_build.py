@@ -225,7 +225,7 @@ def test_a_failed_wheel_build_writes_nothing_and_the_next_run_retries(
     assert build_recipe(recipe, output=layout, options=BuildOptions(cache=cache)).status == "built"
 
 
-def test_inspect_and_diff_report_packages(
+def test_inspect_and_diff_report_packages_and_settings(
     tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "oci"
@@ -235,7 +235,15 @@ def test_inspect_and_diff_report_packages(
         output=layout,
         options=BuildOptions(cache=cache),
     )
-    build_recipe(load_recipe(write_recipe(version="2.0")), output=layout, options=BuildOptions(cache=cache))
+    changed = write_recipe(
+        version="2.0",
+        install_path="/opt/venvs/demo2",
+        install_tool="uv",
+        symlink_system_packages=["python3-venvship-none"],
+        extra='\n[venv.install]\ndistro-packages = ["libxml2"]\npip-args = ["--no-progress"]\n'
+        'env = {TZ = "UTC"}\n\n[[venv.facts]]\nsection = "demo"\noption = "tag"\nvalue = "2.0"\n',
+    )
+    build_recipe(load_recipe(changed), output=layout, options=BuildOptions(cache=cache))
     assert main(["inspect", f"oci:{out}:demo:1.0", "--json"]) == 0
     view = json.loads(capsys.readouterr().out)
     [platform] = view["platforms"]
@@ -249,8 +257,34 @@ def test_inspect_and_diff_report_packages(
     assert [(c.name, c.kind, c.old and c.old.version, c.new and c.new.version) for c in changes] == [
         ("alpha", "changed", "1.0", "1.1")
     ]
+    [settings] = diff.settings.values()
+    uv = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["uv"]
+    assert [(x.name, x.old, x.new) for x in settings] == [
+        ("version", "1.0", "2.0"),
+        ("install_path", "/opt/venvs/demo", "/opt/venvs/demo2"),
+        ("install_tool", f"pip {PIP}", f"uv {uv}"),
+        ("distro_packages", [], ["libxml2"]),
+        ("env", {}, {"TZ": "UTC"}),
+        ("pip_args", [], ["--no-progress"]),
+        ("symlinks", [], ["python3-venvship-none"]),
+        ("facts", [], ["openstack_ansible: [demo] tag = 2.0"]),
+    ]
     assert main(["diff", f"oci:{out}:demo:1.0", f"oci:{out}:demo:2.0"]) == 0
-    assert "~ alpha 1.0 -> 1.1" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  version: 1.0 -> 2.0",
+        "  install path: /opt/venvs/demo -> /opt/venvs/demo2",
+        f"  install tool: pip {PIP} -> uv {uv}",
+        "  distro packages: (none) -> libxml2",
+        "  env: (none) -> TZ=UTC",
+        "  pip args: (none) -> --no-progress",
+        "  symlinks: (none) -> python3-venvship-none",
+        "  facts: (none) -> openstack_ansible: [demo] tag = 2.0",
+        "  ~ alpha 1.0 -> 1.1",
+    ]
+    assert main(["diff", f"oci:{out}:demo:1.0", f"oci:{out}:demo:2.0", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema"] == 1
+    assert data["settings"][PLATFORM_SUFFIX[1:]][0] == {"setting": "version", "old": "1.0", "new": "2.0"}
 
 
 def test_the_recipe_build_env_reaches_the_wheel_build(
