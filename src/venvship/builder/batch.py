@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .._log import logger
 from ..errors import VenvshipError
 from ..oci.layout import Layout
 from ..oci.publish import PublishResult, publish_layout
 from ..oci.reference import LayoutRef, Ref
+from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
 from ..recipe import find_recipes, load_recipes
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
@@ -24,12 +27,20 @@ class BatchResult:
     results: tuple[BuildResult, ...]
     published: PublishResult | None = None
 
-    def to_json(self) -> list[dict[str, object]]:
-        entries = [r.to_json() for r in self.results]
+    @property
+    def retagged(self) -> tuple[Retag, ...]:
+        """Every existing tag of the output that this run moved to other content."""
         if self.published is not None:
-            for entry in entries:
+            return self.published.retagged
+        return tuple(r for result in self.results for r in result.retagged)
+
+    def to_json(self) -> dict[str, object]:
+        entries = [r.to_json() for r in self.results]
+        for entry in entries:
+            if self.published is not None:
                 entry["published"] = f"{str(self.output).rstrip('/')}/{entry['ref']}"
-        return entries
+                entry.pop("retagged")  # the staging layout's; the registry's are below
+        return {"recipes": entries, "retagged": [r.to_json() for r in self.retagged]}
 
 
 def build_recipes(
@@ -43,6 +54,7 @@ def build_recipes(
 
     A layout output (``oci:DIR``) is written directly. A registry output (``HOST/NAMESPACE``) is
     built into a staging layout in the build cache first, then published: blobs go up before any tag.
+    A moved tag of the output is logged as a warning (``options.immutable_tags``: refused).
 
     Example: ``build_recipes([Path("recipes")], output=parse_ref("oci:build/oci"))``
     """
@@ -57,11 +69,18 @@ def build_recipes(
         layout = Layout.create(output.path)
     else:
         layout = Layout.create((opts.cache or default_cache()) / "staging")
-    results = tuple(build_recipe(recipe, output=layout, options=opts) for recipe in recipes)
     if isinstance(output, LayoutRef) or opts.check:
+        results = tuple(build_recipe(recipe, output=layout, options=opts) for recipe in recipes)
+        for move in (r for result in results for r in result.retagged):
+            logger.warning("%s", move)
         return BatchResult(output=output, results=results)
+    # The staging layout is a cache: its tags move freely; the registry's are what count.
+    staging = dataclasses.replace(opts, immutable_tags=False)
+    results = tuple(build_recipe(recipe, output=layout, options=staging) for recipe in recipes)
     client = registry_client(output.registry, access or Access())
-    published = publish_layout(layout, [r.ref for r in results], output, client)
+    published = publish_layout(
+        layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
+    )
     return BatchResult(output=output, results=results, published=published)
 
 

@@ -28,6 +28,7 @@ from ..artifact import (
 from ..hostinfo import Interpreter, distro_key, go_arch, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
+from ..oci.retag import Retag
 from ..oci.source import Access
 from ..recipe import Recipe
 from .inputs import Inputs, prepare
@@ -58,6 +59,7 @@ class BuildResult:
     cached: tuple[str, ...] = ()
     reused: tuple[str, ...] = ()
     blobs_written: int = 0
+    retagged: tuple[Retag, ...] = ()  # existing tags of the output this build moved
 
     def summary(self) -> str:
         """Return the one line both front ends print for this result."""
@@ -83,6 +85,7 @@ class BuildResult:
             "cached": list(self.cached),
             "reused": list(self.reused),
             "blobs_written": self.blobs_written,
+            "retagged": [r.to_json() for r in self.retagged],
         }
 
 
@@ -97,6 +100,7 @@ class BuildOptions:
     refresh: bool = False
     distro_packages: bool = True
     check: bool = False
+    immutable_tags: bool = False  # refuse to move an existing tag to other content
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,9 @@ def _build(
         layers=layers,
     )
     with activity(f"writing {target.ref_name}"):
-        packaged = write_to_layout(output, config, {**files, **layer_files})
+        packaged = write_to_layout(
+            output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags
+        )
     logger.info(
         "%s: %d built, %d downloaded, %d cached, %d reused",
         target.ref_name,
@@ -267,6 +273,7 @@ def _build(
         cached=tuple(got.cached),
         reused=tuple(got.reused),
         blobs_written=packaged.blobs_written,
+        retagged=packaged.retagged,
     )
 
 

@@ -36,12 +36,15 @@ def _access(args: argparse.Namespace) -> Access:
     return Access(insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
 
 
-def _publish(access: Access, layout_path: Path, refs: list[str], dest: RegistryRef) -> PublishResult:
+def _publish(
+    access: Access, layout_path: Path, refs: list[str], dest: RegistryRef, *, immutable_tags: bool
+) -> PublishResult:
     from ..oci.layout import Layout
     from ..oci.publish import publish_layout
     from ..oci.source import registry_client
 
-    return publish_layout(Layout.open(layout_path), refs, dest, registry_client(dest.registry, access))
+    client = registry_client(dest.registry, access)
+    return publish_layout(Layout.open(layout_path), refs, dest, client, immutable_tags=immutable_tags)
 
 
 def _registry_ref(text: str, what: str) -> RegistryRef:
@@ -72,6 +75,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
         reuse_access=access,
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
+        immutable_tags=getattr(args, "immutable_tags", False),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -88,7 +92,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         access=access,
     )
     if args.json:
-        print(json_text({"recipes": run.to_json()}, indent=2))
+        print(json_text(run.to_json(), indent=2))
         return 0
     for result in run.results:
         print(result.summary())
@@ -123,7 +127,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not refs or refs == [None]:
         raise VenvshipError(f"{args.src}: nothing to publish (name NAME:TAG)")
     dest = _registry_ref(args.dest, "a registry namespace (HOST[:PORT]/NAMESPACE)")
-    result = _publish(_access(args), src.path, [r for r in refs if r], dest)
+    result = _publish(
+        _access(args), src.path, [r for r in refs if r], dest, immutable_tags=args.immutable_tags
+    )
     print(json_text(result.to_json(), indent=2) if args.json else _published_line(args.dest, result))
     return 0
 
@@ -216,6 +222,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _immutable_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--immutable-tags",
+        action="store_true",
+        help="refuse to move an existing tag to other content (for CI); without it, a move is reported",
+    )
+
+
 def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for the registry's TLS certificate")
@@ -268,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
     )
+    _immutable_option(b)
     _registry_options(b)
     add_output_options(b)
     b.set_defaults(func=cmd_build)
@@ -305,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("src", metavar="SRC", help="oci:DIR (every ref) or oci:DIR:NAME:TAG (one)")
     pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE")
+    _immutable_option(pub)
     _registry_options(pub)
     add_output_options(pub)
     pub.set_defaults(func=cmd_publish)

@@ -26,6 +26,7 @@ from ..jsondoc import load_object
 from .layout import Layout
 from .reference import RegistryRef
 from .registry import MAX_WORKERS, BlobPush, RegistryClient, push_blobs
+from .retag import Retag, TagMoveRefused, moved
 
 _INDEX_TYPES = (INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -41,6 +42,7 @@ class PublishResult:
     blobs_mounted: int
     blobs_skipped: int
     bytes_uploaded: int
+    retagged: tuple[Retag, ...] = ()  # existing tags that now name other content
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -51,6 +53,7 @@ class PublishResult:
             "blobs_mounted": self.blobs_mounted,
             "blobs_skipped": self.blobs_skipped,
             "bytes_uploaded": self.bytes_uploaded,
+            "retagged": [r.to_json() for r in self.retagged],
         }
 
 
@@ -71,8 +74,12 @@ def publish_layout(
     client: RegistryClient,
     *,
     max_workers: int = MAX_WORKERS,
+    immutable_tags: bool = False,
 ) -> PublishResult:
     """Publish layout refs ``NAME:TAG`` to ``<dest>/NAME:TAG``; ``dest`` is a namespace (or the root).
+
+    An existing tag moved to other content is logged and returned; with ``immutable_tags`` the
+    publish is refused (TagMoveRefused) before anything is sent.
 
     Example: ``publish_layout(Layout.open(p), ["keystone:31.0.0"], parse_ref("reg:5000/os"), client)``
     """
@@ -92,6 +99,20 @@ def publish_layout(
         plan.tags[tag] = (desc.media_type, raw)
         _collect(src, desc.media_type, raw, plan, where=f"{src.root}:{ref_name}")
 
+    # What every tag names now, asked once before anything is sent: a refused move sends nothing.
+    current = {(p.repo, tag): client.check_tag(p.repo, tag) for p in plans.values() for tag in p.tags}
+    moves = [
+        Retag(ref=f"{client.registry}/{p.repo}:{tag}", old=old, new=sha256_digest(raw))
+        for p in plans.values()
+        for tag, (media_type, raw) in sorted(p.tags.items())
+        if (old := current[(p.repo, tag)]) is not None
+        and old != sha256_digest(raw)
+        and _moves(client, p.repo, old, raw, index=media_type in _INDEX_TYPES)
+    ]
+    if moves and immutable_tags:
+        raise TagMoveRefused(moves)
+    for move in moves:
+        logger.warning("%s", move)
     uploaded = mounted = skipped = nbytes = manifests = 0
     pushed_to: dict[str, str] = {}  # blob digest → a repository that has it, for cross-repo mounts
     for plan in plans.values():
@@ -124,7 +145,7 @@ def publish_layout(
         for tag, (media_type, raw) in sorted(plan.tags.items(), key=lambda kv: kv[1][0] in _INDEX_TYPES):
             full = f"{client.registry}/{plan.repo}:{tag}"
             tags.append(full)
-            if client.check_tag(plan.repo, tag) == sha256_digest(raw):
+            if current[(plan.repo, tag)] == sha256_digest(raw):
                 continue
             client.put_manifest(plan.repo, tag, raw, media_type)
             manifests += 1
@@ -138,7 +159,16 @@ def publish_layout(
         blobs_mounted=mounted,
         blobs_skipped=skipped,
         bytes_uploaded=nbytes,
+        retagged=tuple(moves),
     )
+
+
+def _moves(client: RegistryClient, repo: str, old: str, raw: bytes, *, index: bool) -> bool:
+    """Return whether ``raw`` replacing the document ``old`` of ``repo`` moves its tag."""
+    if not index:
+        return True
+    _, old_raw, _ = client.get_manifest(repo, old)
+    return moved(old_raw, raw, index=True)
 
 
 def _collect(src: Layout, media_type: str, raw: bytes, plan: _Plan, *, where: str, depth: int = 0) -> None:

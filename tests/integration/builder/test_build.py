@@ -394,3 +394,29 @@ def test_install_args_the_install_tool_refuses_stop_the_build(
         "the argument '--quiet...' cannot be used with '--verbose...'"
     ]
     assert Layout.open(out).refs() == {}
+
+
+def test_a_moved_tag_is_named_and_refused_with_immutable_tags(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "oci"
+    recipe = write_recipe(constraints=["alpha==1.0"])
+    argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]
+    assert main(argv) == 0
+    old = Layout.open(out).refs()
+    capsys.readouterr()
+    write_recipe(constraints=["alpha==1.1"])  # the same version, other content
+    assert main([*argv, "--json"]) == 0
+    stdout, err = capsys.readouterr()
+    new = Layout.open(out).refs()
+    platform, index = f"demo:1.0{PLATFORM_SUFFIX}", "demo:1.0"
+    moves = [{"ref": f"oci:{out}:{r}", "old": old[r].digest, "new": new[r].digest} for r in (platform, index)]
+    assert json.loads(stdout)["retagged"] == moves
+    for move in moves:
+        assert f"{move['ref']}: tag moved from {move['old']} to {move['new']}" in err.splitlines()
+    write_recipe(constraints=["alpha==1.0"])
+    assert main([*argv, "--immutable-tags"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"venvship: error: oci:{out}:{platform}: the tag names {new[platform].digest}; ")
+    assert last.endswith("refusing (--immutable-tags): publish the change under a new version")
+    assert Layout.open(out).refs() == new
