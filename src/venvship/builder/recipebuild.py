@@ -254,7 +254,7 @@ def _build(
         packaged = write_to_layout(
             output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags
         )
-    logger.info(
+    logger.debug(  # the summary line says the same at the default verbosity
         "%s: %d built, %d downloaded, %d cached, %d reused",
         target.ref_name,
         len(got.built),
