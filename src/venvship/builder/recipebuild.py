@@ -101,6 +101,7 @@ class BuildOptions:
     distro_packages: bool = True
     check: bool = False
     immutable_tags: bool = False  # refuse to move an existing tag to other content
+    python: str | None = None  # the interpreter to build for, instead of the recipe's
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ def build_recipe(recipe: Recipe, *, output: Layout, options: BuildOptions | None
     Example: ``build_recipe(load_recipe(Path("recipes/demo.toml")), output=Layout.create(Path("build/oci")))``
     """
     opts = options or BuildOptions()
+    if opts.python:
+        recipe = dataclasses.replace(recipe, python=opts.python)
     cache = opts.cache or default_cache()
     target = _target(recipe)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"

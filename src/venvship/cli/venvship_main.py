@@ -76,6 +76,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
         immutable_tags=getattr(args, "immutable_tags", False),
+        python=getattr(args, "build_python", None),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -281,6 +282,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--refresh", action="store_true", help="resolve again even if no input changed")
     b.add_argument(
         "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
+    )
+    b.add_argument(
+        "--python",
+        dest="build_python",
+        metavar="PYTHON",
+        help="build for this interpreter instead of the recipe's python (once per Python into one "
+        "output merges them into one index)",
     )
     _immutable_option(b)
     _registry_options(b)

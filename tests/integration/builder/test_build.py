@@ -16,7 +16,8 @@ from typing import Callable
 import pytest
 
 from tests.integration.conftest import LocalIndex, RecipeWriter
-from venvship.artifact import WHEEL_TYPE, Manifest, VenvConfig
+from tests.pythons import NOT_FOUND, find_python
+from venvship.artifact import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.cli.venvship_main import main
@@ -420,3 +421,34 @@ def test_a_moved_tag_is_named_and_refused_with_immutable_tags(
     assert last.startswith(f"venvship: error: oci:{out}:{platform}: the tag names {new[platform].digest}; ")
     assert last.endswith("refusing (--immutable-tags): publish the change under a new version")
     assert Layout.open(out).refs() == new
+
+
+def test_one_index_for_several_pythons(
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    local_index: LocalIndex,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Built once per interpreter into one output, a recipe's index tag offers each Python."""
+    other = next((p for p in map(find_python, ("3.12", "3.13", "3.10")) if p is not None), None)
+    if other is None:
+        pytest.skip(NOT_FOUND.format("3.10, 3.12 or 3.13"))
+    recipe = write_recipe(packages=[f"{local_index.git_url}@{local_index.git_sha}#egg=gamma"])
+    out = tmp_path / "oci"
+    argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache), "--immutable-tags"]
+    assert main(argv) == 0
+    assert main([*argv, "--python", str(other)]) == 0  # a new platform: the index grows, no tag moves
+    layout = Layout.open(out)
+    index = Index.from_bytes(layout.read_blob(layout.resolve("demo:1.0").digest))
+    abi = "cp{}{}".format(*sys.version_info[:2])
+    other_abi = (
+        "cp"
+        + subprocess.run(
+            [other, "-c", "import sys; print('%d%d' % sys.version_info[:2])"], capture_output=True, text=True
+        ).stdout.strip()
+    )
+    assert sorted(m.annotations[ANN_PYTHON] for m in index.manifests) == sorted([abi, other_abi])
+    _, config = _config(layout, f"demo:1.0-debian-12-amd64-{other_abi}")
+    assert config.python.executable == str(other)
+    assert "tag moved" not in capsys.readouterr().err
