@@ -6,16 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .outcome import add_output_options, json_text
+from .outcome import add_command, add_output_options, json_text
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``import-role`` subcommand on ``sub``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "import-role",
         help="turn the original role's venv_* variables (YAML) into a recipe",
         description="Read a YAML file of python_venv_build variables and write the equivalent recipe.",
-        epilog="example:\n  venvship import-role keystone-vars.yml -o recipes/keystone.toml",
+        example="venvship import-role keystone-vars.yml -o recipes/keystone.toml",
     )
     p.add_argument("vars_file", metavar="VARS.yml", help="a mapping of venv_* variables")
     p.add_argument("-o", "--output", metavar="PATH", help="write the recipe here (default: print it)")

@@ -47,6 +47,21 @@ class CommandParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}", self.format_usage())
 
 
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    example: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add command ``name`` to ``sub`` with its help, a description and one example.
+
+    Example: ``add_command(sub, "prune", help="remove old generations", example="venv-pull prune --keep 1")``
+    """
+    return sub.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}")
+
+
 def add_output_options(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     """Add ``-v``, ``-q`` and ``--json`` to ``p``: with their defaults on the top parser, and on a
     command's parser without any, so that the same option given before the command stays set."""

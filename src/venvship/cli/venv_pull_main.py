@@ -16,7 +16,7 @@ from .install_args import (
     install_options,
     install_report,
 )
-from .outcome import CommandParser, add_output_options, json_text, run_cli
+from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
 
 if TYPE_CHECKING:
     from ..install.maintenance import Drift
@@ -33,12 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     add_output_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "install",
         help="install or update a venv from REF",
         description="Install or update the venv of the artifact REF: pull, stage a new generation, "
         "check it, switch to it in one rename.",
-        epilog="example:\n  venv-pull install oci:/media/usb/oci:demo:1.0 --dest /opt/venvs/demo-1.0 --json",
+        example="venv-pull install oci:/media/usb/oci:demo:1.0 --dest /opt/venvs/demo-1.0 --json",
     )
     p.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO[:TAG|@DIGEST]")
     add_install_options(p)
@@ -48,14 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     add_output_options(p)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "status",
         help="show the generations and drift of DEST (or of every known venv)",
         description="Show each destination's generations and its drift: whether its symlink points at"
         " a complete generation, and how many installed files differ from their RECORD. Files are"
         " compared by size (one stat each, fast on a fleet); --hashes reads and hashes every file, as"
         " verify does, which costs seconds on a large venv.",
-        epilog="example:\n  venv-pull status /opt/venvs/demo-1.0 --json",
+        example="venv-pull status /opt/venvs/demo-1.0 --json",
     )
     p.add_argument(
         "dest", nargs="?", type=absolute_path, metavar="DEST", help="a venv path (default: every known venv)"
@@ -64,33 +66,36 @@ def _parser() -> argparse.ArgumentParser:
     add_common_options(p, lock=False)
     add_output_options(p)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "rollback",
         help="switch DEST back to its previous generation",
         description="Switch DEST back to its previous generation in one rename and write its facts again.",
-        epilog="example:\n  venv-pull rollback /opt/venvs/demo-1.0",
+        example="venv-pull rollback /opt/venvs/demo-1.0",
     )
     p.add_argument("dest", type=absolute_path, metavar="DEST", help="a venv installed by venv-pull")
     add_common_options(p, facts=True)
     add_output_options(p)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "verify",
         help="check DEST's installed files against their RECORD hashes",
         description="Hash every file the live generation's packages installed and compare it with "
         "RECORD; exit 1 if any drifted.",
-        epilog="example:\n  venv-pull verify /opt/venvs/demo-1.0",
+        example="venv-pull verify /opt/venvs/demo-1.0",
     )
     p.add_argument("dest", type=absolute_path, metavar="DEST", help="a venv installed by venv-pull")
     add_common_options(p, lock=False)
     add_output_options(p)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "prune",
         help="remove old generations and unreferenced cache blobs",
         description="Keep N generations of every venv the cache knows (the live one, the one it "
         "names as previous, then the newest) and remove the cache blobs none of them needs.",
-        epilog="example:\n  venv-pull prune --keep 1",
+        example="venv-pull prune --keep 1",
     )
     add_common_options(p)
     p.add_argument(

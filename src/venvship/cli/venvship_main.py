@@ -12,7 +12,7 @@ from .._units import human_size
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
-from .outcome import CommandParser, add_output_options, json_text, run_cli
+from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
 
 if TYPE_CHECKING:
     from ..builder.recipebuild import BuildOptions
@@ -238,18 +238,6 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
 
 
-def _command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    *,
-    help: str,
-    example: str,
-    description: str | None = None,
-) -> argparse.ArgumentParser:
-    """Add command ``name`` with its help, its description and one example."""
-    return sub.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}")
-
-
 def parser() -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = CommandParser(
         prog=PROG,
@@ -260,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = _command(
+    b = add_command(
         sub,
         "build",
         help="build recipes into an OCI layout",
@@ -295,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(b)
     b.set_defaults(func=cmd_build)
 
-    inst = _command(
+    inst = add_command(
         sub,
         "install",
         help="build RECIPE on this host into the blob cache and install it (no build host)",
@@ -320,7 +308,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(inst)
     inst.set_defaults(func=cmd_install)
 
-    pub = _command(
+    pub = add_command(
         sub,
         "publish",
         help="copy artifacts from a layout to a registry (blobs first, tags last)",
@@ -333,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(pub)
     pub.set_defaults(func=cmd_publish)
 
-    ix = _command(
+    ix = add_command(
         sub,
         "index",
         help="merge the per-platform tags VERSION-* into the index tag VERSION",
@@ -344,7 +332,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(ix)
     ix.set_defaults(func=cmd_index)
 
-    ls = _command(
+    ls = add_command(
         sub,
         "list",
         help="list the refs of a layout or the tags of a registry repository",
@@ -355,7 +343,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(ls)
     ls.set_defaults(func=cmd_list)
 
-    i = _command(
+    i = add_command(
         sub,
         "inspect",
         help="show an artifact's platforms and packages",
@@ -366,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(i)
     i.set_defaults(func=cmd_inspect)
 
-    d = _command(
+    d = add_command(
         sub,
         "diff",
         help="what changed between two artifacts: platforms, settings and packages",

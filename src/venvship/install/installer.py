@@ -239,20 +239,7 @@ def _install_locked(
     if made is not None:
         return _switch_back(opts, gens, cache, made, live)
     python = _preflight(opts, gens, cache, selected)  # everything this host lacks, before any work
-
-    missing = [
-        d for d in needed(selected, from_wheels=opts.from_wheels) if not cache.has_blob(d.digest, d.size)
-    ]
-    to_pull = sum(d.size for d in missing)
-    with disk_space(cache.root, needed=to_pull), activity("pulling", total=len(missing)) as report:
-
-        def on_blob(n: int, total: int, done: int) -> None:
-            report(n, f"{human_size(done)} of {human_size(to_pull)}")
-            if n == 1 and total > 1:
-                pause_point("pulling")  # the test seam for a kill in the middle of a pull
-
-        fetched = pull(source, cache, selected, from_wheels=opts.from_wheels, on_blob=on_blob)
-    logger.info("pulled %d blobs into %s", fetched, cache.root)
+    _pull(source, cache, selected, from_wheels=opts.from_wheels)
     pause_point("pulled")
     if opts.distro_packages:
         ensure("install", **_distro_args(config))
@@ -293,6 +280,22 @@ def _install_locked(
     gens.switch(generation)
     pause_point("switched")
     return replace(_finish(opts, gens, cache, state, changed=True), bytecode=staged.bytecode)
+
+
+def _pull(source: Source, cache: Layout, selected: Selected, *, from_wheels: bool) -> None:
+    """Pull the blobs the install needs into ``cache``, saying how far it got; a full cache is
+    one error line."""
+    missing = [d for d in needed(selected, from_wheels=from_wheels) if not cache.has_blob(d.digest, d.size)]
+    size = sum(d.size for d in missing)
+    with disk_space(cache.root, needed=size), activity("pulling", total=len(missing)) as report:
+
+        def on_blob(n: int, total: int, done: int) -> None:
+            report(n, f"{human_size(done)} of {human_size(size)}")
+            if n == 1 and total > 1:
+                pause_point("pulling")  # the test seam for a kill in the middle of a pull
+
+        fetched = pull(source, cache, selected, from_wheels=from_wheels, on_blob=on_blob)
+    logger.info("pulled %d blobs into %s", fetched, cache.root)
 
 
 def _stage(
