@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -124,3 +125,47 @@ def src_for_others() -> Iterator[Path]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Return a function that mounts a tmpfs of the given size (``"2m"``) and returns its folder;
+    each is unmounted after the test. Skips where that cannot be done (not root, no mount)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        path = tmp_path / f"small-fs-{len(mounted)}"
+        path.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(folder: Path, *, leave: int = 0) -> None:
+    """Fill ``folder``'s file system until at most ``leave`` bytes are free."""
+    fd = os.open(folder / f".filler-{time.monotonic_ns()}", os.O_WRONLY | os.O_CREAT, 0o600)
+    chunk = b"\0" * (64 << 10)
+    try:
+        while True:
+            st = os.statvfs(folder)
+            left = st.f_bavail * st.f_frsize - leave
+            if left <= 0:
+                return
+            os.write(fd, chunk[:left])
+    except OSError:
+        return  # full
+    finally:
+        os.close(fd)

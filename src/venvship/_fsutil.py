@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import VenvshipError
+from ._log import activity
+from .errors import DiskFullError, VenvshipError
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -58,16 +59,76 @@ def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False)
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise LockTimeout(f"{path}: still locked by another run after {timeout:g}s") from exc
-                time.sleep(0.05)
+        with contextlib.ExitStack() as waiting:
+            announced = False
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise LockTimeout(f"{path}: still locked by another run after {timeout:g}s") from exc
+                    if not announced:  # the first wait: say why nothing happens
+                        waiting.enter_context(activity(f"waiting for {path}, which another run holds"))
+                        announced = True
+                    time.sleep(0.05)
         yield fd
     finally:
         os.close(fd)
+
+
+def free_bytes(path: str | os.PathLike[str] | None) -> int | None:
+    """Return the bytes free on the file system of ``path`` (or of its nearest existing parent);
+    None when it cannot be told.
+
+    Example: ``free_bytes("/var/cache/venvship")``
+    """
+    if path is None:
+        return None
+    here = Path(os.path.abspath(path))
+    for folder in (here, *here.parents):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            continue
+        return st.f_bavail * st.f_frsize
+    return None
+
+
+@contextlib.contextmanager
+def disk_space(*paths: Path, needed: int | None = None) -> Iterator[None]:
+    """Turn a full file system met in the block (ENOSPC here, or "No space left on device" in a
+    child's error) into one DiskFullError naming the path written, or else the fullest of
+    ``paths``, with its free bytes and ``needed`` where known.
+
+    Example: ``with disk_space(cache.root, needed=size): pull(...)``
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise _disk_full((exc.filename, exc.filename2), paths, needed) from exc
+    except VenvshipError as exc:
+        if isinstance(exc, DiskFullError) or _NO_SPACE not in str(exc):
+            raise
+        raise _disk_full((), paths, needed) from exc
+
+
+_NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device", as children print it too
+
+
+def disk_full_error(exc: OSError) -> DiskFullError:
+    """Return the DiskFullError for an ENOSPC met where no :func:`disk_space` block was open."""
+    return _disk_full((exc.filename, exc.filename2), (), None)
+
+
+def _disk_full(names: tuple[object, ...], paths: tuple[Path, ...], needed: int | None) -> DiskFullError:
+    """Name the fullest of the files the error names (a copy names its source and its target),
+    else of ``paths``."""
+    named = [Path(n) for n in names if isinstance(n, (str, os.PathLike))]
+    candidates = named or list(paths) or [Path("/")]
+    path = min(candidates, key=lambda p: free_bytes(p) or 0)
+    return DiskFullError(str(path), free=free_bytes(path), needed=needed)

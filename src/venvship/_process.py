@@ -1,4 +1,5 @@
-"""The one subprocess helper: argv lists only, logged, output captured, typed error on failure."""
+"""The one subprocess helper: argv lists only, logged, output captured, typed error on failure, and
+a time limit on every child (each kind of child has its own, which an environment variable changes)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,53 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 from ._log import logger
-from .errors import ProcessError
+from .errors import ProcessError, ProcessTimeout, VenvshipError
+
+Kind = Literal[
+    "probe", "venv", "install", "compile", "health", "distro", "resolve", "download", "build", "other"
+]
+
+# Generous: a slow host or a large venv never reaches them, but a hung child (a stuck mirror, a
+# check that waits for input) cannot hold a lock for ever. VENVSHIP_TIMEOUT_<KIND> (seconds; 0 for
+# none) changes one; docs/reference/cli.md lists them.
+TIMEOUTS: Mapping[Kind, tuple[float, str]] = {
+    "probe": (120, "a query"),  # interpreter probes, dpkg/rpm queries, credential helpers
+    "venv": (600, "creating a venv"),
+    "install": (3600, "the install tool"),  # pip or uv installing into a venv
+    "compile": (3600, "compiling bytecode"),
+    "health": (600, "the health check"),
+    "distro": (3600, "the package manager"),  # apt-get, dnf
+    "resolve": (3600, "resolving"),
+    "download": (3600, "downloading wheels"),
+    "build": (7200, "a wheel build"),  # one sdist or VCS checkout: a big C++ extension takes long
+    "other": (7200, "a command"),
+}
+
+
+def timeout_variable(kind: Kind) -> str:
+    """Return the environment variable that sets the time limit of children of ``kind``."""
+    return f"VENVSHIP_TIMEOUT_{kind.upper()}"
+
+
+def time_limit(kind: Kind) -> float | None:
+    """Return the seconds a child of ``kind`` may run (None: no limit, when its variable is 0).
+
+    Example: ``time_limit("health")`` → ``600.0`` (or ``$VENVSHIP_TIMEOUT_HEALTH``)
+    """
+    variable = timeout_variable(kind)
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return TIMEOUTS[kind][0]
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise VenvshipError(f"{variable}={text!r}: not a number of seconds") from None
+    if seconds < 0 or seconds != seconds:
+        raise VenvshipError(f"{variable}={text!r}: not a number of seconds")
+    return seconds or None
 
 
 def child_env(changes: Mapping[str, str | None] | None = None) -> dict[str, str]:
@@ -54,18 +98,20 @@ def run(
     secret_output: bool = False,
     pass_fds: Sequence[int] | None = None,
     user: tuple[int, int] | None = None,
-    timeout: float | None = None,
+    kind: Kind = "other",
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capturing stdout and stderr together; raise ProcessError if it fails.
 
     ``secret_output`` keeps the output out of the log and of the error (credential helpers).
     ``pass_fds``: descriptors the child inherits (default: those of the enclosing :func:`lend_fds`).
-    ``user``: (uid, gid) the child runs as, with no supplementary groups. ``timeout``: seconds
-    after which the child's whole process group is killed and ProcessError raised (code -9).
+    ``user``: (uid, gid) the child runs as, with no supplementary groups. ``kind``: what the child
+    is, which sets its time limit (:func:`time_limit`); when it runs out, the child's whole process
+    group is killed and ProcessTimeout raised.
 
-    Example: ``out = run(["dpkg-query", "-W", "python3"]).stdout``
+    Example: ``out = run(["dpkg-query", "-W", "python3"], kind="probe").stdout``
     """
     args = [os.fspath(a) for a in argv]
+    timeout = time_limit(kind)
     fds = _LENT_FDS.get() if pass_fds is None else tuple(pass_fds)
     logger.debug("running: %s", " ".join(args))
     try:
@@ -88,12 +134,19 @@ def run(
     try:
         out, _ = child.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        out, _ = child.communicate()
-        raise ProcessError(args, -9, f"{out or ''}\nkilled after {timeout:g}s (timeout)") from None
+        _kill_group(child)
+        try:
+            out, _ = child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipe open
+            child.wait()
+            out = ""
+        if out and not secret_output:
+            logger.debug("%s", out.rstrip())
+        assert timeout is not None
+        what = TIMEOUTS[kind][1]
+        raise ProcessTimeout(args, seconds=timeout, what=what, variable=timeout_variable(kind)) from None
     except BaseException:
-        child.kill()
+        _kill_group(child)  # ^C reaches only this process: its children are in their own group
         child.wait()
         raise
     proc = subprocess.CompletedProcess(args, child.returncode, out, None)
@@ -102,3 +155,14 @@ def run(
     if check and proc.returncode != 0:
         raise ProcessError(args, proc.returncode, "" if secret_output else proc.stdout or "")
     return proc
+
+
+def _kill_group(child: subprocess.Popen[str]) -> None:
+    """Kill ``child``'s process group (its own when it has a time limit), else the child alone."""
+    try:
+        if os.getpgid(child.pid) == child.pid:
+            os.killpg(child.pid, signal.SIGKILL)
+            return
+    except ProcessLookupError:
+        return
+    child.kill()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
-from ._log import logger
+from ._log import activity, logger
 from ._process import child_env, run
 from .errors import DistroError, ProcessError
 from .hostinfo import distro_family
@@ -72,10 +72,13 @@ def install_argv(family: str, state: State, packages: Sequence[str]) -> list[str
     """Return the command that makes ``packages`` present (or, with ``latest``, upgraded).
 
     ``dnf upgrade`` fails on a package that is not installed: for ``latest`` on the RHEL family,
-    install the missing ones first (:func:`install_commands` does).
+    install the missing ones first (:func:`install_commands` does). No packages is an error:
+    ``dnf upgrade`` with none upgrades every package of the host.
 
     Example: ``install_argv("redhat", "present", ["gcc"])`` → ``["dnf", "install", "-y", "--", "gcc"]``
     """
+    if not packages:
+        raise DistroError("no distro packages named: refusing a package manager run over all of them")
     _check_names(packages)
     if family == "debian":
         # apt-get install upgrades an installed package to the candidate: one command for both states.
@@ -121,13 +124,16 @@ def missing_packages(packages: Sequence[str], *, family: str | None = None) -> t
     if not packages:
         return ()
     if fam == "debian" and shutil.which("dpkg-query"):
-        proc = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *packages], check=False)
+        argv = ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *packages]
+        proc = run(argv, check=False, kind="probe")
         installed = {
             line.split()[0].split(":")[0] for line in proc.stdout.splitlines() if line.endswith(" installed")
         }
         return tuple(p for p in packages if p.split(":")[0] not in installed)
     if fam == "redhat" and shutil.which("rpm"):
-        return tuple(p for p in packages if run(query_argv(fam, p), check=False).returncode != 0)
+        return tuple(
+            p for p in packages if run(query_argv(fam, p), check=False, kind="probe").returncode != 0
+        )
     raise DistroError(f"cannot check distro packages on this host (family {fam!r}): {', '.join(packages)}")
 
 
@@ -136,6 +142,48 @@ def plan(side: Side, extra: Sequence[str], *, family: str | None = None) -> Dist
     fam = family or distro_family()
     wanted = wanted_packages(side, extra, family=fam)
     return DistroPlan(family=fam, wanted=wanted, missing=missing_packages(wanted, family=fam))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What :func:`ensure` is to do for one side: the packages to install and to upgrade, and
+    the exact commands (an ``apt-get update`` first when the package lists are stale)."""
+
+    side: Side
+    install: tuple[str, ...]
+    upgrade: tuple[str, ...]
+    commands: tuple[tuple[str, ...], ...]
+
+    def describe(self, *, verb: str = "running") -> str:
+        """Return one line: ``install distro packages: install a b; upgrade c; running: apt-get …``."""
+        what = [f"install {' '.join(self.install)}"] if self.install else []
+        what += [f"upgrade {' '.join(self.upgrade)} (distro-package-state = latest)"] if self.upgrade else []
+        run_text = " && ".join(shlex.join(c) for c in self.commands)
+        return f"{self.side} distro packages: {'; '.join(what)}; {verb}: {run_text}"
+
+
+def pending(
+    side: Side,
+    extra: Sequence[str],
+    *,
+    state: State = "present",
+    cache_valid_time: int = 600,
+    family: str | None = None,
+) -> tuple[DistroPlan, Pending | None]:
+    """Return the side's plan and what :func:`ensure` would do about it (None: nothing), running
+    nothing but the query of what is installed. Only the named packages are ever upgraded.
+
+    Example: ``print(pending("install", ["libxml2"])[1].describe(verb="would run"))``
+    """
+    p = plan(side, extra, family=family)
+    todo = p.wanted if state == "latest" else p.missing
+    if not todo:
+        return p, None
+    commands = [tuple(argv) for argv in install_commands(p, state)]
+    if p.family == "debian" and _apt_lists_age() > cache_valid_time:
+        commands.insert(0, ("apt-get", "update", "-q"))
+    upgrade = tuple(name for name in p.wanted if name not in p.missing) if state == "latest" else ()
+    return p, Pending(side=side, install=p.missing, upgrade=upgrade, commands=tuple(commands))
 
 
 def _apt_lists_age() -> float:
@@ -156,12 +204,11 @@ def ensure(
 ) -> tuple[str, ...]:
     """Make the side's distro packages present; return the packages installed.
 
-    Installs only as root; otherwise raises DistroError naming the missing packages and the
-    command that installs them.
+    Installs only as root, saying first what and with which commands; otherwise raises
+    DistroError naming the missing packages and the command that installs them.
     """
-    p = plan(side, extra, family=family)
-    todo = p.wanted if state == "latest" else p.missing
-    if not todo:
+    p, todo = pending(side, extra, state=state, cache_valid_time=cache_valid_time, family=family)
+    if todo is None:
         return ()
     if os.geteuid() != 0:
         if not p.missing:
@@ -169,17 +216,16 @@ def ensure(
         raise DistroError(
             f"missing {side} distro packages: {', '.join(p.missing)}; run as root: {p.install_command}"
         )
-    commands = install_commands(p, state)  # raises for a family without a known package manager
+    logger.info("%s", todo.describe())
     # Unattended installs must never stop to ask a question.
     env = child_env({"DEBIAN_FRONTEND": "noninteractive"})
     # No lock descriptor goes to the package manager: a maintainer script may start a daemon that
     # would hold the lock for as long as it runs.
     try:
-        if p.family == "debian" and _apt_lists_age() > cache_valid_time:
-            run(["apt-get", "update", "-q"], env=env, pass_fds=())
-        for argv in commands:
-            run(argv, env=env, pass_fds=())
+        with activity(f"installing {side} distro packages"):
+            for argv in todo.commands:
+                run(argv, env=env, pass_fds=(), kind="distro")
     except ProcessError as exc:
-        raise DistroError(f"installing {', '.join(todo)} failed:\n{exc.output[-2000:]}") from exc
-    logger.info("installed distro packages: %s", " ".join(todo))
-    return todo
+        names = ", ".join(todo.install + todo.upgrade)
+        raise DistroError(f"installing {names} failed:\n{exc.output[-2000:]}") from exc
+    return todo.install + todo.upgrade

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._units import human_size
+
 
 class VenvshipError(Exception):
     """Root of every error venvship raises on purpose."""
@@ -25,6 +27,24 @@ class ProcessError(VenvshipError):
         self.argv = argv
         self.returncode = returncode
         self.output = output
+
+
+class ProcessTimeout(VenvshipError):
+    """A subprocess ran out of its time limit and was killed with its whole process group.
+
+    Not a ProcessError: callers that turn a failed command's output into their own error let a
+    timeout through as it is, one line naming the limit and how to change it.
+    """
+
+    def __init__(self, argv: list[str], *, seconds: float, what: str, variable: str) -> None:
+        program = argv[0].rsplit("/", 1)[-1] if argv else "?"
+        super().__init__(
+            f"{what} ({program}) was killed after {seconds:g}s, its time limit; "
+            f"set {variable} to more seconds (0: no limit) to allow longer"
+        )
+        self.argv = argv
+        self.seconds = seconds
+        self.variable = variable
 
 
 class BuildError(VenvshipError):
@@ -58,3 +78,26 @@ class TrustError(InstallError):
 
 class DistroError(VenvshipError):
     """Distro packages are missing or could not be installed."""
+
+
+class DiskFullError(VenvshipError):
+    """A file system filled up (ENOSPC): the path written, and the free and needed bytes where known."""
+
+    def __init__(self, path: str, *, free: int | None = None, needed: int | None = None) -> None:
+        known = [f"{human_size(free)} free"] if free is not None else []
+        known += [f"about {human_size(needed)} needed"] if needed is not None else []
+        detail = f" ({', '.join(known)})" if known else ""
+        super().__init__(
+            f"{path or 'a file'}: no space left on device{detail}; free some space and run again"
+        )
+        self.path = path
+        self.free = free
+        self.needed = needed
+
+
+class PreconditionError(InstallError):
+    """What this host lacks for an install, found before any work: one problem per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)

@@ -70,7 +70,7 @@ def find_python(executable: str) -> str:
 def probe_python(executable: str) -> Interpreter:
     """Return what ``executable`` reports: implementation, version, ABI tag, machine, glibc."""
     path = find_python(executable)
-    data = json.loads(run([path, "-I", "-c", _PROBE]).stdout.strip().splitlines()[-1])
+    data = json.loads(run([path, "-I", "-c", _PROBE], kind="probe").stdout.strip().splitlines()[-1])
     return Interpreter(
         info=PythonInfo(
             implementation=data["implementation"],
@@ -217,7 +217,7 @@ def detect_musl(loaders: str = "/lib/ld-musl-*.so.1") -> str:
     """
     for loader in sorted(glob.glob(loaders)):
         try:
-            found = musl_version(run([loader], check=False).stdout)
+            found = musl_version(run([loader], check=False, kind="probe").stdout)
         except ProcessError:  # a loader of another architecture (multiarch) cannot run here
             continue
         if found:

@@ -1,8 +1,9 @@
-"""Read an artifact back: its platforms and locked packages (``inspect``), and what changed (``diff``)."""
+"""Read an artifact back: its platforms and locked packages (``inspect``), and what changed between
+two, settings and packages (``diff``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -178,15 +179,53 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One setting of the config that differs: its name, old and new value."""
+
+    name: str
+    old: object
+    new: object
+
+    def to_json(self) -> dict[str, object]:
+        return {"setting": self.name, "old": self.old, "new": self.new}
+
+
+def settings_of(config: VenvConfig) -> dict[str, object]:
+    """Return what an artifact's config sets beyond its packages, each as JSON data.
+
+    Example: ``settings_of(view.platforms[0].config)["install_tool"]`` → ``"uv 0.13.9"``
+    """
+    tool = next((w for w in config.tools if w.name.lower() == config.install_tool), None)
+    python = config.python
+    return {
+        "version": config.version,
+        "python": f"{python.executable} ({python.implementation} {python.version}, {python.abi})",
+        "install_path": config.install_path,
+        "install_tool": f"{config.install_tool} {tool.version}" if tool else config.install_tool,
+        "glibc": config.platform.glibc,
+        "distro_packages": list(config.install_distro_packages),
+        "distro_package_state": config.distro_package_state,
+        "distro_cache_valid_time": config.distro_cache_valid_time,
+        "env": dict(sorted(config.install_env.items())),
+        "pip_args": list(config.install_pip_args),
+        "symlinks": list(config.symlink_system_packages),
+        "facts": [f"{f.file}: [{f.section}] {f.option} = {f.value}" for f in config.facts],
+    }
+
+
+@dataclass(frozen=True)
 class Diff:
-    """Packages added, removed and changed, per platform key present in both artifacts."""
+    """Per platform key present in both artifacts, the settings and the packages that differ
+    (packages added, removed and changed); and the platform keys of only one of them."""
 
     changes: dict[str, tuple[Change, ...]]
     only_old: tuple[str, ...]
     only_new: tuple[str, ...]
+    settings: dict[str, tuple[Setting, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
+            "settings": {key: [s.to_json() for s in found] for key, found in self.settings.items()},
             "platforms": {
                 key: [
                     {
@@ -214,7 +253,12 @@ def diff_views(old: ArtifactView, new: ArtifactView) -> Diff:
     if len(olds) == 1 and len(news) == 1 and olds.keys() != news.keys():
         news = {next(iter(olds)): next(iter(news.values()))}
     changes: dict[str, tuple[Change, ...]] = {}
+    settings: dict[str, tuple[Setting, ...]] = {}
     for key in sorted(olds.keys() & news.keys()):
+        a_set, b_set = settings_of(olds[key].config), settings_of(news[key].config)
+        settings[key] = tuple(
+            Setting(name=n, old=a_set[n], new=b_set[n]) for n in a_set if a_set[n] != b_set[n]
+        )
         a = {w.name.lower(): w for w in olds[key].config.lock}
         b = {w.name.lower(): w for w in news[key].config.lock}
         changes[key] = tuple(
@@ -226,4 +270,5 @@ def diff_views(old: ArtifactView, new: ArtifactView) -> Diff:
         changes=changes,
         only_old=tuple(sorted(olds.keys() - news.keys())),
         only_new=tuple(sorted(news.keys() - olds.keys())),
+        settings=settings,
     )

@@ -55,7 +55,50 @@ _CHOICES_SHOWN = {"--progress-bar": "on|off|raw", "--link-mode": "copy|hardlink|
 # option takes a value.
 _BYTECODE = "venv-pull compiles bytecode itself; use `venv-pull install --no-compile` to skip it"
 _DEST = "use `venv-pull install --dest`"
+_OFFLINE = (
+    "venv-pull installs offline from the artifact's own wheels; indexes and wheel choices "
+    "belong in [venv.build] pip-args"
+)
+_LOCKED = "venv-pull installs exactly the lock, with --no-deps and --require-hashes"
+_WHAT = "the lock decides what is installed: use the recipe's packages and constraints"
+_FRESH = "every install is a fresh generation; use `venv-pull install --rebuild` for a new one"
+_NO_CACHE = "venv-pull installs without a cache"
 _OWNED: Mapping[str, tuple[str, bool]] = {
+    "--index-url": (_OFFLINE, True),
+    "-i": (_OFFLINE, True),
+    "--extra-index-url": (_OFFLINE, True),
+    "--index": (_OFFLINE, True),
+    "--default-index": (_OFFLINE, True),
+    "--index-strategy": (_OFFLINE, True),
+    "--find-links": (_OFFLINE, True),
+    "-f": (_OFFLINE, True),
+    "--trusted-host": (_OFFLINE, True),
+    "--no-index": (_OFFLINE, False),
+    "--offline": (_OFFLINE, False),
+    "--no-binary": (_OFFLINE, True),
+    "--only-binary": (_OFFLINE, True),
+    "--prefer-binary": (_OFFLINE, False),
+    "--no-build-isolation": (_OFFLINE, False),
+    "--require-hashes": (_LOCKED, False),
+    "--no-deps": (_LOCKED, False),
+    "--requirement": (_WHAT, True),
+    "-r": (_WHAT, True),
+    "--constraint": (_WHAT, True),
+    "-c": (_WHAT, True),
+    "--editable": (_WHAT, True),
+    "-e": (_WHAT, True),
+    "--upgrade": (_FRESH, False),
+    "-U": (_FRESH, False),
+    "--force-reinstall": (_FRESH, False),
+    "--reinstall": (_FRESH, False),
+    "--ignore-installed": (_FRESH, False),
+    "-I": (_FRESH, False),
+    "--no-cache-dir": (_NO_CACHE, False),
+    "--no-cache": (_NO_CACHE, False),
+    "--cache-dir": (_NO_CACHE, True),
+    "--log": ("use `venv-pull -v` to see the install tool's output", True),
+    "--src": (_DEST, True),
+    "--break-system-packages": (_DEST, False),
     "--no-compile": ("use `venv-pull install --no-compile`", False),
     "--compile": (_BYTECODE, False),
     "--compile-bytecode": (_BYTECODE, False),
@@ -83,6 +126,19 @@ def _allowed_text(tool: str) -> str:
         f"{name} {_CHOICES_SHOWN.get(name, 'N')}" if check is not None else name
         for name, check in _ALLOWED[tool].items()
     )
+
+
+def _refusal(arg: str, name: str, tool: str, owner: str | None) -> str:
+    """Return why ``arg`` is refused: venv-pull's own, the other tool's, or not allowed at all."""
+    if owner is not None:
+        return f"{arg!r} is not allowed in install pip-args: {owner}"
+    other = next((t for t in INSTALL_TOOLS if t != tool and name in _ALLOWED[t]), None)
+    if other is not None:
+        return (
+            f"{arg!r} is a {other} option, and this venv installs with {tool} "
+            f"({tool}'s allowed options: {_allowed_text(tool)})"
+        )
+    return f"{arg!r} is not allowed in install pip-args (allowed: {_allowed_text(tool)})"
 
 
 Fault = Optional[Tuple[int, str]]  # the index of the argument at fault and why
@@ -119,8 +175,7 @@ def _scan(args: Sequence[str], tool: str) -> Iterator[tuple[int, int, Fault]]:
             takes_value = owned[1] if owned else i + 1 < len(args) and not args[i + 1].startswith("-")
             if takes_value and not attached:
                 end = min(i + 2, len(args))
-            why = f": {owned[0]}" if owned else f" (allowed: {_allowed_text(tool)})"
-            fault = (i, f"{arg!r} is not allowed in install pip-args{why}")
+            fault = (i, _refusal(arg, name, tool, owned[0] if owned else None))
         yield i, end, fault
         i = end
 

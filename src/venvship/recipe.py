@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Literal, Mapping, Sequence, TypeVar, cast
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
 
 from .artifact import Fact
 from .destinations import check_disjoint, check_install_path
 from .errors import RecipeError
+from .jsondoc import walk
 from .pipargs import check_install_pip_args
 from .requirements import (
     Include,
@@ -23,6 +24,7 @@ from .requirements import (
     parse_line,
     read_local,
 )
+from .rolevalues import is_template
 from .tablereader import TableReader, load_toml
 from .venvconfig import MAX_CACHE_VALID_TIME, NAME_RE, TAG_RE, check_distro_package, check_fact
 
@@ -155,6 +157,7 @@ def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path |
         if not file.is_file() or file.resolve() == path.resolve():
             return None, None
     data = load_toml(file)
+    _no_templates(file, data)
     top = TableReader(file, data, "")
     top.check_keys(("defaults",))
     reader = top.sub("defaults", _DEFAULTS_KEYS)
@@ -266,6 +269,7 @@ def load_recipe(path: Path) -> Recipe:
     Example: ``load_recipe(Path("recipes/demo.toml")).packages``
     """
     data = load_toml(path)
+    _no_templates(path, data)
     top = TableReader(path, data, "")
     top.check_keys(_KEYS[""])
     if "venv" not in data:
@@ -315,6 +319,17 @@ def load_recipe(path: Path) -> Recipe:
         facts=sum((_facts(t) for t in src.tables()), ()),
         defaults_file=defaults_file,
     )
+
+
+def _no_templates(path: Path, data: Mapping[str, Any]) -> None:
+    """Refuse a value that still holds Jinja (``import-role --keep-templates`` writes them for a
+    person to fill in): no build or target renders it, so it would fail there, or worse, work."""
+    for key, _, value in walk(data):
+        if isinstance(value, str) and is_template(value):
+            raise RecipeError(
+                f"{path}: {key}",
+                f"still holds Jinja ({value!r:.60}): put the value Ansible would render here",
+            )
 
 
 def _read_local_only(target: str, where: str) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.distro import BASE_PACKAGES, ensure, plan
+from venvship.distro import BASE_PACKAGES, ensure, pending, plan
 from venvship.errors import DistroError
 from venvship.hostinfo import distro_family
 
@@ -67,3 +67,29 @@ def test_root_install_of_an_unknown_package_fails_with_distro_error() -> None:
     # A huge cache-valid-time keeps apt-get update (network) out of the test.
     with pytest.raises(DistroError, match=f"installing (.*, )?{MISSING} failed"):
         ensure("install", [MISSING], cache_valid_time=10**9, family="debian")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get runs only as root")
+def test_root_says_what_it_installs_and_the_command_before_running_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="venvship")
+    with pytest.raises(DistroError):
+        ensure("install", [MISSING], cache_valid_time=10**9, family="debian")
+    missing = " ".join(plan("install", [MISSING]).missing)
+    first = caplog.messages[0]  # said before the package manager ran (and failed)
+    assert first.startswith(f"install distro packages: install {missing}; running: ")
+    assert first.endswith(f"apt-get install -y -q -- {missing}")
+
+
+def test_latest_upgrades_the_named_packages_and_nothing_else() -> None:
+    p, todo = pending("install", ["dpkg", MISSING], state="latest", cache_valid_time=10**9)
+    assert todo is not None
+    assert todo.upgrade == tuple(name for name in p.wanted if name not in p.missing)
+    assert "dpkg" in todo.upgrade and MISSING in todo.install
+    # apt-get update first only when the package lists are stale; then one install of the named.
+    assert todo.commands[-1] == ("apt-get", "install", "-y", "-q", "--", *p.wanted)
+    assert todo.commands[:-1] in ((), (("apt-get", "update", "-q"),))
+    text = todo.describe(verb="would run")
+    assert text.startswith(f"install distro packages: install {MISSING}; upgrade dpkg ")
+    assert "would run: " in text and text.endswith(f"apt-get install -y -q -- {' '.join(p.wanted)}")

@@ -14,6 +14,7 @@ from venvship.distro import (
     BASE_PACKAGES,
     DistroPlan,
     Side,
+    State,
     install_argv,
     install_commands,
     query_argv,
@@ -129,3 +130,13 @@ def test_a_name_starting_with_a_dash_is_refused(family: str) -> None:
 def test_an_unknown_family_has_no_package_manager() -> None:
     with pytest.raises(DistroError, match="no package manager known for distro family 'arch'"):
         install_argv("arch", "present", ["gcc"])
+
+
+@pytest.mark.parametrize("family", ["debian", "redhat"])
+@pytest.mark.parametrize("state", ["present", "latest"])
+def test_no_package_manager_run_without_package_names(family: str, state: State) -> None:
+    # `dnf upgrade -y --` with no names upgrades every package of the host.
+    with pytest.raises(DistroError, match="no distro packages named"):
+        install_argv(family, state, [])
+    nothing = DistroPlan(family=family, wanted=(), missing=())
+    assert install_commands(nothing, state) == []

@@ -28,6 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the build side runs on 3.9 and 3.10 too
     import tomli as tomllib
 from venvship.cli import venv_pull_main, venvship_main
+from venvship.cli.outcome import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -306,6 +307,8 @@ def parse_error(prog: str, args: list[str]) -> str | None:
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             PARSERS[prog]().parse_args(args)
+    except UsageError as exc:
+        return str(exc)
     except SystemExit as exc:
         if exc.code not in (0, None):
             return err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else f"exit {exc.code}"

@@ -58,8 +58,8 @@ def test_keystone_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         # Targets take install args from an allow-list (pipargs.py); keystone's install tool is uv.
         "ignored: venv_pip_install_args: '--no-compile' is not allowed in install pip-args: "
         "use `venv-pull install --no-compile`",
-        "ignored: venv_pip_install_args: '--retries' is not allowed in install pip-args (allowed: -q, -v, "
-        "--quiet, --verbose, --no-progress, --link-mode copy|hardlink|clone)",
+        "ignored: venv_pip_install_args: '--retries' is a pip option, and this venv installs with uv "
+        "(uv's allowed options: -q, -v, --quiet, --verbose, --no-progress, --link-mode copy|hardlink|clone)",
         f"ignored: venv_rebuild: {IGNORED['venv_rebuild']}",
         f"ignored: venv_wheels_rebuild: {IGNORED['venv_wheels_rebuild']}",
         f"ignored: venv_build_group: {IGNORED['venv_build_group']}",

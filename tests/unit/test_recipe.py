@@ -57,6 +57,19 @@ BAD = [
         ("unknown key", "did you mean 'pip-args'?"),
     ),
     Bad("wrong-type", HEAD + 'packages = "x"\n', "venv.packages", ("must be a list, not string",)),
+    # import-role --keep-templates leaves Jinja for a person to fill in; nothing renders it later.
+    Bad(
+        "jinja-left",
+        HEAD + 'packages = ["foo", "{{ extra_packages }}"]\n',
+        "venv.packages[1]",
+        ("still holds Jinja ('{{ extra_packages }}'): put the value Ansible would render here",),
+    ),
+    Bad(
+        "jinja-whole-value",
+        VALID + '[venv.install]\npip-args = "{% if x %}-q{% endif %}"\n',
+        "venv.install.pip-args",
+        ("still holds Jinja",),
+    ),
     Bad(
         "bad-requirement",
         HEAD + 'packages = ["foo", "bar >>= 1"]\n',
@@ -149,9 +162,7 @@ BAD += [
         "install-pip-args-per-tool",
         VALID + 'install-tool = "uv"\n[venv.install]\npip-args = ["--retries", "3"]\n',
         "venv.install.pip-args[0]",
-        (
-            "'--retries' is not allowed in install pip-args (allowed: -q, -v, --quiet, --verbose, --no-progress",
-        ),
+        ("'--retries' is a pip option, and this venv installs with uv (uv's allowed options: -q, -v,",),
     ),
 ]
 # Names that become files, INI lines or command-line arguments on targets (#10).

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from .._log import logger
 from ..artifact import tag_for_version
 from ..errors import VenvshipError
 from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.publish import PublishResult, publish_layout
 from ..oci.reference import LayoutRef, Ref
+from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
 from ..recipe import find_recipes, load_recipes
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
@@ -29,12 +32,20 @@ class BatchResult:
     results: tuple[BuildResult, ...]
     published: PublishResult | None = None
 
-    def to_json(self) -> list[dict[str, object]]:
-        entries = [r.to_json() for r in self.results]
+    @property
+    def retagged(self) -> tuple[Retag, ...]:
+        """Every existing tag of the output that this run moved to other content."""
         if self.published is not None:
-            for entry in entries:
+            return self.published.retagged
+        return tuple(r for result in self.results for r in result.retagged)
+
+    def to_json(self) -> dict[str, object]:
+        entries = [r.to_json() for r in self.results]
+        for entry in entries:
+            if self.published is not None:
                 entry["published"] = f"{str(self.output).rstrip('/')}/{entry['ref']}"
-        return entries
+                entry.pop("retagged")  # the staging layout's; the registry's are below
+        return {"recipes": entries, "retagged": [r.to_json() for r in self.retagged]}
 
 
 def build_recipes(
@@ -51,6 +62,7 @@ def build_recipes(
     built into a staging layout in the build cache first, then published: blobs go up before any tag.
     With ``sign_key``, each recipe's index and manifests are signed in the layout before that, and
     their signatures travel with them.
+    A moved tag of the output is logged as a warning (``options.immutable_tags``: refused).
 
     Example: ``build_recipes([Path("recipes")], output=parse_ref("oci:build/oci"))``
     """
@@ -65,11 +77,14 @@ def build_recipes(
         layout = Layout.create(output.path)
     else:
         layout = Layout.create((opts.cache or default_cache()) / "staging")
+    # A registry's tags are what count: the staging layout is a cache whose tags move freely.
+    to_layout = isinstance(output, LayoutRef) or opts.check
+    build_opts = opts if to_layout else dataclasses.replace(opts, immutable_tags=False)
     results: list[BuildResult] = []
     for recipe in recipes:
         built: dict[str, str] = {}  # platform tag → the interpreter it was built with
         for python in dict.fromkeys((*recipe.pythons, *opts.pythons)):
-            result = build_recipe(recipe, output=layout, options=opts, python=python)
+            result = build_recipe(recipe, output=layout, options=build_opts, python=python)
             if result.ref in built:
                 raise VenvshipError(
                     f"{recipe.path}: python {built[result.ref]} and {python} are the same platform here"
@@ -83,9 +98,13 @@ def build_recipes(
         for recipe in recipes:
             sign_artifact(LayoutStore(layout, recipe.name), tag_for_version(recipe.version), sign_key)
     if isinstance(output, LayoutRef) or opts.check:
+        for move in (r for result in results for r in result.retagged):
+            logger.warning("%s", move)
         return BatchResult(output=output, results=tuple(results))
     client = registry_client(output.registry, access or Access())
-    published = publish_layout(layout, [r.ref for r in results], output, client)
+    published = publish_layout(
+        layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
+    )
     return BatchResult(output=output, results=tuple(results), published=published)
 
 

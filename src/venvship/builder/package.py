@@ -33,6 +33,7 @@ from ..artifact import (
 from ..errors import ArtifactError
 from ..layerformat import LAYER_TYPE
 from ..oci.layout import Layout
+from ..oci.retag import Retag, TagMoveRefused, moved
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Packaged:
     descriptor: Descriptor
     platform_tag: str
     blobs_written: int
+    retagged: tuple[Retag, ...] = ()  # existing tags this write moved to other content
 
 
 def created_timestamp() -> str:
@@ -95,12 +97,14 @@ def write_to_layout(
     wheel_files: Mapping[str, Path],
     *,
     annotations: Mapping[str, str] | None = None,
+    immutable_tags: bool = False,
 ) -> Packaged:
     """Write the wheels, config and manifest of ``config`` into ``layout``, then tag it.
 
     ``wheel_files`` maps each wheel's and layer's digest to a local file. Blobs first, refs last: the
     per-platform ref ``<name>:<version>-<platform key>`` and the index ref ``<name>:<version>``
-    (merged with the platforms already present).
+    (merged with the platforms already present). Tags this moves to other content are returned;
+    with ``immutable_tags`` they are refused (TagMoveRefused) before any ref is written.
     """
     written = 0
     blobs = [(w.digest, w.size, w.filename) for w in (*config.lock, *config.tools)]
@@ -119,7 +123,17 @@ def write_to_layout(
     desc = platform_descriptor(config, manifest_raw)
     tag = tag_for_version(config.version)
     platform_tag = f"{tag}-{config.platform_key}"
-    layout.set_refs({f"{config.name}:{platform_tag}": desc})
+    platform_ref, index_ref = f"{config.name}:{platform_tag}", f"{config.name}:{tag}"
+    refs = layout.refs()
+    index_raw = _index_raw({**refs, platform_ref: desc}, layout.root, name=config.name, tag=tag)
+    moves = [
+        Retag(ref=f"oci:{layout.root}:{ref}", old=refs[ref].digest, new=sha256_digest(raw))
+        for ref, raw, index in ((platform_ref, manifest_raw, False), (index_ref, index_raw, True))
+        if raw is not None and ref in refs and moved(layout.read_blob(refs[ref].digest), raw, index=index)
+    ]
+    if moves and immutable_tags:
+        raise TagMoveRefused(moves)
+    layout.set_refs({platform_ref: desc})
     written += merge_index(layout, name=config.name, tag=tag)
     return Packaged(
         manifest=manifest_raw,
@@ -127,32 +141,15 @@ def write_to_layout(
         descriptor=desc,
         platform_tag=platform_tag,
         blobs_written=written,
+        retagged=tuple(moves),
     )
 
 
 def merge_index(layout: Layout, *, name: str, tag: str) -> int:
     """Write the index ``<name>:<tag>`` over every ``<name>:<tag>-<platform>`` ref; return blobs written."""
-    prefix = f"{name}:{tag}-"
-    entries = []
-    seen: dict[tuple[str, str, str], str] = {}
-    for ref, desc in sorted(layout.refs().items()):
-        if not ref.startswith(prefix) or desc.media_type != MANIFEST_TYPE:
-            continue
-        key = (
-            (desc.platform or {}).get("architecture", ""),
-            desc.annotations.get(ANN_PYTHON, ""),
-            desc.annotations.get(ANN_DISTRO, ""),
-        )
-        if key in seen and seen[key] != desc.digest:
-            raise ArtifactError(
-                f"{layout.root}: two manifests for one platform {key}: {seen[key]}, {desc.digest}"
-            )
-        seen[key] = desc.digest
-        ann = {k: v for k, v in desc.annotations.items() if k != REF_NAME}
-        entries.append(dataclasses.replace(desc, annotations=ann))
-    if not entries:
+    raw = _index_raw(layout.refs(), layout.root, name=name, tag=tag)
+    if raw is None:
         return 0
-    raw = canonical_json(Index(manifests=tuple(entries)).to_json())
     digest, new = layout.put_bytes(raw)
     layout.set_refs(
         {
@@ -162,3 +159,26 @@ def merge_index(layout: Layout, *, name: str, tag: str) -> int:
         }
     )
     return int(new)
+
+
+def _index_raw(refs: Mapping[str, Descriptor], root: Path, *, name: str, tag: str) -> bytes | None:
+    """Return the index over the ``<name>:<tag>-<platform>`` manifests of ``refs`` (None: there are none)."""
+    prefix = f"{name}:{tag}-"
+    entries = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for ref, desc in sorted(refs.items()):
+        if not ref.startswith(prefix) or desc.media_type != MANIFEST_TYPE:
+            continue
+        key = (
+            (desc.platform or {}).get("architecture", ""),
+            desc.annotations.get(ANN_PYTHON, ""),
+            desc.annotations.get(ANN_DISTRO, ""),
+        )
+        if key in seen and seen[key] != desc.digest:
+            raise ArtifactError(f"{root}: two manifests for one platform {key}: {seen[key]}, {desc.digest}")
+        seen[key] = desc.digest
+        ann = {k: v for k, v in desc.annotations.items() if k != REF_NAME}
+        entries.append(dataclasses.replace(desc, annotations=ann))
+    if not entries:
+        return None
+    return canonical_json(Index(manifests=tuple(entries)).to_json())

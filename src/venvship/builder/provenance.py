@@ -72,13 +72,13 @@ def git_revision(folder: Path) -> dict[str, Any] | None:
     (or where git is not installed: a build host needs no git)."""
     if shutil.which("git") is None:
         return None
-    head = run(["git", "-C", folder, "rev-parse", "HEAD"], check=False, timeout=30)
+    head = run(["git", "-C", folder, "rev-parse", "HEAD"], check=False, kind="probe")
     if head.returncode != 0:
         return None
     commit = head.stdout.strip()
-    remote = run(["git", "-C", folder, "config", "--get", "remote.origin.url"], check=False, timeout=30)
+    remote = run(["git", "-C", folder, "config", "--get", "remote.origin.url"], check=False, kind="probe")
     dirty = run(
-        ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"], check=False, timeout=30
+        ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"], check=False, kind="probe"
     )
     url = _without_login(remote.stdout.strip()) if remote.returncode == 0 else ""
     entry: dict[str, Any] = {

@@ -10,11 +10,11 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .. import __version__, distro
-from .._fsutil import atomic_write, file_lock
-from .._log import logger
+from .._fsutil import atomic_write, disk_space, file_lock
+from .._log import activity, logger
 from ..artifact import (
     Fact,
     Manifest,
@@ -29,6 +29,7 @@ from ..hostinfo import Interpreter, distro_key, go_arch, probe_python
 from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.reference import Ref
+from ..oci.retag import Retag
 from ..oci.source import Access
 from ..recipe import Recipe
 from .evidence import attach_evidence
@@ -39,6 +40,7 @@ from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
+from .targetchecks import check_install_args, check_symlinks
 from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
 
@@ -59,6 +61,7 @@ class BuildResult:
     cached: tuple[str, ...] = ()
     reused: tuple[str, ...] = ()
     blobs_written: int = 0
+    retagged: tuple[Retag, ...] = ()  # existing tags of the output this build moved
 
     def summary(self) -> str:
         """Return the one line both front ends print for this result."""
@@ -84,6 +87,7 @@ class BuildResult:
             "cached": list(self.cached),
             "reused": list(self.reused),
             "blobs_written": self.blobs_written,
+            "retagged": [r.to_json() for r in self.retagged],
         }
 
 
@@ -99,6 +103,7 @@ class BuildOptions:
     refresh: bool = False
     distro_packages: bool = True
     check: bool = False
+    immutable_tags: bool = False  # refuse to move an existing tag to other content
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ def build_recipe(
     cache = opts.cache or default_cache()
     target = _target(recipe)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
-    with file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
+    with disk_space(cache, output.root), file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             inputs = prepare(recipe, workdir / "inputs")
@@ -160,6 +165,10 @@ def build_recipe(
                 if opts.rebuild_wheels or opts.refresh
                 else _unchanged(output, target, state_file, fingerprint)
             )
+            if done is None and opts.check and opts.distro_packages:
+                _, todo = distro.pending("build", **_distro_args(recipe))
+                if todo is not None:
+                    logger.info("%s", todo.describe(verb="would run"))
             if done is not None or opts.check:
                 return done or BuildResult(
                     name=recipe.name, ref=target.ref_name, digest="", status="outdated", packages=0
@@ -220,31 +229,39 @@ def _build(
 ) -> BuildResult:
     """Resolve, get the wheels, make the layers and write the artifact (the inputs changed)."""
     if opts.distro_packages:
-        distro.ensure(
-            "build",
-            recipe.build.distro_packages,
-            state=recipe.distro_package_state,
-            cache_valid_time=recipe.distro_cache_valid_time,
-        )
-    builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
+        distro.ensure("build", **_distro_args(recipe))
+    with activity("preparing the builder venv"):
+        builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
     got, provenance = _wheels(recipe, inputs, target, builder, cache=cache, workdir=workdir, opts=opts)
     n_lock = len(got.wheels) - len(provenance["tools"])
     lock = tuple(sorted((w.wheel for w in got.wheels[:n_lock]), key=lambda w: w.name.lower()))
     tools = tuple(w.wheel for w in got.wheels[n_lock:])
     files = {w.wheel.digest: w.path for w in got.wheels}
-    layers, layer_files = make_layers(
-        lock,
-        files,
-        python=target.interp.path,
-        tool=_tool(recipe, tools, files),
-        cache=cache,
-        workdir=workdir / "layers",
+    tool = _tool(recipe, tools, files)
+    # What would fail only on the targets, found here now that the lock is known.
+    check_install_args(
+        recipe, tool, python=target.interp.path, venv_python=builder.python, workdir=workdir / "checks"
     )
+    check_symlinks(
+        recipe, {w: files[w.digest] for w in lock}, minor=int(target.interp.info.version.split(".")[1])
+    )
+    with activity("making ready-to-run layers"):
+        layers, layer_files = make_layers(
+            lock,
+            files,
+            python=target.interp.path,
+            tool=tool,
+            cache=cache,
+            workdir=workdir / "layers",
+        )
     config = dataclasses.replace(
         _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
         layers=layers,
     )
-    packaged = write_to_layout(output, config, {**files, **layer_files})
+    with activity(f"writing {target.ref_name}"):
+        packaged = write_to_layout(
+            output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags
+        )
     attach_evidence(
         LayoutStore(output, recipe.name),
         packaged.manifest,
@@ -254,7 +271,7 @@ def _build(
         ref_name=target.ref_name,
         wheel_files=files,
     )
-    logger.info(
+    logger.debug(  # the summary line says the same at the default verbosity
         "%s: %d built, %d downloaded, %d cached, %d reused",
         target.ref_name,
         len(got.built),
@@ -273,7 +290,17 @@ def _build(
         cached=tuple(got.cached),
         reused=tuple(got.reused),
         blobs_written=packaged.blobs_written,
+        retagged=packaged.retagged,
     )
+
+
+def _distro_args(recipe: Recipe) -> dict[str, Any]:
+    """Return the build distro packages of ``recipe`` as :func:`distro.ensure` takes them."""
+    return {
+        "extra": recipe.build.distro_packages,
+        "state": recipe.distro_package_state,
+        "cache_valid_time": recipe.distro_cache_valid_time,
+    }
 
 
 def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, rebuild: bool) -> Builder:

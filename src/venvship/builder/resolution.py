@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .._fsutil import atomic_write
+from .._log import activity
 from ..errors import RecipeError
 from ..recipe import Recipe
 from .inputs import Inputs
@@ -62,7 +63,7 @@ def resolve_recipe(
     earlier = None if refresh else _stored(stored)
     if earlier is not None:
         return earlier
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with activity("resolving"), ThreadPoolExecutor(max_workers=1) as pool:
         # The install tool resolves on its own; its pip run overlaps the packages' one.
         tools = pool.submit(
             resolve,

@@ -93,13 +93,20 @@ def _create(root: Path, spec: BuilderSpec) -> None:
     logger.info("creating builder venv %s", root)
     penv = pip_env(spec.env, builder_bin=staging / "bin", ignore_pip_config=spec.ignore_pip_config)
     try:
-        run([spec.python, "-m", "venv", staging], env=penv)
+        run([spec.python, "-m", "venv", staging], env=penv, kind="venv")
         pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
         # The interpreter's bundled pip only installs venvship's pinned tools (under the global
         # constraints alone): it may be too old for the recipe's own lines (git+file URLs).
-        run([*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap], env=penv)
-        run([*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements], env=penv)
-        frozen = run([staging / "bin" / "python", "-m", "pip", "list", "--format=json"], env=penv).stdout
+        run([*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap], env=penv, kind="install")
+        run([*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements], env=penv, kind="install")
+        listing: list[str | os.PathLike[str]] = [
+            staging / "bin" / "python",
+            "-m",
+            "pip",
+            "list",
+            "--format=json",
+        ]
+        frozen = run(listing, env=penv, kind="probe").stdout
     except ProcessError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise BuildError(f"creating the builder venv failed:\n{exc}") from exc

@@ -21,7 +21,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from .._fsutil import atomic_write
-from .._log import progress
+from .._log import activity, progress
 from .._process import run
 from ..artifact import Wheel
 from ..errors import BuildError, ProcessError
@@ -192,13 +192,25 @@ def _download(
             remote.append(item)
     if remote:
         workdir.mkdir(parents=True, exist_ok=True)
+
+        def downloaded() -> int:
+            return sum(1 for _ in workdir.glob("*.whl"))
+
         try:
-            run(
-                builder.pip(
-                    "download", "--no-deps", "--quiet", "-d", workdir, *pip_args, *(i.spec for i in remote)
-                ),
-                env=builder.env,
-            )
+            with activity("downloading wheels", total=len(remote), poll=downloaded):
+                run(
+                    builder.pip(
+                        "download",
+                        "--no-deps",
+                        "--quiet",
+                        "-d",
+                        workdir,
+                        *pip_args,
+                        *(i.spec for i in remote),
+                    ),
+                    env=builder.env,
+                    kind="download",
+                )
         except ProcessError as exc:
             raise BuildError(f"downloading wheels failed:\n{pip_error_lines(exc.output)}") from exc
         by_sha = {file_sha256(p): p for p in workdir.glob("*.whl")}
@@ -235,6 +247,7 @@ def _build(
                 item.spec,
             ),
             env=builder.env,
+            kind="build",
         )
     except ProcessError as exc:
         raise BuildError(

@@ -6,11 +6,11 @@ Stdlib only: it travels in the ``venv-pull`` zipapp.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from ..install.installer import DEFAULT_CACHE, DEFAULT_FACTS, InstallOptions, InstallResult
+from .outcome import json_text
 
 CHECK_HELP = "report what would change; write nothing"
 
@@ -33,13 +33,16 @@ def generations_arg(text: str) -> int:
 
 
 def add_common_options(p: argparse.ArgumentParser, *, facts: bool = False, lock: bool = True) -> None:
-    """Add the options every venv-pull command shares (cache, JSON; facts and lock where they apply)."""
+    """Add the options every venv-pull command shares (cache; facts and lock where they apply)."""
     p.add_argument(
         "--cache", type=absolute_path, default=DEFAULT_CACHE, help="blob cache (default: %(default)s)"
     )
     if facts:
         p.add_argument(
-            "--facts-dir", type=absolute_path, default=DEFAULT_FACTS, help="(default: %(default)s)"
+            "--facts-dir",
+            type=absolute_path,
+            default=DEFAULT_FACTS,
+            help="where the Ansible fact files go (default: %(default)s)",
         )
     if lock:
         p.add_argument(
@@ -49,7 +52,6 @@ def add_common_options(p: argparse.ArgumentParser, *, facts: bool = False, lock:
             metavar="SECONDS",
             help="give up if another run holds the lock this long (default: wait)",
         )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_HELP) -> None:
@@ -131,9 +133,8 @@ def install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
 
 def install_report(result: InstallResult, *, as_json: bool, note: str = "") -> str:
     """Return what to print for ``result``: one JSON object, or one line (with ``note`` appended)."""
-    data = result.to_json()
     if as_json:
-        return json.dumps(data, sort_keys=True)
+        return json_text(result.to_json())
     verb = ("would change" if result.check else "changed") if result.changed else "unchanged"
     what = f"{result.digest}, {result.packages} packages" if result.digest else "digest known once built"
     return f"{result.dest}: {verb} ({what}){note}"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
 import sys
 from typing import TYPE_CHECKING, Sequence
 
@@ -19,7 +16,7 @@ from .install_args import (
     install_options,
     install_report,
 )
-from .outcome import run_command
+from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
 
 if TYPE_CHECKING:
     from ..install.maintenance import Drift
@@ -27,50 +24,89 @@ if TYPE_CHECKING:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="venv-pull", description=__doc__)
+    parser: argparse.ArgumentParser = CommandParser(
+        prog="venv-pull",
+        description=__doc__,
+        epilog="example:\n  venv-pull install registry.example.com/venvs/demo:1.0 --json",
+    )
     parser.add_argument("--version", action="version", version=f"venv-pull {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show commands and their output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    add_output_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("install", help="install or update a venv from REF")
+    p = add_command(
+        sub,
+        "install",
+        help="install or update a venv from REF",
+        description="Install or update the venv of the artifact REF: pull, stage a new generation, "
+        "check it, switch to it in one rename.",
+        example="venv-pull install oci:/media/usb/oci:demo:1.0 --dest /opt/venvs/demo-1.0 --json",
+    )
     p.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO[:TAG|@DIGEST]")
     add_install_options(p)
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
     p.add_argument("--ca-file", help="CA bundle for the registry's TLS certificate")
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    add_output_options(p)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "status",
         help="show the generations and drift of DEST (or of every known venv)",
         description="Show each destination's generations and its drift: whether its symlink points at"
         " a complete generation, and how many installed files differ from their RECORD. Files are"
         " compared by size (one stat each, fast on a fleet); --hashes reads and hashes every file, as"
         " verify does, which costs seconds on a large venv.",
+        example="venv-pull status /opt/venvs/demo-1.0 --json",
     )
-    p.add_argument("dest", nargs="?", type=absolute_path, metavar="DEST")
+    p.add_argument(
+        "dest", nargs="?", type=absolute_path, metavar="DEST", help="a venv path (default: every known venv)"
+    )
     p.add_argument("--hashes", action="store_true", help="compare file hashes too, not only sizes (slower)")
     add_common_options(p, lock=False)
+    add_output_options(p)
 
-    p = sub.add_parser("rollback", help="switch DEST back to its previous generation")
-    p.add_argument("dest", type=absolute_path, metavar="DEST")
+    p = add_command(
+        sub,
+        "rollback",
+        help="switch DEST back to its previous generation",
+        description="Switch DEST back to its previous generation in one rename and write its facts again.",
+        example="venv-pull rollback /opt/venvs/demo-1.0",
+    )
+    p.add_argument("dest", type=absolute_path, metavar="DEST", help="a venv installed by venv-pull")
     add_common_options(p, facts=True)
+    add_output_options(p)
 
-    p = sub.add_parser("verify", help="check DEST's installed files against their RECORD hashes")
-    p.add_argument("dest", type=absolute_path, metavar="DEST")
+    p = add_command(
+        sub,
+        "verify",
+        help="check DEST's installed files against their RECORD hashes",
+        description="Hash every file the live generation's packages installed and compare it with "
+        "RECORD; exit 1 if any drifted.",
+        example="venv-pull verify /opt/venvs/demo-1.0",
+    )
+    p.add_argument("dest", type=absolute_path, metavar="DEST", help="a venv installed by venv-pull")
     add_common_options(p, lock=False)
+    add_output_options(p)
 
-    p = sub.add_parser("prune", help="remove old generations and unreferenced cache blobs")
+    p = add_command(
+        sub,
+        "prune",
+        help="remove old generations and unreferenced cache blobs",
+        description="Keep N generations of every venv the cache knows (the live one, the one it "
+        "names as previous, then the newest) and remove the cache blobs none of them needs.",
+        example="venv-pull prune --keep 1",
+    )
     add_common_options(p)
     p.add_argument(
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
+    add_output_options(p)
     return parser
 
 
 def _emit(args: argparse.Namespace, data: dict[str, object], text: str) -> None:
-    print(json.dumps(data, sort_keys=True) if args.json else text)
+    print(json_text(data) if args.json else text)
 
 
 def _credentials(args: argparse.Namespace) -> Credentials | None:
@@ -120,7 +156,7 @@ def _status(args: argparse.Namespace) -> int:
             mark = "*" if g.generation == s.current else " "
             lines.append(f" {mark} {g.generation}  {g.name} {g.version}  {g.digest or '(adopted)'}")
     if args.json:
-        print(json.dumps(data if args.dest is None else data[0], sort_keys=True))
+        print(json_text({"venvs": data} if args.dest is None else data[0]))
     else:
         print("\n".join(lines) or "no venvs installed")
     return 0
@@ -176,13 +212,7 @@ COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "veri
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``venv-pull`` with ``argv``; return the exit code (0 done, 1 error, 2 usage)."""
-    # As root on every host: what venv-pull makes is never group- or world-writable, whatever
-    # umask the caller (cron, an Ansible task) left.
-    os.umask(0o022)
-    parser = _parser()
-    args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-    return run_command("venv-pull", level, lambda: COMMANDS[args.command](args))
+    return run_cli("venv-pull", _parser(), argv, lambda args: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
+from .._units import human_size
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
-from .outcome import run_command
+from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from ..artifact import Descriptor
     from ..builder.recipebuild import BuildOptions
     from ..builder.signer import SigningKey
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from ..oci.publish import PublishResult
     from ..oci.reference import RegistryRef
     from ..oci.source import Access
+
+    _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 PROG = "venvship"
 
@@ -41,12 +43,15 @@ def _access(args: argparse.Namespace) -> Access:
     return Access(insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
 
 
-def _publish(access: Access, layout_path: Path, refs: list[str], dest: RegistryRef) -> PublishResult:
+def _publish(
+    access: Access, layout_path: Path, refs: list[str], dest: RegistryRef, *, immutable_tags: bool
+) -> PublishResult:
     from ..oci.layout import Layout
     from ..oci.publish import publish_layout
     from ..oci.source import registry_client
 
-    return publish_layout(Layout.open(layout_path), refs, dest, registry_client(dest.registry, access))
+    client = registry_client(dest.registry, access)
+    return publish_layout(Layout.open(layout_path), refs, dest, client, immutable_tags=immutable_tags)
 
 
 def _sign_key(args: argparse.Namespace) -> SigningKey | None:
@@ -83,7 +88,7 @@ def _published_line(dest_text: str, result: PublishResult) -> str:
         return f"{dest_text}: unchanged ({len(result.tags)} tags, {result.blobs_skipped} blobs already there)"
     return (
         f"{dest_text}: published {', '.join(result.tags)}; blobs {result.blobs_uploaded} uploaded "
-        f"({_human(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
+        f"({human_size(result.bytes_uploaded)}), {result.blobs_mounted} mounted, {result.blobs_skipped} already there"
         f"; {result.referrers} referrers copied"
     )
 
@@ -100,6 +105,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
         reuse_access=access,
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
+        immutable_tags=getattr(args, "immutable_tags", False),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -117,7 +123,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         sign_key=_sign_key(args),
     )
     if args.json:
-        print(json.dumps(run.to_json(), indent=2))
+        print(json_text(run.to_json(), indent=2))
         return 0
     for result in run.results:
         print(result.summary())
@@ -157,7 +163,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     dest = _registry_ref(args.dest, "a registry namespace (HOST[:PORT]/NAMESPACE)")
     if key is not None:  # in the layout first: the signatures go up before the tags
         _sign_layout_refs(src.path, refs, key)
-    print(_published_line(args.dest, _publish(_access(args), src.path, refs, dest)))
+    result = _publish(_access(args), src.path, refs, dest, immutable_tags=args.immutable_tags)
+    print(json_text(result.to_json(), indent=2) if args.json else _published_line(args.dest, result))
     return 0
 
 
@@ -179,7 +186,7 @@ def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -
     result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
     if key is not None:
         _sign_layout_refs(dest.path, [f"{name}:{src.tag}"], key)
-    print(_published_line(args.dest, result))
+    print(json_text(result.to_json(), indent=2) if args.json else _published_line(args.dest, result))
     return 0
 
 
@@ -191,7 +198,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     ref = parse_ref(args.ref)
     key = load_signing_key(args.key)
-    print(sign_artifact(open_store(ref, _access(args)), reference_of(ref), key).summary())
+    summary = sign_artifact(open_store(ref, _access(args)), reference_of(ref), key).summary()
+    print(json_text({"ref": args.ref, "signed": summary}) if args.json else summary)
     return 0
 
 
@@ -211,20 +219,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         from ..oci.attach import RegistryStore
 
         def sign(index: Descriptor) -> None:  # stored by digest, not yet tagged: signed first
-            print(sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary())
+            summary = sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary()
+            if not args.json:
+                print(summary)
 
     digest = merge_registry_index(client, ref.repository, ref.tag, before_tag=sign)
-    print(f"{args.ref}: index {digest}")
+    print(json_text({"ref": args.ref, "digest": digest}) if args.json else f"{args.ref}: index {digest}")
     return 0
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -233,19 +234,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     view = inspect_ref(parse_ref(args.ref), _access(args))
     if args.json:
-        print(json.dumps(view.to_json(), indent=2))
+        print(json_text(view.to_json(), indent=2))
         return 0
     print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
     _print_attached(view.attached)
     for p in view.platforms:
         total = sum(layer.size for layer in p.manifest.layers)
-        print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {_human(total)}")
+        print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {human_size(total)}")
         _print_attached(p.attached)
         print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
-            print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}  {w.filename}")
+            print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}")
         for w in p.config.tools:
-            print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {_human(w.size)}")
+            print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}")
     return 0
 
 
@@ -274,17 +275,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
     access = _access(args)
     result = diff_views(inspect_ref(parse_ref(args.old), access), inspect_ref(parse_ref(args.new), access))
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json_text(result.to_json(), indent=2))
         return 0
     for key in result.only_old:
         print(f"platform removed: {key}")
     for key in result.only_new:
         print(f"platform added: {key}")
     for key, changes in result.changes.items():
-        if not changes:
-            print(f"{key}: no package changes")
+        settings = result.settings.get(key, ())
+        if not changes and not settings:
+            print(f"{key}: no changes")
             continue
         print(f"{key}:")
+        for s in settings:
+            print(f"  {s.name.replace('_', ' ')}: {_setting_text(s.old)} -> {_setting_text(s.new)}")
         for c in changes:
             if c.kind == "added":
                 print(f"  + {c.name} {c.new.version if c.new else ''}")
@@ -296,6 +300,35 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 note = "" if old != new else " (rebuilt: different wheel)"
                 print(f"  ~ {c.name} {old} -> {new}{note}")
     return 0
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, dict):
+        value = [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) if value else "(none)"
+    return str(value) or "(none)"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..listing import list_refs
+    from ..oci.reference import parse_ref
+
+    found = list_refs(parse_ref(args.ref), _access(args))
+    if args.json:
+        print(json_text({"refs": [x.to_json() for x in found]}, indent=2))
+    else:
+        for x in found:
+            print(f"{x.ref}  {x.digest}" if x.digest else x.ref)
+    return 0
+
+
+def _immutable_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--immutable-tags",
+        action="store_true",
+        help="refuse to move an existing tag to other content (for CI); without it, a move is reported",
+    )
 
 
 def _registry_options(p: argparse.ArgumentParser) -> None:
@@ -310,12 +343,39 @@ def _sign_option(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Build Python venvs as verified OCI artifacts.")
+    p: argparse.ArgumentParser = CommandParser(
+        prog=PROG,
+        description="Build Python venvs as verified OCI artifacts.",
+        epilog="example:\n  venvship build recipes/demo.toml --output oci:build/oci",
+    )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv: commands too)")
+    add_output_options(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_build_parser, _install_parser, _publish_parser, _index_parser, _sign_parser):
+        add(sub)
+    for add in (_list_parser, _inspect_parser, _sbom_parser, _diff_parser):
+        add(sub)
+    add_import_role(sub)
+    return p
 
-    b = sub.add_parser("build", help="build recipes into an OCI layout")
+
+def _rebuild_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rebuild-wheels", action="store_true", help="ignore every wheel cache (venv_wheels_rebuild)"
+    )
+    p.add_argument("--refresh", action="store_true", help="resolve again even if no input changed")
+    p.add_argument(
+        "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
+    )
+
+
+def _build_parser(sub: _Sub) -> None:
+    b = add_command(
+        sub,
+        "build",
+        help="build recipes into an OCI layout",
+        example="venvship build recipes --output oci:build/oci",
+    )
     b.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipe files or folders (default: recipes/)")
     b.add_argument(
         "--output",
@@ -334,28 +394,27 @@ def parser() -> argparse.ArgumentParser:
         help="also build for this interpreter (repeatable): one manifest per interpreter, all in one index",
     )
     b.add_argument(
-        "--rebuild-wheels", action="store_true", help="ignore every wheel cache (venv_wheels_rebuild)"
-    )
-    b.add_argument("--refresh", action="store_true", help="resolve again even if no input changed")
-    b.add_argument(
         "--no-distro-packages",
         action="store_true",
         help="leave the build distro packages to someone else (they must be installed already)",
     )
-    b.add_argument(
-        "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
-    )
-    b.add_argument("--json", action="store_true", help="print the results as JSON")
+    _rebuild_options(b)
+    _immutable_option(b)
     _registry_options(b)
     _sign_option(b, "sign each built manifest and index with this key")
+    add_output_options(b)
     b.set_defaults(func=cmd_build)
 
-    inst = sub.add_parser(
+
+def _install_parser(sub: _Sub) -> None:
+    inst = add_command(
+        sub,
         "install",
         help="build RECIPE on this host into the blob cache and install it (no build host)",
         description="Build RECIPE for this host into the blob cache (an OCI layout) and install it "
         "from there exactly as `venv-pull install oci:CACHE:NAME:TAG` does. Unchanged inputs and "
         "an intact venv: nothing is built or written.",
+        example="venvship install recipes/demo.toml --dest /opt/venvs/demo-1.0 --json",
     )
     inst.add_argument("recipe", metavar="RECIPE", help="recipe file")
     add_install_options(
@@ -363,32 +422,49 @@ def parser() -> argparse.ArgumentParser:
         check_help="report what would change; build and write nothing (if the recipe's inputs "
         "changed since the last build: changed, with the digest left empty until built)",
     )
-    inst.add_argument(
-        "--rebuild-wheels", action="store_true", help="ignore every wheel cache (venv_wheels_rebuild)"
-    )
-    inst.add_argument("--refresh", action="store_true", help="resolve again even if no input changed")
-    inst.add_argument(
-        "--cache-dir", metavar="DIR", help="build cache (default $VENVSHIP_CACHE or ~/.cache/venvship)"
-    )
+    _rebuild_options(inst)
+    add_output_options(inst)
     inst.set_defaults(func=cmd_install)
 
-    pub = sub.add_parser(
+
+def _publish_parser(sub: _Sub) -> None:
+    pub = add_command(
+        sub,
         "publish",
-        help="copy artifacts and their referrers from a layout to a registry (blobs first, tags last), or a registry tag into a layout",
+        help="copy artifacts and their referrers from a layout to a registry (blobs first, tags "
+        "last), or a registry tag into a layout",
+        example="venvship publish oci:build/oci registry.example.com/venvs",
     )
     pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG], or HOST[:PORT]/REPO:TAG")
     pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE, or oci:DIR for a registry SRC")
+    _immutable_option(pub)
     _registry_options(pub)
     _sign_option(pub, "sign what is published with this key (in a layout source first)")
+    add_output_options(pub)
     pub.set_defaults(func=cmd_publish)
 
-    ix = sub.add_parser("index", help="merge the per-platform tags VERSION-* into the index tag VERSION")
+
+def _index_parser(sub: _Sub) -> None:
+    ix = add_command(
+        sub,
+        "index",
+        help="merge the per-platform tags VERSION-* into the index tag VERSION",
+        example="venvship index registry.example.com/venvs/demo:1.0",
+    )
     ix.add_argument("ref", metavar="REF", help="HOST[:PORT]/NAMESPACE/NAME:VERSION")
     _registry_options(ix)
     _sign_option(ix, "sign the index (and any unsigned platform) with this key before tagging it")
+    add_output_options(ix)
     ix.set_defaults(func=cmd_index)
 
-    sg = sub.add_parser("sign", help="sign an artifact: its index and every platform manifest")
+
+def _sign_parser(sub: _Sub) -> None:
+    sg = add_command(
+        sub,
+        "sign",
+        help="sign an artifact: its index and every platform manifest",
+        example="venvship sign registry.example.com/venvs/demo:1.0 --key env://VENVSHIP_SIGNING_KEY",
+    )
     sg.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO:TAG")
     sg.add_argument(
         "--key",
@@ -397,38 +473,73 @@ def parser() -> argparse.ArgumentParser:
         help="ECDSA P-256 private key: a PEM file, or env://NAME (password: $VENVSHIP_SIGNING_PASSWORD)",
     )
     _registry_options(sg)
+    add_output_options(sg)
     sg.set_defaults(func=cmd_sign)
 
-    i = sub.add_parser("inspect", help="show an artifact's platforms and packages")
-    i.add_argument("ref", metavar="REF")
-    i.add_argument("--json", action="store_true")
+
+def _list_parser(sub: _Sub) -> None:
+    ls = add_command(
+        sub,
+        "list",
+        help="list the refs of a layout or the tags of a registry repository",
+        example="venvship list oci:build/oci",
+    )
+    ls.add_argument("ref", metavar="REF", help="oci:DIR, oci:DIR:NAME or HOST[:PORT]/REPO")
+    _registry_options(ls)
+    add_output_options(ls)
+    ls.set_defaults(func=cmd_list)
+
+
+def _inspect_parser(sub: _Sub) -> None:
+    i = add_command(
+        sub,
+        "inspect",
+        help="show an artifact's platforms and packages",
+        example="venvship inspect oci:build/oci:demo:1.0",
+    )
+    i.add_argument("ref", metavar="REF", help="a layout or registry reference with a tag or digest")
     _registry_options(i)
+    add_output_options(i)
     i.set_defaults(func=cmd_inspect)
 
-    sb = sub.add_parser("sbom", help="print the CycloneDX SBOM of one platform's manifest")
+
+def _sbom_parser(sub: _Sub) -> None:
+    sb = add_command(
+        sub,
+        "sbom",
+        help="print the CycloneDX SBOM of one platform's manifest",
+        example="venvship sbom oci:build/oci:demo:1.0-debian-12-amd64-cp311",
+    )
     sb.add_argument(
         "ref", metavar="REF", help="a per-platform tag (VERSION-PLATFORM), or an index of one platform"
     )
     _registry_options(sb)
+    add_output_options(sb)
     sb.set_defaults(func=cmd_sbom)
 
-    d = sub.add_parser("diff", help="packages added, removed and changed between two artifacts")
-    d.add_argument("old", metavar="REF")
-    d.add_argument("new", metavar="REF")
-    d.add_argument("--json", action="store_true")
+
+def _diff_parser(sub: _Sub) -> None:
+    d = add_command(
+        sub,
+        "diff",
+        help="what changed between two artifacts: platforms, settings and packages",
+        example="venvship diff oci:build/oci:demo:1.0 oci:build/oci:demo:1.1",
+    )
+    d.add_argument("old", metavar="REF", help="the old artifact")
+    d.add_argument("new", metavar="REF", help="the new artifact")
     _registry_options(d)
+    add_output_options(d)
     d.set_defaults(func=cmd_diff)
-    add_import_role(sub)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``venvship`` command line; return the exit code (0 ok, 1 error, 2 usage)."""
-    os.umask(0o022)  # `venvship install` runs as root too: nothing it makes is group- or world-writable
-    args = parser().parse_args(argv)
-    func: Callable[[argparse.Namespace], int] = args.func
-    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
-    return run_command(PROG, level, lambda: func(args))
+
+    def call(args: argparse.Namespace) -> int:
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+
+    return run_cli(PROG, parser(), argv, call)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def compile_bytecode(
     Example: ``compile_bytecode(venv / "bin/python", site, staged=venv, final=final, env=env)``
     """
     argv: list[str | os.PathLike[str]] = [python, "-I", "-S", "-c", _COMPILE, folder, staged, final]
-    proc = run(argv, env=env, check=False, stdin="[]")
+    proc = run(argv, env=env, check=False, stdin="[]", kind="compile")
     lines = proc.stdout.strip().splitlines()
     try:
         summary = json.loads(lines[-1])

@@ -105,9 +105,6 @@ except ModuleNotFoundError as exc:
 """
 
 
-HEALTH_TIMEOUT = 600.0
-
-
 def check_identity(user: str | None) -> tuple[int, int] | None:
     """Return (uid, gid) the health check runs as: ``user`` when this process is root, else None
     (run as this process's own user, who can harm only what it owns anyway)."""
@@ -129,12 +126,12 @@ def health_check(
     command: str | None,
     env: Mapping[str, str],
     user: str | None = "nobody",
-    timeout: float = HEALTH_TIMEOUT,
 ) -> None:
     """Import ``modules`` with the venv's python, or run ``command``; raise InstallError on failure.
 
     The artifact's code runs here, so as root it runs as ``user`` (default ``nobody``), who can
-    read the new generation but write nothing of it; ``user=None`` keeps this process's user.
+    read the new generation but write nothing of it; ``user=None`` keeps this process's user. It
+    runs for at most ``$VENVSHIP_TIMEOUT_HEALTH`` seconds (default 600), then its group is killed.
     """
     python = venv / "bin" / "python"
     identity = check_identity(user)
@@ -153,7 +150,7 @@ def health_check(
     # No lock descriptor for the check: a check command may leave a background process behind,
     # which would hold the destination's lock for as long as it lives.
     try:
-        proc = run(argv, env=env, check=False, cwd=Path("/"), pass_fds=(), user=identity, timeout=timeout)
+        proc = run(argv, env=env, check=False, cwd=Path("/"), pass_fds=(), user=identity, kind="health")
     except ProcessError as exc:
         if exc.returncode == 127 and identity is not None:
             raise InstallError(

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from .. import __version__
-from .._fsutil import file_lock
-from .._log import logger
+from .._fsutil import disk_space, file_lock
+from .._log import activity, logger
 from .._process import lend_fds
-from ..artifact import Fact
+from .._units import human_size
+from ..artifact import Fact, VenvConfig
 from ..destinations import check_destination
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
@@ -28,7 +30,9 @@ from .select import BlobReader, Host, Selected, any_config, resolve_top, select
 from .signature import verify_signed
 
 if TYPE_CHECKING:
+    from ..layerformat import LayerInfo
     from .bytecode import BytecodeResult
+    from .staging import Staged
 
 DEFAULT_CACHE = Path("/var/cache/venvship")
 DEFAULT_FACTS = Path("/etc/ansible/facts.d")
@@ -127,11 +131,11 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         # verified when it was installed by keys the policy still trusts (no request for that;
         # a policy that changed since sends the run through verification again).
         live = _live_state(gens)
-        pending = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
+        facts_due = live is not None and (gens.path(live.generation) / FACTS_PENDING).exists()
         if (
             live
             and not opts.rebuild
-            and not pending
+            and not facts_due
             and live.ref_digest == top.digest
             and rule.satisfied_by(live.signers, _signed(live.ref_digest, live.digest))
         ):
@@ -140,10 +144,10 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         # Before anything is pulled or written: the index and the manifest chosen from it.
         signers = verify_signed(rule, reader, _signed(selected.ref_digest, selected.digest), where=str(ref))
         pause_point("verified")
-        if live and not opts.rebuild and not pending and live.digest == selected.digest:
+        if live and not opts.rebuild and not facts_due and live.digest == selected.digest:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
-            return _would_change(gens, live, selected, rebuild=opts.rebuild)
+            return _checked(opts, gens, cache, live, selected)
         gens.adoptable()  # refuses a destination that is neither a venv nor ours, before anything is made
         trust.trusted_dir(opts.cache, what="the blob cache")
         trust.trusted_dir(gens.dest.parent, what="the destination's folder")
@@ -167,10 +171,54 @@ def _signed(ref_digest: str, digest: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((ref_digest, digest)))
 
 
+def _distro_args(config: VenvConfig) -> dict[str, Any]:
+    """Return the runtime distro packages of ``config`` as :func:`distro.ensure` takes them."""
+    return {
+        "extra": config.install_distro_packages,
+        "state": "latest" if config.distro_package_state == "latest" else "present",
+        "cache_valid_time": config.distro_cache_valid_time,
+    }
+
+
+def _checked(
+    opts: InstallOptions, gens: Generations, cache: Layout, live: State | None, selected: Selected
+) -> InstallResult:
+    """``--check``: what a run would fail on, and the distro commands it would run; nothing written."""
+    from ..distro import pending
+
+    _preflight(opts, gens, cache, selected)
+    if opts.distro_packages:
+        _, todo = pending("install", **_distro_args(selected.config))
+        if todo is not None:
+            logger.info("%s", todo.describe(verb="would run"))
+    return _would_change(gens, live, selected, rebuild=opts.rebuild)
+
+
 def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
     """Return the destination if it is one venv-pull may manage (destinations.py has the rules)."""
     others = [d for _, d, _ in cachestore.recorded_dests(opts.cache)]
     return check_destination(dest, cache=opts.cache, facts_dir=opts.facts_dir, others=others)
+
+
+def _preflight(opts: InstallOptions, gens: Generations, cache: Layout, selected: Selected) -> str:
+    """Return the host interpreter, or raise PreconditionError naming all this host lacks."""
+    from .preflight import Preflight, check_preconditions
+    from .pull import needed
+
+    return check_preconditions(
+        Preflight(
+            config=selected.config,
+            cache=cache,
+            dest=gens.dest,
+            facts_dir=opts.facts_dir,
+            python=opts.python or selected.config.python.executable,
+            managed=tuple(_managed(opts, gens)),
+            needed=tuple(needed(selected, from_wheels=opts.from_wheels)),
+            from_wheels=opts.from_wheels,
+            distro_packages=opts.distro_packages,
+            check_user=opts.check_user,
+        )
+    )
 
 
 def _managed(opts: InstallOptions, gens: Generations) -> list[Path]:
@@ -215,7 +263,6 @@ def _install_locked(
     # Imported here, on the way to a new generation: the no-op install stays fast without them.
     from ..distro import ensure
     from . import store
-    from .pull import pull
 
     config = selected.config
     live = _live_state(gens)  # again, under the lock: a concurrent run may have finished
@@ -231,23 +278,30 @@ def _install_locked(
     made = None if opts.rebuild else _made_before(gens, selected.digest, live)
     if made is not None:
         return _switch_back(opts, gens, cache, replace(made, signers=signers), live)
-    python = trust.host_python(opts.python or config.python.executable, managed=_managed(opts, gens))
-
-    def on_blob(n: int, total: int, size: int) -> None:
-        if n == 1 and total > 1:
-            pause_point("pulling")  # the test seam for a kill in the middle of a pull
-
-    fetched = pull(source, cache, selected, from_wheels=opts.from_wheels, on_blob=on_blob)
-    logger.info("pulled %d blobs into %s", fetched, cache.root)
+    python = _preflight(opts, gens, cache, selected)  # everything this host lacks, before any work
+    _pull(source, cache, selected, from_wheels=opts.from_wheels)
     pause_point("pulled")
     if opts.distro_packages:
-        ensure(
-            "install",
-            config.install_distro_packages,
-            state="latest" if config.distro_package_state == "latest" else "present",
-            cache_valid_time=config.distro_cache_valid_time,
-        )
+        ensure("install", **_distro_args(config))
     return _new_generation(ref, opts, gens, cache, selected, live=live, python=python, signers=signers)
+
+
+def _pull(source: Source, cache: Layout, selected: Selected, *, from_wheels: bool) -> None:
+    """Pull the blobs the install needs into ``cache``, saying how far it got; a full cache is
+    one error line."""
+    from .pull import needed, pull
+
+    missing = [d for d in needed(selected, from_wheels=from_wheels) if not cache.has_blob(d.digest, d.size)]
+    size = sum(d.size for d in missing)
+    with disk_space(cache.root, needed=size), activity("pulling", total=len(missing)) as report:
+
+        def on_blob(n: int, total: int, done: int) -> None:
+            report(n, f"{human_size(done)} of {human_size(size)}")
+            if n == 1 and total > 1:
+                pause_point("pulling")  # the test seam for a kill in the middle of a pull
+
+        fetched = pull(source, cache, selected, from_wheels=from_wheels, on_blob=on_blob)
+    logger.info("pulled %d blobs into %s", fetched, cache.root)
 
 
 def _new_generation(
@@ -266,27 +320,19 @@ def _new_generation(
     ``signers``: per digest, the keys that verified it (recorded for the no-op's policy check).
     """
     from .pull import referenced_digests
-    from .staging import StageJob, stage_generation
-    from .venvs import install_env
 
     config = selected.config
     generation = gens.new_id(selected.digest)
-    staged = stage_generation(
-        StageJob(
-            gens=gens,
-            generation=generation,
-            cache=cache,
-            config=config,
-            python=python,
-            env=install_env(config.install_env, privileged=True),
-            check_env=install_env(config.install_env, privileged=False),
-            compile=opts.compile,
-            from_wheels=opts.from_wheels,
-            allowed_tools=opts.allowed_tools,
-            check_command=opts.check_command,
-            check_user=opts.check_user,
-        )
-    )
+    layers = () if opts.from_wheels or config.layers is None else config.layers.distributions
+    how = f"installing with {config.install_tool}" if opts.from_wheels else "installing"
+    with disk_space(cache.root, gens.root), activity(how, total=len(layers)) as report:
+        unpacked = itertools.count(1)
+
+        def on_layer(layer: LayerInfo) -> None:
+            n = next(unpacked)  # called from the unpacking threads: count() hands out each n once
+            report(n, "then the health check" if n == len(layers) else layer.name)
+
+        staged = _stage(opts, gens, cache, config, python, generation, on_layer)
     state = State(
         generation=generation,
         digest=selected.digest,
@@ -314,6 +360,38 @@ def _new_generation(
     gens.switch(generation)
     pause_point("switched")
     return replace(_finish(opts, gens, cache, state, changed=True), bytecode=staged.bytecode)
+
+
+def _stage(
+    opts: InstallOptions,
+    gens: Generations,
+    cache: Layout,
+    config: VenvConfig,
+    python: str,
+    generation: str,
+    on_layer: Callable[[LayerInfo], None],
+) -> Staged:
+    """Make and check ``generation`` in its staging folder (discarded if anything fails)."""
+    from .staging import StageJob, stage_generation
+    from .venvs import install_env
+
+    return stage_generation(
+        StageJob(
+            gens=gens,
+            generation=generation,
+            cache=cache,
+            config=config,
+            python=python,
+            env=install_env(config.install_env, privileged=True),
+            check_env=install_env(config.install_env, privileged=False),
+            compile=opts.compile,
+            from_wheels=opts.from_wheels,
+            allowed_tools=opts.allowed_tools,
+            check_command=opts.check_command,
+            check_user=opts.check_user,
+            on_layer=on_layer,
+        )
+    )
 
 
 def _made_before(gens: Generations, digest: str, live: State | None) -> State | None:
@@ -356,7 +434,8 @@ def _finish(
     """Write facts for the live generation, clear its pending mark, prune; return the result."""
     from . import store
 
-    written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
+    with disk_space(opts.facts_dir):
+        written = write_live_facts(gens, state, facts_dir=opts.facts_dir)
     with contextlib.suppress(FileNotFoundError):
         (gens.path(state.generation) / FACTS_PENDING).unlink()
     with store.unlinking(cache.root, [b for s in gens.to_prune(opts.keep) for b in s.blobs]):

@@ -26,7 +26,7 @@ def package_files(package: str) -> list[str]:
         argv = ["rpm", "-ql", package]
     else:
         raise InstallError(f"cannot list files of distro package {package!r} on this host ({family})")
-    proc = run(argv, check=False)
+    proc = run(argv, check=False, kind="probe")
     if proc.returncode != 0 or "not installed" in proc.stdout:
         raise InstallError(f"distro package {package!r} is not installed (needed by symlink-system-packages)")
     return [line.strip() for line in proc.stdout.splitlines() if line.startswith("/")]
@@ -79,5 +79,5 @@ def distro_python_minor() -> int | None:
     """Return the minor version of /usr/bin/python3 (the distro python), or None if absent."""
     if not os.path.exists("/usr/bin/python3"):
         return None
-    out = run(["/usr/bin/python3", "-I", "-c", "import sys; print(sys.version_info[1])"]).stdout
+    out = run(["/usr/bin/python3", "-I", "-c", "import sys; print(sys.version_info[1])"], kind="probe").stdout
     return int(out.strip().splitlines()[-1])

@@ -28,12 +28,13 @@ def create_venv(python: str, venv: Path, *, prompt: str) -> None:
     ``prompt``: what activate shows; without it, the staging folder's name would be shown.
     """
     env = install_env({}, privileged=True)
-    proc = run([python, "-m", "venv", "--without-pip", "--prompt", prompt, venv], env=env, check=False)
+    argv: list[str | os.PathLike[str]] = [python, "-m", "venv", "--without-pip", "--prompt", prompt, venv]
+    proc = run(argv, env=env, check=False, kind="venv")
     if proc.returncode == 0:
         return
-    if run([python, "-c", "import virtualenv"], env=env, check=False).returncode == 0:
+    if run([python, "-c", "import virtualenv"], env=env, check=False, kind="probe").returncode == 0:
         # --no-seed: no pip, setuptools or wheel (--no-wheel is deprecated, soon an error).
-        run([python, "-m", "virtualenv", "--no-seed", "--prompt", prompt, venv], env=env)
+        run([python, "-m", "virtualenv", "--no-seed", "--prompt", prompt, venv], env=env, kind="venv")
         return
     raise InstallError(
         f"{python}: cannot make a venv (no venv module, no virtualenv):\n{proc.stdout[-1500:]}"

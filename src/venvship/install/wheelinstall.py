@@ -155,7 +155,7 @@ class UvInstaller(_CarriedTool):
 
 def _run_install(argv: Sequence[str | os.PathLike[str]], job: InstallJob, extra: Mapping[str, str]) -> None:
     try:
-        run(argv, env={**job.env, **extra})
+        run(argv, env={**job.env, **extra}, kind="install")
     except ProcessError as exc:
         raise InstallError(f"offline install into {job.venv} failed:\n{exc.output[-3000:]}") from exc
 

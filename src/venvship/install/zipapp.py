@@ -12,6 +12,17 @@ PACKAGE = Path(__file__).resolve().parent.parent
 
 ENTRY = Path("cli/venv_pull_main.py")
 
+# The zipapp's entry point. Older Pythons would fail on the first annotation with a traceback: the
+# version is checked first, in syntax any Python reads (2.7 and 3.0+), and refused in one line.
+MAIN = """\
+import sys
+if sys.version_info < (3, 9):
+    sys.exit("venv-pull: error: needs Python 3.9 or newer; %s is Python %d.%d" % (
+        sys.executable or "this interpreter", sys.version_info[0], sys.version_info[1]))
+from venvship.cli.venv_pull_main import main
+sys.exit(main())
+"""
+
 
 def _module_file(package: Path, name: str) -> Path | None:
     """Return the file of module ``venvship.a.b`` under ``package`` (``a/b.py`` or ``a/b/__init__.py``)."""
@@ -84,9 +95,7 @@ def build_zipapp(out: Path) -> Path:
             shutil.copy2(PACKAGE / rel, tree / rel)
         # Our own __main__ instead of create_archive(main=...): zipapp's generated one drops
         # main()'s return value, and venv-pull's exit code is its contract with Ansible.
-        (Path(tmp) / "__main__.py").write_text(
-            "import sys\nfrom venvship.cli.venv_pull_main import main\nsys.exit(main())\n"
-        )
+        (Path(tmp) / "__main__.py").write_text(MAIN)
         out.parent.mkdir(parents=True, exist_ok=True)
         zipapp.create_archive(Path(tmp), out, interpreter="/usr/bin/env python3")
     return out

@@ -216,7 +216,7 @@ def _from_helper(name: str, server: str, *, environ: Mapping[str, str]) -> Crede
     """Ask ``docker-credential-<name> get`` for ``server``; None when it has nothing stored."""
     argv = [f"docker-credential-{name}", "get"]
     try:
-        proc = run(argv, stdin=server, check=False, env=dict(environ), secret_output=True)
+        proc = run(argv, stdin=server, check=False, env=dict(environ), secret_output=True, kind="probe")
     except ProcessError as exc:
         raise RegistryError(
             f"{server}: credential helper {argv[0]} cannot run ({exc.output.strip()}); "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .._log import logger
+from .._log import activity, logger
 from ..artifact import (
     INDEX_TYPE,
     MANIFEST_TYPE,
@@ -32,6 +32,7 @@ from .layout import Layout
 from .reference import RegistryRef
 from .referrers import is_referrers_tag
 from .registry import MAX_WORKERS, BlobPush, RegistryClient, push_blobs
+from .retag import Retag, TagMoveRefused, moved
 
 _INDEX_TYPES = (INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -48,6 +49,20 @@ class PublishResult:
     blobs_skipped: int
     bytes_uploaded: int
     referrers: int = 0  # referrer manifests the destination did not list before
+    retagged: tuple[Retag, ...] = ()  # existing tags that now name other content
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tags": list(self.tags),
+            "tags_changed": list(self.tags_changed),
+            "manifests": self.manifests,
+            "blobs_uploaded": self.blobs_uploaded,
+            "blobs_mounted": self.blobs_mounted,
+            "blobs_skipped": self.blobs_skipped,
+            "bytes_uploaded": self.bytes_uploaded,
+            "referrers": self.referrers,
+            "retagged": [r.to_json() for r in self.retagged],
+        }
 
 
 @dataclass
@@ -61,6 +76,18 @@ class _Plan:
     tags: dict[str, tuple[str, bytes]]  # tag → (media type, raw)
 
 
+@dataclass
+class _Counts:
+    """What a publish did so far (mutable, private)."""
+
+    uploaded: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    nbytes: int = 0
+    manifests: int = 0
+    referrers: int = 0
+
+
 def publish_layout(
     src: Layout,
     ref_names: list[str],
@@ -68,8 +95,12 @@ def publish_layout(
     client: RegistryClient,
     *,
     max_workers: int = MAX_WORKERS,
+    immutable_tags: bool = False,
 ) -> PublishResult:
     """Publish layout refs ``NAME:TAG`` to ``<dest>/NAME:TAG``; ``dest`` is a namespace (or the root).
+
+    An existing tag moved to other content is logged and returned; with ``immutable_tags`` the
+    publish is refused (TagMoveRefused) before anything is sent.
 
     Example: ``publish_layout(Layout.open(p), ["keystone:31.0.0"], parse_ref("reg:5000/os"), client)``
     """
@@ -77,6 +108,46 @@ def publish_layout(
         raise ArtifactError(f"{dest}: publish to a namespace (HOST/NAMESPACE), not to a tag or digest")
     if dest.registry != client.registry:
         raise ArtifactError(f"{dest}: the client talks to {client.registry}")
+    plans = _plans(src, ref_names, dest)
+    # What every tag names now, asked once before anything is sent: a refused move sends nothing.
+    current = {(p.repo, tag): client.check_tag(p.repo, tag) for p in plans for tag in p.tags}
+    moves = _moves(client, plans, current)
+    if moves and immutable_tags:
+        raise TagMoveRefused(moves)
+    for move in moves:
+        logger.warning("%s", move)
+    counts = _Counts()
+    pushed_to: dict[str, str] = {}  # blob digest → a repository that has it, for cross-repo mounts
+    for plan in plans:
+        _push_contents(src, client, plan, counts, pushed_to=pushed_to, max_workers=max_workers)
+    tags: list[str] = []
+    changed: list[str] = []
+    for plan in plans:
+        # Manifest tags before index tags: an index's children are in place before anyone sees it.
+        for tag, (media_type, raw) in sorted(plan.tags.items(), key=lambda kv: kv[1][0] in _INDEX_TYPES):
+            full = f"{client.registry}/{plan.repo}:{tag}"
+            tags.append(full)
+            if current[(plan.repo, tag)] == sha256_digest(raw):
+                continue
+            client.put_manifest(plan.repo, tag, raw, media_type)
+            counts.manifests += 1
+            changed.append(full)
+            logger.info("published %s", full)
+    return PublishResult(
+        tags=tuple(tags),
+        tags_changed=tuple(changed),
+        manifests=counts.manifests,
+        blobs_uploaded=counts.uploaded,
+        blobs_mounted=counts.mounted,
+        blobs_skipped=counts.skipped,
+        bytes_uploaded=counts.nbytes,
+        referrers=counts.referrers,
+        retagged=tuple(moves),
+    )
+
+
+def _plans(src: Layout, ref_names: list[str], dest: RegistryRef) -> list[_Plan]:
+    """Gather, per destination repository, the blobs, child manifests and tags of ``ref_names``."""
     plans: dict[str, _Plan] = {}
     for ref_name in ref_names:
         name, sep, tag = ref_name.rpartition(":")
@@ -90,56 +161,61 @@ def publish_layout(
         raw = src.read_blob(desc.digest)
         plan.tags[tag] = (desc.media_type, raw)
         _collect(src, desc.media_type, raw, plan, where=f"{src.root}:{ref_name}")
+    return list(plans.values())
 
-    uploaded = mounted = skipped = nbytes = manifests = referrers = 0
-    pushed_to: dict[str, str] = {}  # blob digest → a repository that has it, for cross-repo mounts
-    for plan in plans.values():
-        items = [
-            BlobPush(digest=d, size=s, path=src.blob_path(d), mount_from=pushed_to.get(d))
-            for d, s in sorted(plan.blobs.items())
-        ]
-        for item in items:
-            if not src.has_blob(item.digest, item.size):
-                raise ArtifactError(f"{src.root}: blob {item.digest} is missing or has the wrong size")
-        for item, outcome in zip(items, push_blobs(client, plan.repo, items, max_workers=max_workers)):
-            pushed_to.setdefault(item.digest, plan.repo)
-            if outcome == "uploaded":
-                uploaded += 1
-                nbytes += item.size
-            elif outcome == "mounted":
-                mounted += 1
-            else:
-                skipped += 1
-        for digest, (media_type, raw) in plan.children.items():
-            client.put_manifest(plan.repo, digest, raw, media_type)
-            manifests += 1
-        subjects = [*plan.children, *(sha256_digest(raw) for _, raw in plan.tags.values())]
-        here, there = LayoutStore(src, plan.name), RegistryStore(client, plan.repo)
-        referrers += sum(copy_referrers(here, there, d) for d in dict.fromkeys(subjects))
 
-    tags: list[str] = []
-    changed: list[str] = []
-    for plan in plans.values():
-        # Manifest tags before index tags: an index's children are in place before anyone sees it.
-        for tag, (media_type, raw) in sorted(plan.tags.items(), key=lambda kv: kv[1][0] in _INDEX_TYPES):
-            full = f"{client.registry}/{plan.repo}:{tag}"
-            tags.append(full)
-            if client.check_tag(plan.repo, tag) == sha256_digest(raw):
+def _moves(
+    client: RegistryClient, plans: list[_Plan], current: dict[tuple[str, str], str | None]
+) -> list[Retag]:
+    """Return the tags of ``plans`` that name other content now (an index only gaining platforms stays)."""
+    out = []
+    for plan in plans:
+        for tag, (media_type, raw) in sorted(plan.tags.items()):
+            old, new = current[(plan.repo, tag)], sha256_digest(raw)
+            if old is None or old == new:
                 continue
-            client.put_manifest(plan.repo, tag, raw, media_type)
-            manifests += 1
-            changed.append(full)
-            logger.info("published %s", full)
-    return PublishResult(
-        tags=tuple(tags),
-        tags_changed=tuple(changed),
-        manifests=manifests,
-        blobs_uploaded=uploaded,
-        blobs_mounted=mounted,
-        blobs_skipped=skipped,
-        bytes_uploaded=nbytes,
-        referrers=referrers,
-    )
+            if media_type in _INDEX_TYPES:
+                _, old_raw, _ = client.get_manifest(plan.repo, old)
+                if not moved(old_raw, raw, index=True):
+                    continue
+            out.append(Retag(ref=f"{client.registry}/{plan.repo}:{tag}", old=old, new=new))
+    return out
+
+
+def _push_contents(
+    src: Layout,
+    client: RegistryClient,
+    plan: _Plan,
+    counts: _Counts,
+    *,
+    pushed_to: dict[str, str],
+    max_workers: int,
+) -> None:
+    """Push one repository's blobs, then its child manifests by digest, then their referrers."""
+    items = [
+        BlobPush(digest=d, size=s, path=src.blob_path(d), mount_from=pushed_to.get(d))
+        for d, s in sorted(plan.blobs.items())
+    ]
+    for item in items:
+        if not src.has_blob(item.digest, item.size):
+            raise ArtifactError(f"{src.root}: blob {item.digest} is missing or has the wrong size")
+    with activity(f"pushing {len(items)} blobs to {client.registry}/{plan.repo}"):
+        outcomes = push_blobs(client, plan.repo, items, max_workers=max_workers)
+    for item, outcome in zip(items, outcomes):
+        pushed_to.setdefault(item.digest, plan.repo)
+        if outcome == "uploaded":
+            counts.uploaded += 1
+            counts.nbytes += item.size
+        elif outcome == "mounted":
+            counts.mounted += 1
+        else:
+            counts.skipped += 1
+    for digest, (media_type, raw) in plan.children.items():
+        client.put_manifest(plan.repo, digest, raw, media_type)
+        counts.manifests += 1
+    subjects = [*plan.children, *(sha256_digest(raw) for _, raw in plan.tags.values())]
+    here, there = LayoutStore(src, plan.name), RegistryStore(client, plan.repo)
+    counts.referrers += sum(copy_referrers(here, there, d) for d in dict.fromkeys(subjects))
 
 
 def fetch_to_layout(store: RegistryStore, reference: str, dest: Layout, name: str) -> PublishResult:

@@ -122,7 +122,7 @@ def test_an_arm64_build_and_install_beside_amd64_in_one_index(
         "/opt/cache",
         "--json",
     )
-    [arm] = json.loads(built)
+    [arm] = json.loads(built)["recipes"]
     assert arm["ref"] == "demo:1.0-debian-12-arm64-cp311" and arm["status"] == "built"
 
     # -- one index over both --------------------------------------------------------------------

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from tests.integration.conftest import LocalIndex, RecipeWriter
-from venvship.artifact import WHEEL_TYPE, Manifest, VenvConfig
+from tests.pythons import NOT_FOUND, find_python
+from venvship.artifact import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.cli.venvship_main import main
@@ -197,7 +201,8 @@ def test_unresolvable_recipes_fail_with_one_line_and_write_nothing(
     out = tmp_path / "oci"
     assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"venvship: error: {recipe}: {key_path}: cannot resolve")
+    first = next(line for line in err.splitlines() if line.startswith("venvship: error: "))
+    assert first.startswith(f"venvship: error: {recipe}: {key_path}: cannot resolve")
     assert "Traceback" not in err
     assert Layout.open(out).refs() == {}
 
@@ -221,7 +226,7 @@ def test_a_failed_wheel_build_writes_nothing_and_the_next_run_retries(
     assert build_recipe(recipe, output=layout, options=BuildOptions(cache=cache)).status == "built"
 
 
-def test_inspect_and_diff_report_packages(
+def test_inspect_and_diff_report_packages_and_settings(
     tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "oci"
@@ -231,7 +236,15 @@ def test_inspect_and_diff_report_packages(
         output=layout,
         options=BuildOptions(cache=cache),
     )
-    build_recipe(load_recipe(write_recipe(version="2.0")), output=layout, options=BuildOptions(cache=cache))
+    changed = write_recipe(
+        version="2.0",
+        install_path="/opt/venvs/demo2",
+        install_tool="uv",
+        symlink_system_packages=["python3-venvship-none"],
+        extra='\n[venv.install]\ndistro-packages = ["libxml2"]\npip-args = ["--no-progress"]\n'
+        'env = {TZ = "UTC"}\n\n[[venv.facts]]\nsection = "demo"\noption = "tag"\nvalue = "2.0"\n',
+    )
+    build_recipe(load_recipe(changed), output=layout, options=BuildOptions(cache=cache))
     assert main(["inspect", f"oci:{out}:demo:1.0", "--json"]) == 0
     view = json.loads(capsys.readouterr().out)
     [platform] = view["platforms"]
@@ -245,8 +258,34 @@ def test_inspect_and_diff_report_packages(
     assert [(c.name, c.kind, c.old and c.old.version, c.new and c.new.version) for c in changes] == [
         ("alpha", "changed", "1.0", "1.1")
     ]
+    [settings] = diff.settings.values()
+    uv = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["uv"]
+    assert [(x.name, x.old, x.new) for x in settings] == [
+        ("version", "1.0", "2.0"),
+        ("install_path", "/opt/venvs/demo", "/opt/venvs/demo2"),
+        ("install_tool", f"pip {PIP}", f"uv {uv}"),
+        ("distro_packages", [], ["libxml2"]),
+        ("env", {}, {"TZ": "UTC"}),
+        ("pip_args", [], ["--no-progress"]),
+        ("symlinks", [], ["python3-venvship-none"]),
+        ("facts", [], ["openstack_ansible: [demo] tag = 2.0"]),
+    ]
     assert main(["diff", f"oci:{out}:demo:1.0", f"oci:{out}:demo:2.0"]) == 0
-    assert "~ alpha 1.0 -> 1.1" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  version: 1.0 -> 2.0",
+        "  install path: /opt/venvs/demo -> /opt/venvs/demo2",
+        f"  install tool: pip {PIP} -> uv {uv}",
+        "  distro packages: (none) -> libxml2",
+        "  env: (none) -> TZ=UTC",
+        "  pip args: (none) -> --no-progress",
+        "  symlinks: (none) -> python3-venvship-none",
+        "  facts: (none) -> openstack_ansible: [demo] tag = 2.0",
+        "  ~ alpha 1.0 -> 1.1",
+    ]
+    assert main(["diff", f"oci:{out}:demo:1.0", f"oci:{out}:demo:2.0", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema"] == 1
+    assert data["settings"][PLATFORM_SUFFIX[1:]][0] == {"setting": "version", "old": "1.0", "new": "2.0"}
 
 
 def test_the_recipe_build_env_reaches_the_wheel_build(
@@ -298,3 +337,120 @@ def test_inputs_resolved_before_are_not_resolved_again(
     _, before = _config(layout, f"demo:1.1{PLATFORM_SUFFIX}")
     _, after = _config(layout, f"demo:1.2{PLATFORM_SUFFIX}")
     assert third.status == "built" and before.lock == after.lock
+
+
+def test_a_build_is_never_silent_for_long(tmp_path: Path, write_recipe: RecipeWriter, cache: Path) -> None:
+    """Off a terminal, every step that takes a while says so at least every two seconds."""
+    recipe = write_recipe(packages=["alpha"])
+    argv = ["build", str(recipe), "--output", f"oci:{tmp_path / 'oci'}", "--cache-dir", str(cache)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "venvship.cli.venvship_main", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stderr]
+    assert proc.wait(timeout=600) == 0, lines
+    proc.stderr.close()
+    times = [0.0] + [t for t, _ in lines] + [time.monotonic() - start]
+    assert max(b - a for a, b in zip(times, times[1:])) < 3.5, lines
+
+
+def test_a_full_build_cache_is_one_line_and_leaves_nothing_behind(
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    shared_builders: Path,
+    small_fs: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = small_fs("1m") / "cache"
+    cache.mkdir()
+    (cache / "builders").symlink_to(shared_builders)
+    recipe = write_recipe(packages=["bulky"])  # a wheel of 2 MiB that does not compress
+    argv = ["build", str(recipe), "--output", f"oci:{tmp_path / 'oci'}", "--cache-dir", str(cache)]
+    assert main(argv) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("venvship: error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"venvship: error: {cache}")  # the file it was writing, in the cache
+    assert (
+        errors[0].endswith(" free); free some space and run again")
+        and ": no space left on device (" in errors[0]
+    )
+    assert not (cache / "work").exists() or not any((cache / "work").iterdir())
+    assert [p for p in cache.rglob("*") if p.name.endswith(".tmp") and "builders" not in p.parts] == []
+
+
+def test_install_args_the_install_tool_refuses_stop_the_build(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On the allow-list each, but uv takes only one of them: every target would fail.
+    recipe = write_recipe(install_tool="uv", extra='\n[venv.install]\npip-args = ["-q", "-v"]\n')
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("venvship: error: ")]
+    assert errors == [
+        f"venvship: error: {recipe}: venv.install.pip-args: uv 0.13.9 refuses '-q -v': "
+        "the argument '--quiet...' cannot be used with '--verbose...'"
+    ]
+    assert Layout.open(out).refs() == {}
+
+
+def test_a_moved_tag_is_named_and_refused_with_immutable_tags(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "oci"
+    recipe = write_recipe(constraints=["alpha==1.0"])
+    argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]
+    assert main(argv) == 0
+    old = Layout.open(out).refs()
+    capsys.readouterr()
+    write_recipe(constraints=["alpha==1.1"])  # the same version, other content
+    assert main([*argv, "--json"]) == 0
+    stdout, err = capsys.readouterr()
+    new = Layout.open(out).refs()
+    platform, index = f"demo:1.0{PLATFORM_SUFFIX}", "demo:1.0"
+    moves = [{"ref": f"oci:{out}:{r}", "old": old[r].digest, "new": new[r].digest} for r in (platform, index)]
+    assert json.loads(stdout)["retagged"] == moves
+    for move in moves:
+        assert f"{move['ref']}: tag moved from {move['old']} to {move['new']}" in err.splitlines()
+    write_recipe(constraints=["alpha==1.0"])
+    assert main([*argv, "--immutable-tags"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"venvship: error: oci:{out}:{platform}: the tag names {new[platform].digest}; ")
+    assert last.endswith("refusing (--immutable-tags): publish the change under a new version")
+    assert Layout.open(out).refs() == new
+
+
+def test_one_index_for_several_pythons(
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    local_index: LocalIndex,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Built once per interpreter into one output, a recipe's index tag offers each Python."""
+    other = next((p for p in map(find_python, ("3.12", "3.13", "3.10")) if p is not None), None)
+    if other is None:
+        pytest.skip(NOT_FOUND.format("3.10, 3.12 or 3.13"))
+    recipe = write_recipe(packages=[f"{local_index.git_url}@{local_index.git_sha}#egg=gamma"])
+    out = tmp_path / "oci"
+    argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache), "--immutable-tags"]
+    assert main(argv) == 0
+    assert main([*argv, "--python", str(other)]) == 0  # a new platform: the index grows, no tag moves
+    layout = Layout.open(out)
+    index = Index.from_bytes(layout.read_blob(layout.resolve("demo:1.0").digest))
+    abi = "cp{}{}".format(*sys.version_info[:2])
+    other_abi = (
+        "cp"
+        + subprocess.run(
+            [other, "-c", "import sys; print('%d%d' % sys.version_info[:2])"], capture_output=True, text=True
+        ).stdout.strip()
+    )
+    assert sorted(m.annotations[ANN_PYTHON] for m in index.manifests) == sorted([abi, other_abi])
+    _, config = _config(layout, f"demo:1.0-debian-12-amd64-{other_abi}")
+    assert config.python.executable == str(other)
+    assert "tag moved" not in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -339,3 +340,9 @@ def tree_snapshot(*roots: Path) -> dict[str, tuple[float, int]]:
                 st = os.lstat(path)
                 snap[path] = (st.st_mtime, st.st_size)
     return snap
+
+
+def big_wheel(out: Path, name: str, megabytes: float) -> Path:
+    """Return a wheel whose package holds ``megabytes`` of data that does not compress."""
+    data = base64.b64encode(os.urandom(int(megabytes * (1 << 20) * 3 / 4))).decode()
+    return make_wheel(out, name, "1.0", extra={f"{name}/data.txt": data})

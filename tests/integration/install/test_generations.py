@@ -106,3 +106,25 @@ def test_zipapp_with_the_distro_python(
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["changed"] is True
     assert pull.python("import sys, demo; print(sys.base_prefix, demo.VERSION)") == "/usr 2.0"
+
+
+def test_prune_after_a_rollback_keeps_the_live_one_first(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    """The order prune keeps generations in: the live one, the one it names as previous, the newest."""
+    first = pull.install(artifacts.write([wheels.demo1]), "--keep", "3")
+    second = pull.install(artifacts.write([wheels.demo2], version="2.0"), "--keep", "3")
+    third = pull.install(artifacts.write([wheels.demo1, wheels.helper], version="3.0"), "--keep", "3")
+    pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))  # live: 2.0, which names 1.0
+    root = pull.dest.parent / ".demo.venvship"
+
+    def kept() -> set[str]:
+        return {p.name for p in root.iterdir() if not p.name.startswith(".")}
+
+    assert kept() == {first["generation"], second["generation"], third["generation"]}
+    data = json.loads(pull("prune", "--cache", str(pull.cache), "--keep", "2", "--json").stdout)
+    assert data["generations"] == [f"{pull.dest}: {third['generation']}"]  # the newest, not the previous
+    assert kept() == {second["generation"], first["generation"]}
+    pull("prune", "--cache", str(pull.cache), "--keep", "1")
+    assert kept() == {second["generation"]}  # exactly the live one
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"

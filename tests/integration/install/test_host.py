@@ -109,7 +109,7 @@ def test_prune_generations_and_blobs(artifacts: Artifacts, wheels: Wheels, pull:
     assert (blobs / demo1).exists() and (store / demo1).is_dir()
     assert not list(blobs.glob(".in-*"))
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"
-    status = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)
+    status = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)["venvs"]
     assert [len(s["generations"]) for s in status] == [1]
     assert pull.install(ref3)["changed"] is False
 

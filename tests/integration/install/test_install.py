@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from venvship.hostinfo import distro_family
+
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, tree_snapshot
 
 
@@ -51,6 +53,7 @@ def test_check_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: Pull) 
     ref = artifacts.write([wheels.demo1])
     result = pull.install(ref, "--check")
     assert result["changed"] is True
+    assert result["facts_written"] is False and result["check"] is True
     assert not os.path.lexists(pull.dest.parent) and not pull.cache.exists() and not pull.facts.exists()
     pull.install(ref)
     ref2 = artifacts.write([wheels.demo2], version="2.0")
@@ -140,3 +143,17 @@ def test_usage_errors(pull: Pull, tmp_path: Path) -> None:
     assert proc.returncode == 1 and proc.stderr.startswith("venv-pull: error: not a ref")
     proc = pull("install", f"oci:{tmp_path}/nope:demo:1.0", ok=False)
     assert proc.returncode == 1 and "not an OCI image layout" in proc.stderr
+
+
+@pytest.mark.skipif(distro_family() != "debian", reason="needs dpkg (Debian)")
+def test_check_shows_the_distro_packages_and_the_command_it_would_run(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    ref = artifacts.write([wheels.demo1], distro_packages=["venvship-no-such-package"])
+    paths = ["--dest", str(pull.dest), "--cache", str(pull.cache), "--facts-dir", str(pull.facts)]
+    proc = pull("install", ref, "--check", *paths, defaults=False)
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("install distro packages: ")]
+    assert line.startswith("install distro packages: install ") and "venvship-no-such-package" in line
+    assert "; would run: " in line and line.endswith(" venvship-no-such-package")
+    assert "apt-get install -y -q -- " in line
+    assert not os.path.lexists(pull.dest.parent) and not pull.cache.exists()

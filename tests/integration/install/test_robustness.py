@@ -226,7 +226,7 @@ def test_status_shows_drift(artifacts: Artifacts, wheels: Wheels, pull: Pull) ->
     live = os.readlink(pull.dest)
     os.unlink(pull.dest)
     os.symlink("/usr", pull.dest)
-    listing = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)
+    listing = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)["venvs"]
     assert [(s["dest"], s["drift"]["link"]) for s in listing] == [(str(pull.dest), "foreign")]
     os.unlink(pull.dest)
     assert status()["link"] == "missing"

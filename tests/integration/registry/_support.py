@@ -179,6 +179,7 @@ def make_venv_artifact(
     arch: str = "amd64",
     abi: str = "cp311",
     wheels: list[tuple[str, bytes]] | None = None,
+    immutable_tags: bool = False,
 ) -> str:
     """Write a small per-platform venvship artifact into ``layout``; return its platform tag."""
     wheels = wheels or [(f"pkg{i}-1.0-py3-none-any.whl", os.urandom(2048 + i)) for i in range(3)]
@@ -216,7 +217,7 @@ def make_venv_artifact(
         builder={"venvship": "test"},
         provenance={},
     )
-    return write_to_layout(layout, config, files).platform_tag
+    return write_to_layout(layout, config, files, immutable_tags=immutable_tags).platform_tag
 
 
 def client_for(server: RegistryServer, **kwargs: Any) -> RegistryClient:

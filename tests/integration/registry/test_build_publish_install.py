@@ -27,11 +27,14 @@ def test_build_to_registry_index_and_install(
     assert f"published {host}/fleet/demo:1.0-debian" in capsys.readouterr().out
     # --json stays one JSON document, naming what went where.
     assert venvship_main.main([*build, "--json"]) == 0
-    [entry] = json.loads(capsys.readouterr().out)
+    [entry] = json.loads(capsys.readouterr().out)["recipes"]
     assert entry["status"] == "unchanged"
     assert entry["published"] == f"{host}/fleet/{entry['ref']}"
     assert venvship_main.main(["index", f"{host}/fleet/demo:1.0", "--insecure"]) == 0
     capsys.readouterr()
+    # `venvship list` names every tag of the repository as a reference to install or inspect.
+    assert venvship_main.main(["list", f"{host}/fleet/demo", "--insecure"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{host}/fleet/demo:1.0", f"{host}/fleet/{entry['ref']}"]
     # Publishing the same content again uploads nothing.
     assert venvship_main.main(["publish", f"oci:{cache / 'staging'}", f"{host}/fleet", "--insecure"]) == 0
     assert "unchanged" in capsys.readouterr().out

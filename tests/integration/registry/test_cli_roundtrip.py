@@ -135,7 +135,7 @@ def test_build_reuse_from_a_registry_builds_nothing(
         str(fresh),
         "--json",
     ]
-    [result] = json.loads(run(venvship_main.main, argv))
+    [result] = json.loads(run(venvship_main.main, argv))["recipes"]
     config = built_demo.config()
     assert result["status"] == "built"
     assert (result["built"], result["downloaded"], result["cached"]) == ([], [], [])

@@ -115,8 +115,8 @@ def test_registry_killed_mid_pull_installs_nothing_and_a_rerun_completes(
     assert venv_pull_main.main(argv) == 1
     out, err = capsys.readouterr()
     assert relay.tripped.is_set()
-    assert out == ""
     [line] = [ln for ln in err.splitlines() if ln.startswith("venv-pull: error:")]
+    assert json.loads(out) == {"error": line.removeprefix("venv-pull: error: "), "schema": 1}  # --json
     assert line.startswith(f"venv-pull: error: {relay.host}/pull/demo")
     [broken] = [digest for digest in layers if digest in line]  # names the blob it was pulling
     assert "Traceback" not in err
@@ -185,8 +185,8 @@ def test_corrupt_blob_in_registry_refuses_the_install_and_changes_nothing(
     argv = ["-q", *install_argv(ref, tmp_path, "--insecure", "--json", "--rebuild", cache=cache_b)]
     assert venv_pull_main.main(argv) == 1
     out, err = capsys.readouterr()
-    assert out == ""
     [line] = err.splitlines()  # -q: the error line alone
+    assert json.loads(out) == {"error": line.removeprefix("venv-pull: error: "), "schema": 1}  # --json
     assert line.startswith("venv-pull: error: ")
     assert beta.digest in line and "digest mismatch" in line
     assert (os.readlink(dest_path), generations(tmp_path), snapshot(tmp_path / "facts")) == before

@@ -14,6 +14,7 @@ from venvship.errors import ArtifactError
 from venvship.oci.layout import Layout
 from venvship.oci.publish import merge_registry_index, publish_layout
 from venvship.oci.reference import RegistryRef
+from venvship.oci.retag import Retag, TagMoveRefused
 
 from ._support import RegistryServer, client_for, make_venv_artifact
 
@@ -107,3 +108,34 @@ def skopeo_raw(ref: str, home: Path) -> bytes:
         timeout=60,
     )
     return proc.stdout
+
+
+def test_a_moved_tag_is_named_and_refused_with_immutable_tags(
+    open_registry: RegistryServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_for(open_registry)
+    dest = RegistryRef(registry=open_registry.host, repository="retag")
+    refs = ["demo:1.0", "demo:1.0-debian-12-amd64-cp311"]
+    first, second = Layout.create(tmp_path / "a"), Layout.create(tmp_path / "b")
+    make_venv_artifact(first, tmp_path / "wa")
+    make_venv_artifact(second, tmp_path / "wb")  # the same tags, other wheels
+    publish_layout(first, refs, dest, client)
+    with pytest.raises(TagMoveRefused):
+        publish_layout(second, refs, dest, client, immutable_tags=True)
+    for ref in refs:
+        assert client.check_tag("retag/demo", ref.split(":")[1]) == first.resolve(ref).digest
+    caplog.set_level("WARNING", logger="venvship")
+    result = publish_layout(second, refs, dest, client)
+    assert result.retagged == tuple(
+        Retag(
+            ref=f"{open_registry.host}/retag/{ref}",
+            old=first.resolve(ref).digest,
+            new=second.resolve(ref).digest,
+        )
+        for ref in refs
+    )
+    assert caplog.messages == [str(move) for move in result.retagged]
+    # An index that gains a platform has not moved.
+    make_venv_artifact(second, tmp_path / "wc", arch="arm64")
+    grown = publish_layout(second, ["demo:1.0"], dest, client, immutable_tags=True)
+    assert grown.retagged == () and grown.tags_changed == (f"{open_registry.host}/retag/demo:1.0",)

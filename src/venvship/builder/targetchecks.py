@@ -1,0 +1,128 @@
+"""Build-time checks of what would otherwise fail only on the targets, once the lock is known:
+the install pip-args as the install tool's own parser reads them, and distro packages to symlink
+whose Python names a locked distribution provides too.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .._log import logger
+from .._process import child_env, run
+from ..artifact import Wheel
+from ..errors import InstallError, RecipeError
+from ..install.symlinks import distro_python_minor, package_files, top_level_entries
+from ..recipe import Recipe
+from .layers import Tool
+
+# pip's own parser for `pip install`, run from the artifact's pip wheel: it exits 2 with the
+# reason on a bad option or value, as it would on every target.
+_PIP_PARSE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pip._internal.commands import create_command
+create_command("install").parse_args(sys.argv[2:])
+"""
+
+
+def check_install_args(recipe: Recipe, tool: Tool, *, python: str, venv_python: Path, workdir: Path) -> None:
+    """Raise RecipeError (``venv.install.pip-args``) if the artifact's install tool refuses the
+    recipe's install pip-args: pip's parser from its wheel, or uv's own, offline and dry.
+
+    ``python``: the recipe's interpreter; ``venv_python``: a venv's python for uv to aim at.
+
+    Example: ``check_install_args(recipe, tool, python="/usr/bin/python3", venv_python=b.python, workdir=w)``
+    """
+    args = list(recipe.install.pip_args)
+    if not args:
+        return
+    if tool.name == "pip":
+        argv: list[str | os.PathLike[str]] = [python, "-I", "-c", _PIP_PARSE, tool.wheel, *args]
+        env = child_env({"PIP_CONFIG_FILE": os.devnull})
+    else:
+        empty = workdir / "no-requirements.txt"
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty.write_text("")
+        uv = _uv_binary(tool.wheel, workdir)
+        argv = [uv, "pip", "install", "--dry-run", "--offline", "--no-index", "--python", venv_python]
+        argv += [*args, "-r", empty]
+        env = child_env({k: None for k in os.environ if k.startswith("UV_")} | {"UV_NO_CONFIG": "1"})
+    proc = run(argv, env=env, check=False, kind="probe")
+    if proc.returncode == 0:
+        return
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("error:")), lines[-1] if lines else "")
+    raise RecipeError(
+        f"{recipe.path}: venv.install.pip-args",
+        f"{tool.name} {tool.version} refuses {' '.join(args)!r}: {reason.removeprefix('error: ')}",
+    )
+
+
+def _uv_binary(wheel: Path, workdir: Path) -> Path:
+    """Return the uv program unpacked from its wheel into ``workdir``."""
+    with zipfile.ZipFile(wheel) as zf:
+        member = next(n for n in zf.namelist() if n.endswith(".data/scripts/uv"))
+        target = workdir / "uv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(zf.read(member))
+    target.chmod(0o755)
+    return target
+
+
+def check_symlinks(recipe: Recipe, lock: Mapping[Wheel, Path], *, minor: int) -> None:
+    """Raise RecipeError (``venv.symlink-system-packages``) if a distro package to symlink holds a
+    top-level Python name a locked distribution installs too: the target could not link it.
+
+    Distro packages not installed on this build host cannot be read: a warning says so.
+
+    Example: ``check_symlinks(recipe, {wheel: path}, minor=11)``
+    """
+    where = f"{recipe.path}: venv.symlink-system-packages"
+    locked: dict[str, Wheel] = {}
+    for wheel, path in lock.items():
+        for name in wheel_top_names(path):
+            locked.setdefault(name, wheel)
+    for package in recipe.symlink_system_packages:
+        try:
+            files = package_files(package)
+            entries = top_level_entries(package, files, minor=minor, distro_minor=distro_python_minor())
+        except InstallError as exc:
+            if "is not installed" in str(exc) or "cannot list files" in str(exc):
+                logger.warning(
+                    "%s: distro package %r is not installed on this build host: its Python names "
+                    "are not checked against the lock",
+                    where,
+                    package,
+                )
+                continue
+            raise RecipeError(where, str(exc)) from exc
+        clashes = sorted({n for n in _names(e.name for e in entries) if n in locked})
+        if clashes:
+            wheel = locked[clashes[0]]
+            raise RecipeError(
+                where,
+                f"distro package {package!r} provides {', '.join(clashes)}, which the locked "
+                f"{wheel.name} {wheel.version} installs too: drop one of them (the venv cannot hold both)",
+            )
+
+
+def wheel_top_names(wheel: Path) -> set[str]:
+    """Return the top-level importable names a wheel installs (packages, modules, extensions)."""
+    with zipfile.ZipFile(wheel) as zf:
+        return _names(n.split("/", 1)[0] for n in zf.namelist())
+
+
+def _names(entries: Iterable[str]) -> set[str]:
+    """Return the module names of site-packages entries: ``six.py`` → ``six``, a package folder
+    as it is, ``_x.cpython-311-x86_64-linux-gnu.so`` → ``_x``; metadata folders are left out."""
+    out = set()
+    for entry in entries:
+        if entry.endswith((".dist-info", ".egg-info", ".data", ".pth")) or entry == "__pycache__":
+            continue
+        name = entry.split(".", 1)[0] if entry.endswith((".py", ".so", ".pyd")) else entry
+        if name.isidentifier():
+            out.add(name)
+    return out

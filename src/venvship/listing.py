@@ -1,0 +1,42 @@
+"""``venvship list``: the refs of an OCI layout, or the tags of a registry repository."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import BadReference
+from .oci.layout import Layout
+from .oci.reference import LayoutRef, Ref
+from .oci.source import Access, registry_client
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One reference found: usable as is with ``inspect`` or ``install``; its digest where known."""
+
+    ref: str
+    digest: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"ref": self.ref, "digest": self.digest}
+
+
+def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
+    """Return the refs of the layout ``oci:DIR`` (or of one name, ``oci:DIR:NAME``), or the tags of
+    the registry repository ``HOST/REPO`` (no digests: that would cost a request per tag), sorted.
+
+    Example: ``[x.ref for x in list_refs(parse_ref("oci:build/oci"))]`` → ``["oci:build/oci:demo:1.0", …]``
+    """
+    if ref.tag or ref.digest:
+        raise BadReference(f"{ref}: name a layout or a repository to list, not a tag or digest")
+    if isinstance(ref, LayoutRef):
+        found = Layout.open(ref.path).refs()
+        return [
+            Listed(ref=f"oci:{ref.path}:{name}", digest=desc.digest)
+            for name, desc in sorted(found.items())
+            if ref.name is None or name.rpartition(":")[0] == ref.name
+        ]
+    if not ref.repository:
+        raise BadReference(f"{ref}: name the repository, HOST[:PORT]/REPO")
+    tags = registry_client(ref.registry, access or Access()).list_tags(ref.repository)
+    return [Listed(ref=f"{ref}:{tag}", digest=None) for tag in sorted(tags)]

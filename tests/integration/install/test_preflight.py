@@ -1,0 +1,54 @@
+"""Preconditions first: everything this host lacks is named, one line each with its fix, before
+anything is pulled or made."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from venvship.hostinfo import distro_family
+
+from .conftest import Artifacts, Pull, Wheels, big_wheel
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("venv-pull: error: ")]
+
+
+@pytest.mark.skipif(distro_family() != "debian", reason="needs dpkg (Debian)")
+def test_every_missing_precondition_is_one_line_before_any_pull(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    ref = artifacts.write([wheels.demo1], symlink=["venvship-no-such-package"])
+    proc = pull("install", ref, "--check-user", "venvship-no-such-user", ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert _errors(proc.stderr) == [
+        "venv-pull: error: --check-user venvship-no-such-user: no such user on this host; "
+        "create that user, or pass --check-user root",
+        "venv-pull: error: distro package 'venvship-no-such-package' is not installed "
+        "(symlink-system-packages): install it or add it to [venv.install] distro-packages",
+    ]
+    assert not list((pull.cache / "blobs" / "sha256").glob("*"))  # nothing was pulled
+    assert not os.path.lexists(pull.dest)
+    # --check says the same: the run it stands for would fail.
+    check = pull("install", ref, "--check-user", "venvship-no-such-user", "--check", ok=False)
+    assert _errors(check.stderr) == _errors(proc.stderr)
+
+
+def test_too_little_space_for_the_cache_is_named_before_the_pull(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, small_fs: Callable[[str], Path], tmp_path: Path
+) -> None:
+    ref = artifacts.write([big_wheel(tmp_path / "big", "bulk", 1.5)])
+    cache = small_fs("2m") / "cache"
+    paths = ["--dest", str(pull.dest), "--cache", str(cache), "--facts-dir", str(pull.facts)]
+    proc = pull("install", ref, *paths, "--no-distro-packages", defaults=False, ok=False)
+    [line] = _errors(proc.stderr)
+    assert line.startswith(f"venv-pull: error: {cache}: 2.0 MiB free on its file system, about ")
+    assert line.endswith(
+        " needed (the blobs to pull, and their files once unpacked, estimated at 3x the compressed "
+        "size); free some space, or use --cache or --dest on another file system"
+    )
+    assert not list((cache / "blobs" / "sha256").glob("*"))

@@ -1,0 +1,47 @@
+"""At the default verbosity an install is never silent for more than about two seconds."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+from .conftest import Artifacts, Pull, Wheels
+
+
+def _stderr_times(pull: Pull, *args: str) -> tuple[list[tuple[float, str]], float, int]:
+    """Run venv-pull; return (arrival time, line) of each stderr line, the end time and the exit code."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        pull.argv(*args), env=pull.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stderr]
+    code = proc.wait(timeout=180)
+    proc.stderr.close()
+    return lines, time.monotonic() - start, code
+
+
+def test_a_slow_install_speaks_every_two_seconds(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo2, wheels.helper])
+    lines, end, code = _stderr_times(pull, "install", ref, "--check-command", "sleep 7")
+    assert code == 0, lines
+    times = [0.0] + [t for t, _ in lines] + [end]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) < 3.5, lines
+    texts = [text for _, text in lines]
+    assert any(text.startswith("installing: 2/2 then the health check (") for text in texts), texts
+    assert any(text.startswith("installing: 2/2 done in ") for text in texts), texts
+
+
+def test_waiting_for_a_lock_says_so(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    ref = artifacts.write([wheels.demo1])
+    first = threading.Thread(target=lambda: pull("install", ref, "--check-command", "sleep 5"))
+    first.start()
+    try:
+        time.sleep(2.5)  # the first run holds the destination's lock now, in its health check
+        lines, _, code = _stderr_times(pull, "install", ref)
+    finally:
+        first.join()
+    assert code == 0
+    assert any(text.startswith("waiting for ") and "which another run holds" in text for _, text in lines)

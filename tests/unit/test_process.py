@@ -1,0 +1,44 @@
+"""Every child process has a time limit: per kind, changed by an environment variable, and on
+expiry its whole process group is killed and one line says which limit and how to change it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from venvship._process import TIMEOUTS, run, time_limit
+from venvship.errors import ProcessTimeout, VenvshipError
+
+
+def _running(marker: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout
+    return out.split()
+
+
+def test_a_child_past_its_limit_is_killed_with_its_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VENVSHIP_TIMEOUT_PROBE", "0.5")
+    start = time.monotonic()
+    with pytest.raises(ProcessTimeout) as caught:
+        run(["/bin/sh", "-c", "sleep 61.2345 & sleep 61.2345"], kind="probe")
+    assert time.monotonic() - start < 15
+    assert str(caught.value) == (
+        "a query (sh) was killed after 0.5s, its time limit; "
+        "set VENVSHIP_TIMEOUT_PROBE to more seconds (0: no limit) to allow longer"
+    )
+    time.sleep(0.2)
+    assert _running("sleep 61.2345") == []  # the background grandchild went too
+
+
+def test_limits_are_generous_and_can_be_changed_or_lifted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert all(seconds >= 120 for seconds, _ in TIMEOUTS.values())
+    assert time_limit("health") == 600
+    monkeypatch.setenv("VENVSHIP_TIMEOUT_HEALTH", "30")
+    assert time_limit("health") == 30
+    monkeypatch.setenv("VENVSHIP_TIMEOUT_HEALTH", "0")
+    assert time_limit("health") is None
+    assert run(["true"], kind="health").returncode == 0
+    monkeypatch.setenv("VENVSHIP_TIMEOUT_HEALTH", "ten")
+    with pytest.raises(VenvshipError, match="VENVSHIP_TIMEOUT_HEALTH='ten': not a number of seconds"):
+        run(["true"], kind="health")

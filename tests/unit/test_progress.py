@@ -1,0 +1,62 @@
+"""Long steps say they are under way: an updating line on a terminal, plain lines otherwise, and
+never more than about two seconds of silence at the default verbosity."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+
+import pytest
+
+from venvship._log import INTERVAL, activity, cli_logging, logger, progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_off_a_terminal_a_long_step_speaks_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    with cli_logging(logging.INFO), activity("resolving") as report:
+        report(0, "pip")
+        time.sleep(INTERVAL * 2.3)
+    lines = err.getvalue().splitlines()
+    assert lines[:2] == ["resolving: pip (2s)", "resolving: pip (4s)"]
+    assert lines[-1].startswith("resolving: done in 4.")
+
+
+def test_a_quick_step_says_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    with cli_logging(logging.INFO):
+        assert list(progress(["a", "b"], label="building wheels")) == ["a", "b"]
+    assert err.getvalue() == ""
+
+
+def test_on_a_terminal_one_line_is_updated_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    with cli_logging(logging.INFO), activity("pulling", total=3) as report:
+        for n in range(1, 4):
+            report(n, f"{n} MiB of 3 MiB")
+            time.sleep(0.8)
+        logger.info("a log line clears the progress line first")
+        time.sleep(INTERVAL)
+    text = err.getvalue()
+    assert "\rpulling: 2/3 2 MiB of 3 MiB (1s)\033[K" in text
+    assert "\r\033[Ka log line clears the progress line first\n" in text
+    assert re.search(r"\rpulling: 3/3 done in \d+\.\ds\033\[K\n$", text)
+    assert "\n" not in text.split("a log line")[0]  # updates before it stayed on one line
+
+
+def test_quiet_shows_no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    with cli_logging(logging.ERROR), activity("pulling", total=1) as report:
+        report(1)
+        time.sleep(INTERVAL + 0.3)
+    assert err.getvalue() == ""
