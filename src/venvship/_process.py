@@ -131,6 +131,18 @@ def run(
         )
     except OSError as exc:
         raise ProcessError(args, 127, str(exc)) from exc
+    out = _communicate(child, stdin, kind=kind, secret_output=secret_output)
+    proc = subprocess.CompletedProcess(args, child.returncode, out, None)
+    if proc.stdout and not secret_output:
+        logger.debug("%s", proc.stdout.rstrip())
+    if check and proc.returncode != 0:
+        raise ProcessError(args, proc.returncode, "" if secret_output else proc.stdout or "")
+    return proc
+
+
+def _communicate(child: subprocess.Popen[str], stdin: str | None, *, kind: Kind, secret_output: bool) -> str:
+    """Return ``child``'s output once it ends; kill its process group at its kind's time limit."""
+    timeout = time_limit(kind)
     try:
         out, _ = child.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -144,17 +156,13 @@ def run(
             logger.debug("%s", out.rstrip())
         assert timeout is not None
         what = TIMEOUTS[kind][1]
+        args = [str(a) for a in child.args] if isinstance(child.args, list) else [str(child.args)]
         raise ProcessTimeout(args, seconds=timeout, what=what, variable=timeout_variable(kind)) from None
     except BaseException:
         _kill_group(child)  # ^C reaches only this process: its children are in their own group
         child.wait()
         raise
-    proc = subprocess.CompletedProcess(args, child.returncode, out, None)
-    if proc.stdout and not secret_output:
-        logger.debug("%s", proc.stdout.rstrip())
-    if check and proc.returncode != 0:
-        raise ProcessError(args, proc.returncode, "" if secret_output else proc.stdout or "")
-    return proc
+    return out
 
 
 def _kill_group(child: subprocess.Popen[str]) -> None:

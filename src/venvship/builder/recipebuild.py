@@ -247,12 +247,7 @@ def _build(
     )
     with activity("making ready-to-run layers"):
         layers, layer_files = make_layers(
-            lock,
-            files,
-            python=target.interp.path,
-            tool=tool,
-            cache=cache,
-            workdir=workdir / "layers",
+            lock, files, python=target.interp.path, tool=tool, cache=cache, workdir=workdir / "layers"
         )
     config = dataclasses.replace(
         _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
@@ -270,14 +265,6 @@ def _build(
         config=config,
         ref_name=target.ref_name,
         wheel_files=files,
-    )
-    logger.debug(  # the summary line says the same at the default verbosity
-        "%s: %d built, %d downloaded, %d cached, %d reused",
-        target.ref_name,
-        len(got.built),
-        len(got.downloaded),
-        len(got.cached),
-        len(got.reused),
     )
     return BuildResult(
         name=recipe.name,
