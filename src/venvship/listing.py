@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .errors import BadReference
 from .oci.layout import Layout
 from .oci.reference import LayoutRef, Ref
+from .oci.referrers import is_referrers_tag
 from .oci.source import Access, registry_client
 
 
@@ -24,6 +25,7 @@ class Listed:
 def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
     """Return the refs of the layout ``oci:DIR`` (or of one name, ``oci:DIR:NAME``), or the tags of
     the registry repository ``HOST/REPO`` (no digests: that would cost a request per tag), sorted.
+    Referrers lists kept under ``sha256-<hex>`` tags are not artifacts: they are left out.
 
     Example: ``[x.ref for x in list_refs(parse_ref("oci:build/oci"))]`` → ``["oci:build/oci:demo:1.0", …]``
     """
@@ -34,9 +36,10 @@ def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
         return [
             Listed(ref=f"oci:{ref.path}:{name}", digest=desc.digest)
             for name, desc in sorted(found.items())
-            if ref.name is None or name.rpartition(":")[0] == ref.name
+            if (ref.name is None or name.rpartition(":")[0] == ref.name)
+            and not is_referrers_tag(name.rpartition(":")[2])
         ]
     if not ref.repository:
         raise BadReference(f"{ref}: name the repository, HOST[:PORT]/REPO")
     tags = registry_client(ref.registry, access or Access()).list_tags(ref.repository)
-    return [Listed(ref=f"{ref}:{tag}", digest=None) for tag in sorted(tags)]
+    return [Listed(ref=f"{ref}:{tag}", digest=None) for tag in sorted(tags) if not is_referrers_tag(tag)]

@@ -18,6 +18,7 @@ from .._fsutil import atomic_write, file_lock, pid_alive
 from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json, sha256_digest
 from ..errors import ArtifactError
 from ..jsondoc import parse_json
+from .referrers import is_referrers_tag
 
 _CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -202,7 +203,8 @@ class Layout:
         refs = self.refs()
         if ref_name in refs:
             return refs[ref_name]
-        known = ", ".join(sorted(refs)) or "none"
+        # Referrers lists (``NAME:sha256-<hex>``) are not artifacts to name: left out of the hint.
+        known = ", ".join(r for r in sorted(refs) if not is_referrers_tag(r.rpartition(":")[2])) or "none"
         raise ArtifactError(f"{self.root}: no ref {ref_name!r} (refs: {known})")
 
     def find_digest(self, digest: str) -> Descriptor:

@@ -88,7 +88,7 @@ def test_build_python_option_adds_interpreters_and_refuses_two_of_one_platform(
         sys.executable,
     ]
     assert venvship_main.main(argv) == 1
-    [line] = capsys.readouterr().err.splitlines()
+    line = capsys.readouterr().err.splitlines()[-1]
     assert f"python python3 and {sys.executable} are the same platform here" in line or (
         f"python {sys.executable}" in line and "are the same platform here" in line
     )

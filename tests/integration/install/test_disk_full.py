@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import fill
 from venvship.cli import venv_pull_main
-from venvship.install import installer
+from venvship.install import preflight
 
 from .conftest import Artifacts, Pull, big_wheel
 
@@ -113,7 +113,7 @@ def test_a_full_cache_while_pulling(
     fill(fs, leave=256 << 10)
     # The space check finds this before any pull; here the pull itself meets the full disk, as
     # when another writer fills it in the middle of a run.
-    monkeypatch.setattr(installer, "check_preconditions", lambda job: job.python)
+    monkeypatch.setattr(preflight, "check_preconditions", lambda job: job.python)
     assert venv_pull_main.main(["install", ref, *_paths(pull, cache, pull.dest)]) == 1
     line = capsys.readouterr().err.splitlines()[-1]
     assert line.startswith(f"venv-pull: error: {cache}: no space left on device (")
