@@ -1,0 +1,193 @@
+"""Helpers for mirror and fleet tests: tiny installable artifacts, pull-through caches, what an
+origin's log says it served, and ``venv-pull install`` run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from tests.integration.install.conftest import (
+    DISTRO_PYTHON,
+    SRC,
+    make_config,
+    make_wheel,
+    wheel_of,
+    with_layers,
+)
+from venvship.artifact import Manifest, VenvConfig
+from venvship.builder.package import write_to_layout
+from venvship.oci.layout import Layout
+from venvship.oci.publish import publish_layout
+from venvship.oci.reference import RegistryRef
+
+from ._support import RegistryServer, client_for, log_mark, start_registry
+
+REPO = "fleet"  # the namespace artifacts are published under: HOST/fleet/demo:TAG
+
+
+@dataclass(frozen=True)
+class TinyArtifact:
+    """One artifact written into its own layout: its config, the platform manifest, the index tag."""
+
+    layout: Layout
+    config: VenvConfig
+    manifest: Manifest
+    digest: str  # the platform manifest's: what ``venv-pull install --json`` reports
+    tag: str
+
+    def layer(self, name: str) -> str:
+        """Return the digest of distribution ``name``'s ready-to-run layer."""
+        assert self.config.layers is not None
+        return next(d.digest for d in self.config.layers.distributions if d.name == name)
+
+    def pulled_blobs(self) -> dict[str, int]:
+        """Return digest → size of what an empty cache pulls: the config and every layer."""
+        assert self.config.layers is not None
+        blobs = {d.digest: d.size for d in self.config.layers.distributions}
+        return {**blobs, self.manifest.config.digest: self.manifest.config.size}
+
+    def publish(self, server: RegistryServer) -> str:
+        """Publish to ``server`` as ``HOST/fleet/demo:TAG``; return that reference."""
+        dest = RegistryRef(registry=server.host, repository=REPO)
+        publish_layout(self.layout, [f"demo:{self.tag}"], dest, client_for(server))
+        return f"{server.host}/{REPO}/demo:{self.tag}"
+
+
+def tiny_artifact(
+    root: Path, tool_wheels: Path, versions: Mapping[str, str], *, tag: str = "1.0"
+) -> TinyArtifact:
+    """Write an artifact locking one tiny wheel per ``name: version`` (ready-to-run layers made by
+    the build side's code) into ``root/oci``. Equal wheels make equal layers across artifacts."""
+    wheels = [make_wheel(root.parent / "wheels", name, version) for name, version in versions.items()]
+    uv = next(tool_wheels.glob("uv-*.whl"))
+    config = make_config(lock=[wheel_of(w) for w in wheels], tools=[wheel_of(uv)], version=tag)
+    files = {wheel_of(w).digest: w for w in [*wheels, uv]}
+    config, files = with_layers(config, files, python=DISTRO_PYTHON, work=root.parent)
+    layout = Layout.create(root / "oci")
+    packaged = write_to_layout(layout, config, files)
+    manifest = Manifest.from_bytes(packaged.manifest)
+    return TinyArtifact(layout=layout, config=config, manifest=manifest, digest=packaged.digest, tag=tag)
+
+
+def start_cache(workdir: Path, origin: RegistryServer) -> RegistryServer:
+    """Start a pull-through cache of ``origin``: Debian's docker-registry with ``proxy.remoteurl``."""
+    return start_registry(workdir, proxy=f"http://{origin.host}")
+
+
+# -- what a registry served ----------------------------------------------------------------------
+
+_BLOB_GET = re.compile(
+    r'http\.request\.method=GET .*http\.request\.uri="?/v2/\S+?/blobs/(sha256:[0-9a-f]{64})"? '
+    r'.*http\.request\.useragent=("[^"]*"|\S+) .*http\.response\.status=200 http\.response\.written=(\d+)'
+)
+
+
+@dataclass(frozen=True)
+class BlobGet:
+    """One blob a registry served whole: its digest, the bytes written and who asked."""
+
+    digest: str
+    written: int
+    agent: str
+
+    @property
+    def by_venvship(self) -> bool:
+        return self.agent == "venvship"
+
+
+def blob_gets(server: RegistryServer, start: int) -> list[BlobGet]:
+    """Return every successful blob GET ``server`` logged after ``start`` (see ``log_mark``)."""
+    end = log_mark(server)
+    text = server.log.read_bytes()[start:end].decode(errors="replace")
+    found = [_BLOB_GET.search(line) for line in text.splitlines() if 'msg="response completed"' in line]
+    return [
+        BlobGet(digest=m.group(1), written=int(m.group(3)), agent=m.group(2).strip('"')) for m in found if m
+    ]
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One simulated host: its own cache, destination and facts folder."""
+
+    root: Path
+
+    def argv(self, ref: str, *extra: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "venvship.cli.venv_pull_main",
+            "install",
+            ref,
+            "--dest",
+            str(self.root / "venv"),
+            "--cache",
+            str(self.root / "cache"),
+            "--facts-dir",
+            str(self.root / "facts"),
+            "--no-distro-packages",
+            "--json",
+            *extra,
+        ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one ``venv-pull install`` process ended: exit code, wall seconds, its JSON, stderr."""
+
+    target: Target
+    code: int
+    wall: float
+    result: dict[str, Any]
+    stderr: str
+
+
+def start_install(
+    target: Target, ref: str, *extra: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``venv-pull install`` for ``target`` (this checkout's sources) without waiting."""
+    child_env = dict(os.environ, PYTHONPATH=str(SRC), **(env or {}))
+    return subprocess.Popen(
+        target.argv(ref, *extra), env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(target: Target, proc: subprocess.Popen[str], started: float, *, timeout: float = 300) -> Outcome:
+    """Wait for ``proc`` (at most ``timeout`` s, then kill it); return its outcome."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout} s)"
+    wall = time.monotonic() - started
+    try:
+        result = json.loads(out) if proc.returncode == 0 else {}
+    except ValueError:
+        result = {}
+    return Outcome(target=target, code=proc.returncode, wall=wall, result=result, stderr=err)
+
+
+def run_all(jobs: Sequence[tuple[Target, str, Sequence[str]]]) -> list[Outcome]:
+    """Start every ``(target, ref, extra args)`` at once; return their outcomes, in order."""
+    started = time.monotonic()
+    procs = [start_install(target, ref, *extra) for target, ref, extra in jobs]
+    return [finish(target, proc, started) for (target, _, _), proc in zip(jobs, procs)]
+
+
+def failures(outcomes: Sequence[Outcome]) -> list[str]:
+    """Return one line per failed install: its folder, exit code and last error line."""
+    return [
+        f"{o.target.root.name}: exit {o.code}: {(o.stderr.strip().splitlines() or ['?'])[-1]}"
+        for o in outcomes
+        if o.code != 0
+    ]
