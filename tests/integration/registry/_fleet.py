@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tests.integration.install.conftest import (
     DISTRO_PYTHON,
@@ -142,46 +144,68 @@ class Target:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one ``venv-pull install`` process ended: exit code, wall seconds, its JSON, stderr."""
+    """How one ``venv-pull install`` process ended: exit code, when it started and ended
+    (``time.monotonic``), its JSON, stderr."""
 
     target: Target
     code: int
-    wall: float
+    started: float
+    ended: float
     result: dict[str, Any]
     stderr: str
 
+    @property
+    def pulled_from(self) -> set[str]:
+        return set(self.result.get("pulled", {}).values())
 
-def start_install(
-    target: Target, ref: str, *extra: str, env: Mapping[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """Start ``venv-pull install`` for ``target`` (this checkout's sources) without waiting."""
-    child_env = dict(os.environ, PYTHONPATH=str(SRC), **(env or {}))
-    return subprocess.Popen(
-        target.argv(ref, *extra), env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+
+def _install(target: Target, ref: str, extra: Sequence[str], timeout: float) -> Outcome:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        target.argv(ref, *extra), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def finish(target: Target, proc: subprocess.Popen[str], started: float, *, timeout: float = 300) -> Outcome:
-    """Wait for ``proc`` (at most ``timeout`` s, then kill it); return its outcome."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
         err += f"\n(killed after {timeout} s)"
-    wall = time.monotonic() - started
-    try:
-        result = json.loads(out) if proc.returncode == 0 else {}
-    except ValueError:
-        result = {}
-    return Outcome(target=target, code=proc.returncode, wall=wall, result=result, stderr=err)
+    ended = time.monotonic()
+    result = json.loads(out) if proc.returncode == 0 else {}
+    return Outcome(
+        target=target, code=proc.returncode, started=started, ended=ended, result=result, stderr=err
+    )
 
 
-def run_all(jobs: Sequence[tuple[Target, str, Sequence[str]]]) -> list[Outcome]:
-    """Start every ``(target, ref, extra args)`` at once; return their outcomes, in order."""
-    started = time.monotonic()
-    procs = [start_install(target, ref, *extra) for target, ref, extra in jobs]
-    return [finish(target, proc, started) for (target, _, _), proc in zip(jobs, procs)]
+class Wave:
+    """``venv-pull install`` processes started at once, each watched by a thread that notes when it
+    ends; the test may act (kill a cache, move a tag) while they run."""
+
+    def __init__(self, jobs: Sequence[tuple[Target, str, Sequence[str]]], *, timeout: float = 300) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=len(jobs))
+        self._futures = [
+            self._pool.submit(_install, target, ref, extra, timeout) for target, ref, extra in jobs
+        ]
+
+    def done(self) -> int:
+        return sum(f.done() for f in self._futures)
+
+    def outcomes(self) -> list[Outcome]:
+        """Wait for every install; return their outcomes, in the order of the jobs."""
+        try:
+            return [f.result() for f in self._futures]
+        finally:
+            self._pool.shutdown()
+
+
+def wait_for(what: str, ready: Callable[[], bool], *, deadline: float = 120) -> None:
+    """Poll ``ready`` every 20 ms until it holds; fail naming ``what`` after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not ready():
+        if time.monotonic() > end:
+            raise AssertionError(f"waited {deadline} s for {what}")
+        time.sleep(0.02)
 
 
 def failures(outcomes: Sequence[Outcome]) -> list[str]:
@@ -191,3 +215,14 @@ def failures(outcomes: Sequence[Outcome]) -> list[str]:
         for o in outcomes
         if o.code != 0
     ]
+
+
+def figures(outcomes: Sequence[Outcome]) -> str:
+    """Return the wall time from the first start to the last end, p50 and p99 of the targets' own
+    times, and the failures, in words."""
+    wall = max(o.ended for o in outcomes) - min(o.started for o in outcomes)
+    cuts = statistics.quantiles([o.ended - o.started for o in outcomes], n=100, method="inclusive")
+    return (
+        f"{len(outcomes)} targets, wall {wall:.1f} s, per target p50 {cuts[49]:.1f} s "
+        f"p99 {cuts[98]:.1f} s, {len(failures(outcomes))} failed"
+    )
