@@ -131,8 +131,9 @@ class MirrorSource:
         if cache.has_blob(digest, size):
             return False
         fetched, where = self._first(lambda s: s.fetch_blob(digest, size, cache), mirrors=True, what=digest)
-        with self._lock:
-            self.served[digest] = where
+        if fetched:  # not when another install on this host put it there meanwhile
+            with self._lock:
+                self.served[digest] = where
         return fetched
 
     def referrers(self, digest: str) -> tuple[Descriptor, ...]:

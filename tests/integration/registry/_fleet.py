@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -44,6 +45,10 @@ class TinyArtifact:
     digest: str  # the platform manifest's: what ``venv-pull install --json`` reports
     tag: str
 
+    @property
+    def name(self) -> str:
+        return self.config.name
+
     def layer(self, name: str) -> str:
         """Return the digest of distribution ``name``'s ready-to-run layer."""
         assert self.config.layers is not None
@@ -56,26 +61,43 @@ class TinyArtifact:
         return {**blobs, self.manifest.config.digest: self.manifest.config.size}
 
     def publish(self, server: RegistryServer) -> str:
-        """Publish to ``server`` as ``HOST/fleet/demo:TAG``; return that reference."""
+        """Publish to ``server`` as ``HOST/fleet/NAME:TAG``; return that reference."""
         dest = RegistryRef(registry=server.host, repository=REPO)
-        publish_layout(self.layout, [f"demo:{self.tag}"], dest, client_for(server))
-        return f"{server.host}/{REPO}/demo:{self.tag}"
+        publish_layout(self.layout, [f"{self.name}:{self.tag}"], dest, client_for(server))
+        return f"{server.host}/{REPO}/{self.name}:{self.tag}"
 
 
 def tiny_artifact(
-    root: Path, tool_wheels: Path, versions: Mapping[str, str], *, tag: str = "1.0"
+    root: Path,
+    tool_wheels: Path,
+    versions: Mapping[str, str],
+    *,
+    tag: str = "1.0",
+    name: str = "demo",
+    payload: int = 0,
 ) -> TinyArtifact:
-    """Write an artifact locking one tiny wheel per ``name: version`` (ready-to-run layers made by
-    the build side's code) into ``root/oci``. Equal wheels make equal layers across artifacts."""
-    wheels = [make_wheel(root.parent / "wheels", name, version) for name, version in versions.items()]
+    """Write an artifact ``name:tag`` locking one tiny wheel per ``distribution: version`` (with
+    ``payload`` bytes of data that do not compress away; ready-to-run layers made by the build
+    side's code) into ``root/oci``. Equal wheels make equal layers across artifacts."""
+    wheels = [
+        make_wheel(root.parent / "wheels", dist, version, extra=_payload(dist, version, payload))
+        for dist, version in versions.items()
+    ]
     uv = next(tool_wheels.glob("uv-*.whl"))
-    config = make_config(lock=[wheel_of(w) for w in wheels], tools=[wheel_of(uv)], version=tag)
+    config = make_config(lock=[wheel_of(w) for w in wheels], tools=[wheel_of(uv)], name=name, version=tag)
     files = {wheel_of(w).digest: w for w in [*wheels, uv]}
     config, files = with_layers(config, files, python=DISTRO_PYTHON, work=root.parent)
     layout = Layout.create(root / "oci")
     packaged = write_to_layout(layout, config, files)
     manifest = Manifest.from_bytes(packaged.manifest)
     return TinyArtifact(layout=layout, config=config, manifest=manifest, digest=packaged.digest, tag=tag)
+
+
+def _payload(dist: str, version: str, size: int) -> dict[str, str]:
+    """Return a wheel member of ``size`` bytes of hex (the same for the same wheel), or none."""
+    if not size:
+        return {}
+    return {f"{dist}/data.txt": random.Random(f"{dist}-{version}").randbytes(size // 2).hex()}
 
 
 def start_cache(workdir: Path, origin: RegistryServer) -> RegistryServer:
@@ -123,11 +145,12 @@ class Target:
 
     root: Path
 
-    def argv(self, ref: str, *extra: str) -> list[str]:
+    def argv(self, ref: str, *extra: str, verbose: bool = False) -> list[str]:
         return [
             sys.executable,
             "-m",
             "venvship.cli.venv_pull_main",
+            *(["-v"] if verbose else []),
             "install",
             ref,
             "--dest",
@@ -159,11 +182,15 @@ class Outcome:
         return set(self.result.get("pulled", {}).values())
 
 
-def _install(target: Target, ref: str, extra: Sequence[str], timeout: float) -> Outcome:
+def _install(target: Target, ref: str, extra: Sequence[str], *, timeout: float, verbose: bool) -> Outcome:
     env = dict(os.environ, PYTHONPATH=str(SRC))
     started = time.monotonic()
     proc = subprocess.Popen(
-        target.argv(ref, *extra), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        target.argv(ref, *extra, verbose=verbose),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -182,10 +209,17 @@ class Wave:
     """``venv-pull install`` processes started at once, each watched by a thread that notes when it
     ends; the test may act (kill a cache, move a tag) while they run."""
 
-    def __init__(self, jobs: Sequence[tuple[Target, str, Sequence[str]]], *, timeout: float = 300) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[tuple[Target, str, Sequence[str]]],
+        *,
+        timeout: float = 300,
+        verbose: bool = False,
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=len(jobs))
         self._futures = [
-            self._pool.submit(_install, target, ref, extra, timeout) for target, ref, extra in jobs
+            self._pool.submit(_install, target, ref, extra, timeout=timeout, verbose=verbose)
+            for target, ref, extra in jobs
         ]
 
     def done(self) -> int:
