@@ -30,7 +30,7 @@ from typing import Any, Mapping
 from ..errors import BadReference, InstallError
 from ..oci.mirrors import DEFAULT_CONNECT_TIMEOUT, Mirror, MirrorSource
 from ..oci.reference import LayoutRef, Ref, RegistryRef, parse_ref
-from ..oci.source import Access, Source, open_source
+from ..oci.source import Access, Source, open_source, registry_client
 from . import trust
 from .conffile import find_settings, read_settings
 
@@ -132,7 +132,8 @@ def _known(table: Mapping[str, Any], known: tuple[str, ...], *, where: str, at: 
 
 def _tables(value: Any, *, where: str, at: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise InstallError(f"{where}: {at}: not a list of tables ([[{at.split('[')[0]}]])")
+        table = re.sub(r"\[[0-9]+\]", "", at)  # registry[0].mirror → registry.mirror
+        raise InstallError(f"{where}: {at}: not a list of tables ([[{table}]])")
     return value
 
 
@@ -172,8 +173,7 @@ def open_install_source(ref: Ref, access: Access, mirrors: MirrorOptions) -> Sou
     """
     if isinstance(ref, LayoutRef):
         return open_source(ref, access)
-    from ..oci.registry import RegistrySource
-    from ..oci.source import registry_client
+    from ..oci.registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 
     origin = RegistrySource(ref, client=registry_client(ref.registry, access))
     rule = load_mirror_config(mirrors.file).rule_for(ref)

@@ -7,6 +7,7 @@ The rules, so that a mirror can save the origin traffic but never change what is
   mirror can serve only what the origin would have. A tag (and a referrers list, which also
   changes in place) is resolved at the origin, where it is current; at the mirrors first only
   when ``tags=True`` (a stale mirror may then serve an older tag's content, still verified).
+  A tag is resolved once per run: the rest of the run reads what it named then.
 - Mirrors are tried in order; the first that has a manifest or blob serves it, the origin last.
   A mirror that lacks something (404) is asked again for the next item.
 - A mirror that fails otherwise (unreachable, 5xx, refused login, wrong bytes) is left out for
@@ -89,8 +90,9 @@ class MirrorSource:
     ``served`` maps each blob digest fetched into a cache to the repository it came from
     (``host/repo``), for a report of where the bytes came from.
 
-    Example: ``MirrorSource(origin, [Mirror(location="cache:5000").client() …])``; usually made by
-    ``venvship.install.registries.open_install_source``.
+    Example: ``MirrorSource(RegistrySource(ref, client=RegistryClient(ref.registry)),
+    [RegistrySource(m.ref_for(ref, ref.registry), client=m.client())])`` for a :class:`Mirror` ``m``;
+    ``venvship.install.registries.open_install_source`` makes it from the host's configuration.
     """
 
     def __init__(
