@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests.pythons import NOT_FOUND, find_python
 from venvship.cli import venv_pull_main
+from venvship.install.zipapp import build_zipapp
 
 from ._fleet import REPO, TinyArtifact, blob_gets, start_cache, tiny_artifact
 from ._pki import PASSWORD, USER
@@ -250,3 +253,40 @@ def test_each_mirror_has_its_own_login_and_tls(
     code, result, err = run(f"{_repo(origin)}:1.0", *login, stdin=PASSWORD + "\n", name="second")
     assert code == 0, err
     assert set(result["pulled"].values()) == {_repo(locked)}
+
+
+def test_python39_zipapp_reads_the_json_mirror_configuration(
+    tmp_path: Path, v1: TinyArtifact, servers: list[RegistryServer]
+) -> None:
+    """Python 3.9 has no tomllib: registries.toml is an error that names the JSON form, never
+    ignored (the mirrors would silently be bypassed), and registries.json works."""
+    py39 = find_python("3.9")
+    if py39 is None:
+        pytest.skip(NOT_FOUND.format("3.9"))
+    origin = _start(servers, start_registry(tmp_path / "origin"))
+    mirror = _start(servers, start_registry(tmp_path / "mirror"))
+    v1.publish(mirror)
+    ref = v1.publish(origin)
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    table = {"registry": [{"prefix": origin.host, "mirror": [{"location": mirror.host, "insecure": True}]}]}
+    toml = tmp_path / "registries.toml"
+    toml.write_text(
+        f'[[registry]]\nprefix = "{origin.host}"\n[[registry.mirror]]\nlocation = "{mirror.host}"\n'
+    )
+    (tmp_path / "registries.json").write_text(json.dumps(table))
+    argv = [str(py39), str(pyz), *install_argv(ref, tmp_path / "host", "--insecure", "--json")]
+    proc = subprocess.run(
+        [*argv, "--registries-conf", str(toml)], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 1
+    assert (
+        f"{toml}: this Python has no tomllib (3.11+); write the mirror configuration as JSON" in proc.stderr
+    )
+    proc = subprocess.run(
+        [*argv, "--registries-conf", str(tmp_path / "registries.json"), "--check-command", "true"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)["pulled"].values()) == {_repo(mirror)}
