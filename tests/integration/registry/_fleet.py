@@ -141,9 +141,11 @@ def blob_gets(server: RegistryServer, start: int) -> list[BlobGet]:
 
 @dataclass(frozen=True)
 class Target:
-    """One simulated host: its own cache, destination and facts folder."""
+    """One simulated host: its own destination and facts folder, and its own blob cache unless
+    ``cache`` names one it shares."""
 
     root: Path
+    cache: Path | None = None
 
     def argv(self, ref: str, *extra: str, verbose: bool = False) -> list[str]:
         return [
@@ -156,7 +158,7 @@ class Target:
             "--dest",
             str(self.root / "venv"),
             "--cache",
-            str(self.root / "cache"),
+            str(self.cache or self.root / "cache"),
             "--facts-dir",
             str(self.root / "facts"),
             "--no-distro-packages",

@@ -32,7 +32,7 @@ def test_venvs_sharing_distributions_pull_and_unpack_each_once(
     refs = [a.publish(open_registry) for a in artifacts]
     cache = tmp_path / "host-cache"
     jobs = [
-        (Target(tmp_path / f"venv{i}"), ref, ["--insecure", "--cache", str(cache), "--check-command", "true"])
+        (Target(tmp_path / f"venv{i}", cache=cache), ref, ["--insecure", "--check-command", "true"])
         for i, ref in enumerate(refs)
     ]
     start = log_mark(open_registry)
