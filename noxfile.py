@@ -109,7 +109,7 @@ def zipapp(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: venvship against the named baselines, measured in the same run.
 
-    ``nox -s bench -- [build] [install] [registry] [verify] [--recipe recipes/demo.toml] [--runs N]``;
+    ``nox -s bench -- [build] [install] [registry] [verify] [fleet] [--recipe recipes/demo.toml] [--runs N]``;
     results also go to build/bench/results.json.
     """
     from venvship.install.zipapp import build_zipapp

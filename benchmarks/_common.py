@@ -435,18 +435,24 @@ def _start(
         time.sleep(0.1)
 
 
-def start_registry(workdir: Path) -> Server:
-    """Start Debian's docker-registry on a free 127.0.0.1 port with storage and config in ``workdir``."""
+def start_registry(workdir: Path, *, proxy: str | None = None, log_level: str = "warn") -> Server:
+    """Start Debian's docker-registry on a free 127.0.0.1 port with storage and config in ``workdir``.
+
+    ``proxy``: the URL of the registry it is a pull-through cache of; ``log_level="info"`` logs
+    every answer (method, path, bytes written).
+    """
     if not Path(REGISTRY_BIN).exists():
         raise BenchError(f"{REGISTRY_BIN} is missing: apt-get install docker-registry")
     fresh(workdir).mkdir(parents=True)
     port = free_port()
     config = {
         "version": "0.1",
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "log": {"level": log_level, "accesslog": {"disabled": True}},
         "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}},
         "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
     }
+    if proxy:
+        config["proxy"] = {"remoteurl": proxy}
     (workdir / "config.yml").write_text(json.dumps(config, indent=1))  # YAML reads JSON
     log = workdir / "registry.log"
     proc = _start(

@@ -1,6 +1,6 @@
 """venvship's benchmarks: each figure next to a named baseline measured in the same run.
 
-Usage: ``python benchmarks/run.py [build] [install] [registry] [verify] [--recipe recipes/demo.toml]``
+Usage: ``python benchmarks/run.py [build] [install] [registry] [verify] [fleet] [--recipe recipes/demo.toml]``
 (``nox -s bench -- …`` passes the same arguments). Prints one table and writes it as JSON to
 ``build/bench/results.json``.
 """
@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Sequence
 
 import bench_build
+import bench_fleet
 import bench_install
 import bench_registry
 import bench_verify
 from _common import ROOT, TIME_BIN, BenchError, Context, RecipeInfo, Row, format_rows, format_targets, tool
 
-SECTIONS = ("build", "install", "registry", "verify")
+SECTIONS = ("build", "install", "registry", "verify", "fleet")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check-command", help="venv-pull --check-command (default: venv-pull's health check)")
     p.add_argument("--zipapp", type=Path, help="venv-pull.pyz to time a bare host's no-op install with")
     p.add_argument("--upgrade-pin", metavar="NAME==VERSION", help="the pin changed for the upgrade case")
+    p.add_argument(
+        "--fleet-hosts", type=int, default=40, metavar="N", help="hosts of the fleet section (default 40)"
+    )
     return p
 
 
@@ -106,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench_install.run(ctx, upgrade_pin=args.upgrade_pin)
             elif section == "registry":
                 rows += bench_registry.run(ctx)
+            elif section == "fleet":
+                rows += bench_fleet.run(ctx, hosts=args.fleet_hosts)
             else:
                 rows += bench_verify.run(ctx)
     except BenchError as exc:

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..install.installer import DEFAULT_CACHE, DEFAULT_FACTS, InstallOptions, InstallResult
+from ..install.registries import DEFAULT_FILES as REGISTRIES_FILES
+from ..install.registries import MirrorOptions, location_problem
+from ..oci.mirrors import Mirror
 from .outcome import json_text
 
 CHECK_HELP = "report what would change; write nothing"
@@ -100,6 +103,49 @@ def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_H
         metavar="FILE",
         help="trust policy: which keys must have signed what (default: /etc/venvship/policy.toml or policy.json, if there)",
     )
+
+
+def add_mirror_options(p: argparse.ArgumentParser) -> None:
+    """Add the options that name mirrors of the reference's registry (venv-pull install)."""
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        type=mirror_arg,
+        metavar="HOST[:PORT][/PATH]",
+        help="a mirror of REF's registry, tried before it (repeat for more, in order; http://HOST… for "
+        "plain HTTP): manifests and blobs by digest from the first that has them, REF's registry last",
+    )
+    p.add_argument(
+        "--mirror-tags",
+        action="store_true",
+        help="let mirrors resolve tags too (a stale mirror may then serve an older tag); "
+        "default: tags at REF's registry, mirrors by digest only",
+    )
+    p.add_argument(
+        "--registries-conf",
+        type=absolute_path,
+        metavar="FILE",
+        help=f"mirrors per registry or repository prefix (default: {REGISTRIES_FILES[0]} or "
+        f"{REGISTRIES_FILES[1].name}, if there)",
+    )
+
+
+def mirror_arg(text: str) -> Mirror:
+    """Parse ``--mirror [http://]HOST[:PORT][/PATH]``: the scheme says plain HTTP, never a guess."""
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme not in ("http", "https"):
+        raise argparse.ArgumentTypeError(f"{text!r}: only http:// (plain HTTP) or https:// go before HOST")
+    location = rest.rstrip("/") if sep else text.rstrip("/")
+    problem = location_problem(location)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return Mirror(location=location, insecure=scheme == "http" and bool(sep))
+
+
+def mirror_options(args: argparse.Namespace) -> MirrorOptions:
+    """Return the :class:`MirrorOptions` of parsed ``args`` (see :func:`add_mirror_options`)."""
+    return MirrorOptions(file=args.registries_conf, extra=tuple(args.mirror), tags=args.mirror_tags)
 
 
 def _tool_digest(text: str) -> str:

@@ -12,9 +12,11 @@ from .install_args import (
     absolute_path,
     add_common_options,
     add_install_options,
+    add_mirror_options,
     generations_arg,
     install_options,
     install_report,
+    mirror_options,
 )
 from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
 
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-file", help="CA bundle for the registry's TLS certificate")
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    add_mirror_options(p)
     add_output_options(p)
 
     p = add_command(
@@ -128,7 +131,8 @@ def _install(args: argparse.Namespace) -> int:
     from ..oci.source import Access
 
     access = Access(insecure=args.insecure, ca_file=args.ca_file, credentials=_credentials(args))
-    result: InstallResult = install(parse_ref(args.ref), install_options(args, access=access))
+    options = install_options(args, access=access, mirrors=mirror_options(args))
+    result: InstallResult = install(parse_ref(args.ref), options)
     print(install_report(result, as_json=args.json))
     return 0
 

@@ -55,6 +55,20 @@ def cache_lock(cache: Path, *, shared: bool, timeout: float | None) -> Iterator[
         yield
 
 
+@contextlib.contextmanager
+def blob_lock(cache: Path, digest: str, *, step: str) -> Iterator[None]:
+    """Hold this host's lock on one ``step`` (``pull``, ``unpack``) of blob ``digest``: installs
+    that share the cache do it once, the others wait for that one and find it done.
+
+    Per blob, not per cache: installs of other blobs go on meanwhile. The lock files live in
+    ``<cache>/locks`` until garbage collection (which no install runs beside) removes them.
+
+    Example: ``with blob_lock(Path("/var/cache/venvship"), digest, step="pull"): source.fetch_blob(…)``
+    """
+    with file_lock(cache / "locks" / f"{digest.split(':', 1)[-1]}.{step}"):
+        yield
+
+
 def collect_garbage(cache: Layout, keep: set[str]) -> list[str]:
     """Remove cache blobs not in ``keep``; drop refs naming them."""
     removed = [d for d in cache.blob_digests() if d not in keep]
@@ -66,4 +80,5 @@ def collect_garbage(cache: Layout, keep: set[str]) -> list[str]:
         cache.remove_blob(digest)
     # Tool folders an earlier venv-pull extracted here: tools now run from private copies.
     shutil.rmtree(cache.root / "tools", ignore_errors=True)
+    shutil.rmtree(cache.root / "locks", ignore_errors=True)  # held only under the shared lock
     return removed

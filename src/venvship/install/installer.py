@@ -21,11 +21,12 @@ from ..destinations import check_destination
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
-from ..oci.source import Access, Source, open_source
+from ..oci.source import Access, Source
 from . import cachestore, trust
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State
 from .policy import load_policy
+from .registries import MirrorOptions, open_install_source, served_by
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
 from .signature import verify_signed
 
@@ -58,6 +59,7 @@ class InstallOptions:
     allowed_tools: Collection[str] = ()  # tool wheel sha256s allowed beyond venv-pull's own pins
     policy: Path | None = None  # the trust policy file; None: /etc/venvship/policy.toml (or .json) if there
     access: Access = field(default_factory=Access)  # registry login etc.; never shown
+    mirrors: MirrorOptions = field(default_factory=MirrorOptions)  # where else blobs may come from
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class InstallResult:
     facts_written: bool
     check: bool = False
     bytecode: BytecodeResult | None = None
+    pulled: Mapping[str, str] = field(default_factory=dict)  # blob digest → HOST/REPO it came from
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -88,6 +91,8 @@ class InstallResult:
             data["check"] = True
         if self.bytecode is not None:
             data["bytecode"] = self.bytecode.to_json()  # only when this run made a generation
+        if self.pulled:
+            data["pulled"] = dict(sorted(self.pulled.items()))  # only when this run fetched blobs
         return data
 
 
@@ -120,7 +125,7 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
     Example: ``install(parse_ref("oci:build/oci:demo:1.0"), InstallOptions(dest=Path("/srv/demo")))``
     """
     rule = load_policy(opts.policy).rule_for(ref)  # a broken policy stops here, before any request
-    source = open_source(ref, opts.access)
+    source = open_install_source(ref, opts.access, opts.mirrors)  # a broken mirror file stops here too
     cache = Layout(opts.cache)  # created under the lock, once there is something to write
     reader = BlobReader(source, cache)
     try:
@@ -161,7 +166,8 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             lend_fds(lock_fd),
         ):
             pause_point("locked")
-            return _install_locked(ref, opts, gens, source, Layout.create(opts.cache), selected, signers)
+            result = _install_locked(ref, opts, gens, source, Layout.create(opts.cache), selected, signers)
+            return replace(result, pulled=served_by(source))
     finally:
         reader.close()
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ArtifactError, InstallError
-from ..jsondoc import parse_json
 from ..oci.reference import LayoutRef, Ref
 from ..sigformat import key_id, public_key_der
 from . import trust
+from .conffile import find_settings, read_settings
 
 POLICY_DIR = Path("/etc/venvship")
 DEFAULT_FILES = (POLICY_DIR / "policy.toml", POLICY_DIR / "policy.json")
@@ -107,17 +107,10 @@ def load_policy(path: Path | None) -> Policy:
 
     Example: ``load_policy(None).rule_for(parse_ref("registry.example.com/venvs/demo:1.0"))``
     """
+    path = find_settings(path, DEFAULT_FILES, what="the trust policy")
     if path is None:
-        found = [p for p in DEFAULT_FILES if p.exists()]
-        if len(found) > 1:
-            raise InstallError(f"{found[0]} and {found[1]}: two policies; keep one")
-        if not found:
-            return Policy(path=None, default=NO_POLICY, scopes={})
-        path = found[0]
-    elif not path.exists():
-        raise InstallError(f"{path}: the trust policy is not there")
-    trust.check_tree(path, what="the trust policy")  # as root: only root may loosen it
-    data = _read(path)
+        return Policy(path=None, default=NO_POLICY, scopes={})
+    data = read_settings(path, what="the trust policy")
     where = str(path)
     unknown = sorted(set(data) - {"default", "scope"})
     if unknown:
@@ -137,30 +130,6 @@ def load_policy(path: Path | None) -> Policy:
         rest = {k: v for k, v in item.items() if k != "match"}
         scopes[match] = _rule(rest, where=where, at=f"{at} ({match})", base=path.parent)
     return Policy(path=path, default=default, scopes=scopes)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InstallError(f"{path}: the trust policy cannot be read ({exc.strerror or exc})") from exc
-    if path.suffix == ".json":
-        data = parse_json(raw, str(path), error=lambda at, reason: InstallError(f"{at}: {reason}"))
-    else:
-        try:
-            import tomllib
-        except ImportError:
-            raise InstallError(
-                f"{path}: this Python has no tomllib (3.11+); write the policy as JSON "
-                f"({path.with_suffix('.json')}), the same keys"
-            ) from None
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise InstallError(f"{path}: not valid TOML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InstallError(f"{path}: not a table of keys")
-    return data
 
 
 def _rule(table: Any, *, where: str, at: str, base: Path) -> Rule:

@@ -17,6 +17,7 @@ from ..artifact import MANIFEST_TYPE, Descriptor, VenvConfig, Wheel, tag_for_ver
 from ..errors import ArtifactError, InstallError
 from ..oci.layout import Layout
 from ..oci.source import Source
+from . import cachestore
 from .select import Selected
 
 PULL_WORKERS = 4
@@ -76,19 +77,27 @@ def pull(
 ) -> int:
     """Fetch the missing blobs ``selected``'s install needs into ``cache`` (verified while streaming).
 
-    Returns the number fetched; ``on_blob(n, total, bytes)`` is called after the n-th. The
+    Returns the number fetched (not those another install on this host fetched meanwhile);
+    ``on_blob(n, total, bytes)`` is called after the n-th missing one is there. The
     manifest goes in last and is tagged in the cache, so the cache stays a valid layout whose refs
     only name complete artifacts.
     """
     missing = [d for d in needed(selected, from_wheels=from_wheels) if not cache.has_blob(d.digest, d.size)]
-    total, done = sum(d.size for d in missing), 0
+    total, done, fetched = sum(d.size for d in missing), 0, 0
+
+    def fetch(desc: Descriptor) -> bool:
+        # Another install on this host may be fetching the same blob: it comes once, and this one
+        # then finds it in the cache (fetch_blob looks there first).
+        with cachestore.blob_lock(cache.root, desc.digest, step="pull"):
+            return source.fetch_blob(desc.digest, desc.size, cache)
+
     # Blobs come over a bounded pool: a registry's round trips overlap (each blob is still
     # verified while it streams, and lands in the cache by one rename).
     with ThreadPoolExecutor(max_workers=max(1, min(PULL_WORKERS, len(missing)))) as pool:
-        futures = {pool.submit(source.fetch_blob, d.digest, d.size, cache): d for d in missing}
+        futures = {pool.submit(fetch, d): d for d in missing}
         try:
             for n, future in enumerate(as_completed(futures), start=1):
-                future.result()
+                fetched += future.result()
                 desc = futures[future]
                 done += desc.size
                 logger.debug("pulled %d/%d: %s", n, len(missing), desc.title or desc.digest)
@@ -107,7 +116,7 @@ def pull(
     )
     if total:
         logger.debug("pulled %d bytes", total)
-    return len(missing)
+    return fetched
 
 
 def check_wheel(path: Path, *, filename: str) -> None:

@@ -39,6 +39,7 @@ from ..errors import ArtifactError, InstallError
 from ..jsondoc import sha256_digest
 from ..layerformat import MAX_MEMBERS, LayerInfo, check_member
 from ..oci.layout import Layout
+from . import cachestore
 from .record import file_hash_field
 
 FILES = "files.json"
@@ -103,6 +104,7 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
     entry = load(path)
     if entry is None:
         raise InstallError(f"{path}: unpacked layer {layer.title} is unreadable")
+    logger.debug("unpacked %s into the store", layer.title)
     return entry
 
 
@@ -361,23 +363,25 @@ def checked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
 
     Example: ``checked(Layout(Path("/var/cache/venvship")), info, mtime=config.layers.mtime).tree``
     """
-    path = entry_path(cache.root, layer.digest)
-    entry = load(path)
-    if entry is None:
-        if os.path.lexists(path):
-            discard(path)  # an entry whose file list cannot be read: made again
+    # Installs on this host that share the layer unpack it once; the others wait for that one.
+    with cachestore.blob_lock(cache.root, layer.digest, step="unpack"):
+        path = entry_path(cache.root, layer.digest)
+        entry = load(path)
+        if entry is None:
+            if os.path.lexists(path):
+                discard(path)  # an entry whose file list cannot be read: made again
+            return _unpacked(cache, layer, mtime=mtime)
+        drifted = unchanged(entry, entry.files)
+        if not drifted:
+            return entry
+        logger.warning(
+            "%s: %d stored files changed since they were unpacked (%s); unpacking it again",
+            layer.title,
+            len(drifted),
+            drifted[0],
+        )
+        discard(entry.root)
         return _unpacked(cache, layer, mtime=mtime)
-    drifted = unchanged(entry, entry.files)
-    if not drifted:
-        return entry
-    logger.warning(
-        "%s: %d stored files changed since they were unpacked (%s); unpacking it again",
-        layer.title,
-        len(drifted),
-        drifted[0],
-    )
-    discard(entry.root)
-    return _unpacked(cache, layer, mtime=mtime)
 
 
 def discard(root: Path) -> None:

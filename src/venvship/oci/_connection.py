@@ -49,12 +49,15 @@ class Connection:
         credentials: Credentials | None,
         timeout: float,
         policy: RetryPolicy,
+        connect_timeout: float | None = None,
     ) -> None:
         self.registry = registry
         self.insecure = insecure
         self.base = f"{'http' if insecure else 'https'}://{registry}"
         self._origin = origin(self.base)
-        self._transport = Transport(timeout=timeout, ssl_context=make_ssl_context(ca_file))
+        self._transport = Transport(
+            timeout=timeout, ssl_context=make_ssl_context(ca_file), connect_timeout=connect_timeout
+        )
         self._auth = AuthState(
             registry,
             transport=self._transport,

@@ -142,10 +142,17 @@ class Response:
 
 
 class Transport:
-    """Sends one HTTP request per call on a fresh connection, with a socket timeout."""
+    """Sends one HTTP request per call on a fresh connection, with a socket timeout.
 
-    def __init__(self, *, timeout: float, ssl_context: ssl.SSLContext) -> None:
+    ``connect_timeout`` bounds connecting (TCP and TLS handshake) on its own, so an unreachable
+    host (a dead mirror) costs that long, not the read timeout a slow answer may need.
+    """
+
+    def __init__(
+        self, *, timeout: float, ssl_context: ssl.SSLContext, connect_timeout: float | None = None
+    ) -> None:
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.ssl_context = ssl_context
 
     def send(
@@ -165,12 +172,13 @@ class Transport:
         if parts.query:
             path += "?" + parts.query
         conn: http.client.HTTPConnection
+        first_timeout = self.timeout if self.connect_timeout is None else self.connect_timeout
         if parts.scheme == "https":
             conn = http.client.HTTPSConnection(
-                parts.netloc, timeout=self.timeout, context=self.ssl_context, blocksize=_BLOCK
+                parts.netloc, timeout=first_timeout, context=self.ssl_context, blocksize=_BLOCK
             )
         elif parts.scheme == "http":
-            conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout, blocksize=_BLOCK)
+            conn = http.client.HTTPConnection(parts.netloc, timeout=first_timeout, blocksize=_BLOCK)
         else:
             raise RegistryError(f"unsupported URL scheme in {url}", url=url)
         hdrs = dict(headers)
@@ -179,6 +187,9 @@ class Transport:
             hdrs.setdefault("Content-Length", "0")
         logger.debug("%s %s", method, shown(url))
         try:
+            if self.connect_timeout is not None:
+                conn.connect()  # under the connect timeout; the request then reads under its own
+                conn.sock.settimeout(self.timeout)
             conn.request(method, path, body=body, headers=hdrs)
             raw = conn.getresponse()
         except ssl.SSLCertVerificationError as exc:

@@ -61,6 +61,7 @@ class RegistryClient:
         ca_file: str | None = None,
         credentials: Credentials | None = None,
         timeout: float = 30,
+        connect_timeout: float | None = None,
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 10.0,
@@ -77,6 +78,7 @@ class RegistryClient:
             credentials=credentials,
             timeout=timeout,
             policy=self.policy,
+            connect_timeout=connect_timeout,
         )
 
     # -- blobs -----------------------------------------------------------------------------------

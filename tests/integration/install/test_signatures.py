@@ -242,7 +242,7 @@ def test_python39_zipapp_reads_the_json_policy(
     argv = [str(py39), str(pyz), *pull.argv("install", ref, "--json")[3:]]
     proc = subprocess.run([*argv, "--policy", str(toml)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 1
-    assert f"{toml}: this Python has no tomllib (3.11+); write the policy as JSON" in proc.stderr
+    assert f"{toml}: this Python has no tomllib (3.11+); write the trust policy as JSON" in proc.stderr
     policy = write_policy(pull.tmp / "policy.json", scopes)
     proc = subprocess.run([*argv, "--policy", str(policy)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr

@@ -71,8 +71,12 @@ def start_registry(
     auth: dict[str, Any] | None = None,
     tls: tuple[Path, Path, Path] | None = None,
     token: TokenServer | None = None,
+    proxy: str | None = None,
 ) -> RegistryServer:
-    """Start a registry with its own config and storage under ``workdir``; wait until ``/v2/`` answers."""
+    """Start a registry with its own config and storage under ``workdir``; wait until ``/v2/`` answers.
+
+    ``proxy``: the URL of the registry it is a pull-through cache of (``proxy.remoteurl``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     http_cfg: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)}
@@ -86,6 +90,8 @@ def start_registry(
     }
     if auth:
         config["auth"] = auth
+    if proxy:
+        config["proxy"] = {"remoteurl": proxy}
     (workdir / "config.json").write_text(json.dumps(config, indent=1))  # YAML accepts JSON
     log = workdir / "registry.log"
     server = RegistryServer(
