@@ -7,14 +7,25 @@ Each test that guards a fix fails on the venv-pull before it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tarfile
 import zlib
+from pathlib import Path
+
+import pytest
+
+from venvship.install.record import hash_field
+from venvship.oci.layout import Layout
 
 from .conftest import Artifacts, Pull, Wheels
 from .test_layers import _swap_layer
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="the trust rules apply to venv-pull run as root")
+NOBODY = 65534
 
 
 def _pax_bomb(inflated: int) -> bytes:
@@ -58,3 +69,73 @@ def test_a_layer_that_inflates_in_a_tar_header_is_refused_within_its_limit(
     assert peak_mib < 256, f"venv-pull peaked at {peak_mib} MiB unpacking a 0.5 MiB layer"
     assert os.readlink(pull.dest).endswith(first["generation"])
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"
+
+
+def _plant_entry(store: Path, digest: str, files: dict[str, bytes]) -> None:
+    """Plant a store entry for layer ``digest`` whose files.json matches its (hostile) files."""
+    entry = store / digest.split(":")[1]
+    listing = {}
+    for rel, data in files.items():
+        path = entry / "tree" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        listing[rel] = [hash_field(data), len(data), 0o644]
+    (entry / "files.json").write_text(json.dumps({"files": listing, "folders": []}))
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    for item in [path, *path.rglob("*")]:
+        os.chown(item, uid, uid, follow_symlinks=False)
+
+
+@needs_root
+@pytest.mark.parametrize("folder", ["unpacked", "blobs"])
+def test_a_store_folder_another_user_owns_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, folder: str
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    layer = artifacts.layer(ref, "demo")
+    layers = artifacts.config(ref).layers
+    assert layers is not None
+    # The cache is root's, but one of its folders is nobody's (made by hand, restored from a
+    # backup, chowned by mistake): nobody plants an unpacked "layer" whose files.json matches.
+    pull.cache.mkdir()
+    store = pull.cache / "unpacked"
+    store.mkdir()
+    if folder == "unpacked":  # without the fix, the live venv ran nobody's file (owned by nobody)
+        _plant_entry(store, layer.digest, {f"{layers.site}/demo/__init__.py": b"VERSION = 'pwned'\n"})
+    (pull.cache / "blobs" / "sha256").mkdir(parents=True)
+    _chown_tree(pull.cache / folder, NOBODY)
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1, proc.stdout
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("venv-pull: error:")]
+    assert f"{pull.cache / folder} (owner nobody, mode 0755)" in line, line
+    assert not os.path.lexists(pull.dest)
+
+
+@needs_root
+def test_planted_state_in_a_folder_another_user_owns_is_no_reason_to_report_success(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    top = Layout(artifacts.root).resolve("demo:1.0").digest
+    # The destination's folder is nobody's: venv-pull refuses to install there, but nobody can
+    # plant a "live generation" whose state names the reference's digest (and any signer).
+    parent = pull.dest.parent
+    for generation, previous in (("feedfacefeed", "0wned0wned00"), ("0wned0wned00", "")):
+        planted = parent / ".demo.venvship" / generation
+        (planted / "bin").mkdir(parents=True)
+        (planted / "bin" / "python").symlink_to("/bin/sh")
+        state = {"generation": generation, "digest": top, "ref_digest": top, "reference": ref}
+        state["previous_generation"] = previous
+        (planted / "venvship-state.json").write_text(json.dumps(state))
+    pull.dest.symlink_to(".demo.venvship/feedfacefeed")
+    _chown_tree(parent, NOBODY)
+    for extra in ([], ["--check"]):
+        proc = pull("install", ref, *extra, ok=False)
+        assert proc.returncode == 1, proc.stdout
+        assert "the destination's folder must be owned by root" in proc.stderr, proc.stderr
+    # Nor to switch to a generation nobody planted there.
+    proc = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts), ok=False)
+    assert proc.returncode == 1 and "the destination's folder must be owned by root" in proc.stderr
+    assert os.readlink(pull.dest) == ".demo.venvship/feedfacefeed"
