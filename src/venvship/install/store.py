@@ -150,7 +150,9 @@ def _unpack(
     where = f"layer {layer.title} ({layer.digest})"
     limit = 64 * max(layer.size, 1 << 20)  # what gzip can honestly inflate to, and then some
     try:
-        raw = blob.read_bytes() if _unpacked_size(blob) <= _IN_MEMORY else None
+        # Both sizes small: a trailer (the attacker's word) never gets a large blob read whole.
+        small = layer.size <= _IN_MEMORY and _unpacked_size(blob) <= _IN_MEMORY
+        raw = blob.read_bytes() if small else None
     except FileNotFoundError as exc:
         raise InstallError(f"{where}: the blob is not in the cache ({blob})") from exc
     if raw is not None:

@@ -7,6 +7,7 @@ Each test that guards a fix fails on the venv-pull before it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -40,14 +41,8 @@ def _pax_bomb(inflated: int) -> bytes:
     return b"".join(parts)
 
 
-def test_a_layer_that_inflates_in_a_tar_header_is_refused_within_its_limit(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull
-) -> None:
-    good = artifacts.write([wheels.demo1])
-    first = pull.install(good)
-    # 512 MiB of header from ~0.5 MiB of layer: tarfile reads a pax header whole, into memory,
-    # before venv-pull sees the member; a layer's limit (64 times its size) must bound that too.
-    ref = _swap_layer(artifacts, good, "demo", _pax_bomb(512 << 20))
+def _install_measured(pull: Pull, ref: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``venv-pull install ref``; return the process and its peak memory (MiB)."""
     wrapper = (
         "import resource, subprocess, sys\n"
         "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
@@ -62,10 +57,21 @@ def test_a_layer_that_inflates_in_a_tar_header_is_refused_within_its_limit(
         text=True,
         timeout=300,
     )
+    return proc, int(proc.stdout.strip() or 0) >> 10
+
+
+def test_a_layer_that_inflates_in_a_tar_header_is_refused_within_its_limit(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    good = artifacts.write([wheels.demo1])
+    first = pull.install(good)
+    # 512 MiB of header from ~0.5 MiB of layer: tarfile reads a pax header whole, into memory,
+    # before venv-pull sees the member; a layer's limit (64 times its size) must bound that too.
+    ref = _swap_layer(artifacts, good, "demo", _pax_bomb(512 << 20))
+    proc, peak_mib = _install_measured(pull, ref)
     assert proc.returncode == 1, proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("venv-pull: error:")]
     assert "layer demo-1.0.venv.tar.gz" in line and "unpacks to more than" in line, line
-    peak_mib = int(proc.stdout.strip()) >> 10
     assert peak_mib < 256, f"venv-pull peaked at {peak_mib} MiB unpacking a 0.5 MiB layer"
     assert os.readlink(pull.dest).endswith(first["generation"])
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"
@@ -139,3 +145,19 @@ def test_planted_state_in_a_folder_another_user_owns_is_no_reason_to_report_succ
     proc = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts), ok=False)
     assert proc.returncode == 1 and "the destination's folder must be owned by root" in proc.stderr
     assert os.readlink(pull.dest) == ".demo.venvship/feedfacefeed"
+
+
+def test_a_large_layer_whose_gzip_trailer_claims_little_is_not_read_into_memory(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    good = artifacts.write([wheels.demo1])
+    first = pull.install(good)
+    # 192 MiB of blob that say (in the gzip trailer's size field) they inflate to 1 KiB.
+    blob = gzip.compress(b"")[:10] + os.urandom(192 << 20) + (1024).to_bytes(4, "little")
+    ref = _swap_layer(artifacts, good, "demo", blob)
+    proc, peak_mib = _install_measured(pull, ref)
+    assert proc.returncode == 1, proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("venv-pull: error:")]
+    assert "layer demo-1.0.venv.tar.gz" in line, line
+    assert peak_mib < 128, f"venv-pull peaked at {peak_mib} MiB unpacking a 192 MiB layer"
+    assert os.readlink(pull.dest).endswith(first["generation"])
