@@ -284,6 +284,7 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
             if not gens.root.is_dir():
                 refs_path.unlink()  # the destination is gone: its blobs are free
                 continue
+            trust.check_existing(state_folders(gens))  # its states decide what is removed
             with file_lock(gens.lock_path, timeout=lock_timeout):
                 with store.unlinking(cache, [b for s in gens.to_prune(keep) for b in s.blobs]):
                     removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]

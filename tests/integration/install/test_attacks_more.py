@@ -161,3 +161,26 @@ def test_a_large_layer_whose_gzip_trailer_claims_little_is_not_read_into_memory(
     assert "layer demo-1.0.venv.tar.gz" in line, line
     assert peak_mib < 128, f"venv-pull peaked at {peak_mib} MiB unpacking a 192 MiB layer"
     assert os.readlink(pull.dest).endswith(first["generation"])
+
+
+def test_a_state_that_names_another_folder_never_gets_it_removed(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    first = pull.install(artifacts.write([wheels.demo1]))
+    root = pull.dest.parent / ".demo.venvship"
+    victim = pull.tmp / "victim"
+    (victim / "keep").mkdir(parents=True)
+    # A state (copied, restored, or written by whoever could) whose generation leaves its folder
+    # and is older than any: prune, and every install's prune, would remove what it names.
+    planted = root / "0ldgen0ldgen"
+    planted.mkdir()
+    state = json.loads((root / first["generation"] / "venvship-state.json").read_text())
+    state.update(generation="0ldgen0ldgen/../../../victim", created=0, adopted=False)
+    (root / ".0ldgen0ldgen").mkdir()  # where prune renames it to first (".NAME.doomed")
+    (planted / "venvship-state.json").write_text(json.dumps(state))
+    (planted / "bin").mkdir()
+    (planted / "bin" / "python").symlink_to("/usr/bin/python3")
+    pull.install(artifacts.write([wheels.demo2], version="2.0"), "--keep", "1")
+    pull("prune", "--cache", str(pull.cache), "--keep", "1")
+    assert (victim / "keep").is_dir()
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
