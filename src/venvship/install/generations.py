@@ -125,7 +125,11 @@ class Generations:
         """Return the generation's state, or None when it is missing or unreadable (unknown).
 
         An unreadable state only ever means "unknown": never a reason to remove the generation.
+        So does a state that names another generation than its folder's: prune and switch go by
+        the name a state gives, which must never lead out of its folder.
         """
+        if generation in ("", ".", "..") or "/" in generation:
+            return None
         try:
             fd = os.open(self.root / generation / STATE_FILE, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as fh:
@@ -133,7 +137,8 @@ class Generations:
             if len(raw) > MAX_STATE:
                 return None
             data = json.loads(raw)
-            return State.from_json(data) if isinstance(data, dict) else None
+            state = State.from_json(data) if isinstance(data, dict) else None
+            return state if state is not None and state.generation == generation else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
 

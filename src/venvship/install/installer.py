@@ -132,6 +132,9 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         top, top_raw = resolve_top(source, ref)
         dest = opts.dest or Path(any_config(reader, top_raw, where=str(ref)).install_path)
         gens = Generations(_checked_dest(dest, opts))
+        # Before any state of it is believed: a "live generation" in a folder another user can
+        # write would otherwise make this run report success without a single check.
+        trust.check_existing(state_folders(gens))
         # The cheap no-op check first: the same reference digest and an intact live generation,
         # verified when it was installed by keys the policy still trusts (no request for that;
         # a policy that changed since sends the run through verification again).
@@ -155,6 +158,7 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return _checked(opts, gens, cache, live, selected)
         gens.adoptable()  # refuses a destination that is neither a venv nor ours, before anything is made
         trust.trusted_dir(opts.cache, what="the blob cache")
+        trust.check_existing(_cache_folders(opts.cache))
         trust.trusted_dir(gens.dest.parent, what="the destination's folder")
         trust.trusted_dir(gens.root, what="the generations folder")
         # Cache lock first, then the destination's: prune takes them in the same order (no deadlock).
@@ -170,6 +174,24 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return replace(result, pulled=served_by(source))
     finally:
         reader.close()
+
+
+def state_folders(gens: Generations) -> list[tuple[Path, str]]:
+    """Return the folders whose content decides what ``gens`` holds, with what to call them."""
+    return [(gens.dest.parent, "the destination's folder"), (gens.root, "the generations folder")]
+
+
+def _cache_folders(cache: Path) -> list[tuple[Path, str]]:
+    """Return the cache's folders that hold what venv-pull links or reads as its own (the cache
+    itself is checked on its own): a folder in it another user owns would hand them the venv."""
+    from .store import store_root
+
+    return [
+        (cache / "blobs", "the blob cache's blobs folder"),
+        (cache / "blobs" / "sha256", "the blob cache's blobs folder"),
+        (store_root(cache), "the store of unpacked layers"),
+        (cache / "refs", "the blob cache's refs folder"),
+    ]
 
 
 def _signed(ref_digest: str, digest: str) -> tuple[str, ...]:

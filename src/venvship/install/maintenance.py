@@ -11,10 +11,10 @@ from typing import Literal
 from .._fsutil import file_lock
 from ..errors import InstallError
 from ..oci.layout import Layout
-from . import cachestore, store
+from . import cachestore, store, trust
 from .faults import pause_point
 from .generations import Generations, State
-from .installer import _record_refs, write_live_facts
+from .installer import _record_refs, state_folders, write_live_facts
 from .record import matches, read_rows, records
 from .venvs import site_packages
 
@@ -127,6 +127,7 @@ class RollbackResult:
 def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) -> RollbackResult:
     """Switch ``dest`` back to its previous generation and update the facts."""
     gens = Generations(dest)
+    trust.check_existing(state_folders(gens))  # never switch to a generation another user planted
     with file_lock(gens.lock_path, timeout=lock_timeout):
         current = gens.current_id()
         if current is None:
@@ -283,6 +284,7 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
             if not gens.root.is_dir():
                 refs_path.unlink()  # the destination is gone: its blobs are free
                 continue
+            trust.check_existing(state_folders(gens))  # its states decide what is removed
             with file_lock(gens.lock_path, timeout=lock_timeout):
                 with store.unlinking(cache, [b for s in gens.to_prune(keep) for b in s.blobs]):
                     removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]

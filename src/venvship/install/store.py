@@ -81,6 +81,21 @@ class _Hashing:
         return data
 
 
+class _Bounded:
+    """A read-only stream that raises ArtifactError once more than ``limit`` bytes came through it."""
+
+    def __init__(self, raw: BinaryIO, *, limit: int, where: str) -> None:
+        self.raw, self.limit, self.where, self.count = raw, limit, where, 0
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.limit + 1 - self.count
+        data = self.raw.read(left if n < 0 else min(n, left))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise ArtifactError(f"{self.where}: unpacks to more than {self.limit} bytes")
+        return data
+
+
 def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
     """Return the store entry of ``layer`` made now from its cached blob (re-hashed as it is read)."""
     path = entry_path(cache.root, layer.digest)
@@ -137,7 +152,9 @@ def _unpack(
     where = f"layer {layer.title} ({layer.digest})"
     limit = 64 * max(layer.size, 1 << 20)  # what gzip can honestly inflate to, and then some
     try:
-        raw = blob.read_bytes() if _unpacked_size(blob) <= _IN_MEMORY else None
+        # Both sizes small: a trailer (the attacker's word) never gets a large blob read whole.
+        small = layer.size <= _IN_MEMORY and _unpacked_size(blob) <= _IN_MEMORY
+        raw = blob.read_bytes() if small else None
     except FileNotFoundError as exc:
         raise InstallError(f"{where}: the blob is not in the cache ({blob})") from exc
     if raw is not None:
@@ -207,7 +224,10 @@ class _Writer:
     def from_stream(self, raw: _Hashing) -> tuple[dict[str, list[object]], list[str]]:
         try:
             gz = gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb")
-            with gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+            # Bounded as inflated, not per member: tarfile reads a pax or GNU long-name header
+            # whole, into memory, before a member is seen.
+            bounded = cast(BinaryIO, _Bounded(cast(BinaryIO, gz), limit=self.limit, where=self.where))
+            with gz, tarfile.open(fileobj=bounded, mode="r|") as tar:
                 for member in self._checked(tar):
                     if member.isreg():
                         source = tar.extractfile(member)

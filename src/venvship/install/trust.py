@@ -82,6 +82,17 @@ def trusted_dir(path: Path, *, what: str) -> Path:
     return path
 
 
+def check_existing(folders: Iterable[tuple[Path, str]]) -> None:
+    """Run :func:`check_tree` on each ``(folder, what)`` that exists; a missing one is made later,
+    by this process, under a folder already checked.
+
+    Example: ``check_existing([(Path("/var/cache/venvship/unpacked"), "the layer store")])``
+    """
+    for folder, what in folders:
+        if os.path.lexists(folder):
+            check_tree(folder, what=what)
+
+
 def system_program(name: str) -> str | None:
     """Return the path of program ``name`` on :data:`SYSTEM_PATH` (never the caller's PATH), or None."""
     return next(
