@@ -10,6 +10,7 @@ serial number is derived from the manifest digest.
 from __future__ import annotations
 
 import email.parser
+import logging
 import uuid
 import zipfile
 from datetime import datetime, timezone
@@ -67,7 +68,15 @@ def make_sbom(
     )
     bom = Bom(components=components, metadata=metadata, serial_number=uuid.uuid5(uuid.NAMESPACE_URL, digest))
     bom.register_dependency(root, components)
-    return JsonV1Dot6(bom).output_as_string(indent=2).encode()
+    # py-serializable logs a DEBUG line per field it writes: over a thousand for one build, each
+    # printed where the caller's root logger is at DEBUG (nox sessions are: `./noxw -s build`).
+    serializer_log = logging.getLogger("py_serializable")
+    level = serializer_log.level
+    serializer_log.setLevel(max(level, logging.INFO))
+    try:
+        return JsonV1Dot6(bom).output_as_string(indent=2).encode()
+    finally:
+        serializer_log.setLevel(level)
 
 
 def _wheel(wheel: Wheel, path: Path | None, *, role: str) -> Component:
