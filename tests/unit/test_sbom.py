@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,10 @@ def test_sbom_is_quiet_under_a_debug_root_logger(tmp_path: Path, caplog: pytest.
     make_sbom(config, manifest, digest="sha256:" + "2" * 64, wheel_files={wheel_of(wheel).digest: wheel})
     assert [r for r in caplog.records if r.name.startswith("py_serializable")] == []
     assert logging.getLogger("py_serializable").level == logging.NOTSET  # restored
+
+
+def test_importing_the_sbom_module_is_quiet_under_a_debug_root_logger() -> None:
+    """py-serializable logs each class it registers at import: a fresh interpreter shows it."""
+    code = "import logging; logging.basicConfig(level=logging.DEBUG); import venvship.builder.sbom"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "py_serializable" not in proc.stderr, proc.stderr[:500]
