@@ -191,6 +191,8 @@ def _take(imp: Importer, var: str, value: Any, variables: Mapping[str, Any]) -> 
                 tool = variables.get("venv_install_tool")
                 args, dropped = split_install_pip_args(args, tool=tool if tool in INSTALL_TOOLS else "pip")
                 imp.warnings.extend(f"ignored: {var}: {why}" for _, why in dropped)
+                if not args:
+                    return  # every arg dropped: no `pip-args = []` left behind
             imp.tables[table][key] = args
     elif var in _ENVS:
         table, key = _ENVS[var]

@@ -88,6 +88,7 @@ def test_keystone_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "libxslt1-dev",
     )
     assert recipe.install.pip_args == ()
+    assert "pip-args" not in out.read_text()  # both dropped: no `pip-args = []` written
     assert recipe.install.env == {"REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt"}
     assert [(f.file, f.section, f.option, f.value) for f in recipe.facts] == [
         ("openstack_ansible", "keystone", "need_db_expand", "True"),

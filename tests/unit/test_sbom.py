@@ -4,8 +4,12 @@ packages, one byte form for one manifest; checked by cyclonedx-python-lib's own 
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from tests.integration.install.conftest import make_config, make_wheel, wheel_of
@@ -59,3 +63,25 @@ def test_sbom_names_licences_and_distro_packages(tmp_path: Path) -> None:
     assert by_name["libxml2"]["purl"] == "pkg:deb/debian/libxml2?distro=debian-12"
     assert bom["metadata"]["timestamp"].startswith("2026-01-02T03:04:05")
     assert {d["ref"] for d in bom["dependencies"]} >= {"venv"}
+
+
+def test_sbom_is_quiet_under_a_debug_root_logger(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """nox sets the root logger to DEBUG: the serializer's per-field DEBUG lines flooded `./noxw -s build`."""
+    wheel = make_wheel(tmp_path, "pkg", "1.0")
+    config = make_config(lock=[wheel_of(wheel)], tools=[], distro="debian-12")
+    manifest = Manifest(
+        config=Descriptor(media_type="x", digest="sha256:" + "1" * 64, size=1),
+        layers=(),
+        annotations={CREATED: "2026-01-02T03:04:05Z"},
+    )
+    caplog.set_level(logging.DEBUG)
+    make_sbom(config, manifest, digest="sha256:" + "2" * 64, wheel_files={wheel_of(wheel).digest: wheel})
+    assert [r for r in caplog.records if r.name.startswith("py_serializable")] == []
+    assert logging.getLogger("py_serializable").level == logging.NOTSET  # restored
+
+
+def test_importing_the_sbom_module_is_quiet_under_a_debug_root_logger() -> None:
+    """py-serializable logs each class it registers at import: a fresh interpreter shows it."""
+    code = "import logging; logging.basicConfig(level=logging.DEBUG); import venvship.builder.sbom"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "py_serializable" not in proc.stderr, proc.stderr[:500]

@@ -9,29 +9,47 @@ serial number is derived from the manifest digest.
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
+import logging
 import uuid
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
-from cyclonedx.model import HashAlgorithm, HashType, Property
-from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
-from cyclonedx.model.tool import ToolRepository
-from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
 from .. import __version__
 from ..artifact import CREATED, Manifest, VenvConfig, Wheel
 
-try:  # where cyclonedx-python-lib keeps it since 11.x; the old place warns
-    from cyclonedx.contrib.license.factories import LicenseFactory
-except ImportError:  # pragma: no cover - older releases
-    from cyclonedx.factory.license import LicenseFactory
+
+@contextlib.contextmanager
+def _quiet_serializer() -> Iterator[None]:
+    """Keep py-serializable's DEBUG lines (one per field of every class, at import and at each
+    dump: over a thousand for one build) from a root logger at DEBUG, as in a nox session."""
+    log = logging.getLogger("py_serializable")
+    level = log.level
+    log.setLevel(max(level, logging.INFO))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+with _quiet_serializer():
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+    from cyclonedx.model.tool import ToolRepository
+    from cyclonedx.output.json import JsonV1Dot6
+
+    try:  # where cyclonedx-python-lib keeps it since 11.x; the old place warns
+        from cyclonedx.contrib.license.factories import LicenseFactory
+    except ImportError:  # pragma: no cover - older releases
+        from cyclonedx.factory.license import LicenseFactory
 
 _PURL_TYPES = {"debian": "deb", "ubuntu": "deb", "alpine": "apk"}  # every other family: rpm
 
@@ -67,7 +85,8 @@ def make_sbom(
     )
     bom = Bom(components=components, metadata=metadata, serial_number=uuid.uuid5(uuid.NAMESPACE_URL, digest))
     bom.register_dependency(root, components)
-    return JsonV1Dot6(bom).output_as_string(indent=2).encode()
+    with _quiet_serializer():
+        return JsonV1Dot6(bom).output_as_string(indent=2).encode()
 
 
 def _wheel(wheel: Wheel, path: Path | None, *, role: str) -> Component:

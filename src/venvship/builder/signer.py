@@ -130,18 +130,17 @@ def sign_artifact(store: Store, reference: str, key: SigningKey) -> SignResult:
     Example: ``sign_artifact(open_store(parse_ref("oci:build/oci:demo:1.0")), "1.0", key)``
     """
     top, raw = store.get_manifest(reference)
+    where = f"{store.where}{'@' if ':' in reference else ':'}{reference}"  # a digest, or a tag
     subjects = [top]
     if top.media_type == INDEX_TYPE:
-        subjects += list(Index.from_bytes(raw, where=f"{store.where}:{reference}").manifests)
+        subjects += list(Index.from_bytes(raw, where=where).manifests)
     signed: list[str] = []
     already: list[str] = []
     for subject in subjects:
         (signed if sign_digest(store, subject, key) else already).append(subject.digest)
         if subject.media_type != INDEX_TYPE:
             sign_provenance(store, subject, key)
-    return SignResult(
-        where=f"{store.where}:{reference}", key_id=key.key_id, signed=tuple(signed), already=tuple(already)
-    )
+    return SignResult(where=where, key_id=key.key_id, signed=tuple(signed), already=tuple(already))
 
 
 def sign_digest(store: Store, subject: Descriptor, key: SigningKey) -> bool:

@@ -484,7 +484,7 @@ def write_live_facts(
     own = {
         "venvship_digest": state.digest,
         "venvship_previous_digest": state.previous_digest if previous_digest is None else previous_digest,
-        "venvship_version": state.version,
+        "venvship_version": __version__,
     }
     if facts:
         trust.trusted_dir(facts_dir, what="the facts folder")

@@ -202,7 +202,9 @@ class Transport:
         except ssl.SSLError as exc:
             conn.close()
             raise RegistryError(
-                f"{parts.netloc}: TLS handshake failed ({exc.reason or exc}); does it speak HTTPS?", url=url
+                f"{parts.netloc}: TLS handshake failed ({exc.reason or exc}); does it speak HTTPS? "
+                "A registry without TLS needs insecure (--insecure)",
+                url=url,
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import venvship
 from tests.pythons import NOT_FOUND, find_python
 from venvship.artifact import Fact
 from venvship.install.zipapp import build_zipapp
@@ -63,7 +64,7 @@ def test_facts_merged_into_existing_file(artifacts: Artifacts, wheels: Wheels, p
     assert parser["demo"]["venv_tag"] == "1.0"
     assert parser["demo"]["venvship_digest"] == result["digest"]
     assert parser["demo"]["venvship_previous_digest"] == ""
-    assert parser["demo"]["venvship_version"]
+    assert parser["demo"]["venvship_version"] == venvship.__version__  # the installer's, not the venv's
     assert fact_file.stat().st_mode & 0o777 == 0o644
     mtime = fact_file.stat().st_mtime_ns
     assert pull.install(ref1)["changed"] is False

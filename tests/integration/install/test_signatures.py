@@ -65,6 +65,8 @@ def test_signed_installs_unsigned_and_moved_tags_are_refused(
     out = _sign(ref, keys["release"], capsys)
     assert "signed 2 digest(s)" in out  # the index and its one platform
     assert "signed 0 digest(s)" in _sign(ref, keys["release"], capsys)  # once is enough
+    by_digest = f"oci:{artifacts.root}:demo@{_digest(artifacts, '1.0')}"  # as `venvship index` signs
+    assert _sign(by_digest, keys["release"], capsys).startswith(f"{by_digest}: signed 0 digest(s)")
     first = pull.install(ref, "--policy", str(policy))
     assert first["changed"] is True
     assert pull.install(ref, "--policy", str(policy))["changed"] is False

@@ -89,6 +89,12 @@ def test_tls_needs_the_ca(
     assert RegistryClient(tls_registry.host).list_tags("x/y") == []
 
 
+def test_plain_http_registry_names_insecure(open_registry: RegistryServer) -> None:
+    """A first try against a test registry without TLS: the error says what to pass."""
+    with pytest.raises(RegistryError, match=r"TLS handshake failed .*needs insecure \(--insecure\)"):
+        RegistryClient(open_registry.host, retries=0).list_tags("x/y")
+
+
 class KillingReader:
     """A blob stream that kills the registry once ``after`` bytes have been sent."""
 
