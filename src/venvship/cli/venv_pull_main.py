@@ -21,8 +21,12 @@ from .install_args import (
 from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from ..install.maintenance import Drift
     from ..oci.auth import Credentials
+
+    _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     add_output_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _install_parser(sub)
+    _status_parser(sub)
+    _generation_parsers(sub)
+    return parser
+
+
+def _install_parser(sub: _Sub) -> None:
     p = add_command(
         sub,
         "install",
@@ -52,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     add_mirror_options(p)
     add_output_options(p)
 
+
+def _status_parser(sub: _Sub) -> None:
     p = add_command(
         sub,
         "status",
@@ -69,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     add_common_options(p, lock=False)
     add_output_options(p)
 
+
+def _generation_parsers(sub: _Sub) -> None:
+    """rollback, verify and prune: what acts on a destination's generations."""
     p = add_command(
         sub,
         "rollback",
@@ -105,7 +121,6 @@ def _parser() -> argparse.ArgumentParser:
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
     add_output_options(p)
-    return parser
 
 
 def _emit(args: argparse.Namespace, data: dict[str, object], text: str) -> None:
