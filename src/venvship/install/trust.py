@@ -46,6 +46,7 @@ def check_tree(path: Path, *, what: str) -> None:
     """
     if not enforcing():
         return
+    _check_links(path, what=what)
     real = os.path.realpath(path)
     try:
         st = os.stat(real)
@@ -67,6 +68,26 @@ def check_tree(path: Path, *, what: str) -> None:
         if parent == "/":
             return
         parent = os.path.dirname(parent)
+
+
+def _check_links(path: Path, *, what: str) -> None:
+    """Refuse a symlink on the way to ``path`` that another user owns, or that sits in a folder
+    another user may change: either could point it elsewhere between this check and the use."""
+    prefix = Path(os.path.abspath(path))
+    for here in (*reversed(prefix.parents), prefix):
+        try:
+            lst = os.lstat(here)
+        except OSError:
+            return  # not there yet: made by this process, below what was checked
+        if not stat.S_ISLNK(lst.st_mode):
+            continue
+        pst = os.stat(here.parent)
+        loose = pst.st_uid != 0 or (pst.st_mode & 0o022 and not pst.st_mode & stat.S_ISVTX)
+        if lst.st_uid != 0 or loose:
+            raise TrustError(
+                f"{_describe(str(here), lst)}: a symlink on the way to {what} must be owned by root, "
+                "in a folder only root can change"
+            )
 
 
 def trusted_dir(path: Path, *, what: str) -> Path:

@@ -184,3 +184,26 @@ def test_a_state_that_names_another_folder_never_gets_it_removed(
     pull("prune", "--cache", str(pull.cache), "--keep", "1")
     assert (victim / "keep").is_dir()
     assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+
+
+@needs_root
+def test_a_symlink_another_user_owns_on_the_way_to_the_destination_is_refused(
+    tmp_path: Path, artifacts: Artifacts, pull: Pull, wheels: Wheels
+) -> None:
+    """A link in /tmp that nobody owns could be pointed elsewhere between the check and the use."""
+    ref = artifacts.write([wheels.demo1])
+    target = tmp_path / "real"
+    target.mkdir()
+    link = Path(f"/tmp/venvship-attack-link-{os.getpid()}")
+    link.symlink_to(target)
+    os.lchown(link, NOBODY, NOBODY)
+    try:
+        own = ["--cache", str(pull.cache), "--facts-dir", str(pull.facts), "--no-distro-packages"]
+        proc = pull("install", ref, "--dest", str(link / "demo"), *own, ok=False, defaults=False)
+        assert proc.returncode == 1
+        assert "a symlink on the way to" in proc.stderr.strip().splitlines()[-1]
+        assert not (target / "demo").exists()
+        os.lchown(link, 0, 0)  # the same link, root's: followed as before
+        pull("install", ref, "--dest", str(link / "demo"), *own, defaults=False)
+    finally:
+        link.unlink()
