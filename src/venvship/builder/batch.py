@@ -77,6 +77,11 @@ def build_recipes(
         layout = Layout.create(output.path)
     else:
         layout = Layout.create((opts.cache or default_cache()) / "staging")
+        if not opts.check:
+            # Reach the registry (TLS, login) before minutes of building, not after.
+            first = recipes[0]
+            client = registry_client(output.registry, access or Access())
+            client.check_tag(output.with_target(name=first.name).repository, tag_for_version(first.version))
     # A registry's tags are what count: the staging layout is a cache whose tags move freely.
     to_layout = isinstance(output, LayoutRef) or opts.check
     build_opts = opts if to_layout else dataclasses.replace(opts, immutable_tags=False)
@@ -101,7 +106,6 @@ def build_recipes(
         for move in (r for result in results for r in result.retagged):
             logger.warning("%s", move)
         return BatchResult(output=output, results=tuple(results))
-    client = registry_client(output.registry, access or Access())
     published = publish_layout(
         layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
     )
