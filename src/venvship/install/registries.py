@@ -104,12 +104,7 @@ def load_mirror_config(path: Path | None) -> MirrorConfig:
     for i, item in enumerate(items):
         at = f"registry[{i}]"
         _known(item, _REGISTRY_KEYS, where=where, at=at)
-        prefix = item.get("prefix")
-        if not isinstance(prefix, str) or not prefix:
-            raise InstallError(f"{where}: {at}.prefix: missing or not a string")
-        problem = location_problem(prefix)
-        if problem:
-            raise InstallError(f"{where}: {at}.prefix: {problem}")
+        prefix = _location(item, "prefix", where=where, at=at)
         if prefix in rules:
             raise InstallError(f"{where}: {at}.prefix: {prefix!r} is configured twice")
         mirrors = _tables(item.get("mirror", []), where=where, at=f"{at}.mirror")
@@ -130,6 +125,17 @@ def _known(table: Mapping[str, Any], known: tuple[str, ...], *, where: str, at: 
         raise InstallError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
 
 
+def _location(table: Mapping[str, Any], key: str, *, where: str, at: str) -> str:
+    """Return ``table[key]``, a registry location (``HOST[:PORT][/PATH]``), or raise naming the key."""
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        raise InstallError(f"{where}: {at}.{key}: missing or not a string")
+    problem = location_problem(value)
+    if problem:
+        raise InstallError(f"{where}: {at}.{key}: {problem}")
+    return value
+
+
 def _tables(value: Any, *, where: str, at: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         table = re.sub(r"\[[0-9]+\]", "", at)  # registry[0].mirror → registry.mirror
@@ -139,12 +145,7 @@ def _tables(value: Any, *, where: str, at: str) -> list[dict[str, Any]]:
 
 def _mirror(table: Mapping[str, Any], *, where: str, at: str, base: Path) -> Mirror:
     _known(table, _MIRROR_KEYS, where=where, at=at)
-    location = table.get("location")
-    if not isinstance(location, str) or not location:
-        raise InstallError(f"{where}: {at}.location: missing or not a string")
-    problem = location_problem(location)
-    if problem:
-        raise InstallError(f"{where}: {at}.location: {problem}")
+    location = _location(table, "location", where=where, at=at)
     insecure = table.get("insecure", False)
     if not isinstance(insecure, bool):
         raise InstallError(f"{where}: {at}.insecure: not true or false")
