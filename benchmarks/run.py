@@ -67,8 +67,9 @@ def _host() -> dict[str, object]:
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "venvship": version([tool("venvship"), "--version"]),
-        "skopeo": version(["skopeo", "--version"]),
+        # Each tool says its own name: "venvship 0.1.0", "skopeo version 1.9.3".
+        "venvship": version([tool("venvship"), "--version"]).removeprefix("venvship "),
+        "skopeo": version(["skopeo", "--version"]).removeprefix("skopeo version "),
         "peak RSS by": "GNU time" if Path(TIME_BIN).exists() else "wait4 (counts the bench's own size)",
     }
 
