@@ -33,15 +33,25 @@ _ERROR_BODY_LIMIT = 64 << 10
 
 
 class Transient(Exception):
-    """A failure worth retrying: a connection error, 429 or a 5xx answer."""
+    """A failure worth retrying: a connection error, 429 or a 5xx answer, or a body cut short.
+
+    ``reached``: False when no answer came at all (refused, unreachable, timed out).
+    """
 
     def __init__(
-        self, message: str, *, url: str, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        reached: bool = True,
     ):
         super().__init__(message)
         self.url = url
         self.status = status
         self.retry_after = retry_after
+        self.reached = reached
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,9 @@ class RetryPolicy:
     retries: int = 4
     backoff: float = 0.5
     max_backoff: float = 10.0
+    # False: a server that gave no answer at all is not asked again (a mirror: the next source is
+    # its retry, so a dead one costs one connect timeout); one that answered 5xx still is.
+    unreachable: bool = True
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Return the wait before retry number ``attempt`` (0-based), capped at ``max_backoff``."""
@@ -65,7 +78,7 @@ def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
         try:
             return fn()
         except Transient as exc:
-            if attempt >= policy.retries:
+            if attempt >= policy.retries or not (exc.reached or policy.unreachable):
                 raise RegistryError(
                     f"{what}: {exc} (gave up after {attempt + 1} attempts)",
                     status=exc.status,
@@ -208,7 +221,9 @@ class Transport:
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise Transient(f"cannot reach {parts.netloc} ({_describe(exc)})", url=url) from exc
+            raise Transient(
+                f"cannot reach {parts.netloc} ({_describe(exc)})", url=url, reached=False
+            ) from exc
         resp = Response(conn, raw, url)
         logger.debug("%s %s -> %d", method, shown(url), resp.status)
         if resp.status == 429 or resp.status >= 500:

@@ -12,7 +12,10 @@ The rules, so that a mirror can save the origin traffic but never change what is
   A mirror that lacks something (404) is asked again for the next item.
 - A mirror that fails otherwise (unreachable, 5xx, refused login, wrong bytes) is left out for
   the rest of the run, after one warning: a dead mirror costs its connect timeout once, not once
-  per blob. Mirror clients do not retry: the next source is their retry.
+  per blob. A mirror that gave no answer is not asked again: the next source is its retry. One
+  that answered 5xx or 429, or broke a download off, is asked twice more first: a pull-through
+  cache filling itself for a whole fleet at once is busy, not gone, and leaving it out would send
+  that host to the origin for everything else.
 - Each mirror has its own TLS settings and credentials (looked up under its own host); the
   origin's login is never sent to a mirror.
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
+MIRROR_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class Mirror:
         )
 
     def client(self) -> RegistryClient:
-        """Return a client for this mirror: its TLS settings, its own stored login, no retries."""
+        """Return a client for this mirror: its TLS settings, its own stored login, and retries only
+        of answers (a 5xx, a download broken off), never of a connection that failed."""
         from .registry import RegistryClient  # loaded only when a registry is named
 
         host = self.location.split("/", 1)[0]
@@ -76,7 +81,9 @@ class Mirror:
             insecure=self.insecure,
             ca_file=self.ca_file,
             connect_timeout=self.connect_timeout,
-            retries=0,
+            retries=MIRROR_RETRIES,
+            backoff=0.25,
+            retry_unreachable=False,
         )
 
 

@@ -65,9 +65,12 @@ class RegistryClient:
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 10.0,
+        retry_unreachable: bool = True,
     ) -> None:
         self.registry = registry
-        self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
+        self.policy = RetryPolicy(
+            retries=retries, backoff=backoff, max_backoff=max_backoff, unreachable=retry_unreachable
+        )
         # Whether the registry answers the referrers API: None until asked once, then remembered,
         # so a registry without it costs one 404 per client, not one per digest.
         self.referrers_api: bool | None = None

@@ -140,7 +140,8 @@ def test_fleet_through_pull_through_caches(fleet: Fleet, tmp_path: Path, tool_wh
     assert failures(outcomes) == []
     assert {o.result["digest"] for o in outcomes} == {v1.digest}
     # Each host read every blob through its cache; none went to the origin.
-    assert [o.pulled_from for o in outcomes] == [{f"{c.host}/{REPO}/demo"} for _, c in cached]
+    astray = [o for o, (_, c) in zip(outcomes, cached) if o.pulled_from != {f"{c.host}/{REPO}/demo"}]
+    assert astray == [], "\n".join(f"{o.target.root.name}: {o.pulled_from}\n{o.stderr}" for o in astray)
     assert [g for g in served if g.by_venvship] == []
     assert {g.digest for g in served} == set(v1.pulled_blobs())
 

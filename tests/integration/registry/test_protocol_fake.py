@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ import pytest
 from venvship.errors import ArtifactError, RegistryError
 from venvship.oci.auth import Credentials
 from venvship.oci.layout import Layout
-from venvship.oci.registry import RegistryClient
+from venvship.oci.mirrors import Mirror, MirrorSource
+from venvship.oci.reference import RegistryRef, parse_ref
+from venvship.oci.registry import RegistryClient, RegistrySource
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -191,3 +194,41 @@ def test_manifest_by_digest_must_match(fakes: Callable[[], Fake]) -> None:
     fake.route = lambda s: (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b"{}")
     with pytest.raises(ArtifactError, match="registry sent a manifest with digest"):
         fake.client().get_manifest("r", "sha256:" + "1" * 64)
+
+
+def test_a_busy_mirror_is_asked_again_and_a_dead_one_is_not(
+    fakes: Callable[[], Fake], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pull-through cache that answers 503 while it fills (busy) keeps serving the host; a mirror
+    that gives no answer at all is left out after one try. The mirror clients are the real ones
+    ``Mirror.client`` makes; the origin and the busy mirror are scripted fakes."""
+    raw = b'{"schemaVersion":2,"manifests":[]}'
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    origin, busy = fakes(), fakes()
+    origin.route = lambda s: (200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, raw)
+    busy.route = lambda s: (
+        (503, {}, b"")
+        if len(busy.seen) == 1
+        else (200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, raw)
+    )
+    with socket.socket() as closed:  # a port nothing listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"
+
+    def source(mirror: str) -> MirrorSource:
+        ref = parse_ref(f"{origin.host}/r:1.0")
+        assert isinstance(ref, RegistryRef)
+        location = Mirror(location=f"{mirror}/r", insecure=True)
+        mirrored = RegistrySource(location.ref_for(ref, f"{origin.host}/r"), client=location.client())
+        return MirrorSource(RegistrySource(ref, client=origin.client()), [mirrored])
+
+    caplog.set_level(logging.WARNING)
+    assert source(busy.host).get_manifest(digest)[1] == raw
+    assert (len(busy.seen), origin.seen) == (2, [])
+    assert not [r for r in caplog.records if "left out" in r.getMessage()]
+
+    caplog.clear()
+    assert source(dead).get_manifest(digest)[1] == raw
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and f"mirror {dead}/r left out" in warnings[0], warnings
+    assert len(origin.seen) == 1
