@@ -99,10 +99,13 @@ def run_cli(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None,
     call: Callable[[argparse.Namespace], int],
+    *,
+    not_root: str = "",
 ) -> int:
     """Parse ``argv`` and return ``call(args)``'s exit code: 1 after one error line per fault, 2 for
     a usage error, 130 on ^C, 141 when stdout's reader went away. With ``--json``, an error is also
-    printed on stdout as ``{"error": …, "schema": 1}``.
+    printed on stdout as ``{"error": …, "schema": 1}``. ``not_root`` is added to a "Permission
+    denied" met by a user other than root (where its folders are by default).
 
     Example: ``sys.exit(run_cli("venv-pull", parser(), None, dispatch))``
     """
@@ -133,7 +136,10 @@ def run_cli(
             _stdout_to_devnull()
             return EXIT_SIGPIPE
         # Permissions and full disks are the user's to fix: one line, no traceback.
-        return _fail(prog, [os_error_text(exc)], as_json=args.json)
+        text = os_error_text(exc)
+        if not_root and exc.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
+            text += f" ({not_root})"
+        return _fail(prog, [text], as_json=args.json)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -231,7 +231,14 @@ COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "veri
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``venv-pull`` with ``argv``; return the exit code (0 done, 1 error, 2 usage)."""
-    return run_cli("venv-pull", _parser(), argv, lambda args: COMMANDS[args.command](args))
+    return run_cli(
+        "venv-pull",
+        _parser(),
+        argv,
+        lambda args: COMMANDS[args.command](args),
+        not_root="venv-pull's default folders are root's: run it as root, or name folders you own "
+        "with the command's folder options (--cache, --dest, --facts-dir: see --help)",
+    )
 
 
 if __name__ == "__main__":

@@ -292,7 +292,8 @@ def test_unreadable_cache_is_one_line(
             argv += pull.argv(command, "--cache", str(cache))[1:]
             env = {**pull.env(), "PYTHONPATH": str(src_for_others)}
             proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-            _one_error_line(proc, str(cache), "Permission denied")
+            # …and says what a user other than root can do about it.
+            _one_error_line(proc, str(cache), "Permission denied", "run it as root", "--cache")
     finally:
         shutil.rmtree(outer)
 
