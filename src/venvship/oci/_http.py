@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from email.message import Message
@@ -30,6 +31,11 @@ R = TypeVar("R")
 
 _BLOCK = 1 << 20
 _ERROR_BODY_LIMIT = 64 << 10
+# The slowest transfer a request may make, on top of twice its read timeout: a peer that sends one
+# byte per read timeout never trips that timeout, and would hold an install, with its locks, for
+# days. 32 KiB/s lets a 1 GiB blob take 9 hours; an unknown length counts as 16 MiB.
+MIN_SPEED = 32 << 10
+_UNKNOWN_LENGTH = 16 << 20
 
 
 class Transient(Exception):
@@ -97,16 +103,51 @@ def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
             attempt += 1
 
 
-class Response:
-    """An open HTTP response; read it (or stream it) and close it, e.g. with ``with``."""
+class _Deadline:
+    """Shuts ``conn``'s socket down unless :meth:`cancel` comes within ``seconds``: a blocked read
+    then ends, and the request fails as a connection broken off (which is retried, boundedly)."""
 
-    def __init__(self, conn: http.client.HTTPConnection, raw: http.client.HTTPResponse, url: str) -> None:
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float, what: str) -> None:
+        self._conn, self._what, self._seconds = conn, what, seconds
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        sock = self._conn.sock
+        logger.warning("%s: no answer within %.0fs; closing the connection", self._what, self._seconds)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _allowed(timeout: float, length: int) -> float:
+    """Return how long a request may take to move ``length`` bytes, at :data:`MIN_SPEED`."""
+    return 2 * timeout + length / MIN_SPEED
+
+
+def _length(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else _UNKNOWN_LENGTH
+
+
+class Response:
+    """An open HTTP response; read it (or stream it) and close it, e.g. with ``with``. Reading
+    the body may take as long as its length allows at :data:`MIN_SPEED`, not longer."""
+
+    def __init__(
+        self, conn: http.client.HTTPConnection, raw: http.client.HTTPResponse, url: str, *, timeout: float
+    ) -> None:
         self._conn = conn
         self.raw = raw
         self.url = url
         self.status = raw.status
         self.reason = raw.reason
         self.headers: Message = raw.headers
+        length = raw.length if raw.length is not None else _UNKNOWN_LENGTH  # 0 for HEAD
+        self._deadline = _Deadline(conn, _allowed(timeout, length), f"{raw.status} answer of {shown(url)}")
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -144,6 +185,7 @@ class Response:
         return text.splitlines()[0][:200] if text else ""
 
     def close(self) -> None:
+        self._deadline.cancel()
         self.raw.close()
         self._conn.close()
 
@@ -199,6 +241,8 @@ class Transport:
         if body is None and method in ("POST", "PUT", "PATCH"):
             hdrs.setdefault("Content-Length", "0")
         logger.debug("%s %s", method, shown(url))
+        sending = _allowed(self.timeout, _length(hdrs.get("Content-Length")) if body is not None else 0)
+        deadline = _Deadline(conn, (self.connect_timeout or 0) + sending, f"{method} {shown(url)}")
         try:
             if self.connect_timeout is not None:
                 conn.connect()  # under the connect timeout; the request then reads under its own
@@ -224,7 +268,9 @@ class Transport:
             raise Transient(
                 f"cannot reach {parts.netloc} ({_describe(exc)})", url=url, reached=False
             ) from exc
-        resp = Response(conn, raw, url)
+        finally:
+            deadline.cancel()
+        resp = Response(conn, raw, url, timeout=self.timeout)
         logger.debug("%s %s -> %d", method, shown(url), resp.status)
         if resp.status == 429 or resp.status >= 500:
             detail = resp.error_text()

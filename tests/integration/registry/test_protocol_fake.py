@@ -5,6 +5,7 @@ A scripted stdlib HTTP server on 127.0.0.1 plays the registry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from venvship.errors import ArtifactError, RegistryError
+from venvship.oci._http import MIN_SPEED
 from venvship.oci.auth import Credentials
 from venvship.oci.layout import Layout
 from venvship.oci.mirrors import Mirror, MirrorSource
@@ -232,3 +234,39 @@ def test_a_busy_mirror_is_asked_again_and_a_dead_one_is_not(
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and f"mirror {dead}/r left out" in warnings[0], warnings
     assert len(origin.seen) == 1
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_registry_that_drips_is_cut_off(tmp_path: Path, where: str) -> None:
+    """One byte per 0.1 s never trips a 0.5 s read timeout; the request's deadline (twice the
+    timeout, plus the length at MIN_SPEED) ends it. A raw socket plays the registry: the scripted
+    HTTP server answers whole."""
+    size = 64 << 10
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\n" if where == "headers" else head)
+            with contextlib.suppress(OSError):
+                while not stop.wait(0.1):
+                    conn.sendall(b"X-A: b\r\n"[:1] if where == "headers" else b"x")
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    client = RegistryClient(host, insecure=True, timeout=0.5, retries=0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RegistryError):
+            client.fetch_blob("r", "sha256:" + "0" * 64, size, Layout.create(tmp_path / "cache"))
+        spent = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+        server.join(5)
+    allowed = 2 * 0.5 + (size / MIN_SPEED if where == "body" else 0)
+    assert allowed - 0.5 < spent < allowed + 2, spent
