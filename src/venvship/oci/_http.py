@@ -115,7 +115,12 @@ class _Deadline:
 
     def _expire(self) -> None:
         sock = self._conn.sock
-        logger.warning("%s: no answer within %.0fs; closing the connection", self._what, self._seconds)
+        logger.warning(
+            "%s: not done within %.0fs (slower than %d KiB/s); closing the connection",
+            self._what,
+            self._seconds,
+            MIN_SPEED >> 10,
+        )
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
