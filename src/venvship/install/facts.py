@@ -12,6 +12,8 @@ from ..artifact import Fact
 from ..errors import InstallError
 from ..venvconfig import check_fact
 
+_READ_LIMIT = 1 << 20
+
 
 def _parser() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
@@ -26,6 +28,22 @@ def facts_with_own(facts: Iterable[Fact], own: Mapping[str, str]) -> list[Fact]:
     for file, section in sections:
         out.extend(Fact(file=file, section=section, option=k, value=v) for k, v in sorted(own.items()))
     return out
+
+
+def facts_now(facts_dir: Path, facts: Iterable[Fact]) -> tuple[Fact, ...]:
+    """Return ``facts`` with the values their files hold now ("" where a file, section or option
+    is missing or unreadable): what a venv made before venvship was described by."""
+    out = []
+    for fact in facts:
+        parser = _parser()
+        try:
+            with open(facts_dir / f"{fact.file}.fact", "rb") as fh:
+                parser.read_string(fh.read(_READ_LIMIT).decode("utf-8"))
+            value = parser.get(fact.section, fact.option, fallback="")
+        except (OSError, UnicodeDecodeError, configparser.Error):
+            value = ""
+        out.append(Fact(file=fact.file, section=fact.section, option=fact.option, value=value))
+    return tuple(out)
 
 
 def _refused(where: str, reason: str) -> InstallError:

@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .._fsutil import atomic_write
 from .._log import logger
@@ -241,11 +241,11 @@ class Generations:
             f"{self.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
         )
 
-    def adopt_plain_dir(self) -> str | None:
+    def adopt_plain_dir(self, facts: Callable[[], tuple[Fact, ...]] = tuple) -> str | None:
         """Move a plain venv folder at the destination aside as a generation; return its name.
 
         The original role made the destination a real folder; it is kept (never deleted) so a
-        rollback can return to it.
+        rollback can return to it, and with it ``facts()``: the facts that described it.
         """
         if not self.adoptable():
             return None
@@ -271,6 +271,7 @@ class Generations:
                 tools={},
                 lock=(),
                 blobs=(),
+                facts=facts(),
                 adopted=True,
             ),
         )

@@ -384,7 +384,7 @@ def _new_generation(
     gens.commit(staging, generation)
     _record_refs(gens, cache)
     pause_point("committed")
-    gens.adopt_plain_dir()
+    _adopt_plain_dir(gens, opts.facts_dir, state)
     gens.switch(generation)
     pause_point("switched")
     return replace(_finish(opts, gens, cache, state, changed=True), bytecode=staged.bytecode)
@@ -450,7 +450,7 @@ def _switch_back(
     folder = gens.path(state.generation)
     (folder / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
     gens.write_state(folder, state)
-    gens.adopt_plain_dir()
+    _adopt_plain_dir(gens, opts.facts_dir, state)
     gens.switch(state.generation)
     pause_point("switched")
     return _finish(opts, gens, cache, state, changed=True)
@@ -472,6 +472,13 @@ def _finish(
         logger.info("pruned generations: %s", ", ".join(pruned))
         _record_refs(gens, cache)
     return _result(gens, state, changed=changed, facts_written=bool(written))
+
+
+def _adopt_plain_dir(gens: Generations, facts_dir: Path, state: State) -> None:
+    """Keep a venv made without venv-pull as a generation, with the facts that describe it now."""
+    from .facts import facts_now
+
+    gens.adopt_plain_dir(lambda: facts_now(facts_dir, state.facts))
 
 
 def write_live_facts(

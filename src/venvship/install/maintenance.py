@@ -143,8 +143,10 @@ def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) 
         if target is None:
             raise InstallError(f"{gens.dest}: no previous generation to roll back to")
         gens.switch(target.generation)
-        # An adopted (pre-venvship) generation has no facts of its own: reuse the live one's sections.
-        facts = target if target.facts or not live else replace(target, facts=live.facts)
+        # An adopted (pre-venvship) generation kept the values its facts had then; one adopted by
+        # an older venv-pull kept none: the live one's options, emptied, rather than its values.
+        unknown = tuple(replace(f, value="") for f in live.facts) if live else ()
+        facts = target if target.facts or not target.adopted else replace(target, facts=unknown)
         written = write_live_facts(
             gens, facts, facts_dir=facts_dir, previous_digest=live.digest if live else ""
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from venvship.artifact import Fact
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 
@@ -66,8 +68,15 @@ def test_rollback_to_the_adopted_directory(artifacts: Artifacts, wheels: Wheels,
     # What the original role left: a venv made in place, a plain directory.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", pull.dest], check=True, timeout=60)
     (pull.dest / "marker").write_text("made by the original role")
-    pull.install(artifacts.write([wheels.demo1]), "--keep", "1")
-    pull.install(artifacts.write([wheels.demo2], version="2.0"), "--keep", "1")
+    # …and its facts: the recipe's venv_tag, but not its venv_python.
+    pull.facts.mkdir(parents=True, exist_ok=True)
+    (pull.facts / "demo.fact").write_text("[demo]\nvenv_tag = role-0.9\nother = kept\n")
+
+    def facts(version: str) -> list[Fact]:
+        return [Fact("demo", "demo", "venv_tag", version), Fact("demo", "demo", "venv_python", "3")]
+
+    pull.install(artifacts.write([wheels.demo1], facts=facts("1.0")), "--keep", "1")
+    pull.install(artifacts.write([wheels.demo2], version="2.0", facts=facts("2.0")), "--keep", "1")
     adopted = [g for g in _generations(pull) if g.startswith("original-")]
     assert len(adopted) == 1  # never pruned, whatever --keep says
     # 1.0 was pruned: the generation before 2.0 still on disk is the adopted one.
@@ -75,6 +84,11 @@ def test_rollback_to_the_adopted_directory(artifacts: Artifacts, wheels: Wheels,
     assert os.readlink(pull.dest).endswith(adopted[0])
     assert (pull.dest / "marker").read_text() == "made by the original role"
     assert pull.python("import sys; print(sys.prefix)") == str(pull.dest)
+    # The facts say what they said of it before venv-pull came, not what 2.0 says of itself.
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(pull.facts / "demo.fact")
+    got = {k: parser["demo"][k] for k in ("venv_tag", "venv_python", "other", "venvship_digest")}
+    assert got == {"venv_tag": "role-0.9", "venv_python": "", "other": "kept", "venvship_digest": ""}
 
 
 def test_verify_reports_missing_files(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
