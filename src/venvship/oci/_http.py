@@ -33,9 +33,10 @@ _BLOCK = 1 << 20
 _ERROR_BODY_LIMIT = 64 << 10
 # The slowest transfer a request may make, on top of twice its read timeout: a peer that sends one
 # byte per read timeout never trips that timeout, and would hold an install, with its locks, for
-# days. 32 KiB/s lets a 1 GiB blob take 9 hours; an unknown length counts as 16 MiB.
+# days. 32 KiB/s lets a 1 GiB blob take 9 hours. An answer counts as at most 16 MiB (the largest
+# document read whole) unless the caller allows more (a blob of a known size).
 MIN_SPEED = 32 << 10
-_UNKNOWN_LENGTH = 16 << 20
+_DEFAULT_LENGTH = 16 << 20
 
 
 class Transient(Exception):
@@ -104,17 +105,17 @@ def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
 
 
 class _Deadline:
-    """Shuts ``conn``'s socket down unless :meth:`cancel` comes within ``seconds``: a blocked read
-    then ends, and the request fails as a connection broken off (which is retried, boundedly)."""
+    """Shuts the socket ``sock()`` returns down unless :meth:`cancel` comes within ``seconds``: a
+    blocked read then ends, and the request fails as a connection broken off (retried, boundedly)."""
 
-    def __init__(self, conn: http.client.HTTPConnection, seconds: float, what: str) -> None:
-        self._conn, self._what, self._seconds = conn, what, seconds
+    def __init__(self, sock: Callable[[], socket.socket | None], seconds: float, what: str) -> None:
+        self._sock, self._what, self._seconds = sock, what, seconds
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
 
     def _expire(self) -> None:
-        sock = self._conn.sock
+        sock = self._sock()
         logger.warning(
             "%s: not done within %.0fs (slower than %d KiB/s); closing the connection",
             self._what,
@@ -135,7 +136,7 @@ def _allowed(timeout: float, length: int) -> float:
 
 
 def _length(value: str | None) -> int:
-    return int(value) if value and value.isdigit() else _UNKNOWN_LENGTH
+    return int(value) if value and value.isdigit() else _DEFAULT_LENGTH
 
 
 class Response:
@@ -143,16 +144,37 @@ class Response:
     the body may take as long as its length allows at :data:`MIN_SPEED`, not longer."""
 
     def __init__(
-        self, conn: http.client.HTTPConnection, raw: http.client.HTTPResponse, url: str, *, timeout: float
+        self,
+        conn: http.client.HTTPConnection,
+        raw: http.client.HTTPResponse,
+        url: str,
+        *,
+        timeout: float,
+        sock: socket.socket | None,
     ) -> None:
         self._conn = conn
+        self._sock = sock  # conn lets go of it when the answer says "Connection: close"
         self.raw = raw
         self.url = url
         self.status = raw.status
         self.reason = raw.reason
         self.headers: Message = raw.headers
-        length = raw.length if raw.length is not None else _UNKNOWN_LENGTH  # 0 for HEAD
-        self._deadline = _Deadline(conn, _allowed(timeout, length), f"{raw.status} answer of {shown(url)}")
+        self._timeout = timeout
+        # The length the server declares may be a lie meant to stretch the deadline: capped.
+        length = _DEFAULT_LENGTH if raw.length is None else min(raw.length, _DEFAULT_LENGTH)  # 0 for HEAD
+        self._deadline = _Deadline(
+            self._socket, _allowed(timeout, length), f"{raw.status} answer of {shown(url)}"
+        )
+
+    def allow(self, length: int) -> None:
+        """Give reading the rest of the body the time ``length`` bytes take (a blob's known size)."""
+        self._deadline.cancel()
+        self._deadline = _Deadline(
+            self._socket, _allowed(self._timeout, length), f"download from {shown(self.url)}"
+        )
+
+    def _socket(self) -> socket.socket | None:
+        return self._sock
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -247,12 +269,15 @@ class Transport:
             hdrs.setdefault("Content-Length", "0")
         logger.debug("%s %s", method, shown(url))
         sending = _allowed(self.timeout, _length(hdrs.get("Content-Length")) if body is not None else 0)
-        deadline = _Deadline(conn, (self.connect_timeout or 0) + sending, f"{method} {shown(url)}")
+        deadline = _Deadline(
+            lambda: conn.sock, (self.connect_timeout or 0) + sending, f"{method} {shown(url)}"
+        )
         try:
             if self.connect_timeout is not None:
                 conn.connect()  # under the connect timeout; the request then reads under its own
                 conn.sock.settimeout(self.timeout)
             conn.request(method, path, body=body, headers=hdrs)
+            sock = conn.sock
             raw = conn.getresponse()
         except ssl.SSLCertVerificationError as exc:
             conn.close()
@@ -275,7 +300,7 @@ class Transport:
             ) from exc
         finally:
             deadline.cancel()
-        resp = Response(conn, raw, url, timeout=self.timeout)
+        resp = Response(conn, raw, url, timeout=self.timeout, sock=sock)
         logger.debug("%s %s -> %d", method, shown(url), resp.status)
         if resp.status == 429 or resp.status >= 500:
             detail = resp.error_text()

@@ -150,6 +150,7 @@ class RegistryClient:
                 "GET", self._conn.url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)
             ) as resp:
                 expect(resp, (200,), where, f"blob {digest}")
+                resp.allow(size)
                 body = _Counted(cast(BinaryIO, resp.raw))
                 try:
                     return dest_layout.ingest(
