@@ -18,6 +18,7 @@ from .._process import lend_fds
 from .._units import human_size
 from ..artifact import Fact, VenvConfig
 from ..destinations import check_destination
+from ..errors import VenvshipError
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
@@ -478,7 +479,14 @@ def _adopt_plain_dir(gens: Generations, facts_dir: Path, state: State) -> None:
     """Keep a venv made without venv-pull as a generation, with the facts that describe it now."""
     from .facts import facts_now
 
-    gens.adopt_plain_dir(lambda: facts_now(facts_dir, state.facts))
+    def described() -> tuple[Fact, ...]:
+        try:
+            trust.check_existing([(facts_dir, "the facts folder")])
+        except VenvshipError:  # root reads nothing from a folder others can write
+            return tuple(replace(f, value="") for f in state.facts)
+        return facts_now(facts_dir, state.facts)
+
+    gens.adopt_plain_dir(described)
 
 
 def write_live_facts(
