@@ -15,7 +15,8 @@ from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import RegistryError
-from ._http import Body, Response, RetryPolicy, Transport, make_ssl_context, repo_of, shown
+from ._http import Body, Response, Transport, make_ssl_context, repo_of, shown
+from ._retry import RetryPolicy
 from ._session import AuthState, Scopes
 from .auth import Credentials
 

@@ -1,4 +1,4 @@
-"""HTTP plumbing for the registry client: one connection per request, timeouts, bounded retries.
+"""HTTP plumbing for the registry client: one connection per request, timeouts and deadlines.
 
 A new connection per request keeps the client thread-safe without a pool; bodies are streamed
 from file objects in 1 MiB blocks, so memory does not grow with blob size. Stdlib only.
@@ -14,8 +14,6 @@ import re
 import socket
 import ssl
 import threading
-import time
-from dataclasses import dataclass
 from email.message import Message
 from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlsplit
@@ -23,6 +21,7 @@ from urllib.parse import urlsplit
 from .._log import logger
 from ..errors import RegistryError, VenvshipError
 from ..jsondoc import parse_json
+from ._retry import Transient
 
 T = TypeVar("T")
 Body = Union[bytes, BinaryIO, None]
@@ -37,71 +36,6 @@ _ERROR_BODY_LIMIT = 64 << 10
 # document read whole) unless the caller allows more (a blob of a known size).
 MIN_SPEED = 32 << 10
 _DEFAULT_LENGTH = 16 << 20
-
-
-class Transient(Exception):
-    """A failure worth retrying: a connection error, 429 or a 5xx answer, or a body cut short.
-
-    ``reached``: False when no answer came at all (refused, unreachable, timed out).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        status: int | None = None,
-        retry_after: float | None = None,
-        reached: bool = True,
-    ):
-        super().__init__(message)
-        self.url = url
-        self.status = status
-        self.retry_after = retry_after
-        self.reached = reached
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry transient failures."""
-
-    retries: int = 4
-    backoff: float = 0.5
-    max_backoff: float = 10.0
-    # False: a server that gave no answer at all is not asked again (a mirror: the next source is
-    # its retry, so a dead one costs one connect timeout); one that answered 5xx still is.
-    unreachable: bool = True
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Return the wait before retry number ``attempt`` (0-based), capped at ``max_backoff``."""
-        wanted = retry_after if retry_after is not None else self.backoff * (2**attempt)
-        return max(0.0, min(self.max_backoff, wanted))
-
-
-def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
-    """Return ``fn()``, calling it again after transient failures; raise RegistryError when out of tries."""
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except Transient as exc:
-            if attempt >= policy.retries or not (exc.reached or policy.unreachable):
-                raise RegistryError(
-                    f"{what}: {exc} (gave up after {attempt + 1} attempts)",
-                    status=exc.status,
-                    url=exc.url,
-                ) from exc
-            delay = policy.delay(attempt, exc.retry_after)
-            logger.warning(
-                "%s: %s; retrying in %.1fs (attempt %d of %d)",
-                what,
-                exc,
-                delay,
-                attempt + 2,
-                policy.retries + 1,
-            )
-            time.sleep(delay)
-            attempt += 1
 
 
 class _Deadline:

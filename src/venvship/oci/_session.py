@@ -13,7 +13,8 @@ from urllib.parse import urlencode, urlsplit
 from .._log import logger
 from ..errors import RegistryError
 from ..jsondoc import parse_json
-from ._http import RetryPolicy, Transport, retrying
+from ._http import Transport
+from ._retry import RetryPolicy, retrying
 from .auth import Challenge, Credentials, load_credentials, parse_challenges
 
 Scopes = tuple[str, ...]

@@ -10,7 +10,8 @@ signatures) at content whose signatures are still on their way. Stdlib only (the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 from .._log import activity, logger
 from ..artifact import (
@@ -27,14 +28,36 @@ from ..artifact import (
 )
 from ..errors import ArtifactError
 from ..jsondoc import load_object
+from ._http import parallel_map
 from .attach import LayoutStore, RegistryStore, copy_referrers
 from .layout import Layout
 from .reference import RegistryRef
 from .referrers import is_referrers_tag
-from .registry import MAX_WORKERS, BlobPush, RegistryClient, push_blobs
+from .registry import MAX_WORKERS, PushOutcome, RegistryClient
 from .retag import Retag, TagMoveRefused, moved
 
 _INDEX_TYPES = (INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+@dataclass(frozen=True)
+class BlobPush:
+    """One blob to push: its digest and size, the local file, optionally a repository to mount from."""
+
+    digest: str
+    size: int
+    path: Path
+    mount_from: str | None = None
+
+
+def push_blobs(
+    client: RegistryClient, repo: str, items: Sequence[BlobPush], *, max_workers: int = MAX_WORKERS
+) -> list[PushOutcome]:
+    """Push ``items`` to ``repo`` with a bounded thread pool; return each outcome, in order."""
+
+    def one(item: BlobPush) -> PushOutcome:
+        return client.upload_blob(repo, item.path, item.digest, item.size, mount_from=item.mount_from)
+
+    return parallel_map(one, items, max_workers)
 
 
 @dataclass(frozen=True)

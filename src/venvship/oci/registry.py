@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import http.client
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Literal, Sequence, cast
+from typing import BinaryIO, Literal, cast
 from urllib.parse import quote, urljoin
 
 from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
 from ..errors import ArtifactError, RegistryError
 from ._connection import Connection, expect, upload_location
-from ._http import (
-    BlobSource,
-    RetryPolicy,
-    Transient,
-    open_body,
-    parallel_map,
-    parse_tags,
-    retrying,
-    rewinder,
-    tell,
-)
+from ._http import BlobSource, open_body, parse_tags, rewinder, tell
+from ._retry import RetryPolicy, Transient, retrying
 from ._session import Scopes, repo_scopes
 from .auth import Credentials
 from .layout import Layout
@@ -352,27 +341,6 @@ class RegistryClient:
 
 
 # -- parallel transfers ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BlobPush:
-    """One blob to push: its digest and size, the local file, optionally a repository to mount from."""
-
-    digest: str
-    size: int
-    path: Path
-    mount_from: str | None = None
-
-
-def push_blobs(
-    client: RegistryClient, repo: str, items: Sequence[BlobPush], *, max_workers: int = MAX_WORKERS
-) -> list[PushOutcome]:
-    """Push ``items`` to ``repo`` with a bounded thread pool; return each outcome, in order."""
-
-    def one(item: BlobPush) -> PushOutcome:
-        return client.upload_blob(repo, item.path, item.digest, item.size, mount_from=item.mount_from)
-
-    return parallel_map(one, items, max_workers)
 
 
 class _Counted:

@@ -21,8 +21,9 @@ from venvship.artifact import (
     sha256_digest,
 )
 from venvship.oci.layout import Layout
+from venvship.oci.publish import BlobPush, push_blobs
 from venvship.oci.reference import RegistryRef
-from venvship.oci.registry import BlobPush, RegistrySource, push_blobs
+from venvship.oci.registry import RegistrySource
 
 from ._support import RegistryServer, client_for, random_blob
 
