@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from venvship.artifact import Fact
 from venvship.install.record import hash_field
 from venvship.oci.layout import Layout
 
@@ -207,3 +208,20 @@ def test_a_symlink_another_user_owns_on_the_way_to_the_destination_is_refused(
         pull("install", ref, "--dest", str(link / "demo"), *own, defaults=False)
     finally:
         link.unlink()
+
+
+@needs_root
+def test_a_facts_folder_another_user_owns_neither_feeds_facts_nor_moves_the_roles_venv(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    # What the original role left (a plain venv), and a facts folder nobody owns, with values
+    # planted for the adopted generation to keep and a rollback to write back as root.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", pull.dest], check=True, timeout=60)
+    pull.facts.mkdir(parents=True, exist_ok=True)
+    (pull.facts / "demo.fact").write_text("[demo]\nvenv_tag = planted\n")
+    _chown_tree(pull.facts, NOBODY)
+    ref = artifacts.write([wheels.demo1], facts=[Fact("demo", "demo", "venv_tag", "1.0")])
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1 and "the facts folder must be owned by root" in proc.stderr, proc.stderr
+    assert pull.dest.is_dir() and not pull.dest.is_symlink()  # the role's venv stays where it was
+    assert not list((pull.dest.parent / ".demo.venvship").glob("original-*"))  # nothing adopted
