@@ -286,6 +286,21 @@ def _integer(value: Any) -> int | None:
     return None
 
 
+MAX_VARS_SIZE = 1 << 20  # a role's variables file is a few KiB
+
+
+class _NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+    """A SafeLoader that refuses aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent: object, index: object) -> object:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not accepted: write the value out", mark
+            )
+        return super().compose_node(parent, index)
+
+
 def import_role_file(
     path: Path, *, name: str | None = None, version: str | None = None, keep_templates: bool = False
 ) -> ImportResult:
@@ -295,13 +310,17 @@ def import_role_file(
     """
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_VARS_SIZE + 1)
+        text = raw.decode("utf-8")
     except FileNotFoundError as exc:
         raise ImportRoleError(source, ["file not found"]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportRoleError(source, [f"cannot read: {exc}"]) from exc
+    if len(raw) > MAX_VARS_SIZE:
+        raise ImportRoleError(source, [f"larger than {MAX_VARS_SIZE >> 10} KiB: not a role's variables file"])
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -340,3 +340,31 @@ def test_toml_string_round_trips(text: str) -> None:
 def test_toml_value_round_trips() -> None:
     value = {"plain": ["a", 1, 2.5, True], "needs quotes.here": {"x y": "z"}, "empty": {}}
     assert tomllib.loads(f"k = {toml_value(value)}")["k"] == value
+
+
+def _alias_bomb(levels: int) -> str:
+    """A vars file of a few hundred bytes whose aliases expand to 9**levels strings."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for n in range(1, levels + 1):
+        lines.append(f"a{n}: &a{n} [" + ",".join([f"*a{n - 1}"] * 9) + "]")
+    return "venv_install_destination_path: /openstack/venvs/demo-1.0\n" + "\n".join(lines) + (
+        f"\nvenv_pip_packages: *a{levels}\n"
+    )
+
+
+def test_yaml_aliases_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Small enough that the old behaviour (expand, then print the value) stays harmless here.
+    path = vars_file(tmp_path, _alias_bomb(5))
+    assert path.stat().st_size < 600
+    code, _, stderr = run([str(path)], capsys)
+    assert code == 1
+    assert len(stderr) < 300, stderr[:300]
+    assert stderr.startswith(f"venvship: error: {path}: ")
+    assert "YAML aliases" in stderr
+
+
+def test_vars_file_size_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = vars_file(tmp_path, MINIMAL + "# padding\n" * 200_000)
+    code, _, stderr = run([str(path)], capsys)
+    assert code == 1
+    assert stderr == f"venvship: error: {path}: larger than 1024 KiB: not a role's variables file\n"
