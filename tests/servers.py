@@ -11,6 +11,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,21 +19,38 @@ from typing import Mapping
 
 
 class FileServer:
-    """Serves ``files`` (URL path → bytes); any other path is a 404. ``tls``: (cert, key) for HTTPS."""
+    """Serves ``files`` (URL path → bytes); any other path is a 404. ``tls``: (cert, key) for HTTPS.
 
-    def __init__(self, files: Mapping[str, bytes], *, tls: tuple[Path, Path] | None = None) -> None:
+    ``auth`` records each request's Authorization header (None without); ``drip`` > 0 sends a
+    body one byte every ``drip`` seconds, as a server holding a client would.
+    """
+
+    def __init__(
+        self, files: Mapping[str, bytes], *, tls: tuple[Path, Path] | None = None, drip: float = 0.0
+    ) -> None:
         self.files = dict(files)
         self.requests: list[str] = []
+        self.auth: list[str | None] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.requests.append(self.path)
+                outer.auth.append(self.headers.get("Authorization"))
                 body = outer.files.get(self.path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
-                self.wfile.write(body or b"")
+                if not drip:
+                    self.wfile.write(body or b"")
+                    return
+                for n in range(len(body or b"")):
+                    try:
+                        self.wfile.write((body or b"")[n : n + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up
+                    time.sleep(drip)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -292,9 +292,9 @@ MAX_VARS_SIZE = 1 << 20  # a role's variables file is a few KiB
 class _NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
     """A SafeLoader that refuses aliases: a few hundred bytes of nested aliases expand to gigabytes."""
 
-    def compose_node(self, parent: object, index: object) -> object:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call,unused-ignore]
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not accepted: write the value out", mark
             )
@@ -320,7 +320,7 @@ def import_role_file(
     if len(raw) > MAX_VARS_SIZE:
         raise ImportRoleError(source, [f"larger than {MAX_VARS_SIZE >> 10} KiB: not a role's variables file"])
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
+        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

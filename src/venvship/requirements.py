@@ -27,6 +27,7 @@ from packaging.utils import (
 )
 
 from .errors import RecipeError
+from .redact import redact_url
 
 # The bare form OpenStack-Ansible used for years: git+URL@sha#egg=name[&subdirectory=...]
 _VCS = re.compile(r"^(?P<url>(?:git|hg|svn|bzr)\+[^\s#]+)#(?P<fragment>\S+)$")
@@ -39,6 +40,7 @@ _EDITABLE = re.compile(r"^(-e|--editable)(\s|=|$)")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip")
 MAX_DEPTH = 20
+MAX_LOCAL_SIZE = 32 << 20
 
 IncludeKind = Literal["requirements", "constraints"]
 
@@ -241,11 +243,54 @@ def read_local(target: str, where: str) -> bytes:
             raise RecipeError(where, f"{target}: remote files are fetched at build time only")
         target = unquote(parts.path)
     try:
-        return Path(target).read_bytes()
+        with Path(target).open("rb") as f:
+            data = f.read(MAX_LOCAL_SIZE + 1)
     except FileNotFoundError as exc:
         raise RecipeError(where, f"file not found: {target}") from exc
     except OSError as exc:
         raise RecipeError(where, f"cannot read {target}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_LOCAL_SIZE:
+        raise RecipeError(where, f"{target}: larger than {MAX_LOCAL_SIZE >> 20} MiB")
+    return data
+
+
+def is_remote(target: str) -> bool:
+    """Return whether ``target`` is fetched over the network (an http or https URL)."""
+    return is_url(target) and urlsplit(target).scheme.lower() in ("http", "https")
+
+
+def _fetched_line(text: str, where: str, base: str) -> Line | None:
+    """Return a line of a file fetched by URL, which is data: http(s) includes and pins only (no
+    local file, source or option). Errors never quote it: it may hold whatever a server chose."""
+    line = _COMMENT.sub("", text).strip()
+    if not line:
+        return None
+    include = _INCLUDE.match(line)
+    if include:
+        target = urljoin(base, include.group("target"))
+        if not is_remote(target):
+            raise RecipeError(where, "a fetched file may include only http(s) URLs, not local files")
+        kind: IncludeKind = (
+            "requirements" if include.group("opt") in ("-r", "--requirement") else "constraints"
+        )
+        return Include(kind=kind, target=target, option=include.group("opt"))
+    if line.startswith("-"):
+        raise RecipeError(where, "pip options are not accepted in a fetched file")
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        req = None
+    pins = list(req.specifier) if req is not None else []
+    if (
+        req is None
+        or req.url
+        or req.extras
+        or len(pins) != 1
+        or pins[0].operator not in ("==", "===")
+        or "*" in pins[0].version
+    ):
+        raise RecipeError(where, "a fetched file carries only NAME==VERSION pins (with markers)")
+    return Req(text=line)
 
 
 def expand(
@@ -265,8 +310,9 @@ def expand(
     includes nested deeper than :data:`MAX_DEPTH`, is a RecipeError naming the chain.
     """
     out = into if into is not None else Expanded()
+    fetched = is_remote(base)
     for text, where in lines:
-        parsed = parse_line(text, where, base=base)
+        parsed = _fetched_line(text, where, base) if fetched else parse_line(text, where, base=base)
         if parsed is None:
             continue
         if isinstance(parsed, Option):
@@ -275,19 +321,22 @@ def expand(
             (out.requirements if kind == "requirements" else out.constraints).append(parsed.line)
         else:
             target = _resolve(parsed.target, base)
+            shown = redact_url(target) if is_url(target) else target
             if target in _stack:
-                chain = " → ".join((*_stack[_stack.index(target) :], target))
+                chain = " → ".join(
+                    redact_url(t) if is_url(t) else t for t in (*_stack[_stack.index(target) :], target)
+                )
                 raise RecipeError(where, f"includes itself: {chain}")
             if len(_stack) >= MAX_DEPTH:
-                raise RecipeError(where, f"includes nested deeper than {MAX_DEPTH} files: {target}")
+                raise RecipeError(where, f"includes nested deeper than {MAX_DEPTH} files: {shown}")
             content = read(target, where)
             out.files.append((target, content))
             try:
                 body = content.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise RecipeError(where, f"{target}: not UTF-8 text") from exc
+                raise RecipeError(where, f"{shown}: not UTF-8 text") from exc
             expand(
-                [(ln, f"{where}: {target}:{n}") for n, ln in _logical_lines(body)],
+                [(ln, f"{where}: {shown}:{n}") for n, ln in _logical_lines(body)],
                 kind=parsed.kind,
                 base=_folder_of(target),
                 read=read,

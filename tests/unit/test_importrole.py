@@ -347,8 +347,10 @@ def _alias_bomb(levels: int) -> str:
     lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for n in range(1, levels + 1):
         lines.append(f"a{n}: &a{n} [" + ",".join([f"*a{n - 1}"] * 9) + "]")
-    return "venv_install_destination_path: /openstack/venvs/demo-1.0\n" + "\n".join(lines) + (
-        f"\nvenv_pip_packages: *a{levels}\n"
+    return (
+        "venv_install_destination_path: /openstack/venvs/demo-1.0\n"
+        + "\n".join(lines)
+        + (f"\nvenv_pip_packages: *a{levels}\n")
     )
 
 

@@ -17,6 +17,7 @@ else:  # pragma: no cover
 from venvship.errors import RecipeError
 from venvship.importrole import import_role_vars
 from venvship.recipe import load_recipe
+from venvship.redact import redact
 from venvship.requirements import Include, Option, Req, expand, parse_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +148,22 @@ def test_import_role_takes_the_lines_of_an_upstream_constraints_file(tmp_path: P
     )
     written = tomllib.loads(result.toml)["venv"]["constraints"]
     assert "" not in written and written[0].startswith("# From openstack/requirements")  # comments kept
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("-c https://ci:TOKEN@h/u.txt?token=TOKEN", "-c https://h/u.txt"),
+        (
+            "demo @ http://user:TOKEN@h/demo-1.0.tar.gz ; python_version >= '3'",
+            "demo @ http://h/demo-1.0.tar.gz ; python_version >= '3'",
+        ),
+        (
+            "demo @ git+https://TOKEN@h/x.git@abc#egg=demo&subdirectory=py&x=TOKEN",
+            "demo @ git+https://h/x.git@abc#egg=demo&subdirectory=py",
+        ),
+        ("demo==1.0", "demo==1.0"),
+    ],
+)
+def test_published_lines_lose_credentials(line: str, shown: str) -> None:
+    assert redact(line) == shown

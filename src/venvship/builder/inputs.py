@@ -10,8 +10,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ..errors import RecipeError
 from ..recipe import Recipe
-from ..requirements import Expanded, expand, is_url, read_local
+from ..redact import redact_url
+from ..requirements import Expanded, expand, is_remote, is_url, read_local
 from .fetch import fetch_url
 
 
@@ -32,8 +34,10 @@ class Inputs:
 
 def _read(target: str, where: str) -> bytes:
     """Read an included file: local paths and ``file:`` URLs here, remote URLs fetched."""
-    if is_url(target) and not target.startswith("file:"):
+    if is_remote(target):
         return fetch_url(target, where)
+    if is_url(target) and not target.lower().startswith("file:"):
+        raise RecipeError(where, f"{redact_url(target)}: only http(s) and file: URLs are read")
     return read_local(target, where)
 
 

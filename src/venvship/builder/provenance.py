@@ -18,6 +18,8 @@ from .. import __version__
 from .._process import run
 from ..artifact import CREATED, Manifest, VenvConfig, canonical_json
 from ..recipe import Recipe
+from ..redact import redact_url
+from ..requirements import is_url
 from .inputs import Inputs
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -99,7 +101,9 @@ def _without_login(url: str) -> str:
 
 
 def _shown(name: str, folder: Path) -> str:
-    """Return a file's name relative to the recipe's folder when it lies below it (URLs as given)."""
+    """Return a file's name relative to the recipe's folder when it lies below it (URLs redacted)."""
+    if is_url(name):
+        return redact_url(name)
     try:
         return str(Path(name).resolve().relative_to(folder.resolve()))
     except (ValueError, OSError):

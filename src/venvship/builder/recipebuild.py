@@ -32,6 +32,7 @@ from ..oci.reference import Ref
 from ..oci.retag import Retag
 from ..oci.source import Access
 from ..recipe import Recipe
+from ..redact import redact
 from .evidence import attach_evidence
 from .inputs import Inputs, prepare
 from .layers import Tool, make_layers
@@ -390,9 +391,10 @@ def _config(
         lock=lock,
         tools=tools,
         install_tool=recipe.install_tool,
-        requirements=recipe.packages,
-        constraints=tuple(_as_given(c, recipe) for c in recipe.constraints),
-        global_constraints=recipe.global_constraints,
+        # Published: URLs lose their user info and query (a token in them is no one else's business).
+        requirements=tuple(redact(r) for r in recipe.packages),
+        constraints=tuple(redact(_as_given(c, recipe)) for c in recipe.constraints),
+        global_constraints=tuple(redact(c) for c in recipe.global_constraints),
         distro_package_state=recipe.distro_package_state,
         distro_cache_valid_time=recipe.distro_cache_valid_time,
         install_distro_packages=recipe.install.distro_packages,
