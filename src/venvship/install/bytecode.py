@@ -92,7 +92,8 @@ def compile_bytecode(
 
     Returns how many were compiled, and how many had a valid ``.pyc`` already.
 
-    ``python``: the host interpreter the venv was made with, never the venv's own ``bin/python``.
+    ``python``: on a target, the host interpreter the venv was made with, never the venv's own
+    ``bin/python`` (which the installed wheels may have written).
 
     Example: ``compile_bytecode(Path("/usr/bin/python3.11"), site, staged=venv, final=final, env=env)``
     """
