@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Iterator, Literal, Mapping, Sequence
+from typing import Collection, Iterator, Literal, Mapping, Sequence
 
 from ._log import logger
 from .errors import ProcessError, ProcessTimeout, VenvshipError
@@ -67,6 +67,40 @@ def child_env(changes: Mapping[str, str | None] | None = None) -> dict[str, str]
         else:
             env[key] = value
     return env
+
+
+# What a child that root starts on a target gets of this process's environment, whatever else the
+# caller holds (tokens, proxy passwords, cloud keys): it names nothing a child runs or reads code from.
+ALLOWED_ENV = frozenset({"PATH", "LANG", "TZ"})
+
+# Where such a child starts: a folder no other user can write (``-m`` and ``-c`` would import from
+# the working directory otherwise, and a relative path would be resolved against it).
+ISOLATED_CWD = Path("/")
+
+
+def allowed_env(extra: Mapping[str, str] | None = None, *, keep: Collection[str] = ()) -> dict[str, str]:
+    """Return :data:`ALLOWED_ENV`, ``LC_*`` and ``keep`` from this process's environment, then ``extra``.
+
+    Example: ``allowed_env({"FOO": "1"})`` → ``{"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "FOO": "1"}``
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key in ALLOWED_ENV or key.startswith("LC_") or key in keep
+    }
+    env.update(extra or {})
+    return env
+
+
+def python_argv(
+    python: str | os.PathLike[str], *args: str | os.PathLike[str], site: bool = True
+) -> list[str | os.PathLike[str]]:
+    """Return the argv of an isolated Python child: ``-I`` (no PYTHON* variables, no user site, no
+    working directory on sys.path), and ``-S`` too where nothing of site is needed.
+
+    Example: ``python_argv("/usr/bin/python3", "-m", "venv", dest)`` → ``[…, "-I", "-m", "venv", dest]``
+    """
+    return [python, "-I", *(() if site else ("-S",)), *args]
 
 
 _LENT_FDS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("venvship_lent_fds", default=())

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._process import run
+from ._process import ISOLATED_CWD, allowed_env, python_argv, run
 from .artifact import PythonInfo
 from .errors import ProcessError, VenvshipError
 
@@ -70,7 +70,8 @@ def find_python(executable: str) -> str:
 def probe_python(executable: str) -> Interpreter:
     """Return what ``executable`` reports: implementation, version, ABI tag, machine, glibc."""
     path = find_python(executable)
-    data = json.loads(run([path, "-I", "-c", _PROBE], kind="probe").stdout.strip().splitlines()[-1])
+    proc = run(python_argv(path, "-c", _PROBE), env=allowed_env(), cwd=ISOLATED_CWD, kind="probe")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
     return Interpreter(
         info=PythonInfo(
             implementation=data["implementation"],

@@ -10,13 +10,12 @@ source read at every import. The source path each ``.pyc`` records is the one th
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from .._log import logger
-from .._process import run
+from .._process import ISOLATED_CWD, python_argv, run
 from ..errors import InstallError
 
 
@@ -31,7 +30,8 @@ class BytecodeResult:
         return {"reused": self.reused, "compiled": self.compiled}
 
 
-# Run by the venv's own python (``-I -S``: nothing from the venv can shadow the stdlib here).
+# Run by the host interpreter, never a venv's own python (an installed wheel may have replaced or
+# configured that one), with ``-I -S``: nothing from the venv can shadow the stdlib here.
 # Like ``compileall -j0`` with up-to-date pycs skipped, but the skip check runs in one process and
 # only the files to compile go to the workers, in chunks: compileall hands every file to its pool
 # one by one, which costs seconds on a large venv where most pycs were reused.
@@ -92,10 +92,13 @@ def compile_bytecode(
 
     Returns how many were compiled, and how many had a valid ``.pyc`` already.
 
-    Example: ``compile_bytecode(venv / "bin/python", site, staged=venv, final=final, env=env)``
+    ``python``: on a target, the host interpreter the venv was made with, never the venv's own
+    ``bin/python`` (which the installed wheels may have written).
+
+    Example: ``compile_bytecode(Path("/usr/bin/python3.11"), site, staged=venv, final=final, env=env)``
     """
-    argv: list[str | os.PathLike[str]] = [python, "-I", "-S", "-c", _COMPILE, folder, staged, final]
-    proc = run(argv, env=env, check=False, stdin="[]", kind="compile")
+    argv = python_argv(python, "-c", _COMPILE, folder, staged, final, site=False)
+    proc = run(argv, env=env, cwd=ISOLATED_CWD, check=False, stdin="[]", kind="compile")
     lines = proc.stdout.strip().splitlines()
     try:
         summary = json.loads(lines[-1])

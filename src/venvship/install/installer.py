@@ -412,7 +412,7 @@ def _stage(
             config=config,
             python=python,
             env=install_env(config.install_env, privileged=True),
-            check_env=install_env(config.install_env, privileged=False),
+            check_env=install_env(config.install_env, privileged=False),  # an allow-list
             compile=opts.compile,
             from_wheels=opts.from_wheels,
             allowed_tools=opts.allowed_tools,

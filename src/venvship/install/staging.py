@@ -108,8 +108,10 @@ def _from_wheels(job: StageJob, staging: Path, *, final: Path, site: Path) -> St
         )
     bytecode = None
     if job.compile:
+        # The host interpreter compiles: the venv's bin/ is what the wheels just wrote (a wheel's
+        # scripts may replace bin/python or add a bin/python._pth), which root never runs.
         compiled, uptodate = compile_bytecode(
-            staging / "bin" / "python", site, staged=staging, final=final, env=job.env
+            Path(job.python), site, staged=staging, final=final, env=job.env
         )
         bytecode = BytecodeResult(reused=uptodate, compiled=compiled)
     return Staged(bytecode=bytecode, dist_infos=(), tool=f"{installer.name} {installer.version()}")

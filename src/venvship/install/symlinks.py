@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from .._process import run
+from .._process import ISOLATED_CWD, allowed_env, python_argv, run
 from ..errors import InstallError
 from ..hostinfo import distro_family
 
@@ -79,5 +79,6 @@ def distro_python_minor() -> int | None:
     """Return the minor version of /usr/bin/python3 (the distro python), or None if absent."""
     if not os.path.exists("/usr/bin/python3"):
         return None
-    out = run(["/usr/bin/python3", "-I", "-c", "import sys; print(sys.version_info[1])"], kind="probe").stdout
+    argv = python_argv("/usr/bin/python3", "-c", "import sys; print(sys.version_info[1])", site=False)
+    out = run(argv, env=allowed_env(), cwd=ISOLATED_CWD, kind="probe").stdout
     return int(out.strip().splitlines()[-1])

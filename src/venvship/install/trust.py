@@ -127,8 +127,9 @@ def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
 
     A bare name is looked up on :data:`SYSTEM_PATH` only; a path must be absolute and lie outside
     every venvship-managed folder in ``managed`` (the cache, destinations and their generations),
-    where an earlier artifact could have put a program. As root, the interpreter and the folders
-    above it must pass :func:`check_tree` too.
+    where an earlier artifact could have put a program. As root, the path as given (its folders and
+    symlinks) and the interpreter's real path must pass :func:`check_tree` too; the real path is
+    what is returned, and run.
     """
     if "\0" in executable or not executable:
         raise TrustError(f"python {executable!r}: not an interpreter name or path")
@@ -156,5 +157,7 @@ def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
                 )
     if not os.path.isfile(real) or not os.access(real, os.X_OK):
         raise InstallError(f"python {executable!r} not found on this host")
-    check_tree(Path(real), what="the interpreter")
-    return path
+    # Python reads ``<path>._pth`` and ``pyvenv.cfg`` beside the path it was started as: every folder
+    # and symlink on the path as given is checked, and the interpreter is run by its real path.
+    check_tree(Path(os.path.abspath(path)), what="the interpreter")
+    return real

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from .._process import child_env, run
+from .._process import ISOLATED_CWD, allowed_env, python_argv, run
 from ..distro import CA_BUNDLE
 from ..errors import InstallError
 from ..hostinfo import distro_family
@@ -28,67 +28,66 @@ def create_venv(python: str, venv: Path, *, prompt: str) -> None:
     ``prompt``: what activate shows; without it, the staging folder's name would be shown.
     """
     env = install_env({}, privileged=True)
-    argv: list[str | os.PathLike[str]] = [python, "-m", "venv", "--without-pip", "--prompt", prompt, venv]
-    proc = run(argv, env=env, check=False, kind="venv")
+    argv = python_argv(python, "-m", "venv", "--without-pip", "--prompt", prompt, venv)
+    proc = run(argv, env=env, cwd=ISOLATED_CWD, check=False, kind="venv")
     if proc.returncode == 0:
         return
-    if run([python, "-c", "import virtualenv"], env=env, check=False, kind="probe").returncode == 0:
+    found = run(
+        python_argv(python, "-c", "import virtualenv"), env=env, cwd=ISOLATED_CWD, check=False, kind="probe"
+    )
+    if found.returncode == 0:
         # --no-seed: no pip, setuptools or wheel (--no-wheel is deprecated, soon an error).
-        run([python, "-m", "virtualenv", "--no-seed", "--prompt", prompt, venv], env=env, kind="venv")
+        argv = python_argv(python, "-m", "virtualenv", "--no-seed", "--prompt", prompt, venv)
+        run(argv, env=env, cwd=ISOLATED_CWD, kind="venv")
         return
     raise InstallError(
         f"{python}: cannot make a venv (no venv module, no virtualenv):\n{proc.stdout[-1500:]}"
     )
 
 
+_PROXIES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
+
 # The artifact's install env reaches children that run as this process's user (root) only for
 # these keys: an artifact's LD_PRELOAD, PYTHONPATH or PATH would choose what root runs.
-PRIVILEGED_ENV = frozenset(
-    {
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "LANG",
-        "LC_ALL",
-        "TZ",
-    }
-)
+PRIVILEGED_ENV = _PROXIES | {"LANG", "LC_ALL", "TZ"}
+
+# What root's own children (the venv, pip or uv, bytecode) keep of this process's environment
+# besides PATH, LANG, LC_* and TZ: what a recipe's pip-args may need to reach an index.
+_KEPT = _PROXIES | {"HOME", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
+
+# PATH for root's own children: the system's, never the caller's.
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def install_env(recipe_env: Mapping[str, str], *, privileged: bool) -> dict[str, str]:
-    """Return the environment for install children, built on purpose from this process's.
+    """Return the environment for install children, built from an allow-list, never this process's
+    whole environment (root's tokens and keys stay with root).
 
-    ``privileged``: for children that run as this process's user (the venv, pip or uv, bytecode),
-    which get only the :data:`PRIVILEGED_ENV` keys of ``recipe_env``; the health check, which runs
-    the artifact's own code unprivileged, gets all of it.
+    ``privileged``: for children that run as this process's user (the venv, pip or uv, bytecode):
+    the system PATH, locale, proxies and CA bundles, venvship's pip/uv settings, and only the
+    :data:`PRIVILEGED_ENV` keys of ``recipe_env``. Otherwise, for the health check, which runs the
+    artifact's own code unprivileged: PATH, LANG, LC_*, TZ and all of ``recipe_env``.
     """
-    changes: dict[str, str | None] = {}
-    for key in os.environ:
-        # Host pip/uv settings (/etc/pip.conf extras, PIP_FIND_LINKS, UV_INDEX_URL ...) must not
-        # leak into an offline, hash-pinned install; the recipe's own env is applied below.
-        if key.startswith(("PIP_", "UV_")):
-            changes[key] = None
-    changes.update(
+    if not privileged:
+        return allowed_env(recipe_env)
+    env = allowed_env(keep=_KEPT)
+    env["PATH"] = _SYSTEM_PATH
+    # Host pip/uv settings (/etc/pip.conf extras, PIP_FIND_LINKS, UV_INDEX_URL ...) never reach an
+    # offline, hash-pinned install: PIP_* and UV_* are not on the allow-list, config files are off.
+    env.update(
         {
             "PIP_CONFIG_FILE": os.devnull,  # ignore /etc/pip.conf and user config files
             "UV_NO_CONFIG": "1",  # likewise for uv.toml
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # offline: never ask PyPI
-            "PYTHONPATH": None,  # would leak host packages into the new venv
-            "PYTHONHOME": None,
-            "PYTHONDONTWRITEBYTECODE": None,  # bytecode is compiled on purpose, see bytecode.py
-            "VIRTUAL_ENV": None,
         }
     )
     ca = CA_BUNDLE.get(distro_family())
     if ca and os.path.exists(ca):
         # Only used if a recipe's pip-args reach the network; default to the distro's CAs.
-        changes["REQUESTS_CA_BUNDLE"] = os.environ.get("REQUESTS_CA_BUNDLE", ca)
-        changes["SSL_CERT_FILE"] = os.environ.get("SSL_CERT_FILE", ca)
-    changes.update({k: v for k, v in recipe_env.items() if not privileged or k in PRIVILEGED_ENV})
-    return child_env(changes)
+        env.setdefault("REQUESTS_CA_BUNDLE", ca)
+        env.setdefault("SSL_CERT_FILE", ca)
+    env.update({k: v for k, v in recipe_env.items() if k in PRIVILEGED_ENV})
+    return env
 
 
 def relocate(venv: Path, *, old: Path, new: Path) -> None:

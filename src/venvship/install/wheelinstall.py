@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Mapping, Protocol, Sequence
 
-from .._process import run
+from .._process import ISOLATED_CWD, python_argv, run
 from ..artifact import VenvConfig, Wheel
 from ..errors import InstallError, ProcessError
 from ..oci.layout import Layout
@@ -99,8 +99,13 @@ class PipInstaller(_CarriedTool):
 
     def install(self, job: InstallJob) -> None:
         tool = _unpacked(self.cache, self.wheel, job.work)
-        argv: list[str | os.PathLike[str]] = [
+        # The venv's bin/python is still the link `-m venv` made to the host interpreter: pip runs
+        # before any of the artifact's wheels is unpacked, and nothing of the venv runs after it.
+        # ``-I``: no PYTHON* variables, hence the pycache prefix as an option.
+        argv = python_argv(
             job.venv / "bin" / "python",
+            "-X",
+            f"pycache_prefix={job.work / 'pycache'}",  # pip's own bytecode: the private work folder
             tool / "pip",  # runs as a script folder, as from the wheel
             "install",
             "--isolated",  # ignore PIP_* env and config files, whatever the caller sets
@@ -117,9 +122,8 @@ class PipInstaller(_CarriedTool):
             *job.pip_args,
             "-r",
             job.requirements,
-        ]
-        # pip's own bytecode goes to the private work folder, never beside a shared copy.
-        _run_install(argv, job, {"PYTHONPYCACHEPREFIX": str(job.work / "pycache")})
+        )
+        _run_install(argv, job, {})
 
 
 class UvInstaller(_CarriedTool):
@@ -137,7 +141,7 @@ class UvInstaller(_CarriedTool):
             uv,
             "pip",
             "install",
-            "--python",
+            "--python",  # asked before any of the artifact's wheels is unpacked (see PipInstaller)
             job.venv / "bin" / "python",
             "--offline",
             "--no-cache",  # leave no uv cache behind on the target
@@ -155,7 +159,7 @@ class UvInstaller(_CarriedTool):
 
 def _run_install(argv: Sequence[str | os.PathLike[str]], job: InstallJob, extra: Mapping[str, str]) -> None:
     try:
-        run(argv, env={**job.env, **extra}, kind="install")
+        run(argv, env={**job.env, **extra}, cwd=ISOLATED_CWD, kind="install")
     except ProcessError as exc:
         raise InstallError(f"offline install into {job.venv} failed:\n{exc.output[-3000:]}") from exc
 

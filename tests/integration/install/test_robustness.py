@@ -127,25 +127,28 @@ def test_kill_9_while_making_the_venv_the_rerun_waits_for_the_orphan(
     # The seam: `--python` names a wrapper that, asked to make the venv, leaves a child behind that
     # writes into the staging folder later, as a slow installer child of a killed run would. It
     # inherits the destination's lock, so a rerun must wait for it, not share the folder with it.
+    # Armed by a file, not a variable: venv-pull's children get an allow-listed environment.
     orphan = tmp_path / "orphan.py"
     orphan.write_text(_ORPHAN)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    armed = tmp_path / "armed"
     wrapper = tmp_path / "wrapper" / "python3"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = "-m" ] && [ "$2" = "venv" ] && [ -n "$VENVSHIP_TEST_ORPHAN" ]; then\n'
+        f'case " $* " in *" -m venv "*) if [ -e {armed} ]; then\n'
         "    for last; do :; done\n"
-        f'    {DISTRO_PYTHON} {orphan} "$last" &\n'
-        "fi\n"
+        f'    VENVSHIP_TEST_ORPHAN={marks} {DISTRO_PYTHON} {orphan} "$last" &\n'
+        "fi;; esac\n"
         f'exec {DISTRO_PYTHON} "$@"\n'
     )
     wrapper.chmod(0o755)
-    marks = tmp_path / "marks"
-    marks.mkdir()
+    armed.touch()
     ref = artifacts.write([wheels.demo1])
     first = subprocess.Popen(
         pull.argv("install", ref, "--python", str(wrapper)),
-        env=pull.env({"VENVSHIP_TEST_ORPHAN": str(marks)}),
+        env=pull.env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -157,6 +160,7 @@ def test_kill_9_while_making_the_venv_the_rerun_waits_for_the_orphan(
             time.sleep(0.02)
         os.kill(first.pid, signal.SIGKILL)  # venv-pull dies making the venv; its child runs on
         first.wait(timeout=30)
+        armed.unlink()
         child = int((marks / "child.pid").read_text())
         result = pull.install(ref, "--python", str(wrapper))  # at once, while the orphan still runs
     finally:
