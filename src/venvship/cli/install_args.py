@@ -6,6 +6,7 @@ Stdlib only: it travels in the ``venv-pull`` zipapp.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,23 @@ def add_common_options(p: argparse.ArgumentParser, *, facts: bool = False, lock:
         p.add_argument(
             "--lock-timeout",
             type=float,
-            default=None,
+            default=_default_lock_timeout(),
             metavar="SECONDS",
-            help="give up if another run holds the lock this long (default: wait)",
+            help="give up if another run holds the lock this long "
+            "(default: $VENVSHIP_LOCK_TIMEOUT, else %(default)g)",
         )
+
+
+DEFAULT_LOCK_TIMEOUT = 600.0  # a run stuck behind a lock this long is reported, not waited on for ever
+
+
+def _default_lock_timeout() -> float:
+    """Return the lock wait limit: $VENVSHIP_LOCK_TIMEOUT if it is a number of seconds, else 10 minutes."""
+    try:
+        value = float(os.environ.get("VENVSHIP_LOCK_TIMEOUT", ""))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+    return value if value >= 0 else DEFAULT_LOCK_TIMEOUT
 
 
 def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_HELP) -> None:

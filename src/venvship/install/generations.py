@@ -28,6 +28,15 @@ FACTS_PENDING = ".venvship-facts-pending"  # in a generation: switched to, facts
 PARTIAL = ".partial"
 
 
+def mark_facts_pending(folder: Path) -> None:
+    """Mark ``folder`` as switched to with its facts not yet written.
+
+    Made new (temp file + rename), never by writing into a file already there: that one may be
+    a hard link into the store, shared with every other venv.
+    """
+    atomic_write(folder / FACTS_PENDING, b"")
+
+
 @dataclass(frozen=True)
 class State:
     """What a generation holds: the artifact, where it came from, when and with which tools."""

@@ -25,7 +25,7 @@ from ..oci.reference import Ref
 from ..oci.source import Access, Source
 from . import cachestore, trust
 from .faults import pause_point
-from .generations import FACTS_PENDING, Generations, State
+from .generations import FACTS_PENDING, Generations, State, mark_facts_pending
 from .policy import load_policy
 from .registries import MirrorOptions, open_install_source, served_by
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
@@ -380,7 +380,7 @@ def _new_generation(
         signers=signers,
     )
     staging = gens.stage_path(generation)
-    (staging / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
+    mark_facts_pending(staging)  # a kill after the switch: the rerun writes the facts
     gens.write_state(staging, state)
     gens.commit(staging, generation)
     _record_refs(gens, cache)
@@ -449,7 +449,7 @@ def _switch_back(
         previous_generation=live.generation if live else "",
     )
     folder = gens.path(state.generation)
-    (folder / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
+    mark_facts_pending(folder)  # a kill after the switch: the rerun writes the facts
     gens.write_state(folder, state)
     _adopt_plain_dir(gens, opts.facts_dir, state)
     gens.switch(state.generation)
