@@ -79,6 +79,11 @@ def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_H
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
     p.add_argument("--rebuild", action="store_true", help="make a new generation even if unchanged")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="keep a venv venv-pull did not make at the destination as a generation to roll back to",
+    )
     p.add_argument("--no-compile", action="store_true", help="do not compile bytecode")
     p.add_argument("--check", action="store_true", help=check_help)
     p.add_argument("--check-command", help="health check to run instead of importing the packages")
@@ -180,6 +185,7 @@ def install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
         compile=not args.no_compile,
         check=args.check,
         lock_timeout=args.lock_timeout,
+        adopt=args.adopt,
         check_command=args.check_command,
         check_user=None if args.check_user == "root" else args.check_user,
         distro_packages=not args.no_distro_packages,
