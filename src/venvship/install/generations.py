@@ -271,7 +271,9 @@ class Generations:
             f"{self.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
         )
 
-    def adopt_plain_dir(self, facts: Callable[[], tuple[Fact, ...]] = tuple, *, adopt: bool = False) -> str | None:
+    def adopt_plain_dir(
+        self, facts: Callable[[], tuple[Fact, ...]] = tuple, *, adopt: bool = False
+    ) -> str | None:
         """Move a plain venv folder at the destination aside as a generation; return its name.
 
         The original role made the destination a real folder; it is kept (never deleted) so a

@@ -158,7 +158,9 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
             return _checked(opts, gens, cache, live, selected)
-        gens.adoptable(adopt=opts.adopt)  # refuses a destination that is neither a venv nor ours, before anything is made
+        gens.adoptable(
+            adopt=opts.adopt
+        )  # refuses a destination that is neither a venv nor ours, before anything is made
         trust.trusted_dir(opts.cache, what="the blob cache")
         trust.check_existing(_cache_folders(opts.cache))
         trust.trusted_dir(gens.dest.parent, what="the destination's folder")
