@@ -55,8 +55,13 @@ def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False)
     hold the lock with it until they exit.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never through a planted symlink
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)  # never through a planted symlink
     try:
+        # flock() needs no write access: a file others can open is a lock any user can hold.
+        # A lock file made before this rule, or by another user, is made private again.
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
         deadline = None if timeout is None else time.monotonic() + timeout
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         with contextlib.ExitStack() as waiting:
@@ -69,14 +74,28 @@ def file_lock(path: Path, *, timeout: float | None = None, shared: bool = False)
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
                         raise
                     if deadline is not None and time.monotonic() >= deadline:
-                        raise LockTimeout(f"{path}: still locked by another run after {timeout:g}s") from exc
+                        raise LockTimeout(
+                            f"{path}: still locked by another run{_holder(fd)} after {timeout:g}s"
+                        ) from exc
                     if not announced:  # the first wait: say why nothing happens
                         waiting.enter_context(activity(f"waiting for {path}, which another run holds"))
                         announced = True
                     time.sleep(0.05)
+        with contextlib.suppress(OSError):  # the holder's PID, for whoever gives up waiting
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield fd
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """Return " (PID n)" naming the process that wrote its PID into the lock file, or ""."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (PID {text})" if text.isdigit() else ""
 
 
 def free_bytes(path: str | os.PathLike[str] | None) -> int | None:

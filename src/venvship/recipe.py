@@ -139,6 +139,20 @@ def _facts(reader: TableReader) -> tuple[Fact, ...]:
             value=str(raw),
         )
         facts.append(check_fact(fact, where=where, error=RecipeError))
+        # Ansible folds option names to lower case and refuses a file where two collide.
+        clash = next(
+            (
+                f
+                for f in facts[:-1]
+                if (f.file, f.section, f.option.lower()) == (fact.file, fact.section, fact.option.lower())
+                and f.option != fact.option
+            ),
+            None,
+        )
+        if clash is not None:
+            raise RecipeError(
+                f"{where}.option", f"{fact.option!r} differs from {clash.option!r} only in case"
+            )
     return tuple(facts)
 
 

@@ -506,3 +506,11 @@ def test_nesting_counts_brackets_of_syntax_not_of_strings(tmp_path: Path) -> Non
     assert [f.value for f in recipe.facts] == [f'{b}""{b}', f"{b}'{b}"]
     with pytest.raises(RecipeError, match=r"nested deeper than 64 levels$"):
         load(tmp_path, text + "x = " + "[" * 65 + "]" * 65 + "\n")
+
+
+def test_fact_options_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    # Ansible folds option names to lower case and refuses the whole file where two collide.
+    facts = '[[venv.facts]]\nsection = "s"\noption = "tag"\nvalue = 1\n'
+    facts += '[[venv.facts]]\nsection = "s"\noption = "TAG"\nvalue = 2\n'
+    with pytest.raises(RecipeError, match=r"venv\.facts\[1\]\.option: 'TAG' differs from 'tag' only in case"):
+        load(tmp_path, VALID + facts)

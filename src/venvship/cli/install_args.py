@@ -6,6 +6,7 @@ Stdlib only: it travels in the ``venv-pull`` zipapp.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,23 @@ def add_common_options(p: argparse.ArgumentParser, *, facts: bool = False, lock:
         p.add_argument(
             "--lock-timeout",
             type=float,
-            default=None,
+            default=_default_lock_timeout(),
             metavar="SECONDS",
-            help="give up if another run holds the lock this long (default: wait)",
+            help="give up if another run holds the lock this long "
+            "(default: $VENVSHIP_LOCK_TIMEOUT, else %(default)g)",
         )
+
+
+DEFAULT_LOCK_TIMEOUT = 600.0  # a run stuck behind a lock this long is reported, not waited on for ever
+
+
+def _default_lock_timeout() -> float:
+    """Return the lock wait limit: $VENVSHIP_LOCK_TIMEOUT if it is a number of seconds, else 10 minutes."""
+    try:
+        value = float(os.environ.get("VENVSHIP_LOCK_TIMEOUT", ""))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+    return value if value >= 0 else DEFAULT_LOCK_TIMEOUT
 
 
 def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_HELP) -> None:
@@ -65,6 +79,11 @@ def add_install_options(p: argparse.ArgumentParser, *, check_help: str = CHECK_H
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
     p.add_argument("--rebuild", action="store_true", help="make a new generation even if unchanged")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="keep a venv venv-pull did not make at the destination as a generation to roll back to",
+    )
     p.add_argument("--no-compile", action="store_true", help="do not compile bytecode")
     p.add_argument("--check", action="store_true", help=check_help)
     p.add_argument("--check-command", help="health check to run instead of importing the packages")
@@ -166,6 +185,7 @@ def install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
         compile=not args.no_compile,
         check=args.check,
         lock_timeout=args.lock_timeout,
+        adopt=args.adopt,
         check_command=args.check_command,
         check_user=None if args.check_user == "root" else args.check_user,
         distro_packages=not args.no_distro_packages,

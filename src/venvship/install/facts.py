@@ -21,6 +21,31 @@ def _parser() -> configparser.ConfigParser:
     return parser
 
 
+def _ansible_check(path: Path, text: str) -> None:
+    """Refuse ``text`` unless Ansible reads it: it uses a default ``ConfigParser()``
+    (``%``-interpolation, options folded to lower case), and one bad file hides the whole file."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(text, source=str(path))
+        for section in parser.sections():
+            dict(parser.items(section))  # interpolates every value
+    except configparser.Error as exc:
+        raise InstallError(f"{path}: Ansible could not read it ({exc})") from exc
+
+
+def _clashes(parser: configparser.ConfigParser, path: Path) -> None:
+    """Refuse two options of one section that differ only in case: Ansible folds them into one
+    and refuses the whole file."""
+    for section in parser.sections():
+        seen: dict[str, str] = {}
+        for option in parser.options(section):
+            other = seen.setdefault(option.lower(), option)
+            if other != option:
+                raise InstallError(
+                    f"{path}: [{section}] options {other!r} and {option!r} differ only in case"
+                )
+
+
 def facts_with_own(facts: Iterable[Fact], own: Mapping[str, str]) -> list[Fact]:
     """Return ``facts`` plus venvship's own options in every (file, section) the recipe names."""
     out = list(facts)
@@ -39,7 +64,7 @@ def facts_now(facts_dir: Path, facts: Iterable[Fact]) -> tuple[Fact, ...]:
         try:
             with open(facts_dir / f"{fact.file}.fact", "rb") as fh:
                 parser.read_string(fh.read(_READ_LIMIT).decode("utf-8"))
-            value = parser.get(fact.section, fact.option, fallback="")
+            value = parser.get(fact.section, fact.option, fallback="").replace("%%", "%")
         except (OSError, UnicodeDecodeError, configparser.Error):
             value = ""
         out.append(Fact(file=fact.file, section=fact.section, option=fact.option, value=value))
@@ -79,10 +104,13 @@ def write_facts(facts_dir: Path, facts: Iterable[Fact]) -> list[Path]:
         for fact in items:
             if not parser.has_section(fact.section):
                 parser.add_section(fact.section)
-            parser.set(fact.section, fact.option, str(fact.value))
+            # Ansible reads with %-interpolation: a literal % is written as %%.
+            parser.set(fact.section, fact.option, str(fact.value).replace("%", "%%"))
+        _clashes(parser, path)
         out = io.StringIO()
         parser.write(out)
         if out.getvalue() != old:
+            _ansible_check(path, out.getvalue())
             atomic_write(path, out.getvalue().encode("utf-8"), mode=0o644)
             written.append(path)
     return written

@@ -28,6 +28,15 @@ FACTS_PENDING = ".venvship-facts-pending"  # in a generation: switched to, facts
 PARTIAL = ".partial"
 
 
+def mark_facts_pending(folder: Path) -> None:
+    """Mark ``folder`` as switched to with its facts not yet written.
+
+    Made new (temp file + rename), never by writing into a file already there: that one may be
+    a hard link into the store, shared with every other venv.
+    """
+    atomic_write(folder / FACTS_PENDING, b"")
+
+
 @dataclass(frozen=True)
 class State:
     """What a generation holds: the artifact, where it came from, when and with which tools."""
@@ -93,6 +102,12 @@ class State:
         )
 
 
+def _roots_only(st: os.stat_result) -> bool:
+    """Whether only root can change what ``st`` describes (always True when not run as root:
+    then nothing is run as root from it)."""
+    return os.geteuid() != 0 or (st.st_uid == 0 and not st.st_mode & 0o022)
+
+
 class Generations:
     """The generations of one destination path.
 
@@ -131,8 +146,12 @@ class Generations:
         if generation in ("", ".", "..") or "/" in generation:
             return None
         try:
+            if not _roots_only(os.lstat(self.root / generation)):
+                return None  # a folder another user can change holds whatever state they like
             fd = os.open(self.root / generation / STATE_FILE, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as fh:
+                if not _roots_only(os.fstat(fh.fileno())):
+                    return None
                 raw = fh.read(MAX_STATE + 1)
             if len(raw) > MAX_STATE:
                 return None
@@ -227,27 +246,40 @@ class Generations:
         os.rename(staging, final)
         return final
 
-    def adoptable(self) -> bool:
+    def adoptable(self, *, adopt: bool = False) -> bool:
         """Return whether the destination is a plain folder to move aside: True for a real venv
         (``pyvenv.cfg`` and ``bin/python``, as the original role made), False when there is nothing;
-        raise InstallError for any other folder or file (never moved, never replaced)."""
+        raise InstallError for any other folder or file (never moved, never replaced), for a venv
+        unless ``adopt`` (adopting is an explicit act), and for one another user owns or can write."""
         if not os.path.lexists(self.dest) or self.dest.is_symlink():
             return False
         if not self.dest.is_dir():
             raise InstallError(f"{self.dest}: exists and is neither a venv nor a symlink; refusing it")
         if (self.dest / "pyvenv.cfg").is_file() and os.path.lexists(self.dest / "bin" / "python"):
+            if not adopt:
+                raise InstallError(
+                    f"{self.dest}: holds a venv venv-pull did not make; "
+                    "pass --adopt to keep it as a generation to roll back to"
+                )
+            if not _roots_only(os.lstat(self.dest)):
+                raise InstallError(
+                    f"{self.dest}: a venv another user owns or can write is never adopted; "
+                    "move it away and install again"
+                )
             return True
         raise InstallError(
             f"{self.dest}: exists and is not a venv (no pyvenv.cfg and bin/python); refusing to move it aside"
         )
 
-    def adopt_plain_dir(self, facts: Callable[[], tuple[Fact, ...]] = tuple) -> str | None:
+    def adopt_plain_dir(
+        self, facts: Callable[[], tuple[Fact, ...]] = tuple, *, adopt: bool = False
+    ) -> str | None:
         """Move a plain venv folder at the destination aside as a generation; return its name.
 
         The original role made the destination a real folder; it is kept (never deleted) so a
         rollback can return to it, and with it ``facts()``: the facts that described it.
         """
-        if not self.adoptable():
+        if not self.adoptable(adopt=adopt):
             return None
         logger.info(
             "%s: a venv made without venv-pull; keeping it as a generation to roll back to", self.dest

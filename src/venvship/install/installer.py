@@ -25,7 +25,7 @@ from ..oci.reference import Ref
 from ..oci.source import Access, Source
 from . import cachestore, trust
 from .faults import pause_point
-from .generations import FACTS_PENDING, Generations, State
+from .generations import FACTS_PENDING, Generations, State, mark_facts_pending
 from .policy import load_policy
 from .registries import MirrorOptions, open_install_source, served_by
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
@@ -52,6 +52,7 @@ class InstallOptions:
     compile: bool = True
     check: bool = False
     lock_timeout: float | None = None
+    adopt: bool = False  # keep a venv venv-pull did not make at the destination as a generation
     check_command: str | None = None
     check_user: str | None = "nobody"  # who runs the health check when this process is root
     distro_packages: bool = True
@@ -157,7 +158,9 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return _result(gens, live, changed=False, facts_written=False)
         if opts.check:
             return _checked(opts, gens, cache, live, selected)
-        gens.adoptable()  # refuses a destination that is neither a venv nor ours, before anything is made
+        gens.adoptable(
+            adopt=opts.adopt
+        )  # refuses a destination that is neither a venv nor ours, before anything is made
         trust.trusted_dir(opts.cache, what="the blob cache")
         trust.check_existing(_cache_folders(opts.cache))
         trust.trusted_dir(gens.dest.parent, what="the destination's folder")
@@ -380,12 +383,12 @@ def _new_generation(
         signers=signers,
     )
     staging = gens.stage_path(generation)
-    (staging / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
+    mark_facts_pending(staging)  # a kill after the switch: the rerun writes the facts
     gens.write_state(staging, state)
     gens.commit(staging, generation)
     _record_refs(gens, cache)
     pause_point("committed")
-    _adopt_plain_dir(gens, opts.facts_dir, state)
+    _adopt_plain_dir(gens, opts.facts_dir, state, adopt=opts.adopt)
     gens.switch(generation)
     pause_point("switched")
     return replace(_finish(opts, gens, cache, state, changed=True), bytecode=staged.bytecode)
@@ -449,9 +452,9 @@ def _switch_back(
         previous_generation=live.generation if live else "",
     )
     folder = gens.path(state.generation)
-    (folder / FACTS_PENDING).write_bytes(b"")  # a kill after the switch: the rerun writes the facts
+    mark_facts_pending(folder)  # a kill after the switch: the rerun writes the facts
     gens.write_state(folder, state)
-    _adopt_plain_dir(gens, opts.facts_dir, state)
+    _adopt_plain_dir(gens, opts.facts_dir, state, adopt=opts.adopt)
     gens.switch(state.generation)
     pause_point("switched")
     return _finish(opts, gens, cache, state, changed=True)
@@ -475,7 +478,7 @@ def _finish(
     return _result(gens, state, changed=changed, facts_written=bool(written))
 
 
-def _adopt_plain_dir(gens: Generations, facts_dir: Path, state: State) -> None:
+def _adopt_plain_dir(gens: Generations, facts_dir: Path, state: State, *, adopt: bool) -> None:
     """Keep a venv made without venv-pull as a generation, with the facts that describe it now."""
     from .facts import facts_now
 
@@ -486,7 +489,7 @@ def _adopt_plain_dir(gens: Generations, facts_dir: Path, state: State) -> None:
             return tuple(replace(f, value="") for f in state.facts)
         return facts_now(facts_dir, state.facts)
 
-    gens.adopt_plain_dir(described)
+    gens.adopt_plain_dir(described, adopt=adopt)
 
 
 def write_live_facts(

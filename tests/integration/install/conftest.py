@@ -328,7 +328,8 @@ def pull(tmp_path: Path) -> Pull:
 
 
 def tree_snapshot(*roots: Path) -> dict[str, tuple[float, int]]:
-    """Return path → (mtime, size) of everything under ``roots`` (links not followed)."""
+    """Return path → (mtime, size) of everything under ``roots`` (links not followed), but lock
+    files: every run that takes one writes its PID into it."""
     snap: dict[str, tuple[float, int]] = {}
     for root in roots:
         if not os.path.lexists(root):
@@ -336,6 +337,8 @@ def tree_snapshot(*roots: Path) -> dict[str, tuple[float, int]]:
         snap[str(root)] = (os.lstat(root).st_mtime, os.lstat(root).st_size)
         for dirpath, dirs, files in os.walk(root):
             for name in dirs + files:
+                if name.endswith(".lock"):
+                    continue
                 path = os.path.join(dirpath, name)
                 st = os.lstat(path)
                 snap[path] = (st.st_mtime, st.st_size)

@@ -221,7 +221,66 @@ def test_a_facts_folder_another_user_owns_neither_feeds_facts_nor_moves_the_role
     (pull.facts / "demo.fact").write_text("[demo]\nvenv_tag = planted\n")
     _chown_tree(pull.facts, NOBODY)
     ref = artifacts.write([wheels.demo1], facts=[Fact("demo", "demo", "venv_tag", "1.0")])
-    proc = pull("install", ref, ok=False)
+    proc = pull("install", ref, "--adopt", ok=False)
     assert proc.returncode == 1 and "the facts folder must be owned by root" in proc.stderr, proc.stderr
     assert pull.dest.is_dir() and not pull.dest.is_symlink()  # the role's venv stays where it was
     assert not list((pull.dest.parent / ".demo.venvship").glob("original-*"))  # nothing adopted
+
+
+def test_a_venv_venv_pull_did_not_make_is_adopted_only_when_asked(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", pull.dest], check=True, timeout=60)
+    ref = artifacts.write([wheels.demo1])
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1
+    [line] = proc.stderr.splitlines()
+    assert str(pull.dest) in line and "pass --adopt" in line
+    assert pull.dest.is_dir() and not pull.dest.is_symlink()
+    assert not list((pull.dest.parent / ".demo.venvship").glob("original-*"))
+
+
+@needs_root
+def test_a_venv_another_user_owns_is_never_adopted(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    # The role-era venv is the user's: adopted as it is, its state would be theirs to rewrite.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", pull.dest], check=True, timeout=60)
+    _chown_tree(pull.dest, NOBODY)
+    proc = pull("install", artifacts.write([wheels.demo1]), "--adopt", ok=False)
+    assert proc.returncode == 1
+    [line] = proc.stderr.splitlines()
+    assert str(pull.dest) in line and "another user owns or can write" in line
+    assert pull.dest.is_dir() and not pull.dest.is_symlink()
+    assert not list((pull.dest.parent / ".demo.venvship").glob("original-*"))
+
+
+@needs_root
+def test_a_generation_another_user_owns_never_claims_the_next_release(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # A user's venv adopted by an earlier venv-pull: its folder and state file are theirs.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", pull.dest], check=True, timeout=60)
+    pull.install(artifacts.write([wheels.demo1]), "--adopt")
+    [adopted] = (pull.dest.parent / ".demo.venvship").glob("original-*")
+    _chown_tree(adopted, NOBODY)
+    # The user learns the next release's digest (anyone can read a registry) and claims it.
+    ref2 = artifacts.write([wheels.demo2], version="2.0")
+    elsewhere = pull.install(
+        ref2,
+        "--dest",
+        str(tmp_path / "o" / "demo"),
+        "--cache",
+        str(pull.cache),
+        "--facts-dir",
+        str(tmp_path / "of"),
+        "--no-distro-packages",
+        defaults=False,
+    )
+    state_file = adopted / "venvship-state.json"
+    state = json.loads(state_file.read_text())
+    state.update(digest=elsewhere["digest"], adopted=False)
+    state_file.write_text(json.dumps(state))  # written as root for brevity, owned by the user as theirs
+    os.chown(state_file, NOBODY, NOBODY)
+    result = pull.install(ref2)
+    assert result["generation"] != adopted.name
+    assert not os.readlink(pull.dest).endswith(adopted.name)
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"

@@ -75,7 +75,7 @@ def test_rollback_to_the_adopted_directory(artifacts: Artifacts, wheels: Wheels,
     def facts(version: str) -> list[Fact]:
         return [Fact("demo", "demo", "venv_tag", version), Fact("demo", "demo", "venv_python", "3")]
 
-    pull.install(artifacts.write([wheels.demo1], facts=facts("1.0")), "--keep", "1")
+    pull.install(artifacts.write([wheels.demo1], facts=facts("1.0")), "--keep", "1", "--adopt")
     pull.install(artifacts.write([wheels.demo2], version="2.0", facts=facts("2.0")), "--keep", "1")
     adopted = [g for g in _generations(pull) if g.startswith("original-")]
     assert len(adopted) == 1  # never pruned, whatever --keep says

@@ -86,7 +86,7 @@ def test_a_venv_made_by_the_role_is_moved_aside(artifacts: Artifacts, wheels: Wh
     subprocess.run([DISTRO_PYTHON, "-m", "venv", "--without-pip", pull.dest], check=True)
     (pull.dest / "marker").write_text("made by the original role")
     ref = artifacts.write([wheels.demo1])
-    proc = pull("install", ref)
+    proc = pull("install", ref, "--adopt")
     assert "a venv made without venv-pull; keeping it as a generation to roll back to" in proc.stderr
     assert pull.dest.is_symlink()
     kept = list((pull.dest.parent / ".demo.venvship").glob("original-*/marker"))
