@@ -209,7 +209,9 @@ def test_a_layer_of_empty_folders_is_refused_quickly_within_its_bound(
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     bound = 64 * max(len(blob), 1 << 20)
-    assert "layer demo-1.0.venv.tar.gz" in proc.stderr and f"unpacks to more than {bound} bytes" in proc.stderr
+    assert (
+        "layer demo-1.0.venv.tar.gz" in proc.stderr and f"unpacks to more than {bound} bytes" in proc.stderr
+    )
     assert took < 20, took
     assert not (pull.cache / "unpacked" / artifacts.layer(ref, "demo").digest.split(":")[1]).exists()
 
