@@ -212,7 +212,7 @@ def test_a_layer_of_empty_folders_is_refused_quickly_within_its_bound(
     assert (
         "layer demo-1.0.venv.tar.gz" in proc.stderr and f"unpacks to more than {bound} bytes" in proc.stderr
     )
-    assert took < 20, took
+    assert took < 60, took  # generous: 2 shared cores; without the bound it ran past the timeout
     assert not (pull.cache / "unpacked" / artifacts.layer(ref, "demo").digest.split(":")[1]).exists()
 
 
