@@ -28,6 +28,9 @@ MAX_MEMBERS = 200_000
 
 # What `python -m venv` makes: a layer never writes these (nor anything under lib64, a symlink).
 _SKELETON = re.compile(r"^(pyvenv\.cfg|lib64(/.*)?|bin/(python[0-9.]*|activate.*|Activate\.ps1))$")
+# venv-pull's own files in a generation (its state file, the facts-pending marker, their temp
+# files, record.replace_file's temp files), at any depth: a layer that ships one would forge them.
+_OWN = re.compile(r"(^|/)(venvship-state\.json|\.venvship[^/]*|[^/]*\.venvship-tmp)(/|$)")
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ class Layers:
 
 def check_member(name: str, *, where: str) -> str:
     """Return ``name`` if it is a path a layer may write (relative, normalised, not the venv's own
-    skeleton); raise ArtifactError naming it otherwise."""
+    skeleton, not named like venv-pull's own files); raise ArtifactError naming it otherwise."""
     if (
         not name
         or "\0" in name
@@ -158,4 +161,6 @@ def check_member(name: str, *, where: str) -> str:
         or _SKELETON.match(name)
     ):
         raise ArtifactError(f"{where}: layer path {name!r} is not a plain path inside the venv")
+    if _OWN.search(name):
+        raise ArtifactError(f"{where}: layer path {name!r} is named like a file of venv-pull's own")
     return name

@@ -15,8 +15,8 @@ from . import cachestore, store, trust
 from .faults import pause_point
 from .generations import Generations, State
 from .installer import _record_refs, state_folders, write_live_facts
-from .record import matches, read_rows, records
-from .venvs import site_packages
+from .record import MAX_RECORD, fd_matches, rows_of
+from .venvfiles import is_dir_beneath, open_beneath, read_beneath, site_rel
 
 LinkState = Literal["ok", "missing", "not a symlink", "foreign", "broken"]
 
@@ -107,10 +107,18 @@ def drift(gens: Generations, *, hashes: bool) -> Drift:
 def _missing(gens: Generations, generation: str) -> list[str]:
     """Return ``missing distribution: …`` for each dist-info folder the generation was made with that is gone."""
     state = gens.read_state(generation)
-    sites = sorted(gens.path(generation).glob("lib/python3*/site-packages"))
-    if state is None or not sites:
+    venv = gens.path(generation)
+    try:
+        site = site_rel(venv)
+    except InstallError:
+        return []  # _record_drift reports the venv as unreadable
+    if state is None:
         return []
-    return [f"missing distribution: {sites[0] / n}" for n in state.dist_infos if not (sites[0] / n).is_dir()]
+    return [
+        f"missing distribution: {venv / site / n}"
+        for n in state.dist_infos
+        if not is_dir_beneath(venv, f"{site}/{n}")
+    ]
 
 
 @dataclass(frozen=True)
@@ -190,40 +198,75 @@ def verify(dest: Path, *, cache: Path | None = None) -> VerifyResult:
 def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
     """Return (files checked, drifted files) of ``venv``: RECORD rows whose file is missing, has
     another size or (with ``hashes``) another sha256, rows naming a path outside the venv (never
-    read), and symlinks that dangle."""
-    site = site_packages(venv)
-    site_rel = site.relative_to(venv).as_posix()
+    read), and symlinks that dangle.
+
+    Every file is opened beneath the venv with no symlink followed (venvfiles.py): a folder a user
+    swapped for a symlink is drift, never a way to have root hash a file outside.
+    """
+    try:
+        site = site_rel(venv)
+    except InstallError as exc:
+        return 0, [f"unreadable: {exc}"]
     drifted: list[str] = []
     checked = 0
-    for record in records(site):
-        if not record.is_file():
-            continue
+    for record in _records(venv, site):
+        where = f"{venv}/{record}"
         try:
-            rows = read_rows(record, site_rel=site_rel)
-        except InstallError:
-            drifted.append(f"unreadable: {record}")
+            rows = rows_of(read_beneath(venv, record, limit=MAX_RECORD), where=where, site_rel=site)
+        except (OSError, InstallError):
+            drifted.append(f"unreadable: {where}")
             continue
         for row in rows:
             if not row.hash:
                 continue
             if not row.path:
-                drifted.append(f"outside the venv: {row.given} (named by {record})")
+                drifted.append(f"outside the venv: {row.given} (named by {where})")
                 continue
-            path = os.path.join(venv, row.path)
             checked += 1
-            try:
-                st = os.lstat(path)
-            except OSError:
-                drifted.append(f"missing: {path}")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                drifted.append(f"modified: {path} (not a regular file)")
-                continue
-            resized = row.size >= 0 and row.size != st.st_size
-            if resized or (hashes and not matches(path, row.hash)):
-                drifted.append(f"modified: {path}")
+            problem = _file_drift(venv, row.path, row.hash if hashes else "", size=row.size)
+            if problem:
+                drifted.append(problem)
     drifted += [f"dangling symlink: {path}" for path in _dangling_symlinks(venv)]
     return checked, drifted
+
+
+def _records(venv: Path, site: str) -> list[str]:
+    """Return the venv-relative RECORD files of ``site``'s dist-info folders (none through a symlink)."""
+    try:
+        fd = open_beneath(venv, site, directory=True)
+    except OSError:
+        return []
+    try:
+        # Symlinked dist-info folders (symlink-system-packages) are the system's, not checked.
+        names = [
+            n
+            for n in os.listdir(fd)
+            if n.endswith(".dist-info") and stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode)
+        ]
+    finally:
+        os.close(fd)
+    return [f"{site}/{n}/RECORD" for n in sorted(names)]
+
+
+def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1) -> str:
+    """Return how venv file ``rel`` drifted from its ``size`` (-1: any) and hash ``field`` ("":
+    not hashed), or "" if it did not; opened beneath the venv, no symlink followed."""
+    path = os.path.join(venv, rel)
+    try:
+        fd = open_beneath(venv, rel)
+    except FileNotFoundError:
+        return f"missing: {path}"
+    except OSError:
+        return f"modified: {path} (a symlink or not a plain path on its way)"
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return f"modified: {path} (not a regular file)"
+        if size >= 0 and size != st.st_size:
+            return f"modified: {path}"
+        if field and not fd_matches(fh, field):
+            return f"modified: {path}"
+    return ""
 
 
 def _dangling_symlinks(top: Path) -> list[str]:
@@ -255,12 +298,12 @@ def _bytecode_drift(venv: Path, cache: Path, state: State) -> tuple[int, list[st
         for rel, (field, _, _) in entry.files.items():
             if not rel.endswith(".pyc"):
                 continue
-            path = venv / rel
-            if not os.path.lexists(path):
+            problem = _file_drift(venv, rel, field)
+            if problem.startswith("missing: "):
                 continue  # installed with --no-compile
             checked += 1
-            if not matches(path, field):
-                drifted.append(f"modified: {path}")
+            if problem:
+                drifted.append(problem)
     return checked, drifted
 
 

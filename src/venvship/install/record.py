@@ -17,7 +17,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import BinaryIO, Iterator, Mapping
 
 from ..errors import InstallError
 
@@ -60,6 +60,20 @@ def _is_regular(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
+def fd_matches(fh: BinaryIO, field: str) -> bool:
+    """Return True if the open file ``fh`` (read from where it is) hashes to RECORD hash ``field``."""
+    algo, sep, _ = field.partition("=")
+    if not sep or algo not in hashlib.algorithms_guaranteed:
+        return False
+    digest = hashlib.new(algo)
+    try:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    except OSError:
+        return False
+    return f"{algo}=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() == field
+
+
 def matches(path: str | os.PathLike[str], field: str) -> bool:
     """Return True if the file at ``path`` hashes to the RECORD hash ``field`` (False if unreadable)."""
     algo, sep, _ = field.partition("=")
@@ -82,12 +96,20 @@ def read_rows(record: Path, *, site_rel: str) -> list[Row]:
             raw = fh.read(MAX_RECORD + 1)
     except OSError as exc:
         raise InstallError(f"{record}: cannot read ({exc.strerror or exc})") from exc
+    return rows_of(raw, where=str(record), site_rel=site_rel)
+
+
+def rows_of(raw: bytes, *, where: str, site_rel: str) -> list[Row]:
+    """Return the rows of RECORD content ``raw`` (at most :data:`MAX_RECORD` bytes), read from ``where``.
+
+    Raises InstallError when it is too large or cannot be parsed.
+    """
     if len(raw) > MAX_RECORD:
-        raise InstallError(f"{record}: larger than {MAX_RECORD >> 20} MiB")
+        raise InstallError(f"{where}: larger than {MAX_RECORD >> 20} MiB")
     try:
         table = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InstallError(f"{record}: not a RECORD file ({exc})") from exc
+        raise InstallError(f"{where}: not a RECORD file ({exc})") from exc
     out = []
     for row in table:
         if not row or not row[0]:

@@ -9,7 +9,9 @@ write can keep (a hot patch through a generation's link changes it).
 
 Layer members are refused before anything is written when they are not plain paths inside the
 venv (absolute, ``..``, the venv's own skeleton), not regular files or directories (links,
-devices, FIFOs), duplicated, or more than the layer's size can honestly unpack to.
+devices, FIFOs), duplicated, or more than the layer's size can honestly unpack to: every file
+and folder, named or made as a parent, counts against that bound (:data:`MEMBER_COST` each), so
+a layer of empty folders is as bounded as one of files, and checked in time linear in its size.
 """
 
 from __future__ import annotations
@@ -142,6 +144,9 @@ def load(path: Path) -> Entry | None:
 # A layer that unpacks to less than this is unpacked from memory (no per-read overhead); a larger one
 # is streamed. With UNPACK_WORKERS layers at a time, this bounds what unpacking holds in memory.
 _IN_MEMORY = 4 << 20
+# What one file or folder costs against a layer's unpack bound besides its bytes: about the block
+# and inode it takes on disk, so that empty folders cannot fill the disk for free.
+MEMBER_COST = 4096
 
 
 def _unpack(
@@ -170,7 +175,7 @@ def _unpack(
         if inflate.unconsumed_tail or inflate.unused_data or not inflate.eof:
             raise ArtifactError(f"{where}: not one gzip stream of the size its trailer gives")
         tree.mkdir(mode=0o755)
-        return _Writer(tree, where=where, mtime=mtime).from_buffer(data)
+        return _Writer(tree, where=where, mtime=mtime, limit=limit).from_buffer(data)
     tree.mkdir(mode=0o755)
     with open(blob, "rb") as fh:
         hashing = _Hashing(fh)
@@ -198,11 +203,11 @@ class _Writer:
     """Writes a layer's members under ``tree``: checked, each file new, .py files given the
     layer's mtime (their .pyc headers name it); plain string paths, as this runs per file."""
 
-    def __init__(self, tree: Path, *, where: str, mtime: int, limit: int = _IN_MEMORY) -> None:
+    def __init__(self, tree: Path, *, where: str, mtime: int, limit: int) -> None:
         self.tree = os.fspath(tree)
         self.where, self.mtime, self.limit = where, mtime, limit
         self.files: dict[str, list[object]] = {}
-        self.folders: list[str] = []
+        self.folders: set[str] = set()  # a set: a list made duplicate checks quadratic
         self.made: set[str] = {""}
         self.total = 0
         # The umask is read once: a mode it would trim is set again after the file is made.
@@ -246,19 +251,31 @@ class _Writer:
                 raise ArtifactError(f"{self.where}: {name!r} appears twice")
             if member.isdir():
                 self._folder(name)
-                self.folders.append(name)
+                self.folders.add(name)
                 continue
             if not member.isreg():
                 raise ArtifactError(f"{self.where}: {name!r} is not a regular file or folder")
-            self.total += member.size
-            if self.total > self.limit:
-                raise ArtifactError(f"{self.where}: unpacks to more than {self.limit} bytes")
+            self._charge(member.size + MEMBER_COST)
             yield member
 
+    def _charge(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limit:
+            raise ArtifactError(f"{self.where}: unpacks to more than {self.limit} bytes")
+
     def _folder(self, name: str) -> None:
-        if name not in self.made:
-            os.makedirs(os.path.join(self.tree, name), mode=0o755, exist_ok=True)
-            self.made.add(name)
+        """Make folder ``name`` and its missing parents, each charged before it is made."""
+        missing = []
+        while name not in self.made:
+            missing.append(name)
+            name = posixpath.dirname(name)
+        for folder in reversed(missing):
+            self._charge(MEMBER_COST)
+            try:
+                os.mkdir(os.path.join(self.tree, folder), mode=0o755)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise ArtifactError(f"{self.where}: {folder!r} is a file and a folder") from exc
+            self.made.add(folder)
 
     def _file(self, member: tarfile.TarInfo, data: bytes | memoryview) -> None:
         name = member.name

@@ -12,14 +12,13 @@ from ..distro import CA_BUNDLE
 from ..errors import InstallError
 from ..hostinfo import distro_family
 from .record import fix_records, replace_file
+from .venvfiles import site_rel
 
 
 def site_packages(venv: Path) -> Path:
-    """Return the venv's ``lib/python3.X/site-packages``."""
-    found = sorted(venv.glob("lib/python3*/site-packages"))
-    if not found:
-        raise InstallError(f"{venv}: no lib/python3*/site-packages")
-    return found[0]
+    """Return the venv's ``lib/python3.X/site-packages``, as its pyvenv.cfg names it (never a
+    glob's first match: an artifact may ship a ``lib/python3.1/site-packages`` decoy)."""
+    return venv / site_rel(venv)
 
 
 def create_venv(python: str, venv: Path, *, prompt: str) -> None:

@@ -75,6 +75,8 @@ HOSTILE = {
     "the venv's own python": [_member("bin/python", b"#!/bin/sh\necho owned\n")],
     "through lib64": [_member("lib64/python3.11/site-packages/x.py")],
     "twice": [_member("lib/python3.11/site-packages/x.py"), _member("lib/python3.11/site-packages/x.py")],
+    "venv-pull's state file": [_member("venvship-state.json", b"{}")],
+    "the facts marker": [_member(".venvship-facts-pending", b"")],
 }
 
 
@@ -191,3 +193,36 @@ def test_skopeo_copies_an_artifact_with_layers_keeping_every_digest(
     assert {d.digest for d in manifest.layers} >= {d.digest for d in config.layers.distributions}  # type: ignore[union-attr]
     assert canonical_json(index.to_json())  # a valid index, as written
     assert isinstance(manifest.config, Descriptor)
+
+
+def test_a_layer_of_empty_folders_is_refused_quickly_within_its_bound(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    # 200k folders compress to a few MB: each must count against what the layer may unpack to.
+    folders = [_member(f"share/d{i}", type=tarfile.DIRTYPE, mode=0o755) for i in range(200_000)]
+    blob = _tar(folders)
+    good = artifacts.write([wheels.demo1])
+    ref = _swap_layer(artifacts, good, "demo", blob)
+    start = time.monotonic()
+    proc = pull("install", ref, ok=False)
+    took = time.monotonic() - start
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    bound = 64 * max(len(blob), 1 << 20)
+    assert (
+        "layer demo-1.0.venv.tar.gz" in proc.stderr and f"unpacks to more than {bound} bytes" in proc.stderr
+    )
+    assert took < 60, took  # generous: 2 shared cores; without the bound it ran past the timeout
+    assert not (pull.cache / "unpacked" / artifacts.layer(ref, "demo").digest.split(":")[1]).exists()
+
+
+def test_deep_parents_count_against_the_bound(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    # Folders a file's path makes as parents cost as much as named ones.
+    # Each name is about 1.6 KB and makes 801 folders: 32k folders (128 MiB) from a tiny layer.
+    blob = _tar([_member(f"share/x{i}/" + "d/" * 800 + "f", b"") for i in range(40)])
+    good = artifacts.write([wheels.demo1])
+    ref = _swap_layer(artifacts, good, "demo", blob)
+    proc = pull("install", ref, ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "unpacks to more than" in proc.stderr
+    assert "Traceback" not in proc.stderr
