@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import os
 import signal
 import subprocess
@@ -103,6 +104,32 @@ def python_argv(
     return [python, "-I", *(() if site else ("-S",)), *args]
 
 
+# Dependencies' build code (setup.py, build backends, .pth files) runs in these children. It must
+# not read this process's secrets (an env:// signing key, a registry password) through
+# /proc/<pid>/environ or /proc/<pid>/mem: this process turns non-dumpable, which the kernel makes
+# readable only with CAP_SYS_PTRACE, and a child started as root drops every capability.
+_PR_SET_DUMPABLE = 4
+_DROP_CAPS = (
+    "setpriv", "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--",
+)  # fmt: skip
+
+
+def hide_process() -> None:
+    """Make this process's memory and environment unreadable to its children (and same-user code).
+
+    Raises VenvshipError when the kernel refuses: building with secrets in reach is worse than failing.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        error = os.strerror(ctypes.get_errno())
+        raise VenvshipError(f"cannot hide this process from dependency build code (prctl: {error})")
+
+
+def _untrusted_argv(args: list[str]) -> list[str]:
+    hide_process()
+    return [*_DROP_CAPS, *args] if os.geteuid() == 0 else args
+
+
 _LENT_FDS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("venvship_lent_fds", default=())
 
 
@@ -133,6 +160,7 @@ def run(
     pass_fds: Sequence[int] | None = None,
     user: tuple[int, int] | None = None,
     kind: Kind = "other",
+    untrusted: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capturing stdout and stderr together; raise ProcessError if it fails.
 
@@ -140,11 +168,14 @@ def run(
     ``pass_fds``: descriptors the child inherits (default: those of the enclosing :func:`lend_fds`).
     ``user``: (uid, gid) the child runs as, with no supplementary groups. ``kind``: what the child
     is, which sets its time limit (:func:`time_limit`); when it runs out, the child's whole process
-    group is killed and ProcessTimeout raised.
+    group is killed and ProcessTimeout raised. ``untrusted``: the child may run a dependency's code,
+    which must not reach this process's secrets (see :func:`hide_process`).
 
     Example: ``out = run(["dpkg-query", "-W", "python3"], kind="probe").stdout``
     """
     args = [os.fspath(a) for a in argv]
+    if untrusted:
+        args = _untrusted_argv(args)
     timeout = time_limit(kind)
     fds = _LENT_FDS.get() if pass_fds is None else tuple(pass_fds)
     logger.debug("running: %s", " ".join(args))

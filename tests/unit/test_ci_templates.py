@@ -213,7 +213,7 @@ def test_gitlab_pipeline_builds_on_both_architectures_then_indexes() -> None:
 @pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
 def test_template_commands_parse_with_the_cli(path: Path) -> None:
     found = cli_commands(template_scripts(path))
-    assert sorted({args.command for _, args in found}) == ["build", "index"]
+    assert sorted({args.command for _, args in found}) == ["build", "index", "sign"]
     for cmd, args in found:
         # Passwords only ever travel on stdin, from a pipe.
         assert args.username and args.password_stdin and cmd.piped, cmd.line
@@ -224,6 +224,32 @@ def test_template_commands_parse_with_the_cli(path: Path) -> None:
         else:
             ref = parse_ref(args.ref)
             assert isinstance(ref, RegistryRef) and ref.tag == "1.0", cmd.line
+
+
+@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
+def test_only_a_job_that_builds_nothing_holds_the_signing_key(path: Path) -> None:
+    """Dependencies' build code runs in the build jobs: neither their commands nor their
+    environment name the signing key; the index job signs (#20)."""
+    doc = load(path)
+    if path == GITHUB:
+        build, index = doc["jobs"]["build"], doc["jobs"]["index"]
+        build_scripts = [step["run"] for step in build["steps"] if "run" in step]
+        [signing] = [step for step in index["steps"] if "VENVSHIP_SIGNING_KEY" in step.get("env", {})]
+        # The one step with the key runs venvship alone: nothing installed or built there.
+        assert {c.program for c, _ in commands(signing["run"])} <= {"venvship", "printf", "read", "done"}
+    else:
+        build, index = doc["venvship-build"], doc["venvship-index"]
+        build_scripts = list(build["script"])
+        assert "environment" not in build
+        assert index["environment"]["name"] == "venvship-signing"
+    assert "SIGNING" not in yaml.safe_dump(build)
+    for cmd, args in cli_commands(iter(build_scripts)):
+        assert args.command == "build" and not args.sign_key, cmd.line
+    found = cli_commands(template_scripts(path))
+    assert {a.command for _, a in found if getattr(a, "key", None) or getattr(a, "sign_key", None)} == {
+        "index",
+        "sign",
+    }
 
 
 def test_howto_commands_parse_with_the_cli() -> None:

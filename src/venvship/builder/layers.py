@@ -289,7 +289,7 @@ def _install(
     else:
         raise BuildError(f"unknown install tool {tool.name!r}")
     try:
-        run(argv, env=_env())
+        run(argv, env=_env(), untrusted=True)
     except ProcessError as exc:
         raise BuildError(
             f"installing the lock with {tool.name} for its layers failed:\n{exc.output[-3000:]}"

@@ -120,7 +120,7 @@ def resolve(
         req_file,
     )
     try:
-        run(argv, env=builder.env, kind="resolve")
+        run(argv, env=builder.env, kind="resolve", untrusted=True)
     except ProcessError as exc:
         raise ResolutionError(pip_error_lines(exc.output)) from exc
     data = json.loads(report.read_text())

@@ -75,8 +75,9 @@ def load_signing_key(spec: str) -> SigningKey:
 
     Example: ``load_signing_key("env://VENVSHIP_SIGNING_KEY")``
     """
+    # Taken out of the environment as soon as read: no child (a dependency's build code) inherits it.
     if spec.startswith("env://"):
-        value = os.environ.get(spec[len("env://") :], "")
+        value = os.environ.pop(spec[len("env://") :], "")
         if not value:
             raise BuildError(f"{spec}: the environment variable is not set or empty")
         pem = value.encode()
@@ -90,7 +91,7 @@ def load_signing_key(spec: str) -> SigningKey:
             f"{spec}: a cosign-encrypted key; give venvship the PEM key it was made from "
             "(cosign import-key-pair makes a cosign key from a PEM one)"
         )
-    password = os.environ.get(PASSWORD_ENV)
+    password = os.environ.pop(PASSWORD_ENV, None)
     try:
         key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
     except TypeError as exc:  # encrypted without a password, or a password for a plain key

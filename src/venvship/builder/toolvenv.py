@@ -97,8 +97,18 @@ def _create(root: Path, spec: BuilderSpec) -> None:
         pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
         # The interpreter's bundled pip only installs venvship's pinned tools (under the global
         # constraints alone): it may be too old for the recipe's own lines (git+file URLs).
-        run([*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap], env=penv, kind="install")
-        run([*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements], env=penv, kind="install")
+        run(
+            [*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap],
+            env=penv,
+            kind="install",
+            untrusted=True,
+        )
+        run(
+            [*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements],
+            env=penv,
+            kind="install",
+            untrusted=True,
+        )
         listing: list[str | os.PathLike[str]] = [
             staging / "bin" / "python",
             "-m",

@@ -210,6 +210,7 @@ def _download(
                     ),
                     env=builder.env,
                     kind="download",
+                    untrusted=True,
                 )
         except ProcessError as exc:
             raise BuildError(f"downloading wheels failed:\n{pip_error_lines(exc.output)}") from exc
@@ -248,6 +249,7 @@ def _build(
             ),
             env=builder.env,
             kind="build",
+            untrusted=True,
         )
     except ProcessError as exc:
         raise BuildError(

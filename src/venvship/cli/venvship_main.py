@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
+from .._process import hide_process
 from .._units import human_size
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ..builder.signer import SigningKey
     from ..inspect import Attached
     from ..oci.publish import PublishResult
-    from ..oci.reference import RegistryRef
+    from ..oci.reference import Ref, RegistryRef
     from ..oci.source import Access
 
     _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -30,17 +31,37 @@ if TYPE_CHECKING:
 PROG = "venvship"
 
 
-def _access(args: argparse.Namespace) -> Access:
-    """The registry options of ``args``; the password is read from stdin once, here."""
+def _access(args: argparse.Namespace, *refs: Ref) -> Access:
+    """The registry options of ``args``; the password is read from stdin once, here.
+
+    ``--username`` is for the registry of ``refs`` (the command's destination, or its one source):
+    any other registry the command reaches (``--reuse-from``) gets its own stored login.
+    """
     from ..oci.auth import Credentials
+    from ..oci.reference import RegistryRef
     from ..oci.source import Access
 
-    creds = None
+    creds, host = None, None
     if args.username:
         if not args.password_stdin:
             raise VenvshipError("--username needs --password-stdin (passwords never go on the command line)")
+        hosts = sorted({r.registry.lower() for r in refs if isinstance(r, RegistryRef)})
+        if len(hosts) != 1:
+            raise VenvshipError(
+                "--username: credentials are for one registry, and this command names "
+                + (f"several ({', '.join(hosts)})" if hosts else "none")
+                + "; log in to each with docker login instead"
+            )
+        host = hosts[0]
         creds = Credentials(username=args.username, password=sys.stdin.readline().rstrip("\n"))
-    return Access(insecure=args.insecure, ca_file=args.ca_file, credentials=creds)
+    realms = tuple(h.lower() for h in args.token_realm_host or ())
+    return Access(
+        insecure=args.insecure,
+        ca_file=args.ca_file,
+        credentials=creds,
+        credentials_for=host,
+        token_realm_hosts=realms,
+    )
 
 
 def _publish(
@@ -114,10 +135,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ..builder.batch import build_recipes
     from ..oci.reference import parse_ref
 
-    access = _access(args)
+    output = parse_ref(args.output)
+    access = _access(args, output)
     run = build_recipes(
         [Path(r) for r in args.recipes or ["recipes"]],
-        output=parse_ref(args.output),
+        output=output,
         options=_build_options(args, access),
         access=access,
         sign_key=_sign_key(args),
@@ -163,7 +185,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     dest = _registry_ref(args.dest, "a registry namespace (HOST[:PORT]/NAMESPACE)")
     if key is not None:  # in the layout first: the signatures go up before the tags
         _sign_layout_refs(src.path, refs, key)
-    result = _publish(_access(args), src.path, refs, dest, immutable_tags=args.immutable_tags)
+    result = _publish(_access(args, dest), src.path, refs, dest, immutable_tags=args.immutable_tags)
     print(json_text(result.to_json(), indent=2) if args.json else _published_line(args.dest, result))
     return 0
 
@@ -181,7 +203,7 @@ def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -
         raise VenvshipError(
             f"{args.src} {args.dest}: copy a registry tag HOST/REPO:TAG into a layout oci:DIR"
         )
-    store = RegistryStore(registry_client(src.registry, _access(args)), src.repository)
+    store = RegistryStore(registry_client(src.registry, _access(args, src)), src.repository)
     name = src.repository.rsplit("/", 1)[-1]
     result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
     if key is not None:
@@ -198,7 +220,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     ref = parse_ref(args.ref)
     key = load_signing_key(args.key)
-    summary = sign_artifact(open_store(ref, _access(args)), reference_of(ref), key).summary()
+    summary = sign_artifact(open_store(ref, _access(args, ref)), reference_of(ref), key).summary()
     print(json_text({"ref": args.ref, "signed": summary}) if args.json else summary)
     return 0
 
@@ -212,7 +234,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not isinstance(ref, RegistryRef) or not ref.tag:
         raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
     key = _sign_key(args)
-    client = registry_client(ref.registry, _access(args))
+    client = registry_client(ref.registry, _access(args, ref))
     sign = None
     if key is not None:
         from ..builder.signer import sign_artifact
@@ -232,7 +254,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect import inspect_ref
     from ..oci.reference import parse_ref
 
-    view = inspect_ref(parse_ref(args.ref), _access(args))
+    ref = parse_ref(args.ref)
+    view = inspect_ref(ref, _access(args, ref))
     if args.json:
         print(json_text(view.to_json(), indent=2))
         return 0
@@ -264,7 +287,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from ..inspect import read_sbom
     from ..oci.reference import parse_ref
 
-    sys.stdout.write(read_sbom(parse_ref(args.ref), _access(args)).decode())
+    ref = parse_ref(args.ref)
+    sys.stdout.write(read_sbom(ref, _access(args, ref)).decode())
     return 0
 
 
@@ -272,8 +296,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from ..inspect import diff_views, inspect_ref
     from ..oci.reference import parse_ref
 
-    access = _access(args)
-    result = diff_views(inspect_ref(parse_ref(args.old), access), inspect_ref(parse_ref(args.new), access))
+    old_ref, new_ref = parse_ref(args.old), parse_ref(args.new)
+    access = _access(args, old_ref, new_ref)
+    result = diff_views(inspect_ref(old_ref, access), inspect_ref(new_ref, access))
     if args.json:
         print(json_text(result.to_json(), indent=2))
         return 0
@@ -314,7 +339,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ..listing import list_refs
     from ..oci.reference import parse_ref
 
-    found = list_refs(parse_ref(args.ref), _access(args))
+    ref = parse_ref(args.ref)
+    found = list_refs(ref, _access(args, ref))
     if args.json:
         print(json_text({"refs": [x.to_json() for x in found]}, indent=2))
     else:
@@ -336,6 +362,12 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for the registry's TLS certificate")
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument(
+        "--token-realm-host",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="another host whose Bearer token realm may receive the credentials (repeatable)",
+    )
 
 
 def _sign_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -536,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``venvship`` command line; return the exit code (0 ok, 1 error, 2 usage)."""
 
     def call(args: argparse.Namespace) -> int:
+        # Before any secret is read and any child runs: see _process.hide_process.
+        hide_process()
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
 

@@ -11,7 +11,7 @@ port the client was made for. Stdlib only.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import RegistryError
@@ -49,6 +49,7 @@ class Connection:
         ca_file: str | None,
         credentials: Credentials | None,
         timeout: float,
+        token_realm_hosts: Sequence[str] = (),
         policy: RetryPolicy,
         connect_timeout: float | None = None,
     ) -> None:
@@ -65,6 +66,7 @@ class Connection:
             policy=policy,
             credentials=credentials,
             insecure=insecure,
+            realm_hosts=token_realm_hosts,
         )
 
     def where(self, repo: str) -> str:

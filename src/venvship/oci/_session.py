@@ -33,12 +33,15 @@ class AuthState:
         policy: RetryPolicy,
         credentials: Credentials | None,
         insecure: bool,
+        realm_hosts: Sequence[str] = (),
         lookup: Callable[[str], Credentials | None] = load_credentials,
     ) -> None:
         self.registry = registry
         self._transport = transport
         self._policy = policy
         self._insecure = insecure
+        own = urlsplit(f"//{registry}").hostname or registry
+        self._realm_hosts = frozenset(h.lower() for h in (own, *realm_hosts))
         self._lookup = lookup
         self._credentials = credentials
         self._looked_up = credentials is not None
@@ -95,6 +98,10 @@ class AuthState:
             return self.credentials() is not None
         return False
 
+    def _realm_names_allowed(self, realm: str) -> bool:
+        """Whether ``realm`` is on the registry's own host (any port) or one the operator named."""
+        return any(h in self._realm_hosts for h in _realm_hosts_of(realm))
+
     def _fetch_token(
         self, challenge: Challenge, scopes: Scopes, creds: Credentials | None
     ) -> tuple[str, float]:
@@ -111,6 +118,16 @@ class AuthState:
                 url=realm,
             )
         wanted = scopes or tuple(filter(None, [challenge.params.get("scope", "")]))
+        if creds is not None and not self._realm_names_allowed(realm):
+            # A registry names any URL as its realm: credentials go only to its own host, or to
+            # a host the operator named (--token-realm-host); elsewhere the token is anonymous.
+            logger.warning(
+                "%s: token realm %s is on another host; asking it without credentials "
+                "(name the host with --token-realm-host to send them)",
+                self.registry,
+                realm,
+            )
+            creds = None
         url = _token_url(realm, challenge, wanted, creds)
         headers = {"Accept": "application/json"}
         if creds is not None:
@@ -150,6 +167,17 @@ class AuthState:
         ttl = float(expires) if isinstance(expires, (int, float)) and expires > 0 else 60.0
         logger.debug("%s: new token for %s (%.0fs)", self.registry, " ".join(wanted) or "registry", ttl)
         return token, ttl
+
+
+def _realm_hosts_of(realm: str) -> tuple[str, ...]:
+    """Return the names ``realm``'s host may be allowed by: ``host``, and ``host:port`` with a port."""
+    parts = urlsplit(realm)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return ()
+    return (host, f"{host}:{port}") if port is not None else (host,)
 
 
 def _token_url(realm: str, challenge: Challenge, scopes: Scopes, creds: Credentials | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import http.client
 import re
-from typing import BinaryIO, Literal, cast
+from typing import BinaryIO, Literal, Sequence, cast
 from urllib.parse import quote, urljoin
 
 from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
@@ -38,6 +38,8 @@ class RegistryClient:
     """A client for one registry (``host[:port]``); every method names the repository.
 
     ``credentials=None`` means: look them up (Docker/podman config) when the registry asks.
+    ``token_realm_hosts``: other hosts whose Bearer token realm may receive the credentials (the
+    registry's own host always may).
 
     Example: ``RegistryClient("ghcr.io").get_manifest("org/keystone", "31.0.0")``
     """
@@ -49,6 +51,7 @@ class RegistryClient:
         insecure: bool = False,
         ca_file: str | None = None,
         credentials: Credentials | None = None,
+        token_realm_hosts: Sequence[str] = (),
         timeout: float = 30,
         connect_timeout: float | None = None,
         retries: int = 4,
@@ -68,6 +71,7 @@ class RegistryClient:
             insecure=insecure,
             ca_file=ca_file,
             credentials=credentials,
+            token_realm_hosts=token_realm_hosts,
             timeout=timeout,
             policy=self.policy,
             connect_timeout=connect_timeout,

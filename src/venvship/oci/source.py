@@ -23,6 +23,11 @@ class Access:
     insecure: bool = False
     ca_file: str | None = None
     credentials: Credentials | None = None
+    # The one registry (host[:port]) the explicit credentials are for (None: any the caller opens);
+    # every other registry gets its own stored login, never these.
+    credentials_for: str | None = None
+    # Hosts other than the registry's own whose token realm may receive credentials.
+    token_realm_hosts: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -97,6 +102,11 @@ def registry_client(registry: str, access: Access) -> RegistryClient:
     """
     from .registry import RegistryClient
 
+    mine = access.credentials_for is None or access.credentials_for.lower() == registry.lower()
     return RegistryClient(
-        registry, insecure=access.insecure, ca_file=access.ca_file, credentials=access.credentials
+        registry,
+        insecure=access.insecure,
+        ca_file=access.ca_file,
+        credentials=access.credentials if mine else None,
+        token_realm_hosts=access.token_realm_hosts,
     )

@@ -238,3 +238,38 @@ def test_origin_defaults_the_port_and_ignores_case() -> None:
         )
     )
     assert origin("http://registry.example/") != origin("https://registry.example:80/")
+
+
+def test_token_realm_on_another_host_gets_credentials_only_when_named(
+    servers: Callable[[bool], Server],
+) -> None:
+    """A registry names any URL as its token realm: the login goes there only if the operator said so."""
+    registry, tokens = servers(False), servers(False)
+    port = tokens.host.rsplit(":", 1)[1]
+    realm = f"http://localhost:{port}/token"  # the token server, under another host name
+    registry.route = lambda s: (
+        (200, {}, b'{"name": "r", "tags": []}')
+        if s.headers.get("Authorization") == "Bearer t"
+        else (401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}, b"")
+    )
+    tokens.route = lambda s: (200, {}, b'{"token": "t"}')
+
+    def list_tags(*realm_hosts: str) -> list[str]:
+        return RegistryClient(
+            registry.host, insecure=True, credentials=CREDENTIALS, token_realm_hosts=realm_hosts, retries=0
+        ).list_tags("r")
+
+    assert list_tags() == []  # an anonymous token
+    assert [s.headers.get("Authorization") for s in tokens.seen] == [None]
+    assert list_tags("localhost") == []
+    assert tokens.seen[-1].headers.get("Authorization") == CREDENTIALS.basic_header()
+    # The registry's own host on another port is its own: no option needed (the usual token server).
+    tokens.seen.clear()
+    mine = f"http://127.0.0.1:{port}/token"
+    registry.route = lambda s: (
+        (200, {}, b'{"name": "r", "tags": []}')
+        if s.headers.get("Authorization") == "Bearer t"
+        else (401, {"WWW-Authenticate": f'Bearer realm="{mine}",service="s"'}, b"")
+    )
+    assert list_tags() == []
+    assert tokens.seen[-1].headers.get("Authorization") == CREDENTIALS.basic_header()

@@ -1,0 +1,47 @@
+"""Children that may run a dependency's code cannot read venvship's environment or memory through
+``/proc`` (#20): as a user without root, and as root (whose children drop every capability)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Run by the child: which of its parent's /proc files it may open (the kernel checks on open).
+PROBE = (
+    "import os\n"
+    "for name in ('environ', 'mem'):\n"
+    "    try:\n"
+    "        os.close(os.open('/proc/%d/%s' % (os.getppid(), name), os.O_RDONLY))\n"
+    "        print(name, 'readable')\n"
+    "    except OSError:\n"
+    "        print(name, 'closed')\n"
+)
+PARENT = (
+    "import sys\n"
+    "from venvship._process import run\n"
+    "print(run([sys.executable, '-c', sys.argv[1]], untrusted=True).stdout, end='')\n"
+)
+
+
+def test_an_untrusted_child_of_the_same_user_cannot_read_its_parent(src_for_others: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the parent as nobody")
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I"]
+    env = {"PATH": "/usr/bin:/bin"}
+    # -I: no PYTHONPATH, no working folder on sys.path; a copy of venvship that nobody can read goes in.
+    script = f"import sys; sys.path.insert(0, {str(src_for_others)!r})\n" + PARENT
+    proc = subprocess.run([*argv, "-c", script, PROBE], env=env, cwd="/", capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["environ closed", "mem closed"]
+
+
+def test_an_untrusted_child_of_root_cannot_read_its_parent() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the root case")
+    proc = subprocess.run([sys.executable, "-c", PARENT, PROBE], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["environ closed", "mem closed"]
