@@ -99,6 +99,7 @@ class BuildOptions:
     pythons: tuple[str, ...] = ()  # interpreters to build for besides the recipe's own
     reuse_from: Ref | None = None
     reuse_access: Access | None = None
+    reuse_policy: Path | None = None  # trust policy a previous artifact must satisfy for built wheels
     rebuild_wheels: bool = False
     refresh: bool = False
     distro_packages: bool = True
@@ -339,6 +340,7 @@ def _wheels(
             platform_key=target.key,
             scratch=workdir / "reuse-blobs",
             access=opts.reuse_access,
+            policy=opts.reuse_policy,
         )
     got = acquire(
         items,

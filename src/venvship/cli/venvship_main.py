@@ -103,6 +103,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
         pythons=tuple(getattr(args, "python_extra", None) or ()),
         distro_packages=not getattr(args, "no_distro_packages", False),
         reuse_access=access,
+        reuse_policy=Path(args.reuse_policy) if getattr(args, "reuse_policy", None) else None,
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
         immutable_tags=getattr(args, "immutable_tags", False),
@@ -384,7 +385,16 @@ def _build_parser(sub: _Sub) -> None:
         help="oci:DIR (default oci:build/oci) or HOST[:PORT]/NAMESPACE",
     )
     b.add_argument(
-        "--reuse-from", metavar="REF", help="reuse wheels of a previous artifact (oci:DIR:NAME:TAG)"
+        "--reuse-from",
+        metavar="REF",
+        help="reuse wheels of a previous artifact (oci:DIR:NAME:TAG): index wheels whose sha256 is the "
+        "index's; wheels built from sources only if its signature satisfies --reuse-policy",
+    )
+    b.add_argument(
+        "--reuse-policy",
+        metavar="FILE",
+        help="trust policy (venv-pull's format) the --reuse-from artifact's signature must satisfy "
+        "for its wheels built from sdists or VCS sources to be reused",
     )
     b.add_argument(
         "--python",
