@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -182,6 +183,10 @@ def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -
         raise VenvshipError(
             f"{args.src} {args.dest}: copy a registry tag HOST/REPO:TAG into a layout oci:DIR"
         )
+    if key is not None and not args.vouch_unverified:
+        from ..builder.vouch import require_verified
+
+        require_verified(src, src.tag, key, [Path(p) for p in args.trust_key or ()], _access(args))
     store = RegistryStore(registry_client(src.registry, _access(args)), src.repository)
     name = src.repository.rsplit("/", 1)[-1]
     result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
@@ -195,10 +200,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from ..builder.signer import load_signing_key, sign_artifact
     from ..install.select import reference_of
     from ..oci.attach import open_store
-    from ..oci.reference import parse_ref
+    from ..oci.reference import RegistryRef, parse_ref
 
     ref = parse_ref(args.ref)
     key = load_signing_key(args.key)
+    if isinstance(ref, RegistryRef) and not args.vouch_unverified:
+        from ..builder.vouch import require_verified
+
+        require_verified(ref, reference_of(ref), key, [Path(p) for p in args.trust_key or ()], _access(args))
     summary = sign_artifact(open_store(ref, _access(args)), reference_of(ref), key).summary()
     print(json_text({"ref": args.ref, "signed": summary}) if args.json else summary)
     return 0
@@ -217,14 +226,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     sign = None
     if key is not None:
         from ..builder.signer import sign_artifact
+        from ..builder.vouch import require_signed, trusted_keys
         from ..oci.attach import RegistryStore
+        from ..oci.registry import RegistrySource
 
-        def sign(index: Descriptor) -> None:  # stored by digest, not yet tagged: signed first
+        def sign(index: Descriptor, children: Sequence[str]) -> None:  # stored by digest, not yet tagged
+            # Only platform manifests a trusted key signed (in their build jobs) get into a signed index.
+            with tempfile.TemporaryDirectory(prefix="venvship-index-") as tmp:
+                rule = trusted_keys(key, [Path(p) for p in args.trust_key or ()], Path(tmp))
+                require_signed(RegistrySource(ref, client=client), children, rule, where=args.ref)
             summary = sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary()
             if not args.json:
                 print(summary)
 
-    digest = merge_registry_index(client, ref.repository, ref.tag, before_tag=sign)
+    digest = merge_registry_index(
+        client, ref.repository, ref.tag, before_tag=sign, immutable_tag=args.immutable_tags
+    )
     print(json_text({"ref": args.ref, "digest": digest}) if args.json else f"{args.ref}: index {digest}")
     return 0
 
@@ -450,6 +467,7 @@ def _publish_parser(sub: _Sub) -> None:
     _immutable_option(pub)
     _registry_options(pub)
     _sign_option(pub, "sign what is published with this key (in a layout source first)")
+    _vouch_options(pub, "with --sign-key and a registry SRC")
     add_output_options(pub)
     pub.set_defaults(func=cmd_publish)
 
@@ -463,7 +481,18 @@ def _index_parser(sub: _Sub) -> None:
     )
     ix.add_argument("ref", metavar="REF", help="HOST[:PORT]/NAMESPACE/NAME:VERSION")
     _registry_options(ix)
-    _sign_option(ix, "sign the index (and any unsigned platform) with this key before tagging it")
+    _sign_option(
+        ix,
+        "sign the index with this key before tagging it; refused unless every platform manifest "
+        "already carries a signature by this key or a --trust-key",
+    )
+    ix.add_argument(
+        "--trust-key",
+        action="append",
+        metavar="PUB",
+        help="with --sign-key: also accept platform manifests signed by this public key (repeatable)",
+    )
+    _immutable_option(ix)
     add_output_options(ix)
     ix.set_defaults(func=cmd_index)
 
@@ -482,9 +511,24 @@ def _sign_parser(sub: _Sub) -> None:
         metavar="KEY",
         help="ECDSA P-256 private key: a PEM file, or env://NAME (password: $VENVSHIP_SIGNING_PASSWORD)",
     )
+    _vouch_options(sg, "signing a registry's content")
     _registry_options(sg)
     add_output_options(sg)
     sg.set_defaults(func=cmd_sign)
+
+
+def _vouch_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--trust-key",
+        action="append",
+        metavar="PUB",
+        help=f"{what}: also accept content signed by this public key (repeatable; e.g. the old key of a rollover)",
+    )
+    p.add_argument(
+        "--vouch-unverified",
+        action="store_true",
+        help=f"{what}: sign it even though no trusted key signed it; you vouch for what the registry serves",
+    )
 
 
 def _list_parser(sub: _Sub) -> None:
