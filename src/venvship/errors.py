@@ -55,6 +55,10 @@ class ArtifactError(VenvshipError):
     """An artifact or blob is missing, malformed or fails verification."""
 
 
+class UnverifiedContent(ArtifactError):
+    """Content about to be signed carries no signature by a key the signing job trusts."""
+
+
 class BadReference(ArtifactError):
     """An artifact reference (``oci:DIR:NAME:TAG`` or ``HOST/REPO:TAG``) is malformed or unknown."""
 

@@ -213,7 +213,7 @@ def test_gitlab_pipeline_builds_on_both_architectures_then_indexes() -> None:
 @pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
 def test_template_commands_parse_with_the_cli(path: Path) -> None:
     found = cli_commands(template_scripts(path))
-    assert sorted({args.command for _, args in found}) == ["build", "index", "sign"]
+    assert sorted({args.command for _, args in found}) == ["build", "index"]
     for cmd, args in found:
         # Passwords only ever travel on stdin, from a pipe.
         assert args.username and args.password_stdin and cmd.piped, cmd.line
@@ -246,10 +246,12 @@ def test_only_a_job_that_builds_nothing_holds_the_signing_key(path: Path) -> Non
     for cmd, args in cli_commands(iter(build_scripts)):
         assert args.command == "build" and not args.sign_key, cmd.line
     found = cli_commands(template_scripts(path))
-    assert {a.command for _, a in found if getattr(a, "key", None) or getattr(a, "sign_key", None)} == {
-        "index",
-        "sign",
-    }
+    signing = [(c, a) for c, a in found if getattr(a, "key", None) or getattr(a, "sign_key", None)]
+    assert {a.command for _, a in signing} == {"index"}
+    # It signs only the manifests the build jobs recorded, which travel as job artifacts.
+    assert all(a.built == ["build-*.json"] for _, a in signing)
+    for cmd, args in cli_commands(iter(build_scripts)):
+        assert args.json and re.search(r'> "build-[^"]+\.json"$', cmd.line), cmd.line
 
 
 def test_howto_commands_parse_with_the_cli() -> None:

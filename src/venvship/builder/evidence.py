@@ -22,6 +22,15 @@ from .inputs import Inputs
 from .provenance import SLSA_PROVENANCE, make_statement
 from .sbom import make_sbom
 
+# The statements this process made (by sha256): only these get a provenance signature, so a
+# statement someone else attached to a manifest is never signed as if this build had made it.
+_MADE_HERE: set[str] = set()
+
+
+def made_here(statement: bytes) -> bool:
+    """Whether this process made ``statement`` (in ``attach_evidence``)."""
+    return sha256_digest(statement) in _MADE_HERE
+
 
 def attach_evidence(
     store: Store,
@@ -42,6 +51,7 @@ def attach_evidence(
     sbom = make_sbom(config, manifest, digest=subject.digest, wheel_files=wheel_files)
     attach_blob(store, subject, sbom, artifact_type=SBOM_TYPE, media_type=SBOM_TYPE, title="sbom.cdx.json")
     statement = make_statement(recipe, inputs, config, manifest, digest=subject.digest, subject_name=ref_name)
+    _MADE_HERE.add(sha256_digest(statement))
     attach_provenance(store, subject, dsse_envelope(statement, []))
 
 

@@ -100,6 +100,7 @@ class BuildOptions:
     pythons: tuple[str, ...] = ()  # interpreters to build for besides the recipe's own
     reuse_from: Ref | None = None
     reuse_access: Access | None = None
+    reuse_policy: Path | None = None  # trust policy a previous artifact must satisfy for built wheels
     rebuild_wheels: bool = False
     refresh: bool = False
     distro_packages: bool = True
@@ -340,6 +341,7 @@ def _wheels(
             platform_key=target.key,
             scratch=workdir / "reuse-blobs",
             access=opts.reuse_access,
+            policy=opts.reuse_policy,
         )
     got = acquire(
         items,

@@ -1,22 +1,31 @@
-"""Reuse the wheels of a previous artifact (``--reuse-from REF``) instead of building them again."""
+"""Reuse the wheels of a previous artifact (``--reuse-from REF``) instead of building them again.
+
+The previous artifact is untrusted data: its index wheels are taken only when their sha256 is the
+index's (wheels.py checks), and its wheels built from sources only when its signature verifies
+under ``--reuse-policy``, the same trust policy format and check the targets use.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from .._log import logger
 from ..artifact import ANN_DISTRO, ANN_PYTHON, INDEX_TYPE, Index, Manifest, VenvConfig, Wheel, platform_key
-from ..errors import ArtifactError
+from ..errors import ArtifactError, InstallError
+from ..install.policy import load_policy
+from ..install.select import BlobReader
+from ..install.signature import verify_signed
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
 from .wheels import Reuse
 
 
-def _platform_manifest(source: Source, reference: str, pkey: str) -> Manifest | None:
+def _platform_manifest(source: Source, reference: str, pkey: str) -> tuple[str, Manifest] | None:
     desc, raw = source.get_manifest(reference)
     if desc.media_type != INDEX_TYPE:
-        return Manifest.from_bytes(raw)
+        return desc.digest, Manifest.from_bytes(raw)
     for entry in Index.from_bytes(raw).manifests:
         key = platform_key(
             distro=entry.annotations.get(ANN_DISTRO, ""),
@@ -24,23 +33,50 @@ def _platform_manifest(source: Source, reference: str, pkey: str) -> Manifest | 
             abi=entry.annotations.get(ANN_PYTHON, ""),
         )
         if key == pkey:
-            return Manifest.from_bytes(source.get_manifest(entry.digest)[1])
+            return entry.digest, Manifest.from_bytes(source.get_manifest(entry.digest)[1])
     return None
 
 
-def previous_wheels(ref: Ref, *, platform_key: str, scratch: Path, access: Access | None = None) -> Reuse:
+def _signed(source: Source, ref: Ref, digest: str, blobs: Layout, policy: Path | None) -> bool:
+    """Whether the platform manifest ``digest`` carries a signature the policy at ``policy`` trusts."""
+    if policy is None:
+        return False
+    rule = load_policy(policy).rule_for(ref)
+    if not rule.require_signature:  # a rule that asks for nothing vouches for nothing
+        return False
+    reader = BlobReader(source, blobs)
+    try:
+        verify_signed(rule, reader, (digest,), where=str(ref))
+    except InstallError as exc:
+        logger.warning("%s; its wheels built from sources are built again", exc)
+        return False
+    finally:
+        reader.close()
+    return True
+
+
+def previous_wheels(
+    ref: Ref,
+    *,
+    platform_key: str,
+    scratch: Path,
+    access: Access | None = None,
+    policy: Path | None = None,
+) -> Reuse:
     """Return the previous artifact's wheels for this platform, keyed by the source they came from.
 
     ``ref`` names the artifact with a tag or digest (``oci:DIR:NAME:TAG``, ``HOST/REPO:TAG``);
-    ``scratch`` is a folder for the blobs read from it; ``access`` says how to reach a registry.
+    ``scratch`` is a folder for the blobs read from it; ``access`` says how to reach a registry;
+    ``policy`` is the trust policy its signature must satisfy for built wheels to be reused.
     """
     target = ref.tag or ref.digest
     if target is None:
         raise ArtifactError(f"{ref}: --reuse-from needs a tag or digest")
     source = open_source(ref, access)
-    manifest = _platform_manifest(source, target, platform_key)
-    if manifest is None:
-        return {}
+    found = _platform_manifest(source, target, platform_key)
+    if found is None:
+        return Reuse(wheels={})
+    digest, manifest = found
     blobs = Layout.create(scratch)
     source.fetch_blob(manifest.config.digest, manifest.config.size, blobs)
     config = VenvConfig.from_bytes(blobs.read_blob(manifest.config.digest), where=f"{ref} config")
@@ -49,8 +85,11 @@ def previous_wheels(ref: Ref, *, platform_key: str, scratch: Path, access: Acces
         source.fetch_blob(wheel.digest, wheel.size, blobs)  # verified while streaming
         shutil.copyfile(blobs.blob_path(wheel.digest), dest)
 
-    return {
-        config.provenance[w.filename]: (w, fetch)
-        for w in (*config.lock, *config.tools)
-        if w.filename in config.provenance
-    }
+    return Reuse(
+        wheels={
+            config.provenance[w.filename]: (w, fetch)
+            for w in (*config.lock, *config.tools)
+            if w.filename in config.provenance
+        },
+        signed=_signed(source, ref, digest, blobs, policy),
+    )

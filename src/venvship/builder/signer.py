@@ -9,6 +9,7 @@ again with the same key adds nothing. The format is in sigformat.py.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +157,22 @@ def sign_digest(store: Store, subject: Descriptor, key: SigningKey) -> bool:
     return True
 
 
+def _about(statement: bytes, digest: str) -> bool:
+    """Whether the in-toto ``statement`` names ``digest`` as its subject."""
+    try:
+        subjects = json.loads(statement).get("subject") or []
+        return any(f"sha256:{s['digest']['sha256']}" == digest for s in subjects)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
+
+
 def sign_provenance(store: Store, subject: Descriptor, key: SigningKey) -> bool:
     """Attach the provenance of ``subject`` again with ``key``'s DSSE signature added; False if
-    it has none or ``key`` signed it already."""
-    from .evidence import attach_provenance  # evidence imports the build's SBOM and provenance makers
+    it has none this process made about ``subject``, or ``key`` signed it already.
+
+    A statement someone else attached is never signed: a signature vouches that this build made it.
+    """
+    from .evidence import attach_provenance, made_here  # evidence imports the SBOM and provenance makers
 
     statement: bytes | None = None
     sigs: list[tuple[str, bytes]] = []
@@ -171,7 +184,10 @@ def sign_provenance(store: Store, subject: Descriptor, key: SigningKey) -> bool:
         layers = [d for d in referrer.layers if d.media_type == DSSE_TYPE and d.size <= MAX_ENVELOPE]
         if referrer.artifact_type != INTOTO_TYPE or referrer.subject != subject.digest or not layers:
             continue
-        statement, sigs = dsse_statement(store.blob(layers[0]), where=where)
+        found, found_sigs = dsse_statement(store.blob(layers[0]), where=where)
+        if not (made_here(found) and _about(found, subject.digest)):
+            continue
+        statement, sigs = found, found_sigs
         if any(key.verifies(dsse_pae(INTOTO_TYPE, statement), sig) for _, sig in sigs):
             return False
     if statement is None:

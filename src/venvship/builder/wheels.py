@@ -73,6 +73,9 @@ class WheelCache:
         path = self.root / "sha256" / data["sha256"] / data["filename"]
         if not path.is_file() or path.stat().st_size != data["size"]:
             return None
+        # Keyed by content and checked by content: a file changed since it was stored is a miss.
+        if file_sha256(path) != data["sha256"]:
+            return None
         return CachedWheel(path=path, wheel=Wheel(**data))
 
     def store(self, path: Path, *, name: str, version: str, key: str | None) -> CachedWheel:
@@ -85,7 +88,8 @@ class WheelCache:
             raise BuildError(f"{path.name}: expected a wheel of {name} {version}")
         sha = file_sha256(path)
         dest = self.root / "sha256" / sha / path.name
-        if not dest.is_file():
+        # A file already there is taken only if it still is what its name says.
+        if not dest.is_file() or file_sha256(dest) != sha:
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
             os.close(fd)
@@ -114,8 +118,30 @@ class Acquired:
     built: list[str] = field(default_factory=list)
 
 
-# A previous artifact's wheels by source key, and a function that puts one into a local file.
-Reuse = Mapping[str, tuple[Wheel, Callable[[Wheel, Path], None]]]
+@dataclass(frozen=True)
+class Reuse:
+    """A previous artifact's wheels by source key, each with a function that puts it into a local file.
+
+    ``signed``: the artifact's signature verified with a key the build trusts. Only then are its
+    wheels built from sdists or VCS sources (which no index hash vouches for) taken; wheels from an
+    index are taken only when their sha256 is the one this resolution got from the index.
+    """
+
+    wheels: Mapping[str, tuple[Wheel, Callable[[Wheel, Path], None]]]
+    signed: bool = False
+
+
+def _matches_index(item: Resolved, path: Path) -> bool:
+    """Whether ``path`` is the file the index named for ``item`` (always true for built wheels)."""
+    if item.kind != "wheel":
+        return True
+    return item.sha256 is not None and file_sha256(path) == item.sha256
+
+
+def _reusable(item: Resolved, prev: Wheel, reuse: Reuse) -> bool:
+    if item.kind == "wheel":
+        return item.sha256 is not None and prev.sha256 == item.sha256
+    return reuse.signed and item.cacheable
 
 
 def cache_key(item: Resolved, platform_key: str) -> str:
@@ -141,18 +167,21 @@ def acquire(
     for item in items:
         key = cache_key(item, platform_key)
         hit = cache.lookup(key) if item.cacheable and not rebuild else None
-        if hit is not None:
+        if hit is not None and _matches_index(item, hit.path):
             found[item.source] = hit
             result.cached.append(hit.wheel.filename)
             continue
-        if reuse and not rebuild and item.source in reuse:
-            prev, fetch = reuse[item.source]
+        prev_entry = reuse.wheels.get(item.source) if reuse and not rebuild else None
+        if reuse and prev_entry and _reusable(item, prev_entry[0], reuse):
+            prev, fetch = prev_entry
             tmp = workdir / "reuse" / prev.filename
             tmp.parent.mkdir(parents=True, exist_ok=True)
             fetch(prev, tmp)
-            found[item.source] = cache.store(tmp, name=item.name, version=item.version, key=key)
-            result.reused.append(prev.filename)
-            continue
+            # The artifact's own sha256 is only its word: the file itself must be the index's.
+            if _matches_index(item, tmp):
+                found[item.source] = cache.store(tmp, name=item.name, version=item.version, key=key)
+                result.reused.append(prev.filename)
+                continue
         to_fetch.append(item)
 
     downloads = [i for i in to_fetch if i.kind == "wheel"]

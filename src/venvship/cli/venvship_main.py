@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -124,6 +125,7 @@ def _build_options(args: argparse.Namespace, access: Access | None = None, **ext
         pythons=tuple(getattr(args, "python_extra", None) or ()),
         distro_packages=not getattr(args, "no_distro_packages", False),
         reuse_access=access,
+        reuse_policy=Path(args.reuse_policy) if getattr(args, "reuse_policy", None) else None,
         rebuild_wheels=args.rebuild_wheels,
         refresh=args.refresh,
         immutable_tags=getattr(args, "immutable_tags", False),
@@ -203,6 +205,10 @@ def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -
         raise VenvshipError(
             f"{args.src} {args.dest}: copy a registry tag HOST/REPO:TAG into a layout oci:DIR"
         )
+    if key is not None and not args.vouch_unverified:
+        from ..builder.vouch import require_verified
+
+        require_verified(src, src.tag, key, [Path(p) for p in args.trust_key or ()], _access(args, src))
     store = RegistryStore(registry_client(src.registry, _access(args, src)), src.repository)
     name = src.repository.rsplit("/", 1)[-1]
     result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
@@ -216,10 +222,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from ..builder.signer import load_signing_key, sign_artifact
     from ..install.select import reference_of
     from ..oci.attach import open_store
-    from ..oci.reference import parse_ref
+    from ..oci.reference import RegistryRef, parse_ref
 
     ref = parse_ref(args.ref)
     key = load_signing_key(args.key)
+    if isinstance(ref, RegistryRef) and not args.vouch_unverified:
+        from ..builder.vouch import require_verified
+
+        require_verified(ref, reference_of(ref), key, [Path(p) for p in args.trust_key or ()], _access(args, ref))
     summary = sign_artifact(open_store(ref, _access(args, ref)), reference_of(ref), key).summary()
     print(json_text({"ref": args.ref, "signed": summary}) if args.json else summary)
     return 0
@@ -234,18 +244,32 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not isinstance(ref, RegistryRef) or not ref.tag:
         raise VenvshipError(f"{args.ref}: name the registry repository and version, HOST/NS/NAME:VERSION")
     key = _sign_key(args)
+    if args.built and key is None:
+        raise VenvshipError("--built: only with --sign-key (it names what the signing job may sign)")
     client = registry_client(ref.registry, _access(args, ref))
     sign = None
     if key is not None:
         from ..builder.signer import sign_artifact
+        from ..builder.vouch import built_digests, require_signed, trusted_keys
         from ..oci.attach import RegistryStore
+        from ..oci.registry import RegistrySource
 
-        def sign(index: Descriptor) -> None:  # stored by digest, not yet tagged: signed first
+        built = built_digests([Path(p) for p in args.built or ()])
+
+        def sign(index: Descriptor, children: Sequence[str]) -> None:  # stored by digest, not yet tagged
+            # Only platform manifests this pipeline's build jobs made (--built), or that a trusted
+            # key signed, get into a signed index.
+            others = [digest for digest in children if digest not in built]
+            with tempfile.TemporaryDirectory(prefix="venvship-index-") as tmp:
+                rule = trusted_keys(key, [Path(p) for p in args.trust_key or ()], Path(tmp))
+                require_signed(RegistrySource(ref, client=client), others, rule, where=args.ref)
             summary = sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary()
             if not args.json:
                 print(summary)
 
-    digest = merge_registry_index(client, ref.repository, ref.tag, before_tag=sign)
+    digest = merge_registry_index(
+        client, ref.repository, ref.tag, before_tag=sign, immutable_tag=args.immutable_tags
+    )
     print(json_text({"ref": args.ref, "digest": digest}) if args.json else f"{args.ref}: index {digest}")
     return 0
 
@@ -416,7 +440,16 @@ def _build_parser(sub: _Sub) -> None:
         help="oci:DIR (default oci:build/oci) or HOST[:PORT]/NAMESPACE",
     )
     b.add_argument(
-        "--reuse-from", metavar="REF", help="reuse wheels of a previous artifact (oci:DIR:NAME:TAG)"
+        "--reuse-from",
+        metavar="REF",
+        help="reuse wheels of a previous artifact (oci:DIR:NAME:TAG): index wheels whose sha256 is the "
+        "index's; wheels built from sources only if its signature satisfies --reuse-policy",
+    )
+    b.add_argument(
+        "--reuse-policy",
+        metavar="FILE",
+        help="trust policy (venv-pull's format) the --reuse-from artifact's signature must satisfy "
+        "for its wheels built from sdists or VCS sources to be reused",
     )
     b.add_argument(
         "--python",
@@ -472,6 +505,7 @@ def _publish_parser(sub: _Sub) -> None:
     _immutable_option(pub)
     _registry_options(pub)
     _sign_option(pub, "sign what is published with this key (in a layout source first)")
+    _vouch_options(pub, "with --sign-key and a registry SRC")
     add_output_options(pub)
     pub.set_defaults(func=cmd_publish)
 
@@ -485,7 +519,26 @@ def _index_parser(sub: _Sub) -> None:
     )
     ix.add_argument("ref", metavar="REF", help="HOST[:PORT]/NAMESPACE/NAME:VERSION")
     _registry_options(ix)
-    _sign_option(ix, "sign the index (and any unsigned platform) with this key before tagging it")
+    _sign_option(
+        ix,
+        "sign the index and its platform manifests with this key before tagging it; refused unless "
+        "every platform manifest is named by a --built file or signed by this key or a --trust-key",
+    )
+    ix.add_argument(
+        "--built",
+        action="extend",
+        nargs="+",
+        metavar="FILE",
+        help="with --sign-key: a build job's `venvship build --json` output; "
+        "the manifests it names count as this pipeline's (repeatable)",
+    )
+    ix.add_argument(
+        "--trust-key",
+        action="append",
+        metavar="PUB",
+        help="with --sign-key: also accept platform manifests signed by this public key (repeatable)",
+    )
+    _immutable_option(ix)
     add_output_options(ix)
     ix.set_defaults(func=cmd_index)
 
@@ -504,9 +557,24 @@ def _sign_parser(sub: _Sub) -> None:
         metavar="KEY",
         help="ECDSA P-256 private key: a PEM file, or env://NAME (password: $VENVSHIP_SIGNING_PASSWORD)",
     )
+    _vouch_options(sg, "signing a registry's content")
     _registry_options(sg)
     add_output_options(sg)
     sg.set_defaults(func=cmd_sign)
+
+
+def _vouch_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--trust-key",
+        action="append",
+        metavar="PUB",
+        help=f"{what}: also accept content signed by this public key (repeatable; e.g. the old key of a rollover)",
+    )
+    p.add_argument(
+        "--vouch-unverified",
+        action="store_true",
+        help=f"{what}: sign it even though no trusted key signed it; you vouch for what the registry serves",
+    )
 
 
 def _list_parser(sub: _Sub) -> None:

@@ -300,13 +300,15 @@ def merge_registry_index(
     repo: str,
     version: str,
     *,
-    before_tag: Callable[[Descriptor], object] | None = None,
+    before_tag: Callable[[Descriptor, Sequence[str]], object] | None = None,
+    immutable_tag: bool = False,
 ) -> str:
     """Write the index tag ``VERSION`` over every ``VERSION-*`` platform tag of ``repo``; return its digest.
 
     Idempotent: the same platform tags give the same index bytes, and an unchanged tag is not
     rewritten. Two different manifests for one platform is an error. ``before_tag`` runs once the
-    index is stored by digest, before the tag names it (to sign it first).
+    index is stored by digest, before the tag names it, with the platform manifests' digests (to
+    verify and sign them first). ``immutable_tag`` refuses to move an existing tag to other content.
 
     Example: ``merge_registry_index(client, "openstack/keystone", "31.0.0")``
     """
@@ -343,10 +345,15 @@ def merge_registry_index(
         raise ArtifactError(f"{where}: no per-platform tags {tag}-* to merge; publish the platforms first")
     raw_index = canonical_json(Index(manifests=tuple(entries)).to_json())
     digest = sha256_digest(raw_index)
+    existing = client.check_tag(repo, tag)
+    if immutable_tag and existing is not None and existing != digest:
+        raise ArtifactError(f"{where}:{tag}: already names {existing}; --immutable-tags refuses to move it")
     if before_tag is not None:
         client.put_manifest(repo, digest, raw_index, INDEX_TYPE)
-        before_tag(Descriptor(media_type=INDEX_TYPE, digest=digest, size=len(raw_index)))
-    if client.check_tag(repo, tag) != digest:
+        before_tag(
+            Descriptor(media_type=INDEX_TYPE, digest=digest, size=len(raw_index)), [e.digest for e in entries]
+        )
+    if existing != digest:
         client.put_manifest(repo, tag, raw_index, INDEX_TYPE)
         logger.info("%s:%s: index of %d platforms", where, tag, len(entries))
     return digest

@@ -17,11 +17,14 @@ import pytest
 
 from tests.integration.conftest import LocalIndex, RecipeWriter
 from tests.pythons import NOT_FOUND, find_python
+from tests.signing import make_key, write_policy
 from venvship.artifact import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
+from venvship.builder.signer import load_signing_key, sign_artifact
 from venvship.cli.venvship_main import main
 from venvship.inspect import diff_views, inspect_ref
+from venvship.oci.attach import open_store
 from venvship.oci.layout import Layout
 from venvship.oci.reference import parse_ref
 from venvship.recipe import load_recipe
@@ -156,11 +159,17 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
     recipe = load_recipe(write_recipe())
     first = Layout.create(tmp_path / "first")
     build_recipe(recipe, output=first, options=BuildOptions(cache=cache))
+    # Its wheels built from sdists are reused only because a key the policy trusts signed it.
+    key = make_key(tmp_path / "keys", "release")
+    sign_artifact(open_store(parse_ref(f"oci:{first.root}:demo")), "1.0", load_signing_key(str(key.private)))
+    policy = write_policy(tmp_path / "reuse-policy.toml", {f"oci:{first.root}": [key.public]})
     fresh_cache = tmp_path_factory.mktemp("fresh-cache")
     result = build_recipe(
         recipe,
         output=Layout.create(tmp_path / "second"),
-        options=BuildOptions(cache=fresh_cache, reuse_from=parse_ref(f"oci:{first.root}:demo:1.0")),
+        options=BuildOptions(
+            cache=fresh_cache, reuse_from=parse_ref(f"oci:{first.root}:demo:1.0"), reuse_policy=policy
+        ),
     )
     assert result.built == ()
     assert sorted(result.reused) == [

@@ -109,7 +109,7 @@ def test_identical_republish_uploads_nothing(
     assert out.startswith(f"{open_registry.host}/republish: unchanged")
 
 
-def test_build_reuse_from_a_registry_builds_nothing(
+def test_build_reuse_from_a_registry_rebuilds_only_unsigned_source_wheels(
     tls_registry: RegistryServer,
     built_demo: BuiltDemo,
     tmp_path: Path,
@@ -138,5 +138,7 @@ def test_build_reuse_from_a_registry_builds_nothing(
     [result] = json.loads(run(venvship_main.main, argv))["recipes"]
     config = built_demo.config()
     assert result["status"] == "built"
-    assert (result["built"], result["downloaded"], result["cached"]) == ([], [], [])
-    assert sorted(result["reused"]) == sorted(w.filename for w in (*config.lock, *config.tools))
+    assert (result["downloaded"], result["cached"]) == ([], [])
+    # Unsigned (no --reuse-policy): only the wheels the index's sha256 vouches for are reused.
+    assert sorted(result["reused"]) == sorted(w.filename for w in config.tools)
+    assert sorted(result["built"]) == sorted(w.filename for w in config.lock)

@@ -125,7 +125,9 @@ def test_formats_other_tools_read(
     layout = _artifact(tmp_path / "a", tool_wheels)
     assert cli(venvship_main.main, ["publish", f"oci:{layout.root}", f"{host}/tools"], open_registry)[0] == 0
     code, out, err = cli(
-        venvship_main.main, ["sign", f"{host}/tools/demo:1.0", "--key", str(key.private)], open_registry
+        venvship_main.main,
+        ["sign", f"{host}/tools/demo:1.0", "--key", str(key.private), "--vouch-unverified"],
+        open_registry,
     )
     assert code == 0 and "signed 2 digest(s)" in out, err
 

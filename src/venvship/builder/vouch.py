@@ -1,0 +1,99 @@
+"""Sign only what was verified: content another job pushed must already carry a trusted signature.
+
+A signing job that signs whatever a registry serves lends its key to anyone who can push. Before
+it signs an index (or re-signs what a registry holds), every platform manifest must carry a
+signature by a key the job trusts: its own key's public half, plus any it names. The check is the
+targets' own (install/signature.py, the host's ``openssl``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ..artifact import INDEX_TYPE, Index
+from ..errors import ArtifactError, InstallError, UnverifiedContent
+from ..install.policy import Rule, TrustedKey
+from ..install.select import BlobReader
+from ..install.signature import verify_signed
+from ..oci.layout import Layout
+from ..oci.reference import Ref
+from ..oci.source import Access, Source, open_source
+from ..sigformat import key_id, public_key_der
+from .signer import SigningKey
+
+
+def trusted_keys(key: SigningKey, extra: Sequence[Path], folder: Path) -> Rule:
+    """Return the rule "signed by ``key`` or one of the public keys ``extra``" (files kept in ``folder``)."""
+    own = folder / "signing-key.pub"
+    own.write_bytes(key.public_pem())
+    keys = [TrustedKey(path=own, key_id=key.key_id)]
+    for path in extra:
+        try:
+            der = public_key_der(path.read_text(encoding="ascii"), where=str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArtifactError(f"{path}: trusted key cannot be read ({exc})") from exc
+        keys.append(TrustedKey(path=path, key_id=key_id(der)))
+    return Rule(source="the signing job's trusted keys", require_signature=True, keys=tuple(keys))
+
+
+def require_signed(source: Source, digests: Sequence[str], rule: Rule, *, where: str) -> None:
+    """Raise UnverifiedContent naming the first of ``digests`` no key of ``rule`` signed."""
+    with tempfile.TemporaryDirectory(prefix="venvship-vouch-") as tmp:
+        reader = BlobReader(source, Layout.create(Path(tmp)))
+        try:
+            verify_signed(rule, reader, tuple(digests), where=where)
+        except InstallError as exc:
+            raise UnverifiedContent(
+                f"{exc}: not signing content this build neither made nor verified "
+                "(sign each platform manifest in its build job)"
+            ) from None
+        finally:
+            reader.close()
+
+
+def subject_digests(source: Source, reference: str) -> list[str]:
+    """Return the digests ``sign_artifact`` signs for ``reference``: the top one, and an index's manifests."""
+    top, raw = source.get_manifest(reference)
+    if top.media_type != INDEX_TYPE:
+        return [top.digest]
+    return [top.digest, *(m.digest for m in Index.from_bytes(raw, where=reference).manifests)]
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def built_digests(paths: Sequence[Path]) -> frozenset[str]:
+    """Return the manifest digests that ``venvship build --json`` outputs at ``paths`` record.
+
+    A signing job vouches for these: its own pipeline's build jobs made them, and their outputs
+    travel in the CI system's job artifacts, which a registry pusher cannot write.
+    """
+    found: set[str] = set()
+    for path in paths:
+        try:
+            recipes = json.loads(path.read_text(encoding="utf-8"))["recipes"]
+            digests = [str(entry["digest"]) for entry in recipes if entry.get("status") != "outdated"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(
+                f"{path}: not the output of `venvship build --json` ({type(exc).__name__}: {exc})"
+            ) from None
+        bad = [d for d in digests if not _DIGEST.fullmatch(d)]
+        if bad:
+            raise ArtifactError(f"{path}: recipes[].digest {bad[0]!r} is not a sha256 digest")
+        found.update(digests)
+    return frozenset(found)
+
+
+def require_verified(
+    ref: Ref, reference: str, key: SigningKey, trusted: Sequence[Path], access: Access | None
+) -> None:
+    """Raise UnverifiedContent unless everything ``sign_artifact`` would sign at ``ref`` is signed already
+    by ``key`` or one of the public keys ``trusted`` (a key rollover names the old key here)."""
+    source = open_source(ref, access)
+    with tempfile.TemporaryDirectory(prefix="venvship-trust-") as tmp:
+        rule = trusted_keys(key, trusted, Path(tmp))
+        require_signed(source, subject_digests(source, reference), rule, where=str(ref))

@@ -1,0 +1,192 @@
+"""A signing job signs only what was made or verified with its key (#20).
+
+Before #20, ``index --sign-key`` merged whatever ``VERSION-*`` tags the registry held and signed
+each platform manifest: a pusher without the key who moved a platform tag between the build and
+the index job got their manifest signed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.signing import make_key
+from venvship.builder.evidence import attach_provenance
+from venvship.cli import venvship_main
+from venvship.oci.attach import LayoutStore
+from venvship.sigformat import INTOTO_TYPE, dsse_envelope, dsse_statement, parse_referrer
+
+from ._pki import PASSWORD
+from ._support import RegistryServer, cli_registry_args, client_for
+from .test_signatures import _artifact
+
+pytestmark = pytest.mark.registry
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    def call(argv: list[str], server: RegistryServer) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        code = venvship_main.main([*argv, *cli_registry_args(server)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def test_index_signs_only_platform_manifests_a_trusted_key_signed(
+    open_registry: RegistryServer, tool_wheels: Path, tmp_path: Path, cli: Cli
+) -> None:
+    host = open_registry.host
+    key = make_key(tmp_path / "keys", "release")
+    genuine = _artifact(tmp_path / "a", tool_wheels)
+    code, _, err = cli(
+        ["publish", f"oci:{genuine.root}", f"{host}/job", "--sign-key", str(key.private)], open_registry
+    )
+    assert code == 0, err
+    code, _, err = cli(["index", f"{host}/job/demo:1.0", "--sign-key", str(key.private)], open_registry)
+    assert code == 0, err
+    client = client_for(open_registry)
+    signed_index = client.check_tag("job/demo", "1.0")
+
+    # A pusher without the key moves the platform tag to their own, unsigned manifest.
+    evil = _artifact(tmp_path / "b", tool_wheels, body="EVIL = True")
+    [platform_ref] = [r for r in evil.refs() if r.startswith("demo:1.0-")]
+    code, _, err = cli(["publish", f"oci:{evil.root}:{platform_ref}", f"{host}/job"], open_registry)
+    assert code == 0, err
+    evil_digest = client.check_tag("job/demo", platform_ref.split(":", 1)[1])
+    assert evil_digest is not None
+
+    code, _, err = cli(["index", f"{host}/job/demo:1.0", "--sign-key", str(key.private)], open_registry)
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert evil_digest in line and "no signature" in line
+    assert client.check_tag("job/demo", "1.0") == signed_index  # the tag did not move
+    assert not client.referrers("job/demo", evil_digest)  # and nothing signed it
+
+    # --immutable-tags: the index tag is not moved to other content, signed or not.
+    code, _, err = cli(["index", f"{host}/job/demo:1.0", "--immutable-tags"], open_registry)
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert "--immutable-tags refuses to move it" in line
+    assert client.check_tag("job/demo", "1.0") == signed_index
+
+
+def test_sign_and_fetch_refuse_registry_content_no_trusted_key_signed(
+    open_registry: RegistryServer, tool_wheels: Path, tmp_path: Path, cli: Cli
+) -> None:
+    host = open_registry.host
+    key = make_key(tmp_path / "keys", "new")
+    old = make_key(tmp_path / "keys", "old")
+    pushed = _artifact(tmp_path / "a", tool_wheels)  # pushed by someone without any key
+    assert cli(["publish", f"oci:{pushed.root}", f"{host}/vouch"], open_registry)[0] == 0
+    client = client_for(open_registry)
+    index = client.check_tag("vouch/demo", "1.0")
+    assert index is not None
+
+    code, _, err = cli(["sign", f"{host}/vouch/demo:1.0", "--key", str(key.private)], open_registry)
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert index in line and "no signature" in line
+    code, _, err = cli(
+        ["publish", f"{host}/vouch/demo:1.0", f"oci:{tmp_path / 'copy'}", "--sign-key", str(key.private)],
+        open_registry,
+    )
+    assert code == 1 and index in err
+    assert not client.referrers("vouch/demo", index)  # nothing signed
+
+    # A key rollover: the old key signed it, the new key trusts the old one and signs too.
+    code, _, err = cli(
+        ["sign", f"{host}/vouch/demo:1.0", "--key", str(old.private), "--vouch-unverified"], open_registry
+    )
+    assert code == 0, err
+    code, _, err = cli(
+        ["sign", f"{host}/vouch/demo:1.0", "--key", str(key.private), "--trust-key", str(old.public)],
+        open_registry,
+    )
+    assert code == 0, err
+    assert len(client.referrers("vouch/demo", index)) == 2
+
+
+def test_provenance_someone_else_attached_is_not_signed(tool_wheels: Path, tmp_path: Path) -> None:
+    layout = _artifact(tmp_path / "a", tool_wheels)
+    [platform_ref] = [r for r in layout.refs() if r.startswith("demo:1.0-")]
+    store = LayoutStore(layout, "demo")
+    subject = store.get_manifest(platform_ref.split(":", 1)[1])[0]
+    # A statement about this very manifest, attached by whoever can write the layout.
+    forged = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": platform_ref, "digest": {"sha256": subject.digest.split(":")[1]}}],
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "predicate": {"buildDefinition": {"externalParameters": {"source": "attacker"}}},
+        }
+    ).encode()
+    attach_provenance(store, subject, dsse_envelope(forged, []))
+    key = make_key(tmp_path / "keys", "release")
+    assert venvship_main.main(["sign", f"oci:{layout.root}:demo:1.0", "--key", str(key.private)]) == 0
+    statements = [e for e in store.referrers(subject.digest) if e.artifact_type == INTOTO_TYPE]
+    assert statements
+    for entry in statements:
+        if entry.artifact_type == INTOTO_TYPE:
+            referrer = parse_referrer(store.get_manifest(entry.digest)[1], where="provenance")
+            _, sigs = dsse_statement(store.blob(referrer.layers[0]), where="provenance")
+            assert sigs == []  # the signing key vouches only for what its build made
+
+
+def test_index_signs_what_the_pipelines_build_jobs_recorded(
+    open_registry: RegistryServer, tool_wheels: Path, tmp_path: Path, cli: Cli
+) -> None:
+    """The CI templates' flow: build jobs push unsigned and keep `build --json` as a job artifact;
+    the signing job, which builds nothing, signs only the manifests those outputs name."""
+    host = open_registry.host
+    key = make_key(tmp_path / "keys", "release")
+    genuine = _artifact(tmp_path / "a", tool_wheels)
+    assert cli(["publish", f"oci:{genuine.root}", f"{host}/ci"], open_registry)[0] == 0
+    client = client_for(open_registry)
+    [platform_ref] = [r for r in genuine.refs() if r.startswith("demo:1.0-")]
+    platform_tag = platform_ref.split(":", 1)[1]
+    made = client.check_tag("ci/demo", platform_tag)
+    assert made is not None
+    # What `venvship build --json` prints, written here from the pushed digest (the build step
+    # itself is covered by the build tests; this test is about what the signing job accepts).
+    built = tmp_path / "build-amd64.json"
+    built.write_text(json.dumps({"recipes": [{"name": "demo", "digest": made, "status": "built"}]}))
+
+    code, _, err = cli(["index", f"{host}/ci/demo:1.0", "--sign-key", str(key.private)], open_registry)
+    assert code == 1 and made in err  # unsigned and not recorded: refused
+    code, _, err = cli(
+        ["index", f"{host}/ci/demo:1.0", "--sign-key", str(key.private), "--built", str(built)], open_registry
+    )
+    assert code == 0, err
+    index = client.check_tag("ci/demo", "1.0")
+    assert index is not None
+    assert client.referrers("ci/demo", index) and client.referrers("ci/demo", made)  # both signed
+
+    # A pusher without the key moves the platform tag: the recorded digest no longer matches.
+    evil = _artifact(tmp_path / "b", tool_wheels, body="EVIL = True")
+    assert cli(["publish", f"oci:{evil.root}:{platform_ref}", f"{host}/ci"], open_registry)[0] == 0
+    evil_digest = client.check_tag("ci/demo", platform_tag)
+    assert evil_digest not in (None, made)
+    code, _, err = cli(
+        ["index", f"{host}/ci/demo:1.0", "--sign-key", str(key.private), "--built", str(built)], open_registry
+    )
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert evil_digest in line
+    assert client.check_tag("ci/demo", "1.0") == index
+    assert not client.referrers("ci/demo", evil_digest)
+
+    # A file that is not a build output is one error line naming it.
+    built.write_text("{}")
+    code, _, err = cli(
+        ["index", f"{host}/ci/demo:1.0", "--sign-key", str(key.private), "--built", str(built)], open_registry
+    )
+    assert code != 0 and len(err.strip().splitlines()) == 1 and str(built) in err
