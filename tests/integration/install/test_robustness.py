@@ -298,6 +298,35 @@ def test_unreadable_cache_is_one_line(
         shutil.rmtree(outer)
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_a_facts_folder_this_user_cannot_write_is_refused_before_the_pull(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, src_for_others: Path
+) -> None:
+    ref = artifacts.write([wheels.demo1], facts=[_fact()])
+    # nobody owns the destination and the cache, not the facts folder (as /etc/ansible/facts.d).
+    outer = Path(tempfile.mkdtemp(prefix="venvship-facts-", dir="/tmp"))
+    try:
+        os.chmod(outer, 0o755)
+        layout = outer / "oci"
+        shutil.copytree(artifacts.root, layout)
+        facts = outer / "facts"
+        facts.mkdir(mode=0o755)
+        work = outer / "work"
+        work.mkdir()
+        os.chown(work, 65534, 65534)
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", DISTRO_PYTHON]
+        argv += pull.argv("install", ref.replace(str(artifacts.root), str(layout)), defaults=False)[1:]
+        argv += ["--dest", str(work / "venvs" / "demo"), "--cache", str(work / "cache")]
+        argv += ["--facts-dir", str(facts), "--no-distro-packages"]
+        env = {**pull.env(), "PYTHONPATH": str(src_for_others)}
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        _one_error_line(proc, str(facts), "not writable", "--facts-dir")
+        assert not (work / "venvs" / "demo").exists()  # nothing switched
+        assert not list((work / "cache" / "blobs" / "sha256").iterdir())  # nothing pulled
+    finally:
+        shutil.rmtree(outer)
+
+
 def test_status_help_says_what_hashes_cost(pull: Pull) -> None:
     out = pull("status", "--help").stdout
     assert "--hashes" in out and "compared by size" in " ".join(out.split())
