@@ -84,6 +84,15 @@ def test_a_build_to_a_registry_writes_the_index_tag_and_a_missing_tag_says_what_
     refs = {x["ref"]: x for x in json.loads(capsys.readouterr().out)["refs"]}
     assert f"{host}/fleet/demo:1.0" in refs
     assert f"{host}/fleet/demo:1.0: index sha256:" in out
+    # A namespace, or a mistyped name, lists nothing: that is an error line, not a silent exit 0.
+    for wrong in (f"{host}/fleet", f"{host}/fleet/dmeo"):
+        assert venvship_main.main(["list", wrong, "--insecure"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.splitlines() == [
+            f"venvship: error: {wrong}: no such repository, or it has no tags; name one artifact's "
+            "repository, HOST[:PORT]/NAMESPACE/NAME"
+        ]
     # A tag that is not there is a 404 with what to run, not a bare one.
     argv = ["install", f"{host}/fleet/demo:2.0", "--insecure", "--dest", str(tmp_path / "d")]
     argv += ["--cache", str(tmp_path / "c"), "--facts-dir", str(tmp_path / "f"), "--no-distro-packages"]
