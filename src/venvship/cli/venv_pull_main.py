@@ -175,9 +175,9 @@ def _status(args: argparse.Namespace) -> int:
             mark = "*" if g.generation == s.current else " "
             lines.append(f" {mark} {g.generation}  {g.name} {g.version}  {g.digest or '(adopted)'}")
     if args.json:
-        print(json_text({"venvs": data} if args.dest is None else data[0]))
+        print(json_text({"venvs": data, "cache": str(args.cache)} if args.dest is None else data[0]))
     else:
-        print("\n".join(lines) or "no venvs installed")
+        print("\n".join(lines) or f"no venvs installed (none recorded in the cache {args.cache})")
     return 0
 
 
@@ -221,8 +221,8 @@ def _prune(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
     r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
-    data = {"generations": list(r.generations), "blobs": len(r.blobs)}
-    _emit(args, data, f"pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
+    data = {"cache": str(args.cache), "generations": list(r.generations), "blobs": len(r.blobs)}
+    _emit(args, data, f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
     return 0
 
 

@@ -274,6 +274,8 @@ class PruneResult:
 
 def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> PruneResult:
     """Prune old generations of every destination the cache knows, then unreferenced blobs."""
+    if not os.path.lexists(cache):
+        return PruneResult(generations=(), blobs=())  # a fresh host: nothing installed, as status says
     if not (cache / "oci-layout").is_file():
         raise InstallError(f"{cache}: no blob cache here (no oci-layout); nothing to prune")
     layout = Layout(cache)

@@ -259,7 +259,7 @@ def test_user_errors_are_one_line(artifacts: Artifacts, wheels: Wheels, pull: Pu
     assert not os.path.lexists(pull.cache)
     _one_error_line(pull("status", str(a_file), ok=False), str(a_file), "not a venv installed by venv-pull")
     _one_error_line(pull("status", "--cache", str(a_file), ok=False), str(a_file))
-    _one_error_line(pull("prune", "--cache", str(tmp_path / "no-cache"), ok=False), "no blob cache")
+    _one_error_line(pull("prune", "--cache", str(a_file), ok=False), str(a_file), "no blob cache")
     pull.install(ref)
     proc = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts), ok=False)
     _one_error_line(proc, "no previous generation")
@@ -325,6 +325,18 @@ def test_a_facts_folder_this_user_cannot_write_is_refused_before_the_pull(
         assert not list((work / "cache" / "blobs" / "sha256").iterdir())  # nothing pulled
     finally:
         shutil.rmtree(outer)
+
+
+def test_status_and_prune_on_a_fresh_host_agree_and_name_the_cache(pull: Pull, tmp_path: Path) -> None:
+    fresh = tmp_path / "no-cache"  # nothing installed yet: no cache either
+    status = pull("status", "--cache", str(fresh))
+    assert status.stdout == f"no venvs installed (none recorded in the cache {fresh})\n"
+    assert json.loads(pull("status", "--cache", str(fresh), "--json").stdout)["cache"] == str(fresh)
+    prune = pull("prune", "--cache", str(fresh))
+    assert prune.stdout == f"{fresh}: pruned 0 generations, 0 cache blobs\n"
+    data = json.loads(pull("prune", "--cache", str(fresh), "--json").stdout)
+    assert data["cache"] == str(fresh) and data["generations"] == [] and data["blobs"] == 0
+    assert not os.path.lexists(fresh)  # looking made nothing
 
 
 def test_status_help_says_what_hashes_cost(pull: Pull) -> None:
