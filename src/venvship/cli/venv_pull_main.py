@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
+from ..errors import VenvshipError
 from ..install.installer import InstallResult, install
 from .install_args import (
     absolute_path,
@@ -79,6 +80,11 @@ def _status_parser(sub: _Sub) -> None:
         "dest", nargs="?", type=absolute_path, metavar="DEST", help="a venv path (default: every known venv)"
     )
     p.add_argument("--hashes", action="store_true", help="compare file hashes too, not only sizes (slower)")
+    p.add_argument(
+        "--packages",
+        action="store_true",
+        help="list the distributions DEST's live venv holds, as pip freeze does (needs DEST)",
+    )
     add_common_options(p, lock=False)
     add_output_options(p)
 
@@ -155,6 +161,8 @@ def _install(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
+    if args.packages:
+        return _packages(args)
     items = maintenance.status(args.dest, cache=args.cache, hashes=args.hashes)
     data = [
         {
@@ -178,6 +186,21 @@ def _status(args: argparse.Namespace) -> int:
         print(json_text({"venvs": data, "cache": str(args.cache)} if args.dest is None else data[0]))
     else:
         print("\n".join(lines) or f"no venvs installed (none recorded in the cache {args.cache})")
+    return 0
+
+
+def _packages(args: argparse.Namespace) -> int:
+    from ..install.packages import live_packages
+
+    if args.dest is None:
+        raise VenvshipError("status --packages: name the venv, venv-pull status DEST --packages")
+    generation, packages = live_packages(args.dest)
+    data = {
+        "dest": str(args.dest),
+        "generation": generation,
+        "packages": [{"name": p.name, "version": p.version} for p in packages],
+    }
+    _emit(args, data, "\n".join(p.freeze() for p in packages))
     return 0
 
 
