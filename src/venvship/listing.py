@@ -40,7 +40,9 @@ def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
             and not is_referrers_tag(name.rpartition(":")[2])
         ]
         if ref.name is not None and not listed:
-            raise BadReference(f"{ref}: the layout has no artifact {ref.name!r}; `venvship list oci:{ref.path}` lists all")
+            raise BadReference(
+                f"{ref}: the layout has no artifact {ref.name!r}; `venvship list oci:{ref.path}` lists all"
+            )
         return listed
     if not ref.repository:
         raise BadReference(f"{ref}: name the repository, HOST[:PORT]/REPO")

@@ -146,7 +146,9 @@ def test_list_a_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "name a layout or a repository to list" in capsys.readouterr().err
     # A name the layout does not have is an error line, not an empty answer.
     assert venvship_main.main(["list", f"oci:{tmp_path / 'oci'}:dmeo"]) == 1
-    assert capsys.readouterr().err.splitlines()[-1].startswith(f"venvship: error: oci:{tmp_path / 'oci'}:dmeo: ")
+    assert (
+        capsys.readouterr().err.splitlines()[-1].startswith(f"venvship: error: oci:{tmp_path / 'oci'}:dmeo: ")
+    )
 
 
 @pytest.mark.parametrize("version", ["3.6", "3.8"])

@@ -195,7 +195,7 @@ def _packages(args: argparse.Namespace) -> int:
     if args.dest is None:
         raise VenvshipError("status --packages: name the venv, venv-pull status DEST --packages")
     generation, packages = live_packages(args.dest)
-    data = {
+    data: dict[str, object] = {
         "dest": str(args.dest),
         "generation": generation,
         "packages": [{"name": p.name, "version": p.version} for p in packages],

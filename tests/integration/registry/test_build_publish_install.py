@@ -76,7 +76,15 @@ def test_a_build_to_a_registry_writes_the_index_tag_and_a_missing_tag_says_what_
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     host = open_registry.host
-    build = ["build", str(write_recipe()), "--output", f"{host}/fleet", "--insecure", "--cache-dir", str(cache)]
+    build = [
+        "build",
+        str(write_recipe()),
+        "--output",
+        f"{host}/fleet",
+        "--insecure",
+        "--cache-dir",
+        str(cache),
+    ]
     assert venvship_main.main(build) == 0
     out = capsys.readouterr().out
     # No `venvship index` needed: the index tag NAME:VERSION is there, as with a layout output.

@@ -95,7 +95,9 @@ def test_tls_needs_the_ca(
 
 def test_plain_http_registry_names_insecure(open_registry: RegistryServer) -> None:
     """A first try against a test registry without TLS: the error says what to pass."""
-    with pytest.raises(RegistryError, match=r"TLS handshake failed .*needs --insecure \(a mirror: http://HOST"):
+    with pytest.raises(
+        RegistryError, match=r"TLS handshake failed .*needs --insecure \(a mirror: http://HOST"
+    ):
         RegistryClient(open_registry.host, retries=0).list_tags("x/y")
 
 
