@@ -173,6 +173,7 @@ def _status(args: argparse.Namespace) -> int:
                 for g in s.generations
             ],
             "drift": s.drift.to_json(),
+            "rollback_to": s.rollback_to,
         }
         for s in items
     ]
@@ -180,7 +181,7 @@ def _status(args: argparse.Namespace) -> int:
     for s in items:
         lines.append(f"{s.dest}: {_drift_text(s.drift)}")
         for g in s.generations:
-            mark = "*" if g.generation == s.current else " "
+            mark = "*" if g.generation == s.current else "<" if g.generation == s.rollback_to else " "
             lines.append(f" {mark} {g.generation}  {g.name} {g.version}  {g.digest or '(adopted)'}")
     if args.json:
         print(json_text({"venvs": data, "cache": str(args.cache)} if args.dest is None else data[0]))
@@ -225,8 +226,10 @@ def _rollback(args: argparse.Namespace) -> int:
         "previous": r.previous,
         "digest": r.digest,
         "facts_written": r.facts_written,
+        "forward": r.forward,
     }
-    _emit(args, data, f"{r.dest}: rolled back from {r.previous} to {r.generation}")
+    how = "rolled forward (undoing the last rollback)" if r.forward else "rolled back"
+    _emit(args, data, f"{r.dest}: {how} from {r.previous} to {r.generation}")
     return 0
 
 
