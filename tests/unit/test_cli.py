@@ -98,7 +98,7 @@ def test_an_error_with_json_is_json(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_status_json_without_dest_is_one_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert venv_pull_main.main(["status", "--cache", str(tmp_path / "cache"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"schema": 1, "venvs": []}
+    assert json.loads(capsys.readouterr().out) == {"schema": 1, "venvs": [], "cache": str(tmp_path / "cache")}
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
