@@ -33,13 +33,25 @@ def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
         raise BadReference(f"{ref}: name a layout or a repository to list, not a tag or digest")
     if isinstance(ref, LayoutRef):
         found = Layout.open(ref.path).refs()
-        return [
+        listed = [
             Listed(ref=f"oci:{ref.path}:{name}", digest=desc.digest)
             for name, desc in sorted(found.items())
             if (ref.name is None or name.rpartition(":")[0] == ref.name)
             and not is_referrers_tag(name.rpartition(":")[2])
         ]
+        if ref.name is not None and not listed:
+            raise BadReference(
+                f"{ref}: the layout has no artifact {ref.name!r}; `venvship list oci:{ref.path}` lists all"
+            )
+        return listed
     if not ref.repository:
         raise BadReference(f"{ref}: name the repository, HOST[:PORT]/REPO")
     tags = registry_client(ref.registry, access or Access()).list_tags(ref.repository)
-    return [Listed(ref=f"{ref}:{tag}", digest=None) for tag in sorted(tags) if not is_referrers_tag(tag)]
+    listed = [Listed(ref=f"{ref}:{tag}", digest=None) for tag in sorted(tags) if not is_referrers_tag(tag)]
+    if not listed:
+        # A namespace or a mistyped name answers like an empty repository: nothing found is an error.
+        raise BadReference(
+            f"{ref}: no such repository, or it has no tags; name one artifact's repository, "
+            "HOST[:PORT]/NAMESPACE/NAME"
+        )
+    return listed

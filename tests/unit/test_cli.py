@@ -98,7 +98,7 @@ def test_an_error_with_json_is_json(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_status_json_without_dest_is_one_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert venv_pull_main.main(["status", "--cache", str(tmp_path / "cache"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"schema": 1, "venvs": []}
+    assert json.loads(capsys.readouterr().out) == {"schema": 1, "venvs": [], "cache": str(tmp_path / "cache")}
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
@@ -144,6 +144,11 @@ def test_list_a_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     ]
     assert venvship_main.main(["list", f"oci:{tmp_path / 'oci'}:demo:1.0"]) == 1
     assert "name a layout or a repository to list" in capsys.readouterr().err
+    # A name the layout does not have is an error line, not an empty answer.
+    assert venvship_main.main(["list", f"oci:{tmp_path / 'oci'}:dmeo"]) == 1
+    assert (
+        capsys.readouterr().err.splitlines()[-1].startswith(f"venvship: error: oci:{tmp_path / 'oci'}:dmeo: ")
+    )
 
 
 @pytest.mark.parametrize("version", ["3.6", "3.8"])

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
-from ..artifact import tag_for_version
+from ..artifact import Descriptor, tag_for_version
 from ..errors import VenvshipError
-from ..oci.attach import LayoutStore
+from ..oci.attach import LayoutStore, RegistryStore
 from ..oci.layout import Layout
-from ..oci.publish import PublishResult, publish_layout
+from ..oci.publish import PublishResult, merge_registry_index, publish_layout
 from ..oci.reference import LayoutRef, Ref
 from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
@@ -21,6 +21,7 @@ from ..recipe import find_recipes, load_recipes
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
 
 if TYPE_CHECKING:
+    from ..oci.registry import RegistryClient
     from .signer import SigningKey
 
 
@@ -31,6 +32,7 @@ class BatchResult:
     output: Ref
     results: tuple[BuildResult, ...]
     published: PublishResult | None = None
+    indexes: tuple[tuple[str, str], ...] = ()  # registry output: (index tag, digest) per recipe
 
     @property
     def retagged(self) -> tuple[Retag, ...]:
@@ -45,7 +47,10 @@ class BatchResult:
             if self.published is not None:
                 entry["published"] = f"{str(self.output).rstrip('/')}/{entry['ref']}"
                 entry.pop("retagged")  # the staging layout's; the registry's are below
-        return {"recipes": entries, "retagged": [r.to_json() for r in self.retagged]}
+        out: dict[str, object] = {"recipes": entries, "retagged": [r.to_json() for r in self.retagged]}
+        if self.published is not None:
+            out["indexes"] = {tag: digest for tag, digest in self.indexes}
+        return out
 
 
 def build_recipes(
@@ -59,7 +64,8 @@ def build_recipes(
     """Build the recipes at ``paths`` (files, or folders of ``*.toml``) into ``output``.
 
     A layout output (``oci:DIR``) is written directly. A registry output (``HOST/NAMESPACE``) is
-    built into a staging layout in the build cache first, then published: blobs go up before any tag.
+    built into a staging layout in the build cache first, then published: blobs go up before any tag,
+    and each recipe's index tag ``VERSION`` is merged over the registry's ``VERSION-*`` tags last.
     With ``sign_key``, each recipe's index and manifests are signed in the layout before that, and
     their signatures travel with them.
     A moved tag of the output is logged as a warning (``options.immutable_tags``: refused).
@@ -109,7 +115,25 @@ def build_recipes(
     published = publish_layout(
         layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
     )
-    return BatchResult(output=output, results=tuple(results), published=published)
+    indexes = []
+    for recipe in recipes:
+        repo = output.with_target(name=recipe.name).repository
+        digest = _merge_index(client, repo, recipe.version, sign_key)
+        indexes.append((f"{client.registry}/{repo}:{tag_for_version(recipe.version)}", digest))
+    return BatchResult(output=output, results=tuple(results), published=published, indexes=tuple(indexes))
+
+
+def _merge_index(client: RegistryClient, repo: str, version: str, sign_key: SigningKey | None) -> str:
+    """Write the index tag ``VERSION`` as ``venvship index`` does: over every ``VERSION-*`` platform
+    tag the registry holds, so a build of one platform adds it to those other builds published."""
+    sign = None
+    if sign_key is not None:
+        from .signer import sign_artifact
+
+        def sign(index: Descriptor) -> None:  # stored by digest, not yet tagged: signed first
+            sign_artifact(RegistryStore(client, repo), index.digest, sign_key)
+
+    return merge_registry_index(client, repo, version, before_tag=sign)
 
 
 __all__ = ["BatchResult", "build_recipes"]

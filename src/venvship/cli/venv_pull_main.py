@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
+from ..errors import VenvshipError
 from ..install.installer import InstallResult, install
 from .install_args import (
     absolute_path,
@@ -79,6 +80,11 @@ def _status_parser(sub: _Sub) -> None:
         "dest", nargs="?", type=absolute_path, metavar="DEST", help="a venv path (default: every known venv)"
     )
     p.add_argument("--hashes", action="store_true", help="compare file hashes too, not only sizes (slower)")
+    p.add_argument(
+        "--packages",
+        action="store_true",
+        help="list the distributions DEST's live venv holds, as pip freeze does (needs DEST)",
+    )
     add_common_options(p, lock=False)
     add_output_options(p)
 
@@ -155,6 +161,8 @@ def _install(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
+    if args.packages:
+        return _packages(args)
     items = maintenance.status(args.dest, cache=args.cache, hashes=args.hashes)
     data = [
         {
@@ -165,6 +173,7 @@ def _status(args: argparse.Namespace) -> int:
                 for g in s.generations
             ],
             "drift": s.drift.to_json(),
+            "rollback_to": s.rollback_to,
         }
         for s in items
     ]
@@ -172,12 +181,27 @@ def _status(args: argparse.Namespace) -> int:
     for s in items:
         lines.append(f"{s.dest}: {_drift_text(s.drift)}")
         for g in s.generations:
-            mark = "*" if g.generation == s.current else " "
+            mark = "*" if g.generation == s.current else "<" if g.generation == s.rollback_to else " "
             lines.append(f" {mark} {g.generation}  {g.name} {g.version}  {g.digest or '(adopted)'}")
     if args.json:
-        print(json_text({"venvs": data} if args.dest is None else data[0]))
+        print(json_text({"venvs": data, "cache": str(args.cache)} if args.dest is None else data[0]))
     else:
-        print("\n".join(lines) or "no venvs installed")
+        print("\n".join(lines) or f"no venvs installed (none recorded in the cache {args.cache})")
+    return 0
+
+
+def _packages(args: argparse.Namespace) -> int:
+    from ..install.packages import live_packages
+
+    if args.dest is None:
+        raise VenvshipError("status --packages: name the venv, venv-pull status DEST --packages")
+    generation, packages = live_packages(args.dest)
+    data: dict[str, object] = {
+        "dest": str(args.dest),
+        "generation": generation,
+        "packages": [{"name": p.name, "version": p.version} for p in packages],
+    }
+    _emit(args, data, "\n".join(p.freeze() for p in packages))
     return 0
 
 
@@ -202,8 +226,10 @@ def _rollback(args: argparse.Namespace) -> int:
         "previous": r.previous,
         "digest": r.digest,
         "facts_written": r.facts_written,
+        "forward": r.forward,
     }
-    _emit(args, data, f"{r.dest}: rolled back from {r.previous} to {r.generation}")
+    how = "rolled forward (undoing the last rollback)" if r.forward else "rolled back"
+    _emit(args, data, f"{r.dest}: {how} from {r.previous} to {r.generation}")
     return 0
 
 
@@ -221,8 +247,8 @@ def _prune(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
     r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
-    data = {"generations": list(r.generations), "blobs": len(r.blobs)}
-    _emit(args, data, f"pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
+    data = {"cache": str(args.cache), "generations": list(r.generations), "blobs": len(r.blobs)}
+    _emit(args, data, f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
     return 0
 
 

@@ -153,6 +153,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(result.summary())
     if run.published is not None:
         print(_published_line(args.output, run.published))
+    for tag, digest in run.indexes:
+        print(f"{tag}: index {digest}")
     return 0
 
 

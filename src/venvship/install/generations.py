@@ -187,6 +187,16 @@ class Generations:
                 states.append(state)
         return sorted(states, key=lambda s: (s.created, s.generation))
 
+    def rollback_target(self, current: str | None) -> State | None:
+        """Return the generation ``rollback`` switches to from ``current``: the one it was installed
+        over, else the newest other (after a rollback: the one rolled back from, which is newer)."""
+        states = {s.generation: s for s in self.all()}
+        live = states.get(current or "")
+        if live and live.previous_generation in states and self.intact(live.previous_generation):
+            return states[live.previous_generation]
+        older = [s for s in states.values() if s.generation != current]
+        return older[-1] if older else None
+
     def new_id(self, digest: str) -> str:
         """Return a free generation name: 12 hex of the digest, suffixed for rebuilds."""
         base = digest.split(":")[-1][:12]

@@ -99,11 +99,14 @@ class InstallResult:
 
 
 def _result(gens: Generations, state: State, *, changed: bool, facts_written: bool) -> InstallResult:
+    # Where a rollback goes, as the facts say: after a rollback that is not what ``state`` was
+    # installed over.
+    previous = gens.rollback_target(state.generation)
     return InstallResult(
         changed=changed,
         dest=str(gens.dest),
         digest=state.digest,
-        previous_digest=state.previous_digest,
+        previous_digest=previous.digest if previous else "",
         generation=state.generation,
         packages=len(state.lock),
         facts_written=facts_written,

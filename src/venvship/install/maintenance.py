@@ -49,6 +49,7 @@ class DestStatus:
     generations: tuple[State, ...]
     drift: Drift
     unknown: tuple[str, ...] = ()  # generation folders whose state cannot be read (kept as they are)
+    rollback_to: str | None = None  # where ``rollback`` would switch to
 
 
 def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[DestStatus]:
@@ -76,9 +77,14 @@ def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[Dest
                 generations=tuple(gens.all()),
                 drift=drift(gens, hashes=hashes),
                 unknown=tuple(gens.unknown()),
+                rollback_to=_generation_of(gens.rollback_target(gens.current_id())),
             )
         )
     return out
+
+
+def _generation_of(state: State | None) -> str | None:
+    return state.generation if state else None
 
 
 def link_state(gens: Generations) -> LinkState:
@@ -130,6 +136,7 @@ class RollbackResult:
     generation: str
     digest: str
     facts_written: bool
+    forward: bool = False  # to a newer generation: the one an earlier rollback left
 
 
 def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) -> RollbackResult:
@@ -140,14 +147,8 @@ def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) 
         current = gens.current_id()
         if current is None:
             raise InstallError(f"{gens.dest}: not a venv installed by venv-pull")
-        states = {s.generation: s for s in gens.all()}
-        live = states.get(current)
-        older = [s for s in states.values() if s.generation != current]
-        target = None
-        if live and live.previous_generation in states and gens.intact(live.previous_generation):
-            target = states[live.previous_generation]
-        elif older:
-            target = older[-1]
+        live = gens.read_state(current)
+        target = gens.rollback_target(current)
         if target is None:
             raise InstallError(f"{gens.dest}: no previous generation to roll back to")
         gens.switch(target.generation)
@@ -164,6 +165,8 @@ def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) 
             generation=target.generation,
             digest=target.digest,
             facts_written=bool(written),
+            forward=live is not None
+            and (target.created, target.generation) > (live.created, live.generation),
         )
 
 
@@ -317,6 +320,8 @@ class PruneResult:
 
 def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> PruneResult:
     """Prune old generations of every destination the cache knows, then unreferenced blobs."""
+    if not os.path.lexists(cache):
+        return PruneResult(generations=(), blobs=())  # a fresh host: nothing installed, as status says
     if not (cache / "oci-layout").is_file():
         raise InstallError(f"{cache}: no blob cache here (no oci-layout); nothing to prune")
     layout = Layout(cache)

@@ -114,6 +114,14 @@ def _facts_folder(path: Path) -> None:
     """Raise unless the facts folder (or, where it is still to be made, the folder above) is trusted."""
     existing = next(p for p in (path, *path.parents) if p.exists())
     trust.check_tree(existing, what="the facts folder" if existing == path else "the folder of the facts")
+    # Checked here, not when the facts are written: a user who may not write there learns it before
+    # the pull and the switch, not after them.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == path else f" (to make {path} in)"
+        raise InstallError(
+            f"{existing}{made}: the facts folder is not writable by this user: name one with "
+            "--facts-dir DIR, or run it as root"
+        )
 
 
 def _space(job: Preflight) -> list[str]:

@@ -14,7 +14,9 @@
     insecure = true                               # plain HTTP
 
 The ``[[registry]]`` whose prefix is the longest one a reference starts with (at a ``/``) applies;
-``--mirror`` locations mirror the reference's registry and come first. Unlike containers, tags
+``--mirror HOST[/PATH]`` is the rule ``prefix = "REGISTRY[/PATH]"``, ``location = "HOST[/PATH]"``:
+a mirror that holds the reference under the same repository name (a pull-through cache), its PATH
+the part of the name it mirrors; these come first. Unlike containers, tags
 are resolved at the origin unless ``--mirror-tags`` (see ``oci/mirrors.py``), and each blob comes
 from the first mirror that has it. Without ``tomllib`` (Python 3.9, 3.10) the same document is
 read as JSON (``registries.json``), as for the trust policy (``conffile.py``). Stdlib only.
@@ -178,10 +180,27 @@ def open_install_source(ref: Ref, access: Access, mirrors: MirrorOptions) -> Sou
 
     origin = RegistrySource(ref, client=registry_client(ref.registry, access))
     rule = load_mirror_config(mirrors.file).rule_for(ref)
-    chosen = [(m, ref.registry) for m in mirrors.extra]
+    chosen = [(m, command_line_prefix(m, ref)) for m in mirrors.extra]
     chosen += [(m, rule.prefix) for m in rule.mirrors] if rule else []
     sources = [RegistrySource(m.ref_for(ref, prefix), client=m.client()) for m, prefix in chosen]
     return MirrorSource(origin, sources, tags=mirrors.tags)
+
+
+def command_line_prefix(mirror: Mirror, ref: RegistryRef) -> str:
+    """Return the prefix ``--mirror HOST[/PATH]`` mirrors for ``ref``: ``REGISTRY[/PATH]``, so that
+    it means what the same location means in the mirror configuration under that prefix.
+
+    Example: ``--mirror cache:5000/os`` reads ``reg/os/keystone`` as ``cache:5000/os/keystone``.
+    """
+    path = mirror.location.rstrip("/").partition("/")[2]
+    prefix = f"{ref.registry}/{path}" if path else ref.registry
+    name = f"{ref.registry}/{ref.repository}"
+    if name != prefix and not name.startswith(prefix + "/"):
+        raise BadReference(
+            f"--mirror {mirror.location}: {name} is not under {prefix}; a mirror on the command line "
+            f"holds the same repository names (for other names, map a prefix in {DEFAULT_FILES[0]})"
+        )
+    return prefix
 
 
 def served_by(source: Source) -> dict[str, str]:

@@ -216,15 +216,16 @@ class Transport:
         except ssl.SSLCertVerificationError as exc:
             conn.close()
             raise RegistryError(
-                f"{parts.netloc}: TLS certificate not trusted ({exc.verify_message}); pass the CA "
-                "with ca_file/SSL_CERT_FILE, or use plain HTTP only if the registry has no TLS (insecure)",
+                f"{parts.netloc}: TLS certificate not trusted ({exc.verify_message}); pass its CA with "
+                "--ca-file FILE (a mirror: ca-file in the mirror configuration) or SSL_CERT_FILE, or, "
+                "only if the registry has no TLS, --insecure (a mirror: http://HOST, or insecure = true)",
                 url=url,
             ) from exc
         except ssl.SSLError as exc:
             conn.close()
             raise RegistryError(
                 f"{parts.netloc}: TLS handshake failed ({exc.reason or exc}); does it speak HTTPS? "
-                "A registry without TLS needs insecure (--insecure)",
+                "A registry without TLS needs --insecure (a mirror: http://HOST, or insecure = true)",
                 url=url,
             ) from exc
         except (OSError, http.client.HTTPException) as exc:

@@ -96,6 +96,11 @@ def parse_ref(text: str) -> Ref:
         if not name:
             raise BadReference(f"{text}: missing name")
         return LayoutRef(path=Path(path), name=name, tag=tag, digest=digest)
+    scheme, sep, bare = text.partition("://")
+    if sep and scheme in ("http", "https"):
+        # A URL's scheme is a transport choice, which the options make: say which one.
+        plain = " and --insecure (plain HTTP)" if scheme == "http" else ""
+        raise BadReference(f"{text}: a reference has no scheme: use {bare}{plain}")
     host, slash, rest = text.partition("/")
     if not slash or not (("." in host or ":" in host) or host == "localhost"):
         raise BadReference(

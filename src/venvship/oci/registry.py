@@ -372,7 +372,19 @@ class RegistrySource:
         self.client = client
 
     def get_manifest(self, reference: str) -> tuple[Descriptor, bytes]:
-        media_type, raw, digest = self.client.get_manifest(self.ref.repository, reference)
+        try:
+            media_type, raw, digest = self.client.get_manifest(self.ref.repository, reference)
+        except RegistryError as exc:
+            if exc.status != 404 or reference.startswith("sha256:"):
+                raise
+            # A missing tag is most often an index tag not merged yet, or a typo: say what to run.
+            name = f"{self.ref.registry}/{self.ref.repository}"
+            raise RegistryError(
+                f"{exc}; `venvship list {name}` lists its tags, and `venvship index {name}:VERSION` "
+                "merges the platform tags VERSION-* into the index tag VERSION",
+                status=404,
+                url=exc.url,
+            ) from exc
         return Descriptor(media_type=media_type, digest=digest, size=len(raw)), raw
 
     def fetch_blob(self, digest: str, size: int, cache: Layout) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import configparser
+import json
 import os
 import subprocess
 import time
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from venvship.artifact import Fact
 from venvship.hostinfo import distro_family
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, tree_snapshot
@@ -80,6 +83,32 @@ def test_upgrade_rollback_and_keep(artifacts: Artifacts, wheels: Wheels, pull: P
     assert rebuilt["generation"] != first["generation"]
     gens = [p.name for p in (pull.dest.parent / ".demo.venvship").iterdir() if not p.name.startswith(".")]
     assert gens == [rebuilt["generation"]]
+
+
+def test_after_a_rollback_every_report_names_where_the_next_one_goes(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    fact = [Fact(file="demo", section="demo", option="venv_tag", value="1.0")]
+    ref1 = artifacts.write([wheels.demo1], facts=fact)
+    first = pull.install(ref1)
+    second = pull.install(artifacts.write([wheels.demo2], version="2.0", facts=fact))
+    pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+    # The facts, install --json and status agree: a rollback now goes to 2.0, the one rolled back from.
+    facts = configparser.ConfigParser()
+    facts.read(pull.facts / "demo.fact")
+    assert facts["demo"]["venvship_previous_digest"] == second["digest"]
+    again = pull.install(ref1)
+    assert again["changed"] is False and again["previous_digest"] == second["digest"]
+    status = pull("status", str(pull.dest), "--cache", str(pull.cache)).stdout.splitlines()
+    assert [line[:3] for line in status[1:]] == [" * ", " < "]  # live 1.0; 2.0 where rollback goes
+    data = json.loads(pull("status", str(pull.dest), "--cache", str(pull.cache), "--json").stdout)
+    assert data["current"] == first["generation"] and data["rollback_to"] == second["generation"]
+    # A second rollback goes forward to 2.0, and says so.
+    rolled = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts), "--json")
+    assert json.loads(rolled.stdout)["forward"] is True
+    assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+    text = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts)).stdout
+    assert text.startswith(f"{pull.dest}: rolled back from")  # from 2.0 to 1.0, its previous: back
 
 
 def test_a_venv_made_by_the_role_is_moved_aside(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:

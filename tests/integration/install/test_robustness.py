@@ -263,7 +263,7 @@ def test_user_errors_are_one_line(artifacts: Artifacts, wheels: Wheels, pull: Pu
     assert not os.path.lexists(pull.cache)
     _one_error_line(pull("status", str(a_file), ok=False), str(a_file), "not a venv installed by venv-pull")
     _one_error_line(pull("status", "--cache", str(a_file), ok=False), str(a_file))
-    _one_error_line(pull("prune", "--cache", str(tmp_path / "no-cache"), ok=False), "no blob cache")
+    _one_error_line(pull("prune", "--cache", str(a_file), ok=False), str(a_file), "no blob cache")
     pull.install(ref)
     proc = pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts), ok=False)
     _one_error_line(proc, "no previous generation")
@@ -300,6 +300,47 @@ def test_unreadable_cache_is_one_line(
             _one_error_line(proc, str(cache), "Permission denied", "run it as root", "--cache")
     finally:
         shutil.rmtree(outer)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_a_facts_folder_this_user_cannot_write_is_refused_before_the_pull(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, src_for_others: Path
+) -> None:
+    ref = artifacts.write([wheels.demo1], facts=[_fact()])
+    # nobody owns the destination and the cache, not the facts folder (as /etc/ansible/facts.d).
+    outer = Path(tempfile.mkdtemp(prefix="venvship-facts-", dir="/tmp"))
+    try:
+        os.chmod(outer, 0o755)
+        layout = outer / "oci"
+        shutil.copytree(artifacts.root, layout)
+        facts = outer / "facts"
+        facts.mkdir(mode=0o755)
+        work = outer / "work"
+        work.mkdir()
+        os.chown(work, 65534, 65534)
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", DISTRO_PYTHON]
+        argv += pull.argv("install", ref.replace(str(artifacts.root), str(layout)), defaults=False)[1:]
+        argv += ["--dest", str(work / "venvs" / "demo"), "--cache", str(work / "cache")]
+        argv += ["--facts-dir", str(facts), "--no-distro-packages"]
+        env = {**pull.env(), "PYTHONPATH": str(src_for_others)}
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        _one_error_line(proc, str(facts), "not writable", "--facts-dir")
+        assert not (work / "venvs" / "demo").exists()  # nothing switched
+        assert not list((work / "cache" / "blobs" / "sha256").iterdir())  # nothing pulled
+    finally:
+        shutil.rmtree(outer)
+
+
+def test_status_and_prune_on_a_fresh_host_agree_and_name_the_cache(pull: Pull, tmp_path: Path) -> None:
+    fresh = tmp_path / "no-cache"  # nothing installed yet: no cache either
+    status = pull("status", "--cache", str(fresh))
+    assert status.stdout == f"no venvs installed (none recorded in the cache {fresh})\n"
+    assert json.loads(pull("status", "--cache", str(fresh), "--json").stdout)["cache"] == str(fresh)
+    prune = pull("prune", "--cache", str(fresh))
+    assert prune.stdout == f"{fresh}: pruned 0 generations, 0 cache blobs\n"
+    data = json.loads(pull("prune", "--cache", str(fresh), "--json").stdout)
+    assert data["cache"] == str(fresh) and data["generations"] == [] and data["blobs"] == 0
+    assert not os.path.lexists(fresh)  # looking made nothing
 
 
 def test_status_help_says_what_hashes_cost(pull: Pull) -> None:

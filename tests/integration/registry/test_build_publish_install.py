@@ -68,6 +68,48 @@ def test_build_to_registry_index_and_install(
     assert again["changed"] is False and again["digest"] == first["digest"]
 
 
+def test_a_build_to_a_registry_writes_the_index_tag_and_a_missing_tag_says_what_to_run(
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    cache: Path,
+    open_registry: RegistryServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    host = open_registry.host
+    build = [
+        "build",
+        str(write_recipe()),
+        "--output",
+        f"{host}/fleet",
+        "--insecure",
+        "--cache-dir",
+        str(cache),
+    ]
+    assert venvship_main.main(build) == 0
+    out = capsys.readouterr().out
+    # No `venvship index` needed: the index tag NAME:VERSION is there, as with a layout output.
+    assert venvship_main.main(["list", f"{host}/fleet/demo", "--insecure", "--json"]) == 0
+    refs = {x["ref"]: x for x in json.loads(capsys.readouterr().out)["refs"]}
+    assert f"{host}/fleet/demo:1.0" in refs
+    assert f"{host}/fleet/demo:1.0: index sha256:" in out
+    # A namespace, or a mistyped name, lists nothing: that is an error line, not a silent exit 0.
+    for wrong in (f"{host}/fleet", f"{host}/fleet/dmeo"):
+        assert venvship_main.main(["list", wrong, "--insecure"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.splitlines() == [
+            f"venvship: error: {wrong}: no such repository, or it has no tags; name one artifact's "
+            "repository, HOST[:PORT]/NAMESPACE/NAME"
+        ]
+    # A tag that is not there is a 404 with what to run, not a bare one.
+    argv = ["install", f"{host}/fleet/demo:2.0", "--insecure", "--dest", str(tmp_path / "d")]
+    argv += ["--cache", str(tmp_path / "c"), "--facts-dir", str(tmp_path / "f"), "--no-distro-packages"]
+    assert venv_pull_main.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "not found (404)" in err and f"venvship list {host}/fleet/demo" in err
+    assert f"venvship index {host}/fleet/demo:VERSION" in err
+
+
 def test_an_unreachable_registry_stops_the_build_before_any_work(
     write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,9 +12,10 @@ from typing import BinaryIO
 
 import pytest
 
-from venvship.errors import ArtifactError, RegistryError
+from venvship.errors import ArtifactError, BadReference, RegistryError
 from venvship.oci.auth import Credentials
 from venvship.oci.layout import Layout
+from venvship.oci.reference import parse_ref
 from venvship.oci.registry import RegistryClient
 
 from ._pki import PASSWORD, USER
@@ -79,8 +80,11 @@ def test_tls_needs_the_ca(
 ) -> None:
     client = RegistryClient(tls_registry.host, retries=3)
     start = time.monotonic()
-    with pytest.raises(RegistryError, match="TLS certificate not trusted"):
+    with pytest.raises(RegistryError, match="TLS certificate not trusted") as caught:
         client.list_tags("x/y")
+    # The hint names the options a user types, not the settings' names inside venvship.
+    assert "--ca-file FILE" in str(caught.value) and "--insecure" in str(caught.value)
+    assert "ca_file" not in str(caught.value) and "(insecure)" not in str(caught.value)
     assert time.monotonic() - start < 5  # not retried
     with pytest.raises(RegistryError, match="HTTP request to an HTTPS server"):
         RegistryClient(tls_registry.host, insecure=True, retries=0).list_tags("x/y")
@@ -91,8 +95,21 @@ def test_tls_needs_the_ca(
 
 def test_plain_http_registry_names_insecure(open_registry: RegistryServer) -> None:
     """A first try against a test registry without TLS: the error says what to pass."""
-    with pytest.raises(RegistryError, match=r"TLS handshake failed .*needs insecure \(--insecure\)"):
+    with pytest.raises(
+        RegistryError, match=r"TLS handshake failed .*needs --insecure \(a mirror: http://HOST"
+    ):
         RegistryClient(open_registry.host, retries=0).list_tags("x/y")
+
+
+def test_a_url_as_a_reference_names_the_option() -> None:
+    """``http://HOST/REPO:TAG`` pasted from a browser: the error says to drop the scheme and which
+    option makes plain HTTP, not "bad repository name"."""
+    host = "127.0.0.1:5000"
+    with pytest.raises(BadReference) as caught:
+        parse_ref(f"http://{host}/fleet/demo:1.0")
+    assert str(caught.value) == (
+        f"http://{host}/fleet/demo:1.0: a reference has no scheme: use {host}/fleet/demo:1.0 and --insecure (plain HTTP)"
+    )
 
 
 class KillingReader:

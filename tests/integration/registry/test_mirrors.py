@@ -70,6 +70,25 @@ def _repo(server: RegistryServer) -> str:
     return f"{server.host}/{REPO}/demo"
 
 
+def test_a_mirror_path_on_the_command_line_means_what_it_means_in_registries_toml(
+    tmp_path: Path, v1: TinyArtifact, servers: list[RegistryServer], run: Run
+) -> None:
+    """``--mirror HOST/PATH`` is ``prefix = "REGISTRY/PATH"``, ``location = "HOST/PATH"``: a cache
+    holding the same names, as in the pull-through-cache how-to; not ``HOST/PATH/PATH/…``."""
+    origin = _start(servers, start_registry(tmp_path / "origin"))
+    ref = v1.publish(origin)
+    cache = _start(servers, start_cache(tmp_path / "cache", origin))
+    code, result, err = run(ref, "--insecure", "--mirror", f"http://{cache.host}/{REPO}")
+    assert code == 0, err
+    assert result["pulled"] == {d: _repo(cache) for d in v1.pulled_blobs()}
+    # A path the reference is not under is one clear error before anything is pulled.
+    code, _, err = run(ref, "--insecure", "--mirror", f"http://{cache.host}/elsewhere", name="other")
+    assert code != 0
+    assert f"--mirror {cache.host}/elsewhere: {origin.host}/{REPO}/demo is not under" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "other" / "venvs" / "demo").exists()
+
+
 @pytest.mark.parametrize("kind", ["replica", "pull-through cache"])
 def test_blobs_come_from_the_mirror_and_the_tag_from_the_origin(
     kind: str, tmp_path: Path, v1: TinyArtifact, servers: list[RegistryServer], run: Run
