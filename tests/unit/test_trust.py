@@ -62,7 +62,9 @@ def test_a_folder_another_user_may_change_is_refused(
 
 @pytest.mark.parametrize("what", MANAGED)
 @pytest.mark.parametrize("parent_mode", [0o755, 0o1777, 0o1775])
-def test_a_root_folder_under_root_or_sticky_folders_is_trusted(base: Path, what: str, parent_mode: int) -> None:
+def test_a_root_folder_under_root_or_sticky_folders_is_trusted(
+    base: Path, what: str, parent_mode: int
+) -> None:
     folder = _tree(base, parent_mode=parent_mode, folder_mode=0o755)
     trust.check_tree(folder, what=what)
     assert trust.trusted_dir(folder / "made", what=what).is_dir()
@@ -71,11 +73,11 @@ def test_a_root_folder_under_root_or_sticky_folders_is_trusted(base: Path, what:
 def test_a_folder_another_user_owns_is_refused(base: Path) -> None:
     folder = _tree(base, parent_mode=0o755, folder_mode=0o755)
     os.chown(folder, NOBODY, -1)
-    with pytest.raises(TrustError, match="owner nobody.*must be owned by root"):
+    with pytest.raises(TrustError, match=r"owner nobody.*must be owned by root"):
         trust.check_tree(folder, what="the blob cache")
     os.chown(folder.parent, NOBODY, -1)
     os.chown(folder, 0, -1)
-    with pytest.raises(TrustError, match="owner nobody.*a folder above the blob cache"):
+    with pytest.raises(TrustError, match=r"owner nobody.*a folder above the blob cache"):
         trust.check_tree(folder, what="the blob cache")
 
 
@@ -86,7 +88,7 @@ def test_a_symlink_another_user_owns_is_refused(base: Path, what: str) -> None:
     link.symlink_to(real)
     trust.check_tree(link, what=what)  # root's own link in a root folder: fine
     os.lchown(link, NOBODY, -1)
-    with pytest.raises(TrustError, match=f"owner nobody.*a symlink on the way to {what}"):
+    with pytest.raises(TrustError, match=rf"owner nobody.*a symlink on the way to {what}"):
         trust.check_tree(link / "below", what=what)
 
 
