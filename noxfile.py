@@ -87,6 +87,18 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the rule modules; survivors are reported (see tests/mutation.py).
+
+    Arguments go to tests/mutation.py: modules, ``--sample N``, ``--budget SECONDS``, ``--ci``.
+    """
+    _ensure_debs(session)
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test", "mutation"))
+    session.install("-e", ".")
+    session.run("python", "tests/mutation.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy --strict (the tests and benchmarks too: their imports come from the test group)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint", "test"))

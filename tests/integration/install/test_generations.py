@@ -142,3 +142,45 @@ def test_prune_after_a_rollback_keeps_the_live_one_first(
     pull("prune", "--cache", str(pull.cache), "--keep", "1")
     assert kept() == {second["generation"]}  # exactly the live one
     assert pull.python("import demo; print(demo.VERSION)") == "2.0"
+
+
+_READER = """
+import os, sys
+dest, stop = sys.argv[1], sys.argv[2]
+seen, bad = 0, []
+while not os.path.exists(stop):
+    try:
+        with open(os.path.join(dest, "pyvenv.cfg"), "rb") as fh:
+            fh.read(1)
+        os.stat(os.path.join(dest, "bin", "python"))
+        seen += 1
+    except OSError as exc:
+        bad.append(repr(exc))
+print(seen, len(bad), bad[:3])
+"""
+
+
+def test_a_reader_never_sees_the_destination_missing_or_half_made(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    """The switch is one rename of a symlink: a process that resolves the destination in a loop
+    through upgrades and rollbacks always finds a whole venv there."""
+    ref1 = artifacts.write([wheels.demo1])
+    ref2 = artifacts.write([wheels.demo2], version="2.0")
+    pull.install(ref1)
+    pull.install(ref2)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(pull.dest), str(stop)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        for _ in range(6):
+            pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+            pull("rollback", str(pull.dest), "--facts-dir", str(pull.facts))
+        pull.install(ref1, "--rebuild")
+        pull.install(ref2)
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=60)
+    seen, bad = out.split(" ", 1)
+    assert int(seen) > 0 and bad.startswith("0 "), out

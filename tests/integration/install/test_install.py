@@ -52,6 +52,22 @@ def test_noop_rerun_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: P
     assert tree_snapshot(pull.dest.parent, pull.cache, pull.facts) == before
 
 
+def test_facts_are_written_only_when_they_change(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
+    """A rebuild makes a new generation each time; the facts file is rewritten only if its
+    content changes (a no-op run returns before the facts and cannot show this)."""
+    ref = artifacts.write([wheels.demo1], facts=[Fact("demo", "demo", "venv_tag", "1.0")])
+    assert pull.install(ref)["facts_written"] is True
+    pull.install(ref, "--rebuild")
+    fact_file = pull.facts / "demo.fact"
+    before = os.stat(fact_file)
+    time.sleep(0.05)  # a rewrite within the same mtime tick would hide; the inode would still tell
+    again = pull.install(ref, "--rebuild")
+    assert again["changed"] is True and again["facts_written"] is False
+    after = os.stat(fact_file)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert "venv_tag = 1.0" in fact_file.read_text()
+
+
 def test_check_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
     ref = artifacts.write([wheels.demo1])
     result = pull.install(ref, "--check")

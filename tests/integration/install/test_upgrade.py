@@ -274,3 +274,19 @@ def test_reinstalling_an_artifact_switches_back_to_its_generation(
         first["generation"],
         second["generation"],
     )
+
+
+def test_a_same_size_change_to_a_stored_file_is_found(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    first = pull.install(artifacts.write([kit["demo1"], kit["helper"]]))
+    module = _site(_gen(pull, first)) / "helper" / "__init__.py"
+    text = module.read_text()
+    # Same length, other bytes: only the inode's ctime tells the store the file changed.
+    patched = text.replace("7.0", "6.6")
+    assert patched != text and len(patched) == len(text)
+    module.write_text(patched)
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    new_site = _site(_gen(pull, json.loads(proc.stdout)))
+    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    assert (new_site / "helper" / "__init__.py").read_text() == text

@@ -1,0 +1,180 @@
+"""Mutation testing of the modules that hold venv-pull's rules (``nox -s mutation``).
+
+Each module is mutated with cosmic-ray, one mutant at a time, in a copy of the checkout (a run
+stopped half-way never leaves a mutant in the working tree), and the tests that guard it run
+against each mutant. Survivors are printed with their diff: each one is a rule no test guards, or
+a mutant that changes nothing. ``--sample N`` runs N mutants per module drawn with ``--seed``;
+``--budget SECONDS`` stops a module's run after that long (what ran is still reported).
+
+Exit status: 1 when a run itself breaks (the tests fail on the unmutated code, or a worker
+errors), or when a survivor is listed in :data:`KILLED` (a mutant a test was written to kill);
+plain survivors are reported, not failed on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Module -> the tests that guard its rules (fast ones first: every mutant runs them all, -x).
+TARGETS: dict[str, list[str]] = {
+    "src/venvship/install/trust.py": ["tests/unit/test_trust.py"],
+    "src/venvship/install/facts.py": [
+        "tests/unit/test_facts.py",
+        "tests/integration/install/test_install.py::test_facts_are_written_only_when_they_change",
+    ],
+    "src/venvship/install/generations.py": [
+        "tests/integration/install/test_generations.py",
+        "tests/integration/install/test_install.py",
+    ],
+    "src/venvship/install/store.py": [
+        "tests/integration/install/test_upgrade.py",
+        "tests/integration/install/test_layers.py",
+    ],
+    "src/venvship/install/signature.py": ["tests/integration/install/test_signatures.py"],
+    "src/venvship/install/policy.py": ["tests/integration/install/test_signatures.py"],
+    "src/venvship/layerformat.py": ["tests/integration/install/test_layers.py"],
+}
+# The quick sample CI runs (unit-test-guarded modules only).
+CI_MODULES = ["src/venvship/install/trust.py", "src/venvship/install/facts.py"]
+# Mutants a test was written to kill, as (module, operator, occurrence): one of these surviving
+# fails the run. Occurrence numbers are cosmic-ray's, stable while the module is unchanged.
+KILLED: set[tuple[str, str, int]] = set()
+
+
+def _copy_checkout(dest: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in files:
+        if not raw:
+            continue
+        rel = raw.decode()
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def _config(work: Path, module: str, tests: list[str], timeout: float) -> Path:
+    cfg = work / "cosmic-ray.toml"
+    command = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests])
+    cfg.write_text(
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(module)}\n"
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(command)}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+    return cfg
+
+
+def _sample(db: Path, keep: int, seed: int) -> int:
+    """Mark all but ``keep`` random pending mutants as skipped; return how many are left to run."""
+    from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-not-found]
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult  # type: ignore[import-not-found]
+
+    with use_db(str(db), WorkDB.Mode.open) as work_db:
+        items = sorted(work_db.pending_work_items, key=lambda w: w.job_id)
+        drop = random.Random(seed).sample(items, max(0, len(items) - keep))
+        for item in drop:
+            work_db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        return min(keep, len(items))
+
+
+def _run_module(module: str, args: argparse.Namespace, copy: Path) -> tuple[list[str], list[str]]:
+    """Return (survivor reports, breakages) of mutating ``module``."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    tests = TARGETS[module]
+    work = copy / ".mutation" / Path(module).stem
+    work.mkdir(parents=True)
+    cfg = _config(work, module, tests, args.timeout)
+    db = work / "session.sqlite"
+    baseline = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=copy, check=False
+    )
+    if baseline.returncode != 0:
+        return [], [f"{module}: its tests fail on the unmutated code"]
+    subprocess.run(["cosmic-ray", "init", str(cfg), str(db)], check=True, cwd=copy)
+    todo = _sample(db, args.sample, args.seed) if args.sample else None
+    print(
+        f"mutation: {module}: {'all' if todo is None else todo} mutants against {' '.join(tests)}", flush=True
+    )
+    try:
+        subprocess.run(["cosmic-ray", "exec", str(cfg), str(db)], cwd=copy, timeout=args.budget, check=False)
+    except subprocess.TimeoutExpired:
+        print(f"mutation: {module}: budget of {args.budget} s spent; reporting what ran", flush=True)
+    survivors, broken = [], []
+    counts: dict[str, int] = {}
+    with use_db(str(db), WorkDB.Mode.open) as work_db:
+        for item, result in work_db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue
+            key = str(result.test_outcome or result.worker_outcome)
+            counts[key] = counts.get(key, 0) + 1
+            spec = item.mutations[0]
+            where = f"{module}:{spec.start_pos[0]} {spec.operator_name} #{spec.occurrence}"
+            if result.worker_outcome == WorkerOutcome.EXCEPTION:
+                broken.append(f"{where}: the worker failed\n{result.output}")
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                survivors.append(f"SURVIVED {where}\n{result.diff}")
+                if (module, spec.operator_name, spec.occurrence) in KILLED:
+                    broken.append(f"{where}: a mutant a test was written to kill survived")
+    print(f"mutation: {module}: {json.dumps(counts, sort_keys=True)}", flush=True)
+    return survivors, broken
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(TARGETS)}")
+    parser.add_argument("--ci", action="store_true", help=f"CI's bounded run: {', '.join(CI_MODULES)}")
+    parser.add_argument("--sample", type=int, default=0, help="mutants per module (default: all)")
+    parser.add_argument("--seed", type=int, default=26)
+    parser.add_argument("--budget", type=float, default=None, help="seconds per module")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
+    args = parser.parse_args(argv)
+    modules = (
+        CI_MODULES if args.ci else [m if m.startswith("src/") else f"src/venvship/{m}" for m in args.modules]
+    )
+    modules = modules or list(TARGETS)
+    unknown = [m for m in modules if m not in TARGETS]
+    if unknown:
+        parser.error(f"no tests are listed for {', '.join(unknown)} (tests/mutation.py TARGETS)")
+    all_survivors, all_broken = [], []
+    with tempfile.TemporaryDirectory(prefix="venvship-mutation-") as tmp:
+        copy = Path(tmp)
+        _copy_checkout(copy)
+        # The copy's src, not the checkout's (the session installs the checkout in editable mode).
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(copy / "src"), os.environ.get("PYTHONPATH")])
+        )
+        for module in modules:
+            survivors, broken = _run_module(module, args, copy)
+            all_survivors += survivors
+            all_broken += broken
+    for line in all_survivors:
+        print(line)
+    for line in all_broken:
+        print(f"mutation: error: {line}", file=sys.stderr)
+    print(f"mutation: {len(all_survivors)} survivors, {len(all_broken)} errors")
+    return 1 if all_broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
