@@ -116,24 +116,18 @@ def build_recipes(
         layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
     )
     indexes = []
+    made = frozenset(r.digest for r in results)
     for recipe in recipes:
-        repo = output.with_target(name=recipe.name).repository
-        digest = _merge_index(client, repo, recipe.version, sign_key)
-        indexes.append((f"{client.registry}/{repo}:{tag_for_version(recipe.version)}", digest))
+        ref = output.with_target(name=recipe.name)
+        sign = None
+        if sign_key is not None:
+            from .vouch import index_signer
+
+            # The other platforms' tags come from the registry: signed only if the key signed them.
+            sign = index_signer(ref, client, sign_key, made=made)
+        digest = merge_registry_index(client, ref.repository, recipe.version, before_tag=sign)
+        indexes.append((f"{client.registry}/{ref.repository}:{tag_for_version(recipe.version)}", digest))
     return BatchResult(output=output, results=tuple(results), published=published, indexes=tuple(indexes))
-
-
-def _merge_index(client: RegistryClient, repo: str, version: str, sign_key: SigningKey | None) -> str:
-    """Write the index tag ``VERSION`` as ``venvship index`` does: over every ``VERSION-*`` platform
-    tag the registry holds, so a build of one platform adds it to those other builds published."""
-    sign = None
-    if sign_key is not None:
-        from .signer import sign_artifact
-
-        def sign(index: Descriptor) -> None:  # stored by digest, not yet tagged: signed first
-            sign_artifact(RegistryStore(client, repo), index.digest, sign_key)
-
-    return merge_registry_index(client, repo, version, before_tag=sign)
 
 
 __all__ = ["BatchResult", "build_recipes"]

@@ -12,18 +12,19 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from ..artifact import INDEX_TYPE, Index
+from ..artifact import INDEX_TYPE, Descriptor, Index
 from ..errors import ArtifactError, InstallError, UnverifiedContent
 from ..install.policy import Rule, TrustedKey
 from ..install.select import BlobReader
 from ..install.signature import verify_signed
 from ..oci.layout import Layout
-from ..oci.reference import Ref
+from ..oci.reference import Ref, RegistryRef
+from ..oci.registry import RegistryClient, RegistrySource
 from ..oci.source import Access, Source, open_source
 from ..sigformat import key_id, public_key_der
-from .signer import SigningKey
+from .signer import SigningKey, sign_artifact
 
 
 def trusted_keys(key: SigningKey, extra: Sequence[Path], folder: Path) -> Rule:
@@ -97,3 +98,31 @@ def require_verified(
     with tempfile.TemporaryDirectory(prefix="venvship-trust-") as tmp:
         rule = trusted_keys(key, trusted, Path(tmp))
         require_signed(source, subject_digests(source, reference), rule, where=str(ref))
+
+
+def index_signer(
+    ref: RegistryRef,
+    client: RegistryClient,
+    key: SigningKey,
+    *,
+    made: frozenset[str] = frozenset(),
+    trusted: Sequence[Path] = (),
+    report: Callable[[str], object] = lambda line: None,
+) -> Callable[[Descriptor, Sequence[str]], None]:
+    """Return ``merge_registry_index``'s ``before_tag`` that signs the index and its platform manifests.
+
+    It refuses (UnverifiedContent, nothing signed or tagged) unless every platform manifest is one
+    of ``made`` (this build, or this pipeline's build jobs) or already signed by ``key`` or a
+    ``trusted`` public key: a platform tag someone without the key moved never gets signed.
+    """
+
+    def sign(index: Descriptor, children: Sequence[str]) -> None:
+        others = [digest for digest in children if digest not in made]
+        with tempfile.TemporaryDirectory(prefix="venvship-index-") as tmp:
+            rule = trusted_keys(key, trusted, Path(tmp))
+            require_signed(RegistrySource(ref, client=client), others, rule, where=str(ref))
+        from ..oci.attach import RegistryStore
+
+        report(sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary())
+
+    return sign

@@ -251,24 +251,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     client = registry_client(ref.registry, _access(args, ref))
     sign = None
     if key is not None:
-        from ..builder.signer import sign_artifact
-        from ..builder.vouch import built_digests, require_signed, trusted_keys
-        from ..oci.attach import RegistryStore
-        from ..oci.registry import RegistrySource
+        from ..builder.vouch import built_digests, index_signer
 
-        built = built_digests([Path(p) for p in args.built or ()])
-
-        def sign(index: Descriptor, children: Sequence[str]) -> None:  # stored by digest, not yet tagged
-            # Only platform manifests this pipeline's build jobs made (--built), or that a trusted
-            # key signed, get into a signed index.
-            others = [digest for digest in children if digest not in built]
-            with tempfile.TemporaryDirectory(prefix="venvship-index-") as tmp:
-                rule = trusted_keys(key, [Path(p) for p in args.trust_key or ()], Path(tmp))
-                require_signed(RegistrySource(ref, client=client), others, rule, where=args.ref)
-            summary = sign_artifact(RegistryStore(client, ref.repository), index.digest, key).summary()
-            if not args.json:
-                print(summary)
-
+        sign = index_signer(
+            ref,
+            client,
+            key,
+            made=built_digests([Path(p) for p in args.built or ()]),
+            trusted=[Path(p) for p in args.trust_key or ()],
+            report=(lambda line: None) if args.json else print,
+        )
     digest = merge_registry_index(
         client, ref.repository, ref.tag, before_tag=sign, immutable_tag=args.immutable_tags
     )
