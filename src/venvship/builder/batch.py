@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
-from ..artifact import Descriptor, tag_for_version
+from ..artifact import tag_for_version
 from ..errors import VenvshipError
-from ..oci.attach import LayoutStore, RegistryStore
+from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.publish import PublishResult, merge_registry_index, publish_layout
 from ..oci.reference import LayoutRef, Ref
@@ -21,7 +21,6 @@ from ..recipe import find_recipes, load_recipes
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
 
 if TYPE_CHECKING:
-    from ..oci.registry import RegistryClient
     from .signer import SigningKey
 
 

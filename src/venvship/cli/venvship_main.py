@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -19,7 +18,6 @@ from .outcome import CommandParser, add_command, add_output_options, json_text, 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from ..artifact import Descriptor
     from ..builder.recipebuild import BuildOptions
     from ..builder.signer import SigningKey
     from ..inspect import Attached
@@ -231,7 +229,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
     if isinstance(ref, RegistryRef) and not args.vouch_unverified:
         from ..builder.vouch import require_verified
 
-        require_verified(ref, reference_of(ref), key, [Path(p) for p in args.trust_key or ()], _access(args, ref))
+        require_verified(
+            ref, reference_of(ref), key, [Path(p) for p in args.trust_key or ()], _access(args, ref)
+        )
     summary = sign_artifact(open_store(ref, _access(args, ref)), reference_of(ref), key).summary()
     print(json_text({"ref": args.ref, "signed": summary}) if args.json else summary)
     return 0
