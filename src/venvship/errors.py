@@ -18,6 +18,14 @@ class RecipeError(VenvshipError):
         self.message = message
 
 
+class RecipeProblems(VenvshipError):
+    """Every fault of a set of recipes at once, one per line (``venvship check``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+
+
 class ProcessError(VenvshipError):
     """A subprocess failed: carries its argv, return code and the tail of its output."""
 

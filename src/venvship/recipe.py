@@ -5,34 +5,39 @@ Every variable of the original role has a home here (docs/reference/recipe.md ha
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
+from typing import Callable, Literal, Mapping, Sequence, TypeVar, cast
 
+from ._recipechecks import DEFAULT_FACTS_FILE as DEFAULT_FACTS_FILE  # re-exported: import-role's default
+from ._recipechecks import (
+    FACT_KEYS,
+    Problems,
+    check_lines,
+    read_facts,
+    read_name,
+    read_version,
+    templates,
+)
 from .artifact import Fact
 from .destinations import check_disjoint, check_install_path
 from .errors import RecipeError
-from .jsondoc import walk
 from .pipargs import check_install_pip_args
 from .requirements import (
     Include,
     check_line,
-    check_pins,
     check_requirement,
-    expand,
-    is_url,
     parse_line,
-    read_local,
 )
-from .rolevalues import is_template
 from .tablereader import TableReader, load_toml
-from .venvconfig import MAX_CACHE_VALID_TIME, NAME_RE, TAG_RE, check_distro_package, check_fact
+from .venvconfig import MAX_CACHE_VALID_TIME, check_distro_package
 
 InstallTool = Literal["pip", "uv"]
 PackageState = Literal["present", "latest"]
 DEFAULTS_FILE = "defaults.toml"
-DEFAULT_FACTS_FILE = "openstack_ansible"  # venv_facts_dest
 DEFAULT_BUILD_REQUIREMENTS = ("pbr", "setuptools", "wheel")
+DEFAULT_PYTHONS: tuple[str, ...] = ("python3",)
 
 
 @dataclass(frozen=True)
@@ -111,49 +116,12 @@ _KEYS: dict[str, tuple[str, ...]] = {
     ),
     "venv.build": ("distro-packages", "pip-args", "env"),
     "venv.install": ("distro-packages", "pip-args", "env"),
-    "venv.facts": ("file", "section", "option", "value"),
+    "venv.facts": FACT_KEYS,
 }
 # What a shared defaults file may set: everything but the venv's identity.
 _DEFAULTS_KEYS = tuple(k for k in _KEYS["venv"] if k not in ("name", "version", "install-path", "defaults"))
 
 T = TypeVar("T")
-
-
-def _facts(reader: TableReader) -> tuple[Fact, ...]:
-    value = reader.get("facts", list, [])
-    facts = []
-    for i, item in enumerate(value):
-        where = f"{reader.where('facts')}[{i}]"
-        if not isinstance(item, dict):
-            raise RecipeError(where, "must be a table with section, option and value")
-        sub = TableReader(reader.file, item, f"{reader.prefix}.facts[{i}]")
-        sub.check_keys(_KEYS["venv.facts"])
-        raw = item.get("value")
-        if raw is None or isinstance(raw, (dict, list)):
-            raise RecipeError(f"{where}.value", "is required and must be a string, number or boolean")
-        fact = Fact(
-            file=sub.get("file", str, DEFAULT_FACTS_FILE),
-            section=sub.get("section", str, required=True),
-            option=sub.get("option", str, required=True),
-            # Ansible's ini_file writes Python's str(): true → "True".
-            value=str(raw),
-        )
-        facts.append(check_fact(fact, where=where, error=RecipeError))
-        # Ansible folds option names to lower case and refuses a file where two collide.
-        clash = next(
-            (
-                f
-                for f in facts[:-1]
-                if (f.file, f.section, f.option.lower()) == (fact.file, fact.section, fact.option.lower())
-                and f.option != fact.option
-            ),
-            None,
-        )
-        if clash is not None:
-            raise RecipeError(
-                f"{where}.option", f"{fact.option!r} differs from {clash.option!r} only in case"
-            )
-    return tuple(facts)
 
 
 def _distro_package(name: str, where: str) -> str:
@@ -171,8 +139,9 @@ def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path |
         if not file.is_file() or file.resolve() == path.resolve():
             return None, None
     data = load_toml(file)
-    _no_templates(file, data)
-    top = TableReader(file, data, "")
+    for fault in templates(file, data):
+        venv.fault(fault)
+    top = TableReader(file, data, "", report=venv.report)
     top.check_keys(("defaults",))
     reader = top.sub("defaults", _DEFAULTS_KEYS)
     return reader, file
@@ -245,72 +214,86 @@ def _pythons(src: _Sources) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in items))
 
 
-def _identity(venv: TableReader) -> tuple[str, str, PurePosixPath]:
-    """Return the recipe's name, version and install path, each checked."""
-    name = venv.get("name", str, required=True).strip()
-    if not name:
-        raise venv.fail("name", "must not be empty")
-    if not NAME_RE.fullmatch(name):
-        raise venv.fail("name", f"{name!r} is not a valid artifact name (lowercase letters, digits, . _ -)")
-    version = venv.get("version", str, required=True).strip()
-    if not TAG_RE.fullmatch(version):
-        raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
-    install_path = check_install_path(
-        venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
-    )
-    return name, version, install_path
-
-
-def _check_lines(path: Path, lists: Mapping[str, tuple[str, ...]]) -> None:
-    """Refuse conflicting pins, and read the local files the lists include now, so that a bad line
-    in one, or a file including itself, is named before any build (remote ones: at build time)."""
-    check_pins(
-        [(f"{path}: venv.global-constraints", c) for c in lists["global-constraints"]]
-        + [(f"{path}: venv.constraints", c) for c in lists["constraints"]]
-    )
-    for key, lines in lists.items():
-        expand(
-            [(line, f"{path}: venv.{key}") for line in lines],
-            kind="requirements" if key == "packages" else "constraints",
-            base=str(path.parent.resolve()),
-            read=_read_local_only,
-        )
-
-
 def load_recipe(path: Path) -> Recipe:
     """Return the recipe at ``path``, merged with its shared defaults; raise RecipeError on any fault.
 
     Example: ``load_recipe(Path("recipes/demo.toml")).packages``
     """
+    recipe = _load(path, Problems(collect=False))
+    assert recipe is not None  # without collecting, a fault has been raised
+    return recipe
+
+
+def check_recipes(paths: Sequence[Path]) -> tuple[list[Recipe], list[RecipeError]]:
+    """Return the valid recipes at ``paths`` and every fault found in them: each recipe read as far
+    as it goes (not only to its first fault), then the install paths checked against each other.
+
+    Example: ``recipes, faults = check_recipes(find_recipes([Path("recipes")]))``
+    """
+    recipes: list[Recipe] = []
+    errors: list[RecipeError] = []
+    for path in paths:
+        problems = Problems(collect=True)
+        recipe = problems.step(functools.partial(_load, path, problems), None)
+        errors += problems.errors
+        if recipe is not None and not problems.errors:
+            recipes.append(recipe)
+    try:
+        check_disjoint({str(r.path): r.install_path for r in recipes})
+    except RecipeError as exc:
+        errors.append(exc)
+    return recipes, errors
+
+
+def _load(path: Path, problems: Problems) -> Recipe | None:
+    """Return the recipe at ``path``, or None if ``problems`` kept a fault of it."""
+    step = problems.step
+    none: tuple[str, ...] = ()
+    no_defaults: tuple[TableReader | None, Path | None] = (None, None)
     data = load_toml(path)
-    _no_templates(path, data)
-    top = TableReader(path, data, "")
+    for fault in templates(path, data):
+        problems.template(fault)
+    top = TableReader(path, data, "", report=problems.report)
     top.check_keys(_KEYS[""])
     if "venv" not in data:
         raise RecipeError(f"{path}: venv", "table [venv] is required")
     venv = top.sub("venv", _KEYS["venv"])
-    defaults, defaults_file = _defaults(path, venv)
+    defaults, defaults_file = step(lambda: _defaults(path, venv), no_defaults)
     src = _Sources(path, venv, defaults)
-    name, version, install_path = _identity(venv)
-    install_tool = cast(InstallTool, src.literal("install-tool", ("pip", "uv"), "pip"))
-    packages = tuple(sorted(set(src.lines("default-packages") + src.lines("packages"))))
-    if not packages:
-        raise venv.fail("packages", "no packages: set packages (or default-packages)")
-    build_reqs = src.merged("build-requirements", check_requirement)
-    if not src.given("build-requirements"):
-        build_reqs = DEFAULT_BUILD_REQUIREMENTS
-    build_reqs = tuple(dict.fromkeys(build_reqs + src.merged("build-requirements-extra", check_requirement)))
+    name = step(lambda: read_name(venv), "")
+    version = step(lambda: read_version(venv), "")
+    install_path = step(
+        lambda: check_install_path(
+            venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
+        ),
+        None,
+    )
+    install_tool = step(lambda: cast(InstallTool, src.literal("install-tool", ("pip", "uv"), "pip")), None)
+    packages = step(lambda: tuple(sorted(set(src.lines("default-packages") + src.lines("packages")))), None)
+    if packages == ():
+        problems.report(venv.fail("packages", "no packages: set packages (or default-packages)"))
+    build_reqs = step(lambda: _build_requirements(src), none)
     lists = {
         "packages": packages,
-        "constraints": src.lines("constraints"),
-        "global-constraints": src.lines("global-constraints"),
+        "constraints": step(lambda: src.lines("constraints"), None),
+        "global-constraints": step(lambda: src.lines("global-constraints"), None),
     }
-    _check_lines(path, lists)
-    valid_time = src.pick("distro-cache-valid-time", int, 600)
-    if not 0 <= valid_time <= MAX_CACHE_VALID_TIME:
-        raise venv.fail("distro-cache-valid-time", f"must be from 0 to {MAX_CACHE_VALID_TIME} seconds")
+    if all(v is not None for v in lists.values()):
+        step(lambda: check_lines(path, cast("dict[str, tuple[str, ...]]", lists)), None)
+    valid_time = step(lambda: _valid_time(src, venv), 0)
     states = ("present", "latest")
-    pythons = _pythons(src)
+    package_state = step(lambda: src.literal("package-state", states, "latest"), "latest")
+    distro_state = step(lambda: src.literal("distro-package-state", states, "present"), "present")
+    pythons = step(lambda: _pythons(src), DEFAULT_PYTHONS)
+    ignore_pip_config = step(lambda: src.pick("ignore-pip-config", bool, False), False)
+    symlinks = step(lambda: src.merged("symlink-system-packages", _distro_package), none)
+    build = step(lambda: src.side("build"), SideOptions())
+    install = step(lambda: src.side("install", install_tool=install_tool or "pip"), SideOptions())
+    facts: tuple[Fact, ...] = ()
+    for table in src.tables():
+        facts += step(functools.partial(read_facts, table), facts[:0])
+    if problems.errors or install_path is None or install_tool is None or packages is None:
+        return None
     return Recipe(
         path=path,
         name=name,
@@ -320,36 +303,33 @@ def load_recipe(path: Path) -> Recipe:
         pythons=pythons,
         packages=packages,
         build_requirements=build_reqs,
-        constraints=lists["constraints"],
-        global_constraints=lists["global-constraints"],
+        constraints=lists["constraints"] or (),
+        global_constraints=lists["global-constraints"] or (),
         install_tool=install_tool,
-        package_state=cast(PackageState, src.literal("package-state", states, "latest")),
-        distro_package_state=cast(PackageState, src.literal("distro-package-state", states, "present")),
+        package_state=cast(PackageState, package_state),
+        distro_package_state=cast(PackageState, distro_state),
         distro_cache_valid_time=valid_time,
-        ignore_pip_config=src.pick("ignore-pip-config", bool, False),
-        symlink_system_packages=tuple(sorted(set(src.merged("symlink-system-packages", _distro_package)))),
-        build=src.side("build"),
-        install=src.side("install", install_tool=install_tool),
-        facts=sum((_facts(t) for t in src.tables()), ()),
+        ignore_pip_config=ignore_pip_config,
+        symlink_system_packages=tuple(sorted(set(symlinks))),
+        build=build,
+        install=install,
+        facts=facts,
         defaults_file=defaults_file,
     )
 
 
-def _no_templates(path: Path, data: Mapping[str, Any]) -> None:
-    """Refuse a value that still holds Jinja (``import-role --keep-templates`` writes them for a
-    person to fill in): no build or target renders it, so it would fail there, or worse, work."""
-    for key, _, value in walk(data):
-        if isinstance(value, str) and is_template(value):
-            raise RecipeError(
-                f"{path}: {key}",
-                f"still holds Jinja ({value!r:.60}): put the value Ansible would render here",
-            )
+def _build_requirements(src: _Sources) -> tuple[str, ...]:
+    build_reqs = src.merged("build-requirements", check_requirement)
+    if not src.given("build-requirements"):
+        build_reqs = DEFAULT_BUILD_REQUIREMENTS
+    return tuple(dict.fromkeys(build_reqs + src.merged("build-requirements-extra", check_requirement)))
 
 
-def _read_local_only(target: str, where: str) -> bytes:
-    if is_url(target) and not target.startswith("file:"):
-        return b""
-    return read_local(target, where)
+def _valid_time(src: _Sources, venv: TableReader) -> int:
+    valid_time = src.pick("distro-cache-valid-time", int, 600)
+    if not 0 <= valid_time <= MAX_CACHE_VALID_TIME:
+        raise venv.fail("distro-cache-valid-time", f"must be from 0 to {MAX_CACHE_VALID_TIME} seconds")
+    return valid_time
 
 
 def load_recipes(paths: Sequence[Path]) -> list[Recipe]:

@@ -78,13 +78,30 @@ def kind_name(kind: type) -> str:
 class TableReader:
     """Typed access to a TOML table with errors that name the file and key path.
 
+    ``report``: where faults that need not stop the reading go (an unknown key, a bad list item,
+    which is then left out), so that one run names them all; without it, the first is raised.
+
     Example: ``TableReader(path, data, "").sub("venv", ("name", "version")).get("name", str)``
     """
 
-    def __init__(self, file: Path, data: Mapping[str, Any], prefix: str) -> None:
+    def __init__(
+        self,
+        file: Path,
+        data: Mapping[str, Any],
+        prefix: str,
+        *,
+        report: Callable[[RecipeError], None] | None = None,
+    ) -> None:
         self.file = file
         self.data = data
         self.prefix = prefix
+        self.report = report
+
+    def fault(self, error: RecipeError) -> None:
+        """Raise ``error``, or hand it to ``report`` and go on."""
+        if self.report is None:
+            raise error
+        self.report(error)
 
     def where(self, key: str) -> str:
         return f"{self.file}: {self.prefix}.{key}" if self.prefix else f"{self.file}: {key}"
@@ -96,7 +113,7 @@ class TableReader:
         for key in self.data:
             if key not in allowed:
                 known = ", ".join(allowed)
-                raise self.fail(key, f"unknown key{did_you_mean(key, allowed)}; known keys: {known}")
+                self.fault(self.fail(key, f"unknown key{did_you_mean(key, allowed)}; known keys: {known}"))
 
     def get(self, key: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
         if key not in self.data:
@@ -122,11 +139,17 @@ class TableReader:
         value = self.get(key, list, [])
         out = []
         for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise RecipeError(f"{self.where(key)}[{i}]", f"must be a string, not {kind_name(type(item))}")
-            item = item.strip()
-            if check is not None:
-                item = check(item, f"{self.where(key)}[{i}]")  # "" for a comment line
+            try:
+                if not isinstance(item, str):
+                    raise RecipeError(
+                        f"{self.where(key)}[{i}]", f"must be a string, not {kind_name(type(item))}"
+                    )
+                item = item.strip()
+                if check is not None:
+                    item = check(item, f"{self.where(key)}[{i}]")  # "" for a comment line
+            except RecipeError as exc:
+                self.fault(exc)
+                continue
             if item:  # empty entries are dropped, as the role's `select` does
                 out.append(item)
         return tuple(out)
@@ -141,8 +164,12 @@ class TableReader:
             out[str(k)] = str(v)
         return check_env(out, where=self.where(key), error=RecipeError)
 
+    def child(self, data: Mapping[str, Any], prefix: str) -> TableReader:
+        """Return a reader of ``data`` (a table inside this one) at ``prefix``, reporting as this one does."""
+        return TableReader(self.file, data, prefix, report=self.report)
+
     def sub(self, key: str, allowed: tuple[str, ...]) -> TableReader:
         table = self.get(key, dict, {})
-        reader = TableReader(self.file, table, f"{self.prefix}.{key}" if self.prefix else key)
+        reader = self.child(table, f"{self.prefix}.{key}" if self.prefix else key)
         reader.check_keys(allowed)
         return reader

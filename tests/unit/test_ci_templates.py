@@ -213,8 +213,11 @@ def test_gitlab_pipeline_builds_on_both_architectures_then_indexes() -> None:
 @pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
 def test_template_commands_parse_with_the_cli(path: Path) -> None:
     found = cli_commands(template_scripts(path))
-    assert sorted({args.command for _, args in found}) == ["build", "index"]
+    assert sorted({args.command for _, args in found}) == ["build", "index", "refs"]
     for cmd, args in found:
+        if args.command == "refs":  # reads recipes only: no registry, no password
+            assert args.recipes == [PLACEHOLDERS["VENVSHIP_RECIPES"]], cmd.line
+            continue
         # Passwords only ever travel on stdin, from a pipe.
         assert args.username and args.password_stdin and cmd.piped, cmd.line
         assert not any("PASSWORD" in w or "secrets." in w for w in cmd.words), cmd.line
@@ -264,18 +267,23 @@ def test_howto_commands_parse_with_the_cli() -> None:
 
 
 @pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
-def test_recipe_listing_script_names_each_recipe_and_version(path: Path) -> None:
-    """The index job's Python snippet runs against this repository's recipes/ and lists NAME:TAG."""
-    snippets = [
-        body
+def test_recipe_listing_command_names_each_recipe_and_version(path: Path) -> None:
+    """The index job lists NAME:TAG with `venvship refs` (no Python of its own), into the file its
+    index loop reads; run here against this repository's recipes/."""
+    listing = [
+        cmd
         for script in template_scripts(path)
-        for cmd, body in commands(script)
-        if cmd.program.startswith("python") and cmd.words[1:2] == ("-",) and body
+        for cmd, _ in commands(script)
+        if cmd.program == "venvship" and cmd.words[1:2] == ("refs",)
     ]
-    assert len(snippets) == 1
+    assert len(listing) == 1
+    assert re.search(r">\s*refs\.txt\s*$", listing[0].line)
+    assert any("done < refs.txt" in script for script in template_scripts(path))
+    assert not [
+        cmd for script in template_scripts(path) for cmd, _ in commands(script) if cmd.program == "python"
+    ]
     proc = subprocess.run(
-        [sys.executable, "-", "recipes"],
-        input=snippets[0],
+        [sys.executable, "-m", "venvship.cli.venvship_main", *(expand(w) for w in listing[0].words[1:])],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,7 +1,9 @@
-"""Recipes: every kind of bad recipe names the file and key path, and good ones load as the role did."""
+"""Recipes: every kind of bad recipe names the file and key path, and good ones load as the role did;
+``venvship check`` names every fault at once, ``venvship refs`` each recipe's NAME:TAG."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 from venvship.cli.venvship_main import main
 from venvship.errors import RecipeError
-from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, find_recipes, load_recipe, load_recipes
+from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, check_recipes, find_recipes, load_recipe, load_recipes
 
 HEAD = """\
 [venv]
@@ -514,3 +516,126 @@ def test_fact_options_that_differ_only_in_case_are_refused(tmp_path: Path) -> No
     facts += '[[venv.facts]]\nsection = "s"\noption = "TAG"\nvalue = 2\n'
     with pytest.raises(RecipeError, match=r"venv\.facts\[1\]\.option: 'TAG' differs from 'tag' only in case"):
         load(tmp_path, VALID + facts)
+
+
+# -- venvship check and venvship refs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
+def test_check_finds_what_load_finds(tmp_path: Path, bad: Bad) -> None:
+    """One loader, two modes: check names the fault a build stops at (and may name more)."""
+    path = write(tmp_path, bad.text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    recipes, faults = check_recipes([path])
+    assert recipes == []
+    assert str(info.value) in [str(f) for f in faults]
+
+
+def test_check_reports_every_fault_of_every_recipe_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VENVSHIP_CACHE", str(tmp_path / "cache"))
+    three_typos = write(
+        tmp_path,
+        """\
+        [venv]
+        name = "Demo App"
+        version = "1.0"
+        instal-path = "/opt/venvs/demo"
+        packages = ["six", 3]
+        install-tool = "pipx"
+        [venv.build]
+        pip-arg = []
+        [[venv.facts]]
+        section = "s"
+        option = "o"
+        """,
+        "typos.toml",
+    )
+    jinja = write(
+        tmp_path,
+        HEAD.replace('"1.0"', '"1.0 beta"') + 'packages = ["{{ pkg }}"]\npython = []\n',
+        "jinja.toml",
+    )
+    good = write(tmp_path, VALID, "good.toml")
+    assert main(["check", str(three_typos), str(jinja), str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{good}: ok (demo 1.0, 1 packages)"]
+    t, j = three_typos, jinja
+    expected = [
+        f"{t}: venv.instal-path: unknown key (did you mean 'install-path'?)",
+        f"{t}: venv.name: 'Demo App' is not a valid artifact name",
+        f"{t}: venv.install-path: is required",
+        f"{t}: venv.install-tool: must be one of pip, uv, not 'pipx'",
+        f"{t}: venv.packages[1]: must be a string, not integer",
+        f"{t}: venv.build.pip-arg: unknown key (did you mean 'pip-args'?)",
+        f"{t}: venv.facts[0].value: is required",
+        f"{j}: venv.packages[0]: still holds Jinja",
+        f"{j}: venv.version: '1.0 beta' is not usable as a tag",
+        f"{j}: venv.python: must be an interpreter",
+    ]
+    lines = err.splitlines()
+    assert len(lines) == len(expected), err
+    for want in expected:
+        assert sum(line.startswith(f"venvship: error: {want}") for line in lines) == 1, (want, err)
+    assert "Traceback" not in err
+    assert not (tmp_path / "cache").exists()  # nothing built, nothing cached
+
+
+def test_check_reports_install_paths_that_clash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write(tmp_path, VALID, "a.toml")
+    b = write(tmp_path, VALID.replace('"demo"', '"other"'), "b.toml")
+    assert main(["check", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"venvship: error: {a}: venv.install-path: /openstack/venvs/demo-1.0 is also the install path of {b}"
+    ]
+
+
+def test_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, VALID)
+    assert main(["check", str(good), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "schema": 1,
+        "recipes": [{"recipe": str(good), "name": "demo", "version": "1.0"}],
+    }
+    bad = write(tmp_path, VALID.replace("install-path", "instal-path").replace('"1.0"', "1"), "bad.toml")
+    assert main(["check", str(bad), "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)["error"].splitlines()
+    assert [line.split(": ")[1] for line in error] == [
+        "venv.instal-path",
+        "venv.version",
+        "venv.install-path",
+    ]
+
+
+def test_refs_prints_each_recipes_index_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipes = tmp_path / "recipes"
+    write(recipes, VALID.replace('"1.0"', '"31.0.0+osa.1"'), "b.toml")
+    write(recipes, VALID.replace('"demo"', '"alpha"').replace("demo-1.0", "alpha"), "a.toml")
+    (recipes / "defaults.toml").write_text('[defaults]\nglobal-constraints = ["pip==25.1"]\n')
+    assert main(["refs", str(recipes)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["alpha:1.0", "demo:31.0.0_osa.1"]
+    assert main(["refs", str(recipes / "b.toml"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["refs"] == [
+        {
+            "recipe": str(recipes / "b.toml"),
+            "name": "demo",
+            "version": "31.0.0+osa.1",
+            "tag": "31.0.0_osa.1",
+            "ref": "demo:31.0.0_osa.1",
+        }
+    ]
+
+
+def test_refs_of_a_bad_recipe_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, VALID.replace('"demo"', '"De mo"'))
+    assert main(["refs", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"venvship: error: {bad}: venv.name: 'De mo' is not a valid artifact name (lowercase letters, digits, . _ -)"
+    ]
+    assert main(["refs", str(tmp_path / "none")]) == 1
+    assert capsys.readouterr().err.startswith("venvship: error: ")

@@ -14,6 +14,7 @@ from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
 from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
+from .recipes_cmd import add_parsers as add_recipe_commands
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -406,6 +407,7 @@ def parser() -> argparse.ArgumentParser:
     for add in (_list_parser, _inspect_parser, _sbom_parser, _diff_parser):
         add(sub)
     add_import_role(sub)
+    add_recipe_commands(sub)
     return p
 
 
