@@ -32,6 +32,12 @@ def _clean_pip_environment() -> None:
     os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_log(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """venv-pull's runs log to a file of this test run's own, not to the host's /var/log."""
+    os.environ["VENVSHIP_LOG"] = str(tmp_path_factory.mktemp("runlog") / "venv-pull.log")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Put the tests' folders in a fresh folder of this run's own, not in /tmp/pytest-of-root:
     every pytest run makes that one 0700 again, which would lock ``nobody`` (venv-pull's health

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Sequence
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Dict, Sequence
 
 from .. import __version__
 from ..errors import VenvshipError
+from ..install import runlog
 from ..install.installer import InstallResult, install
 from .install_args import (
     absolute_path,
@@ -19,7 +22,7 @@ from .install_args import (
     install_report,
     mirror_options,
 )
-from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
+from .outcome import CommandParser, add_command, add_output_options, json_text, os_error_text, run_cli
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -62,7 +65,19 @@ def _install_parser(sub: _Sub) -> None:
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     add_mirror_options(p)
+    _log_options(p)
     add_output_options(p)
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log",
+        type=absolute_path,
+        metavar="FILE",
+        help="append one JSON line about this run here (default: $VENVSHIP_LOG, else "
+        f"{runlog.ROOT_LOG} as root, else ~/.local/state/venvship/venv-pull.log)",
+    )
+    p.add_argument("--no-log", action="store_true", help="do not log this run")
 
 
 def _status_parser(sub: _Sub) -> None:
@@ -100,6 +115,7 @@ def _generation_parsers(sub: _Sub) -> None:
     )
     p.add_argument("dest", type=absolute_path, metavar="DEST", help="a venv installed by venv-pull")
     add_common_options(p, facts=True)
+    _log_options(p)
     add_output_options(p)
 
     p = add_command(
@@ -126,6 +142,7 @@ def _generation_parsers(sub: _Sub) -> None:
     p.add_argument(
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
     )
+    _log_options(p)
     add_output_options(p)
 
 
@@ -147,13 +164,22 @@ def _credentials(args: argparse.Namespace) -> Credentials | None:
     return Credentials(username=args.username, password=password)
 
 
-def _install(args: argparse.Namespace) -> int:
+# What a logged command tells the log about its run (runlog.Entry's fields).
+_Fields = Dict[str, object]
+
+
+def _install(args: argparse.Namespace, log: _Fields) -> int:
     from ..oci.reference import parse_ref
     from ..oci.source import Access
 
+    log.update(ref=args.ref, dest=str(args.dest or ""), cache=str(args.cache))
     access = Access(insecure=args.insecure, ca_file=args.ca_file, credentials=_credentials(args))
     options = install_options(args, access=access, mirrors=mirror_options(args))
     result: InstallResult = install(parse_ref(args.ref), options)
+    changed = ("would change" if result.check else "changed") if result.changed else "unchanged"
+    log.update(
+        dest=result.dest, digest=result.digest, previous_digest=result.previous_digest, outcome=changed
+    )
     print(install_report(result, as_json=args.json))
     return 0
 
@@ -215,10 +241,17 @@ def _drift_text(drift: Drift) -> str:
     return f"drift: {files} differ from RECORD ({how}; verify lists them)"
 
 
-def _rollback(args: argparse.Namespace) -> int:
+def _rollback(args: argparse.Namespace, log: _Fields) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
+    log.update(dest=str(args.dest), cache=str(args.cache))
     r = maintenance.rollback(args.dest, facts_dir=args.facts_dir, lock_timeout=args.lock_timeout)
+    log.update(
+        digest=r.digest,
+        previous_digest=r.previous_digest,
+        outcome="changed",
+        details={"generation": r.generation, "previous": r.previous, "forward": r.forward},
+    )
     data = {
         "changed": True,
         "dest": r.dest,
@@ -243,16 +276,76 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if r.drifted else 0
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(args: argparse.Namespace, log: _Fields) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
+    log.update(cache=str(args.cache))
     r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
+    log.update(
+        outcome="changed" if r.generations or r.blobs else "unchanged",
+        details={"generations": list(r.generations), "blobs": len(r.blobs)},
+    )
     data = {"cache": str(args.cache), "generations": list(r.generations), "blobs": len(r.blobs)}
     _emit(args, data, f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
     return 0
 
 
-COMMANDS = {"install": _install, "status": _status, "rollback": _rollback, "verify": _verify, "prune": _prune}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"status": _status, "verify": _verify}
+# The commands that change a host: each run is logged (runlog), however it ends.
+LOGGED: dict[str, Callable[[argparse.Namespace, _Fields], int]] = {
+    "install": _install,
+    "rollback": _rollback,
+    "prune": _prune,
+}
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command not in LOGGED:
+        return COMMANDS[args.command](args)
+    log: _Fields = {}
+    started, clock = time.time(), time.monotonic()
+    error = "ended without a result"  # what the log says unless the command reports its outcome
+    try:
+        code = LOGGED[args.command](args, log)
+        error = ""
+        return code
+    except VenvshipError as exc:
+        error = str(exc)
+        raise
+    except OSError as exc:
+        error = os_error_text(exc)
+        raise
+    except KeyboardInterrupt:
+        error = "interrupted"
+        raise
+    except SystemExit as exc:  # a usage error found after parsing
+        error = str(exc.code)
+        raise
+    finally:
+        _log_run(args, log, started=started, duration=time.monotonic() - clock, error=error)
+
+
+def _log_run(args: argparse.Namespace, log: _Fields, *, started: float, duration: float, error: str) -> None:
+    """Append the run's line to the log (a log that cannot be written is one warning)."""
+    path = None if args.no_log else args.log or runlog.default_log_file()
+    if path is None:
+        return
+    details = log.pop("details", None)
+    outcome = str(log.pop("outcome", "error"))
+    entry = runlog.Entry(
+        command=args.command,
+        started=started,
+        duration=duration,
+        outcome="error" if error else outcome,
+        error=error,
+        details=details if isinstance(details, dict) else None,
+        dest=str(log.get("dest", "")),
+        ref=str(log.get("ref", "")),
+        digest=str(log.get("digest", "")),
+        previous_digest=str(log.get("previous_digest", "")),
+        cache=str(log.get("cache", "")),
+    )
+    runlog.append(Path(path), entry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -261,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "venv-pull",
         _parser(),
         argv,
-        lambda args: COMMANDS[args.command](args),
+        _dispatch,
         not_root="venv-pull's default folders are root's: run it as root, or name folders you own "
         "with the command's folder options (--cache, --dest, --facts-dir: see --help)",
     )

@@ -137,6 +137,7 @@ class RollbackResult:
     digest: str
     facts_written: bool
     forward: bool = False  # to a newer generation: the one an earlier rollback left
+    previous_digest: str = ""  # the digest of ``previous``, the generation switched away from
 
 
 def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) -> RollbackResult:
@@ -167,6 +168,7 @@ def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) 
             facts_written=bool(written),
             forward=live is not None
             and (target.created, target.generation) > (live.created, live.generation),
+            previous_digest=live.digest if live else "",
         )
 
 
