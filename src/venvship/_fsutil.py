@@ -32,6 +32,12 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise
 
 
+def mark_used(path: Path) -> None:
+    """Set ``path``'s mtime to now: the build cache keeps what recent builds used (``venvship cache prune``)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (one of another user's counts too): its temp files are in use."""
     try:

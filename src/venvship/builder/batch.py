@@ -17,7 +17,8 @@ from ..oci.publish import PublishResult, merge_registry_index, publish_layout
 from ..oci.reference import LayoutRef, Ref
 from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
-from ..recipe import find_recipes, load_recipes
+from ..recipe import Recipe, find_recipes, load_recipes
+from .cachecare import using_cache
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
 
 if TYPE_CHECKING:
@@ -76,6 +77,19 @@ def build_recipes(
     if not files:
         raise VenvshipError(f"no recipes found in {' '.join(map(str, paths))}")
     recipes = load_recipes(files)
+    # The whole run: a registry build's staging layout is read again when it is published.
+    with using_cache(opts.cache or default_cache()):
+        return _build_recipes(recipes, output=output, opts=opts, access=access, sign_key=sign_key)
+
+
+def _build_recipes(
+    recipes: list[Recipe],
+    *,
+    output: Ref,
+    opts: BuildOptions,
+    access: Access | None,
+    sign_key: SigningKey | None,
+) -> BatchResult:
     if isinstance(output, LayoutRef):
         if output.name:
             raise VenvshipError(f"{output}: the output is oci:DIR or a registry namespace, not one artifact")

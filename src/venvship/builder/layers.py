@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from .._fsutil import atomic_write
+from .._fsutil import atomic_write, mark_used
 from .._log import logger
 from .._process import child_env, run
 from ..artifact import Wheel
@@ -157,6 +157,7 @@ def _load(cache: Path, key: str) -> tuple[LayerInfo, Path] | None:
         return None
     except Exception:
         return None
+    mark_used(blob)
     return info, blob
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import __version__, distro
-from .._fsutil import atomic_write, disk_space, file_lock
+from .._fsutil import atomic_write, disk_space, file_lock, mark_used
 from .._log import activity, logger
 from ..artifact import (
     Fact,
@@ -33,6 +33,7 @@ from ..oci.retag import Retag
 from ..oci.source import Access
 from ..recipe import Recipe
 from ..redact import redact
+from .cachecare import using_cache
 from .evidence import attach_evidence
 from .inputs import Inputs, prepare
 from .layers import Tool, make_layers
@@ -156,7 +157,8 @@ def build_recipe(
     cache = opts.cache or default_cache()
     target = _target(recipe)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
-    with disk_space(cache, output.root), file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
+    lock = cache / "locks" / f"{recipe.name}-{target.key}.lock"
+    with using_cache(cache), disk_space(cache, output.root), file_lock(lock):
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             inputs = prepare(recipe, workdir / "inputs")
@@ -216,6 +218,7 @@ def _unchanged(layout: Layout, target: _Target, state_file: Path, fingerprint: s
     if not all(layout.has_blob(d.digest, d.size) for d in (manifest.config, *manifest.layers)):
         return None
     name = target.ref_name.split(":", 1)[0]
+    mark_used(state_file)
     return BuildResult(name=name, ref=target.ref_name, digest=digest, status="unchanged", packages=packages)
 
 

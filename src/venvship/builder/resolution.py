@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .._fsutil import atomic_write
+from .._fsutil import atomic_write, mark_used
 from .._log import activity
 from ..errors import RecipeError
 from ..recipe import Recipe
@@ -62,6 +62,7 @@ def resolve_recipe(
     stored = cache / "resolutions" / f"{hashlib.sha256(f'{inputs.digest} {key}'.encode()).hexdigest()}.json"
     earlier = None if refresh else _stored(stored)
     if earlier is not None:
+        mark_used(stored)
         return earlier
     with activity("resolving"), ThreadPoolExecutor(max_workers=1) as pool:
         # The install tool resolves on its own; its pip run overlaps the packages' one.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .._fsutil import atomic_write, file_lock
+from .._fsutil import atomic_write, file_lock, mark_used
 from .._log import logger
 from .._process import child_env, run
 from ..errors import BuildError, ProcessError
@@ -78,6 +78,7 @@ def ensure_builder(spec: BuilderSpec, *, cache: Path, fingerprint: str, rebuild:
             shutil.rmtree(root)
         if not marker.is_file():
             _create(root, spec)
+        mark_used(marker)
         tools = json.loads(marker.read_text())["tools"]
     return Builder(
         root=root,

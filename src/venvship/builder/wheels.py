@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from .._fsutil import atomic_write
+from .._fsutil import atomic_write, mark_used
 from .._log import activity, progress
 from .._process import run
 from ..artifact import Wheel
@@ -61,6 +61,7 @@ class WheelCache:
         if folder.is_dir():
             for f in folder.iterdir():
                 if f.suffix == ".whl":
+                    mark_used(f)
                     return f
         return None
 
@@ -76,6 +77,8 @@ class WheelCache:
         # Keyed by content and checked by content: a file changed since it was stored is a miss.
         if file_sha256(path) != data["sha256"]:
             return None
+        mark_used(path)
+        mark_used(self._source_file(key))
         return CachedWheel(path=path, wheel=Wheel(**data))
 
     def store(self, path: Path, *, name: str, version: str, key: str | None) -> CachedWheel:

@@ -11,6 +11,7 @@ from .. import __version__
 from .._process import hide_process
 from .._units import human_size
 from ..errors import VenvshipError
+from .cache_cmd import add_parser as add_cache
 from .importrole_cmd import add_parser as add_import_role
 from .install_args import add_install_options
 from .outcome import CommandParser, add_command, add_output_options, json_text, run_cli
@@ -408,6 +409,7 @@ def parser() -> argparse.ArgumentParser:
         add(sub)
     add_import_role(sub)
     add_recipe_commands(sub)
+    add_cache(sub)
     return p
 
 
