@@ -128,7 +128,7 @@ def _distro_package(name: str, where: str) -> str:
     return check_distro_package(name, where=where, error=RecipeError)
 
 
-def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path | None]:
+def _defaults(path: Path, venv: TableReader, problems: Problems) -> tuple[TableReader | None, Path | None]:
     named = venv.get("defaults", str, None)
     if named is not None:
         file = (path.parent / named).resolve()
@@ -140,8 +140,8 @@ def _defaults(path: Path, venv: TableReader) -> tuple[TableReader | None, Path |
             return None, None
     data = load_toml(file)
     for fault in templates(file, data):
-        venv.fault(fault)
-    top = TableReader(file, data, "", report=venv.report)
+        problems.template(fault)
+    top = TableReader(file, data, "", report=problems.report)
     top.check_keys(("defaults",))
     reader = top.sub("defaults", _DEFAULTS_KEYS)
     return reader, file
@@ -258,7 +258,7 @@ def _load(path: Path, problems: Problems) -> Recipe | None:
     if "venv" not in data:
         raise RecipeError(f"{path}: venv", "table [venv] is required")
     venv = top.sub("venv", _KEYS["venv"])
-    defaults, defaults_file = step(lambda: _defaults(path, venv), no_defaults)
+    defaults, defaults_file = step(lambda: _defaults(path, venv, problems), no_defaults)
     src = _Sources(path, venv, defaults)
     name = step(lambda: read_name(venv), "")
     version = step(lambda: read_version(venv), "")

@@ -639,3 +639,17 @@ def test_refs_of_a_bad_recipe_is_one_error_line(tmp_path: Path, capsys: pytest.C
     ]
     assert main(["refs", str(tmp_path / "none")]) == 1
     assert capsys.readouterr().err.startswith("venvship: error: ")
+
+
+def test_check_names_jinja_in_the_defaults_file_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = write(tmp_path, VALID)
+    defaults = write(
+        tmp_path, '[defaults]\nglobal-constraints = ["{{ pins }}"]\ninstal-tool = "uv"\n', "defaults.toml"
+    )
+    assert main(["check", str(recipe)]) == 1
+    assert [line.split(": ", 4)[2:4] for line in capsys.readouterr().err.splitlines()] == [
+        [str(defaults), "defaults.global-constraints[0]"],
+        [str(defaults), "defaults.instal-tool"],
+    ]
