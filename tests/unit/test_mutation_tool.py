@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.mutation import _kill_tree
+from tests.mutation import _kill_tree, _unmade
 from tests.processes import running, sleep_marker
 
 
@@ -20,3 +20,18 @@ def test_the_budgets_end_takes_every_process_the_run_started() -> None:
     assert len(running(sleep, within=0)) == 2
     _kill_tree(proc)
     assert running(sleep) == []
+
+
+def test_only_cosmic_rays_failure_to_make_a_mutant_is_left_out() -> None:
+    # The tails of two workers' tracebacks as cosmic-ray records them.
+    making = (
+        'File ".../cosmic_ray/mutating.py", line 130, in apply_mutation\n'
+        "    return MutationVisitor.mutate_path(module_path, operator, occurrence)\n"
+        "AttributeError: 'PythonNode' object has no attribute 'value'\n"
+    )
+    testing = (
+        'File ".../cosmic_ray/mutating.py", line 75, in mutate_and_test\n'
+        "    test_outcome, output = run_tests(test_command, timeout)\n"
+        "OSError: [Errno 24] Too many open files\n"
+    )
+    assert _unmade(making) and not _unmade(testing)
