@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.pythons import TEST_PYTHONS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
@@ -66,3 +68,12 @@ def test_elsewhere_a_missing_need_skips_with_the_same_words(tmp_path: Path, ci: 
     out = _run_probe(tmp_path, ci=ci)
     assert "1 passed, 4 skipped, 1 xfailed" in out, out
     assert "needs a-tool: apt-get install a-tool" in out and "needs root: run the tests as root" in out
+
+
+def test_every_python_a_test_requires_is_one_the_session_provides() -> None:
+    """./noxw -s tests installs tests/pythons.py's TEST_PYTHONS: a test asking for another version
+    would fail under CI on a fresh machine (3.6, which no installer offers, is marked may_skip)."""
+    asked = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        asked |= set(re.findall(r'require_python\("(\d\.\d+)"\)', path.read_text()))
+    assert asked and asked <= set(TEST_PYTHONS), asked - set(TEST_PYTHONS)
