@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import pytest
 
 from venvship.builder.pins import BUILD_TOOLS, INSTALL_TOOLS, versions_for
+
+from .needs import CI, require
 
 # The tools venvship pins (its builder venvs and the install tools it ships), for this Python and
 # for 3.9 (the oldest target); downloaded once from PyPI into the tests' cache, kept between runs.
@@ -42,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Put the tests' folders in a fresh folder of this run's own, not in /tmp/pytest-of-root:
     every pytest run makes that one 0700 again, which would lock ``nobody`` (venv-pull's health
     check) out of a concurrent run's venvs."""
+    config.addinivalue_line("markers", "may_skip(reason): an opt-in test that may skip under CI=true too")
     if config.option.basetemp is None and os.geteuid() == 0:
         import tempfile
 
@@ -60,6 +63,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _OWN_BASE = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under ``CI=true`` a skip is a failure (tests/needs.py): CI runs every test, or says what it lacks.
+
+    Only a test marked ``may_skip`` (an opt-in run) may still skip there; an xfail stays an xfail.
+    """
+    report = yield
+    if (
+        CI
+        and report.skipped
+        and not hasattr(report, "wasxfail")
+        and item.get_closest_marker("may_skip") is None
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: this test may not skip: {reason.removeprefix('Skipped: ')}"
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -136,12 +160,11 @@ def src_for_others() -> Iterator[Path]:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """Return a function that mounts a tmpfs of the given size (``"2m"``) and returns its folder;
-    each is unmounted after the test. Skips where that cannot be done (not root, no mount)."""
+    each is unmounted after the test. Needs root (tests/needs.py)."""
     mounted: list[Path] = []
 
     def mount(size: str) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a small tmpfs needs root")
+        require(os.geteuid() == 0, "root to mount a small tmpfs", fix="run the tests as root")
         path = tmp_path / f"small-fs-{len(mounted)}"
         path.mkdir()
         proc = subprocess.run(
@@ -150,8 +173,7 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
             text=True,
             check=False,
         )
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        require(proc.returncode == 0, f"a tmpfs mount ({proc.stderr.strip()})", fix="run the tests as root")
         mounted.append(path)
         return path
 

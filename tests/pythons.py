@@ -7,7 +7,16 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+# Pythons other than the one running the tests, for one recipe built for several interpreters.
+OTHER_PYTHONS = tuple(
+    v for v in ("3.12", "3.13", "3.10", "3.11") if v != "{}.{}".format(*sys.version_info[:2])
+)
+# The interpreters the tests run besides their own: 3.9 is the target side's oldest Python, 3.8
+# one the zipapp refuses, and a second Python for builds. ./noxw -s tests installs any missing one.
+TEST_PYTHONS = ("3.8", "3.9", OTHER_PYTHONS[0])
 
 
 def _candidates(version: str) -> list[Path]:
@@ -57,6 +66,3 @@ def find_python(version: str) -> Path | None:
         if proc.returncode == 0 and proc.stdout.strip() == version:
             return path
     return None
-
-
-NOT_FOUND = "no python{} on PATH, in pyenv (PYENV_ROOT) or among uv's pythons"

@@ -1,11 +1,13 @@
 """Small loopback servers for tests: a static file server (HTTP or HTTPS) and a forward proxy that
 speaks plain ``GET http://…`` and ``CONNECT`` tunnels, recording what it was asked for.
 
-Each listens on 127.0.0.1 on a free port, runs in a thread and stops with ``close()``.
+Each listens on 127.0.0.1 on a port it binds itself, runs in a thread and stops with ``close()``;
+``dead_port()`` is an address held where nothing answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import select
 import socket
@@ -15,7 +17,19 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
+
+
+@contextlib.contextmanager
+def dead_port() -> Iterator[str]:
+    """Yield ``127.0.0.1:PORT`` where a connection is refused at once, for the block's length.
+
+    The port is bound by a socket held open and never listening: unlike a port freed before use,
+    no other process (another run's server) can take it meanwhile and answer.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 class FileServer:

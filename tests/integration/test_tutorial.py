@@ -126,6 +126,7 @@ def _commands(bin_dir: Path) -> Path:
     return bin_dir
 
 
+@pytest.mark.may_skip("an opt-in run against PyPI")
 @pytest.mark.skipif(
     os.environ.get("VENVSHIP_TEST_PYPI") != "1",
     reason="runs the tutorial for real against PyPI: set VENVSHIP_TEST_PYPI=1 to run it",

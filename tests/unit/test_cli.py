@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from tests.pythons import NOT_FOUND, find_python
+from tests.needs import require_python
 
 from venvship.artifact import MANIFEST_TYPE, Descriptor
 from venvship.cli import venv_pull_main, venvship_main
@@ -151,11 +151,16 @@ def test_list_a_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     )
 
 
-@pytest.mark.parametrize("version", ["3.6", "3.8"])
+@pytest.mark.parametrize(
+    "version",
+    [
+        # No package index or uv offers a 3.6 any more: this case runs where pyenv has one.
+        pytest.param("3.6", marks=pytest.mark.may_skip("no installer provides python3.6")),
+        "3.8",
+    ],
+)
 def test_the_zipapp_says_it_needs_python_39(tmp_path: Path, version: str) -> None:
-    python = find_python(version)
-    if python is None:
-        pytest.skip(NOT_FOUND.format(version))
+    python = require_python(version)
     pyz = build_zipapp(tmp_path / "venv-pull.pyz")
     proc = subprocess.run([python, pyz, "status"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 import pytest
+from tests.needs import require
 
 from venvship.destinations import check_destination, check_disjoint, check_install_path
 from venvship.errors import ArtifactError, InstallError, RecipeError
@@ -168,8 +169,7 @@ def mount_point(tmp_path: Path) -> Iterator[Path]:
     point = tmp_path / "venvs" / "mnt"
     point.mkdir(parents=True)
     proc = subprocess.run(["mount", "--bind", str(point), str(point)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot bind-mount here (needs root): {proc.stderr.strip()}")
+    require(proc.returncode == 0, f"a bind mount ({proc.stderr.strip()})", fix="run the tests as root")
     try:
         yield point
     finally:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.needs import needs, needs_root
 
 from venvship.distro import BASE_PACKAGES, ensure, pending, plan
 from venvship.errors import DistroError
@@ -16,8 +17,10 @@ from venvship.hostinfo import distro_family
 
 MISSING = "venvship-no-such-package"
 
-pytestmark = pytest.mark.skipif(
-    distro_family() != "debian" or not shutil.which("dpkg-query"), reason="needs dpkg (Debian)"
+pytestmark = needs(
+    distro_family() == "debian" and shutil.which("dpkg-query") is not None,
+    "dpkg",
+    fix="run the tests on a Debian-family host",
 )
 
 
@@ -62,14 +65,14 @@ def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command(sr
     assert f"apt-get install -y -q -- {' '.join(missing)}" in message
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get runs only as root")
+@needs_root  # apt-get runs only as root
 def test_root_install_of_an_unknown_package_fails_with_distro_error() -> None:
     # A huge cache-valid-time keeps apt-get update (network) out of the test.
     with pytest.raises(DistroError, match=f"installing (.*, )?{MISSING} failed"):
         ensure("install", [MISSING], cache_valid_time=10**9, family="debian")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get runs only as root")
+@needs_root  # apt-get runs only as root
 def test_root_says_what_it_installs_and_the_command_before_running_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from tests.needs import needs_nobody
 
 from venvship._fsutil import LockTimeout, file_lock
 from venvship.install.generations import FACTS_PENDING, mark_facts_pending
@@ -42,7 +43,7 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(outer)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@needs_nobody
 @pytest.mark.parametrize("made_before", [False, True])
 def test_nobody_cannot_hold_roots_lock(shared_dir: Path, made_before: bool) -> None:
     lock = shared_dir / ".lock"

@@ -3,32 +3,27 @@ expiry its whole process group is killed and one line says which limit and how t
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
+from tests.processes import running, sleep_marker
 
 from venvship._process import TIMEOUTS, run, time_limit
 from venvship.errors import ProcessTimeout, VenvshipError
 
 
-def _running(marker: str) -> list[str]:
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout
-    return out.split()
-
-
 def test_a_child_past_its_limit_is_killed_with_its_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VENVSHIP_TIMEOUT_PROBE", "0.5")
+    sleep = sleep_marker()
     start = time.monotonic()
     with pytest.raises(ProcessTimeout) as caught:
-        run(["/bin/sh", "-c", "sleep 61.2345 & sleep 61.2345"], kind="probe")
+        run(["/bin/sh", "-c", f"{sleep} & {sleep}"], kind="probe")
     assert time.monotonic() - start < 15
     assert str(caught.value) == (
         "a query (sh) was killed after 0.5s, its time limit; "
         "set VENVSHIP_TIMEOUT_PROBE to more seconds (0: no limit) to allow longer"
     )
-    time.sleep(0.2)
-    assert _running("sleep 61.2345") == []  # the background grandchild went too
+    assert running(sleep) == []  # the background grandchild went too
 
 
 def test_limits_are_generous_and_can_be_changed_or_lifted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.needs import needs_root
 
 # Run by the child: which of its parent's /proc files it may open (the kernel checks on open).
 PROBE = (
@@ -27,9 +26,8 @@ PARENT = (
 )
 
 
+@needs_root
 def test_an_untrusted_child_of_the_same_user_cannot_read_its_parent(src_for_others: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run the parent as nobody")
     argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I"]
     env = {"PATH": "/usr/bin:/bin"}
     # -I: no PYTHONPATH, no working folder on sys.path; a copy of venvship that nobody can read goes in.
@@ -39,9 +37,8 @@ def test_an_untrusted_child_of_the_same_user_cannot_read_its_parent(src_for_othe
     assert proc.stdout.splitlines() == ["environ closed", "mem closed"]
 
 
+@needs_root
 def test_an_untrusted_child_of_root_cannot_read_its_parent() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the root case")
     proc = subprocess.run([sys.executable, "-c", PARENT, PROBE], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["environ closed", "mem closed"]

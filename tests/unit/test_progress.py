@@ -25,8 +25,12 @@ def test_off_a_terminal_a_long_step_speaks_every_interval(monkeypatch: pytest.Mo
         report(0, "pip")
         time.sleep(INTERVAL * 2.3)
     lines = err.getvalue().splitlines()
-    assert lines[:2] == ["resolving: pip (2s)", "resolving: pip (4s)"]
-    assert lines[-1].startswith("resolving: done in 4.")
+    # Seconds as patterns: a loaded machine may say a tick late, never less often than the interval.
+    ticks = [re.fullmatch(r"resolving: pip \((\d+)s\)", line) for line in lines[:-1]]
+    assert len(ticks) >= 2 and all(ticks), lines
+    seconds = [int(tick.group(1)) for tick in ticks if tick]
+    assert seconds == sorted(set(seconds)) and seconds[0] >= INTERVAL, lines
+    assert re.fullmatch(r"resolving: done in \d+\.\ds", lines[-1]), lines
 
 
 def test_a_quick_step_says_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +51,7 @@ def test_on_a_terminal_one_line_is_updated_in_place(monkeypatch: pytest.MonkeyPa
         logger.info("a log line clears the progress line first")
         time.sleep(INTERVAL)
     text = err.getvalue()
-    assert "\rpulling: 2/3 2 MiB of 3 MiB (1s)\033[K" in text
+    assert re.search(r"\rpulling: 2/3 2 MiB of 3 MiB \(\d+s\)\033\[K", text), text
     assert "\r\033[Ka log line clears the progress line first\n" in text
     assert re.search(r"\rpulling: 3/3 done in \d+\.\ds\033\[K\n$", text)
     assert "\n" not in text.split("a log line")[0]  # updates before it stayed on one line

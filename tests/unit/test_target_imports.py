@@ -112,13 +112,11 @@ def test_zipapp_runs_on_python39(tmp_path: Path) -> None:
     """Cheap smoke test here; the full install with the zipapp is an integration test."""
     import subprocess
 
-    from tests.pythons import NOT_FOUND, find_python
+    from tests.needs import require_python
 
     from venvship.install.zipapp import build_zipapp
 
-    py39 = find_python("3.9")
-    if py39 is None:
-        pytest.skip(NOT_FOUND.format("3.9"))
+    py39 = require_python("3.9")
     out = build_zipapp(tmp_path / "venv-pull.pyz")
     proc = subprocess.run([py39, out, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.needs import needs, require
 
 from venvship.artifact import Wheel
 from venvship.builder.layers import Tool
@@ -79,12 +80,12 @@ def test_top_level_names_of_a_wheel(tmp_path: Path) -> None:
     assert wheel_top_names(path) == {"odd", "odd_mod", "_odd"}
 
 
-@pytest.mark.skipif(not shutil.which("dpkg"), reason="needs dpkg (Debian)")
+@needs(shutil.which("dpkg") is not None, "dpkg", fix="run the tests on a Debian-family host")
 def test_a_distro_package_clashing_with_the_lock_is_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if subprocess.run(["dpkg", "-s", "python3-six"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("python3-six is not installed on this host")
+    dpkg = subprocess.run(["dpkg", "-s", "python3-six"], capture_output=True, check=False)
+    require(dpkg.returncode == 0, "the Debian package python3-six", fix="apt-get install python3-six")
     probe = ["/usr/bin/python3", "-c", "import sys; print(sys.version_info[1])"]
     minor = int(subprocess.run(probe, capture_output=True, text=True, check=True).stdout)  # dist-packages'
     recipe = _recipe(tmp_path, symlink_system_packages=("venvship-no-such-package", "python3-six"))

@@ -8,11 +8,12 @@ import pwd
 from pathlib import Path
 
 import pytest
+from tests.needs import needs_root
 
 from venvship.errors import TrustError
 from venvship.install import trust
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the trust rules apply only as root")
+pytestmark = needs_root  # the trust rules apply only as root
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 # The managed folders venv-pull checks before it writes: each one goes through the same rule.

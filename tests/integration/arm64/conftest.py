@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import pytest
 
 from tests.conftest import CACHE
+from tests.needs import ROOT, require
 
 SUITE = "bookworm"
 # gcc and the headers: an arm64 build compiles its C extensions in the root; ca-certificates: the
@@ -73,8 +74,11 @@ def _host_tools() -> None:
     """Install debootstrap and qemu-user-static when they are missing (root only, else skip)."""
     if shutil.which("debootstrap") and QEMU.exists() and shutil.which("update-binfmts"):
         return
-    if not shutil.which("apt-get"):
-        pytest.skip(f"an arm64 root needs {', '.join(HOST_PACKAGES)}, and this host has no apt-get")
+    require(
+        shutil.which("apt-get") is not None,
+        f"{', '.join(HOST_PACKAGES)} for an arm64 root",
+        fix=f"install them (Debian: apt-get install {' '.join(HOST_PACKAGES)})",
+    )
     # Wait (bounded) for another apt to finish instead of failing on its lock.
     install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "--no-install-recommends"]
     first = subprocess.run(
@@ -168,8 +172,7 @@ def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Needs root (debootstrap, chroot, binfmt_misc); the root is unpacked from the cached tarball,
     made first if the cache lacks it, and removed at the end of the session.
     """
-    if os.geteuid() != 0:
-        pytest.skip("an arm64 root needs root: debootstrap, chroot and binfmt_misc")
+    require(ROOT, "root for an arm64 root (debootstrap, chroot, binfmt_misc)", fix="run the tests as root")
     _host_tools()
     _binfmt()
     TARBALL.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from tests.conftest import CACHE
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
+from tests.needs import require_program
 from tests.pythons import find_python
 from venvship.artifact import ANN_PYTHON, Index
 from venvship.cli import venv_pull_main, venvship_main
@@ -80,8 +81,7 @@ def test_an_arm64_build_and_install_beside_amd64_in_one_index(
     cache: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc on this host for the amd64 half")
+    require_program("gcc", package="gcc")  # the amd64 half builds here
     host = open_registry.host
     # -- the amd64 half, built here and published ------------------------------------------------
     recipe = tmp_path / "demo.toml"

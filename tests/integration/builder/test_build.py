@@ -15,8 +15,10 @@ from typing import Callable
 
 import pytest
 
+from tests.hostfacts import NATIVE_WHEEL_TAGS, PLATFORM_KEY, platform_key_for
 from tests.integration.conftest import LocalIndex, RecipeWriter
-from tests.pythons import NOT_FOUND, find_python
+from tests.needs import require_python
+from tests.pythons import OTHER_PYTHONS, find_python
 from tests.signing import make_key, write_policy
 from venvship.artifact import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
@@ -30,7 +32,7 @@ from venvship.oci.reference import parse_ref
 from venvship.recipe import load_recipe
 
 PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
-PLATFORM_SUFFIX = "-debian-12-amd64-cp311"
+PLATFORM_SUFFIX = f"-{PLATFORM_KEY}"
 
 
 def _config(layout: Layout, ref: str) -> tuple[Manifest, VenvConfig]:
@@ -54,7 +56,7 @@ def test_build_locks_closure_with_c_extension_and_git(
     assert result.status == "built"
     assert sorted(result.built) == [
         "alpha-1.1-py3-none-any.whl",
-        "beta-2.0-cp311-cp311-linux_x86_64.whl",
+        f"beta-2.0-{NATIVE_WHEEL_TAGS}.whl",
         "gamma-3.0.dev4-py3-none-any.whl",
     ]
     manifest, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
@@ -133,7 +135,7 @@ def test_second_build_is_a_noop_and_one_pin_rebuilds_one_wheel(
     result = build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
     assert result.built == ("alpha-1.1-py3-none-any.whl",)
     assert result.cached == (
-        "beta-2.0-cp311-cp311-linux_x86_64.whl",
+        f"beta-2.0-{NATIVE_WHEEL_TAGS}.whl",
         f"pip-{PIP}-py3-none-any.whl",
     )
 
@@ -174,7 +176,7 @@ def test_reuse_from_a_previous_artifact_builds_nothing(
     assert result.built == ()
     assert sorted(result.reused) == [
         "alpha-1.1-py3-none-any.whl",
-        "beta-2.0-cp311-cp311-linux_x86_64.whl",
+        f"beta-2.0-{NATIVE_WHEEL_TAGS}.whl",
         f"pip-{PIP}-py3-none-any.whl",
     ]
 
@@ -442,9 +444,9 @@ def test_one_index_for_several_pythons(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Built once per interpreter into one output, a recipe's index tag offers each Python."""
-    other = next((p for p in map(find_python, ("3.12", "3.13", "3.10")) if p is not None), None)
+    other = next((p for p in map(find_python, OTHER_PYTHONS) if p is not None), None)
     if other is None:
-        pytest.skip(NOT_FOUND.format("3.10, 3.12 or 3.13"))
+        other = require_python(OTHER_PYTHONS[0])
     recipe = write_recipe(packages=[f"{local_index.git_url}@{local_index.git_sha}#egg=gamma"])
     out = tmp_path / "oci"
     argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache), "--immutable-tags"]
@@ -460,6 +462,6 @@ def test_one_index_for_several_pythons(
         ).stdout.strip()
     )
     assert sorted(m.annotations[ANN_PYTHON] for m in index.manifests) == sorted([abi, other_abi])
-    _, config = _config(layout, f"demo:1.0-debian-12-amd64-{other_abi}")
+    _, config = _config(layout, f"demo:1.0-{platform_key_for(other_abi)}")
     assert config.python.executable == str(other)
     assert "tag moved" not in capsys.readouterr().err

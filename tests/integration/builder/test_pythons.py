@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import RecipeWriter
-from tests.pythons import NOT_FOUND, find_python
+from tests.needs import require_python
 from venvship.artifact import Index, Manifest, VenvConfig
 from venvship.cli import venv_pull_main, venvship_main
 from venvship.oci.layout import Layout
@@ -33,9 +33,7 @@ def _configs(layout: Layout, ref: str) -> dict[str, VenvConfig]:
 def test_one_index_for_two_pythons(
     tmp_path: Path, write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    py39 = find_python("3.9")
-    if py39 is None:
-        pytest.skip(NOT_FOUND.format("3.9"))
+    py39 = require_python("3.9")
     here = sys.executable
     recipe = write_recipe(python=[here, str(py39)], constraints=MARKED)
     out = tmp_path / "oci"

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.hostfacts import PLATFORM_KEY
 from tests.integration.conftest import RecipeWriter
 from tests.integration.install.conftest import make_wheel, wheel_of
 from tests.signing import make_key, write_policy
@@ -28,8 +30,8 @@ from venvship.oci.layout import Layout
 from venvship.oci.reference import parse_ref
 from venvship.recipe import load_recipe
 
-PIP = versions_for("3.11", INSTALL_TOOLS)["pip"]
-PLATFORM_TAG = "demo:1.0-debian-12-amd64-cp311"
+PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
+PLATFORM_TAG = f"demo:1.0-{PLATFORM_KEY}"
 
 
 def _config(layout: Layout, ref: str) -> VenvConfig:

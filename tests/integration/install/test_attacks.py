@@ -18,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs_root
 from venvship.builder.package import write_to_layout
 from venvship.oci.layout import Layout
 
 from .conftest import Artifacts, Pull, Wheels, make_wheel, wheel_of
-
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="the trust rules apply to venv-pull run as root")
 
 
 def _marker_wheel(out: Path, name: str, version: str, marker: Path) -> Path:
@@ -131,6 +129,9 @@ def test_a_lock_symlink_is_never_followed(
     (root / ".lock").symlink_to(target)
     proc = pull("install", artifacts.write([wheels.demo1]), ok=False)
     assert proc.returncode == 1 and not target.exists()
+    assert proc.stderr.splitlines() == [
+        f"venv-pull: error: {root / '.lock'}: Too many levels of symbolic links"
+    ]
 
 
 def test_an_unreadable_state_never_costs_the_live_venv(

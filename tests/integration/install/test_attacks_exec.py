@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs_root
+
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, make_wheel, python_version
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="the rules are about what venv-pull runs as root")
 NOBODY = 65534
 
 
@@ -81,8 +81,13 @@ def test_wheel_planting_python_pth_runs_nothing_as_root(
         extra={"pthwheel-1.0.data/scripts/python._pth": _evil_pth(box, str(evil_dir))},
     )
     ref = artifacts.write([wheel], install_tool=tool, layers=False)
-    pull("install", ref, "--from-wheels", ok=False)
+    proc = pull("install", ref, "--from-wheels", ok=False)
     assert 0 not in _ran_as(box)
+    # Refused by the import check, run as nobody, which the planted code broke: nothing as root.
+    assert proc.returncode == 1, proc.stderr
+    assert "venv-pull: error: health check failed (import check, exit 1):" in proc.stderr.splitlines(), (
+        proc.stderr
+    )
 
 
 @needs_root
@@ -98,8 +103,13 @@ def test_wheel_replacing_bin_python_runs_nothing_as_root(
         "binwheel-1.0.data/scripts/python",
     )
     ref = artifacts.write([wheel], install_tool="pip", layers=False)
-    pull("install", ref, "--from-wheels", ok=False)
+    proc = pull("install", ref, "--from-wheels", ok=False)
     assert 0 not in _ran_as(box)
+    # Refused by the import check, run as nobody, which the planted code broke: nothing as root.
+    assert proc.returncode == 1, proc.stderr
+    assert "venv-pull: error: health check failed (import check, exit 1):" in proc.stderr.splitlines(), (
+        proc.stderr
+    )
 
 
 @needs_root

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs_root
 from venvship.artifact import Fact
 from venvship.install.record import hash_field
 from venvship.oci.layout import Layout
@@ -25,8 +26,6 @@ from venvship.oci.layout import Layout
 from .conftest import Artifacts, Pull, Wheels
 from .test_layers import _swap_layer
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="the trust rules apply to venv-pull run as root")
 NOBODY = 65534
 
 
@@ -191,11 +190,15 @@ def test_a_state_that_names_another_folder_never_gets_it_removed(
 def test_a_symlink_another_user_owns_on_the_way_to_the_destination_is_refused(
     tmp_path: Path, artifacts: Artifacts, pull: Pull, wheels: Wheels
 ) -> None:
-    """A link in /tmp that nobody owns could be pointed elsewhere between the check and the use."""
+    """A link in a shared folder (as /tmp) that nobody owns could be pointed elsewhere between the
+    check and the use."""
     ref = artifacts.write([wheels.demo1])
     target = tmp_path / "real"
     target.mkdir()
-    link = Path(f"/tmp/venvship-attack-link-{os.getpid()}")
+    shared = tmp_path / "shared"  # this test's own /tmp: world-writable and sticky
+    shared.mkdir()
+    shared.chmod(0o1777)
+    link = shared / "link"
     link.symlink_to(target)
     os.lchown(link, NOBODY, NOBODY)
     try:

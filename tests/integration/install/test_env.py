@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs
+
 from .conftest import Artifacts, Pull, Wheels
 
 
@@ -19,7 +21,11 @@ def _can_unshare_net() -> bool:
     return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not _can_unshare_net(), reason="needs unshare -n (root or user namespaces)")
+@needs(
+    _can_unshare_net(),
+    "unshare -n (root or user namespaces)",
+    fix="run the tests as root; apt-get install util-linux",
+)
 @pytest.mark.parametrize("tool", ["pip", "uv"])
 def test_install_needs_no_network(artifacts: Artifacts, wheels: Wheels, pull: Pull, tool: str) -> None:
     # In a network namespace of its own the installer has no route anywhere: nothing is downloaded.
@@ -136,7 +142,7 @@ def _installed(package: str) -> bool:
     return proc.stdout == "installed"
 
 
-@pytest.mark.skipif(not _installed("python3-six"), reason="needs the Debian package python3-six")
+@needs(_installed("python3-six"), "the Debian package python3-six", fix="apt-get install python3-six")
 def test_runtime_distro_packages_present(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
     # Present already: the step runs (no --no-distro-packages) and has nothing to install.
     ref = artifacts.write([wheels.demo1], distro_packages=["python3-six"])

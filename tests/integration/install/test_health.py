@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
+
+from tests.processes import running, sleep_marker
 
 from .conftest import Artifacts, Pull, Wheels, make_wheel
 
@@ -67,7 +68,8 @@ def test_a_hung_check_is_killed_and_its_generation_discarded(
 ) -> None:
     pull.install(artifacts.write([wheels.demo1]))
     ref2 = artifacts.write([wheels.demo2], version="2.0")
-    hang = "sleep 61.4321 & sleep 61.4321"  # a check that never ends, and a child it left behind
+    sleep = sleep_marker()
+    hang = f"{sleep} & {sleep}"  # a check that never ends, and a child it left behind
     start = time.monotonic()
     proc = pull("install", ref2, "--check-command", hang, env={"VENVSHIP_TIMEOUT_HEALTH": "1"}, ok=False)
     assert proc.returncode == 1 and time.monotonic() - start < 60
@@ -76,8 +78,7 @@ def test_a_hung_check_is_killed_and_its_generation_discarded(
         "set VENVSHIP_TIMEOUT_HEALTH to more seconds (0: no limit) to allow longer"
     )
     assert "Traceback" not in proc.stderr
-    leftover = subprocess.run(["pgrep", "-f", "sleep 61.4321"], capture_output=True, text=True, check=False)
-    assert leftover.stdout == ""
+    assert running(sleep) == []
     root = pull.dest.parent / ".demo.venvship"
     assert not [p for p in root.iterdir() if p.name.endswith(".partial")]
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"  # the live venv is untouched

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs
 from venvship.artifact import Fact
 from venvship.hostinfo import distro_family
 
@@ -178,6 +179,9 @@ def test_check_command(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None
     ref = artifacts.write([wheels.demo2])
     proc = pull("install", ref, "--check-command", "demo-cli --nope; exit 3", ok=False)
     assert proc.returncode == 1
+    assert "venv-pull: error: health check failed (check command 'demo-cli --nope; exit 3', exit 3):" in (
+        proc.stderr.splitlines()
+    ), proc.stderr
     pull.install(ref, "--check-command", "python -c 'import demo'")
     assert pull.python("import demo; print(demo.VERSION)") == "2.0"
 
@@ -190,7 +194,7 @@ def test_usage_errors(pull: Pull, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "not an OCI image layout" in proc.stderr
 
 
-@pytest.mark.skipif(distro_family() != "debian", reason="needs dpkg (Debian)")
+@needs(distro_family() == "debian", "dpkg", fix="run the tests on a Debian-family host")
 def test_check_shows_the_distro_packages_and_the_command_it_would_run(
     artifacts: Artifacts, wheels: Wheels, pull: Pull
 ) -> None:

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
+from tests.needs import needs
 from venvship.hostinfo import distro_family
 
 from .conftest import Artifacts, Pull, Wheels, big_wheel
@@ -18,7 +17,7 @@ def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("venv-pull: error: ")]
 
 
-@pytest.mark.skipif(distro_family() != "debian", reason="needs dpkg (Debian)")
+@needs(distro_family() == "debian", "dpkg", fix="run the tests on a Debian-family host")
 def test_every_missing_precondition_is_one_line_before_any_pull(
     artifacts: Artifacts, wheels: Wheels, pull: Pull
 ) -> None:

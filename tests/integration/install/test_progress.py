@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 from .conftest import Artifacts, Pull, Wheels
+from .test_faults import _kill, _start_paused
 
 
 def _stderr_times(pull: Pull, *args: str) -> tuple[list[tuple[float, str]], float, int]:
@@ -36,12 +36,30 @@ def test_a_slow_install_speaks_every_two_seconds(artifacts: Artifacts, wheels: W
 
 def test_waiting_for_a_lock_says_so(artifacts: Artifacts, wheels: Wheels, pull: Pull) -> None:
     ref = artifacts.write([wheels.demo1])
-    first = threading.Thread(target=lambda: pull("install", ref, "--check-command", "sleep 5"))
-    first.start()
+    # The first run stops while it holds the destination's lock (the installer's pause seam).
+    first = _start_paused(pull, ref, "locked")
+    second = subprocess.Popen(
+        pull.argv("install", ref),
+        env=pull.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert second.stderr is not None
     try:
-        time.sleep(2.5)  # the first run holds the destination's lock now, in its health check
-        lines, _, code = _stderr_times(pull, "install", ref)
+        lines = []
+        for line in second.stderr:  # the holder is let go only once the waiter has said why it waits
+            lines.append(line.rstrip("\n"))
+            if line.startswith("waiting for ") and "which another run holds" in line:
+                break
+        _kill(first)
+        lines += [line.rstrip("\n") for line in second.stderr]
+        code = second.wait(timeout=180)
     finally:
-        first.join()
-    assert code == 0
-    assert any(text.startswith("waiting for ") and "which another run holds" in text for _, text in lines)
+        for proc in (first, second):
+            proc.kill()
+            proc.wait(timeout=30)
+        second.stderr.close()
+    assert code == 0, lines
+    lock = pull.dest.parent / ".demo.venvship" / ".lock"
+    assert any(text.startswith(f"waiting for {lock}, which another run holds") for text in lines), lines

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs_nobody
 from venvship.artifact import Fact
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels
@@ -278,7 +279,7 @@ def _fact() -> Fact:
     return Fact(file="demo", section="demo", option="venv_tag", value="2.0")
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@needs_nobody
 def test_unreadable_cache_is_one_line(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, src_for_others: Path
 ) -> None:
@@ -302,7 +303,7 @@ def test_unreadable_cache_is_one_line(
         shutil.rmtree(outer)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@needs_nobody
 def test_a_facts_folder_this_user_cannot_write_is_refused_before_the_pull(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, src_for_others: Path
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import pytest
 
-from tests.pythons import NOT_FOUND, find_python
+from tests.needs import needs, require_python
 from tests.signing import KeyPair, make_key, write_policy
 from venvship.artifact import Index
 from venvship.cli import venvship_main
@@ -185,7 +185,11 @@ def test_policy_mistakes_are_one_line(
     assert "must be owned by root and not writable by group or others" in _refused(pull, ref, loose)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+@needs(
+    os.geteuid() == 0 and shutil.which("unshare") is not None,
+    "root and unshare",
+    fix="run the tests as root; apt-get install util-linux",
+)
 def test_missing_openssl_names_the_package(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, keys: dict[str, KeyPair]
 ) -> None:
@@ -233,9 +237,7 @@ def test_python39_zipapp_reads_the_json_policy(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Python 3.9 has no tomllib: a TOML policy is an error that names the JSON form, never ignored."""
-    py39 = find_python("3.9")
-    if py39 is None:
-        pytest.skip(NOT_FOUND.format("3.9"))
+    py39 = require_python("3.9")
     pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
     ref = artifacts.write([wheels.demo1])
     _sign(ref, keys["release"], capsys)

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import ssl
 import subprocess
 import time
@@ -29,10 +28,8 @@ REGISTRY_BIN = "/usr/bin/docker-registry"
 START_DEADLINE = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# docker-registry's own word for the address it bound (with ", tls" after it when it serves TLS).
+LISTENING = re.compile(r'msg="listening on 127\.0\.0\.1:(\d+)')
 
 
 @dataclass
@@ -75,11 +72,12 @@ def start_registry(
 ) -> RegistryServer:
     """Start a registry with its own config and storage under ``workdir``; wait until ``/v2/`` answers.
 
+    The registry binds a port of its own choosing (port 0) and its log says which: no port is
+    freed here and bound later, when another run's server may have taken it.
     ``proxy``: the URL of the registry it is a pull-through cache of (``proxy.remoteurl``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    http_cfg: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)}
+    http_cfg: dict[str, Any] = {"addr": "127.0.0.1:0", "secret": secrets.token_hex(16)}
     if tls:
         http_cfg["tls"] = {"certificate": str(tls[1]), "key": str(tls[2])}
     config: dict[str, Any] = {
@@ -94,11 +92,16 @@ def start_registry(
         config["proxy"] = {"remoteurl": proxy}
     (workdir / "config.json").write_text(json.dumps(config, indent=1))  # YAML accepts JSON
     log = workdir / "registry.log"
+    proc = _serve(workdir / "config.json", log)
+    port = _bound_port(proc, log, since=0)
+    # A restart must come back on this port: the clients and the artifacts' refs name it.
+    http_cfg["addr"] = f"127.0.0.1:{port}"
+    (workdir / "config.json").write_text(json.dumps(config, indent=1))
     server = RegistryServer(
         host=f"127.0.0.1:{port}",
         root=workdir / "data",
         log=log,
-        proc=_serve(workdir / "config.json", log),
+        proc=proc,
         tls_ca=tls[0] if tls else None,
         token=token,
     )
@@ -109,7 +112,10 @@ def start_registry(
 def restart_registry(server: RegistryServer) -> None:
     """Start ``server`` again (after a test killed it) on the same port, config and storage."""
     server.stop()
+    since = server.log.stat().st_size
     server.proc = _serve(server.root.parent / "config.json", server.log)
+    port = _bound_port(server.proc, server.log, since=since)
+    assert f"127.0.0.1:{port}" == server.host, (port, server.host)
     _wait_until_up(server)
 
 
@@ -123,27 +129,51 @@ def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_until_up(server: RegistryServer) -> None:
+def _bound_port(proc: subprocess.Popen[bytes], log: Path, *, since: int) -> int:
+    """Return the port ``proc`` says (in ``log``, past offset ``since``) it listens on: ours, by
+    construction. Waits at most :data:`START_DEADLINE`; the log's tail is in every failure."""
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        with log.open("rb") as fh:
+            fh.seek(since)
+            found = LISTENING.search(fh.read().decode(errors="replace"))
+        if found:
+            return int(found.group(1))
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise RuntimeError(
+                f"docker-registry named no port within {START_DEADLINE}s:\n{log.read_text()[-4000:]}"
+            )
+        time.sleep(0.05)
+
+
+def _wait_until_up(server: RegistryServer, *, within: float = START_DEADLINE) -> None:
+    """Wait until ``/v2/`` on the port our process bound answers as a registry (200, or 401 with
+    auth): the port came from its own log, and the answer must carry the distribution API header."""
     scheme = "https" if server.tls_ca else "http"
     ctx = ssl.create_default_context(cafile=str(server.tls_ca)) if server.tls_ca else None
-    deadline = time.monotonic() + START_DEADLINE
+    deadline = time.monotonic() + within
     while True:
         if server.proc.poll() is not None:
             raise RuntimeError(
                 f"docker-registry exited with {server.proc.returncode}:\n{server.log.read_text()[-4000:]}"
             )
         try:
-            with urllib.request.urlopen(f"{scheme}://{server.host}/v2/", timeout=2, context=ctx):
-                return
+            with urllib.request.urlopen(f"{scheme}://{server.host}/v2/", timeout=2, context=ctx) as resp:
+                if resp.headers.get("Docker-Distribution-Api-Version") == "registry/2.0":
+                    return
         except urllib.error.HTTPError as exc:
-            if exc.code == 401:
+            if exc.code == 401 and exc.headers.get("Docker-Distribution-Api-Version") == "registry/2.0":
                 return
         except OSError:
             pass
         if time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(
-                f"docker-registry did not answer /v2/ within {START_DEADLINE}s:\n{server.log.read_text()[-4000:]}"
+                f"docker-registry did not answer /v2/ within {within:g}s:\n{server.log.read_text()[-4000:]}"
             )
         time.sleep(0.1)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import RecipeWriter
-from tests.integration.registry._support import RegistryServer, free_port
+from tests.integration.registry._support import RegistryServer
+from tests.servers import dead_port
 from venvship.cli import venv_pull_main, venvship_main
 
 
@@ -113,9 +114,17 @@ def test_a_build_to_a_registry_writes_the_index_tag_and_a_missing_tag_says_what_
 def test_an_unreachable_registry_stops_the_build_before_any_work(
     write_recipe: RecipeWriter, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    output = f"127.0.0.1:{free_port()}/fleet"  # nothing listens there
-    argv = ["build", str(write_recipe()), "--output", output, "--insecure", "--cache-dir", str(cache)]
-    assert venvship_main.main(argv) == 1
+    with dead_port() as dead:  # nothing answers there
+        argv = [
+            "build",
+            str(write_recipe()),
+            "--output",
+            f"{dead}/fleet",
+            "--insecure",
+            "--cache-dir",
+            str(cache),
+        ]
+        assert venvship_main.main(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("venvship: error: ") and "127.0.0.1" in err[-1]
     assert not [line for line in err if "resolving" in line or "builder venv" in line]

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.pythons import NOT_FOUND, find_python
+from tests.needs import require_python
 from venvship.cli import venv_pull_main
 from venvship.install.zipapp import build_zipapp
 
@@ -279,9 +279,7 @@ def test_python39_zipapp_reads_the_json_mirror_configuration(
 ) -> None:
     """Python 3.9 has no tomllib: registries.toml is an error that names the JSON form, never
     ignored (the mirrors would silently be bypassed), and registries.json works."""
-    py39 = find_python("3.9")
-    if py39 is None:
-        pytest.skip(NOT_FOUND.format("3.9"))
+    py39 = require_python("3.9")
     origin = _start(servers, start_registry(tmp_path / "origin"))
     mirror = _start(servers, start_registry(tmp_path / "mirror"))
     v1.publish(mirror)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests.servers import dead_port
 from venvship.errors import ArtifactError, RegistryError
 from venvship.oci._http import MIN_SPEED
 from venvship.oci.auth import Credentials
@@ -213,9 +214,6 @@ def test_a_busy_mirror_is_asked_again_and_a_dead_one_is_not(
         if len(busy.seen) == 1
         else (200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, raw)
     )
-    with socket.socket() as closed:  # a port nothing listens on: refused at once
-        closed.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{closed.getsockname()[1]}"
 
     def source(mirror: str) -> MirrorSource:
         ref = parse_ref(f"{origin.host}/r:1.0")
@@ -230,7 +228,8 @@ def test_a_busy_mirror_is_asked_again_and_a_dead_one_is_not(
     assert not [r for r in caplog.records if "left out" in r.getMessage()]
 
     caplog.clear()
-    assert source(dead).get_manifest(digest)[1] == raw
+    with dead_port() as dead:  # refused at once
+        assert source(dead).get_manifest(digest)[1] == raw
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and f"mirror {dead}/r left out" in warnings[0], warnings
     assert len(origin.seen) == 1
