@@ -1,0 +1,107 @@
+"""The target side attacked once more (#19), after its rules were written down: an interpreter in a
+folder whose parent others may write, a decoy site-packages that blinds the no-op check and
+``status --packages``, symlinks that ``verify`` would follow to tell what exists outside the venv,
+and a layout directory whose blobs never end.
+
+Each test fails on the venv-pull before its fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from venvship.oci.layout import Layout
+
+from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, make_wheel, python_version
+from .test_attacks_exec import _drop_box, _marker_code, _ran_as
+from .test_attacks_more import NOBODY, _chown_tree
+from .test_layers import _member, _swap_layer, _tar
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="the rules are about what venv-pull does as root")
+
+
+def _as_nobody(*argv: str) -> None:
+    """Run ``argv`` as the unprivileged user, as the attacker would."""
+    subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv], check=True)
+
+
+@needs_root
+def test_an_interpreter_below_a_folder_others_may_write_is_refused(
+    artifacts: Artifacts, pull: Pull, tmp_path: Path
+) -> None:
+    # The interpreter's own folder is root's, but the one above is world-writable and sticky, as
+    # /tmp is: Python reads pyvenv.cfg there (and looks for its stdlib in every folder above), so
+    # a local user's "home" would hand root that user's json.py.
+    box = _drop_box(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    folder = shared / "py"
+    folder.mkdir(mode=0o755)
+    minor = python_version(DISTRO_PYTHON)
+    python = folder / f"python{minor}"
+    shutil.copy2(os.path.realpath(DISTRO_PYTHON), python)
+    ref = artifacts.write(
+        [make_wheel(tmp_path / "w", "demo", "1.0")], python=str(python), layer_python=DISTRO_PYTHON
+    )
+    # What nobody does once the artifact exists: a stdlib of their own, with their json.py.
+    evil = shared / "evil"
+    _as_nobody("mkdir", "-p", str(evil / "bin"), str(evil / "lib" / f"python{minor}"))
+    stdlib = Path(f"/usr/lib/python{minor}")
+    links = [str(p) for p in stdlib.iterdir() if p.name not in ("json", "venv", "site-packages")]
+    _as_nobody("ln", "-s", *links, str(evil / "lib" / f"python{minor}"))
+    for module in ("json", "venv"):
+        code = _marker_code(box).replace("'", "'\\''")
+        _as_nobody("sh", "-c", f"printf '%s' '{code}' > {evil}/lib/python{minor}/{module}.py")
+    _as_nobody("sh", "-c", f"echo 'home = {evil}/bin' > {shared}/pyvenv.cfg")
+    proc = pull("install", ref, ok=False)
+    assert 0 not in _ran_as(box)
+    assert proc.returncode != 0
+    assert "must be owned by root and not writable by others" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not os.path.lexists(pull.dest)
+
+
+def _with_decoy(artifacts: Artifacts, ref: str, files: dict[str, bytes]) -> str:
+    """Return ``ref`` again with demo's layer also shipping ``files`` in a decoy
+    ``lib/python3.1/site-packages``, which sorts before the venv's real one."""
+    layer = artifacts.layer(ref, "demo")
+    with gzip.open(Layout(artifacts.root).blob_path(layer.digest)) as gz:
+        data = gz.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isreg() else b"") for m in tar]  # type: ignore[union-attr]
+    members += [_member(f"lib/python3.1/site-packages/{name}", text) for name, text in files.items()]
+    return _swap_layer(artifacts, ref, "demo", _tar(members))
+
+
+def test_a_decoy_site_packages_does_not_hide_a_deleted_distribution(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    # The decoy holds a copy of helper's dist-info: a no-op check or a package list that takes a
+    # glob's first lib/python3*/site-packages reads the decoy, not the venv's own.
+    info = "helper-1.0.dist-info"
+    ref = _with_decoy(
+        artifacts,
+        artifacts.write([wheels.demo1, wheels.helper]),
+        {f"{info}/METADATA": b"Metadata-Version: 2.1\nName: helper\nVersion: 1.0\n", f"{info}/RECORD": b""},
+    )
+    first = pull.install(ref)
+    venv = pull.dest.parent / ".demo.venvship" / str(first["generation"])
+    [site] = [p for p in venv.glob("lib/python3*/site-packages") if "python3.1/" not in f"{p}/"]
+    shutil.rmtree(site / "helper")
+    shutil.rmtree(site / info)
+    listed = pull("status", str(pull.dest), "--packages").stdout.splitlines()
+    assert "helper==1.0" not in listed, listed
+    again = pull.install(ref)
+    assert again["changed"] is True  # made again, never "unchanged" with a distribution gone
+    assert pull.python("import helper; print(helper.VERSION)") == "1.0"
