@@ -87,15 +87,19 @@ def _with_decoy(artifacts: Artifacts, ref: str, files: dict[str, bytes]) -> str:
 def test_a_decoy_site_packages_does_not_hide_a_deleted_distribution(
     artifacts: Artifacts, wheels: Wheels, pull: Pull
 ) -> None:
-    # The decoy holds a copy of helper's dist-info: a no-op check or a package list that takes a
-    # glob's first lib/python3*/site-packages reads the decoy, not the venv's own.
+    # The decoy holds a copy of every dist-info folder: a no-op check or a package list that takes
+    # a glob's first lib/python3*/site-packages reads the decoy, not the venv's own.
     info = "helper-1.0.dist-info"
     ref = _with_decoy(
         artifacts,
         artifacts.write([wheels.demo1, wheels.helper]),
-        {f"{info}/METADATA": b"Metadata-Version: 2.1\nName: helper\nVersion: 1.0\n", f"{info}/RECORD": b""},
+        {
+            f"{info}/METADATA": b"Metadata-Version: 2.1\nName: helper\nVersion: 1.0\n",
+            "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        },
     )
     first = pull.install(ref)
+    assert pull.install(ref)["changed"] is False
     venv = pull.dest.parent / ".demo.venvship" / str(first["generation"])
     [site] = [p for p in venv.glob("lib/python3*/site-packages") if "python3.1/" not in f"{p}/"]
     shutil.rmtree(site / "helper")
@@ -105,3 +109,27 @@ def test_a_decoy_site_packages_does_not_hide_a_deleted_distribution(
     again = pull.install(ref)
     assert again["changed"] is True  # made again, never "unchanged" with a distribution gone
     assert pull.python("import helper; print(helper.VERSION)") == "1.0"
+
+
+@needs_root
+def test_verify_never_tells_whether_a_path_only_root_sees_exists(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # A destination the user controls; root runs verify on it. Two links of the user's, one to a
+    # root-only file that exists and one to a name that does not: if root follows them to tell a
+    # dangling one, its report tells the user what root's folder holds.
+    first = pull.install(artifacts.write([wheels.demo1]))
+    generation = pull.dest.parent / ".demo.venvship" / str(first["generation"])
+    secret = tmp_path / "root-only"
+    secret.mkdir(mode=0o700)
+    (secret / "id_ed25519").write_text("key\n")
+    _chown_tree(generation, NOBODY)
+    _as_nobody("ln", "-s", str(secret / "id_ed25519"), str(generation / "probe-a"))
+    _as_nobody("ln", "-s", str(secret / "id_rsa"), str(generation / "probe-b"))
+    proc = pull("verify", str(pull.dest), "--json", ok=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    drifted = [str(d) for d in json.loads(proc.stdout)["drifted"]]
+    about_a = [d.replace("probe-a", "probe-?") for d in drifted if "probe-a" in d]
+    about_b = [d.replace("probe-b", "probe-?") for d in drifted if "probe-b" in d]
+    assert about_a == about_b, drifted  # the same words whether the target exists or not
+    assert about_a == [f"symlink another user made: {generation / 'probe-?'} (not followed)"]
