@@ -133,3 +133,28 @@ def test_verify_never_tells_whether_a_path_only_root_sees_exists(
     about_b = [d.replace("probe-b", "probe-?") for d in drifted if "probe-b" in d]
     assert about_a == about_b, drifted  # the same words whether the target exists or not
     assert about_a == [f"symlink another user made: {generation / 'probe-?'} (not followed)"]
+
+
+@pytest.mark.parametrize("blob", ["index", "layer"])
+def test_a_layout_blob_that_never_ends_is_one_error_line(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, blob: str
+) -> None:
+    # Whoever writes the layout directory makes a blob a FIFO (a symlink to /dev/zero works the
+    # same way, and eats memory): reading it blocks for ever, under the install's locks for a layer.
+    ref = artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    digest = layout.resolve("demo:1.0").digest if blob == "index" else artifacts.layer(ref, "demo").digest
+    path = layout.blob_path(digest)
+    path.unlink()
+    os.mkfifo(path)
+    try:
+        proc = subprocess.run(
+            pull.argv("install", ref), env=pull.env(), capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("venv-pull still reads the FIFO after 60 s")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"venv-pull: error: {artifacts.root}/blobs/sha256/{digest.split(':')[1]}: not a regular file"
+    ], proc.stderr
+    assert not os.path.lexists(pull.dest)
