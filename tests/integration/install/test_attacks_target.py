@@ -158,3 +158,29 @@ def test_a_layout_blob_that_never_ends_is_one_error_line(
         f"venv-pull: error: {artifacts.root}/blobs/sha256/{digest.split(':')[1]}: not a regular file"
     ], proc.stderr
     assert not os.path.lexists(pull.dest)
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (Debian)")
+def test_a_package_database_a_user_names_links_nothing_into_the_venv(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # Root's shell kept a user's environment (su without -): their DPKG_ADMINDIR names a package
+    # database of theirs, whose python3-six "installs" a six.py in their own folder. dpkg -L run
+    # with root's whole environment reads it, and root links that file into the service's venv.
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    os.chown(alice, NOBODY, NOBODY)
+    admin, module = alice / "dpkg", alice / "lib" / "python3" / "dist-packages" / "six.py"
+    _as_nobody("mkdir", "-p", str(admin / "info"), str(module.parent))
+    status = "Package: python3-six\nStatus: install ok installed\nVersion: 9\nArchitecture: all\n"
+    status += "Maintainer: a <a@a>\nDescription: six\n\n"
+    for path, text in ((admin / "status", status), (admin / "info" / "python3-six.list", f"{module}\n")):
+        _as_nobody("sh", "-c", f"printf '%s' '{text}' > {path}")
+    _as_nobody("sh", "-c", f"echo 'VERSION = \"alice\"' > {module}")
+    ref = artifacts.write([wheels.demo1], symlink=["python3-six"])
+    pull("install", ref, ok=False, env={"DPKG_ADMINDIR": str(admin)})
+    if os.path.lexists(pull.dest):
+        [site] = pull.dest.glob("lib/python3.*/site-packages")
+        linked = [os.readlink(p) for p in site.iterdir() if p.is_symlink()]
+        assert not [t for t in linked if t.startswith(str(alice))], linked
