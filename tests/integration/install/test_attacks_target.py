@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, make_wheel, python_version
@@ -184,3 +185,22 @@ def test_a_package_database_a_user_names_links_nothing_into_the_venv(
         [site] = pull.dest.glob("lib/python3.*/site-packages")
         linked = [os.readlink(p) for p in site.iterdir() if p.is_symlink()]
         assert not [t for t in linked if t.startswith(str(alice))], linked
+
+
+@needs_root
+def test_the_zipapp_run_as_a_program_imports_nothing_from_the_callers_pythonpath(tmp_path: Path) -> None:
+    # Root starts venv-pull.pyz from a shell that kept a user's environment (su without -): their
+    # PYTHONPATH would come before the stdlib, and venv-pull itself would import their json.py.
+    box = _drop_box(tmp_path)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    for module in ("json", "argparse"):
+        _as_nobody("sh", "-c", f"printf '%s' \"$0\" > {theirs}/{module}.py", _marker_code(box))
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    env = {**os.environ, "PYTHONPATH": str(theirs)}
+    proc = subprocess.run(
+        [str(pyz), "--version"], env=env, cwd="/", capture_output=True, text=True, timeout=60
+    )
+    assert _ran_as(box) == []
+    assert proc.returncode == 0 and proc.stdout.startswith("venv-pull "), proc.stderr
