@@ -1,8 +1,10 @@
-"""Registry logins attacked by a local user (#19): root runs venv-pull from a shell that kept that
-user's environment and working folder (``su`` without ``-`` keeps ``XDG_RUNTIME_DIR`` and the
-folder it was started in). The user's ``containers/auth.json`` names a credential helper.
+"""Registry logins and TLS attacked by a local user (#19): root runs venv-pull from a shell that
+kept that user's environment and working folder (``su`` without ``-`` keeps ``XDG_RUNTIME_DIR``,
+``SSL_CERT_FILE`` and the folder it was started in). The user's ``containers/auth.json`` names a
+credential helper; their CA bundle would let them answer for any registry.
 
-Fails on the venv-pull before the fix: root ran the user's program as the helper.
+Each test fails on the venv-pull before its fix: root ran the user's program as the helper, or
+trusted the user's CAs.
 """
 
 from __future__ import annotations
@@ -51,3 +53,24 @@ def test_a_users_auth_file_never_chooses_a_program_root_runs(
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr, proc.stderr
     assert f"{runtime}/containers/auth.json" in proc.stderr, proc.stderr  # the warning names it
+
+
+def test_a_ca_bundle_another_user_can_change_is_refused(tls_registry: RegistryServer, tmp_path: Path) -> None:
+    # The same kept environment names the user's CA bundle: whoever holds its key could then
+    # answer for any registry root pulls from.
+    assert tls_registry.tls_ca is not None
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    bundle = theirs / "ca.pem"
+    bundle.write_bytes(tls_registry.tls_ca.read_bytes())  # the CA the "registry" answers with
+    os.chown(bundle, 65534, 65534)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "SSL_CERT_FILE": str(bundle)}
+    argv = [sys.executable, "-P", "-m", "venvship.cli.venv_pull_main"]
+    argv += install_argv(f"{tls_registry.host}/demo:1.0", tmp_path)
+    proc = subprocess.run(argv, env=env, cwd="/", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"venv-pull: error: {bundle} (owner nobody, mode 0644): SSL_CERT_FILE must be owned by root "
+        "and not writable by group or others"
+    ], proc.stderr
