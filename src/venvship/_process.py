@@ -74,6 +74,14 @@ def child_env(changes: Mapping[str, str | None] | None = None) -> dict[str, str]
 # caller holds (tokens, proxy passwords, cloud keys): it names nothing a child runs or reads code from.
 ALLOWED_ENV = frozenset({"PATH", "LANG", "TZ"})
 
+# The proxies a child that reaches the network honours (pip, uv, apt, dnf).
+PROXY_VARIABLES = frozenset(
+    {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+)
+
+# PATH for root's own children: the system's, never the caller's.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 # Where such a child starts: a folder no other user can write (``-m`` and ``-c`` would import from
 # the working directory otherwise, and a relative path would be resolved against it).
 ISOLATED_CWD = Path("/")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 from ._log import activity, logger
-from ._process import child_env, run
+from ._process import ISOLATED_CWD, PROXY_VARIABLES, SYSTEM_PATH, Kind, allowed_env, run
 from .errors import DistroError, ProcessError
 from .hostinfo import distro_family
 
@@ -59,6 +60,33 @@ class DistroPlan:
     def install_command(self) -> str:
         """Return the shell command that installs what is missing (for a person to run)."""
         return shlex.join(install_argv(self.family, "present", self.missing))
+
+
+def package_manager_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment of the package manager and its queries (apt-get, dnf, dpkg, rpm):
+    the system PATH, the locale, the proxies, then ``extra``; nothing else of this process's.
+
+    A shell that kept another user's environment (``su`` without ``-``) would otherwise hand them
+    ``APT_CONFIG`` (hooks apt runs as root) or ``DPKG_ADMINDIR`` (the file lists ``dpkg -L`` reads,
+    whose files root links into a venv).
+
+    Example: ``package_manager_env({"DEBIAN_FRONTEND": "noninteractive"})``
+    """
+    env = allowed_env(keep=PROXY_VARIABLES)
+    env["PATH"] = SYSTEM_PATH
+    env.update(extra or {})
+    return env
+
+
+def system_tool(name: str) -> str | None:
+    """Return the path of ``name`` on the system PATH (never the caller's), or None."""
+    return shutil.which(name, path=SYSTEM_PATH)
+
+
+def run_package_tool(argv: Sequence[str], *, kind: Kind = "probe") -> subprocess.CompletedProcess[str]:
+    """Run a package query (``dpkg-query``, ``dpkg -L``, ``rpm -q``) in ``/`` with
+    :func:`package_manager_env`; its exit status is the caller's to read."""
+    return run(argv, env=package_manager_env(), cwd=ISOLATED_CWD, check=False, kind=kind)
 
 
 def _check_names(packages: Sequence[str]) -> None:
@@ -123,17 +151,15 @@ def missing_packages(packages: Sequence[str], *, family: str | None = None) -> t
     fam = family or distro_family()
     if not packages:
         return ()
-    if fam == "debian" and shutil.which("dpkg-query"):
+    if fam == "debian" and system_tool("dpkg-query"):
         argv = ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *packages]
-        proc = run(argv, check=False, kind="probe")
+        proc = run_package_tool(argv)
         installed = {
             line.split()[0].split(":")[0] for line in proc.stdout.splitlines() if line.endswith(" installed")
         }
         return tuple(p for p in packages if p.split(":")[0] not in installed)
-    if fam == "redhat" and shutil.which("rpm"):
-        return tuple(
-            p for p in packages if run(query_argv(fam, p), check=False, kind="probe").returncode != 0
-        )
+    if fam == "redhat" and system_tool("rpm"):
+        return tuple(p for p in packages if run_package_tool(query_argv(fam, p)).returncode != 0)
     raise DistroError(f"cannot check distro packages on this host (family {fam!r}): {', '.join(packages)}")
 
 
@@ -218,13 +244,13 @@ def ensure(
         )
     logger.info("%s", todo.describe())
     # Unattended installs must never stop to ask a question.
-    env = child_env({"DEBIAN_FRONTEND": "noninteractive"})
+    env = package_manager_env({"DEBIAN_FRONTEND": "noninteractive"})
     # No lock descriptor goes to the package manager: a maintainer script may start a daemon that
     # would hold the lock for as long as it runs.
     try:
         with activity(f"installing {side} distro packages"):
             for argv in todo.commands:
-                run(argv, env=env, pass_fds=(), kind="distro")
+                run(argv, env=env, cwd=ISOLATED_CWD, pass_fds=(), kind="distro")
     except ProcessError as exc:
         names = ", ".join(todo.install + todo.upgrade)
         raise DistroError(f"installing {names} failed:\n{exc.output[-2000:]}") from exc

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tests.needs import needs, needs_root
 
+from venvship import distro
 from venvship.distro import BASE_PACKAGES, ensure, pending, plan
 from venvship.errors import DistroError
 from venvship.hostinfo import distro_family
@@ -96,3 +97,22 @@ def test_latest_upgrades_the_named_packages_and_nothing_else() -> None:
     text = todo.describe(verb="would run")
     assert text.startswith(f"install distro packages: install {MISSING}; upgrade dpkg ")
     assert "would run: " in text and text.endswith(f"apt-get install -y -q -- {' '.join(p.wanted)}")
+
+
+def test_the_package_manager_gets_no_variable_that_chooses_what_it_runs_or_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a shell that kept another user's environment (su without -) would hand apt and dpkg.
+    hostile = {
+        "APT_CONFIG": "/home/alice/apt.conf",  # DPkg::Pre-Invoke hooks, run as root
+        "DPKG_ADMINDIR": "/home/alice/dpkg",  # the file lists dpkg -L reads
+        "LD_PRELOAD": "/home/alice/x.so",
+        "PATH": "/home/alice/bin:/usr/bin",
+    }
+    for key, value in {**hostile, "http_proxy": "http://proxy:3128", "LANG": "C.UTF-8"}.items():
+        monkeypatch.setenv(key, value)
+    env = distro.package_manager_env({"DEBIAN_FRONTEND": "noninteractive"})
+    assert not {"APT_CONFIG", "DPKG_ADMINDIR", "LD_PRELOAD"} & set(env)
+    assert "/home/alice" not in env["PATH"]
+    assert env["http_proxy"] == "http://proxy:3128" and env["LANG"] == "C.UTF-8"
+    assert env["DEBIAN_FRONTEND"] == "noninteractive"

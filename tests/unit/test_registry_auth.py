@@ -184,3 +184,11 @@ def test_failing_or_missing_helper(home: Path, helper_env: dict[str, str]) -> No
         load_credentials("broken.example", environ=helper_env, home=home)
     with pytest.raises(RegistryError, match="docker-credential-absent cannot run"):
         load_credentials(REG, environ=helper_env, home=home)
+
+
+@pytest.mark.parametrize("name", ["x/evil", "../evil", "", "-v"])
+def test_a_helper_is_a_name_never_a_path(home: Path, helper_env: dict[str, str], name: str) -> None:
+    # A name with a slash would run a program from the working folder, whatever PATH says.
+    write_json(home / ".docker/config.json", {"credHelpers": {REG: name}, "credsStore": name})
+    with pytest.raises(RegistryError, match="is not the name of a credential helper"):
+        load_credentials(REG, environ=helper_env, home=home)

@@ -71,6 +71,20 @@ def test_a_root_folder_under_root_or_sticky_folders_is_trusted(
     assert trust.trusted_dir(folder / "made", what=what).is_dir()
 
 
+@pytest.mark.parametrize("parent_mode", [0o1777, 0o1775])
+def test_an_interpreter_under_a_sticky_folder_is_refused(base: Path, parent_mode: int) -> None:
+    # Python reads pyvenv.cfg in the folder above its own and looks for its stdlib in every folder
+    # above: others may add both to a sticky folder, so an interpreter below one is refused.
+    folder = _tree(base, parent_mode=parent_mode, folder_mode=0o755)
+    python = folder / "python3"
+    python.write_bytes(Path(os.path.realpath("/usr/bin/python3")).read_bytes())
+    python.chmod(0o755)
+    with pytest.raises(TrustError, match="a folder above the interpreter"):
+        trust.check_tree(python, what="the interpreter", sticky=False)
+    with pytest.raises(TrustError, match="a folder above the interpreter"):
+        trust.host_python(str(python))
+
+
 def test_a_folder_another_user_owns_is_refused(base: Path) -> None:
     folder = _tree(base, parent_mode=0o755, folder_mode=0o755)
     os.chown(folder, NOBODY, -1)

@@ -21,6 +21,7 @@ from .._fsutil import atomic_write
 from .._log import logger
 from ..artifact import Fact, canonical_json
 from ..errors import InstallError
+from .venvfiles import is_dir_beneath, site_rel
 
 STATE_FILE = "venvship-state.json"
 MAX_STATE = 16 << 20
@@ -171,8 +172,14 @@ class Generations:
         (a distribution deleted by hand is never reported as unchanged)."""
         if not state.dist_infos:
             return True  # made before venv-pull recorded them: cannot tell
-        sites = sorted((self.root / state.generation).glob("lib/python3*/site-packages"))
-        return bool(sites) and all(os.path.isdir(sites[0] / name) for name in state.dist_infos)
+        venv = self.root / state.generation
+        try:
+            # The site-packages pyvenv.cfg names, never a glob's first match: an artifact may ship
+            # a lib/python3.1/site-packages decoy holding copies of every dist-info folder.
+            site = site_rel(venv)
+        except InstallError:
+            return False
+        return all(is_dir_beneath(venv, f"{site}/{name}") for name in state.dist_infos)
 
     def all(self) -> list[State]:
         """Return the complete generations, oldest first."""

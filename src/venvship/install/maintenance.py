@@ -231,7 +231,7 @@ def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
             problem = _file_drift(venv, row.path, row.hash if hashes else "", size=row.size)
             if problem:
                 drifted.append(problem)
-    drifted += [f"dangling symlink: {path}" for path in _dangling_symlinks(venv)]
+    drifted += _dangling_symlinks(venv)
     return checked, drifted
 
 
@@ -275,22 +275,44 @@ def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1) -> str:
 
 
 def _dangling_symlinks(top: Path) -> list[str]:
-    """Return the symlinks under ``top`` whose target is missing (links to folders not followed)."""
+    """Return the symlinks under ``top`` whose target is missing (links to folders not followed).
+
+    Folders are opened beneath ``top``, none through a symlink. As root, a symlink another user
+    made is reported as such and never followed: whether it dangles would tell that user if a path
+    only root can see exists.
+    """
     found = []
-    folders = [os.fspath(top)]
+    folders = [""]
     while folders:
+        rel = folders.pop()
         try:
-            entries = list(os.scandir(folders.pop()))
+            fd = open_beneath(top, rel, directory=True)
         except OSError:
             continue
-        for entry in entries:
-            # DirEntry answers from the directory listing: one stat per symlink, none per file.
-            if entry.is_symlink():
-                if not os.path.exists(entry.path):
-                    found.append(entry.path)
-            elif entry.is_dir():
-                folders.append(entry.path)
+        try:
+            with os.scandir(fd) as listing:
+                entries = list(listing)
+            for entry in entries:
+                # DirEntry answers from the directory listing: one stat per symlink, none per file.
+                path = os.path.join(top, rel, entry.name)
+                if entry.is_symlink():
+                    if trust.enforcing() and entry.stat(follow_symlinks=False).st_uid != 0:
+                        found.append(f"symlink another user made: {path} (not followed)")
+                    elif not _exists(entry.name, fd):
+                        found.append(f"dangling symlink: {path}")
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(f"{rel}/{entry.name}" if rel else entry.name)
+        finally:
+            os.close(fd)
     return sorted(found)
+
+
+def _exists(name: str, folder: int) -> bool:
+    try:
+        os.stat(name, dir_fd=folder)
+    except OSError:
+        return False
+    return True
 
 
 def _bytecode_drift(venv: Path, cache: Path, state: State) -> tuple[int, list[str]]:

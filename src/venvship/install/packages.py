@@ -1,20 +1,22 @@
 """``venv-pull status DEST --packages``: what the live generation of a venv holds, read from its
 ``*.dist-info/METADATA`` files (a venv made by venv-pull has no pip to ask). Stdlib only.
 
-Runs as root over files an artifact wrote: nothing is imported or run, symlinks are not followed
-(a dist-info folder or METADATA that is a link, or a site-packages outside the generation, is
-skipped), and a METADATA file is read up to a size limit.
+Runs as root over files an artifact wrote: nothing is imported or run, only the site-packages
+that pyvenv.cfg names is read, symlinks are not followed (a dist-info folder or METADATA that is a
+link, or reached through one, is skipped), and a METADATA file is read up to a size limit.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from ..errors import InstallError
 from .generations import Generations
+from .venvfiles import open_beneath, read_beneath, site_rel
 
 MAX_METADATA = 1 << 20  # the headers come first; a longer file is read this far only
 
@@ -40,27 +42,32 @@ def live_packages(dest: Path) -> tuple[str, tuple[Package, ...]]:
     current = gens.current_id()
     if current is None:
         raise InstallError(f"{gens.dest}: not a venv installed by venv-pull (no link to a generation)")
-    root = os.path.realpath(gens.path(current))
-    found: list[Package] = []
-    for site in sorted(Path(root).glob("lib/python3*/site-packages")):
-        if os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(site)))) != root:
-            continue  # lib/ or site-packages is a link out of the generation
-        with os.scandir(site) as entries:
-            for entry in entries:
-                if entry.name.endswith(".dist-info") and entry.is_dir(follow_symlinks=False):
-                    package = _read(Path(entry.path) / "METADATA")
-                    if package is not None:
-                        found.append(package)
+    venv = gens.path(current)
+    # The site-packages pyvenv.cfg names, never every lib/python3*/site-packages: an artifact may
+    # ship a decoy one, listing distributions the venv does not hold.
+    site = site_rel(venv)
+    try:
+        fd = open_beneath(venv, site, directory=True)
+    except OSError as exc:
+        raise InstallError(f"{venv / site}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        names = [
+            n
+            for n in os.listdir(fd)
+            if n.endswith(".dist-info") and stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode)
+        ]
+    finally:
+        os.close(fd)
+    found = [p for p in (_read(venv, f"{site}/{n}/METADATA") for n in names) if p is not None]
     return current, tuple(sorted(set(found), key=lambda p: (p.name.lower(), p.version)))
 
 
-def _read(path: Path) -> Package | None:
+def _read(venv: Path, rel: str) -> Package | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        data = read_beneath(venv, rel, limit=MAX_METADATA)
     except OSError:
-        return None  # missing, or a link: not this venv's own
-    with os.fdopen(fd, "rb") as f:
-        headers = BytesHeaderParser().parsebytes(f.read(MAX_METADATA))
+        return None  # missing, a link, or through one: not this venv's own
+    headers = BytesHeaderParser().parsebytes(data[:MAX_METADATA])
     name, version = headers.get("Name"), headers.get("Version")
     if not name or not version:
         return None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Sequence
 
 from .._process import ISOLATED_CWD, allowed_env, python_argv, run
+from ..distro import run_package_tool, system_tool
 from ..errors import InstallError
 from ..hostinfo import distro_family
 
@@ -20,13 +20,13 @@ _SO_ABI = re.compile(r"\.cpython-3(?P<minor>\d+)")
 def package_files(package: str) -> list[str]:
     """Return the files of distro package ``package`` (dpkg -L or rpm -ql)."""
     family = distro_family()
-    if family == "debian" and shutil.which("dpkg"):
+    if family == "debian" and system_tool("dpkg"):
         argv = ["dpkg", "-L", package]
-    elif family == "redhat" and shutil.which("rpm"):
+    elif family == "redhat" and system_tool("rpm"):
         argv = ["rpm", "-ql", package]
     else:
         raise InstallError(f"cannot list files of distro package {package!r} on this host ({family})")
-    proc = run(argv, check=False, kind="probe")
+    proc = run_package_tool(argv)  # never the caller's DPKG_ADMINDIR: root links what it lists
     if proc.returncode != 0 or "not installed" in proc.stdout:
         raise InstallError(f"distro package {package!r} is not installed (needed by symlink-system-packages)")
     return [line.strip() for line in proc.stdout.splitlines() if line.startswith("/")]

@@ -37,12 +37,13 @@ def _describe(path: str, st: os.stat_result) -> str:
     return f"{path} (owner {owner}, mode {stat.S_IMODE(st.st_mode):04o})"
 
 
-def check_tree(path: Path, *, what: str) -> None:
+def check_tree(path: Path, *, what: str, sticky: bool = True) -> None:
     """Refuse ``path`` (and every folder above it) unless only root can change it.
 
     ``path`` itself: owned by root, not writable by group or others. Every folder above: owned by
     root, not writable by group or others unless sticky (a sticky, root-owned /tmp lets nobody
-    rename what root made in it). Symlinks are followed, and the folders of their targets checked.
+    rename what root made in it), and with ``sticky=False`` not even then (others may add entries
+    there). Symlinks are followed, and the folders of their targets checked.
     """
     if not enforcing():
         return
@@ -59,7 +60,7 @@ def check_tree(path: Path, *, what: str) -> None:
     parent = os.path.dirname(real)
     while True:
         pst = os.stat(parent)
-        sticky_ok = bool(pst.st_mode & stat.S_ISVTX)  # others may add, not rename or remove, entries
+        sticky_ok = sticky and bool(pst.st_mode & stat.S_ISVTX)  # others may add, not rename, entries
         if pst.st_uid != 0 or (pst.st_mode & 0o022 and not sticky_ok):
             raise TrustError(
                 f"{_describe(parent, pst)}: a folder above {what} {real} must be owned by root and not "
@@ -158,6 +159,8 @@ def host_python(executable: str, *, managed: Iterable[Path] = ()) -> str:
     if not os.path.isfile(real) or not os.access(real, os.X_OK):
         raise InstallError(f"python {executable!r} not found on this host")
     # Python reads ``<path>._pth`` and ``pyvenv.cfg`` beside the path it was started as: every folder
-    # and symlink on the path as given is checked, and the interpreter is run by its real path.
-    check_tree(Path(os.path.abspath(path)), what="the interpreter")
+    # and symlink on the path as given is checked, and the interpreter is run by its real path. It
+    # also reads pyvenv.cfg in the folder above its own and looks for its stdlib in every folder
+    # above: a sticky one (/tmp) lets any user add those, so none may be writable by others.
+    check_tree(Path(os.path.abspath(path)), what="the interpreter", sticky=False)
     return real

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from .._process import ISOLATED_CWD, allowed_env, python_argv, run
+from .._process import ISOLATED_CWD, PROXY_VARIABLES, SYSTEM_PATH, allowed_env, python_argv, run
 from ..distro import CA_BUNDLE
 from ..errors import InstallError
 from ..hostinfo import distro_family
@@ -44,7 +44,7 @@ def create_venv(python: str, venv: Path, *, prompt: str) -> None:
     )
 
 
-_PROXIES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
+_PROXIES = PROXY_VARIABLES
 
 # The artifact's install env reaches children that run as this process's user (root) only for
 # these keys: an artifact's LD_PRELOAD, PYTHONPATH or PATH would choose what root runs.
@@ -53,9 +53,6 @@ PRIVILEGED_ENV = _PROXIES | {"LANG", "LC_ALL", "TZ"}
 # What root's own children (the venv, pip or uv, bytecode) keep of this process's environment
 # besides PATH, LANG, LC_* and TZ: what a recipe's pip-args may need to reach an index.
 _KEPT = _PROXIES | {"HOME", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
-
-# PATH for root's own children: the system's, never the caller's.
-_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def install_env(recipe_env: Mapping[str, str], *, privileged: bool) -> dict[str, str]:
@@ -70,7 +67,7 @@ def install_env(recipe_env: Mapping[str, str], *, privileged: bool) -> dict[str,
     if not privileged:
         return allowed_env(recipe_env)
     env = allowed_env(keep=_KEPT)
-    env["PATH"] = _SYSTEM_PATH
+    env["PATH"] = SYSTEM_PATH
     # Host pip/uv settings (/etc/pip.conf extras, PIP_FIND_LINKS, UV_INDEX_URL ...) never reach an
     # offline, hash-pinned install: PIP_* and UV_* are not on the allow-list, config files are off.
     env.update(

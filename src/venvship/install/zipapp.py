@@ -24,6 +24,14 @@ sys.exit(main())
 """
 
 
+# What runs the zipapp when it is started as a program: a shell line that runs python3 isolated
+# (-I: no PYTHONPATH, PYTHONHOME or user site). Root may start it from a shell that kept another
+# user's environment (``su`` without ``-``); with ``#!/usr/bin/env python3`` their PYTHONPATH would
+# come before the stdlib. ``env -S`` would do it in the #! line, but busybox's env lacks it. The
+# shell stops at ``exec``; Python finds the zip from its end, whatever comes before it.
+LAUNCHER = b'#!/bin/sh\nexec python3 -I "$0" "$@"\n'
+
+
 def _module_file(package: Path, name: str) -> Path | None:
     """Return the file of module ``venvship.a.b`` under ``package`` (``a/b.py`` or ``a/b/__init__.py``)."""
     parts = name.split(".")[1:]
@@ -97,5 +105,8 @@ def build_zipapp(out: Path) -> Path:
         # main()'s return value, and venv-pull's exit code is its contract with Ansible.
         (Path(tmp) / "__main__.py").write_text(MAIN)
         out.parent.mkdir(parents=True, exist_ok=True)
-        zipapp.create_archive(Path(tmp), out, interpreter="/usr/bin/env python3")
+        with open(out, "wb") as fh:
+            fh.write(LAUNCHER)
+            zipapp.create_archive(Path(tmp), fh)
+        out.chmod(0o755)
     return out

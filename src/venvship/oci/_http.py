@@ -15,11 +15,13 @@ import socket
 import ssl
 import threading
 from email.message import Message
+from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlsplit
 
 from .._log import logger
 from ..errors import RegistryError, VenvshipError
+from ..install.trust import check_existing
 from ..jsondoc import parse_json
 from ._retry import Transient
 
@@ -268,7 +270,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """Return a verifying TLS context: the system CAs (``SSL_CERT_FILE`` is honoured) plus ``ca_file``."""
+    """Return a verifying TLS context: the system CAs (``SSL_CERT_FILE`` is honoured) plus ``ca_file``.
+
+    As root, each CA file or folder must be one only root can change: ``SSL_CERT_FILE`` may come
+    from a shell that kept another user's environment (``su`` without ``-``), and whoever writes
+    a trusted CA can answer for any registry.
+    """
+    named = [(os.environ.get("SSL_CERT_FILE", ""), "SSL_CERT_FILE"), (ca_file or "", "--ca-file")]
+    named += [(d, "SSL_CERT_DIR") for d in os.environ.get("SSL_CERT_DIR", "").split(os.pathsep)]
+    check_existing((Path(path), what) for path, what in named if path)
     ctx = ssl.create_default_context()
     if ca_file:
         try:

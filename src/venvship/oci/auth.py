@@ -4,6 +4,11 @@ Credentials come from, in order: explicit :class:`Credentials`, ``REGISTRY_AUTH_
 ``$XDG_RUNTIME_DIR/containers/auth.json``, then Docker's ``config.json`` (``$DOCKER_CONFIG`` or
 ``~/.docker``) with its ``credHelpers``, ``credsStore`` and ``auths``. Nothing here writes
 credentials anywhere, and nothing logs them.
+
+A config file names programs (``docker-credential-<helper>``): as root, one that another user can
+change is not read (``su`` keeps that user's ``XDG_RUNTIME_DIR``), a helper's name is a plain word
+looked up on ``PATH`` (never a path, which would be resolved in the working folder), and the helper
+runs in ``/``.
 """
 
 from __future__ import annotations
@@ -12,13 +17,18 @@ import base64
 import binascii
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from .._log import logger
-from .._process import run
-from ..errors import ProcessError, RegistryError
+from .._process import ISOLATED_CWD, run
+from ..errors import ProcessError, RegistryError, TrustError
+from ..install.trust import check_tree
+
+# What Docker's helpers are called (pass, secretservice, ecr-login): a word, never a path.
+_HELPER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,8 @@ def load_credentials(
     env = os.environ if environ is None else environ
     home_dir = home if home is not None else Path(env.get("HOME") or Path.home())
     for path in _config_files(env, home_dir):
+        if not _trusted(path):
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -141,6 +153,19 @@ def load_credentials(
             logger.debug("using credentials for %s from %s", registry, path)
             return creds
     return None
+
+
+def _trusted(path: Path) -> bool:
+    """Whether logins may be read from ``path``: as root, only if nobody else can change it (a
+    missing one is skipped by the read)."""
+    if not os.path.lexists(path):
+        return True
+    try:
+        check_tree(path, what="a registry login file")
+    except TrustError as exc:
+        logger.warning("%s: its logins and credential helpers are not used", exc)
+        return False
+    return True
 
 
 def _config_files(env: Mapping[str, str], home: Path) -> list[Path]:
@@ -175,10 +200,10 @@ def _from_config(
     if isinstance(helpers, dict):
         for key in _registry_keys(registry):
             if isinstance(helpers.get(key), str):
-                return _from_helper(helpers[key], key, environ=environ)
+                return _from_helper(helpers[key], key, environ=environ, where=f"{path}: credHelpers")
     store = config.get("credsStore")
     if isinstance(store, str) and store:
-        creds = _from_helper(store, registry, environ=environ)
+        creds = _from_helper(store, registry, environ=environ, where=f"{path}: credsStore")
         if creds is not None:
             return creds
     auths = config.get("auths")
@@ -212,11 +237,21 @@ def _from_auth_entry(entry: Mapping[str, Any], *, where: str) -> Credentials | N
     return None
 
 
-def _from_helper(name: str, server: str, *, environ: Mapping[str, str]) -> Credentials | None:
+def _from_helper(name: str, server: str, *, environ: Mapping[str, str], where: str) -> Credentials | None:
     """Ask ``docker-credential-<name> get`` for ``server``; None when it has nothing stored."""
+    if not _HELPER.fullmatch(name):
+        raise RegistryError(f"{where}: {name!r} is not the name of a credential helper")
     argv = [f"docker-credential-{name}", "get"]
     try:
-        proc = run(argv, stdin=server, check=False, env=dict(environ), secret_output=True, kind="probe")
+        proc = run(
+            argv,
+            stdin=server,
+            check=False,
+            env=dict(environ),
+            cwd=ISOLATED_CWD,  # a relative PATH entry never names the caller's working folder
+            secret_output=True,
+            kind="probe",
+        )
     except ProcessError as exc:
         raise RegistryError(
             f"{server}: credential helper {argv[0]} cannot run ({exc.output.strip()}); "

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Mapping
@@ -23,6 +24,23 @@ from .referrers import is_referrers_tag
 _CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _TEMP = ".in-"
+MAX_INDEX = 64 << 20  # index.json: far more refs than any layout holds
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file; raise ArtifactError otherwise.
+
+    A layout directory may be another user's: a "blob" that is a FIFO would block the open and
+    the read for ever (under the install's locks), one that links to /dev/zero would never end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open blocks otherwise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{path}: not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class Layout:
@@ -124,18 +142,19 @@ class Layout:
         """Return a small blob's bytes (a manifest, index or config), verified against ``digest``."""
         path = self.blob_path(digest)
         try:
-            if path.stat().st_size > max_size:
-                raise ArtifactError(f"{self.root}: blob {digest} is too large to read into memory")
-            data = path.read_bytes()
+            with _open_regular(path) as fh:
+                data = fh.read(max_size + 1)  # the size as read, not as a stat before said
         except FileNotFoundError as exc:
             raise ArtifactError(f"{self.root}: blob {digest} is missing") from exc
+        if len(data) > max_size:
+            raise ArtifactError(f"{self.root}: blob {digest} is too large to read into memory")
         if sha256_digest(data) != digest:
             raise ArtifactError(f"{self.root}: blob {digest} is corrupt (digest mismatch)")
         return data
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
-            return self.blob_path(digest).open("rb")
+            return _open_regular(self.blob_path(digest))
         except FileNotFoundError as exc:
             raise ArtifactError(f"{self.root}: blob {digest} is missing") from exc
 
@@ -182,9 +201,12 @@ class Layout:
     def entries(self) -> list[Descriptor]:
         """Return the descriptors of ``index.json`` in file order."""
         try:
-            raw = (self.root / "index.json").read_bytes()
+            with _open_regular(self.root / "index.json") as fh:
+                raw = fh.read(MAX_INDEX + 1)
         except FileNotFoundError:
             return []
+        if len(raw) > MAX_INDEX:
+            raise ArtifactError(f"{self.root}/index.json: larger than {MAX_INDEX >> 20} MiB")
         data = parse_json(raw, f"{self.root}/index.json")
         manifests = data.get("manifests", []) if isinstance(data, dict) else None
         if not isinstance(manifests, list):

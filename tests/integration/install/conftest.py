@@ -7,13 +7,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -318,6 +320,24 @@ class Pull:
             timeout=60,
         )
         return proc.stdout.strip()
+
+
+@pytest.fixture
+def host_folder(tmp_path: Path) -> Iterator[Path]:
+    """Return a folder for an interpreter (or its wrapper) that venv-pull may run as root: no folder
+    above one may be writable by others, not even a sticky /tmp (trust.host_python), so as root it
+    is made in root's home, not under the tests' folder in /tmp."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    base = Path.home() / ".cache" / "venvship-tests"
+    base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="host-", dir=base))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -108,12 +108,12 @@ def test_artifact_pip_args_venv_pull_owns_are_refused(
 
 
 def test_virtualenv_where_venv_is_missing(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, host_folder: Path
 ) -> None:
     # A fake at the one seam we cannot reach otherwise: an interpreter whose venv module is
     # missing (as on hosts without python3-venv's stdlib part). The wrapper refuses `-m venv`
     # and runs the real interpreter for everything else, virtualenv included.
-    wrapper = tmp_path / "novenv" / "python3"
+    wrapper = host_folder / "novenv" / "python3"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"

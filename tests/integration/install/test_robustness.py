@@ -123,7 +123,7 @@ except OSError:
 
 
 def test_kill_9_while_making_the_venv_the_rerun_waits_for_the_orphan(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, host_folder: Path
 ) -> None:
     # The seam: `--python` names a wrapper that, asked to make the venv, leaves a child behind that
     # writes into the staging folder later, as a slow installer child of a killed run would. It
@@ -134,7 +134,7 @@ def test_kill_9_while_making_the_venv_the_rerun_waits_for_the_orphan(
     marks = tmp_path / "marks"
     marks.mkdir()
     armed = tmp_path / "armed"
-    wrapper = tmp_path / "wrapper" / "python3"
+    wrapper = host_folder / "wrapper" / "python3"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"
