@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
+from .._process import withhold
 from ..artifact import tag_for_version
 from ..errors import VenvshipError
 from ..oci.attach import LayoutStore
@@ -72,6 +73,8 @@ def build_recipes(
     Example: ``build_recipes([Path("recipes")], output=parse_ref("oci:build/oci"))``
     """
     opts = options or BuildOptions()
+    if access is not None and access.credentials is not None:
+        withhold(access.credentials.password)  # a caller's environment may hold it (nox plugin)
     files = find_recipes(list(paths))
     if not files:
         raise VenvshipError(f"no recipes found in {' '.join(map(str, paths))}")

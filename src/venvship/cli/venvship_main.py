@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
-from .._process import hide_process
+from .._process import hide_process, withhold
 from .._units import human_size
 from ..errors import VenvshipError
 from .importrole_cmd import add_parser as add_import_role
@@ -53,6 +53,7 @@ def _access(args: argparse.Namespace, *refs: Ref) -> Access:
             )
         host = hosts[0]
         creds = Credentials(username=args.username, password=sys.stdin.readline().rstrip("\n"))
+        withhold(creds.password)  # the job's environment may hold it too (CI_REGISTRY_PASSWORD)
     realms = tuple(h.lower() for h in args.token_realm_host or ())
     return Access(
         insecure=args.insecure,

@@ -109,6 +109,28 @@ def test_dependency_build_code_finds_neither_the_signing_key_nor_the_password(
     assert [line for line in lines if line.startswith("found ")] == []
 
 
+def test_the_ci_templates_password_variable_stays_out_of_dependency_build_code(
+    htpasswd_registry: RegistryServer, write_recipe: RecipeWriter, cache: Path, tmp_path: Path
+) -> None:
+    """The CI templates' build step: the password sits in the job's environment (GitLab's
+    CI_REGISTRY_PASSWORD and CI_JOB_TOKEN, GitHub's REGISTRY_PASSWORD) and reaches venvship on
+    stdin. Children inherit venvship's environment: every variable holding it must be left out."""
+    report = tmp_path / "report.txt"
+    recipe = write_recipe(packages=[f"snoop @ {snoop_project(tmp_path, [PASSWORD.encode()], report).as_uri()}"])
+    venvship = f"{sys.executable} -m venvship.cli.venvship_main"
+    script = (
+        f"printf '%s\\n' \"$CI_REGISTRY_PASSWORD\" | {venvship} build {recipe} --output "
+        f"{htpasswd_registry.host}/ci --insecure --cache-dir {cache} --username {USER} --password-stdin"
+    )
+    env = {**os.environ, "CI_REGISTRY_PASSWORD": PASSWORD, "CI_JOB_TOKEN": PASSWORD}
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = report.read_text().splitlines()
+    assert any(line.startswith("looked at ") for line in lines)
+    # The job's shell is an ancestor too: as root, a child without capabilities cannot read it.
+    assert [line for line in lines if line.startswith("found ")] == []
+
+
 @pytest.fixture
 def login_recorder() -> Iterator[tuple[str, list[str | None]]]:
     """A registry on another port that asks every request for a Basic login; records what it got."""
