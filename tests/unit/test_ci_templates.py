@@ -260,7 +260,10 @@ def test_github_checkout_leaves_no_token_in_the_build_jobs_workspace() -> None:
     registry password (packages: write) (#20)."""
     jobs = load(GITHUB)["jobs"]
     checkouts = [
-        step for job in jobs.values() for step in job["steps"] if str(step.get("uses", "")).startswith("actions/checkout@")
+        step
+        for job in jobs.values()
+        for step in job["steps"]
+        if str(step.get("uses", "")).startswith("actions/checkout@")
     ]
     assert checkouts
     for step in checkouts:

@@ -118,7 +118,7 @@ def build_recipes(
         layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
     )
     indexes = []
-    made = frozenset(r.digest for r in results)
+    made = frozenset((r.name, r.digest) for r in results)
     for recipe in recipes:
         ref = output.with_target(name=recipe.name)
         sign = None

@@ -252,13 +252,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     client = registry_client(ref.registry, _access(args, ref))
     sign = None
     if key is not None:
-        from ..builder.vouch import built_digests, index_signer
+        from ..builder.vouch import built_manifests, index_signer
 
         sign = index_signer(
             ref,
             client,
             key,
-            made=built_digests([Path(p) for p in args.built or ()]),
+            made=built_manifests([Path(p) for p in args.built or ()]),
             trusted=[Path(p) for p in args.trust_key or ()],
             report=(lambda line: None) if args.json else print,
         )
@@ -525,7 +525,7 @@ def _index_parser(sub: _Sub) -> None:
         nargs="+",
         metavar="FILE",
         help="with --sign-key: a build job's `venvship build --json` output; "
-        "the manifests it names count as this pipeline's (repeatable)",
+        "the manifests it names count as this pipeline's, each in its own recipe's repository (repeatable)",
     )
     ix.add_argument(
         "--trust-key",

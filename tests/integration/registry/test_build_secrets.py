@@ -116,7 +116,9 @@ def test_the_ci_templates_password_variable_stays_out_of_dependency_build_code(
     CI_REGISTRY_PASSWORD and CI_JOB_TOKEN, GitHub's REGISTRY_PASSWORD) and reaches venvship on
     stdin. Children inherit venvship's environment: every variable holding it must be left out."""
     report = tmp_path / "report.txt"
-    recipe = write_recipe(packages=[f"snoop @ {snoop_project(tmp_path, [PASSWORD.encode()], report).as_uri()}"])
+    recipe = write_recipe(
+        packages=[f"snoop @ {snoop_project(tmp_path, [PASSWORD.encode()], report).as_uri()}"]
+    )
     venvship = f"{sys.executable} -m venvship.cli.venvship_main"
     script = (
         f"printf '%s\\n' \"$CI_REGISTRY_PASSWORD\" | {venvship} build {recipe} --output "
