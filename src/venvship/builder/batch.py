@@ -19,6 +19,7 @@ from ..oci.reference import LayoutRef, Ref
 from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
 from ..recipe import find_recipes, load_recipes
+from .cachedir import build_cache
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def build_recipes(
             raise VenvshipError(f"{output}: the output is oci:DIR or a registry namespace, not one artifact")
         layout = Layout.create(output.path)
     else:
-        layout = Layout.create((opts.cache or default_cache()) / "staging")
+        layout = Layout.create(build_cache(opts.cache or default_cache()) / "staging")
         if not opts.check:
             # Reach the registry (TLS, login) before minutes of building, not after.
             first = recipes[0]
