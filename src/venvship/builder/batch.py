@@ -106,11 +106,23 @@ def build_recipes(
                 )
             built[result.ref] = python
             results.append(result)
+    made = frozenset((r.name, r.digest) for r in results)
     if sign_key is not None and not opts.check:
         from .signer import sign_artifact
+        from .vouch import require_layout_made
 
-        for recipe in recipes:
-            sign_artifact(LayoutStore(layout, recipe.name), tag_for_version(recipe.version), sign_key)
+        if isinstance(output, LayoutRef):
+            for recipe in recipes:
+                tag = tag_for_version(recipe.version)
+                # The index also names platforms this build did not make: signed only if the key did.
+                require_layout_made(layout, recipe.name, tag, sign_key, made)
+                sign_artifact(LayoutStore(layout, recipe.name), tag, sign_key)
+        else:
+            # Only this build's manifests go up from the staging layout, whose other tags are
+            # leftovers; the registry's index is checked and signed once merged (index_signer).
+            for result in results:
+                name, _, tag = result.ref.partition(":")
+                sign_artifact(LayoutStore(layout, name), tag, sign_key)
     if isinstance(output, LayoutRef) or opts.check:
         for move in (r for result in results for r in result.retagged):
             logger.warning("%s", move)
@@ -119,7 +131,6 @@ def build_recipes(
         layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
     )
     indexes = []
-    made = frozenset((r.name, r.digest) for r in results)
     for recipe in recipes:
         ref = output.with_target(name=recipe.name)
         sign = None

@@ -20,7 +20,7 @@ from ..install.policy import Rule, TrustedKey
 from ..install.select import BlobReader
 from ..install.signature import verify_signed
 from ..oci.layout import Layout
-from ..oci.reference import Ref, RegistryRef
+from ..oci.reference import LayoutRef, Ref, RegistryRef
 from ..oci.registry import RegistryClient, RegistrySource
 from ..oci.source import Access, Source, open_source
 from ..sigformat import key_id, public_key_der
@@ -104,6 +104,19 @@ def require_verified(
     with tempfile.TemporaryDirectory(prefix="venvship-trust-") as tmp:
         rule = trusted_keys(key, trusted, Path(tmp))
         require_signed(source, subject_digests(source, reference), rule, where=str(ref))
+
+
+def require_layout_made(
+    layout: Layout, name: str, tag: str, key: SigningKey, made: frozenset[tuple[str, str]]
+) -> None:
+    """Raise UnverifiedContent unless every platform manifest of the layout's index ``name:tag`` is
+    one of ``made`` (this build's) or already signed by ``key``: the index merges whatever platform
+    tags the folder holds, and the key vouches only for what this build made."""
+    source = open_source(LayoutRef(path=layout.root, name=name, tag=tag))
+    others = [d for d in subject_digests(source, tag)[1:] if (name, d) not in made]
+    with tempfile.TemporaryDirectory(prefix="venvship-layout-") as tmp:
+        rule = trusted_keys(key, (), Path(tmp))
+        require_signed(source, others, rule, where=f"oci:{layout.root}:{name}:{tag}")
 
 
 def index_signer(

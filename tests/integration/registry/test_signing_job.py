@@ -15,10 +15,14 @@ from typing import Callable
 
 import pytest
 
+from tests.integration.conftest import RecipeWriter
+from tests.integration.install.conftest import make_config, make_wheel, wheel_of
 from tests.signing import make_key
 from venvship.builder.evidence import attach_provenance
+from venvship.builder.package import write_to_layout
 from venvship.cli import venvship_main
 from venvship.oci.attach import LayoutStore
+from venvship.oci.layout import Layout
 from venvship.sigformat import INTOTO_TYPE, dsse_envelope, dsse_statement, parse_referrer
 
 from ._pki import PASSWORD
@@ -238,3 +242,41 @@ def test_a_digest_recorded_for_one_recipe_is_not_signed_in_another_recipes_index
     assert other_digest in line
     assert client.check_tag("ci/demo", "1.0") == index_before
     assert not client.referrers("ci/demo", other_digest)
+
+
+def test_build_sign_key_to_a_registry_signs_its_manifests_and_index_not_staging_leftovers(
+    open_registry: RegistryServer,
+    write_recipe: RecipeWriter,
+    cache: Path,
+    tool_wheels: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The staging layout in the cache keeps tags of earlier runs: a build signs and pushes its own
+    platform manifests and the registry's merged index, never a leftover of the staging layout."""
+    host = open_registry.host
+    key = make_key(tmp_path / "keys", "release")
+    # demo 1.0 for another platform, left in the staging layout by an earlier, unsigned run.
+    wheel = make_wheel(tmp_path / "wheels", "alpha", "1.0", body="OLD = True")
+    uv = next(tool_wheels.glob("uv-*.whl"))
+    config = make_config(lock=[wheel_of(wheel)], tools=[wheel_of(uv)], architecture="arm64", abi="cp399")
+    staging = Layout.create(cache / "staging")
+    stale = write_to_layout(staging, config, {wheel_of(wheel).digest: wheel, wheel_of(uv).digest: uv}).digest
+    argv = [
+        "build",
+        str(write_recipe()),
+        "--output",
+        f"{host}/built",
+        "--insecure",
+        "--cache-dir",
+        str(cache),
+    ]
+    code = venvship_main.main([*argv, "--no-distro-packages", "--sign-key", str(key.private), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    [built] = json.loads(out)["recipes"]
+    client = client_for(open_registry)
+    index = client.check_tag("built/demo", "1.0")
+    assert index is not None
+    assert client.referrers("built/demo", built["digest"]) and client.referrers("built/demo", index)
+    assert not LayoutStore(staging, "demo").referrers(stale)  # the leftover was not signed
