@@ -181,6 +181,49 @@ def test_the_output_password_never_goes_to_the_reuse_from_registry(
     assert [header for header in seen if header is not None] == []
 
 
+NOXFILE = """
+import nox
+from venvship.noxplugin import build
+from venvship.oci.auth import Credentials
+from venvship.oci.source import Access
+
+
+@nox.session(python=False)
+def venvs(session):
+    access = Access(insecure=True, credentials=Credentials(username={user!r}, password={password!r}))
+    build(session, recipes=[{recipe!r}], output={output!r}, reuse_from={reuse!r}, cache={cache!r}, access=access)
+"""
+
+
+def test_the_nox_plugin_sends_the_output_password_nowhere_else(
+    htpasswd_registry: RegistryServer,
+    login_recorder: tuple[str, list[str | None]],
+    write_recipe: RecipeWriter,
+    cache: Path,
+    tmp_path: Path,
+) -> None:
+    """``nox -s build`` keeps the CLI's rule: the credentials a noxfile gives are for the output
+    registry, never for a ``reuse_from`` registry elsewhere that asks for a login."""
+    elsewhere, seen = login_recorder
+    noxfile = tmp_path / "noxfile.py"
+    noxfile.write_text(
+        NOXFILE.format(
+            user=USER,
+            password=PASSWORD,
+            recipe=str(write_recipe()),
+            output=f"{htpasswd_registry.host}/nox",
+            reuse=f"{elsewhere}/old/demo:1.0",
+            cache=str(cache),
+        )
+    )
+    argv = [sys.executable, "-m", "nox", "-f", str(noxfile), "-s", "venvs", "--no-venv"]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert seen, "the reuse_from registry was never asked"
+    assert [header for header in seen if header is not None] == []
+    # It asked for a login venvship did not have for that host: the session ends with that line.
+    assert f"no credentials found for {elsewhere}" in proc.stdout + proc.stderr
+
+
 def test_username_with_two_registries_and_no_destination_is_one_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
