@@ -138,6 +138,26 @@ def _untrusted_argv(args: list[str]) -> list[str]:
     return [*_DROP_CAPS, *args] if os.geteuid() == 0 else args
 
 
+# Secrets this process was handed (a registry password, a signing key and its password). They
+# often sit in its environment as well, under names venvship cannot know (CI_REGISTRY_PASSWORD,
+# CI_JOB_TOKEN, REGISTRY_PASSWORD): children that may run a dependency's code get no variable
+# holding one. Process-wide on purpose, as hide_process is: every thread's children are covered.
+_WITHHELD: set[str] = set()
+
+
+def withhold(*secrets: str) -> None:
+    """Keep every environment variable whose value is one of ``secrets`` from untrusted children.
+
+    Example: ``withhold(password)`` before a build whose job environment holds the password.
+    """
+    _WITHHELD.update(s.strip() for s in secrets if s and s.strip())
+
+
+def _untrusted_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    source = os.environ if env is None else env
+    return {key: value for key, value in source.items() if value.strip() not in _WITHHELD}
+
+
 _LENT_FDS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("venvship_lent_fds", default=())
 
 
@@ -177,13 +197,13 @@ def run(
     ``user``: (uid, gid) the child runs as, with no supplementary groups. ``kind``: what the child
     is, which sets its time limit (:func:`time_limit`); when it runs out, the child's whole process
     group is killed and ProcessTimeout raised. ``untrusted``: the child may run a dependency's code,
-    which must not reach this process's secrets (see :func:`hide_process`).
+    which must not reach this process's secrets (see :func:`hide_process` and :func:`withhold`).
 
     Example: ``out = run(["dpkg-query", "-W", "python3"], kind="probe").stdout``
     """
     args = [os.fspath(a) for a in argv]
     if untrusted:
-        args = _untrusted_argv(args)
+        args, env = _untrusted_argv(args), _untrusted_env(env)
     timeout = time_limit(kind)
     fds = _LENT_FDS.get() if pass_fds is None else tuple(pass_fds)
     logger.debug("running: %s", " ".join(args))

@@ -257,6 +257,22 @@ def test_only_a_job_that_builds_nothing_holds_the_signing_key(path: Path) -> Non
         assert args.json and re.search(r'> "build-[^"]+\.json"$', cmd.line), cmd.line
 
 
+def test_github_checkout_leaves_no_token_in_the_build_jobs_workspace() -> None:
+    """actions/checkout keeps the workflow's GITHUB_TOKEN in .git/config unless told not to: the
+    build jobs run dependencies' build code in that workspace, and that token is the default
+    registry password (packages: write) (#20)."""
+    jobs = load(GITHUB)["jobs"]
+    checkouts = [
+        step
+        for job in jobs.values()
+        for step in job["steps"]
+        if str(step.get("uses", "")).startswith("actions/checkout@")
+    ]
+    assert checkouts
+    for step in checkouts:
+        assert step.get("with", {}).get("persist-credentials") is False, step
+
+
 def test_howto_commands_parse_with_the_cli() -> None:
     found = cli_commands(iter(shell_blocks(HOWTO.read_text())))
     assert {(cmd.program, args.command) for cmd, args in found} >= {

@@ -42,3 +42,28 @@ def test_an_untrusted_child_of_root_cannot_read_its_parent() -> None:
     proc = subprocess.run([sys.executable, "-c", PARENT, PROBE], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["environ closed", "mem closed"]
+
+
+WITHHOLDING_PARENT = (
+    "import os, sys\n"
+    "from venvship._process import run, withhold\n"
+    "withhold('s3cret-value')\n"
+    "probe = \"import os; print(sorted(k for k, v in os.environ.items() if 's3cret' in v))\"\n"
+    "print(run([sys.executable, '-c', probe], untrusted=True).stdout, end='')\n"
+    "print(run([sys.executable, '-c', probe], env=dict(os.environ), untrusted=True).stdout, end='')\n"
+    "print(run([sys.executable, '-c', probe]).stdout, end='')\n"
+)
+
+
+def test_an_untrusted_child_gets_no_variable_holding_a_withheld_secret() -> None:
+    """A CI job's copy of the registry password (CI_REGISTRY_PASSWORD, CI_JOB_TOKEN) stays out of
+    dependencies' build code, whatever its name (#20); a variable merely containing it is kept."""
+    env = {**os.environ, "CI_JOB_TOKEN": "s3cret-value", "REGISTRY_PASSWORD": " s3cret-value\n"}
+    env["NOT_IT"] = "s3cret-value-and-more"
+    proc = subprocess.run([sys.executable, "-c", WITHHOLDING_PARENT], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "['NOT_IT']",
+        "['NOT_IT']",
+        "['CI_JOB_TOKEN', 'NOT_IT', 'REGISTRY_PASSWORD']",  # a child venvship trusts is not changed
+    ]

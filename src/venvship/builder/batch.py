@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
+from .._process import withhold
 from ..artifact import tag_for_version
 from ..errors import VenvshipError
 from ..oci.attach import LayoutStore
@@ -19,6 +20,7 @@ from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
 from ..recipe import Recipe, find_recipes, load_recipes
 from .cachecare import using_cache
+from .cachedir import build_cache
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache
 
 if TYPE_CHECKING:
@@ -73,12 +75,14 @@ def build_recipes(
     Example: ``build_recipes([Path("recipes")], output=parse_ref("oci:build/oci"))``
     """
     opts = options or BuildOptions()
+    if access is not None and access.credentials is not None:
+        withhold(access.credentials.password)  # a caller's environment may hold it (nox plugin)
     files = find_recipes(list(paths))
     if not files:
         raise VenvshipError(f"no recipes found in {' '.join(map(str, paths))}")
     recipes = load_recipes(files)
     # The whole run: a registry build's staging layout is read again when it is published.
-    with using_cache(opts.cache or default_cache()):
+    with using_cache(build_cache(opts.cache or default_cache())):
         return _build_recipes(recipes, output=output, opts=opts, access=access, sign_key=sign_key)
 
 
@@ -95,7 +99,7 @@ def _build_recipes(
             raise VenvshipError(f"{output}: the output is oci:DIR or a registry namespace, not one artifact")
         layout = Layout.create(output.path)
     else:
-        layout = Layout.create((opts.cache or default_cache()) / "staging")
+        layout = Layout.create(build_cache(opts.cache or default_cache()) / "staging")
         if not opts.check:
             # Reach the registry (TLS, login) before minutes of building, not after.
             first = recipes[0]
@@ -116,11 +120,23 @@ def _build_recipes(
                 )
             built[result.ref] = python
             results.append(result)
+    made = frozenset((r.name, r.digest) for r in results)
     if sign_key is not None and not opts.check:
         from .signer import sign_artifact
+        from .vouch import require_layout_made
 
-        for recipe in recipes:
-            sign_artifact(LayoutStore(layout, recipe.name), tag_for_version(recipe.version), sign_key)
+        if isinstance(output, LayoutRef):
+            for recipe in recipes:
+                tag = tag_for_version(recipe.version)
+                # The index also names platforms this build did not make: signed only if the key did.
+                require_layout_made(layout, recipe.name, tag, sign_key, made)
+                sign_artifact(LayoutStore(layout, recipe.name), tag, sign_key)
+        else:
+            # Only this build's manifests go up from the staging layout, whose other tags are
+            # leftovers; the registry's index is checked and signed once merged (index_signer).
+            for result in results:
+                name, _, tag = result.ref.partition(":")
+                sign_artifact(LayoutStore(layout, name), tag, sign_key)
     if isinstance(output, LayoutRef) or opts.check:
         for move in (r for result in results for r in result.retagged):
             logger.warning("%s", move)
@@ -129,7 +145,6 @@ def _build_recipes(
         layout, [r.ref for r in results], output, client, immutable_tags=opts.immutable_tags
     )
     indexes = []
-    made = frozenset(r.digest for r in results)
     for recipe in recipes:
         ref = output.with_target(name=recipe.name)
         sign = None

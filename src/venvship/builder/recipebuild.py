@@ -34,6 +34,7 @@ from ..oci.source import Access
 from ..recipe import Recipe
 from ..redact import redact
 from .cachecare import using_cache
+from .cachedir import build_cache
 from .evidence import attach_evidence
 from .inputs import Inputs, prepare
 from .layers import Tool, make_layers
@@ -154,7 +155,7 @@ def build_recipe(
     opts = options or BuildOptions()
     if python is not None:
         recipe = dataclasses.replace(recipe, python=python)
-    cache = opts.cache or default_cache()
+    cache = build_cache(opts.cache or default_cache())
     target = _target(recipe)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
     lock = cache / "locks" / f"{recipe.name}-{target.key}.lock"

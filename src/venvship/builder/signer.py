@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._log import logger
+from .._process import withhold
 from ..artifact import INDEX_TYPE, Descriptor, Index
 from ..errors import BuildError
 from ..oci.attach import Store
@@ -93,6 +94,8 @@ def load_signing_key(spec: str) -> SigningKey:
             "(cosign import-key-pair makes a cosign key from a PEM one)"
         )
     password = os.environ.pop(PASSWORD_ENV, None)
+    # Another variable may hold the same text (a CI job's copy): no untrusted child gets it either.
+    withhold(pem.decode("ascii", "replace"), password or "")
     try:
         key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
     except TypeError as exc:  # encrypted without a password, or a password for a plain key

@@ -20,7 +20,7 @@ from ..install.policy import Rule, TrustedKey
 from ..install.select import BlobReader
 from ..install.signature import verify_signed
 from ..oci.layout import Layout
-from ..oci.reference import Ref, RegistryRef
+from ..oci.reference import LayoutRef, Ref, RegistryRef
 from ..oci.registry import RegistryClient, RegistrySource
 from ..oci.source import Access, Source, open_source
 from ..sigformat import key_id, public_key_der
@@ -67,25 +67,31 @@ def subject_digests(source: Source, reference: str) -> list[str]:
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def built_digests(paths: Sequence[Path]) -> frozenset[str]:
-    """Return the manifest digests that ``venvship build --json`` outputs at ``paths`` record.
+def built_manifests(paths: Sequence[Path]) -> frozenset[tuple[str, str]]:
+    """Return the (recipe name, manifest digest) pairs that ``venvship build --json`` outputs at
+    ``paths`` record.
 
     A signing job vouches for these: its own pipeline's build jobs made them, and their outputs
-    travel in the CI system's job artifacts, which a registry pusher cannot write.
+    travel in the CI system's job artifacts, which a registry pusher cannot write. A digest is
+    vouched for only in its own recipe's repository: another recipe's build is not this one's.
     """
-    found: set[str] = set()
+    found: set[tuple[str, str]] = set()
     for path in paths:
         try:
             recipes = json.loads(path.read_text(encoding="utf-8"))["recipes"]
-            digests = [str(entry["digest"]) for entry in recipes if entry.get("status") != "outdated"]
+            made = [
+                (str(entry["name"]), str(entry["digest"]))
+                for entry in recipes
+                if entry.get("status") != "outdated"
+            ]
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ArtifactError(
                 f"{path}: not the output of `venvship build --json` ({type(exc).__name__}: {exc})"
             ) from None
-        bad = [d for d in digests if not _DIGEST.fullmatch(d)]
+        bad = [d for _, d in made if not _DIGEST.fullmatch(d)]
         if bad:
             raise ArtifactError(f"{path}: recipes[].digest {bad[0]!r} is not a sha256 digest")
-        found.update(digests)
+        found.update(made)
     return frozenset(found)
 
 
@@ -100,24 +106,39 @@ def require_verified(
         require_signed(source, subject_digests(source, reference), rule, where=str(ref))
 
 
+def require_layout_made(
+    layout: Layout, name: str, tag: str, key: SigningKey, made: frozenset[tuple[str, str]]
+) -> None:
+    """Raise UnverifiedContent unless every platform manifest of the layout's index ``name:tag`` is
+    one of ``made`` (this build's) or already signed by ``key``: the index merges whatever platform
+    tags the folder holds, and the key vouches only for what this build made."""
+    source = open_source(LayoutRef(path=layout.root, name=name, tag=tag))
+    others = [d for d in subject_digests(source, tag)[1:] if (name, d) not in made]
+    with tempfile.TemporaryDirectory(prefix="venvship-layout-") as tmp:
+        rule = trusted_keys(key, (), Path(tmp))
+        require_signed(source, others, rule, where=f"oci:{layout.root}:{name}:{tag}")
+
+
 def index_signer(
     ref: RegistryRef,
     client: RegistryClient,
     key: SigningKey,
     *,
-    made: frozenset[str] = frozenset(),
+    made: frozenset[tuple[str, str]] = frozenset(),
     trusted: Sequence[Path] = (),
     report: Callable[[str], object] = lambda line: None,
 ) -> Callable[[Descriptor, Sequence[str]], None]:
     """Return ``merge_registry_index``'s ``before_tag`` that signs the index and its platform manifests.
 
     It refuses (UnverifiedContent, nothing signed or tagged) unless every platform manifest is one
-    of ``made`` (this build, or this pipeline's build jobs) or already signed by ``key`` or a
-    ``trusted`` public key: a platform tag someone without the key moved never gets signed.
+    of ``made`` (recipe name and digest: this build, or this pipeline's build jobs) for the recipe
+    ``ref`` names, or already signed by ``key`` or a ``trusted`` public key: a platform tag someone
+    without the key moved never gets signed, nor another recipe's manifest put under this one's tag.
     """
+    name = ref.repository.rsplit("/", 1)[-1]
 
     def sign(index: Descriptor, children: Sequence[str]) -> None:
-        others = [digest for digest in children if digest not in made]
+        others = [digest for digest in children if (name, digest) not in made]
         with tempfile.TemporaryDirectory(prefix="venvship-index-") as tmp:
             rule = trusted_keys(key, trusted, Path(tmp))
             require_signed(RegistrySource(ref, client=client), others, rule, where=str(ref))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import __version__
-from .._process import hide_process
+from .._process import hide_process, withhold
 from .._units import human_size
 from ..errors import VenvshipError
 from .cache_cmd import add_parser as add_cache
@@ -55,6 +55,7 @@ def _access(args: argparse.Namespace, *refs: Ref) -> Access:
             )
         host = hosts[0]
         creds = Credentials(username=args.username, password=sys.stdin.readline().rstrip("\n"))
+        withhold(creds.password)  # the job's environment may hold it too (CI_REGISTRY_PASSWORD)
     realms = tuple(h.lower() for h in args.token_realm_host or ())
     return Access(
         insecure=args.insecure,
@@ -253,13 +254,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     client = registry_client(ref.registry, _access(args, ref))
     sign = None
     if key is not None:
-        from ..builder.vouch import built_digests, index_signer
+        from ..builder.vouch import built_manifests, index_signer
 
         sign = index_signer(
             ref,
             client,
             key,
-            made=built_digests([Path(p) for p in args.built or ()]),
+            made=built_manifests([Path(p) for p in args.built or ()]),
             trusted=[Path(p) for p in args.trust_key or ()],
             report=(lambda line: None) if args.json else print,
         )
@@ -528,7 +529,7 @@ def _index_parser(sub: _Sub) -> None:
         nargs="+",
         metavar="FILE",
         help="with --sign-key: a build job's `venvship build --json` output; "
-        "the manifests it names count as this pipeline's (repeatable)",
+        "the manifests it names count as this pipeline's, each in its own recipe's repository (repeatable)",
     )
     ix.add_argument(
         "--trust-key",

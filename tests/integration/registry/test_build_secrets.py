@@ -109,6 +109,30 @@ def test_dependency_build_code_finds_neither_the_signing_key_nor_the_password(
     assert [line for line in lines if line.startswith("found ")] == []
 
 
+def test_the_ci_templates_password_variable_stays_out_of_dependency_build_code(
+    htpasswd_registry: RegistryServer, write_recipe: RecipeWriter, cache: Path, tmp_path: Path
+) -> None:
+    """The CI templates' build step: the password sits in the job's environment (GitLab's
+    CI_REGISTRY_PASSWORD and CI_JOB_TOKEN, GitHub's REGISTRY_PASSWORD) and reaches venvship on
+    stdin. Children inherit venvship's environment: every variable holding it must be left out."""
+    report = tmp_path / "report.txt"
+    recipe = write_recipe(
+        packages=[f"snoop @ {snoop_project(tmp_path, [PASSWORD.encode()], report).as_uri()}"]
+    )
+    venvship = f"{sys.executable} -m venvship.cli.venvship_main"
+    script = (
+        f"printf '%s\\n' \"$CI_REGISTRY_PASSWORD\" | {venvship} build {recipe} --output "
+        f"{htpasswd_registry.host}/ci --insecure --cache-dir {cache} --username {USER} --password-stdin"
+    )
+    env = {**os.environ, "CI_REGISTRY_PASSWORD": PASSWORD, "CI_JOB_TOKEN": PASSWORD}
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = report.read_text().splitlines()
+    assert any(line.startswith("looked at ") for line in lines)
+    # The job's shell is an ancestor too: as root, a child without capabilities cannot read it.
+    assert [line for line in lines if line.startswith("found ")] == []
+
+
 @pytest.fixture
 def login_recorder() -> Iterator[tuple[str, list[str | None]]]:
     """A registry on another port that asks every request for a Basic login; records what it got."""
@@ -155,6 +179,49 @@ def test_the_output_password_never_goes_to_the_reuse_from_registry(
     capsys.readouterr()
     assert seen, "the --reuse-from registry was never asked"
     assert [header for header in seen if header is not None] == []
+
+
+NOXFILE = """
+import nox
+from venvship.noxplugin import build
+from venvship.oci.auth import Credentials
+from venvship.oci.source import Access
+
+
+@nox.session(python=False)
+def venvs(session):
+    access = Access(insecure=True, credentials=Credentials(username={user!r}, password={password!r}))
+    build(session, recipes=[{recipe!r}], output={output!r}, reuse_from={reuse!r}, cache={cache!r}, access=access)
+"""
+
+
+def test_the_nox_plugin_sends_the_output_password_nowhere_else(
+    htpasswd_registry: RegistryServer,
+    login_recorder: tuple[str, list[str | None]],
+    write_recipe: RecipeWriter,
+    cache: Path,
+    tmp_path: Path,
+) -> None:
+    """``nox -s build`` keeps the CLI's rule: the credentials a noxfile gives are for the output
+    registry, never for a ``reuse_from`` registry elsewhere that asks for a login."""
+    elsewhere, seen = login_recorder
+    noxfile = tmp_path / "noxfile.py"
+    noxfile.write_text(
+        NOXFILE.format(
+            user=USER,
+            password=PASSWORD,
+            recipe=str(write_recipe()),
+            output=f"{htpasswd_registry.host}/nox",
+            reuse=f"{elsewhere}/old/demo:1.0",
+            cache=str(cache),
+        )
+    )
+    argv = [sys.executable, "-m", "nox", "-f", str(noxfile), "-s", "venvs", "--no-venv"]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert seen, "the reuse_from registry was never asked"
+    assert [header for header in seen if header is not None] == []
+    # It asked for a login venvship did not have for that host: the session ends with that line.
+    assert f"no credentials found for {elsewhere}" in proc.stdout + proc.stderr
 
 
 def test_username_with_two_registries_and_no_destination_is_one_error(

@@ -15,10 +15,14 @@ from typing import Callable
 
 import pytest
 
+from tests.integration.conftest import RecipeWriter
+from tests.integration.install.conftest import make_config, make_wheel, wheel_of
 from tests.signing import make_key
 from venvship.builder.evidence import attach_provenance
+from venvship.builder.package import write_to_layout
 from venvship.cli import venvship_main
 from venvship.oci.attach import LayoutStore
+from venvship.oci.layout import Layout
 from venvship.sigformat import INTOTO_TYPE, dsse_envelope, dsse_statement, parse_referrer
 
 from ._pki import PASSWORD
@@ -190,3 +194,89 @@ def test_index_signs_what_the_pipelines_build_jobs_recorded(
         ["index", f"{host}/ci/demo:1.0", "--sign-key", str(key.private), "--built", str(built)], open_registry
     )
     assert code != 0 and len(err.strip().splitlines()) == 1 and str(built) in err
+
+
+def test_a_digest_recorded_for_one_recipe_is_not_signed_in_another_recipes_index(
+    open_registry: RegistryServer, tool_wheels: Path, tmp_path: Path, cli: Cli
+) -> None:
+    """The pipeline built ``demo`` and ``other``, both 1.0. A pusher without the key puts other's
+    manifest under demo's platform tag: the signing job must not sign it as demo's (a target that
+    installs demo:1.0 would get other's venv, under demo's name and signature)."""
+    host = open_registry.host
+    key = make_key(tmp_path / "keys", "release")
+    genuine = _artifact(tmp_path / "a", tool_wheels)
+    assert cli(["publish", f"oci:{genuine.root}", f"{host}/ci"], open_registry)[0] == 0
+    client = client_for(open_registry)
+    [platform_ref] = [r for r in genuine.refs() if r.startswith("demo:1.0-")]
+    platform_tag = platform_ref.split(":", 1)[1]
+    demo_digest = client.check_tag("ci/demo", platform_tag)
+    index_before = client.check_tag("ci/demo", "1.0")
+    # other's build: its layout names it demo's way, which is what the pusher publishes.
+    other = _artifact(tmp_path / "b", tool_wheels, body="OTHER = True")
+    other_digest = other.resolve(platform_ref).digest
+    assert other_digest != demo_digest
+    built = tmp_path / "build-amd64.json"
+    built.write_text(
+        json.dumps(
+            {
+                "recipes": [
+                    {"name": "demo", "ref": platform_ref, "digest": demo_digest, "status": "built"},
+                    {
+                        "name": "other",
+                        "ref": f"other:{platform_tag}",
+                        "digest": other_digest,
+                        "status": "built",
+                    },
+                ]
+            }
+        )
+    )
+    assert cli(["publish", f"oci:{other.root}:{platform_ref}", f"{host}/ci"], open_registry)[0] == 0
+    assert client.check_tag("ci/demo", platform_tag) == other_digest
+
+    code, _, err = cli(
+        ["index", f"{host}/ci/demo:1.0", "--sign-key", str(key.private), "--built", str(built)], open_registry
+    )
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert other_digest in line
+    assert client.check_tag("ci/demo", "1.0") == index_before
+    assert not client.referrers("ci/demo", other_digest)
+
+
+def test_build_sign_key_to_a_registry_signs_its_manifests_and_index_not_staging_leftovers(
+    open_registry: RegistryServer,
+    write_recipe: RecipeWriter,
+    cache: Path,
+    tool_wheels: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The staging layout in the cache keeps tags of earlier runs: a build signs and pushes its own
+    platform manifests and the registry's merged index, never a leftover of the staging layout."""
+    host = open_registry.host
+    key = make_key(tmp_path / "keys", "release")
+    # demo 1.0 for another platform, left in the staging layout by an earlier, unsigned run.
+    wheel = make_wheel(tmp_path / "wheels", "alpha", "1.0", body="OLD = True")
+    uv = next(tool_wheels.glob("uv-*.whl"))
+    config = make_config(lock=[wheel_of(wheel)], tools=[wheel_of(uv)], architecture="arm64", abi="cp399")
+    staging = Layout.create(cache / "staging")
+    stale = write_to_layout(staging, config, {wheel_of(wheel).digest: wheel, wheel_of(uv).digest: uv}).digest
+    argv = [
+        "build",
+        str(write_recipe()),
+        "--output",
+        f"{host}/built",
+        "--insecure",
+        "--cache-dir",
+        str(cache),
+    ]
+    code = venvship_main.main([*argv, "--no-distro-packages", "--sign-key", str(key.private), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    [built] = json.loads(out)["recipes"]
+    client = client_for(open_registry)
+    index = client.check_tag("built/demo", "1.0")
+    assert index is not None
+    assert client.referrers("built/demo", built["digest"]) and client.referrers("built/demo", index)
+    assert not LayoutStore(staging, "demo").referrers(stale)  # the leftover was not signed
