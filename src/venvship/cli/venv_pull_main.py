@@ -210,9 +210,21 @@ def _drift_text(drift: Drift) -> str:
         return f"drift: link {drift.link}"
     how = "by hash" if drift.hashed else "by size"
     if not drift.drifted:
-        return f"no drift (files compared {how})"
-    files = f"{len(drift.drifted)} of {drift.checked} files"
-    return f"drift: {files} differ from RECORD ({how}; verify lists them)"
+        text = f"no drift (files compared {how})"
+    else:
+        files = f"{len(drift.drifted)} of {drift.checked} files"
+        text = f"drift: {files} differ from RECORD ({how}; verify lists them)"
+    return text + _shared_text(drift.shared)
+
+
+def _shared_text(count: int) -> str:
+    """Return the warning for a venv whose files are hard links shared with other venvs ("" for none)."""
+    if not count:
+        return ""
+    return (
+        f"; {count} files shared with other venvs by hard links (an edit here changes them too):"
+        " install --rebuild gives this venv its own"
+    )
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -237,8 +249,14 @@ def _verify(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
     r = maintenance.verify(args.dest, cache=args.cache)
-    data = {"dest": r.dest, "generation": r.generation, "checked": r.checked, "drifted": list(r.drifted)}
-    text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted"
+    data = {
+        "dest": r.dest,
+        "generation": r.generation,
+        "checked": r.checked,
+        "drifted": list(r.drifted),
+        "shared": list(r.shared),
+    }
+    text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted" + _shared_text(len(r.shared))
     _emit(args, data, "\n".join([text, *r.drifted]))
     return 1 if r.drifted else 0
 

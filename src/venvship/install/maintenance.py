@@ -28,16 +28,24 @@ class Drift:
     ``link``: the destination symlink is ``ok`` (points at a complete generation), ``missing``,
     ``not a symlink``, ``foreign`` (points outside the generations) or ``broken`` (at a generation
     that is gone or incomplete). ``drifted``: files of the live generation that differ from RECORD
-    (by size, or by hash when ``hashed``), out of ``checked``.
+    (by size, or by hash when ``hashed``), out of ``checked``. ``shared``: its files, bytecode
+    aside, with more than one link (an older venv-pull linked them from the store).
     """
 
     link: LinkState
     checked: int
     drifted: tuple[str, ...]
     hashed: bool
+    shared: int = 0  # files other than bytecode hard-linked elsewhere: an edit here reaches there
 
     def to_json(self) -> dict[str, object]:
-        return {"link": self.link, "checked": self.checked, "files": len(self.drifted), "hashed": self.hashed}
+        return {
+            "link": self.link,
+            "checked": self.checked,
+            "files": len(self.drifted),
+            "hashed": self.hashed,
+            "shared": self.shared,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,10 @@ def drift(gens: Generations, *, hashes: bool) -> Drift:
     current = gens.current_id()
     if link != "ok" or current is None:
         return Drift(link=link, checked=0, drifted=(), hashed=hashes)
-    checked, drifted = _record_drift(gens.path(current), hashes=hashes)
+    shared: list[str] = []
+    checked, drifted = _record_drift(gens.path(current), hashes=hashes, shared=shared)
     drifted += _missing(gens, current)
-    return Drift(link=link, checked=checked, drifted=tuple(drifted), hashed=hashes)
+    return Drift(link=link, checked=checked, drifted=tuple(drifted), hashed=hashes, shared=len(shared))
 
 
 def _missing(gens: Generations, generation: str) -> list[str]:
@@ -172,12 +181,14 @@ def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Files that differ from their RECORD hash, are missing, or symlinks that dangle."""
+    """Files that differ from their RECORD hash, are missing, or symlinks that dangle; files shared
+    with other venvs by hard links (see :class:`Drift`)."""
 
     dest: str
     generation: str
     checked: int
     drifted: tuple[str, ...]
+    shared: tuple[str, ...] = ()
 
 
 def verify(dest: Path, *, cache: Path | None = None) -> VerifyResult:
@@ -188,20 +199,23 @@ def verify(dest: Path, *, cache: Path | None = None) -> VerifyResult:
     if current is None or not gens.path(current).is_dir():
         raise InstallError(f"{gens.dest}: not a venv installed by venv-pull")
     venv = gens.path(current)
-    checked, drifted = _record_drift(venv, hashes=True)
+    shared: list[str] = []
+    checked, drifted = _record_drift(venv, hashes=True, shared=shared)
     drifted += _missing(gens, current)
     state = gens.read_state(current)
     if cache is not None and state is not None:
         more, bad = _bytecode_drift(venv, cache, state)
         checked += more
         drifted += bad
-    return VerifyResult(dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted))
+    return VerifyResult(
+        dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted), shared=tuple(shared)
+    )
 
 
-def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
+def _record_drift(venv: Path, *, hashes: bool, shared: list[str] | None = None) -> tuple[int, list[str]]:
     """Return (files checked, drifted files) of ``venv``: RECORD rows whose file is missing, has
     another size or (with ``hashes``) another sha256, rows naming a path outside the venv (never
-    read), and symlinks that dangle.
+    read), and symlinks that dangle. Files that are not bytecode and have other links go to ``shared``.
 
     Every file is opened beneath the venv with no symlink followed (venvfiles.py): a folder a user
     swapped for a symlink is drift, never a way to have root hash a file outside.
@@ -226,7 +240,7 @@ def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
                 drifted.append(f"outside the venv: {row.given} (named by {where})")
                 continue
             checked += 1
-            problem = _file_drift(venv, row.path, row.hash if hashes else "", size=row.size)
+            problem = _file_drift(venv, row.path, row.hash if hashes else "", size=row.size, shared=shared)
             if problem:
                 drifted.append(problem)
     drifted += [f"dangling symlink: {path}" for path in _dangling_symlinks(venv)]
@@ -251,9 +265,10 @@ def _records(venv: Path, site: str) -> list[str]:
     return [f"{site}/{n}/RECORD" for n in sorted(names)]
 
 
-def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1) -> str:
+def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1, shared: list[str] | None = None) -> str:
     """Return how venv file ``rel`` drifted from its ``size`` (-1: any) and hash ``field`` ("":
-    not hashed), or "" if it did not; opened beneath the venv, no symlink followed."""
+    not hashed), or "" if it did not; opened beneath the venv, no symlink followed. Its path goes
+    to ``shared`` when it is not bytecode and has other hard links."""
     path = os.path.join(venv, rel)
     try:
         fd = open_beneath(venv, rel)
@@ -265,6 +280,8 @@ def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1) -> str:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return f"modified: {path} (not a regular file)"
+        if shared is not None and st.st_nlink > 1 and not rel.endswith(".pyc"):
+            shared.append(path)
         if size >= 0 and size != st.st_size:
             return f"modified: {path}"
         if field and not fd_matches(fh, field):

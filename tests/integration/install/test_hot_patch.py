@@ -98,3 +98,34 @@ def test_a_hot_patch_reaches_neither_another_venv_nor_the_store(
     proc = third("install", ref, "--json")
     assert "changed since they were unpacked" not in proc.stderr
     assert (_site(third.dest) / MODULE).read_text() == genuine
+
+
+def test_status_and_verify_name_files_shared_by_hard_links(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    """A generation an older venv-pull made links its files from the store: status and verify say
+    so (an edit there reaches every venv that links them), and --rebuild gives it its own files."""
+    ref = artifacts.write([wheels.demo1, wheels.helper])
+    pull.install(ref)
+    site = _site(pull.dest)
+    rel = f"{os.path.relpath(site, pull.dest)}/{MODULE}"
+    stored, _ = _stored(pull, artifacts, ref, rel)
+    clean = json.loads(pull("status", str(pull.dest), "--cache", str(pull.cache), "--json").stdout)
+    assert clean["drift"]["shared"] == 0
+    # What an older venv-pull left: the venv's module is the store's inode.
+    (site / MODULE).unlink()
+    os.link(stored, site / MODULE)
+
+    status = json.loads(pull("status", str(pull.dest), "--cache", str(pull.cache), "--json").stdout)
+    assert status["drift"] == {**clean["drift"], "shared": 1}
+    line = pull("status", str(pull.dest), "--cache", str(pull.cache)).stdout.splitlines()[0]
+    assert line == (
+        f"{pull.dest}: no drift (files compared by size); 1 files shared with other venvs by hard links"
+        " (an edit here changes them too): install --rebuild gives this venv its own"
+    )
+    verify = json.loads(pull("verify", str(pull.dest), "--cache", str(pull.cache), "--json").stdout)
+    assert verify["drifted"] == [] and verify["shared"] == [str((site / MODULE).resolve())]
+
+    pull.install(ref, "--rebuild")
+    again = json.loads(pull("status", str(pull.dest), "--cache", str(pull.cache), "--json").stdout)
+    assert again["drift"]["shared"] == 0
