@@ -175,7 +175,9 @@ class _Links:
         try:
             st = os.fstat(src)
             try:
-                dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+                dst = os.open(
+                    target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+                )
             except FileExistsError as exc:
                 raise InstallError(f"{target}: a layer writes a file that is there already") from exc
             try:
