@@ -119,12 +119,21 @@ def _generation_parsers(sub: _Sub) -> None:
         "prune",
         help="remove old generations and unreferenced cache blobs",
         description="Keep N generations of every venv the cache knows (the live one, the one it "
-        "names as previous, then the newest) and remove the cache blobs none of them needs.",
-        example="venv-pull prune --keep 1",
+        "names as previous, then the newest) and remove the cache blobs none of them needs. With "
+        "--keep-releases, first remove the oldest release folders of each family (venvs of one "
+        "recipe name, such as keystone-30.0.0 and keystone-31.0.0) beyond the newest N.",
+        example="venv-pull prune --keep 1 --keep-releases 2",
     )
     add_common_options(p)
     p.add_argument(
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
+    )
+    p.add_argument(
+        "--keep-releases",
+        type=generations_arg,
+        metavar="N",
+        help="also remove each release family's release folders beyond the N last installed,"
+        " unless a symlink beside one or a running process still uses it",
     )
     add_output_options(p)
 
@@ -174,11 +183,19 @@ def _status(args: argparse.Namespace) -> int:
             ],
             "drift": s.drift.to_json(),
             "rollback_to": s.rollback_to,
+            "family": s.family,
         }
         for s in items
     ]
     lines = []
+    families: dict[str, list[str]] = {}
     for s in items:
+        if s.family:
+            families.setdefault(s.family, []).append(s.dest)
+    for s in items:
+        members = families.get(s.family, [])
+        if args.dest is None and len(members) > 1 and members[0] == s.dest:
+            lines.append(f"release family {s.family} (newest first): {', '.join(members)}")
         lines.append(f"{s.dest}: {_drift_text(s.drift)}")
         for g in s.generations:
             mark = "*" if g.generation == s.current else "<" if g.generation == s.rollback_to else " "
@@ -264,9 +281,21 @@ def _verify(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
-    r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
-    data = {"cache": str(args.cache), "generations": list(r.generations), "blobs": len(r.blobs)}
-    _emit(args, data, f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
+    r = maintenance.prune(
+        cache=args.cache, keep=args.keep, keep_releases=args.keep_releases, lock_timeout=args.lock_timeout
+    )
+    data: dict[str, object] = {
+        "cache": str(args.cache),
+        "generations": list(r.generations),
+        "blobs": len(r.blobs),
+    }
+    text = f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs"
+    if args.keep_releases is not None:
+        data.update(releases=list(r.releases), in_use=list(r.in_use))
+        text += f", {len(r.releases)} release folders"
+        text += "".join(f"\nremoved release {dest}" for dest in r.releases)
+        text += "".join(f"\nkept release {why}" for why in r.in_use)
+    _emit(args, data, text)
     return 0
 
 

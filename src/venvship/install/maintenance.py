@@ -11,7 +11,7 @@ from typing import Literal
 from .._fsutil import file_lock
 from ..errors import InstallError
 from ..oci.layout import Layout
-from . import cachestore, store, trust
+from . import cachestore, releases, store, trust
 from .faults import pause_point
 from .generations import Generations, State
 from .installer import _record_refs, state_folders, write_live_facts
@@ -58,6 +58,7 @@ class DestStatus:
     drift: Drift
     unknown: tuple[str, ...] = ()  # generation folders whose state cannot be read (kept as they are)
     rollback_to: str | None = None  # where ``rollback`` would switch to
+    family: str = ""  # the recipe's name: one service's release folders share it (releases.py)
 
 
 def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[DestStatus]:
@@ -86,8 +87,15 @@ def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[Dest
                 drift=drift(gens, hashes=hashes),
                 unknown=tuple(gens.unknown()),
                 rollback_to=_generation_of(gens.rollback_target(gens.current_id())),
+                family=release.family if (release := releases.release_of(path)) else "",
             )
         )
+    if dest is None:
+        # A family's releases together, newest first; venvs of no family after them.
+        order = {
+            str(r.dest): n for n, r in enumerate(r for rs in releases.families(dests).values() for r in rs)
+        }
+        out.sort(key=lambda s: order.get(s.dest, len(order)))
     return out
 
 
@@ -329,14 +337,20 @@ def _bytecode_drift(venv: Path, cache: Path, state: State) -> tuple[int, list[st
 
 @dataclass(frozen=True)
 class PruneResult:
-    """Generations and cache blobs removed."""
+    """Generations and cache blobs removed; with ``keep_releases``, release folders removed and
+    those kept because something uses them (``DEST: why``)."""
 
     generations: tuple[str, ...]
     blobs: tuple[str, ...]
+    releases: tuple[str, ...] = ()
+    in_use: tuple[str, ...] = ()
 
 
-def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> PruneResult:
-    """Prune old generations of every destination the cache knows, then unreferenced blobs."""
+def prune(
+    *, cache: Path, keep: int, keep_releases: int | None = None, lock_timeout: float | None = None
+) -> PruneResult:
+    """Prune old generations of every destination the cache knows, then unreferenced blobs; with
+    ``keep_releases``, first each release family's oldest release folders (releases.py)."""
     if not os.path.lexists(cache):
         return PruneResult(generations=(), blobs=())  # a fresh host: nothing installed, as status says
     if not (cache / "oci-layout").is_file():
@@ -345,6 +359,10 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
     removed_gens: list[str] = []
     with cachestore.cache_lock(cache, shared=False, timeout=lock_timeout):
         pause_point("prune-locked")
+        gone = releases.ReleasePrune(removed=(), in_use=())
+        if keep_releases is not None:
+            dests = [d for _, d, _ in cachestore.recorded_dests(cache)]
+            gone = releases.prune_releases(dests, keep=keep_releases, lock_timeout=lock_timeout)
         keep_blobs: set[str] = set()
         for refs_path, dest, _ in cachestore.recorded_dests(cache):
             gens = Generations(dest)
@@ -361,4 +379,6 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
         blobs = cachestore.collect_garbage(layout, keep_blobs)
         store.collect(cache, keep_blobs)
         layout.remove_stale_temp()
-    return PruneResult(generations=tuple(removed_gens), blobs=tuple(blobs))
+    return PruneResult(
+        generations=tuple(removed_gens), blobs=tuple(blobs), releases=gone.removed, in_use=gone.in_use
+    )
