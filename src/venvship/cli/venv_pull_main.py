@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Sequence
 
@@ -188,12 +189,12 @@ def _status(args: argparse.Namespace) -> int:
         for s in items
     ]
     lines = []
-    families: dict[str, list[str]] = {}
+    families: dict[tuple[str, str], list[str]] = {}  # a family's releases share a folder
     for s in items:
         if s.family:
-            families.setdefault(s.family, []).append(s.dest)
+            families.setdefault((os.path.dirname(s.dest), s.family), []).append(s.dest)
     for s in items:
-        members = families.get(s.family, [])
+        members = families.get((os.path.dirname(s.dest), s.family), [])
         if args.dest is None and len(members) > 1 and members[0] == s.dest:
             lines.append(f"release family {s.family} (newest first): {', '.join(members)}")
         lines.append(f"{s.dest}: {_drift_text(s.drift)}")

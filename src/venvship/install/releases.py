@@ -1,6 +1,10 @@
 """Release families (#22): one service's venvs across releases, as OpenStack-Ansible lays them out
 (``/openstack/venvs/keystone-30.0.0``, ``…/keystone-31.0.0``): each release a destination of its
-own, one family by the recipe's name that their generations' states record.
+own, one family by the recipe's name that their generations' states record. A destination is a
+release of family NAME only if its folder is named NAME or NAME-something (``keystone-30.0.0``),
+and a family's releases share one parent folder: an artifact decides its recipe name, so a name
+alone must never make another service's venv (``glance-31.0.0`` from an artifact calling itself
+keystone) a release of keystone, nor a newer one that pushes keystone's releases out.
 
 A family's releases are ordered by when venv-pull last installed into each (the newest generation
 of each destination), not by their version strings: the release an operator installed last is the
@@ -45,16 +49,18 @@ def release_of(dest: Path) -> Release | None:
         return None
     current = gens.current_id()
     live = next((s for s in states if s.generation == current), states[-1])
+    if gens.dest.name != live.name and not gens.dest.name.startswith(f"{live.name}-"):
+        return None  # a folder not named after the recipe: a venv of its own, in no family
     return Release(dest=gens.dest, family=live.name, version=live.version, installed=states[-1].created)
 
 
-def families(dests: Iterable[Path]) -> dict[str, list[Release]]:
-    """Return the releases of ``dests`` by family, newest first."""
-    out: dict[str, list[Release]] = {}
+def families(dests: Iterable[Path]) -> dict[tuple[str, str], list[Release]]:
+    """Return the releases of ``dests`` by family (parent folder, recipe name), newest first."""
+    out: dict[tuple[str, str], list[Release]] = {}
     for dest in dests:
         release = release_of(dest)
         if release is not None:
-            out.setdefault(release.family, []).append(release)
+            out.setdefault((str(release.dest.parent), release.family), []).append(release)
     for releases in out.values():
         releases.sort(key=lambda r: (r.installed, str(r.dest)), reverse=True)
     return dict(sorted(out.items()))

@@ -119,3 +119,27 @@ def test_rolling_a_release_back_keeps_its_venv_and_rebuild_writes_its_facts(
     rebuilt = old.install(refs["30.0.0"], "--rebuild")
     assert rebuilt["changed"] is True and rebuilt["facts_written"] is True and "pulled" not in rebuilt
     assert "venv_tag = 30.0.0" in fact.read_text()
+
+
+def test_an_artifact_s_name_alone_makes_no_release_of_a_family(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    """The recipe name is the artifact's word: a venv in a folder not named after it, or in another
+    folder, is no release of that family and never pushes its releases out."""
+    keystone = _release(pull, "30.0.0")
+    keystone.install(artifacts.write([wheels.demo1], name="keystone", version="30.0.0"))
+    liar = artifacts.write([wheels.demo1], name="keystone", version="99.0.0")
+    glance = Pull(tmp=pull.tmp, dest=pull.dest.parent / "glance-31.0.0", cache=pull.cache, facts=pull.facts)
+    glance.install(liar)
+    elsewhere = pull.tmp / "other-venvs" / "keystone-99.0.0"
+    Pull(tmp=pull.tmp, dest=elsewhere, cache=pull.cache, facts=pull.facts).install(liar)
+
+    result = json.loads(pull("status", "--cache", str(pull.cache), "--json").stdout)
+    assert {v["dest"]: v["family"] for v in result["venvs"]} == {
+        str(keystone.dest): "keystone",
+        str(glance.dest): "",
+        str(elsewhere): "keystone",
+    }
+    assert "release family" not in pull("status", "--cache", str(pull.cache)).stdout
+    pruned = json.loads(pull("prune", "--cache", str(pull.cache), "--keep-releases", "1", "--json").stdout)
+    assert pruned["releases"] == [] and keystone.dest.is_symlink()
