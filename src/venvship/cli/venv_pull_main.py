@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -135,12 +136,21 @@ def _generation_parsers(sub: _Sub) -> None:
         "prune",
         help="remove old generations and unreferenced cache blobs",
         description="Keep N generations of every venv the cache knows (the live one, the one it "
-        "names as previous, then the newest) and remove the cache blobs none of them needs.",
-        example="venv-pull prune --keep 1",
+        "names as previous, then the newest) and remove the cache blobs none of them needs. With "
+        "--keep-releases, first remove the oldest release folders of each family (venvs of one "
+        "recipe name, such as keystone-30.0.0 and keystone-31.0.0) beyond the newest N.",
+        example="venv-pull prune --keep 1 --keep-releases 2",
     )
     add_common_options(p)
     p.add_argument(
         "--keep", type=generations_arg, default=2, metavar="N", help="generations to keep (default: 2)"
+    )
+    p.add_argument(
+        "--keep-releases",
+        type=generations_arg,
+        metavar="N",
+        help="also remove each release family's release folders beyond the N last installed,"
+        " unless a symlink beside one or a running process still uses it",
     )
     _log_options(p)
     add_output_options(p)
@@ -200,11 +210,19 @@ def _status(args: argparse.Namespace) -> int:
             ],
             "drift": s.drift.to_json(),
             "rollback_to": s.rollback_to,
+            "family": s.family,
         }
         for s in items
     ]
     lines = []
+    families: dict[tuple[str, str], list[str]] = {}  # a family's releases share a folder
     for s in items:
+        if s.family:
+            families.setdefault((os.path.dirname(s.dest), s.family), []).append(s.dest)
+    for s in items:
+        members = families.get((os.path.dirname(s.dest), s.family), [])
+        if args.dest is None and len(members) > 1 and members[0] == s.dest:
+            lines.append(f"release family {s.family} (newest first): {', '.join(members)}")
         lines.append(f"{s.dest}: {_drift_text(s.drift)}")
         for g in s.generations:
             mark = "*" if g.generation == s.current else "<" if g.generation == s.rollback_to else " "
@@ -236,9 +254,21 @@ def _drift_text(drift: Drift) -> str:
         return f"drift: link {drift.link}"
     how = "by hash" if drift.hashed else "by size"
     if not drift.drifted:
-        return f"no drift (files compared {how})"
-    files = f"{len(drift.drifted)} of {drift.checked} files"
-    return f"drift: {files} differ from RECORD ({how}; verify lists them)"
+        text = f"no drift (files compared {how})"
+    else:
+        files = f"{len(drift.drifted)} of {drift.checked} files"
+        text = f"drift: {files} differ from RECORD ({how}; verify lists them)"
+    return text + _shared_text(drift.shared)
+
+
+def _shared_text(count: int) -> str:
+    """Return the warning for a venv whose files are hard links shared with other venvs ("" for none)."""
+    if not count:
+        return ""
+    return (
+        f"; {count} files shared with other venvs by hard links (an edit here changes them too):"
+        " install --rebuild gives this venv its own"
+    )
 
 
 def _rollback(args: argparse.Namespace, log: _Fields) -> int:
@@ -270,8 +300,14 @@ def _verify(args: argparse.Namespace) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
     r = maintenance.verify(args.dest, cache=args.cache)
-    data = {"dest": r.dest, "generation": r.generation, "checked": r.checked, "drifted": list(r.drifted)}
-    text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted"
+    data = {
+        "dest": r.dest,
+        "generation": r.generation,
+        "checked": r.checked,
+        "drifted": list(r.drifted),
+        "shared": list(r.shared),
+    }
+    text = f"{r.dest}: {r.checked} files checked, {len(r.drifted)} drifted" + _shared_text(len(r.shared))
     _emit(args, data, "\n".join([text, *r.drifted]))
     return 1 if r.drifted else 0
 
@@ -280,13 +316,25 @@ def _prune(args: argparse.Namespace, log: _Fields) -> int:
     from ..install import maintenance  # imported on use: keeps the no-op install fast
 
     log.update(cache=str(args.cache))
-    r = maintenance.prune(cache=args.cache, keep=args.keep, lock_timeout=args.lock_timeout)
-    log.update(
-        outcome="changed" if r.generations or r.blobs else "unchanged",
-        details={"generations": list(r.generations), "blobs": len(r.blobs)},
+    r = maintenance.prune(
+        cache=args.cache, keep=args.keep, keep_releases=args.keep_releases, lock_timeout=args.lock_timeout
     )
-    data = {"cache": str(args.cache), "generations": list(r.generations), "blobs": len(r.blobs)}
-    _emit(args, data, f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs")
+    changed = bool(r.generations or r.blobs or r.releases)
+    details: dict[str, object] = {"generations": list(r.generations), "blobs": len(r.blobs)}
+    data: dict[str, object] = {
+        "cache": str(args.cache),
+        "generations": list(r.generations),
+        "blobs": len(r.blobs),
+    }
+    text = f"{args.cache}: pruned {len(r.generations)} generations, {len(r.blobs)} cache blobs"
+    if args.keep_releases is not None:
+        data.update(releases=list(r.releases), in_use=list(r.in_use))
+        details["releases"] = list(r.releases)
+        text += f", {len(r.releases)} release folders"
+        text += "".join(f"\nremoved release {dest}" for dest in r.releases)
+        text += "".join(f"\nkept release {why}" for why in r.in_use)
+    log.update(outcome="changed" if changed else "unchanged", details=details)
+    _emit(args, data, text)
     return 0
 
 

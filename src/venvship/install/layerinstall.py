@@ -1,17 +1,28 @@
 """Fill a staging generation from ready-to-run layers: no pip, no uv, nothing the artifact names runs.
 
-Each distribution's layer is unpacked once into the host's store (store.py) and its files are
-hard-linked into the generation; the few files that name the venv's path (scripts' shebangs) are
-written anew naming the generation's final path, and their RECORD rows fixed to match. With
-``compile=False`` the layers' bytecode is left out.
+Each distribution's layer is unpacked once into the host's store (store.py); the generation gets
+its files from there, so that no edit in one venv reaches another venv or the store (#22):
+
+- every file an operator may edit (modules, data, scripts, extension modules: anything but
+  bytecode) is the generation's own: a reflink (``FICLONE``, blocks shared copy-on-write) where
+  the file system has them (btrfs, XFS, bcachefs), else a copy. An edit in place, a ``cp`` over
+  it, ``patchelf`` or an editor's write-and-rename all change that venv only.
+- bytecode (``__pycache__/*.pyc``) is hard-linked: its only writers, the import system and
+  ``compileall``, write a new file and rename it over the old one, which breaks the link.
+- the few files that name the venv's path (scripts' shebangs) are written anew naming the
+  generation's final path, and their RECORD rows fixed to match.
+
+With ``compile=False`` the layers' bytecode is left out.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import posixpath
 import shutil
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +38,10 @@ from .record import fix_records, replace_file
 
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)  # unpacking is mostly system calls and zlib: a thread per core
 _SHEBANG_MAX = 127  # what the kernel reads of a #! line on Linux
+_FICLONE = 0x40049409  # linux/fs.h; fcntl.FICLONE from Python 3.12 only
+# What an ioctl(FICLONE) that cannot share blocks answers: a file system without reflinks (ext4,
+# tmpfs), another file system, or a kernel or seccomp filter that lacks the call.
+_NO_REFLINK = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,8 @@ class Filled:
     unpacked: int
     files: int
     pycs: int  # bytecode files among them
+    copied: int = 0  # files given to the generation as its own (reflinked or copied)
+    reflinked: int = 0  # of those, the ones that share their blocks copy-on-write
 
 
 def layers_of(config: VenvConfig) -> Layers:
@@ -96,7 +113,14 @@ def fill(
     if changed:
         fix_records(staging / site, changed)
     pycs = sum(1 for rel in owner if _is_pyc(rel)) if compile else 0
-    return Filled(linked=len(present), unpacked=len(todo) - len(present), files=len(owner), pycs=pycs)
+    return Filled(
+        linked=len(present),
+        unpacked=len(todo) - len(present),
+        files=len(owner),
+        pycs=pycs,
+        copied=sum(job.copied for job in links),
+        reflinked=sum(job.reflinked for job in links),
+    )
 
 
 def _is_pyc(rel: str) -> bool:
@@ -104,8 +128,9 @@ def _is_pyc(rel: str) -> bool:
 
 
 class _Links:
-    """One distribution's files, linked from its store entry into a staging venv; the few that name
-    the venv's path are written anew (``changed``: path → new bytes, for their RECORD rows).
+    """One distribution's files, from its store entry into a staging venv: bytecode hard-linked, the
+    rest the venv's own (reflinked or copied), the few that name the venv's path written anew
+    (``changed``: path → new bytes, for their RECORD rows).
 
     Plain string paths: this runs for every file of every distribution.
     """
@@ -115,6 +140,8 @@ class _Links:
         self.root = os.fspath(staging)
         self.paths: list[str] = []
         self.changed: dict[Path, bytes] = {}
+        self.copied = self.reflinked = 0
+        self.reflinks = True  # until the file system says it has none
 
     def run(self) -> None:
         tree, root = os.fspath(self.entry.tree), self.root
@@ -134,10 +161,70 @@ class _Links:
                     data = relocated(fh.read(), self.final)
                 replace_file(Path(target), data, mode=self.entry.files[rel][2])
                 self.changed[Path(target)] = data
-            else:
+            elif _is_pyc(rel):
                 _hard_link(source, target)
+            else:
+                self._own_copy(source, target, mode=self.entry.files[rel][2])
         # Linking changed the stored files' ctimes, not their content: recorded as checked.
         store.after_linking(self.entry)
+
+    def _own_copy(self, source: str, target: str, *, mode: int) -> None:
+        """Write ``target`` as the venv's own copy of store file ``source``, its mtime kept (the
+        layer's bytecode headers name the sources' mtimes)."""
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            st = os.fstat(src)
+            try:
+                dst = os.open(
+                    target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+                )
+            except FileExistsError as exc:
+                raise InstallError(f"{target}: a layer writes a file that is there already") from exc
+            try:
+                if self.reflinks and _reflink(src, dst):
+                    self.reflinked += 1
+                else:
+                    self.reflinks = False  # one file system per store: no use asking again
+                    _copy_bytes(src, dst, st.st_size)
+                if stat.S_IMODE(os.fstat(dst).st_mode) != mode:
+                    os.fchmod(dst, mode)  # the umask trimmed it
+                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        self.copied += 1
+
+
+def _reflink(src: int, dst: int) -> bool:
+    """Make ``dst`` share ``src``'s blocks copy-on-write; return False where the file system cannot."""
+    try:
+        fcntl.ioctl(dst, _FICLONE, src)
+    except OSError as exc:
+        if exc.errno in _NO_REFLINK:
+            return False
+        raise
+    return True
+
+
+def _copy_bytes(src: int, dst: int, size: int) -> None:
+    """Copy ``size`` bytes from ``src`` to ``dst`` in the kernel (sendfile), else through memory."""
+    offset = 0
+    try:
+        while offset < size:
+            sent = os.sendfile(dst, src, offset, min(size - offset, 1 << 30))
+            if sent == 0:
+                break
+            offset += sent
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
+            raise
+    while chunk := os.pread(src, 1 << 20, offset):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view) :]
+        offset += len(chunk)
 
 
 def _hard_link(source: str, target: str) -> None:

@@ -11,7 +11,7 @@ from typing import Literal
 from .._fsutil import file_lock
 from ..errors import InstallError
 from ..oci.layout import Layout
-from . import cachestore, store, trust
+from . import cachestore, releases, store, trust
 from .faults import pause_point
 from .generations import Generations, State
 from .installer import _record_refs, state_folders, write_live_facts
@@ -28,16 +28,24 @@ class Drift:
     ``link``: the destination symlink is ``ok`` (points at a complete generation), ``missing``,
     ``not a symlink``, ``foreign`` (points outside the generations) or ``broken`` (at a generation
     that is gone or incomplete). ``drifted``: files of the live generation that differ from RECORD
-    (by size, or by hash when ``hashed``), out of ``checked``.
+    (by size, or by hash when ``hashed``), out of ``checked``. ``shared``: its files, bytecode
+    aside, with more than one link (an older venv-pull linked them from the store).
     """
 
     link: LinkState
     checked: int
     drifted: tuple[str, ...]
     hashed: bool
+    shared: int = 0  # files other than bytecode hard-linked elsewhere: an edit here reaches there
 
     def to_json(self) -> dict[str, object]:
-        return {"link": self.link, "checked": self.checked, "files": len(self.drifted), "hashed": self.hashed}
+        return {
+            "link": self.link,
+            "checked": self.checked,
+            "files": len(self.drifted),
+            "hashed": self.hashed,
+            "shared": self.shared,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class DestStatus:
     drift: Drift
     unknown: tuple[str, ...] = ()  # generation folders whose state cannot be read (kept as they are)
     rollback_to: str | None = None  # where ``rollback`` would switch to
+    family: str = ""  # the recipe's name: one service's release folders share it (releases.py)
 
 
 def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[DestStatus]:
@@ -78,8 +87,15 @@ def status(dest: Path | None, *, cache: Path, hashes: bool = False) -> list[Dest
                 drift=drift(gens, hashes=hashes),
                 unknown=tuple(gens.unknown()),
                 rollback_to=_generation_of(gens.rollback_target(gens.current_id())),
+                family=release.family if (release := releases.release_of(path)) else "",
             )
         )
+    if dest is None:
+        # A family's releases together, newest first; venvs of no family after them.
+        order = {
+            str(r.dest): n for n, r in enumerate(r for rs in releases.families(dests).values() for r in rs)
+        }
+        out.sort(key=lambda s: order.get(s.dest, len(order)))
     return out
 
 
@@ -105,9 +121,10 @@ def drift(gens: Generations, *, hashes: bool) -> Drift:
     current = gens.current_id()
     if link != "ok" or current is None:
         return Drift(link=link, checked=0, drifted=(), hashed=hashes)
-    checked, drifted = _record_drift(gens.path(current), hashes=hashes)
+    shared: list[str] = []
+    checked, drifted = _record_drift(gens.path(current), hashes=hashes, shared=shared)
     drifted += _missing(gens, current)
-    return Drift(link=link, checked=checked, drifted=tuple(drifted), hashed=hashes)
+    return Drift(link=link, checked=checked, drifted=tuple(drifted), hashed=hashes, shared=len(shared))
 
 
 def _missing(gens: Generations, generation: str) -> list[str]:
@@ -174,12 +191,14 @@ def rollback(dest: Path, *, facts_dir: Path, lock_timeout: float | None = None) 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Files that differ from their RECORD hash, are missing, or symlinks that dangle."""
+    """Files that differ from their RECORD hash, are missing, or symlinks that dangle; files shared
+    with other venvs by hard links (see :class:`Drift`)."""
 
     dest: str
     generation: str
     checked: int
     drifted: tuple[str, ...]
+    shared: tuple[str, ...] = ()
 
 
 def verify(dest: Path, *, cache: Path | None = None) -> VerifyResult:
@@ -190,20 +209,23 @@ def verify(dest: Path, *, cache: Path | None = None) -> VerifyResult:
     if current is None or not gens.path(current).is_dir():
         raise InstallError(f"{gens.dest}: not a venv installed by venv-pull")
     venv = gens.path(current)
-    checked, drifted = _record_drift(venv, hashes=True)
+    shared: list[str] = []
+    checked, drifted = _record_drift(venv, hashes=True, shared=shared)
     drifted += _missing(gens, current)
     state = gens.read_state(current)
     if cache is not None and state is not None:
         more, bad = _bytecode_drift(venv, cache, state)
         checked += more
         drifted += bad
-    return VerifyResult(dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted))
+    return VerifyResult(
+        dest=str(gens.dest), generation=current, checked=checked, drifted=tuple(drifted), shared=tuple(shared)
+    )
 
 
-def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
+def _record_drift(venv: Path, *, hashes: bool, shared: list[str] | None = None) -> tuple[int, list[str]]:
     """Return (files checked, drifted files) of ``venv``: RECORD rows whose file is missing, has
     another size or (with ``hashes``) another sha256, rows naming a path outside the venv (never
-    read), and symlinks that dangle.
+    read), and symlinks that dangle. Files that are not bytecode and have other links go to ``shared``.
 
     Every file is opened beneath the venv with no symlink followed (venvfiles.py): a folder a user
     swapped for a symlink is drift, never a way to have root hash a file outside.
@@ -228,7 +250,7 @@ def _record_drift(venv: Path, *, hashes: bool) -> tuple[int, list[str]]:
                 drifted.append(f"outside the venv: {row.given} (named by {where})")
                 continue
             checked += 1
-            problem = _file_drift(venv, row.path, row.hash if hashes else "", size=row.size)
+            problem = _file_drift(venv, row.path, row.hash if hashes else "", size=row.size, shared=shared)
             if problem:
                 drifted.append(problem)
     drifted += _dangling_symlinks(venv)
@@ -253,9 +275,10 @@ def _records(venv: Path, site: str) -> list[str]:
     return [f"{site}/{n}/RECORD" for n in sorted(names)]
 
 
-def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1) -> str:
+def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1, shared: list[str] | None = None) -> str:
     """Return how venv file ``rel`` drifted from its ``size`` (-1: any) and hash ``field`` ("":
-    not hashed), or "" if it did not; opened beneath the venv, no symlink followed."""
+    not hashed), or "" if it did not; opened beneath the venv, no symlink followed. Its path goes
+    to ``shared`` when it is not bytecode and has other hard links."""
     path = os.path.join(venv, rel)
     try:
         fd = open_beneath(venv, rel)
@@ -267,6 +290,8 @@ def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1) -> str:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return f"modified: {path} (not a regular file)"
+        if shared is not None and st.st_nlink > 1 and not rel.endswith(".pyc"):
+            shared.append(path)
         if size >= 0 and size != st.st_size:
             return f"modified: {path}"
         if field and not fd_matches(fh, field):
@@ -336,14 +361,20 @@ def _bytecode_drift(venv: Path, cache: Path, state: State) -> tuple[int, list[st
 
 @dataclass(frozen=True)
 class PruneResult:
-    """Generations and cache blobs removed."""
+    """Generations and cache blobs removed; with ``keep_releases``, release folders removed and
+    those kept because something uses them (``DEST: why``)."""
 
     generations: tuple[str, ...]
     blobs: tuple[str, ...]
+    releases: tuple[str, ...] = ()
+    in_use: tuple[str, ...] = ()
 
 
-def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> PruneResult:
-    """Prune old generations of every destination the cache knows, then unreferenced blobs."""
+def prune(
+    *, cache: Path, keep: int, keep_releases: int | None = None, lock_timeout: float | None = None
+) -> PruneResult:
+    """Prune old generations of every destination the cache knows, then unreferenced blobs; with
+    ``keep_releases``, first each release family's oldest release folders (releases.py)."""
     if not os.path.lexists(cache):
         return PruneResult(generations=(), blobs=())  # a fresh host: nothing installed, as status says
     if not (cache / "oci-layout").is_file():
@@ -352,6 +383,10 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
     removed_gens: list[str] = []
     with cachestore.cache_lock(cache, shared=False, timeout=lock_timeout):
         pause_point("prune-locked")
+        gone = releases.ReleasePrune(removed=(), in_use=())
+        if keep_releases is not None:
+            dests = [d for _, d, _ in cachestore.recorded_dests(cache)]
+            gone = releases.prune_releases(dests, keep=keep_releases, lock_timeout=lock_timeout)
         keep_blobs: set[str] = set()
         for refs_path, dest, _ in cachestore.recorded_dests(cache):
             gens = Generations(dest)
@@ -368,4 +403,6 @@ def prune(*, cache: Path, keep: int, lock_timeout: float | None = None) -> Prune
         blobs = cachestore.collect_garbage(layout, keep_blobs)
         store.collect(cache, keep_blobs)
         layout.remove_stale_temp()
-    return PruneResult(generations=tuple(removed_gens), blobs=tuple(blobs))
+    return PruneResult(
+        generations=tuple(removed_gens), blobs=tuple(blobs), releases=gone.removed, in_use=gone.in_use
+    )

@@ -135,10 +135,9 @@ def _space(job: Preflight) -> list[str]:
         to_unpack = UNPACKED * sum(
             d.size for d in job.needed if not store.entry_path(job.cache.root, d.digest).is_dir()
         )
-        # Generations hard-link the store's files; on another file system they are copies.
-        venv = (
-            0 if _device(job.cache.root) == _device(job.dest) else UNPACKED * sum(d.size for d in job.needed)
-        )
+        # A generation copies the store's files (its own, for hot patches); only bytecode is linked
+        # and reflinks cost nothing, neither of which can be told before the unpack: counted whole.
+        venv = UNPACKED * sum(d.size for d in job.needed)
     needs: dict[int | None, tuple[Path, int, str]] = {}
     for path, size, what in (
         (job.cache.root, pulled + to_unpack, "the blobs to pull, and their files once unpacked"),
