@@ -1,0 +1,67 @@
+"""A failed resolve says what failed: an index pip could not reach, or who asked for what in a conflict."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_project, make_sdist
+from tests.integration.conftest import LocalIndex
+from venvship.cli.venvship_main import main
+
+
+def _recipe(folder: Path, *, packages: list[str], pip_args: list[str]) -> Path:
+    path = folder / "recipes" / "demo.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        '[venv]\nname = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\n'
+        f'packages = {json.dumps(packages)}\nbuild-requirements = ["setuptools", "wheel"]\n'
+        f"[venv.build]\npip-args = {json.dumps(pip_args)}\n"
+    )
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_index_is_reported_as_such_not_as_a_missing_package(
+    tmp_path: Path, local_index: LocalIndex, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _closed_port()
+    index = f"http://127.0.0.1:{port}/simple"
+    # The tools come from the find-links folder; the package only the dead index could have.
+    pip_args = ["--index-url", index, "--find-links", str(local_index.dist), "--retries", "0"]
+    recipe = _recipe(tmp_path, packages=["omega"], pip_args=pip_args)
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    first = next(line for line in err.splitlines() if line.startswith("venvship: error: "))
+    assert first.startswith(f"venvship: error: {recipe}: cannot reach the package index")
+    assert f"{index}/omega/: connection error" in err
+    assert "Traceback" not in err
+
+
+def test_a_conflict_names_who_asked_for_what_and_no_temporary_file(
+    tmp_path: Path, local_index: LocalIndex, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dist = tmp_path / "dist"
+    make_sdist(make_project(tmp_path / "src", "pa", "1.0", deps=["pb==1.0"]), dist)
+    for version in ("1.0", "2.0"):
+        make_sdist(make_project(tmp_path / "src", "pb", version), dist)
+    pip_args = [*local_index.pip_args(), "--find-links", str(dist)]
+    recipe = _recipe(tmp_path, packages=["pa", "pb==2.0"], pip_args=pip_args)
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert f"venvship: error: {recipe}: venv.packages: cannot resolve" in err
+    assert "Cannot install pa and pb==2.0" in err
+    assert "The conflict is caused by:" in err
+    assert "The user requested pb==2.0" in err
+    assert "pa 1.0 depends on pb==1.0" in err
+    assert "requirements.txt" not in err
