@@ -18,7 +18,7 @@ from .._process import lend_fds
 from .._units import human_size
 from ..artifact import Fact, VenvConfig
 from ..destinations import check_destination
-from ..errors import VenvshipError
+from ..errors import InstallError, TrustError, VenvshipError
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
@@ -262,10 +262,22 @@ def _managed(opts: InstallOptions, gens: Generations) -> list[Path]:
 
 
 def _prober(opts: InstallOptions, gens: Generations) -> Callable[[str], Interpreter]:
-    """Return how selection finds the interpreter for an artifact's python: the host's, vetted."""
+    """Return how selection finds the interpreter for an artifact's python: the host's, vetted.
+
+    A ``--python`` stands for every python the artifact names, so it is probed first and alone:
+    when it cannot be used, that is the error, not that each of the artifact's pythons is missing.
+    """
+    if opts.python:
+        try:
+            asked = probe_python(trust.host_python(opts.python, managed=_managed(opts, gens)))
+        except TrustError:
+            raise
+        except VenvshipError as exc:
+            raise InstallError(f"--python {opts.python}: {exc}") from exc
+        return lambda executable: asked
 
     def probe(executable: str) -> Interpreter:
-        return probe_python(trust.host_python(opts.python or executable, managed=_managed(opts, gens)))
+        return probe_python(trust.host_python(executable, managed=_managed(opts, gens)))
 
     return probe
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from .._fsutil import free_bytes
+from .._process import ISOLATED_CWD, allowed_env, python_argv, run
 from .._units import human_size
 from ..artifact import Descriptor, VenvConfig
 from ..distro import plan
-from ..errors import InstallError, PreconditionError, VenvshipError
+from ..errors import InstallError, PreconditionError, ProcessError, VenvshipError
 from ..oci.layout import Layout
 from . import store, trust
 from .health import check_identity
@@ -57,9 +58,11 @@ def check_preconditions(job: Preflight) -> str:
         lambda: trust.host_python(job.python, managed=job.managed),
         "; install it, or name the interpreter to use with --python",
     )
-    _attempt(
+    identity = _attempt(
         problems, lambda: check_identity(job.check_user), "; create that user, or pass --check-user root"
     )
+    if python is not None and identity is not None:
+        _attempt(problems, functools.partial(_runs_as, python, identity, job.check_user or ""))
     installing = _distro_packages(job, problems)
     for package in job.config.symlink_system_packages:
         if package not in installing:
@@ -79,6 +82,25 @@ def _attempt(problems: list[str], call: Callable[[], T], fix: str = "") -> T | N
     except VenvshipError as exc:
         problems.append(f"{exc}{fix}")
         return None
+
+
+def _runs_as(python: str, identity: tuple[int, int], user: str) -> None:
+    """Raise unless ``user`` (the health check's) can start ``python``: the venv's interpreter is
+    this one, and a user who cannot read it would fail the check only after the pull and the unpack."""
+    argv = python_argv(python, "-c", "pass", site=False)
+    try:
+        proc = run(
+            argv, env=allowed_env(), cwd=ISOLATED_CWD, check=False, pass_fds=(), user=identity, kind="probe"
+        )
+        failed, said = proc.returncode != 0, proc.stdout
+    except ProcessError as exc:  # it could not even be started
+        failed, said = True, exc.output
+    if failed:
+        tail = " | ".join(said.strip().splitlines()[-2:]) or "no output"
+        raise InstallError(
+            f"python {python}: the health check's user {user} cannot run it ({tail}); use an "
+            "interpreter every user can read, or pass --check-user root"
+        )
 
 
 def _distro_packages(job: Preflight, problems: list[str]) -> frozenset[str]:

@@ -52,3 +52,53 @@ def test_too_little_space_for_the_cache_is_named_before_the_pull(
         "size); free some space, or use --cache or --dest on another file system"
     )
     assert not list((cache / "blobs" / "sha256").glob("*"))
+
+
+def test_a_python_asked_for_that_is_not_on_the_system_path_is_the_error(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    proc = pull("install", ref, "--python", "python3.99", ok=False)
+    [line] = _errors(proc.stderr)
+    assert line.startswith(
+        "venv-pull: error: --python python3.99: python 'python3.99' not found on the system PATH"
+    )
+    assert "missing" not in line  # the artifact's own python is not what failed
+    assert not list((pull.cache / "blobs" / "sha256").glob("*"))
+
+
+def test_a_python_that_fails_its_probe_is_named_without_the_probe_script(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    broken = tmp_path / "bin" / "python3.11"
+    broken.parent.mkdir()
+    broken.write_text("#!/bin/sh\necho 'cannot load the standard library' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    proc = pull("install", ref, "--python", str(broken), ok=False)
+    [line] = _errors(proc.stderr)
+    assert line == (
+        f"venv-pull: error: --python {broken}: python {broken} failed when asked for its version "
+        "(exit code 3): cannot load the standard library"
+    )
+    assert "import json" not in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the health check runs as another user only under root")
+def test_a_python_the_check_user_cannot_run_is_refused_before_the_pull(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    python = private / "python3.11"
+    python.write_bytes(Path(os.path.realpath("/usr/bin/python3")).read_bytes())
+    python.chmod(0o755)
+    proc = pull("install", ref, "--python", str(python), ok=False)
+    [line] = _errors(proc.stderr)
+    assert line.startswith(
+        f"venv-pull: error: python {python}: the health check's user nobody cannot run it ("
+    )
+    assert line.endswith("); use an interpreter every user can read, or pass --check-user root")
+    assert not list((pull.cache / "blobs" / "sha256").glob("*"))  # nothing was pulled
+    assert not os.path.lexists(pull.dest)
