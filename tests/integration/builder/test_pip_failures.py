@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from tests.factories import make_project, make_sdist
-from tests.integration.conftest import LocalIndex
+from tests.integration.conftest import LocalIndex, RecipeWriter
 from venvship.cli.venvship_main import main
 
 
@@ -65,3 +66,20 @@ def test_a_conflict_names_who_asked_for_what_and_no_temporary_file(
     assert "The user requested pb==2.0" in err
     assert "pa 1.0 depends on pb==1.0" in err
     assert "requirements.txt" not in err
+
+
+def test_a_full_disk_while_making_the_builder_venv_says_so(
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    small_fs: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = small_fs("4m") / "cache"  # room for the venv, not for the pip that ensurepip unpacks
+    recipe = write_recipe()
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    [line] = [ln for ln in err.splitlines() if ln.startswith("venvship: error: ")]
+    assert line.startswith(f"venvship: error: {cache}: no space left on device (")
+    assert line.endswith("; free some space and run again")
+    assert "ensurepip" not in err

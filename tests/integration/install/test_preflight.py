@@ -102,3 +102,16 @@ def test_a_python_the_check_user_cannot_run_is_refused_before_the_pull(
     assert line.endswith("); use an interpreter every user can read, or pass --check-user root")
     assert not list((pull.cache / "blobs" / "sha256").glob("*"))  # nothing was pulled
     assert not os.path.lexists(pull.dest)
+
+
+def test_too_little_space_at_a_destination_on_another_file_system_is_named_before_the_pull(
+    artifacts: Artifacts, pull: Pull, small_fs: Callable[[str], Path], tmp_path: Path
+) -> None:
+    ref = artifacts.write([big_wheel(tmp_path / "big", "bulk", 1.5)])
+    dest = small_fs("2m") / "venvs" / "demo"
+    paths = ["--dest", str(dest), "--cache", str(pull.cache), "--facts-dir", str(pull.facts)]
+    proc = pull("install", ref, *paths, "--no-distro-packages", defaults=False, ok=False)
+    [line] = _errors(proc.stderr)
+    assert line.startswith(f"venv-pull: error: {dest.parent}: 2.0 MiB free on its file system, about ")
+    assert " needed (the venv's files, estimated at 3x the compressed size); " in line
+    assert not list((pull.cache / "blobs" / "sha256").glob("*"))
