@@ -41,7 +41,7 @@ from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
-from .targetchecks import check_install_args, check_symlinks
+from .targetchecks import check_install_args, check_python_source, check_symlinks
 from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
 
@@ -155,6 +155,7 @@ def build_recipe(
         recipe = dataclasses.replace(recipe, python=python)
     cache = opts.cache or default_cache()
     target = _target(recipe)
+    check_python_source(recipe, target.interp)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
     with disk_space(cache, output.root), file_lock(cache / "locks" / f"{recipe.name}-{target.key}.lock"):
         shutil.rmtree(workdir, ignore_errors=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -83,3 +85,26 @@ def test_a_full_disk_while_making_the_builder_venv_says_so(
     assert line.startswith(f"venvship: error: {cache}: no space left on device (")
     assert line.endswith("; free some space and run again")
     assert "ensurepip" not in err
+
+
+def test_a_python_name_that_finds_another_interpreter_than_the_targets_is_warned_about(
+    write_recipe: RecipeWriter, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A build host whose PATH finds a python3 of its own first (pyenv, a CI image's), while targets
+    # take /usr/bin/python3 from the system PATH.
+    own = tmp_path / "pyenv" / "bin"
+    own.mkdir(parents=True)
+    (own / "python3").symlink_to(sys.executable)
+    if os.path.realpath(sys.executable) == os.path.realpath("/usr/bin/python3"):
+        pytest.skip("the tests run on the system's python3 itself")
+    recipe = write_recipe()
+    out = tmp_path / "oci"
+    argv = ["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]
+    path = f"{own}{os.pathsep}{os.environ['PATH']}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", path)
+        assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"{recipe}: venv.python: python3 is {own / 'python3'} (Python " in err
+    assert "but targets take the one on the system PATH, which here is /usr/bin/python3 (Python " in err
+    assert 'set venv.python = "/usr/bin/python3"' in err
