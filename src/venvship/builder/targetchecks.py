@@ -17,8 +17,8 @@ from .._process import child_env, run
 from ..artifact import Wheel
 from ..errors import InstallError, RecipeError, VenvshipError
 from ..hostinfo import Interpreter, probe_python
-from ..install.trust import SYSTEM_PATH, system_program
 from ..install.symlinks import distro_python_minor, package_files, top_level_entries
+from ..install.trust import SYSTEM_PATH, system_program
 from ..recipe import Recipe
 from .layers import Tool
 
