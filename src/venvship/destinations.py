@@ -11,7 +11,10 @@ Refused by :func:`check_install_path` (the text alone, on both sides):
   ``/usr``, ``/usr/local`` and ``/var`` (``/usr/share``, ``/var/www`` …): system folders;
 - anything in a system tree, :data:`SYSTEM_TREES`: what the OS, the kernel or the package
   manager owns (``/etc``, ``/usr/lib``, ``/usr/share``, ``/usr/local/bin``, ``/var/lib`` …);
-- a home folder (``/root``, ``/home/NAME``); paths below one (``/home/svc/venvs/x``) stay allowed.
+- a home folder (``/root``, ``/home/NAME``); paths below one (``/home/svc/venvs/x``) stay allowed;
+- anything directly in a folder every user may write, :data:`SHARED_TEMP` (``/tmp/x``): the
+  target requires the destination's folder to be root's alone (``install/trust.py``), which
+  these never are, so a recipe naming one would build and then be refused on every target.
 
 :func:`check_destination` adds what only the target knows: the real location behind symlinked
 parents, the home folders of its users, mount points, venv-pull's cache and facts folders, and
@@ -77,6 +80,8 @@ SYSTEM_TREES = tuple(
 # Their direct children are system folders (``/opt``, ``/usr/share``, ``/var/www``), not venvs.
 SYSTEM_PARENTS = tuple(PurePosixPath(p) for p in ("/", "/usr", "/usr/local", "/var"))
 HOME_PARENT = PurePosixPath("/home")
+# World-writable on every host (sticky): a destination's folder must be root's alone.
+SHARED_TEMP = tuple(PurePosixPath(p) for p in ("/tmp", "/var/tmp", "/dev/shm"))
 
 
 def normal_form(path: str) -> str:
@@ -109,6 +114,11 @@ def _broken_rule(path: PurePosixPath) -> str | None:
         return f"is a system folder (directly in {path.parent})"
     if path.parent == HOME_PARENT:
         return "is a home folder"
+    if path.parent in SHARED_TEMP:
+        return (
+            f"is directly in {path.parent}, which every user may write: the destination's folder "
+            "must be one only root can change"
+        )
     return None
 
 

@@ -42,6 +42,8 @@ REFUSED = [
     ("var-cache", "/var/cache/venvship/x", "is in /var/cache, a system tree"),
     ("root-home", "/root", "/root is a system folder (directly in /)"),
     ("user-home", "/home/svc", "/home/svc is a home folder"),
+    ("tmp-child", "/tmp/demo", "/tmp/demo is directly in /tmp, which every user may write"),
+    ("var-tmp-child", "/var/tmp/demo", "/var/tmp/demo is directly in /var/tmp, which every user may write"),
 ]
 
 ALLOWED = [
@@ -79,6 +81,21 @@ def test_install_path_error_type_is_the_callers() -> None:
     with pytest.raises(RecipeError) as info:
         check_install_path("/etc/x", where="r.toml: venv.install-path", error=RecipeError)
     assert info.value.where == "r.toml: venv.install-path"
+
+
+def test_a_recipe_naming_an_install_path_every_target_refuses_does_not_load(tmp_path: Path) -> None:
+    from venvship.recipe import load_recipe
+
+    recipe = tmp_path / "demo.toml"
+    recipe.write_text(
+        '[venv]\nname = "demo"\nversion = "1.0"\ninstall-path = "/tmp/demo"\npackages = ["x"]\n'
+    )
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    assert str(info.value) == (
+        f"{recipe}: venv.install-path: /tmp/demo is directly in /tmp, which every user may write: "
+        "the destination's folder must be one only root can change"
+    )
 
 
 def test_disjoint_install_paths() -> None:

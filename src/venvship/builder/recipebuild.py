@@ -41,7 +41,7 @@ from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
-from .targetchecks import check_install_args, check_python_source, check_symlinks
+from .targetchecks import check_from_wheels_tool, check_install_args, check_python_source, check_symlinks
 from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
 
@@ -256,6 +256,7 @@ def _build(
         _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
         layers=layers,
     )
+    check_from_wheels_tool(recipe, config)
     with activity(f"writing {target.ref_name}"):
         packaged = write_to_layout(
             output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags

@@ -14,11 +14,12 @@ from typing import Iterable, Mapping
 
 from .._log import logger
 from .._process import child_env, run
-from ..artifact import Wheel
+from ..artifact import VenvConfig, Wheel
 from ..errors import InstallError, RecipeError, VenvshipError
 from ..hostinfo import Interpreter, probe_python
 from ..install.symlinks import distro_python_minor, package_files, top_level_entries
 from ..install.trust import SYSTEM_PATH, system_program
+from ..install.wheelinstall import tool_wheel
 from ..recipe import Recipe
 from .layers import Tool
 
@@ -96,6 +97,23 @@ def check_python_source(recipe: Recipe, interp: Interpreter) -> None:
         "venv.python = %s, or build with the system's %s first on PATH",
         where, name, here, theirs, json.dumps(system), name,
     )  # fmt: skip
+
+
+def check_from_wheels_tool(recipe: Recipe, config: VenvConfig) -> None:
+    """Warn when ``venv-pull install --from-wheels`` would refuse the artifact's install tool (a
+    pip or uv wheel venv-pull does not pin, as a global constraint on it makes): the target's own
+    rule, found here rather than after the pull. The ready-to-run layers need no tool.
+
+    Example: ``check_from_wheels_tool(recipe, config)``
+    """
+    try:
+        tool_wheel(config, config.install_tool)
+    except InstallError as exc:
+        logger.warning(
+            "%s: venv.install-tool: %s; targets installing it with --from-wheels refuse it without that "
+            "option (pin the %s version venvship pins, or drop the constraint on it)",
+            recipe.path, exc, config.install_tool,
+        )  # fmt: skip
 
 
 def _uv_binary(wheel: Path, workdir: Path) -> Path:

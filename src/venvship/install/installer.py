@@ -252,6 +252,7 @@ def _preflight(opts: InstallOptions, gens: Generations, cache: Layout, selected:
             from_wheels=opts.from_wheels,
             distro_packages=opts.distro_packages,
             check_user=opts.check_user,
+            allowed_tools=tuple(opts.allowed_tools),
         )
     )
 

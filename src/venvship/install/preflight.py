@@ -1,7 +1,8 @@
 """What an install needs from this host, checked before anything is pulled or made: the
-interpreter, the user of the health check, the runtime distro packages (when they cannot be
-installed here), the distro packages to symlink, the facts folder, and free space for the cache
-and the destination. Every problem found is one line saying how to fix it, all of them at once.
+interpreter, the user of the health check, the install tool (with ``--from-wheels``), the runtime
+distro packages (when they cannot be installed here), the distro packages to symlink, the facts
+folder, and free space for the cache and the destination. Every problem found is one line saying
+how to fix it, all of them at once.
 
 Free space is an estimate: the blobs still to pull, plus their unpacked files at 3 times the size of
 the compressed layers (or wheels), on the file system each lands on.
@@ -25,6 +26,7 @@ from ..oci.layout import Layout
 from . import store, trust
 from .health import check_identity
 from .symlinks import distro_python_minor, package_files, top_level_entries
+from .wheelinstall import tool_wheel
 
 T = TypeVar("T")
 UNPACKED = 3  # the files of a layer or wheel take about this many times its compressed size
@@ -44,6 +46,7 @@ class Preflight:
     from_wheels: bool = False
     distro_packages: bool = True
     check_user: str | None = "nobody"
+    allowed_tools: tuple[str, ...] = ()  # tool wheel sha256s allowed beyond venv-pull's own pins
 
 
 def check_preconditions(job: Preflight) -> str:
@@ -63,6 +66,8 @@ def check_preconditions(job: Preflight) -> str:
     )
     if python is not None and identity is not None:
         _attempt(problems, functools.partial(_runs_as, python, identity, job.check_user or ""))
+    if job.from_wheels:  # the tool it would run: refused here, not after the pull
+        _attempt(problems, lambda: tool_wheel(job.config, job.config.install_tool, allowed=job.allowed_tools))
     installing = _distro_packages(job, problems)
     for package in job.config.symlink_system_packages:
         if package not in installing:

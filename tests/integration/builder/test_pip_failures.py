@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import socket
 import sys
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -13,15 +16,18 @@ import pytest
 
 from tests.factories import make_project, make_sdist
 from tests.integration.conftest import LocalIndex, RecipeWriter
+from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.cli.venvship_main import main
 
+PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
 
-def _recipe(folder: Path, *, packages: list[str], pip_args: list[str]) -> Path:
+
+def _recipe(folder: Path, *, packages: list[str], pip_args: list[str], extra: str = "") -> Path:
     path = folder / "recipes" / "demo.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         '[venv]\nname = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\n'
-        f'packages = {json.dumps(packages)}\nbuild-requirements = ["setuptools", "wheel"]\n'
+        f'packages = {json.dumps(packages)}\nbuild-requirements = ["setuptools", "wheel"]\n{extra}'
         f"[venv.build]\npip-args = {json.dumps(pip_args)}\n"
     )
     return path
@@ -108,3 +114,45 @@ def test_a_python_name_that_finds_another_interpreter_than_the_targets_is_warned
     assert f"{recipe}: venv.python: python3 is {own / 'python3'} (Python " in err
     assert "but targets take the one on the system PATH, which here is /usr/bin/python3 (Python " in err
     assert 'set venv.python = "/usr/bin/python3"' in err
+
+
+def _reversioned(wheel: Path, version: str, out: Path) -> Path:
+    """Return a copy of the wheel ``wheel`` that calls itself ``version``: the same code, another
+    release as far as pip and venv-pull can tell (another file, another sha256)."""
+    name, old = wheel.name.split("-")[:2]
+    target = out / wheel.name.replace(f"-{old}-", f"-{version}-")
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            member = item.filename.replace(f"{name}-{old}.dist-info/", f"{name}-{version}.dist-info/")
+            data = src.read(item)
+            if member.endswith(".dist-info/METADATA"):
+                data = data.replace(f"\nVersion: {old}\n".encode(), f"\nVersion: {version}\n".encode())
+            if member.endswith(".dist-info/RECORD"):
+                record = member
+                continue
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            records.append(f"{member},sha256={digest},{len(data)}\n")
+            dst.writestr(member, data)
+        dst.writestr(record, "".join(records) + f"{record},,\n")
+    return target
+
+
+def test_an_install_tool_venv_pull_does_not_pin_is_warned_about_at_build(
+    tmp_path: Path, local_index: LocalIndex, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pip = next(local_index.dist.glob(f"pip-{PIP}-*.whl"))
+    other = _reversioned(pip, "26.2.99", tmp_path / "other-pip")
+    pip_args = [*local_index.pip_args(), "--find-links", str(other.parent)]
+    extra = 'global-constraints = ["pip==26.2.99"]\n'
+    recipe = _recipe(tmp_path, packages=["alpha"], pip_args=pip_args, extra=extra)
+    out = tmp_path / "oci"
+    assert main(["build", str(recipe), "--output", f"oci:{out}", "--cache-dir", str(cache)]) == 0
+    err = capsys.readouterr().err
+    sha = hashlib.sha256(other.read_bytes()).hexdigest()
+    assert (
+        f"{recipe}: venv.install-tool: artifact demo 1.0: its {other.name} (sha256:{sha}) is not a tool "
+        "venv-pull pins; allow it with --allow-tool sha256:<hex> if you trust it; targets installing it "
+        "with --from-wheels refuse it without that option"
+    ) in err

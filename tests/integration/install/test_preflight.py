@@ -9,9 +9,11 @@ from typing import Callable
 
 import pytest
 
+from venvship.builder.package import write_to_layout
 from venvship.hostinfo import distro_family
+from venvship.oci.layout import Layout
 
-from .conftest import Artifacts, Pull, Wheels, big_wheel
+from .conftest import Artifacts, Pull, Wheels, big_wheel, make_config, make_wheel, wheel_of
 
 
 def _errors(stderr: str) -> list[str]:
@@ -115,3 +117,22 @@ def test_too_little_space_at_a_destination_on_another_file_system_is_named_befor
     assert line.startswith(f"venv-pull: error: {dest.parent}: 2.0 MiB free on its file system, about ")
     assert " needed (the venv's files, estimated at 3x the compressed size); " in line
     assert not list((pull.cache / "blobs" / "sha256").glob("*"))
+
+
+def test_from_wheels_refuses_a_tool_venv_pull_does_not_pin_before_the_pull(
+    wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # An artifact whose recipe pinned another pip than venvship's: its wheel is not one of PINNED.
+    other_pip = make_wheel(tmp_path / "tools", "pip", "1.0")
+    tool, demo = wheel_of(other_pip), wheel_of(wheels.demo1)
+    config = make_config(lock=[demo], tools=[tool], install_tool="pip")
+    write_to_layout(
+        Layout.create(tmp_path / "oci"), config, {demo.digest: wheels.demo1, tool.digest: other_pip}
+    )
+    proc = pull("install", f"oci:{tmp_path / 'oci'}:demo:1.0", "--from-wheels", ok=False)
+    [line] = _errors(proc.stderr)
+    assert line == (
+        f"venv-pull: error: artifact demo 1.0: its {tool.filename} (sha256:{tool.sha256}) is not a tool "
+        "venv-pull pins; allow it with --allow-tool sha256:<hex> if you trust it"
+    )
+    assert not list((pull.cache / "blobs" / "sha256").glob("*"))  # nothing was pulled
