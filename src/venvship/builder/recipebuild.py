@@ -289,7 +289,9 @@ def _distro_args(recipe: Recipe) -> dict[str, Any]:
     """Return the build distro packages of ``recipe`` as :func:`distro.ensure` takes them."""
     return {
         "extra": recipe.build.distro_packages,
-        "state": recipe.distro_package_state,
+        # Only made present: "latest" is for the targets' runtime packages. On the build host it
+        # would upgrade packages at every build with work to do, which is the host's own upkeep.
+        "state": "present",
         "cache_valid_time": recipe.distro_cache_valid_time,
     }
 

@@ -1,10 +1,12 @@
-"""A failed resolve says what failed: an index pip could not reach, or who asked for what in a conflict."""
+"""What a build says when it cannot go on (an unreachable index, a conflict, a full disk) and what it
+warns about that targets would meet later (another interpreter, an install tool they refuse)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -17,7 +19,10 @@ import pytest
 from tests.factories import make_project, make_sdist
 from tests.integration.conftest import LocalIndex, RecipeWriter
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
+from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.cli.venvship_main import main
+from venvship.oci.layout import Layout
+from venvship.recipe import load_recipe
 
 PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
 
@@ -156,3 +161,15 @@ def test_an_install_tool_venv_pull_does_not_pin_is_warned_about_at_build(
         "venv-pull pins; allow it with --allow-tool sha256:<hex> if you trust it; targets installing it "
         "with --from-wheels refuse it without that option"
     ) in err
+
+
+def test_distro_package_state_latest_upgrades_nothing_on_the_build_host(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="venvship")
+    recipe = load_recipe(write_recipe(distro_package_state="latest"))
+    assert recipe.distro_package_state == "latest"  # still carried to the targets
+    options = BuildOptions(cache=cache, check=True)  # says what the build would run, runs nothing
+    result = build_recipe(recipe, output=Layout.create(tmp_path / "oci"), options=options)
+    assert result.status == "outdated"
+    assert "upgrade" not in caplog.text and "distro-package-state = latest" not in caplog.text
