@@ -154,7 +154,7 @@ def _install(args: argparse.Namespace) -> int:
     access = Access(insecure=args.insecure, ca_file=args.ca_file, credentials=_credentials(args))
     options = install_options(args, access=access, mirrors=mirror_options(args))
     result: InstallResult = install(parse_ref(args.ref), options)
-    print(install_report(result, as_json=args.json))
+    print(install_report(result, as_json=args.json, blobs=args.verbose > 0))
     return 0
 
 

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
@@ -79,7 +80,8 @@ class InstallResult:
     bytecode: BytecodeResult | None = None
     pulled: Mapping[str, str] = field(default_factory=dict)  # blob digest → HOST/REPO it came from
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, *, blobs: bool = False) -> dict[str, object]:
+        """Return the ``--json`` document; ``blobs``: also each pulled blob and where it came from."""
         data: dict[str, object] = {
             "changed": self.changed,
             "dest": self.dest,
@@ -93,8 +95,11 @@ class InstallResult:
             data["check"] = True
         if self.bytecode is not None:
             data["bytecode"] = self.bytecode.to_json()  # only when this run made a generation
-        if self.pulled:
-            data["pulled"] = dict(sorted(self.pulled.items()))  # only when this run fetched blobs
+        if self.pulled:  # only when this run fetched blobs: how many from each source
+            sources = Counter(self.pulled.values())
+            data["pulled_from"] = dict(sorted(sources.items()))
+            if blobs:  # a hundred digests are noise in a playbook's output, unless asked for
+                data["pulled"] = dict(sorted(self.pulled.items()))
         return data
 
 
