@@ -256,7 +256,10 @@ def _identity(venv: TableReader) -> tuple[str, str, PurePosixPath]:
     if not TAG_RE.fullmatch(version):
         raise venv.fail("version", f"{version!r} is not usable as a tag (letters, digits, . _ + -)")
     install_path = check_install_path(
-        venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
+        venv.get("install-path", str, required=True),
+        where=venv.where("install-path"),
+        error=RecipeError,
+        as_root=True,  # what venv-pull, run as root on the targets, would refuse
     )
     return name, version, install_path
 

@@ -42,8 +42,6 @@ REFUSED = [
     ("var-cache", "/var/cache/venvship/x", "is in /var/cache, a system tree"),
     ("root-home", "/root", "/root is a system folder (directly in /)"),
     ("user-home", "/home/svc", "/home/svc is a home folder"),
-    ("tmp-child", "/tmp/demo", "/tmp/demo is directly in /tmp, which every user may write"),
-    ("var-tmp-child", "/var/tmp/demo", "/var/tmp/demo is directly in /var/tmp, which every user may write"),
 ]
 
 ALLOWED = [
@@ -81,6 +79,22 @@ def test_install_path_error_type_is_the_callers() -> None:
     with pytest.raises(RecipeError) as info:
         check_install_path("/etc/x", where="r.toml: venv.install-path", error=RecipeError)
     assert info.value.where == "r.toml: venv.install-path"
+
+
+@pytest.mark.parametrize("path", ["/tmp/demo", "/var/tmp/demo"])
+def test_a_path_directly_in_a_folder_every_user_may_write_is_refused_for_root(path: str) -> None:
+    parent = path.rsplit("/", 1)[0]
+    with pytest.raises(ArtifactError, match=f"{path} is directly in {parent}, which every user may write"):
+        check_install_path(path, where="x", as_root=True)
+    assert check_install_path(path, where="x") == PurePosixPath(path)  # a user's own venv may go there
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the rule of a destination root installs into")
+def test_root_refuses_a_destination_directly_in_tmp(tmp_path: Path) -> None:
+    with pytest.raises(
+        InstallError, match=r"^refusing the destination /tmp/demo: /tmp/demo is directly in /tmp"
+    ):
+        check_destination(Path("/tmp/demo"), cache=tmp_path / "cache", facts_dir=tmp_path / "facts")
 
 
 def test_a_recipe_naming_an_install_path_every_target_refuses_does_not_load(tmp_path: Path) -> None:
