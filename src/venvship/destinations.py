@@ -11,7 +11,11 @@ Refused by :func:`check_install_path` (the text alone, on both sides):
   ``/usr``, ``/usr/local`` and ``/var`` (``/usr/share``, ``/var/www`` …): system folders;
 - anything in a system tree, :data:`SYSTEM_TREES`: what the OS, the kernel or the package
   manager owns (``/etc``, ``/usr/lib``, ``/usr/share``, ``/usr/local/bin``, ``/var/lib`` …);
-- a home folder (``/root``, ``/home/NAME``); paths below one (``/home/svc/venvs/x``) stay allowed.
+- a home folder (``/root``, ``/home/NAME``); paths below one (``/home/svc/venvs/x``) stay allowed;
+- with ``as_root`` (a recipe's install path, and a destination when venv-pull runs as root):
+  anything directly in a folder every user may write, :data:`SHARED_TEMP` (``/tmp/x``). Root
+  requires the destination's folder to be root's alone (``install/trust.py``), which these never
+  are, so a recipe naming one would build and then be refused on every target.
 
 :func:`check_destination` adds what only the target knows: the real location behind symlinked
 parents, the home folders of its users, mount points, venv-pull's cache and facts folders, and
@@ -77,6 +81,8 @@ SYSTEM_TREES = tuple(
 # Their direct children are system folders (``/opt``, ``/usr/share``, ``/var/www``), not venvs.
 SYSTEM_PARENTS = tuple(PurePosixPath(p) for p in ("/", "/usr", "/usr/local", "/var"))
 HOME_PARENT = PurePosixPath("/home")
+# World-writable on every host (sticky): a destination's folder must be root's alone.
+SHARED_TEMP = tuple(PurePosixPath(p) for p in ("/tmp", "/var/tmp", "/dev/shm"))
 
 
 def normal_form(path: str) -> str:
@@ -112,9 +118,22 @@ def _broken_rule(path: PurePosixPath) -> str | None:
     return None
 
 
-def check_install_path(path: str, *, where: str, error: Refusal = artifact_error) -> PurePosixPath:
+def _root_rule(path: PurePosixPath) -> str | None:
+    """Return why root may not install at the normal absolute ``path``, beyond :func:`_broken_rule`."""
+    if path.parent in SHARED_TEMP:
+        return (
+            f"is directly in {path.parent}, which every user may write: the destination's folder "
+            "must be one only root can change"
+        )
+    return None
+
+
+def check_install_path(
+    path: str, *, where: str, error: Refusal = artifact_error, as_root: bool = False
+) -> PurePosixPath:
     """Return ``path`` as a normal absolute path if a venv may live there; raise ``error(where,
     reason)`` naming the path and the rule otherwise (the rules are in the module's docstring).
+    ``as_root``: also the rules of a destination root installs into.
 
     Example: ``check_install_path("/openstack/venvs/keystone", where="config.install_path")``
     """
@@ -125,7 +144,7 @@ def check_install_path(path: str, *, where: str, error: Refusal = artifact_error
     normal = normal_form(path)
     if path not in (normal, normal + "/"):
         raise error(where, f"{path!r} is not in normal form: it means {normal}; write that")
-    why = _broken_rule(PurePosixPath(normal))
+    why = _broken_rule(PurePosixPath(normal)) or (_root_rule(PurePosixPath(normal)) if as_root else None)
     if why is not None:
         raise error(where, f"{normal} {why}")
     return PurePosixPath(normal)
@@ -202,10 +221,11 @@ def check_destination(dest: Path, *, cache: Path, facts_dir: Path, others: Itera
     facts_dir=opts.facts_dir, others=[d for _, d, _ in cachestore.recorded_dests(opts.cache)])``
     """
     where = f"destination {dest}"
-    given = Path(check_install_path(str(dest), where=where, error=_install_error))
+    root = os.geteuid() == 0
+    given = Path(check_install_path(str(dest), where=where, error=_install_error, as_root=root))
     real = _located(given)
     if real != given:
-        check_install_path(str(real), where=where, error=_install_error)
+        check_install_path(str(real), where=where, error=_install_error, as_root=root)
     homes = _homes()
     for path in (given, real):
         if path in homes:

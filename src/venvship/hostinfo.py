@@ -70,8 +70,18 @@ def find_python(executable: str) -> str:
 def probe_python(executable: str) -> Interpreter:
     """Return what ``executable`` reports: implementation, version, ABI tag, machine, glibc."""
     path = find_python(executable)
-    proc = run(python_argv(path, "-c", _PROBE), env=allowed_env(), cwd=ISOLATED_CWD, kind="probe")
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    shown = executable if executable == path else f"{executable} ({path})"
+    try:
+        proc = run(python_argv(path, "-c", _PROBE), env=allowed_env(), cwd=ISOLATED_CWD, kind="probe")
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+    except ProcessError as exc:
+        # The error names the interpreter and what it said, not the probe script it was given.
+        said = " | ".join(exc.output.strip().splitlines()[-3:]) or "no output"
+        raise VenvshipError(
+            f"python {shown} failed when asked for its version (exit code {exc.returncode}): {said}"
+        ) from exc
+    except (ValueError, IndexError) as exc:
+        raise VenvshipError(f"python {shown} did not answer its version probe as Python does") from exc
     return Interpreter(
         info=PythonInfo(
             implementation=data["implementation"],

@@ -69,7 +69,7 @@ class ArtifactView:
                     "install_tool": p.config.install_tool,
                     "glibc": p.config.platform.glibc,
                     "distro_bound": p.config.platform.distro_bound,
-                    "packages": [w.to_json() for w in p.config.lock],
+                    "packages": [_package(p.config, w) for w in p.config.lock],
                     "tools": [w.to_json() for w in p.config.tools],
                     "layers": [d.to_json() for d in p.config.layers.distributions] if p.config.layers else [],
                     "total_size": sum(layer.size for layer in p.manifest.layers),
@@ -78,6 +78,13 @@ class ArtifactView:
                 for p in self.platforms
             ],
         }
+
+
+def _package(config: VenvConfig, wheel: Wheel) -> dict[str, object]:
+    """Return a locked wheel as ``inspect --json`` lists it: with ``vcs``, the URL and commit it
+    was built from, when it came from a VCS."""
+    vcs = config.vcs_source(wheel.filename)
+    return {**wheel.to_json(), **({"vcs": vcs} if vcs else {})}
 
 
 def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:

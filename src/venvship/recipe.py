@@ -264,7 +264,10 @@ def _load(path: Path, problems: Problems) -> Recipe | None:
     version = step(lambda: read_version(venv), "")
     install_path = step(
         lambda: check_install_path(
-            venv.get("install-path", str, required=True), where=venv.where("install-path"), error=RecipeError
+            venv.get("install-path", str, required=True),
+            where=venv.where("install-path"),
+            error=RecipeError,
+            as_root=True,  # what venv-pull, run as root on the targets, would refuse
         ),
         None,
     )

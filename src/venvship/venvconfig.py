@@ -34,6 +34,7 @@ RPM_PACKAGE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 _DIST_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # PEP 508
 _DIST_VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,100}")  # PEP 440 characters, normal or legacy
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_VCS_SOURCE = re.compile(r"(?:git|hg|svn|bzr)\+[a-z]+://\S+")  # what the build records for a VCS source
 MAX_CACHE_VALID_TIME = 366 * 24 * 3600  # a year: the apt cache is older than that on no live host
 STATES = ("present", "latest")
 
@@ -190,6 +191,14 @@ class VenvConfig:
     builder: Mapping[str, str]
     provenance: Mapping[str, str]
     layers: Layers | None = None  # ready-to-run layers; None: the artifact carries wheels only
+
+    def vcs_source(self, filename: str) -> str | None:
+        """Return the VCS URL and commit the wheel ``filename`` was built from, or None.
+
+        Example: ``config.vcs_source("gamma-3.0-py3-none-any.whl")`` → ``"git+https://h/gamma@1f0c…"``
+        """
+        source = self.provenance.get(filename, "")
+        return source if _VCS_SOURCE.fullmatch(source) else None
 
     @property
     def platform_key(self) -> str:

@@ -82,6 +82,37 @@ def test_install_path_error_type_is_the_callers() -> None:
     assert info.value.where == "r.toml: venv.install-path"
 
 
+@pytest.mark.parametrize("path", ["/tmp/demo", "/var/tmp/demo"])
+def test_a_path_directly_in_a_folder_every_user_may_write_is_refused_for_root(path: str) -> None:
+    parent = path.rsplit("/", 1)[0]
+    with pytest.raises(ArtifactError, match=f"{path} is directly in {parent}, which every user may write"):
+        check_install_path(path, where="x", as_root=True)
+    assert check_install_path(path, where="x") == PurePosixPath(path)  # a user's own venv may go there
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the rule of a destination root installs into")
+def test_root_refuses_a_destination_directly_in_tmp(tmp_path: Path) -> None:
+    with pytest.raises(
+        InstallError, match=r"^refusing the destination /tmp/demo: /tmp/demo is directly in /tmp"
+    ):
+        check_destination(Path("/tmp/demo"), cache=tmp_path / "cache", facts_dir=tmp_path / "facts")
+
+
+def test_a_recipe_naming_an_install_path_every_target_refuses_does_not_load(tmp_path: Path) -> None:
+    from venvship.recipe import load_recipe
+
+    recipe = tmp_path / "demo.toml"
+    recipe.write_text(
+        '[venv]\nname = "demo"\nversion = "1.0"\ninstall-path = "/tmp/demo"\npackages = ["x"]\n'
+    )
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    assert str(info.value) == (
+        f"{recipe}: venv.install-path: /tmp/demo is directly in /tmp, which every user may write: "
+        "the destination's folder must be one only root can change"
+    )
+
+
 def test_disjoint_install_paths() -> None:
     check_disjoint({"a.toml": PurePosixPath("/srv/venvs/a"), "b.toml": PurePosixPath("/srv/venvs/ab")})
     with pytest.raises(

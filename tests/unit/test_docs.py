@@ -573,3 +573,10 @@ def test_commands_in_yaml_and_synopses_are_checked() -> None:
     assert [parse_error(p, a) is None for _, p, a in found] == [False, True]
     usage = Block(lang="", line=1, text="venvship build [RECIPE ...] [--output REF]\n    [--no-such]\n")
     assert synopsis_errors(usage) == ["line 1: venvship build: no option --no-such"]
+
+
+def test_each_exit_code_is_listed_once() -> None:
+    text = (DOCS / "reference" / "cli.md").read_text()
+    section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    codes = re.findall(r"^\| (\d+) \|", section, flags=re.M)
+    assert codes and len(codes) == len(set(codes)), codes

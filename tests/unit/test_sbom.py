@@ -85,3 +85,24 @@ def test_importing_the_sbom_module_is_quiet_under_a_debug_root_logger() -> None:
     code = "import logging; logging.basicConfig(level=logging.DEBUG); import venvship.builder.sbom"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "py_serializable" not in proc.stderr, proc.stderr[:500]
+
+
+def test_a_wheel_built_from_git_names_its_commit_in_the_purl_and_as_its_vcs(tmp_path: Path) -> None:
+    import dataclasses
+
+    gamma = make_wheel(tmp_path, "gamma", "3.0")
+    sha = "1f0c" * 10
+    source = f"git+https://ci:TOKEN@git.example.org/gamma.git@{sha}"
+    config = dataclasses.replace(
+        make_config(lock=[wheel_of(gamma)], tools=[], distro="debian-12"),
+        provenance={wheel_of(gamma).filename: source},
+    )
+    config_desc = Descriptor(media_type="x", digest="sha256:" + "1" * 64, size=1)
+    manifest = Manifest(config=config_desc, layers=(), annotations={})
+    text = make_sbom(config, manifest, digest="sha256:" + "2" * 64, wheel_files={})
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text.decode()) is None
+    [component] = json.loads(text)["components"]
+    url = f"git+https://git.example.org/gamma.git@{sha}"  # without the credentials
+    assert component["purl"] == f"pkg:pypi/gamma@3.0?vcs_url=git%2Bhttps://git.example.org/gamma.git%40{sha}"
+    assert component["externalReferences"] == [{"type": "vcs", "url": url}]
+    assert "TOKEN" not in text.decode()

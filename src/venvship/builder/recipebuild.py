@@ -43,7 +43,7 @@ from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
 from .tags import glibc_floor, is_distro_bound
-from .targetchecks import check_install_args, check_symlinks
+from .targetchecks import check_from_wheels_tool, check_install_args, check_python_source, check_symlinks
 from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
 
@@ -157,6 +157,7 @@ def build_recipe(
         recipe = dataclasses.replace(recipe, python=python)
     cache = build_cache(opts.cache or default_cache())
     target = _target(recipe)
+    check_python_source(recipe, target.interp)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
     lock = cache / "locks" / f"{recipe.name}-{target.key}.lock"
     with using_cache(cache), disk_space(cache, output.root), file_lock(lock):
@@ -259,6 +260,7 @@ def _build(
         _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
         layers=layers,
     )
+    check_from_wheels_tool(recipe, config)
     with activity(f"writing {target.ref_name}"):
         packaged = write_to_layout(
             output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags
@@ -291,7 +293,9 @@ def _distro_args(recipe: Recipe) -> dict[str, Any]:
     """Return the build distro packages of ``recipe`` as :func:`distro.ensure` takes them."""
     return {
         "extra": recipe.build.distro_packages,
-        "state": recipe.distro_package_state,
+        # Only made present: "latest" is for the targets' runtime packages. On the build host it
+        # would upgrade packages at every build with work to do, which is the host's own upkeep.
+        "state": "present",
         "cache_valid_time": recipe.distro_cache_valid_time,
     }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .._fsutil import atomic_write, mark_used
 from .._log import activity
-from ..errors import RecipeError
+from ..errors import BuildError, RecipeError
 from ..recipe import Recipe
 from .inputs import Inputs
 from .pins import INSTALL_TOOLS, pinned
@@ -43,6 +43,18 @@ def _stored(path: Path) -> Resolution | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _unreachable(recipe: Recipe, exc: ResolutionError) -> None:
+    """Raise a network error when pip could not fetch an index page: then "from versions: none"
+    or a conflict says nothing about the recipe."""
+    if exc.unreachable:
+        pages = "\n".join(f"  {page}" for page in exc.unreachable)
+        raise BuildError(
+            f"{recipe.path}: cannot reach the package index, so nothing was resolved "
+            f"(check the network, and the index options in venv.build.pip-args or pip's "
+            f"configuration):\n{pages}\npip then said:\n{exc.detail}"
+        ) from exc
 
 
 def resolve_recipe(
@@ -87,10 +99,12 @@ def resolve_recipe(
                 workdir=workdir / "resolve",
             )
         except ResolutionError as exc:
+            _unreachable(recipe, exc)
             raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc
         try:
             tool_items = tools.result()
         except ResolutionError as exc:
+            _unreachable(recipe, exc)
             raise RecipeError(
                 f"{recipe.path}: venv.install-tool",
                 f"no {recipe.install_tool} wheel for this platform:\n{exc.detail}",

@@ -13,6 +13,7 @@ from typing import Any, Literal, Sequence
 
 from .._process import run
 from ..errors import BuildError, ProcessError
+from .piplog import explain, log_args
 from .toolvenv import Builder
 
 SourceKind = Literal["wheel", "sdist", "vcs", "dir"]
@@ -38,11 +39,13 @@ class Resolved:
 
 
 class ResolutionError(BuildError):
-    """pip could not resolve the requirements; carries pip's error lines."""
+    """pip could not resolve the requirements; carries pip's error lines and the index pages it
+    could not fetch (``unreachable``: when any, the network, not the recipe, is the likely cause)."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, unreachable: tuple[str, ...] = ()) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.unreachable = unreachable
 
 
 def _archive_hash(info: dict[str, Any]) -> str | None:
@@ -76,21 +79,6 @@ def _item(entry: dict[str, Any]) -> Resolved:
     )
 
 
-def pip_error_lines(output: str) -> str:
-    """Return the lines of pip output that say what went wrong."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    picked = [
-        ln
-        for ln in lines
-        if ln.startswith("ERROR")
-        or "conflict" in ln.lower()
-        or ln.startswith("The user requested")
-        or "is incompatible" in ln
-        or ln.startswith("Cannot install")
-    ]
-    return "\n".join(picked[:12] or lines[-8:])
-
-
 def resolve(
     builder: Builder,
     requirements: Sequence[str],
@@ -105,11 +93,13 @@ def resolve(
     req_file = workdir / "requirements.txt"
     req_file.write_text("".join(f"{r}\n" for r in requirements))
     report = workdir / "report.json"
+    log = workdir / "pip.log"
     argv = builder.pip(
         "install",
         "--dry-run",
         "--ignore-installed",
         "--quiet",
+        *log_args(log),
         "--report",
         report,
         "--no-build-isolation",
@@ -122,6 +112,8 @@ def resolve(
     try:
         run(argv, env=builder.env, kind="resolve", untrusted=True)
     except ProcessError as exc:
-        raise ResolutionError(pip_error_lines(exc.output)) from exc
+        files = [req_file, *(arg for flag, arg in zip(argv, argv[1:]) if flag in ("-c", "-r"))]
+        failure = explain(exc.output, log, files=files)
+        raise ResolutionError(failure.detail, unreachable=failure.unreachable) from exc
     data = json.loads(report.read_text())
     return sorted((_item(e) for e in data.get("install", [])), key=lambda r: r.name.lower())

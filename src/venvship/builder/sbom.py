@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 
 from .. import __version__
 from ..artifact import CREATED, Manifest, VenvConfig, Wheel
+from ..redact import redact_url
 
 
 @contextlib.contextmanager
@@ -39,7 +40,14 @@ def _quiet_serializer() -> Iterator[None]:
 
 
 with _quiet_serializer():
-    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model import (
+        ExternalReference,
+        ExternalReferenceType,
+        HashAlgorithm,
+        HashType,
+        Property,
+        XsUri,
+    )
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
@@ -72,7 +80,10 @@ def make_sbom(
         properties=[Property(name="venvship:platform", value=config.platform_key)],
     )
     components = [
-        *(_wheel(w, wheel_files.get(w.digest), role="lock") for w in config.lock),
+        *(
+            _wheel(w, wheel_files.get(w.digest), role="lock", vcs=config.vcs_source(w.filename))
+            for w in config.lock
+        ),
         *(_wheel(w, wheel_files.get(w.digest), role="installer") for w in config.tools),
         *(_distro_package(name, config) for name in config.install_distro_packages),
     ]
@@ -89,15 +100,24 @@ def make_sbom(
         return JsonV1Dot6(bom).output_as_string(indent=2).encode()
 
 
-def _wheel(wheel: Wheel, path: Path | None, *, role: str) -> Component:
+def _wheel(wheel: Wheel, path: Path | None, *, role: str, vcs: str | None = None) -> Component:
+    # Built from a VCS commit, not taken from an index: the purl says where from (purl-spec's
+    # vcs_url qualifier), so a scanner does not match it against PyPI's release of that version.
+    source = redact_url(vcs) if vcs else None
+    qualifiers = {"vcs_url": source} if source else None
     return Component(
         type=ComponentType.LIBRARY,
         name=wheel.name,
         version=wheel.version,
         bom_ref=f"wheel:{wheel.sha256}",
-        purl=PackageURL(type="pypi", name=canonicalize_name(wheel.name), version=wheel.version),
+        purl=PackageURL(
+            type="pypi", name=canonicalize_name(wheel.name), version=wheel.version, qualifiers=qualifiers
+        ),
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=wheel.sha256)],
         licenses=_licenses(path) if path is not None else (),
+        external_references=[ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(source))]
+        if source
+        else (),
         properties=[
             Property(name="venvship:wheel", value=wheel.filename),
             Property(name="venvship:role", value=role),

@@ -1,10 +1,12 @@
 """Build-time checks of what would otherwise fail only on the targets, once the lock is known:
 the install pip-args as the install tool's own parser reads them, and distro packages to symlink
-whose Python names a locked distribution provides too.
+whose Python names a locked distribution provides too; and what would differ silently: a
+``python`` name that finds another interpreter here than on the targets' system PATH.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -12,9 +14,12 @@ from typing import Iterable, Mapping
 
 from .._log import logger
 from .._process import child_env, run
-from ..artifact import Wheel
-from ..errors import InstallError, RecipeError
+from ..artifact import VenvConfig, Wheel
+from ..errors import InstallError, RecipeError, VenvshipError
+from ..hostinfo import Interpreter, probe_python
 from ..install.symlinks import distro_python_minor, package_files, top_level_entries
+from ..install.trust import SYSTEM_PATH, system_program
+from ..install.wheelinstall import tool_wheel
 from ..recipe import Recipe
 from .layers import Tool
 
@@ -59,6 +64,56 @@ def check_install_args(recipe: Recipe, tool: Tool, *, python: str, venv_python: 
         f"{recipe.path}: venv.install.pip-args",
         f"{tool.name} {tool.version} refuses {' '.join(args)!r}: {reason.removeprefix('error: ')}",
     )
+
+
+def check_python_source(recipe: Recipe, interp: Interpreter) -> None:
+    """Warn when ``recipe.python``, a bare name, is ``interp`` here but another interpreter (or
+    none) on the system PATH, which is where venv-pull looks it up on every target.
+
+    Example: ``check_python_source(recipe, probe_python(recipe.python))``
+    """
+    name = recipe.python
+    if "/" in name:
+        return  # a path means the same file on every host
+    where = f"{recipe.path}: venv.python"
+    here = f"{interp.path} (Python {interp.info.version})"
+    system = system_program(name)
+    if system is None:
+        logger.warning(
+            "%s: %s is %s on this build host, where targets look for it only on the system PATH "
+            "(%s) and it is not there here: check the targets have it, or set venv.python to a path",
+            where, name, here, ":".join(SYSTEM_PATH),
+        )  # fmt: skip
+        return
+    if os.path.realpath(system) == os.path.realpath(interp.path):
+        return
+    try:
+        theirs = f"{system} (Python {probe_python(system).info.version})"
+    except VenvshipError:
+        theirs = system
+    logger.warning(
+        "%s: %s is %s on this build host, but targets take the one on the system PATH, which here is "
+        "%s: the venvs would run on another interpreter than they were built with; set "
+        "venv.python = %s, or build with the system's %s first on PATH",
+        where, name, here, theirs, json.dumps(system), name,
+    )  # fmt: skip
+
+
+def check_from_wheels_tool(recipe: Recipe, config: VenvConfig) -> None:
+    """Warn when ``venv-pull install --from-wheels`` would refuse the artifact's install tool (a
+    pip or uv wheel venv-pull does not pin, as a global constraint on it makes): the target's own
+    rule, found here rather than after the pull. The ready-to-run layers need no tool.
+
+    Example: ``check_from_wheels_tool(recipe, config)``
+    """
+    try:
+        tool_wheel(config, config.install_tool)
+    except InstallError as exc:
+        logger.warning(
+            "%s: venv.install-tool: %s; targets installing it with --from-wheels refuse it without that "
+            "option (pin the %s version venvship pins, or drop the constraint on it)",
+            recipe.path, exc, config.install_tool,
+        )  # fmt: skip
 
 
 def _uv_binary(wheel: Path, workdir: Path) -> Path:

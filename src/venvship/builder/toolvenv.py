@@ -94,7 +94,14 @@ def _create(root: Path, spec: BuilderSpec) -> None:
     logger.info("creating builder venv %s", root)
     penv = pip_env(spec.env, builder_bin=staging / "bin", ignore_pip_config=spec.ignore_pip_config)
     try:
-        run([spec.python, "-m", "venv", staging], env=penv, kind="venv")
+        # pip goes in by a step of our own: venv runs ensurepip with its output hidden, so a full
+        # disk would read "ensurepip returned non-zero exit status 1".
+        run([spec.python, "-m", "venv", "--without-pip", staging], env=penv, kind="venv")
+        run(
+            [staging / "bin" / "python", "-m", "ensurepip", "--upgrade", "--default-pip"],
+            env=penv,
+            kind="venv",
+        )
         pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
         # The interpreter's bundled pip only installs venvship's pinned tools (under the global
         # constraints alone): it may be too old for the recipe's own lines (git+file URLs).

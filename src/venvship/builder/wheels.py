@@ -25,7 +25,8 @@ from .._log import activity, progress
 from .._process import run
 from ..artifact import Wheel
 from ..errors import BuildError, ProcessError
-from .resolve import Resolved, pip_error_lines
+from .piplog import PipFailure, explain, log_args
+from .resolve import Resolved
 from .toolvenv import Builder
 
 _CHUNK = 1 << 20
@@ -210,6 +211,14 @@ def _local_file(spec_url: str) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
+def _with_network(failure: PipFailure) -> str:
+    """Return ``failure``'s lines, led by the pages pip could not fetch when there were any."""
+    if not failure.unreachable:
+        return failure.detail
+    pages = "".join(f"\n  {page}" for page in failure.unreachable)
+    return f"cannot reach the package index (check the network):{pages}\n{failure.detail}".rstrip()
+
+
 def _download(
     items: Sequence[Resolved], *, builder: Builder, pip_args: Sequence[str], workdir: Path
 ) -> list[tuple[Resolved, Path]]:
@@ -235,6 +244,7 @@ def _download(
                         "download",
                         "--no-deps",
                         "--quiet",
+                        *log_args(workdir.parent / "download.log"),
                         "-d",
                         workdir,
                         *pip_args,
@@ -245,7 +255,8 @@ def _download(
                     untrusted=True,
                 )
         except ProcessError as exc:
-            raise BuildError(f"downloading wheels failed:\n{pip_error_lines(exc.output)}") from exc
+            failure = explain(exc.output, workdir.parent / "download.log")
+            raise BuildError(f"downloading wheels failed:\n{_with_network(failure)}") from exc
         by_sha = {file_sha256(p): p for p in workdir.glob("*.whl")}
         for item in remote:
             path = by_sha.get(item.sha256 or "")
@@ -273,6 +284,7 @@ def _build(
                 "--no-deps",
                 "--no-build-isolation",
                 "--quiet",
+                *log_args(workdir.parent / f"{workdir.name}.log"),
                 "-w",
                 workdir,
                 *extra,
@@ -284,8 +296,10 @@ def _build(
             untrusted=True,
         )
     except ProcessError as exc:
+        failure = explain(exc.output, workdir.parent / f"{workdir.name}.log")
+        network = _with_network(PipFailure(detail="", unreachable=failure.unreachable))
         raise BuildError(
-            f"building a wheel of {item.name} {item.version} failed:\n{exc.output[-3000:]}"
+            f"building a wheel of {item.name} {item.version} failed:\n{exc.output[-3000:]}\n{network}".rstrip()
         ) from exc
     wheels = list(workdir.glob("*.whl"))
     if len(wheels) != 1:

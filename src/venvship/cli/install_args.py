@@ -197,10 +197,11 @@ def install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
     )
 
 
-def install_report(result: InstallResult, *, as_json: bool, note: str = "") -> str:
-    """Return what to print for ``result``: one JSON object, or one line (with ``note`` appended)."""
+def install_report(result: InstallResult, *, as_json: bool, note: str = "", blobs: bool = False) -> str:
+    """Return what to print for ``result``: one JSON object (``blobs``: with each pulled blob), or
+    one line (with ``note`` appended)."""
     if as_json:
-        return json_text(result.to_json())
+        return json_text(result.to_json(blobs=blobs))
     verb = ("would change" if result.check else "changed") if result.changed else "unchanged"
     what = f"{result.digest}, {result.packages} packages" if result.digest else "digest known once built"
     return f"{result.dest}: {verb} ({what}){note}"

@@ -190,7 +190,7 @@ def _install(args: argparse.Namespace, log: _Fields) -> int:
     log.update(
         dest=result.dest, digest=result.digest, previous_digest=result.previous_digest, outcome=changed
     )
-    print(install_report(result, as_json=args.json))
+    print(install_report(result, as_json=args.json, blobs=args.verbose > 0))
     return 0
 
 

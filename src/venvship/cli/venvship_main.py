@@ -288,7 +288,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         _print_attached(p.attached)
         print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
-            print(f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}")
+            vcs = p.config.vcs_source(w.filename)
+            built = f"  built from {vcs}" if vcs else ""
+            print(
+                f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}{built}"
+            )
         for w in p.config.tools:
             print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}")
     return 0

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
@@ -18,7 +19,7 @@ from .._process import lend_fds
 from .._units import human_size
 from ..artifact import Fact, VenvConfig
 from ..destinations import check_destination
-from ..errors import VenvshipError
+from ..errors import InstallError, TrustError, VenvshipError
 from ..hostinfo import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
@@ -79,7 +80,8 @@ class InstallResult:
     bytecode: BytecodeResult | None = None
     pulled: Mapping[str, str] = field(default_factory=dict)  # blob digest → HOST/REPO it came from
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, *, blobs: bool = False) -> dict[str, object]:
+        """Return the ``--json`` document; ``blobs``: also each pulled blob and where it came from."""
         data: dict[str, object] = {
             "changed": self.changed,
             "dest": self.dest,
@@ -93,8 +95,11 @@ class InstallResult:
             data["check"] = True
         if self.bytecode is not None:
             data["bytecode"] = self.bytecode.to_json()  # only when this run made a generation
-        if self.pulled:
-            data["pulled"] = dict(sorted(self.pulled.items()))  # only when this run fetched blobs
+        if self.pulled:  # only when this run fetched blobs: how many from each source
+            sources = Counter(self.pulled.values())
+            data["pulled_from"] = dict(sorted(sources.items()))
+            if blobs:  # a hundred digests are noise in a playbook's output, unless asked for
+                data["pulled"] = dict(sorted(self.pulled.items()))
         return data
 
 
@@ -252,6 +257,7 @@ def _preflight(opts: InstallOptions, gens: Generations, cache: Layout, selected:
             from_wheels=opts.from_wheels,
             distro_packages=opts.distro_packages,
             check_user=opts.check_user,
+            allowed_tools=tuple(opts.allowed_tools),
         )
     )
 
@@ -262,10 +268,22 @@ def _managed(opts: InstallOptions, gens: Generations) -> list[Path]:
 
 
 def _prober(opts: InstallOptions, gens: Generations) -> Callable[[str], Interpreter]:
-    """Return how selection finds the interpreter for an artifact's python: the host's, vetted."""
+    """Return how selection finds the interpreter for an artifact's python: the host's, vetted.
+
+    A ``--python`` stands for every python the artifact names, so it is probed first and alone:
+    when it cannot be used, that is the error, not that each of the artifact's pythons is missing.
+    """
+    if opts.python:
+        try:
+            asked = probe_python(trust.host_python(opts.python, managed=_managed(opts, gens)))
+        except TrustError:
+            raise
+        except VenvshipError as exc:
+            raise InstallError(f"--python {opts.python}: {exc}") from exc
+        return lambda executable: asked
 
     def probe(executable: str) -> Interpreter:
-        return probe_python(trust.host_python(opts.python or executable, managed=_managed(opts, gens)))
+        return probe_python(trust.host_python(executable, managed=_managed(opts, gens)))
 
     return probe
 

@@ -1,7 +1,8 @@
 """What an install needs from this host, checked before anything is pulled or made: the
-interpreter, the user of the health check, the runtime distro packages (when they cannot be
-installed here), the distro packages to symlink, the facts folder, and free space for the cache
-and the destination. Every problem found is one line saying how to fix it, all of them at once.
+interpreter, the user of the health check, the install tool (with ``--from-wheels``), the runtime
+distro packages (when they cannot be installed here), the distro packages to symlink, the facts
+folder, and free space for the cache and the destination. Every problem found is one line saying
+how to fix it, all of them at once.
 
 Free space is an estimate: the blobs still to pull, plus their unpacked files at 3 times the size of
 the compressed layers (or wheels), on the file system each lands on.
@@ -16,14 +17,16 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from .._fsutil import free_bytes
+from .._process import ISOLATED_CWD, allowed_env, python_argv, run
 from .._units import human_size
 from ..artifact import Descriptor, VenvConfig
 from ..distro import plan
-from ..errors import InstallError, PreconditionError, VenvshipError
+from ..errors import InstallError, PreconditionError, ProcessError, VenvshipError
 from ..oci.layout import Layout
 from . import store, trust
 from .health import check_identity
 from .symlinks import distro_python_minor, package_files, top_level_entries
+from .wheelinstall import tool_wheel
 
 T = TypeVar("T")
 UNPACKED = 3  # the files of a layer or wheel take about this many times its compressed size
@@ -43,6 +46,7 @@ class Preflight:
     from_wheels: bool = False
     distro_packages: bool = True
     check_user: str | None = "nobody"
+    allowed_tools: tuple[str, ...] = ()  # tool wheel sha256s allowed beyond venv-pull's own pins
 
 
 def check_preconditions(job: Preflight) -> str:
@@ -57,9 +61,13 @@ def check_preconditions(job: Preflight) -> str:
         lambda: trust.host_python(job.python, managed=job.managed),
         "; install it, or name the interpreter to use with --python",
     )
-    _attempt(
+    identity = _attempt(
         problems, lambda: check_identity(job.check_user), "; create that user, or pass --check-user root"
     )
+    if python is not None and identity is not None:
+        _attempt(problems, functools.partial(_runs_as, python, identity, job.check_user or ""))
+    if job.from_wheels:  # the tool it would run: refused here, not after the pull
+        _attempt(problems, lambda: tool_wheel(job.config, job.config.install_tool, allowed=job.allowed_tools))
     installing = _distro_packages(job, problems)
     for package in job.config.symlink_system_packages:
         if package not in installing:
@@ -79,6 +87,25 @@ def _attempt(problems: list[str], call: Callable[[], T], fix: str = "") -> T | N
     except VenvshipError as exc:
         problems.append(f"{exc}{fix}")
         return None
+
+
+def _runs_as(python: str, identity: tuple[int, int], user: str) -> None:
+    """Raise unless ``user`` (the health check's) can start ``python``: the venv's interpreter is
+    this one, and a user who cannot read it would fail the check only after the pull and the unpack."""
+    argv = python_argv(python, "-c", "pass", site=False)
+    try:
+        proc = run(
+            argv, env=allowed_env(), cwd=ISOLATED_CWD, check=False, pass_fds=(), user=identity, kind="probe"
+        )
+        failed, said = proc.returncode != 0, proc.stdout
+    except ProcessError as exc:  # it could not even be started
+        failed, said = True, exc.output
+    if failed:
+        tail = " | ".join(said.strip().splitlines()[-2:]) or "no output"
+        raise InstallError(
+            f"python {python}: the health check's user {user} cannot run it ({tail}); use an "
+            "interpreter every user can read, or pass --check-user root"
+        )
 
 
 def _distro_packages(job: Preflight, problems: list[str]) -> frozenset[str]:

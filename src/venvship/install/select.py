@@ -230,6 +230,7 @@ class _Abis:
     def __init__(self, probe: Callable[[str], Interpreter]) -> None:
         self.probe = probe
         self.found: dict[str, str] = {}
+        self.why: dict[str, str] = {}
 
     def __call__(self, executable: str) -> str:
         if executable not in self.found:
@@ -237,13 +238,18 @@ class _Abis:
                 self.found[executable] = self.probe(executable).info.abi
             except TrustError:
                 raise  # refused, not missing: the artifact named what venv-pull may not run
-            except VenvshipError:
-                self.found[executable] = ""  # this python is missing here: no entry for it can fit
+            except VenvshipError as exc:
+                self.found[executable] = ""  # this python is unusable here: no entry for it can fit
+                self.why[executable] = str(exc)
         return self.found[executable]
 
     def text(self) -> str:
         return (
-            ", ".join(f"{exe}={abi or 'missing'}" for exe, abi in sorted(self.found.items())) or "not probed"
+            ", ".join(
+                f"{exe}={abi}" if abi else f"{exe} unusable: {self.why.get(exe, 'missing')}"
+                for exe, abi in sorted(self.found.items())
+            )
+            or "not probed"
         )
 
 
@@ -315,7 +321,11 @@ def _single(
     why = _platform_misfit(entry, host)
     abi = abis(config.python.executable)
     if why is None and abi != config.python.abi:
-        why = f"python {config.python.executable} is {abi or 'missing'}, not {config.python.abi}"
+        why = (
+            f"python {config.python.executable} is {abi}, not {config.python.abi}"
+            if abi
+            else abis.why.get(config.python.executable, f"python {config.python.executable} is missing")
+        )
     if why:
         raise InstallError(f"{where}: {_offer(entry)} does not fit this host ({why})")
     return Selected(

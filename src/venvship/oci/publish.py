@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .._fsutil import disk_space
 from .._log import activity, logger
 from ..artifact import (
     INDEX_TYPE,
@@ -254,17 +255,21 @@ def fetch_to_layout(store: RegistryStore, reference: str, dest: Layout, name: st
             store.get_manifest(m.digest) for m in Index.from_bytes(raw, where=store.where).manifests
         ]
     fetched = nbytes = 0
+    blobs = []
     for desc, doc_raw in documents[1:] if len(documents) > 1 else documents:
         manifest = Manifest.from_bytes(doc_raw, where=f"{store.where}@{desc.digest}")
-        for blob in (manifest.config, *manifest.layers):
+        blobs += [manifest.config, *manifest.layers]
+    missing = {b.digest: b.size for b in blobs if not dest.has_blob(b.digest, b.size)}
+    with disk_space(dest.root, needed=sum(missing.values())):
+        for blob in blobs:
             if store.client.fetch_blob(store.repo, blob.digest, blob.size, dest):
                 fetched += 1
                 nbytes += blob.size
-    for _, doc_raw in reversed(documents):  # the index last: its manifests are there before it
-        dest.put_bytes(doc_raw)
-    here = LayoutStore(dest, name)
-    referrers = sum(copy_referrers(store, here, desc.digest) for desc, _ in documents)
-    changed = dest.set_refs({f"{name}:{reference}": top})
+        for _, doc_raw in reversed(documents):  # the index last: its manifests are there before it
+            dest.put_bytes(doc_raw)
+        here = LayoutStore(dest, name)
+        referrers = sum(copy_referrers(store, here, desc.digest) for desc, _ in documents)
+        changed = dest.set_refs({f"{name}:{reference}": top})
     return PublishResult(
         tags=(f"{name}:{reference}",),
         tags_changed=tuple(changed),

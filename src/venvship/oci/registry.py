@@ -7,6 +7,7 @@ transient failures a bounded number of times, and is safe to share between threa
 
 from __future__ import annotations
 
+import errno
 import http.client
 import re
 from typing import BinaryIO, Literal, Sequence, cast
@@ -22,6 +23,9 @@ from .auth import Credentials
 from .layout import Layout
 from .reference import RegistryRef
 from .referrers import parse_list, referrers_tag
+
+# Writing the blob here failed: a full or read-only file system, a quota.
+_LOCAL_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 PushOutcome = Literal["exists", "mounted", "uploaded"]
 
@@ -149,7 +153,13 @@ class RegistryClient:
                     return dest_layout.ingest(
                         cast(BinaryIO, body), digest=digest, size=size, what=f"{where}@{digest}"
                     )
-                except (OSError, http.client.HTTPException) as exc:
+                except OSError as exc:
+                    if exc.errno in _LOCAL_WRITE_ERRORS:
+                        raise  # this host's disk, not the connection: asking again cannot help
+                    raise Transient(
+                        f"download of {digest} broke off ({exc or type(exc).__name__})", url=resp.url
+                    ) from exc
+                except http.client.HTTPException as exc:
                     raise Transient(
                         f"download of {digest} broke off ({exc or type(exc).__name__})", url=resp.url
                     ) from exc

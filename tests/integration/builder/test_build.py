@@ -46,7 +46,11 @@ def _snapshot(root: Path) -> dict[str, float]:
 
 
 def test_build_locks_closure_with_c_extension_and_git(
-    tmp_path: Path, write_recipe: RecipeWriter, local_index: LocalIndex, cache: Path
+    tmp_path: Path,
+    write_recipe: RecipeWriter,
+    local_index: LocalIndex,
+    cache: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     git_line = f"{local_index.git_url}@{local_index.git_sha}#egg=gamma"
     recipe = write_recipe(packages=["alpha", git_line])
@@ -76,6 +80,20 @@ def test_build_locks_closure_with_c_extension_and_git(
         assert titles[wheel.filename] == wheel.digest
         assert hashlib.sha256(layout.blob_path(wheel.digest).read_bytes()).hexdigest() == wheel.sha256
     assert "demo:1.0" in layout.refs()
+    # inspect shows the commit a VCS-sourced wheel was built from.
+    capsys.readouterr()
+    assert main(["inspect", f"oci:{layout.root}:demo:1.0"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "gamma==" in ln)
+    assert line.endswith(
+        f"gamma-3.0.dev4-py3-none-any.whl  built from {local_index.git_url}@{local_index.git_sha}"
+    )
+    assert main(["inspect", f"oci:{layout.root}:demo:1.0", "--json"]) == 0
+    packages = json.loads(capsys.readouterr().out)["platforms"][0]["packages"]
+    assert {p["name"]: p.get("vcs") for p in packages} == {
+        "alpha": None,
+        "beta": None,
+        "gamma": f"{local_index.git_url}@{local_index.git_sha}",
+    }
 
 
 def test_skopeo_reads_the_layout_and_copies_it_keeping_digests(

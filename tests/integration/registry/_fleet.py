@@ -181,7 +181,7 @@ class Outcome:
 
     @property
     def pulled_from(self) -> set[str]:
-        return set(self.result.get("pulled", {}).values())
+        return set(self.result.get("pulled_from", {}))
 
 
 def _install(target: Target, ref: str, extra: Sequence[str], *, timeout: float, verbose: bool) -> Outcome:

@@ -34,12 +34,12 @@ V2 = {"alpha": "1.0", "beta": "2.0", "gamma": "1.0"}  # one wheel changed
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run ``venv-pull install REF ARGS… --json`` in-process for host ``name`` (its own dest and
+    """Run ``venv-pull install REF ARGS… --json -v`` (``pulled``: each blob) in-process for host ``name`` (its own dest and
     cache under tmp_path); return (exit code, the JSON, stderr)."""
 
     def call(ref: str, *args: str, name: str = "host", stdin: str = "") -> tuple[int, dict[str, Any], str]:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        argv = install_argv(ref, tmp_path / name, "--json", "--check-command", "true", *args)
+        argv = install_argv(ref, tmp_path / name, "--json", "-v", "--check-command", "true", *args)
         code = venv_pull_main.main(argv)
         out, err = capsys.readouterr()
         return code, json.loads(out) if code == 0 else {}, err
@@ -306,4 +306,16 @@ def test_python39_zipapp_reads_the_json_mirror_configuration(
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
-    assert set(json.loads(proc.stdout)["pulled"].values()) == {_repo(mirror)}
+    assert set(json.loads(proc.stdout)["pulled_from"]) == {_repo(mirror)}
+
+
+def test_json_counts_the_blobs_pulled_from_each_source_and_lists_them_only_with_v(
+    tmp_path: Path, v1: TinyArtifact, servers: list[RegistryServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    origin = _start(servers, start_registry(tmp_path / "origin"))
+    ref = v1.publish(origin)
+    argv = install_argv(ref, tmp_path / "host", "--json", "--check-command", "true", "--insecure")
+    assert venv_pull_main.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pulled_from"] == {_repo(origin): len(v1.pulled_blobs())}
+    assert "pulled" not in result  # a digest per blob is for -v
