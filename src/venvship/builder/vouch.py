@@ -50,7 +50,8 @@ def require_signed(source: Source, digests: Sequence[str], rule: Rule, *, where:
         except InstallError as exc:
             raise UnverifiedContent(
                 f"{exc}: not signing content this build neither made nor verified "
-                "(sign each platform manifest in its build job)"
+                "(name the build jobs' outputs with --built FILE, a key that signed it with --trust-key PUB, "
+                "or vouch for it yourself with --vouch-unverified)"
             ) from None
         finally:
             reader.close()
