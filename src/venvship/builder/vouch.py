@@ -26,10 +26,12 @@ from ..oci.source import Access, Source, open_source
 from ..sigformat import key_id, public_key_der
 from .signer import SigningKey, sign_artifact
 
+_OWN_KEY = "signing-key.pub"  # the signing key's public half, written to a temporary folder
+
 
 def trusted_keys(key: SigningKey, extra: Sequence[Path], folder: Path) -> Rule:
     """Return the rule "signed by ``key`` or one of the public keys ``extra``" (files kept in ``folder``)."""
-    own = folder / "signing-key.pub"
+    own = folder / _OWN_KEY
     own.write_bytes(key.public_pem())
     keys = [TrustedKey(path=own, key_id=key.key_id)]
     for path in extra:
@@ -48,8 +50,12 @@ def require_signed(source: Source, digests: Sequence[str], rule: Rule, *, where:
         try:
             verify_signed(rule, reader, tuple(digests), where=where)
         except InstallError as exc:
+            said = str(exc)
+            for k in rule.keys:  # name the key the user passed, not its temporary public half
+                if k.path.name == _OWN_KEY:
+                    said = said.replace(str(k.path), f"the signing key ({k.key_id[:19]})")
             raise UnverifiedContent(
-                f"{exc}: not signing content this build neither made nor verified "
+                f"{said}: not signing content this build neither made nor verified "
                 "(name the build jobs' outputs with --built FILE, a key that signed it with --trust-key PUB, "
                 "or vouch for it yourself with --vouch-unverified)"
             ) from None

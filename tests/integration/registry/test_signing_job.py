@@ -99,6 +99,9 @@ def test_sign_and_fetch_refuse_registry_content_no_trusted_key_signed(
     assert code == 1
     [line] = err.strip().splitlines()
     assert index in line and "no signature" in line
+    # It names the key passed, not a temporary copy of its public half, and the ways out.
+    assert "the signing key (sha256:" in line and "signing-key.pub" not in line
+    assert "--vouch-unverified" in line
     code, _, err = cli(
         ["publish", f"{host}/vouch/demo:1.0", f"oci:{tmp_path / 'copy'}", "--sign-key", str(key.private)],
         open_registry,
