@@ -326,11 +326,11 @@ class Pull:
 def host_folder(tmp_path: Path) -> Iterator[Path]:
     """Return a folder for an interpreter (or its wrapper) that venv-pull may run as root: no folder
     above one may be writable by others, not even a sticky /tmp (trust.host_python), so as root it
-    is made in root's home, not under the tests' folder in /tmp."""
+    is made under /var/lib, not under the tests' folder in /tmp."""
     if os.geteuid() != 0:
         yield tmp_path
         return
-    base = Path.home() / ".cache" / "venvship-tests"
+    base = Path("/var/lib/venvship-tests")  # a home may itself sit in /tmp (as in CI)
     base.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="host-", dir=base))
     folder.chmod(0o755)

@@ -71,10 +71,10 @@ def test_a_python_asked_for_that_is_not_on_the_system_path_is_the_error(
 
 
 def test_a_python_that_fails_its_probe_is_named_without_the_probe_script(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, host_folder: Path
 ) -> None:
     ref = artifacts.write([wheels.demo1])
-    broken = tmp_path / "bin" / "python3.11"
+    broken = host_folder / "bin" / "python3.11"
     broken.parent.mkdir()
     broken.write_text("#!/bin/sh\necho 'cannot load the standard library' >&2\nexit 3\n")
     broken.chmod(0o755)
@@ -89,10 +89,10 @@ def test_a_python_that_fails_its_probe_is_named_without_the_probe_script(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the health check runs as another user only under root")
 def test_a_python_the_check_user_cannot_run_is_refused_before_the_pull(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, host_folder: Path
 ) -> None:
     ref = artifacts.write([wheels.demo1])
-    private = tmp_path / "private"
+    private = host_folder / "private"
     private.mkdir(mode=0o700)
     python = private / "python3.11"
     python.write_bytes(Path(os.path.realpath("/usr/bin/python3")).read_bytes())
