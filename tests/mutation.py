@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(copy / "src"), os.environ.get("PYTHONPATH")])
         )
+        # The runs below turn the cache plugin off (each mutant would write one), so a caller's
+        # `-o cache_dir=` (CI's) would name an unknown option, an error under filterwarnings.
+        os.environ.pop("PYTEST_ADDOPTS", None)
         for module in modules:
             survivors, broken = _run_module(module, args, copy)
             all_survivors += survivors

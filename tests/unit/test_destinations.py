@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 import pytest
-from tests.needs import require
+from tests.needs import needs_root, require
 
 from venvship.destinations import check_destination, check_disjoint, check_install_path
 from venvship.errors import ArtifactError, InstallError, RecipeError
@@ -90,7 +90,7 @@ def test_a_path_directly_in_a_folder_every_user_may_write_is_refused_for_root(pa
     assert check_install_path(path, where="x") == PurePosixPath(path)  # a user's own venv may go there
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the rule of a destination root installs into")
+@needs_root  # the rule of a destination root installs into
 def test_root_refuses_a_destination_directly_in_tmp(tmp_path: Path) -> None:
     with pytest.raises(
         InstallError, match=r"^refusing the destination /tmp/demo: /tmp/demo is directly in /tmp"

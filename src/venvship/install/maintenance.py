@@ -16,7 +16,7 @@ from .faults import pause_point
 from .generations import Generations, State
 from .installer import _record_refs, state_folders, write_live_facts
 from .record import MAX_RECORD, fd_matches, rows_of
-from .venvfiles import is_dir_beneath, open_beneath, read_beneath, site_rel
+from .venvfiles import dist_info_folders, is_dir_beneath, open_beneath, read_beneath, site_rel
 
 LinkState = Literal["ok", "missing", "not a symlink", "foreign", "broken"]
 
@@ -265,14 +265,10 @@ def _records(venv: Path, site: str) -> list[str]:
         return []
     try:
         # Symlinked dist-info folders (symlink-system-packages) are the system's, not checked.
-        names = [
-            n
-            for n in os.listdir(fd)
-            if n.endswith(".dist-info") and stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode)
-        ]
+        names = dist_info_folders(fd)
     finally:
         os.close(fd)
-    return [f"{site}/{n}/RECORD" for n in sorted(names)]
+    return [f"{site}/{n}/RECORD" for n in names]
 
 
 def _file_drift(venv: Path, rel: str, field: str, *, size: int = -1, shared: list[str] | None = None) -> str:

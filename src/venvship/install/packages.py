@@ -9,14 +9,13 @@ link, or reached through one, is skipped), and a METADATA file is read up to a s
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from ..errors import InstallError
 from .generations import Generations
-from .venvfiles import open_beneath, read_beneath, site_rel
+from .venvfiles import dist_info_folders, open_beneath, read_beneath, site_rel
 
 MAX_METADATA = 1 << 20  # the headers come first; a longer file is read this far only
 
@@ -51,11 +50,7 @@ def live_packages(dest: Path) -> tuple[str, tuple[Package, ...]]:
     except OSError as exc:
         raise InstallError(f"{venv / site}: cannot read ({exc.strerror or exc})") from exc
     try:
-        names = [
-            n
-            for n in os.listdir(fd)
-            if n.endswith(".dist-info") and stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode)
-        ]
+        names = dist_info_folders(fd)
     finally:
         os.close(fd)
     found = [p for p in (_read(venv, f"{site}/{n}/METADATA") for n in names) if p is not None]

@@ -71,3 +71,13 @@ def site_rel(venv: Path) -> str:
         if is_dir_beneath(venv, f"{name}/site-packages"):
             return f"{name}/site-packages"
     raise InstallError(f"{venv}: no lib/python3.{found[1]}/site-packages")
+
+
+def dist_info_folders(fd: int) -> list[str]:
+    """Return the ``*.dist-info`` folders in the open folder ``fd``, sorted; a symlink (a distro
+    package linked in, or anything pointing out of the venv) is not one."""
+    return sorted(
+        n
+        for n in os.listdir(fd)
+        if n.endswith(".dist-info") and stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode)
+    )

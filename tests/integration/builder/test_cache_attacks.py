@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import RecipeWriter
+from tests.needs import needs_nobody
 from venvship.cli import venvship_main
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as nobody")
+pytestmark = needs_nobody
 
 
 def _shared(tmp_path: Path, mode: int) -> Path:

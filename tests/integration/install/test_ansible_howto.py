@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+from tests.needs import needs
 
 from .conftest import SRC, Artifacts, Pull, Wheels
 
@@ -42,7 +42,11 @@ def _recap(out: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
-@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="needs ansible-core")
+@needs(
+    shutil.which("ansible-playbook") is not None,
+    "ansible-playbook",
+    fix="install the test group (ansible-core)",
+)
 def test_the_howtos_rollback_task_changes_once_then_reports_ok(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs, needs_root
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 
@@ -28,7 +29,6 @@ from .test_attacks_more import NOBODY, _chown_tree
 from .test_layers import _member, _swap_layer, _tar
 
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="the rules are about what venv-pull does as root")
 
 
 def _as_nobody(*argv: str) -> None:
@@ -162,7 +162,7 @@ def test_a_layout_blob_that_never_ends_is_one_error_line(
 
 
 @needs_root
-@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (Debian)")
+@needs(shutil.which("dpkg") is not None, "dpkg", fix="run the tests on a Debian-family host")
 def test_a_package_database_a_user_names_links_nothing_into_the_venv(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
 ) -> None:

@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
-from tests.needs import needs
+from tests.needs import needs, needs_root
 from venvship.builder.package import write_to_layout
 from venvship.hostinfo import distro_family
 from venvship.oci.layout import Layout
@@ -87,7 +85,7 @@ def test_a_python_that_fails_its_probe_is_named_without_the_probe_script(
     assert "import json" not in proc.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the health check runs as another user only under root")
+@needs_root  # the health check runs as another user only under root
 def test_a_python_the_check_user_cannot_run_is_refused_before_the_pull(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, host_folder: Path
 ) -> None:

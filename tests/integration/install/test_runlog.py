@@ -13,12 +13,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.needs import needs, needs_nobody
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels
 
 NOBODY = 65534
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the trust rules apply to root only")
+as_root = needs(
+    os.geteuid() == 0, "root", fix="run the tests as root: the log's trust rules apply to root only"
+)
 
 
 def _lines(log: Path) -> list[dict[str, Any]]:
@@ -126,7 +128,7 @@ def test_a_log_another_user_planted_is_not_written(artifacts: Artifacts, wheels:
     _one_warning(pull("install", ref, "--log", str(log), "--rebuild"), log)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@needs_nobody
 def test_a_user_other_than_root_logs_to_a_place_of_their_own(src_for_others: Path) -> None:
     home = Path(tempfile.mkdtemp(prefix="venvship-home-", dir="/tmp"))
     try:

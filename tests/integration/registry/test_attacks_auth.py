@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import needs_root
+
 from ._support import RegistryServer, install_argv
 
 pytestmark = [
     pytest.mark.registry,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the rules are about what venv-pull runs as root"),
+    needs_root,
 ]
 SRC = Path(__file__).resolve().parents[3] / "src"
 
