@@ -7,8 +7,8 @@ import subprocess
 import sys
 import sysconfig
 
-from venvship.hostinfo import distro_key, go_arch
-from venvship.venvconfig import platform_key
+from venvship.artifact.venvconfig import platform_key
+from venvship.host.info import distro_key, go_arch
 
 ABI = "cp{}{}".format(*sys.version_info[:2])  # the interpreter running the tests, which builds with it
 

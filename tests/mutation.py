@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Module -> the tests that guard its rules (fast ones first: every mutant runs them all, -x).
 TARGETS: dict[str, list[str]] = {
-    "src/venvship/install/trust.py": ["tests/unit/test_trust.py"],
+    "src/venvship/host/trust.py": ["tests/unit/test_trust.py"],
     "src/venvship/install/facts.py": [
         "tests/unit/test_facts.py",
         "tests/integration/install/test_install.py::test_facts_are_written_only_when_they_change",
@@ -42,12 +42,12 @@ TARGETS: dict[str, list[str]] = {
         "tests/integration/install/test_upgrade.py",
         "tests/integration/install/test_layers.py",
     ],
-    "src/venvship/install/signature.py": ["tests/integration/install/test_signatures.py"],
-    "src/venvship/install/policy.py": ["tests/integration/install/test_signatures.py"],
-    "src/venvship/layerformat.py": ["tests/integration/install/test_layers.py"],
+    "src/venvship/verify/signature.py": ["tests/integration/install/test_signatures.py"],
+    "src/venvship/verify/policy.py": ["tests/integration/install/test_signatures.py"],
+    "src/venvship/artifact/layerformat.py": ["tests/integration/install/test_layers.py"],
 }
 # The quick sample CI runs (unit-test-guarded modules only).
-CI_MODULES = ["src/venvship/install/trust.py", "src/venvship/install/facts.py"]
+CI_MODULES = ["src/venvship/host/trust.py", "src/venvship/install/facts.py"]
 # Mutants a test was written to kill, as (module, operator, occurrence): one of these surviving
 # fails the run. Occurrence numbers are cosmic-ray's, stable while the module is unchanged.
 KILLED: set[tuple[str, str, int]] = set()

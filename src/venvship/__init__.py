@@ -16,7 +16,7 @@ __all__ = ["__version__", "build_recipe", "load_recipe"]
 def __getattr__(name: str) -> Any:
     # The build side needs `packaging`; bare target hosts must be able to import this package.
     if name == "load_recipe":
-        from .recipe import load_recipe
+        from .recipe.recipefile import load_recipe
 
         return load_recipe
     if name == "build_recipe":

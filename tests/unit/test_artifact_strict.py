@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from venvship.artifact import (
+from venvship.artifact.documents import (
     CONFIG_TYPE,
     MANIFEST_TYPE,
     TITLE,

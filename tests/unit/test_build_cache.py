@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import REF_NAME, Descriptor
+from venvship.artifact.documents import REF_NAME, Descriptor
 from venvship.builder.cachecare import using_cache
 from venvship.cli.venvship_main import main
 from venvship.oci.layout import Layout

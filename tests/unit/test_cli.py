@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import pytest
 from tests.needs import require_python
 
-from venvship.artifact import MANIFEST_TYPE, Descriptor
+from venvship.artifact.documents import MANIFEST_TYPE, Descriptor
 from venvship.cli import venv_pull_main, venvship_main
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout

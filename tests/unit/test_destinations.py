@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 from tests.needs import needs_root, require
 
-from venvship.destinations import check_destination, check_disjoint, check_install_path
+from venvship.artifact.destinations import check_destination, check_disjoint, check_install_path
 from venvship.errors import ArtifactError, InstallError, RecipeError
 
 REFUSED = [
@@ -99,7 +99,7 @@ def test_root_refuses_a_destination_directly_in_tmp(tmp_path: Path) -> None:
 
 
 def test_a_recipe_naming_an_install_path_every_target_refuses_does_not_load(tmp_path: Path) -> None:
-    from venvship.recipe import load_recipe
+    from venvship.recipe.recipefile import load_recipe
 
     recipe = tmp_path / "demo.toml"
     recipe.write_text(

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from tests.needs import needs, needs_root
 
-from venvship import distro
-from venvship.distro import BASE_PACKAGES, ensure, pending, plan
 from venvship.errors import DistroError
-from venvship.hostinfo import distro_family
+from venvship.host import distro
+from venvship.host.distro import BASE_PACKAGES, ensure, pending, plan
+from venvship.host.info import distro_family
 
 MISSING = "venvship-no-such-package"
 
@@ -43,7 +43,7 @@ def test_unprivileged_user_gets_one_error_naming_the_packages_and_the_command(sr
     else:
         # Drop to nobody for real rather than faking geteuid.
         code = (
-            "from venvship.distro import ensure\n"
+            "from venvship.host.distro import ensure\n"
             "from venvship.errors import DistroError\n"
             "try:\n"
             f"    ensure('install', [{MISSING!r}])\n"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from venvship.distro import (
+from venvship.errors import DistroError
+from venvship.host.distro import (
     BASE_PACKAGES,
     DistroPlan,
     Side,
@@ -20,8 +21,7 @@ from venvship.distro import (
     query_argv,
     wanted_packages,
 )
-from venvship.errors import DistroError
-from venvship.hostinfo import distro_family, read_os_release
+from venvship.host.info import distro_family, read_os_release
 
 OS_RELEASE = Path(__file__).resolve().parents[1] / "resources" / "os-release"
 RHEL_FAMILY = ["rhel-9.4", "rocky-9.4", "almalinux-9.4", "centos-stream-9"]

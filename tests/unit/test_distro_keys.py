@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.hostinfo import distro_family, distro_key, read_os_release
+from venvship.host.info import distro_family, distro_key, read_os_release
 
 OS_RELEASE = Path(__file__).resolve().parents[1] / "resources" / "os-release"
 

@@ -1,7 +1,7 @@
 """The user documentation stays true: links resolve, shown commands parse, references are complete.
 
 docs/ and README.md are checked against the code itself: the argparse parsers of both commands,
-the recipe schema in recipe.py and the role-variable mapping of importrole.py. Renaming a
+the recipe schema in recipe/recipefile.py and the role-variable mapping of recipe/importrole.py. Renaming a
 command, an option or a recipe key without updating the docs fails here.
 """
 
@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from venvship import importrole, recipe
+from venvship.recipe import importrole
+from venvship.recipe import recipefile as recipe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -463,7 +464,7 @@ def _table_rows(text: str) -> dict[str, str]:
     return rows
 
 
-# recipe.py's tables and the heading each has in recipe.md
+# recipe/recipefile.py's tables and the heading each has in recipe.md
 _TABLE_HEADINGS = {"venv": "[venv]", "venv.build": "[venv.build]", "venv.install": "[venv.install]"}
 
 

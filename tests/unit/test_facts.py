@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 from venvship.errors import InstallError
 from venvship.install.facts import facts_now, write_facts
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from venvship.cli.venvship_main import main
-from venvship.importrole import (
+from venvship.recipe.importrole import (
     ImportRoleError,
     import_role_file,
     import_role_vars,
     toml_string,
     toml_value,
 )
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,7 +54,7 @@ def test_keystone_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0, stderr
     assert stdout == f"{out}\n"
     assert stderr.splitlines() == [
-        # Targets take install args from an allow-list (pipargs.py); keystone's install tool is uv.
+        # Targets take install args from an allow-list (artifact/pipargs.py); keystone's install tool is uv.
         "ignored: venv_pip_install_args: '--no-compile' is not allowed in install pip-args: "
         "use `venv-pull install --no-compile`",
         "ignored: venv_pip_install_args: '--retries' is a pip option, and this venv installs with uv "
@@ -156,7 +156,7 @@ def test_name_version_and_local_constraints(tmp_path: Path) -> None:
     assert (recipe.name, recipe.version) == ("tools", "2025.1")
     assert recipe.constraint_files() == (tmp_path / "upper.txt",)
     assert recipe.build_requirements == ("pbr", "setuptools", "wheel", "maturin")
-    # Targets install offline: an index is no install arg (pipargs.py); the value goes with it.
+    # Targets install offline: an index is no install arg (artifact/pipargs.py); the value goes with it.
     assert recipe.install.pip_args == ("--timeout", "30", "-q")
     assert result.warnings[0].startswith("ignored: venv_pip_install_args: '--index-url' is not allowed")
 

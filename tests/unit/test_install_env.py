@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from venvship.distro import CA_BUNDLE
-from venvship.hostinfo import distro_family
-from venvship.install.venvs import install_env
+from venvship.host.distro import CA_BUNDLE
+from venvship.host.info import distro_family
+from venvship.venvformat.create import install_env
 
 CALLER = {
     "PATH": "/home/someone/bin:/usr/bin",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from venvship.artifact.layerformat import check_member
 from venvship.errors import ArtifactError
 from venvship.install.generations import FACTS_PENDING, STATE_FILE
-from venvship.layerformat import check_member
 
 OWN = [
     STATE_FILE,

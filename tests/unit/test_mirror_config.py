@@ -12,7 +12,7 @@ import pytest
 
 from venvship.cli.install_args import add_mirror_options, mirror_arg, mirror_options
 from venvship.errors import BadReference, InstallError
-from venvship.install.conffile import find_settings
+from venvship.host.conffile import find_settings
 from venvship.install.registries import load_mirror_config, location_problem
 from venvship.oci.mirrors import Mirror
 from venvship.oci.reference import RegistryRef, parse_ref

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from venvship.artifact.pipargs import check_install_pip_args, split_install_pip_args
 from venvship.errors import ArtifactError
-from venvship.pipargs import check_install_pip_args, split_install_pip_args
 
 ALLOWED = [
     ("pip", ["-q", "-vv", "--quiet", "--verbose", "--no-color", "--no-input"]),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.hostinfo import (
+from venvship.host.info import (
     detect_musl,
     glibc_version,
     host_variant,

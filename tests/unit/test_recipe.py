@@ -12,7 +12,14 @@ import pytest
 
 from venvship.cli.venvship_main import main
 from venvship.errors import RecipeError
-from venvship.recipe import DEFAULT_FACTS_FILE, Recipe, check_recipes, find_recipes, load_recipe, load_recipes
+from venvship.recipe.recipefile import (
+    DEFAULT_FACTS_FILE,
+    Recipe,
+    check_recipes,
+    find_recipes,
+    load_recipe,
+    load_recipes,
+)
 
 HEAD = """\
 [venv]

@@ -15,10 +15,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from venvship.errors import RecipeError
-from venvship.importrole import import_role_vars
-from venvship.recipe import load_recipe
+from venvship.recipe.importrole import import_role_vars
+from venvship.recipe.recipefile import load_recipe
+from venvship.recipe.requirements import Include, Option, Req, expand, parse_line
 from venvship.redact import redact
-from venvship.requirements import Include, Option, Req, expand, parse_line
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/srv/recipes"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.integration.registry._support import make_venv_artifact
 
-from venvship.artifact import MANIFEST_TYPE, Descriptor, Index, canonical_json
+from venvship.artifact.documents import MANIFEST_TYPE, Descriptor, Index, canonical_json
 from venvship.oci.layout import Layout
 from venvship.oci.retag import TagMoveRefused, moved
 

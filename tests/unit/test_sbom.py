@@ -14,7 +14,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from tests.integration.install.conftest import make_config, make_wheel, wheel_of
 
-from venvship.artifact import CREATED, Descriptor, Manifest
+from venvship.artifact.documents import CREATED, Descriptor, Manifest
 from venvship.builder.sbom import make_sbom
 
 

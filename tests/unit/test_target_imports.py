@@ -11,7 +11,12 @@ import pytest
 from venvship.install.zipapp import target_files
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "venvship"
-BUILD_SIDE = ("venvship.builder", "venvship.recipe", "venvship.noxplugin", "venvship.cli.venvship_main")
+BUILD_SIDE = (
+    "venvship.builder",
+    "venvship.recipe",
+    "venvship.noxplugin",
+    "venvship.cli.venvship_main",
+)
 
 
 def _module_name(rel: Path) -> str:
@@ -55,9 +60,9 @@ EXPECTED = {
     "_process.py",
     "_log.py",
     "_fsutil.py",
-    "artifact.py",
-    "hostinfo.py",
-    "distro.py",
+    "artifact/documents.py",
+    "host/info.py",
+    "host/distro.py",
     "cli/venv_pull_main.py",
     "install/installer.py",
     "oci/layout.py",
@@ -71,8 +76,14 @@ def test_target_set_covers_the_issue_list() -> None:
 def test_target_set_is_the_import_closure_of_venv_pull() -> None:
     """Derived from venv-pull's imports: what nothing on the target reaches stays out of the zipapp."""
     names = {str(p) for p in TARGET}
-    assert not names & {"oci/publish.py", "install/zipapp.py", "recipe.py", "noxplugin.py", "inspect.py"}
-    assert not any(n.startswith("builder/") for n in names)
+    assert not names & {
+        "oci/publish.py",
+        "install/zipapp.py",
+        "recipe/recipefile.py",
+        "noxplugin.py",
+        "catalog/contents.py",
+    }
+    assert not any(n.startswith(("builder/", "recipe/", "catalog/", "local/")) for n in names)
     # A module venv-pull imports only inside a function is part of it too.
     assert {"install/maintenance.py", "oci/registry.py", "oci/auth.py"} <= names
     for rel in TARGET:  # every module's own package comes with it

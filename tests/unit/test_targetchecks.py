@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from tests.needs import needs, require
 
-from venvship.artifact import Wheel
+from venvship.artifact.documents import Wheel
 from venvship.builder.layers import Tool
 from venvship.builder.targetchecks import check_install_args, check_symlinks, wheel_top_names
 from venvship.errors import RecipeError
-from venvship.recipe import Recipe, SideOptions, load_recipe
+from venvship.recipe.recipefile import Recipe, SideOptions, load_recipe
 
 
 def _recipe(tmp_path: Path, **keys: object) -> Recipe:

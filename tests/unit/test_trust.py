@@ -1,4 +1,4 @@
-"""The trust rules of install/trust.py, table-driven, as root: which folders venv-pull writes into or
+"""The trust rules of host/trust.py, table-driven, as root: which folders venv-pull writes into or
 reads code from, and which folders above them, it refuses (DESIGN §5)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from tests.needs import needs_root
 
 from venvship.errors import TrustError
-from venvship.install import trust
+from venvship.host import trust
 
 pytestmark = needs_root  # the trust rules apply only as root
 

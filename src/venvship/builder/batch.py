@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .._log import logger
 from .._process import withhold
-from ..artifact import tag_for_version
+from ..artifact.documents import tag_for_version
 from ..errors import VenvshipError
 from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
@@ -18,7 +18,7 @@ from ..oci.publish import PublishResult, merge_registry_index, publish_layout
 from ..oci.reference import LayoutRef, Ref
 from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
-from ..recipe import Recipe, find_recipes, load_recipes
+from ..recipe.recipefile import Recipe, find_recipes, load_recipes
 from .cachecare import using_cache
 from .cachedir import build_cache
 from .recipebuild import BuildOptions, BuildResult, build_recipe, default_cache

@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from ..artifact import MANIFEST_TYPE, TITLE, Descriptor, Manifest, VenvConfig, sha256_digest
-from ..oci.attach import Store
-from ..recipe import Recipe
-from ..sigformat import (
+from ..artifact.documents import MANIFEST_TYPE, TITLE, Descriptor, Manifest, VenvConfig, sha256_digest
+from ..artifact.sigformat import (
     DSSE_TYPE,
     EMPTY_JSON,
     INTOTO_TYPE,
@@ -18,6 +16,8 @@ from ..sigformat import (
     dsse_envelope,
     referrer_manifest,
 )
+from ..oci.attach import Store
+from ..recipe.recipefile import Recipe
 from .inputs import Inputs
 from .provenance import SLSA_PROVENANCE, make_statement
 from .sbom import make_sbom

@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..distro import CA_BUNDLE
 from ..errors import RecipeError
-from ..hostinfo import distro_family
+from ..host.distro import CA_BUNDLE
+from ..host.info import distro_family
 from ..redact import redact_url
 
 MAX_SIZE = 32 << 20

@@ -11,9 +11,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import RecipeError
-from ..recipe import Recipe
+from ..recipe.recipefile import Recipe
+from ..recipe.requirements import Expanded, expand, is_remote, is_url, read_local
 from ..redact import redact_url
-from ..requirements import Expanded, expand, is_remote, is_url, read_local
 from .fetch import fetch_url
 
 

@@ -26,12 +26,12 @@ from typing import Iterator, Mapping, Sequence
 from .._fsutil import atomic_write, mark_used
 from .._log import logger
 from .._process import child_env, run
-from ..artifact import Wheel
+from ..artifact.documents import Wheel
+from ..artifact.layerformat import DEFAULT_EPOCH, FORMAT, PREFIX, LayerInfo, Layers, check_member
 from ..errors import BuildError, ProcessError
-from ..install.bytecode import compile_bytecode
-from ..install.record import fix_records, matches, read_rows, records
-from ..install.venvs import site_packages
-from ..layerformat import DEFAULT_EPOCH, FORMAT, PREFIX, LayerInfo, Layers, check_member
+from ..venvformat.bytecode import compile_bytecode
+from ..venvformat.create import site_packages
+from ..venvformat.record import fix_records, matches, read_rows, records
 from .wheels import file_sha256
 
 _PROBE = (

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..artifact import (
+from ..artifact.documents import (
     ANN_DISTRO,
     ANN_PYTHON,
     ARTIFACT_TYPE,
@@ -30,8 +30,8 @@ from ..artifact import (
     sha256_digest,
     tag_for_version,
 )
+from ..artifact.layerformat import LAYER_TYPE
 from ..errors import ArtifactError
-from ..layerformat import LAYER_TYPE
 from ..oci.layout import Layout
 from ..oci.retag import Retag, TagMoveRefused, moved
 

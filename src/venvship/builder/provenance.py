@@ -16,10 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
 from .._process import run
-from ..artifact import CREATED, Manifest, VenvConfig, canonical_json
-from ..recipe import Recipe
+from ..artifact.documents import CREATED, Manifest, VenvConfig, canonical_json
+from ..recipe.recipefile import Recipe
+from ..recipe.requirements import is_url
 from ..redact import redact_url
-from ..requirements import is_url
 from .inputs import Inputs
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

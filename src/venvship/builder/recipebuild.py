@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import __version__, distro
+from .. import __version__
 from .._fsutil import atomic_write, disk_space, file_lock, mark_used
 from .._log import activity, logger
-from ..artifact import (
+from ..artifact.documents import (
     Fact,
     Manifest,
     PlatformInfo,
@@ -25,13 +25,14 @@ from ..artifact import (
     platform_key,
     tag_for_version,
 )
-from ..hostinfo import Interpreter, distro_key, go_arch, probe_python
+from ..host import distro
+from ..host.info import Interpreter, distro_key, go_arch, probe_python
 from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.retag import Retag
 from ..oci.source import Access
-from ..recipe import Recipe
+from ..recipe.recipefile import Recipe
 from ..redact import redact
 from .cachecare import using_cache
 from .cachedir import build_cache

@@ -16,7 +16,7 @@ from pathlib import Path
 from .._fsutil import atomic_write, mark_used
 from .._log import activity
 from ..errors import BuildError, RecipeError
-from ..recipe import Recipe
+from ..recipe.recipefile import Recipe
 from .inputs import Inputs
 from .pins import INSTALL_TOOLS, pinned
 from .resolve import ResolutionError, Resolved, resolve

@@ -11,14 +11,23 @@ import shutil
 from pathlib import Path
 
 from .._log import logger
-from ..artifact import ANN_DISTRO, ANN_PYTHON, INDEX_TYPE, Index, Manifest, VenvConfig, Wheel, platform_key
+from ..artifact.documents import (
+    ANN_DISTRO,
+    ANN_PYTHON,
+    INDEX_TYPE,
+    Index,
+    Manifest,
+    VenvConfig,
+    Wheel,
+    platform_key,
+)
 from ..errors import ArtifactError, InstallError
-from ..install.policy import load_policy
-from ..install.select import BlobReader
-from ..install.signature import verify_signed
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access, Source, open_source
+from ..verify.policy import load_policy
+from ..verify.select import BlobReader
+from ..verify.signature import verify_signed
 from .wheels import Reuse
 
 

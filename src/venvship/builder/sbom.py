@@ -22,7 +22,7 @@ from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
 from .. import __version__
-from ..artifact import CREATED, Manifest, VenvConfig, Wheel
+from ..artifact.documents import CREATED, Manifest, VenvConfig, Wheel
 from ..redact import redact_url
 
 

@@ -4,7 +4,7 @@ The key is an ECDSA P-256 private key in PEM (what ``openssl ecparam -genkey -na
 or ``openssl genpkey`` writes, encrypted or not), read from a file or from an environment variable
 (``env://NAME``, a CI secret); its password, if any, from ``VENVSHIP_SIGNING_PASSWORD``. The
 signatures use ``cryptography`` (deterministic ECDSA, RFC 6979), so that signing the same digest
-again with the same key adds nothing. The format is in sigformat.py.
+again with the same key adds nothing. The format is in artifact/sigformat.py.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._log import logger
 from .._process import withhold
-from ..artifact import INDEX_TYPE, Descriptor, Index
-from ..errors import BuildError
-from ..oci.attach import Store
-from ..sigformat import (
+from ..artifact.documents import INDEX_TYPE, Descriptor, Index
+from ..artifact.sigformat import (
     DSSE_TYPE,
     EMPTY_JSON,
     INTOTO_TYPE,
@@ -39,6 +37,8 @@ from ..sigformat import (
     signature_layer,
     simple_signing_payload,
 )
+from ..errors import BuildError
+from ..oci.attach import Store
 
 PASSWORD_ENV = "VENVSHIP_SIGNING_PASSWORD"
 MAX_ENVELOPE = 4 << 20  # a provenance statement is a few KiB

@@ -14,13 +14,13 @@ from typing import Iterable, Mapping
 
 from .._log import logger
 from .._process import child_env, run
-from ..artifact import VenvConfig, Wheel
+from ..artifact.documents import VenvConfig, Wheel
 from ..errors import InstallError, RecipeError, VenvshipError
-from ..hostinfo import Interpreter, probe_python
-from ..install.symlinks import distro_python_minor, package_files, top_level_entries
-from ..install.trust import SYSTEM_PATH, system_program
-from ..install.wheelinstall import tool_wheel
-from ..recipe import Recipe
+from ..host.info import Interpreter, probe_python
+from ..host.trust import SYSTEM_PATH, system_program
+from ..recipe.recipefile import Recipe
+from ..venvformat.symlinks import distro_python_minor, package_files, top_level_entries
+from ..verify.tools import tool_wheel
 from .layers import Tool
 
 # pip's own parser for `pip install`, run from the artifact's pip wheel: it exits 2 with the

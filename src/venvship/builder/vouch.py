@@ -3,7 +3,7 @@
 A signing job that signs whatever a registry serves lends its key to anyone who can push. Before
 it signs an index (or re-signs what a registry holds), every platform manifest must carry a
 signature by a key the job trusts: its own key's public half, plus any it names. The check is the
-targets' own (install/signature.py, the host's ``openssl``).
+targets' own (verify/signature.py, the host's ``openssl``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..artifact import INDEX_TYPE, Descriptor, Index
+from ..artifact.documents import INDEX_TYPE, Descriptor, Index
+from ..artifact.sigformat import key_id, public_key_der
 from ..errors import ArtifactError, InstallError, UnverifiedContent
-from ..install.policy import Rule, TrustedKey
-from ..install.select import BlobReader
-from ..install.signature import verify_signed
 from ..oci.layout import Layout
 from ..oci.reference import LayoutRef, Ref, RegistryRef
 from ..oci.registry import RegistryClient, RegistrySource
 from ..oci.source import Access, Source, open_source
-from ..sigformat import key_id, public_key_der
+from ..verify.policy import Rule, TrustedKey
+from ..verify.select import BlobReader
+from ..verify.signature import verify_signed
 from .signer import SigningKey, sign_artifact
 
 _OWN_KEY = "signing-key.pub"  # the signing key's public half, written to a temporary folder

@@ -23,7 +23,7 @@ from packaging.version import Version
 from .._fsutil import atomic_write, mark_used
 from .._log import activity, progress
 from .._process import run
-from ..artifact import Wheel
+from ..artifact.documents import Wheel
 from ..errors import BuildError, ProcessError
 from .piplog import PipFailure, explain, log_args
 from .resolve import Resolved

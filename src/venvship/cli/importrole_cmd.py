@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Import the variables; print warnings to stderr and the path written (or the TOML) to stdout."""
-    from ..importrole import ImportRoleError, import_role_file, write_recipe
+    from ..recipe.importrole import ImportRoleError, import_role_file, write_recipe
 
     try:
         result = import_role_file(

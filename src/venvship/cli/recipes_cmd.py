@@ -40,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _files(args: argparse.Namespace) -> list[Path]:
     from ..errors import VenvshipError
-    from ..recipe import find_recipes
+    from ..recipe.recipefile import find_recipes
 
     paths = [Path(r) for r in args.recipes or ["recipes"]]
     files = find_recipes(paths)
@@ -52,7 +52,7 @@ def _files(args: argparse.Namespace) -> list[Path]:
 def run_check(args: argparse.Namespace) -> int:
     """Check the recipes; print one line per valid recipe, raise every fault at once."""
     from ..errors import RecipeProblems
-    from ..recipe import check_recipes
+    from ..recipe.recipefile import check_recipes
 
     recipes, faults = check_recipes(_files(args))
     if args.json and not faults:
@@ -68,8 +68,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_refs(args: argparse.Namespace) -> int:
     """Print each recipe's ``NAME:TAG`` (the index tag), or them as JSON."""
-    from ..artifact import tag_for_version
-    from ..recipe import load_recipes
+    from ..artifact.documents import tag_for_version
+    from ..recipe.recipefile import load_recipes
 
     recipes = load_recipes(_files(args))
     if args.json:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from ..builder.recipebuild import BuildOptions
     from ..builder.signer import SigningKey
-    from ..inspect import Attached
+    from ..catalog.contents import Attached
     from ..oci.publish import PublishResult
     from ..oci.reference import Ref, RegistryRef
     from ..oci.source import Access
@@ -160,8 +160,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from ..localinstall import install_recipe
-    from ..recipe import load_recipe
+    from ..local.buildinstall import install_recipe
+    from ..recipe.recipefile import load_recipe
     from .install_args import install_options, install_report
 
     recipe = load_recipe(Path(args.recipe))
@@ -223,9 +223,9 @@ def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -
 
 def cmd_sign(args: argparse.Namespace) -> int:
     from ..builder.signer import load_signing_key, sign_artifact
-    from ..install.select import reference_of
     from ..oci.attach import open_store
     from ..oci.reference import RegistryRef, parse_ref
+    from ..verify.select import reference_of
 
     ref = parse_ref(args.ref)
     key = load_signing_key(args.key)
@@ -272,7 +272,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..inspect import inspect_ref
+    from ..catalog.contents import inspect_ref
     from ..oci.reference import parse_ref
 
     ref = parse_ref(args.ref)
@@ -300,7 +300,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def _print_attached(attached: Attached) -> None:
     """Print who signed a digest (as the signatures claim; venv-pull verifies) and its referrers."""
-    from ..sigformat import short_id
+    from ..artifact.sigformat import short_id
 
     for key in attached.signers:
         print(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
@@ -309,7 +309,7 @@ def _print_attached(attached: Attached) -> None:
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
-    from ..inspect import read_sbom
+    from ..catalog.contents import read_sbom
     from ..oci.reference import parse_ref
 
     ref = parse_ref(args.ref)
@@ -318,7 +318,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from ..inspect import diff_views, inspect_ref
+    from ..catalog.contents import diff_views, inspect_ref
     from ..oci.reference import parse_ref
 
     old_ref, new_ref = parse_ref(args.old), parse_ref(args.new)
@@ -361,7 +361,7 @@ def _setting_text(value: object) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..listing import list_refs
+    from ..catalog.listing import list_refs
     from ..oci.reference import parse_ref
 
     ref = parse_ref(args.ref)

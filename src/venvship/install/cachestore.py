@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .._fsutil import atomic_write, file_lock
-from ..artifact import canonical_json
+from ..artifact.documents import canonical_json
 from ..oci.layout import Layout
 
 

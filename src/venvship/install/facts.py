@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .._fsutil import atomic_write
-from ..artifact import Fact
+from ..artifact.documents import Fact
+from ..artifact.venvconfig import check_fact
 from ..errors import InstallError
-from ..venvconfig import check_fact
 
 _READ_LIMIT = 1 << 20
 

@@ -19,9 +19,9 @@ from typing import Any, Callable, Mapping
 
 from .._fsutil import atomic_write
 from .._log import logger
-from ..artifact import Fact, canonical_json
+from ..artifact.documents import Fact, canonical_json
 from ..errors import InstallError
-from .venvfiles import is_dir_beneath, site_rel
+from ..venvformat.files import is_dir_beneath, site_rel
 
 STATE_FILE = "venvship-state.json"
 MAX_STATE = 16 << 20

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from .._log import logger
 from .._process import run
 from ..errors import InstallError, ProcessError
-from .record import read_rows
+from ..venvformat.record import read_rows
 
 
 def canonical_name(name: str) -> str:

@@ -17,24 +17,25 @@ from .._fsutil import disk_space, file_lock
 from .._log import activity, logger
 from .._process import lend_fds
 from .._units import human_size
-from ..artifact import Fact, VenvConfig
-from ..destinations import check_destination
+from ..artifact.destinations import check_destination
+from ..artifact.documents import Fact, VenvConfig
 from ..errors import InstallError, TrustError, VenvshipError
-from ..hostinfo import Interpreter, probe_python
+from ..host import trust
+from ..host.info import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Access, Source
-from . import cachestore, trust
+from ..verify.policy import load_policy
+from ..verify.select import BlobReader, Host, Selected, any_config, resolve_top, select
+from ..verify.signature import verify_signed
+from . import cachestore
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State, mark_facts_pending
-from .policy import load_policy
 from .registries import MirrorOptions, open_install_source, served_by
-from .select import BlobReader, Host, Selected, any_config, resolve_top, select
-from .signature import verify_signed
 
 if TYPE_CHECKING:
-    from ..layerformat import LayerInfo
-    from .bytecode import BytecodeResult
+    from ..artifact.layerformat import LayerInfo
+    from ..venvformat.bytecode import BytecodeResult
     from .staging import Staged
 
 DEFAULT_CACHE = Path("/var/cache/venvship")
@@ -224,7 +225,7 @@ def _checked(
     opts: InstallOptions, gens: Generations, cache: Layout, live: State | None, selected: Selected
 ) -> InstallResult:
     """``--check``: what a run would fail on, and the distro commands it would run; nothing written."""
-    from ..distro import pending
+    from ..host.distro import pending
 
     _preflight(opts, gens, cache, selected)
     if opts.distro_packages:
@@ -235,7 +236,7 @@ def _checked(
 
 
 def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
-    """Return the destination if it is one venv-pull may manage (destinations.py has the rules)."""
+    """Return the destination if it is one venv-pull may manage (artifact/destinations.py has the rules)."""
     others = [d for _, d, _ in cachestore.recorded_dests(opts.cache)]
     return check_destination(dest, cache=opts.cache, facts_dir=opts.facts_dir, others=others)
 
@@ -314,7 +315,7 @@ def _install_locked(
     signers: Mapping[str, tuple[str, ...]],
 ) -> InstallResult:
     # Imported here, on the way to a new generation: the no-op install stays fast without them.
-    from ..distro import ensure
+    from ..host.distro import ensure
     from . import store
 
     config = selected.config
@@ -425,8 +426,8 @@ def _stage(
     on_layer: Callable[[LayerInfo], None],
 ) -> Staged:
     """Make and check ``generation`` in its staging folder (discarded if anything fails)."""
+    from ..venvformat.create import install_env
     from .staging import StageJob, stage_generation
-    from .venvs import install_env
 
     return stage_generation(
         StageJob(

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..artifact import VenvConfig
+from ..artifact.documents import VenvConfig
+from ..artifact.layerformat import PREFIX, LayerInfo, Layers
 from ..errors import InstallError
-from ..layerformat import PREFIX, LayerInfo, Layers
 from ..oci.layout import Layout
+from ..venvformat.record import fix_records, replace_file
 from . import store
 from .faults import pause_point
-from .record import fix_records, replace_file
 
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)  # unpacking is mostly system calls and zlib: a thread per core
 _SHEBANG_MAX = 127  # what the kernel reads of a #! line on Linux

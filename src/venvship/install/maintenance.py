@@ -10,13 +10,14 @@ from typing import Literal
 
 from .._fsutil import file_lock
 from ..errors import InstallError
+from ..host import trust
 from ..oci.layout import Layout
-from . import cachestore, releases, store, trust
+from ..venvformat.files import dist_info_folders, is_dir_beneath, open_beneath, read_beneath, site_rel
+from ..venvformat.record import MAX_RECORD, fd_matches, rows_of
+from . import cachestore, releases, store
 from .faults import pause_point
 from .generations import Generations, State
 from .installer import _record_refs, state_folders, write_live_facts
-from .record import MAX_RECORD, fd_matches, rows_of
-from .venvfiles import dist_info_folders, is_dir_beneath, open_beneath, read_beneath, site_rel
 
 LinkState = Literal["ok", "missing", "not a symlink", "foreign", "broken"]
 

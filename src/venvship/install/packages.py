@@ -14,8 +14,8 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from ..errors import InstallError
+from ..venvformat.files import dist_info_folders, open_beneath, read_beneath, site_rel
 from .generations import Generations
-from .venvfiles import dist_info_folders, open_beneath, read_beneath, site_rel
 
 MAX_METADATA = 1 << 20  # the headers come first; a longer file is read this far only
 

@@ -19,14 +19,15 @@ from typing import Callable, TypeVar
 from .._fsutil import free_bytes
 from .._process import ISOLATED_CWD, allowed_env, python_argv, run
 from .._units import human_size
-from ..artifact import Descriptor, VenvConfig
-from ..distro import plan
+from ..artifact.documents import Descriptor, VenvConfig
 from ..errors import InstallError, PreconditionError, ProcessError, VenvshipError
+from ..host import trust
+from ..host.distro import plan
 from ..oci.layout import Layout
-from . import store, trust
+from ..venvformat.symlinks import distro_python_minor, package_files, top_level_entries
+from ..verify.tools import tool_wheel
+from . import store
 from .health import check_identity
-from .symlinks import distro_python_minor, package_files, top_level_entries
-from .wheelinstall import tool_wheel
 
 T = TypeVar("T")
 UNPACKED = 3  # the files of a layer or wheel take about this many times its compressed size

@@ -13,12 +13,12 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from .._log import logger
-from ..artifact import MANIFEST_TYPE, Descriptor, VenvConfig, Wheel, tag_for_version
+from ..artifact.documents import MANIFEST_TYPE, Descriptor, VenvConfig, Wheel, tag_for_version
 from ..errors import ArtifactError, InstallError
 from ..oci.layout import Layout
 from ..oci.source import Source
+from ..verify.select import Selected
 from . import cachestore
-from .select import Selected
 
 PULL_WORKERS = 4
 

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import BadReference, InstallError
+from ..host import trust
+from ..host.conffile import find_settings, read_settings
 from ..oci.mirrors import DEFAULT_CONNECT_TIMEOUT, Mirror, MirrorSource
 from ..oci.reference import LayoutRef, Ref, RegistryRef, parse_ref
 from ..oci.source import Access, Source, open_source, registry_client
-from . import trust
-from .conffile import find_settings, read_settings
 
 SETTINGS_DIR = Path("/etc/venvship")
 DEFAULT_FILES = (SETTINGS_DIR / "registries.toml", SETTINGS_DIR / "registries.json")

@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 
 from .._fsutil import file_lock
 from .._log import logger
-from . import trust
+from ..host import trust
 from .generations import Generations
 
 

@@ -18,7 +18,7 @@ from typing import Mapping
 
 from .._log import logger
 from ..errors import VenvshipError
-from . import trust
+from ..host import trust
 
 ROOT_LOG = Path("/var/log/venvship/venv-pull.log")
 LOG_ENV = "VENVSHIP_LOG"

@@ -12,18 +12,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Mapping
 
-from ..artifact import VenvConfig
+from ..artifact.documents import VenvConfig
+from ..artifact.layerformat import LayerInfo
 from ..errors import InstallError
-from ..layerformat import LayerInfo
 from ..oci.layout import Layout
-from .bytecode import BytecodeResult, compile_bytecode
+from ..venvformat.bytecode import BytecodeResult, compile_bytecode
+from ..venvformat.create import create_venv, relocate, site_packages
+from ..venvformat.symlinks import link_system_packages
 from .faults import pause_point
 from .generations import Generations
 from .health import canonical_name, health_check, requested_names, top_level_modules
 from .layerinstall import fill
 from .pull import find_links
-from .symlinks import link_system_packages
-from .venvs import create_venv, relocate, site_packages
 from .wheelinstall import InstallJob, installer_for, requirements_text
 
 

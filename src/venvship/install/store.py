@@ -37,12 +37,12 @@ from typing import BinaryIO, Iterable, Iterator, Mapping, cast
 
 from .._fsutil import atomic_write, pid_alive
 from .._log import logger
+from ..artifact.jsondoc import sha256_digest
+from ..artifact.layerformat import MAX_MEMBERS, LayerInfo, check_member
 from ..errors import ArtifactError, InstallError
-from ..jsondoc import sha256_digest
-from ..layerformat import MAX_MEMBERS, LayerInfo, check_member
 from ..oci.layout import Layout
+from ..venvformat.record import file_hash_field
 from . import cachestore
-from .record import file_hash_field
 
 FILES = "files.json"
 SEEN = "seen.json"

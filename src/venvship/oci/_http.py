@@ -20,9 +20,9 @@ from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlsplit
 
 from .._log import logger
+from ..artifact.jsondoc import parse_json
 from ..errors import RegistryError, VenvshipError
-from ..install.trust import check_existing
-from ..jsondoc import parse_json
+from ..host.trust import check_existing
 from ._retry import Transient
 
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from typing import Callable, Sequence
 from urllib.parse import urlencode, urlsplit
 
 from .._log import logger
+from ..artifact.jsondoc import parse_json
 from ..errors import RegistryError
-from ..jsondoc import parse_json
 from ._http import Transport
 from ._retry import RetryPolicy, retrying
 from .auth import Challenge, Credentials, load_credentials, parse_challenges

@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 from typing import Iterable, Protocol
 
-from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, sha256_digest
+from ..artifact.documents import INDEX_TYPE, MANIFEST_TYPE, Descriptor, sha256_digest
+from ..artifact.sigformat import parse_referrer
 from ..errors import ArtifactError
-from ..sigformat import parse_referrer
 from .layout import Layout
 from .reference import LayoutRef, Ref
 from .referrers import referrer_entry, referrers_tag, with_entry

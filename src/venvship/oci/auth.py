@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from .._log import logger
 from .._process import ISOLATED_CWD, run
 from ..errors import ProcessError, RegistryError, TrustError
-from ..install.trust import check_tree
+from ..host.trust import check_tree
 
 # What Docker's helpers are called (pass, secretservice, ecr-login): a word, never a path.
 _HELPER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

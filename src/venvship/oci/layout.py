@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Mapping
 
 from .._fsutil import atomic_write, file_lock, pid_alive
-from ..artifact import INDEX_TYPE, REF_NAME, Descriptor, canonical_json, sha256_digest
+from ..artifact.documents import INDEX_TYPE, REF_NAME, Descriptor, canonical_json, sha256_digest
+from ..artifact.jsondoc import parse_json
 from ..errors import ArtifactError
-from ..jsondoc import parse_json
 from .referrers import is_referrers_tag
 
 _CHUNK = 1 << 20
@@ -236,7 +236,7 @@ class Layout:
                 return d
         if not self.has_blob(digest):
             raise ArtifactError(f"{self.root}: no manifest {digest}")
-        from ..artifact import media_type_of
+        from ..artifact.documents import media_type_of
 
         data = self.read_blob(digest)
         return Descriptor(media_type=media_type_of(data), digest=digest, size=len(data))

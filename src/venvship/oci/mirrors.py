@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from .._log import logger
-from ..artifact import Descriptor
+from ..artifact.documents import Descriptor
 from ..errors import BadReference, RegistryError, VenvshipError
 from .layout import Layout
 from .reference import RegistryRef, parse_ref

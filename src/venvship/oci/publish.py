@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from .._fsutil import disk_space
 from .._log import activity, logger
-from ..artifact import (
+from ..artifact.documents import (
     INDEX_TYPE,
     MANIFEST_TYPE,
     Descriptor,
@@ -27,8 +27,8 @@ from ..artifact import (
     sha256_digest,
     tag_for_version,
 )
+from ..artifact.jsondoc import load_object
 from ..errors import ArtifactError
-from ..jsondoc import load_object
 from ._http import parallel_map
 from .attach import LayoutStore, RegistryStore, copy_referrers
 from .layout import Layout

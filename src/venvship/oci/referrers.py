@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ..artifact import INDEX_TYPE, Descriptor, Index, canonical_json, sha256_digest
+from ..artifact.documents import INDEX_TYPE, Descriptor, Index, canonical_json, sha256_digest
+from ..artifact.jsondoc import load_object
 from ..errors import ArtifactError
-from ..jsondoc import load_object
 
 MAX_REFERRERS = 256  # a list longer than this is not one venvship made: refuse to walk it
 _TAG = re.compile(r"sha256-[0-9a-f]{64}")

@@ -13,7 +13,7 @@ import re
 from typing import BinaryIO, Literal, Sequence, cast
 from urllib.parse import quote, urljoin
 
-from ..artifact import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
+from ..artifact.documents import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
 from ..errors import ArtifactError, RegistryError
 from ._connection import Connection, expect, upload_location
 from ._http import BlobSource, open_body, parse_tags, rewinder, tell

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..artifact import Index
+from ..artifact.documents import Index
 from ..errors import ArtifactError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..artifact import Descriptor, sha256_digest
+from ..artifact.documents import Descriptor, sha256_digest
 from ..errors import ArtifactError
 from .layout import Layout
 from .reference import LayoutRef, Ref

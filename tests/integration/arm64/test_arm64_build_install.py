@@ -20,7 +20,7 @@ from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
 from tests.needs import require_program
 from tests.pythons import find_python
-from venvship.artifact import ANN_PYTHON, Index
+from venvship.artifact.documents import ANN_PYTHON, Index
 from venvship.cli import venv_pull_main, venvship_main
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.registry import RegistryClient

@@ -20,16 +20,16 @@ from tests.integration.conftest import LocalIndex, RecipeWriter
 from tests.needs import require_python
 from tests.pythons import OTHER_PYTHONS, find_python
 from tests.signing import make_key, write_policy
-from venvship.artifact import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
+from venvship.artifact.documents import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.builder.signer import load_signing_key, sign_artifact
+from venvship.catalog.contents import diff_views, inspect_ref
 from venvship.cli.venvship_main import main
-from venvship.inspect import diff_views, inspect_ref
 from venvship.oci.attach import open_store
 from venvship.oci.layout import Layout
 from venvship.oci.reference import parse_ref
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
 PLATFORM_SUFFIX = f"-{PLATFORM_KEY}"

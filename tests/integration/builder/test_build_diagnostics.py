@@ -22,7 +22,7 @@ from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.cli.venvship_main import main
 from venvship.oci.layout import Layout
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
 

@@ -18,7 +18,7 @@ from venvship.builder.inputs import prepare
 from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.errors import RecipeError
 from venvship.oci.layout import Layout
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 SECRET = "s3cr3t-deploy-token"
 

@@ -13,7 +13,7 @@ from tests.integration.registry._pki import make_tls_certs
 from tests.servers import FileServer, Proxy
 from venvship.builder.inputs import prepare
 from venvship.errors import RecipeError
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 UPPER = b"# upstream\nalpha===1.0\nbeta===2.0 ; python_version >= '3.8'\n-c more.txt\n"
 MORE = b"gamma===3.0\n"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import RecipeWriter
 from tests.needs import require_python
-from venvship.artifact import Index, Manifest, VenvConfig
+from venvship.artifact.documents import Index, Manifest, VenvConfig
 from venvship.cli import venv_pull_main, venvship_main
 from venvship.oci.layout import Layout
 

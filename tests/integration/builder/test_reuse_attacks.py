@@ -20,7 +20,7 @@ from tests.hostfacts import PLATFORM_KEY
 from tests.integration.conftest import RecipeWriter
 from tests.integration.install.conftest import make_wheel, wheel_of
 from tests.signing import make_key, write_policy
-from venvship.artifact import Manifest, VenvConfig, Wheel
+from venvship.artifact.documents import Manifest, VenvConfig, Wheel
 from venvship.builder.package import write_to_layout
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
@@ -28,7 +28,7 @@ from venvship.builder.signer import load_signing_key, sign_artifact
 from venvship.oci.attach import open_store
 from venvship.oci.layout import Layout
 from venvship.oci.reference import parse_ref
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 PIP = versions_for("{}.{}".format(*sys.version_info[:2]), INSTALL_TOOLS)["pip"]
 PLATFORM_TAG = f"demo:1.0-{PLATFORM_KEY}"

@@ -19,14 +19,14 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
-from venvship.artifact import Fact, Index, Manifest, PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.artifact.documents import Fact, Index, Manifest, PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.artifact.layerformat import LayerInfo
 from venvship.builder.layers import Tool, make_layers
 from venvship.builder.package import write_to_layout
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
-from venvship.hostinfo import distro_key, go_arch
-from venvship.install.record import hash_field as record_hash
-from venvship.layerformat import LayerInfo
+from venvship.host.info import distro_key, go_arch
 from venvship.oci.layout import Layout
+from venvship.venvformat.record import hash_field as record_hash
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 DISTRO_PYTHON = "/usr/bin/python3"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.needs import needs_root
-from venvship.artifact import Fact
-from venvship.install.record import hash_field
+from venvship.artifact.documents import Fact
 from venvship.oci.layout import Layout
+from venvship.venvformat.record import hash_field
 
 from .conftest import Artifacts, Pull, Wheels
 from .test_layers import _swap_layer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 
 from .conftest import Artifacts, Pull, Wheels
 

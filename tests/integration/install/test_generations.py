@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 

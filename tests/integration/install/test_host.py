@@ -11,7 +11,7 @@ from pathlib import Path
 import venvship
 from tests.hostfacts import python_fact
 from tests.needs import require_python
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 from venvship.install.zipapp import build_zipapp
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, python_version

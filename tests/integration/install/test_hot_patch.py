@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from venvship.install import store
-from venvship.install.record import file_hash_field
+from venvship.venvformat.record import file_hash_field
 
 from .conftest import Artifacts, Pull, Wheels
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.needs import needs
-from venvship.artifact import Fact
-from venvship.hostinfo import distro_family
+from venvship.artifact.documents import Fact
+from venvship.host.info import distro_family
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, tree_snapshot
 

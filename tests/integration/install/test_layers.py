@@ -20,7 +20,7 @@ import pytest
 
 from tests.hostfacts import site_folder
 from tests.needs import require_program
-from venvship.artifact import Descriptor, Index, Manifest, VenvConfig, canonical_json
+from venvship.artifact.documents import Descriptor, Index, Manifest, VenvConfig, canonical_json
 from venvship.builder.layers import Tool, make_layers
 from venvship.builder.package import write_to_layout
 from venvship.oci.layout import Layout

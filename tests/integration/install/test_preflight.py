@@ -9,7 +9,7 @@ from typing import Callable
 
 from tests.needs import needs, needs_root
 from venvship.builder.package import write_to_layout
-from venvship.hostinfo import distro_family
+from venvship.host.info import distro_family
 from venvship.oci.layout import Layout
 
 from .conftest import Artifacts, Pull, Wheels, big_wheel, make_config, make_wheel, wheel_of

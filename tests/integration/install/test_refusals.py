@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import canonical_json
+from venvship.artifact.documents import canonical_json
 from venvship.oci.layout import Layout
 
 from .conftest import Artifacts, Pull, Wheels, make_wheel, tree_snapshot, wheel_of
@@ -52,7 +52,7 @@ def test_unsafe_layer_title_is_refused(artifacts: Artifacts, wheels: Wheels, pul
     manifest["layers"][0]["annotations"]["org.opencontainers.image.title"] = title
     raw = canonical_json(manifest)
     digest, _ = layout.put_bytes(raw)
-    from venvship.artifact import Descriptor
+    from venvship.artifact.documents import Descriptor
 
     layout.set_refs({"demo:evil": Descriptor(media_type=desc.media_type, digest=digest, size=len(raw))})
     proc = pull("install", f"oci:{artifacts.root}:demo:evil", ok=False)

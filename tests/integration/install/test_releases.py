@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 
 from .conftest import Artifacts, Pull, Wheels
 

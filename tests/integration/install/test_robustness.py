@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.needs import needs_nobody
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels
 

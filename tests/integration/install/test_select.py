@@ -6,9 +6,9 @@ import os
 import sys
 from typing import Any
 
-from venvship.hostinfo import distro_key, go_arch
-from venvship.install.select import Host
+from venvship.host.info import distro_key, go_arch
 from venvship.oci.layout import Layout
+from venvship.verify.select import Host
 
 from .conftest import Artifacts, Pull, Wheels, python_abi
 

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import pytest
 
-from venvship.artifact import (
+from venvship.artifact.documents import (
     ANN_DISTRO,
     ANN_DISTRO_BOUND,
     ANN_GLIBC,
@@ -21,13 +21,13 @@ from venvship.artifact import (
     Descriptor,
     Index,
 )
+from venvship.artifact.jsondoc import canonical_json
 from venvship.errors import InstallError
-from venvship.hostinfo import go_arch
-from venvship.install.select import ANN_MUSL, BlobReader, Host, Selected, select
-from venvship.jsondoc import canonical_json
+from venvship.host.info import go_arch
 from venvship.oci.layout import Layout
 from venvship.oci.reference import parse_ref
 from venvship.oci.source import open_source
+from venvship.verify.select import ANN_MUSL, BlobReader, Host, Selected, select
 
 from .conftest import Artifacts, Wheels, python_abi
 

@@ -15,12 +15,12 @@ import pytest
 
 from tests.needs import needs, require_python
 from tests.signing import KeyPair, make_key, write_policy
-from venvship.artifact import Index
+from venvship.artifact.documents import Index
+from venvship.artifact.sigformat import SIGNATURE_ANNOTATION
 from venvship.cli import venvship_main
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 from venvship.oci.referrers import list_bytes, parse_list, referrer_entry, referrers_tag
-from venvship.sigformat import SIGNATURE_ANNOTATION
 
 from .conftest import Artifacts, Pull, Wheels, tree_snapshot
 from .test_faults import _kill, _start_paused

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from venvship.artifact import Fact
+from venvship.artifact.documents import Fact
 from venvship.install import store
 
 from .conftest import Artifacts, Pull, make_wheel

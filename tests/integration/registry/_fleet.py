@@ -24,7 +24,7 @@ from tests.integration.install.conftest import (
     wheel_of,
     with_layers,
 )
-from venvship.artifact import Manifest, VenvConfig
+from venvship.artifact.documents import Manifest, VenvConfig
 from venvship.builder.package import write_to_layout
 from venvship.oci.layout import Layout
 from venvship.oci.publish import publish_layout

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from venvship.artifact import PlatformInfo, PythonInfo, VenvConfig, Wheel
+from venvship.artifact.documents import PlatformInfo, PythonInfo, VenvConfig, Wheel
 from venvship.builder.package import write_to_layout
 from venvship.oci.auth import Credentials
 from venvship.oci.layout import Layout

@@ -12,11 +12,11 @@ from typing import Iterator
 import pytest
 
 from tests.integration.conftest import LocalIndex
-from venvship.artifact import Descriptor, Manifest, VenvConfig
+from venvship.artifact.documents import Descriptor, Manifest, VenvConfig
+from venvship.artifact.layerformat import LAYER_TYPE
 from venvship.builder.recipebuild import BuildOptions, build_recipe
-from venvship.layerformat import LAYER_TYPE
 from venvship.oci.layout import Layout
-from venvship.recipe import load_recipe
+from venvship.recipe.recipefile import load_recipe
 
 from ._pki import TokenServer, make_tls_certs
 from ._support import REGISTRY_BIN, RegistryServer, htpasswd_auth, start_registry

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import TITLE
+from venvship.artifact.documents import TITLE
 from venvship.oci.publish import publish_layout
 from venvship.oci.reference import RegistryRef
 

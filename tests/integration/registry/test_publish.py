@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import INDEX_TYPE, MANIFEST_TYPE
+from venvship.artifact.documents import INDEX_TYPE, MANIFEST_TYPE
 from venvship.errors import ArtifactError
 from venvship.oci.layout import Layout
 from venvship.oci.publish import merge_registry_index, publish_layout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from venvship.artifact import (
+from venvship.artifact.documents import (
     CONFIG_TYPE,
     INDEX_TYPE,
     MANIFEST_TYPE,

@@ -14,10 +14,17 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.signing import make_key
+from venvship.artifact.sigformat import (
+    DSSE_TYPE,
+    INTOTO_TYPE,
+    SBOM_TYPE,
+    dsse_pae,
+    dsse_statement,
+    parse_referrer,
+)
 from venvship.cli import venvship_main
 from venvship.oci.attach import LayoutStore
 from venvship.oci.layout import Layout
-from venvship.sigformat import DSSE_TYPE, INTOTO_TYPE, SBOM_TYPE, dsse_pae, dsse_statement, parse_referrer
 
 from ._support import RegistryServer
 from .conftest import BuiltDemo

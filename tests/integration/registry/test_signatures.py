@@ -14,11 +14,11 @@ import pytest
 
 from tests.integration.install.conftest import DISTRO_PYTHON, make_config, make_wheel, wheel_of, with_layers
 from tests.signing import KeyPair, make_key, write_policy
+from venvship.artifact.sigformat import SIG_ARTIFACT_TYPE, parse_referrer
 from venvship.builder.package import write_to_layout
 from venvship.cli import venv_pull_main, venvship_main
 from venvship.oci.layout import Layout
 from venvship.oci.referrers import referrers_tag
-from venvship.sigformat import SIG_ARTIFACT_TYPE, parse_referrer
 
 from ._pki import PASSWORD
 from ._support import RegistryServer, cli_registry_args, client_for, log_mark, requests_between
@@ -195,6 +195,6 @@ def test_formats_other_tools_read(
 
 def key_short(key: KeyPair) -> str:
     """The key id as ``venvship inspect`` shows it."""
-    from venvship.sigformat import key_id, public_key_der, short_id
+    from venvship.artifact.sigformat import key_id, public_key_der, short_id
 
     return short_id(key_id(public_key_der(key.public.read_text(), where="key")))

@@ -18,12 +18,12 @@ import pytest
 from tests.integration.conftest import RecipeWriter
 from tests.integration.install.conftest import make_config, make_wheel, wheel_of
 from tests.signing import make_key
+from venvship.artifact.sigformat import INTOTO_TYPE, dsse_envelope, dsse_statement, parse_referrer
 from venvship.builder.evidence import attach_provenance
 from venvship.builder.package import write_to_layout
 from venvship.cli import venvship_main
 from venvship.oci.attach import LayoutStore
 from venvship.oci.layout import Layout
-from venvship.sigformat import INTOTO_TYPE, dsse_envelope, dsse_statement, parse_referrer
 
 from ._pki import PASSWORD
 from ._support import RegistryServer, cli_registry_args, client_for

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any, Callable, Iterator, Mapping
 
-from .errors import ArtifactError, VenvshipError
+from ..errors import ArtifactError, VenvshipError
 
 # No document venvship reads is nested more than a few levels; the stdlib parsers recurse and
 # fail with a RecursionError traceback far below what a hostile document can hold.

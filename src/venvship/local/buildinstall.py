@@ -11,15 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from .builder.recipebuild import BuildOptions, BuildResult, build_recipe
-from .errors import InstallError
-from .install import cachestore
-from .install.generations import Generations
-from .install.installer import InstallOptions, InstallResult, install
-from .install.trust import trusted_dir
-from .oci.layout import Layout
-from .oci.reference import LayoutRef
-from .recipe import Recipe
+from ..builder.recipebuild import BuildOptions, BuildResult, build_recipe
+from ..errors import InstallError
+from ..host.trust import trusted_dir
+from ..install import cachestore
+from ..install.generations import Generations
+from ..install.installer import InstallOptions, InstallResult, install
+from ..oci.layout import Layout
+from ..oci.reference import LayoutRef
+from ..recipe.recipefile import Recipe
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar, cast
 
-from .errors import RecipeError
-from .jsondoc import MAX_DEPTH, bracket_depth, check_no_nul, walk
-from .venvconfig import check_env
+from ..artifact.jsondoc import MAX_DEPTH, bracket_depth, check_no_nul, walk
+from ..artifact.venvconfig import check_env
+from ..errors import RecipeError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +36,7 @@ _TOML_TEXT = re.compile(
 def load_toml(path: Path) -> dict[str, Any]:
     """Return the TOML file at ``path`` parsed; raise RecipeError naming the file (and the key
     path of a string holding a NUL) if it cannot be read, is not TOML or nests deeper than
-    :data:`~venvship.jsondoc.MAX_DEPTH` levels.
+    :data:`~venvship.artifact.jsondoc.MAX_DEPTH` levels.
     """
     try:
         raw = path.read_bytes()

@@ -10,7 +10,7 @@ exact bytes (ASN.1 DER, base64) in the layer annotation ``dev.cosignproject.cosi
 DSSE envelope, signed over DSSE's pre-authentication encoding with the same key.
 
 Only the format lives here (stdlib, both sides): signing needs a private key (build side,
-``builder/signer.py``); verifying runs ``openssl`` on the target (``install/signature.py``).
+``builder/signer.py``); verifying runs ``openssl`` on the target (``verify/signature.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from .artifact import MANIFEST_TYPE, Descriptor, canonical_json, sha256_digest
-from .errors import ArtifactError
+from ..errors import ArtifactError
+from .documents import MANIFEST_TYPE, Descriptor, canonical_json, sha256_digest
 from .jsondoc import load_object, typed_field
 
 SIG_ARTIFACT_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"

@@ -14,14 +14,14 @@ from typing import Any, Mapping, Sequence
 
 import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs may be absent; build side only
 
-from ._fsutil import atomic_write
-from .errors import VenvshipError
-from .pipargs import INSTALL_TOOLS, split_install_pip_args
-from .recipe import DEFAULT_FACTS_FILE
+from .._fsutil import atomic_write
+from ..artifact.pipargs import INSTALL_TOOLS, split_install_pip_args
+from ..artifact.venvconfig import NAME_RE, TAG_RE
+from ..errors import VenvshipError
+from .recipefile import DEFAULT_FACTS_FILE
 from .rolevalues import Importer, is_template
 from .tablereader import did_you_mean
 from .tomlwrite import dump_recipe, toml_string, toml_value
-from .venvconfig import NAME_RE, TAG_RE
 
 __all__ = [
     "IGNORED",

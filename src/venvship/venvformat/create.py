@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Mapping
 
 from .._process import ISOLATED_CWD, PROXY_VARIABLES, SYSTEM_PATH, allowed_env, python_argv, run
-from ..distro import CA_BUNDLE
 from ..errors import InstallError
-from ..hostinfo import distro_family
+from ..host.distro import CA_BUNDLE
+from ..host.info import distro_family
+from .files import site_rel
 from .record import fix_records, replace_file
-from .venvfiles import site_rel
 
 
 def site_packages(venv: Path) -> Path:

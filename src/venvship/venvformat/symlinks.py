@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Sequence
 
 from .._process import ISOLATED_CWD, allowed_env, python_argv, run
-from ..distro import run_package_tool, system_tool
 from ..errors import InstallError
-from ..hostinfo import distro_family
+from ..host.distro import run_package_tool, system_tool
+from ..host.info import distro_family
 
 # .../python3/dist-packages/<top>/... or .../python3.11/site-packages/<top>
 _SITE = re.compile(r"^(?P<root>/.*/python3(?:\.(?P<minor>\d+))?/(?:site|dist)-packages)/(?P<top>[^/]+)")

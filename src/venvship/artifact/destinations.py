@@ -14,7 +14,7 @@ Refused by :func:`check_install_path` (the text alone, on both sides):
 - a home folder (``/root``, ``/home/NAME``); paths below one (``/home/svc/venvs/x``) stay allowed;
 - with ``as_root`` (a recipe's install path, and a destination when venv-pull runs as root):
   anything directly in a folder every user may write, :data:`SHARED_TEMP` (``/tmp/x``). Root
-  requires the destination's folder to be root's alone (``install/trust.py``), which these never
+  requires the destination's folder to be root's alone (``host/trust.py``), which these never
   are, so a recipe naming one would build and then be refused on every target.
 
 :func:`check_destination` adds what only the target knows: the real location behind symlinked
@@ -30,7 +30,7 @@ import re
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Iterable, Mapping
 
-from .errors import InstallError, RecipeError
+from ..errors import InstallError, RecipeError
 from .jsondoc import Refusal, artifact_error
 
 # Inside these, nothing is a venv's to take: the OS, the kernel and the package manager own them.

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..artifact.sigformat import key_id, public_key_der
 from ..errors import ArtifactError, InstallError
+from ..host import trust
+from ..host.conffile import find_settings, read_settings
 from ..oci.reference import LayoutRef, Ref
-from ..sigformat import key_id, public_key_der
-from . import trust
-from .conffile import find_settings, read_settings
 
 POLICY_DIR = Path("/etc/venvship")
 DEFAULT_FILES = (POLICY_DIR / "policy.toml", POLICY_DIR / "policy.json")

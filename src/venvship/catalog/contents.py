@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from .artifact import INDEX_TYPE, Descriptor, Index, Manifest, VenvConfig, Wheel
-from .errors import ArtifactError, BadReference
-from .oci.layout import Layout
-from .oci.reference import Ref
-from .oci.source import Access, Source, open_source
-from .sigformat import SBOM_TYPE, SIG_ARTIFACT_TYPE, listed_signatures, parse_referrer
+from ..artifact.documents import INDEX_TYPE, Descriptor, Index, Manifest, VenvConfig, Wheel
+from ..artifact.sigformat import SBOM_TYPE, SIG_ARTIFACT_TYPE, listed_signatures, parse_referrer
+from ..errors import ArtifactError, BadReference
+from ..oci.layout import Layout
+from ..oci.reference import Ref
+from ..oci.source import Access, Source, open_source
 
 
 @dataclass(frozen=True)

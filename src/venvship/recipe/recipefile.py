@@ -10,8 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Literal, Mapping, Sequence, TypeVar, cast
 
-from ._recipechecks import DEFAULT_FACTS_FILE as DEFAULT_FACTS_FILE  # re-exported: import-role's default
-from ._recipechecks import (
+from ..artifact.destinations import check_disjoint, check_install_path
+from ..artifact.documents import Fact
+from ..artifact.pipargs import check_install_pip_args
+from ..artifact.venvconfig import MAX_CACHE_VALID_TIME, check_distro_package
+from ..errors import RecipeError
+from ._checks import DEFAULT_FACTS_FILE as DEFAULT_FACTS_FILE  # re-exported: import-role's default
+from ._checks import (
     FACT_KEYS,
     Problems,
     check_lines,
@@ -20,10 +25,6 @@ from ._recipechecks import (
     read_version,
     templates,
 )
-from .artifact import Fact
-from .destinations import check_disjoint, check_install_path
-from .errors import RecipeError
-from .pipargs import check_install_pip_args
 from .requirements import (
     Include,
     check_line,
@@ -31,7 +32,6 @@ from .requirements import (
     parse_line,
 )
 from .tablereader import TableReader, load_toml
-from .venvconfig import MAX_CACHE_VALID_TIME, check_distro_package
 
 InstallTool = Literal["pip", "uv"]
 PackageState = Literal["present", "latest"]

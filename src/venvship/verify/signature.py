@@ -1,7 +1,7 @@
 """Verify on a target that trusted keys signed the digests about to be installed.
 
 The cryptography is the host's own ``openssl`` (``openssl dgst -sha256 -verify``), never ours:
-venv-pull parses the referrers and the simple-signing payload (sigformat.py) and asks openssl
+venv-pull parses the referrers and the simple-signing payload (artifact/sigformat.py) and asks openssl
 whether the signature over the payload's exact bytes holds for a key the policy names. Everything
 read here is read into memory or a scratch folder: a refusal leaves the host as it was. Stdlib only.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Mapping
 
 from .._process import run
+from ..artifact.sigformat import SignatureLayer, listed_signatures, short_id
 from ..errors import InstallError
-from ..sigformat import SignatureLayer, listed_signatures, short_id
-from . import trust
+from ..host import trust
 from .policy import Rule, TrustedKey
 from .select import BlobReader
 

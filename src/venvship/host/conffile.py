@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..artifact.jsondoc import parse_json
 from ..errors import InstallError
-from ..jsondoc import parse_json
 from . import trust
 
 

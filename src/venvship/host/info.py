@@ -15,9 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._process import ISOLATED_CWD, allowed_env, python_argv, run
-from .artifact import PythonInfo
-from .errors import ProcessError, VenvshipError
+from .._process import ISOLATED_CWD, allowed_env, python_argv, run
+from ..artifact.documents import PythonInfo
+from ..errors import ProcessError, VenvshipError
 
 # Python's machine names → the Go names OCI platforms use.
 GO_ARCH = {

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 
 LAYER_TYPE = "application/vnd.venvship.venv.layer.v1.tar+gzip"
 FORMAT = 1

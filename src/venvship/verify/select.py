@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..artifact import (
+from ..artifact.documents import (
     ANN_DISTRO,
     ANN_DISTRO_BOUND,
     ANN_GLIBC,
@@ -20,7 +20,7 @@ from ..artifact import (
     media_type_of,
 )
 from ..errors import ArtifactError, BadReference, InstallError, TrustError, VenvshipError
-from ..hostinfo import (
+from ..host.info import (
     Interpreter,
     detect_musl,
     distro_key,
@@ -37,7 +37,7 @@ from ..oci.reference import Ref
 from ..oci.source import Source
 
 # The musl floor of an entry built from musllinux wheels (builder/tags.py musl_floor). It belongs
-# next to ANN_GLIBC in artifact.py once the build writes it; selection reads it already.
+# next to ANN_GLIBC in artifact/documents.py once the build writes it; selection reads it already.
 ANN_MUSL = "io.venvship.musl"
 
 

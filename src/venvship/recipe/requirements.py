@@ -26,8 +26,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from .errors import RecipeError
-from .redact import redact_url
+from ..errors import RecipeError
+from ..redact import redact_url
 
 # The bare form OpenStack-Ansible used for years: git+URL@sha#egg=name[&subdirectory=...]
 _VCS = re.compile(r"^(?P<url>(?:git|hg|svn|bzr)\+[^\s#]+)#(?P<fragment>\S+)$")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import BadReference
-from .oci.layout import Layout
-from .oci.reference import LayoutRef, Ref
-from .oci.referrers import is_referrers_tag
-from .oci.source import Access, registry_client
+from ..errors import BadReference
+from ..oci.layout import Layout
+from ..oci.reference import LayoutRef, Ref
+from ..oci.referrers import is_referrers_tag
+from ..oci.source import Access, registry_client
 
 
 @dataclass(frozen=True)

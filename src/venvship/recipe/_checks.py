@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from .artifact import Fact
-from .errors import RecipeError
-from .jsondoc import walk
+from ..artifact.documents import Fact
+from ..artifact.jsondoc import walk
+from ..artifact.venvconfig import NAME_RE, TAG_RE, check_fact
+from ..errors import RecipeError
 from .requirements import check_pins, expand, is_url, read_local
 from .rolevalues import is_template
 from .tablereader import TableReader
-from .venvconfig import NAME_RE, TAG_RE, check_fact
 
 DEFAULT_FACTS_FILE = "openstack_ansible"  # venv_facts_dest
 FACT_KEYS = ("file", "section", "option", "value")

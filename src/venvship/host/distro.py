@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
-from ._log import activity, logger
-from ._process import ISOLATED_CWD, PROXY_VARIABLES, SYSTEM_PATH, Kind, allowed_env, run
-from .errors import DistroError, ProcessError
-from .hostinfo import distro_family
+from .._log import activity, logger
+from .._process import ISOLATED_CWD, PROXY_VARIABLES, SYSTEM_PATH, Kind, allowed_env, run
+from ..errors import DistroError, ProcessError
+from .info import distro_family
 
 Side = Literal["build", "install"]
 State = Literal["present", "latest"]

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..errors import ArtifactError
 from .destinations import check_install_path
-from .errors import ArtifactError
 from .jsondoc import Refusal, artifact_error, check_no_nul, load_object, str_map, typed_field
 from .layerformat import Layers
 from .pipargs import INSTALL_TOOLS, check_install_pip_args

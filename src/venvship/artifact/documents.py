@@ -1,7 +1,7 @@
 """The artifact contract (DESIGN §4): media types, annotation keys, and the OCI documents that carry
 a venv (descriptors, per-platform manifests, the image index) as frozen dataclasses.
 
-The config blob lives in :mod:`venvship.venvconfig` and canonical JSON in :mod:`venvship.jsondoc`;
+The config blob lives in :mod:`venvship.artifact.venvconfig` and canonical JSON in :mod:`venvship.artifact.jsondoc`;
 their names are importable from here too, so that ``artifact`` is the one place to import from.
 Stdlib only: the target side reads these on bare hosts.
 """
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 from .jsondoc import canonical_json, check_no_nul, load_object, sha256_digest, str_map, typed_field
 from .venvconfig import CONFIG_SCHEMA, Fact, PlatformInfo, PythonInfo, VenvConfig, Wheel, platform_key
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from .errors import RecipeError
+from ..errors import RecipeError
 from .requirements import Req, parse_line
 from .tablereader import did_you_mean
 
