@@ -1,0 +1,182 @@
+"""``venvship inspect``, ``sbom``, ``diff`` and ``list``: reading artifacts back (catalog/)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from .._units import human_size
+from .outcome import add_command, add_output_options, json_text
+from .venvship_args import add_registry_options, registry_access
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from ..catalog.contents import Attached
+
+    _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..catalog.contents import inspect_ref
+    from ..oci.reference import parse_ref
+
+    ref = parse_ref(args.ref)
+    view = inspect_ref(ref, registry_access(args, ref))
+    if args.json:
+        print(json_text(view.to_json(), indent=2))
+        return 0
+    print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
+    _print_attached(view.attached)
+    for p in view.platforms:
+        total = sum(layer.size for layer in p.manifest.layers)
+        print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {human_size(total)}")
+        _print_attached(p.attached)
+        print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
+        for w in p.config.lock:
+            vcs = p.config.vcs_source(w.filename)
+            built = f"  built from {vcs}" if vcs else ""
+            print(
+                f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}{built}"
+            )
+        for w in p.config.tools:
+            print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}")
+    return 0
+
+
+def _print_attached(attached: Attached) -> None:
+    """Print who signed a digest (as the signatures claim; venv-pull verifies) and its referrers."""
+    from ..artifact.sigformat import short_id
+
+    for key in attached.signers:
+        print(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
+    for kind, count in attached.others:
+        print(f"  attached: {kind} ({count})")
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from ..catalog.contents import read_sbom
+    from ..oci.reference import parse_ref
+
+    ref = parse_ref(args.ref)
+    sys.stdout.write(read_sbom(ref, registry_access(args, ref)).decode())
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ..catalog.contents import diff_views, inspect_ref
+    from ..oci.reference import parse_ref
+
+    old_ref, new_ref = parse_ref(args.old), parse_ref(args.new)
+    access = registry_access(args, old_ref, new_ref)
+    result = diff_views(inspect_ref(old_ref, access), inspect_ref(new_ref, access))
+    if args.json:
+        print(json_text(result.to_json(), indent=2))
+        return 0
+    for key in result.only_old:
+        print(f"platform removed: {key}")
+    for key in result.only_new:
+        print(f"platform added: {key}")
+    for key, changes in result.changes.items():
+        settings = result.settings.get(key, ())
+        if not changes and not settings:
+            print(f"{key}: no changes")
+            continue
+        print(f"{key}:")
+        for s in settings:
+            print(f"  {s.name.replace('_', ' ')}: {_setting_text(s.old)} -> {_setting_text(s.new)}")
+        for c in changes:
+            if c.kind == "added":
+                print(f"  + {c.name} {c.new.version if c.new else ''}")
+            elif c.kind == "removed":
+                print(f"  - {c.name} {c.old.version if c.old else ''}")
+            else:
+                old = c.old.version if c.old else ""
+                new = c.new.version if c.new else ""
+                note = "" if old != new else " (rebuilt: different wheel)"
+                print(f"  ~ {c.name} {old} -> {new}{note}")
+    return 0
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, dict):
+        value = [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) if value else "(none)"
+    return str(value) or "(none)"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..catalog.listing import list_refs
+    from ..oci.reference import parse_ref
+
+    ref = parse_ref(args.ref)
+    found = list_refs(ref, registry_access(args, ref))
+    if args.json:
+        print(json_text({"refs": [x.to_json() for x in found]}, indent=2))
+    else:
+        for x in found:
+            print(f"{x.ref}  {x.digest}" if x.digest else x.ref)
+    return 0
+
+
+def _list_parser(sub: _Sub) -> None:
+    ls = add_command(
+        sub,
+        "list",
+        help="list the refs of a layout or the tags of a registry repository",
+        example="venvship list oci:build/oci",
+    )
+    ls.add_argument("ref", metavar="REF", help="oci:DIR, oci:DIR:NAME or HOST[:PORT]/REPO")
+    add_registry_options(ls)
+    add_output_options(ls)
+    ls.set_defaults(func=cmd_list)
+
+
+def _inspect_parser(sub: _Sub) -> None:
+    i = add_command(
+        sub,
+        "inspect",
+        help="show an artifact's platforms and packages",
+        example="venvship inspect oci:build/oci:demo:1.0",
+    )
+    i.add_argument("ref", metavar="REF", help="a layout or registry reference with a tag or digest")
+    add_registry_options(i)
+    add_output_options(i)
+    i.set_defaults(func=cmd_inspect)
+
+
+def _sbom_parser(sub: _Sub) -> None:
+    sb = add_command(
+        sub,
+        "sbom",
+        help="print the CycloneDX SBOM of one platform's manifest",
+        example="venvship sbom oci:build/oci:demo:1.0-debian-12-amd64-cp311",
+    )
+    sb.add_argument(
+        "ref", metavar="REF", help="a per-platform tag (VERSION-PLATFORM), or an index of one platform"
+    )
+    add_registry_options(sb)
+    add_output_options(sb)
+    sb.set_defaults(func=cmd_sbom)
+
+
+def _diff_parser(sub: _Sub) -> None:
+    d = add_command(
+        sub,
+        "diff",
+        help="what changed between two artifacts: platforms, settings and packages",
+        example="venvship diff oci:build/oci:demo:1.0 oci:build/oci:demo:1.1",
+    )
+    d.add_argument("old", metavar="REF", help="the old artifact")
+    d.add_argument("new", metavar="REF", help="the new artifact")
+    add_registry_options(d)
+    add_output_options(d)
+    d.set_defaults(func=cmd_diff)
+
+
+def add_parsers(sub: _Sub) -> None:
+    """Add ``list``, ``inspect``, ``sbom`` and ``diff`` to ``sub``."""
+    for add in (_list_parser, _inspect_parser, _sbom_parser, _diff_parser):
+        add(sub)
