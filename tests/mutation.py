@@ -42,6 +42,10 @@ TARGETS: dict[str, list[str]] = {
         "tests/integration/install/test_upgrade.py",
         "tests/integration/install/test_layers.py",
     ],
+    "src/venvship/install/unpack.py": [
+        "tests/unit/test_layer_members.py",
+        "tests/integration/install/test_layers.py",
+    ],
     "src/venvship/verify/signature.py": ["tests/integration/install/test_signatures.py"],
     "src/venvship/verify/policy.py": ["tests/integration/install/test_signatures.py"],
     "src/venvship/artifact/layerformat.py": ["tests/integration/install/test_layers.py"],

@@ -18,24 +18,19 @@ from .._log import activity, logger
 from ..artifact.documents import (
     Fact,
     Manifest,
-    PlatformInfo,
-    VenvConfig,
     Wheel,
     canonical_json,
-    platform_key,
-    tag_for_version,
 )
 from ..host import distro
-from ..host.info import Interpreter, distro_key, go_arch, probe_python
 from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.retag import Retag
 from ..oci.source import Access
 from ..recipe.recipefile import Recipe
-from ..redact import redact
 from .cachecare import using_cache
 from .cachedir import build_cache
+from .configblob import Target, build_target, install_side, venv_config
 from .evidence import attach_evidence
 from .inputs import Inputs, prepare
 from .layers import Tool, make_layers
@@ -43,7 +38,6 @@ from .package import write_to_layout
 from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
-from .tags import glibc_floor, is_distro_bound
 from .targetchecks import check_from_wheels_tool, check_install_args, check_python_source, check_symlinks
 from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
@@ -111,35 +105,11 @@ class BuildOptions:
     immutable_tags: bool = False  # refuse to move an existing tag to other content
 
 
-@dataclass(frozen=True)
-class _Target:
-    """The platform this host builds for, and where the recipe's artifact goes."""
-
-    interp: Interpreter
-    architecture: str
-    distro: str
-    key: str  # debian-12-amd64-cp311
-    ref_name: str  # name:version-key
-
-
 def default_cache() -> Path:
     """Return the build cache folder: $VENVSHIP_CACHE, else $XDG_CACHE_HOME/venvship."""
     if os.environ.get("VENVSHIP_CACHE"):
         return Path(os.environ["VENVSHIP_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "venvship"
-
-
-def _target(recipe: Recipe) -> _Target:
-    interp = probe_python(recipe.python)
-    arch, dkey = go_arch(interp.machine), distro_key()
-    key = platform_key(distro=dkey, architecture=arch, abi=interp.info.abi)
-    return _Target(
-        interp=interp,
-        architecture=arch,
-        distro=dkey,
-        key=key,
-        ref_name=f"{recipe.name}:{tag_for_version(recipe.version)}-{key}",
-    )
 
 
 def build_recipe(
@@ -157,7 +127,7 @@ def build_recipe(
     if python is not None:
         recipe = dataclasses.replace(recipe, python=python)
     cache = build_cache(opts.cache or default_cache())
-    target = _target(recipe)
+    target = build_target(recipe)
     check_python_source(recipe, target.interp)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
     lock = cache / "locks" / f"{recipe.name}-{target.key}.lock"
@@ -188,11 +158,11 @@ def build_recipe(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _fingerprint(recipe: Recipe, inputs: Inputs, target: _Target) -> str:
+def _fingerprint(recipe: Recipe, inputs: Inputs, target: Target) -> str:
     """Return the digest of everything that decides the artifact: inputs, install side, platform."""
     doc = {
         "inputs": inputs.digest,
-        "recipe": _install_side(recipe),
+        "recipe": install_side(recipe),
         "python": target.interp.info.version,
         "platform": target.key,
         "venvship": __version__,
@@ -205,7 +175,7 @@ def _state_file(cache: Path, layout: Layout, name: str, key: str) -> Path:
     return cache / "state" / where / f"{name}-{key}.json"
 
 
-def _unchanged(layout: Layout, target: _Target, state_file: Path, fingerprint: str) -> BuildResult | None:
+def _unchanged(layout: Layout, target: Target, state_file: Path, fingerprint: str) -> BuildResult | None:
     """Return the ``unchanged`` result if the last build had these inputs and its blobs are all there."""
     try:
         state = json.loads(state_file.read_text())
@@ -228,7 +198,7 @@ def _unchanged(layout: Layout, target: _Target, state_file: Path, fingerprint: s
 def _build(
     recipe: Recipe,
     inputs: Inputs,
-    target: _Target,
+    target: Target,
     *,
     output: Layout,
     cache: Path,
@@ -258,7 +228,7 @@ def _build(
             lock, files, python=target.interp.path, tool=tool, cache=cache, workdir=workdir / "layers"
         )
     config = dataclasses.replace(
-        _config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
+        venv_config(recipe, inputs, target, lock=lock, tools=tools, builder=builder, provenance=provenance),
         layers=layers,
     )
     check_from_wheels_tool(recipe, config)
@@ -301,7 +271,7 @@ def _distro_args(recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, rebuild: bool) -> Builder:
+def _builder(recipe: Recipe, inputs: Inputs, target: Target, *, cache: Path, rebuild: bool) -> Builder:
     spec = BuilderSpec(
         python=target.interp.path,
         requirements=recipe.build_requirements,
@@ -318,7 +288,7 @@ def _builder(recipe: Recipe, inputs: Inputs, target: _Target, *, cache: Path, re
 def _wheels(
     recipe: Recipe,
     inputs: Inputs,
-    target: _Target,
+    target: Target,
     builder: Builder,
     *,
     cache: Path,
@@ -372,79 +342,6 @@ def _wheels(
 def _tool(recipe: Recipe, tools: tuple[Wheel, ...], files: dict[str, Path]) -> Tool:
     wheel = next(w for w in tools if w.name.lower() == recipe.install_tool)
     return Tool(name=recipe.install_tool, version=wheel.version, wheel=files[wheel.digest])
-
-
-def _config(
-    recipe: Recipe,
-    inputs: Inputs,
-    target: _Target,
-    *,
-    lock: tuple[Wheel, ...],
-    tools: tuple[Wheel, ...],
-    builder: Builder,
-    provenance: dict[str, dict[str, str]],
-) -> VenvConfig:
-    names = [w.filename for w in (*lock, *tools)]
-    bound = is_distro_bound(names)
-    return VenvConfig(
-        name=recipe.name,
-        version=recipe.version,
-        recipe_digest=inputs.digest,
-        install_path=str(recipe.install_path),
-        python=target.interp.info,
-        platform=PlatformInfo(
-            os="linux",
-            architecture=target.architecture,
-            distro=target.distro,
-            glibc=target.interp.glibc if bound else glibc_floor(names),
-            distro_bound=bound,
-        ),
-        lock=lock,
-        tools=tools,
-        install_tool=recipe.install_tool,
-        # Published: URLs lose their user info and query (a token in them is no one else's business).
-        requirements=tuple(redact(r) for r in recipe.packages),
-        constraints=tuple(redact(_as_given(c, recipe)) for c in recipe.constraints),
-        global_constraints=tuple(redact(c) for c in recipe.global_constraints),
-        distro_package_state=recipe.distro_package_state,
-        distro_cache_valid_time=recipe.distro_cache_valid_time,
-        install_distro_packages=recipe.install.distro_packages,
-        install_pip_args=recipe.install.pip_args,
-        install_env=dict(recipe.install.env or {}),
-        symlink_system_packages=recipe.symlink_system_packages,
-        facts=recipe.facts,
-        builder={"venvship": __version__, **dict(sorted(builder.tools.items()))},
-        provenance=provenance["all"],
-    )
-
-
-def _install_side(recipe: Recipe) -> dict[str, object]:
-    """The recipe fields that reach the config without changing the wheels."""
-    return {
-        "name": recipe.name,
-        "version": recipe.version,
-        "install_path": str(recipe.install_path),
-        "distro": [recipe.distro_package_state, recipe.distro_cache_valid_time],
-        "install": [
-            recipe.install.distro_packages,
-            recipe.install.pip_args,
-            sorted((recipe.install.env or {}).items()),
-        ],
-        "symlinks": recipe.symlink_system_packages,
-        "facts": [[f.file, f.section, f.option, f.value] for f in recipe.facts],
-    }
-
-
-def _as_given(line: str, recipe: Recipe) -> str:
-    """Return a constraint line with absolute local paths made relative to the recipe's folder again."""
-    for prefix in ("-c ", "--constraint ", "-r ", "--requirement "):
-        if line.startswith(prefix):
-            path = Path(line[len(prefix) :])
-            try:
-                return prefix + str(path.relative_to(recipe.folder.resolve()))
-            except ValueError:
-                return line
-    return line
 
 
 __all__ = ["BuildOptions", "BuildResult", "Fact", "Wheel", "build_recipe", "default_cache"]

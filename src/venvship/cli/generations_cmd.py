@@ -13,7 +13,7 @@ from .outcome import json_text
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from ..install.maintenance import Drift
+    from ..install.drift import Drift
 
     _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 

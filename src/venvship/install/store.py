@@ -7,46 +7,34 @@ follows the cache's trust rules (root-owned when run as root); a store file is r
 it is linked again unless its inode's ctime is the one recorded after its last check, which no
 write can keep (a hot patch through a generation's link changes it).
 
-Layer members are refused before anything is written when they are not plain paths inside the
-venv (absolute, ``..``, the venv's own skeleton), not regular files or directories (links,
-devices, FIFOs), duplicated, or more than the layer's size can honestly unpack to: every file
-and folder, named or made as a parent, counts against that bound (:data:`MEMBER_COST` each), so
-a layer of empty folders is as bounded as one of files, and checked in time linear in its size.
+Unpacking a layer, and the rules its members must follow, are in :mod:`.unpack`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import gzip
-import hashlib
-import io
 import json
 import os
-import posixpath
 import shutil
 import stat
-import tarfile
 import tempfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, cast
+from typing import Iterable, Iterator, Mapping
 
 from .._fsutil import atomic_write, pid_alive
 from .._log import logger
-from ..artifact.jsondoc import sha256_digest
-from ..artifact.layerformat import MAX_MEMBERS, LayerInfo, check_member
-from ..errors import ArtifactError, InstallError
+from ..artifact.layerformat import LayerInfo
+from ..errors import InstallError
 from ..oci.layout import Layout
 from ..venvformat.record import file_hash_field
 from . import cachestore
+from .unpack import unpack
 
 FILES = "files.json"
 SEEN = "seen.json"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,34 +58,6 @@ def entry_path(cache: Path, digest: str) -> Path:
     return store_root(cache) / digest.split(":", 1)[1]
 
 
-class _Hashing:
-    """A read-only stream that hashes and counts what is read through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.sha, self.count = raw, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.sha.update(data)
-        self.count += len(data)
-        return data
-
-
-class _Bounded:
-    """A read-only stream that raises ArtifactError once more than ``limit`` bytes came through it."""
-
-    def __init__(self, raw: BinaryIO, *, limit: int, where: str) -> None:
-        self.raw, self.limit, self.where, self.count = raw, limit, where, 0
-
-    def read(self, n: int = -1) -> bytes:
-        left = self.limit + 1 - self.count
-        data = self.raw.read(left if n < 0 else min(n, left))
-        self.count += len(data)
-        if self.count > self.limit:
-            raise ArtifactError(f"{self.where}: unpacks to more than {self.limit} bytes")
-        return data
-
-
 def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
     """Return the store entry of ``layer`` made now from its cached blob (re-hashed as it is read)."""
     path = entry_path(cache.root, layer.digest)
@@ -105,7 +65,7 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
     prefix = f".{path.name[:12]}-{os.getpid()}-"
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=_mkdir(store_root(cache.root))))
     try:
-        files, folders = _unpack(cache.blob_path(layer.digest), tmp / "tree", layer=layer, mtime=mtime)
+        files, folders = unpack(cache.blob_path(layer.digest), tmp / "tree", layer=layer, mtime=mtime)
         doc = {"files": files, "folders": folders}
         atomic_write(tmp / FILES, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
         # No record of checked inodes yet: linking changes every ctime, after_linking records them.
@@ -139,168 +99,6 @@ def load(path: Path) -> Entry | None:
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
     return Entry(root=path, files=files, folders=folders)
-
-
-# A layer that unpacks to less than this is unpacked from memory (no per-read overhead); a larger one
-# is streamed. With UNPACK_WORKERS layers at a time, this bounds what unpacking holds in memory.
-_IN_MEMORY = 4 << 20
-# What one file or folder costs against a layer's unpack bound besides its bytes: about the block
-# and inode it takes on disk, so that empty folders cannot fill the disk for free.
-MEMBER_COST = 4096
-
-
-def _unpack(
-    blob: Path, tree: Path, *, layer: LayerInfo, mtime: int
-) -> tuple[dict[str, list[object]], list[str]]:
-    """Unpack the layer at ``blob`` into ``tree`` (new); return its files and folders. Raises
-    ArtifactError for a member a layer may not hold, or a blob that does not hash to its digest."""
-    where = f"layer {layer.title} ({layer.digest})"
-    limit = 64 * max(layer.size, 1 << 20)  # what gzip can honestly inflate to, and then some
-    try:
-        # Both sizes small: a trailer (the attacker's word) never gets a large blob read whole.
-        small = layer.size <= _IN_MEMORY and _unpacked_size(blob) <= _IN_MEMORY
-        raw = blob.read_bytes() if small else None
-    except FileNotFoundError as exc:
-        raise InstallError(f"{where}: the blob is not in the cache ({blob})") from exc
-    if raw is not None:
-        # The blob is hashed again as it is read: the cache is trusted, its content still checked.
-        got = sha256_digest(raw)
-        if got != layer.digest or len(raw) != layer.size:
-            raise ArtifactError(f"{where}: the cached blob hashes to {got}, not to its digest")
-        inflate = zlib.decompressobj(wbits=31)
-        try:
-            data = inflate.decompress(raw, _IN_MEMORY + 1)
-        except zlib.error as exc:
-            raise ArtifactError(f"{where}: not a valid tar+gzip layer ({exc})") from exc
-        if inflate.unconsumed_tail or inflate.unused_data or not inflate.eof:
-            raise ArtifactError(f"{where}: not one gzip stream of the size its trailer gives")
-        tree.mkdir(mode=0o755)
-        return _Writer(tree, where=where, mtime=mtime, limit=limit).from_buffer(data)
-    tree.mkdir(mode=0o755)
-    with open(blob, "rb") as fh:
-        hashing = _Hashing(fh)
-        writer = _Writer(tree, where=where, mtime=mtime, limit=limit)
-        result = writer.from_stream(hashing)
-        while hashing.read(_CHUNK):  # the rest (tar padding, gzip trailer) goes through the hash too
-            pass
-    got = "sha256:" + hashing.sha.hexdigest()
-    if got != layer.digest or hashing.count != layer.size:
-        raise ArtifactError(f"{where}: the cached blob hashes to {got}, not to its digest")
-    return result
-
-
-def _unpacked_size(blob: Path) -> int:
-    """Return what a gzip blob says it inflates to (its trailer's ISIZE): a hint, enforced later."""
-    with open(blob, "rb") as fh:
-        try:
-            fh.seek(-4, os.SEEK_END)
-        except OSError:
-            return 1 << 62  # shorter than a trailer: the stream path says what is wrong with it
-        return int.from_bytes(fh.read(4), "little")
-
-
-class _Writer:
-    """Writes a layer's members under ``tree``: checked, each file new, .py files given the
-    layer's mtime (their .pyc headers name it); plain string paths, as this runs per file."""
-
-    def __init__(self, tree: Path, *, where: str, mtime: int, limit: int) -> None:
-        self.tree = os.fspath(tree)
-        self.where, self.mtime, self.limit = where, mtime, limit
-        self.files: dict[str, list[object]] = {}
-        self.folders: set[str] = set()  # a set: a list made duplicate checks quadratic
-        self.made: set[str] = {""}
-        self.total = 0
-        # The umask is read once: a mode it would trim is set again after the file is made.
-        mask = os.umask(0o022)
-        os.umask(mask)
-        self.trimmed = bool(mask & 0o755)
-
-    def from_buffer(self, data: bytes) -> tuple[dict[str, list[object]], list[str]]:
-        view = memoryview(data)
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                for member in self._checked(tar):
-                    if member.isreg():
-                        self._file(member, view[member.offset_data : member.offset_data + member.size])
-        except tarfile.TarError as exc:
-            raise ArtifactError(f"{self.where}: not a valid tar layer ({exc})") from exc
-        return self.files, sorted(self.folders)
-
-    def from_stream(self, raw: _Hashing) -> tuple[dict[str, list[object]], list[str]]:
-        try:
-            gz = gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb")
-            # Bounded as inflated, not per member: tarfile reads a pax or GNU long-name header
-            # whole, into memory, before a member is seen.
-            bounded = cast(BinaryIO, _Bounded(cast(BinaryIO, gz), limit=self.limit, where=self.where))
-            with gz, tarfile.open(fileobj=bounded, mode="r|") as tar:
-                for member in self._checked(tar):
-                    if member.isreg():
-                        source = tar.extractfile(member)
-                        assert source is not None
-                        self._file(member, source.read(member.size))
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise ArtifactError(f"{self.where}: not a valid tar+gzip layer ({exc})") from exc
-        return self.files, sorted(self.folders)
-
-    def _checked(self, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-        for n, member in enumerate(tar):
-            if n >= MAX_MEMBERS:
-                raise ArtifactError(f"{self.where}: more than {MAX_MEMBERS} members")
-            name = check_member(member.name, where=self.where)
-            if name in self.files or name in self.folders:
-                raise ArtifactError(f"{self.where}: {name!r} appears twice")
-            if member.isdir():
-                self._folder(name)
-                self.folders.add(name)
-                continue
-            if not member.isreg():
-                raise ArtifactError(f"{self.where}: {name!r} is not a regular file or folder")
-            self._charge(member.size + MEMBER_COST)
-            yield member
-
-    def _charge(self, size: int) -> None:
-        self.total += size
-        if self.total > self.limit:
-            raise ArtifactError(f"{self.where}: unpacks to more than {self.limit} bytes")
-
-    def _folder(self, name: str) -> None:
-        """Make folder ``name`` and its missing parents, each charged before it is made."""
-        missing = []
-        while name not in self.made:
-            missing.append(name)
-            name = posixpath.dirname(name)
-        for folder in reversed(missing):
-            self._charge(MEMBER_COST)
-            try:
-                os.mkdir(os.path.join(self.tree, folder), mode=0o755)
-            except (FileExistsError, NotADirectoryError) as exc:
-                raise ArtifactError(f"{self.where}: {folder!r} is a file and a folder") from exc
-            self.made.add(folder)
-
-    def _file(self, member: tarfile.TarInfo, data: bytes | memoryview) -> None:
-        name = member.name
-        self._folder(posixpath.dirname(name))
-        if len(data) != member.size:
-            raise ArtifactError(f"{self.where}: the layer ends inside {name!r}")
-        mode = 0o755 if member.mode & 0o111 else 0o644
-        path = os.path.join(self.tree, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        try:
-            _write_all(fd, data)
-            if self.trimmed:
-                os.fchmod(fd, mode)
-            if name.endswith(".py"):
-                os.utime(fd, (self.mtime, self.mtime))
-        finally:
-            os.close(fd)
-        field = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        self.files[name] = [field, member.size, mode]
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 # -- checking and linking ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from urllib.parse import quote, urljoin
 from ..artifact.documents import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
 from ..errors import ArtifactError, RegistryError
 from ._connection import Connection, expect, upload_location
-from ._http import BlobSource, open_body, parse_tags, rewinder, tell
+from ._http import BlobSource, Counted, open_body, parse_tags, rewinder, tell
 from ._retry import RetryPolicy, Transient, retrying
 from ._session import Scopes, repo_scopes
 from .auth import Credentials
@@ -148,7 +148,7 @@ class RegistryClient:
             ) as resp:
                 expect(resp, (200,), where, f"blob {digest}")
                 resp.allow(size)
-                body = _Counted(cast(BinaryIO, resp.raw))
+                body = Counted(cast(BinaryIO, resp.raw))
                 try:
                     return dest_layout.ingest(
                         cast(BinaryIO, body), digest=digest, size=size, what=f"{where}@{digest}"
@@ -352,21 +352,6 @@ class RegistryClient:
             match = _NEXT_LINK.search(link or "")
             url = urljoin(url, match.group(1)) if match else None
         raise RegistryError(f"{where}: tag list pagination does not end", url=url or "")
-
-
-# -- parallel transfers ----------------------------------------------------------------------------
-
-
-class _Counted:
-    """A read-only stream that counts the bytes read through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.count = raw, 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.count += len(data)
-        return data
 
 
 class RegistrySource:
