@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
-from _common import Context, Row, Stats, fresh, q, repeat, section_header, sh, step, tool
+from _common import Context, section_header, step
+from _procs import Stats, fresh, q, repeat, sh, tool
+from _rows import Row
 
 SECTION = "build"
 

@@ -31,20 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from _common import (
-    BenchError,
-    Context,
-    Row,
-    Server,
-    Stats,
-    Target,
-    check,
-    fresh,
-    section_header,
-    start_registry,
-    step,
-    tool,
-)
+from _common import Context, section_header, step
+from _procs import BenchError, Stats, check, fresh, tool
+from _rows import Row, Target
+from _servers import Server, start_registry
 
 SECTION = "fleet"
 CACHES = 2

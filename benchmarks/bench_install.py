@@ -31,27 +31,10 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from _common import (
-    Argv,
-    Artifact,
-    BenchError,
-    Context,
-    RecipeInfo,
-    Row,
-    Run,
-    Stats,
-    Target,
-    check,
-    fresh,
-    q,
-    repeat,
-    run_timed,
-    section_header,
-    sh,
-    start_http,
-    step,
-    tool,
-)
+from _common import Artifact, Context, RecipeInfo, section_header, step
+from _procs import Argv, BenchError, Run, Stats, check, fresh, q, repeat, run_timed, sh, tool
+from _rows import Row, Target
+from _servers import start_http
 
 SECTION = "install"
 

@@ -19,20 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _common import (
-    Context,
-    Row,
-    Server,
-    Stats,
-    Target,
-    check,
-    fresh,
-    repeat,
-    section_header,
-    start_registry,
-    step,
-    tool,
-)
+from _common import Context, section_header, step
+from _procs import Stats, check, fresh, repeat, tool
+from _rows import Row, Target
+from _servers import Server, start_registry
 
 SECTION = "registry"
 THROUGHPUT = Target(min_ratio=0.9)

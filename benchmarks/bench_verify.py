@@ -17,19 +17,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from _common import (
-    Context,
-    Row,
-    Stats,
-    Target,
-    check,
-    fresh,
-    repeat,
-    section_header,
-    start_registry,
-    step,
-    tool,
-)
+from _common import Context, section_header, step
+from _procs import Stats, check, fresh, repeat, tool
+from _rows import Row, Target
+from _servers import start_registry
 
 SECTION = "verify"
 ADDED = Target(max_added=0.05)

@@ -23,7 +23,9 @@ import bench_fleet
 import bench_install
 import bench_registry
 import bench_verify
-from _common import ROOT, TIME_BIN, BenchError, Context, RecipeInfo, Row, format_rows, format_targets, tool
+from _common import ROOT, Context, RecipeInfo
+from _procs import TIME_BIN, BenchError, tool
+from _rows import Row, format_rows, format_targets
 
 SECTIONS = ("build", "install", "registry", "verify", "fleet")
 
