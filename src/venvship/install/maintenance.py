@@ -14,7 +14,8 @@ from . import cachestore, releases, store
 from .drift import Drift, bytecode_drift, drift, missing_distributions, record_drift
 from .faults import pause_point
 from .generations import Generations, State
-from .installer import _record_refs, state_folders, write_live_facts
+from .plan import state_folders
+from .record import record_refs, write_live_facts
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def prune(
             with file_lock(gens.lock_path, timeout=lock_timeout):
                 with store.unlinking(cache, [b for s in gens.to_prune(keep) for b in s.blobs]):
                     removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]
-                _record_refs(gens, layout)
+                record_refs(gens, layout)
                 for state in gens.all():
                     keep_blobs.update(state.blobs)
         blobs = cachestore.collect_garbage(layout, keep_blobs)

@@ -1,28 +1,31 @@
-"""One generation's venv, made and checked in its staging folder (never the live one): the venv
-skeleton, the distributions (unpacked from layers, or installed from wheels), the distro packages
-to symlink, and the health check."""
+"""The third step of an install: one generation's venv, made in its staging folder (never the live
+one): the venv skeleton and the distributions, unpacked from layers or installed from wheels,
+then its paths set to the folder it gets once complete. Checking it is the next step (check.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Mapping
 
+from .._fsutil import disk_space
+from .._log import activity
 from ..artifact.documents import VenvConfig
 from ..artifact.layerformat import LayerInfo
 from ..errors import InstallError
 from ..oci.layout import Layout
 from ..venvformat.bytecode import BytecodeResult, compile_bytecode
 from ..venvformat.create import create_venv, relocate, site_packages
-from ..venvformat.symlinks import link_system_packages
 from .faults import pause_point
+from .fetch import Fetched
 from .generations import Generations
-from .health import canonical_name, health_check, requested_names, top_level_modules
 from .layerinstall import fill
+from .plan import Plan
 from .pull import find_links
 from .wheelinstall import InstallJob, installer_for, requirements_text
 
@@ -37,27 +40,25 @@ class StageJob:
     config: VenvConfig
     python: str  # the host interpreter that makes the venv (resolved by trust.host_python)
     env: Mapping[str, str]  # for the children that run as this process's user
-    check_env: Mapping[str, str]  # for the health check (the artifact's own code)
     compile: bool = True
     from_wheels: bool = False
     allowed_tools: Collection[str] = ()
-    check_command: str | None = None
-    check_user: str | None = "nobody"
     on_layer: Callable[[LayerInfo], None] | None = None
 
 
 @dataclass(frozen=True)
 class Staged:
-    """A generation made and checked under its staging name: its bytecode, its dist-info folders."""
+    """A generation made under its staging name: its bytecode, its dist-info folders (once checked)."""
 
+    generation: str
     bytecode: BytecodeResult | None
     dist_infos: tuple[str, ...]
     tool: str  # what laid the files out: "layers", or the install tool and its version
 
 
 def stage_generation(job: StageJob) -> Staged:
-    """Make generation ``job.generation`` in its staging folder and check it; raise InstallError
-    (the staging folder removed) when the venv cannot be made or fails its check."""
+    """Make generation ``job.generation`` in its staging folder; raise InstallError (the staging
+    folder removed) when the venv cannot be made."""
     staging, final = job.gens.stage(job.generation), job.gens.path(job.generation)
     try:
         create_venv(job.python, staging, prompt=job.gens.dest.name)  # as `python -m venv DEST` would
@@ -76,14 +77,12 @@ def stage_generation(job: StageJob) -> Staged:
                 on_layer=job.on_layer,
             )
             bytecode = BytecodeResult(reused=filled.pycs, compiled=0) if job.compile else None
-            staged = Staged(bytecode=bytecode, dist_infos=(), tool="layers")
+            staged = Staged(generation=job.generation, bytecode=bytecode, dist_infos=(), tool="layers")
         pause_point("installed")
         # The skeleton (pyvenv.cfg, activate scripts) and an installer's scripts name the staging
         # folder: they must name the folder the generation gets once complete.
         relocate(staging, old=staging, new=final)
-        _check(job, staging, site)
-        infos = tuple(sorted(p.name for p in site.glob("*.dist-info") if not p.is_symlink()))
-        return replace(staged, dist_infos=infos)
+        return staged
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # discarded; the live venv was never touched
         raise
@@ -114,26 +113,8 @@ def _from_wheels(job: StageJob, staging: Path, *, final: Path, site: Path) -> St
             Path(job.python), site, staged=staging, final=final, env=job.env
         )
         bytecode = BytecodeResult(reused=uptodate, compiled=compiled)
-    return Staged(bytecode=bytecode, dist_infos=(), tool=f"{installer.name} {installer.version()}")
-
-
-def _check(job: StageJob, staging: Path, site: Path) -> None:
-    """Symlink the distro packages, then run the health check on the new generation."""
-    config = job.config
-    minor = int(site.parent.name.split(".")[1].rstrip("t"))
-    linked = link_system_packages(config.symlink_system_packages, site=site, minor=minor)
-    # The recipe's own packages are checked (their imports pull in what they use); a recipe whose
-    # names match nothing in the lock gets every distribution checked instead.
-    locked = {canonical_name(w.name) for w in config.lock}
-    wanted = requested_names(config.requirements) & locked or locked
-    modules = top_level_modules(site, wanted)
-    modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
-    # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
-    env = {**job.check_env, "PYTHONDONTWRITEBYTECODE": "1"}
-    health_check(
-        staging, modules=sorted(set(modules)), command=job.check_command, env=env, user=job.check_user
-    )
-    pause_point("checked")
+    tool = f"{installer.name} {installer.version()}"
+    return Staged(generation=job.generation, bytecode=bytecode, dist_infos=(), tool=tool)
 
 
 @contextlib.contextmanager
@@ -143,4 +124,48 @@ def _workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
-__all__ = ["InstallError", "StageJob", "Staged", "stage_generation"]
+def stage(plan: Plan, fetched: Fetched, *, on_layer: Callable[[LayerInfo], None]) -> Staged:
+    """Make a new generation of the plan's manifest in its staging folder.
+
+    Example: ``staged = stage(plan, fetch(plan), on_layer=report)``
+    """
+    from ..venvformat.create import install_env
+
+    config, options = plan.chosen.config, plan.staging
+    return stage_generation(
+        StageJob(
+            gens=plan.gens,
+            generation=plan.gens.new_id(plan.chosen.digest),
+            cache=plan.cache,
+            config=config,
+            python=fetched.python,
+            env=install_env(config.install_env, privileged=True),
+            compile=options.compile,
+            from_wheels=options.from_wheels,
+            allowed_tools=options.allowed_tools,
+            on_layer=on_layer,
+        )
+    )
+
+
+@contextlib.contextmanager
+def staging_progress(plan: Plan) -> Iterator[Callable[[LayerInfo], None]]:
+    """Show how far staging and checking got (one step per layer), and turn a full disk met on the
+    way into one error line; yield what each unpacked layer reports to."""
+    layers = (
+        ()
+        if plan.staging.from_wheels or plan.chosen.config.layers is None
+        else plan.chosen.config.layers.distributions
+    )
+    how = f"installing with {plan.chosen.config.install_tool}" if plan.staging.from_wheels else "installing"
+    with disk_space(plan.cache.root, plan.gens.root), activity(how, total=len(layers)) as report:
+        unpacked = itertools.count(1)
+
+        def on_layer(layer: LayerInfo) -> None:
+            n = next(unpacked)  # called from the unpacking threads: count() hands out each n once
+            report(n, "then the health check" if n == len(layers) else layer.name)
+
+        yield on_layer
+
+
+__all__ = ["InstallError", "StageJob", "Staged", "stage", "stage_generation", "staging_progress"]

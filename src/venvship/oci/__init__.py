@@ -1,1 +1,2 @@
-"""OCI plumbing: references, image layout directories and the distribution-spec client."""
+"""The OCI transport both sides use: references, image layout directories, the distribution-spec
+client, publish, referrers and mirrors. Stdlib only."""
