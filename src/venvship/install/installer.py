@@ -28,8 +28,8 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         if plan.done is not None:  # the live generation holds this artifact already
             return plan.done
         if opts.check:  # what a run would fail on or change; nothing written
-            return _dry_run(plan, rebuild=opts.rebuild)
-        with locked(plan, opts) as plan:  # trusted folders, the locks; the live generation read again
+            return _dry_run(plan)
+        with locked(plan) as plan:  # trusted folders, the locks; the live generation read again
             if plan.done is not None:
                 result = plan.done
             elif plan.pending is not None:  # the live generation is this artifact, its facts unwritten
@@ -45,12 +45,12 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return replace(result, pulled=served_by(plan.source))
 
 
-def _dry_run(plan: Plan, *, rebuild: bool) -> InstallResult:
+def _dry_run(plan: Plan) -> InstallResult:
     """``--check``: what a run would fail on, and the distro commands it would run; nothing written."""
     preflight(plan)
     pending_distro_commands(plan)
     live, selected = plan.live, plan.chosen
-    kept = live is not None and not rebuild and live.digest == selected.digest
+    kept = live is not None and not plan.rebuild and live.digest == selected.digest
     return InstallResult(
         changed=True,
         dest=str(plan.gens.dest),

@@ -78,6 +78,8 @@ class Plan:
     host: HostNeeds
     staging: StageOptions
     recording: RecordOptions
+    rebuild: bool = False  # a new generation even when one of this artifact is intact
+    lock_timeout: float | None = None  # how long to wait for the cache's and destination's locks
     done: InstallResult | None = None  # the work is done already: the result to report
     made: State | None = None  # under the lock: a generation of this artifact to return to
     pending: State | None = None  # under the lock: the live generation, its facts still to write
@@ -141,6 +143,8 @@ def open_plan(ref: Ref, opts: InstallOptions) -> Iterator[Plan]:
                 check_user=opts.check_user,
             ),
             recording=RecordOptions(facts_dir=opts.facts_dir, keep=opts.keep, adopt=opts.adopt),
+            rebuild=opts.rebuild,
+            lock_timeout=opts.lock_timeout,
         )
         if (
             live
@@ -164,34 +168,33 @@ def open_plan(ref: Ref, opts: InstallOptions) -> Iterator[Plan]:
 
 
 @contextlib.contextmanager
-def locked(plan: Plan, opts: InstallOptions) -> Iterator[Plan]:
+def locked(plan: Plan) -> Iterator[Plan]:
     """Check the folders root will write, take the cache's and the destination's locks, and yield
     the plan as it stands under them: a concurrent run may have finished meanwhile."""
-    gens = plan.gens
-    gens.adoptable(
-        adopt=opts.adopt
-    )  # refuses a destination that is neither a venv nor ours, before anything is made
-    trust.trusted_dir(opts.cache, what="the blob cache")
-    trust.check_existing(_cache_folders(opts.cache))
+    gens, cache = plan.gens, plan.cache.root
+    # Refuses a destination that is neither a venv nor ours, before anything is made.
+    gens.adoptable(adopt=plan.recording.adopt)
+    trust.trusted_dir(cache, what="the blob cache")
+    trust.check_existing(_cache_folders(cache))
     trust.trusted_dir(gens.dest.parent, what="the destination's folder")
     trust.trusted_dir(gens.root, what="the generations folder")
     # Cache lock first, then the destination's: prune takes them in the same order (no deadlock).
     # Children inherit the destination lock: if this run is killed, a child still writing into
     # the staging folder holds it until it exits, and a rerun waits instead of sharing the folder.
     with (
-        cachestore.cache_lock(opts.cache, shared=True, timeout=opts.lock_timeout),
-        file_lock(gens.lock_path, timeout=opts.lock_timeout) as lock_fd,
+        cachestore.cache_lock(cache, shared=True, timeout=plan.lock_timeout),
+        file_lock(gens.lock_path, timeout=plan.lock_timeout) as lock_fd,
         lend_fds(lock_fd),
     ):
         pause_point("locked")
-        yield _under_lock(replace(plan, cache=Layout.create(opts.cache)), rebuild=opts.rebuild)
+        yield _under_lock(replace(plan, cache=Layout.create(cache)))
 
 
-def _under_lock(plan: Plan, *, rebuild: bool) -> Plan:
+def _under_lock(plan: Plan) -> Plan:
     """Return ``plan`` with the live generation read again, and what may spare a new one."""
     from . import store  # imported here, on the way to a new generation: the no-op stays fast
 
-    gens, digest = plan.gens, plan.chosen.digest
+    gens, digest, rebuild = plan.gens, plan.chosen.digest, plan.rebuild
     live = live_state(gens)  # again, under the lock: a concurrent run may have finished
     plan = replace(plan, live=live)
     if live and not rebuild and live.digest == digest:
