@@ -93,7 +93,7 @@ def record_drift(venv: Path, *, hashes: bool, shared: list[str] | None = None) -
     another size or (with ``hashes``) another sha256, rows naming a path outside the venv (never
     read), and symlinks that dangle. Files that are not bytecode and have other links go to ``shared``.
 
-    Every file is opened beneath the venv with no symlink followed (venvfiles.py): a folder a user
+    Every file is opened beneath the venv with no symlink followed (venvformat/files.py): a folder a user
     swapped for a symlink is drift, never a way to have root hash a file outside.
     """
     try:

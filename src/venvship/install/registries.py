@@ -19,7 +19,7 @@ a mirror that holds the reference under the same repository name (a pull-through
 the part of the name it mirrors; these come first. Unlike containers, tags
 are resolved at the origin unless ``--mirror-tags`` (see ``oci/mirrors.py``), and each blob comes
 from the first mirror that has it. Without ``tomllib`` (Python 3.9, 3.10) the same document is
-read as JSON (``registries.json``), as for the trust policy (``conffile.py``). Stdlib only.
+read as JSON (``registries.json``), as for the trust policy (``host/conffile.py``). Stdlib only.
 """
 
 from __future__ import annotations

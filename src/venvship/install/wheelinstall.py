@@ -92,7 +92,7 @@ class PipInstaller(_CarriedTool):
             "--require-hashes",
             "--no-deps",  # the lock is the full closure
             "--no-warn-conflicts",
-            "--no-compile",  # compiled after, on all cores (bytecode.py)
+            "--no-compile",  # compiled after, on all cores (venvformat/bytecode.py)
             *job.pip_args,
             "-r",
             job.requirements,
