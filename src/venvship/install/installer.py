@@ -22,9 +22,8 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
 
     Example: ``install(parse_ref("oci:build/oci:demo:1.0"), InstallOptions(dest=Path("/srv/demo")))``
     """
-    with open_plan(
-        ref, opts
-    ) as plan:  # the policy, the source, the destination; the manifest chosen and verified
+    # The plan: the policy, the source, the destination; the manifest chosen and verified.
+    with open_plan(ref, opts) as plan:
         if plan.done is not None:  # the live generation holds this artifact already
             return plan.done
         if opts.check:  # what a run would fail on or change; nothing written
