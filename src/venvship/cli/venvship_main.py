@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..builder.signer import SigningKey
     from ..inspect import Attached
     from ..oci.publish import PublishResult
-    from ..oci.reference import Ref, RegistryRef
+    from ..oci.reference import HttpLayoutRef, Ref, RegistryRef
     from ..oci.source import Access
 
     _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -176,12 +176,12 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ..oci.layout import Layout
-    from ..oci.reference import RegistryRef, parse_ref
+    from ..oci.reference import LayoutRef, parse_ref
     from ..oci.referrers import is_referrers_tag
 
     src = parse_ref(args.src)
     key = _sign_key(args)
-    if isinstance(src, RegistryRef):
+    if not isinstance(src, LayoutRef):
         return _fetch(args, src, key)
     refs = [src.ref_name] if src.ref_name else sorted(Layout.open(src.path).refs())
     refs = [r for r in refs if r and not is_referrers_tag(r.rpartition(":")[2])]
@@ -195,25 +195,33 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -> int:
-    """``publish HOST/REPO:TAG oci:DIR``: copy a registry artifact and its referrers into a layout."""
+def _fetch(args: argparse.Namespace, src: RegistryRef | HttpLayoutRef, key: SigningKey | None) -> int:
+    """``publish HOST/REPO:TAG oci:DIR`` (or a served layout's ``oci+https://…:NAME:TAG``): copy an
+    artifact and its referrers into a layout."""
     from ..oci.attach import RegistryStore
     from ..oci.layout import Layout
-    from ..oci.publish import fetch_to_layout
-    from ..oci.reference import LayoutRef, parse_ref
+    from ..oci.publish import FetchStore, fetch_to_layout
+    from ..oci.reference import LayoutRef, RegistryRef, parse_ref
     from ..oci.source import registry_client
 
     dest = parse_ref(args.dest)
     if not isinstance(dest, LayoutRef) or dest.name or not src.tag:
-        raise VenvshipError(
-            f"{args.src} {args.dest}: copy a registry tag HOST/REPO:TAG into a layout oci:DIR"
+        what = (
+            "a registry tag HOST/REPO:TAG" if isinstance(src, RegistryRef) else "a served layout's NAME:TAG"
         )
+        raise VenvshipError(f"{args.src} {args.dest}: copy {what} into a layout oci:DIR")
     if key is not None and not args.vouch_unverified:
         from ..builder.vouch import require_verified
 
         require_verified(src, src.tag, key, [Path(p) for p in args.trust_key or ()], _access(args, src))
-    store = RegistryStore(registry_client(src.registry, _access(args, src)), src.repository)
-    name = src.repository.rsplit("/", 1)[-1]
+    store: FetchStore
+    if isinstance(src, RegistryRef):
+        store = RegistryStore(registry_client(src.registry, _access(args, src)), src.repository)
+        name = src.repository.rsplit("/", 1)[-1]
+    else:
+        from ..oci.httplayout import HttpLayoutSource
+
+        store, name = HttpLayoutSource(src, access=_access(args, src)), src.name or ""
     result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
     if key is not None:
         _sign_layout_refs(dest.path, [f"{name}:{src.tag}"], key)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ArtifactError, InstallError
-from ..oci.reference import LayoutRef, Ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref
 from ..sigformat import key_id, public_key_der
 from . import trust
 from .conffile import find_settings, read_settings
@@ -89,9 +89,12 @@ class Policy:
 
 
 def scope_name(ref: Ref) -> str:
-    """Return what scopes match ``ref`` against: ``HOST[:PORT]/REPO`` or ``oci:/ABS/DIR:NAME``."""
+    """Return what scopes match ``ref`` against: ``HOST[:PORT]/REPO``, ``oci:/ABS/DIR:NAME`` or
+    ``oci+https://HOST/PATH:NAME``."""
     if isinstance(ref, LayoutRef):
         return f"oci:{os.path.abspath(ref.path)}:{ref.name or ''}"
+    if isinstance(ref, HttpLayoutRef):
+        return f"{HttpLayoutRef(url=ref.url)}:{ref.name or ''}"
     return f"{ref.registry}/{ref.repository}"
 
 

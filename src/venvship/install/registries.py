@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from ..errors import BadReference, InstallError
 from ..oci.mirrors import DEFAULT_CONNECT_TIMEOUT, Mirror, MirrorSource
-from ..oci.reference import LayoutRef, Ref, RegistryRef, parse_ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref, RegistryRef, parse_ref
 from ..oci.source import Access, Source, open_source, registry_client
 from . import trust
 from .conffile import find_settings, read_settings
@@ -174,8 +174,8 @@ def open_install_source(ref: Ref, access: Access, mirrors: MirrorOptions) -> Sou
 
     Example: ``open_install_source(parse_ref("reg.example/os/keystone:31"), Access(), MirrorOptions())``
     """
-    if isinstance(ref, LayoutRef):
-        return open_source(ref, access)
+    if isinstance(ref, (LayoutRef, HttpLayoutRef)):
+        return open_source(ref, access)  # a served layout's mirror is an HTTP cache, by URL
     from ..oci.registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 
     origin = RegistrySource(ref, client=registry_client(ref.registry, access))

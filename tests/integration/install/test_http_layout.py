@@ -1,0 +1,255 @@
+"""venv-pull install from an OCI image layout served by Debian's nginx (``oci+http(s)://…``): tags
+from ``index.json``, blobs by digest; a hostile server (tampered blob, huge index.json, a redirect
+to another host or to plain HTTP, a login it asks for) is refused in one line with the host as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.nginx import Nginx, start_nginx
+from tests.servers import FileServer
+from tests.signing import make_key, write_policy
+from venvship.artifact import Index, Manifest
+from venvship.oci.layout import MAX_INDEX, Layout
+
+from ..registry._pki import make_tls_certs
+from .conftest import SRC, Artifacts, Pull, Wheels, tree_snapshot
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Nginx]:
+    """nginx serving ``tmp_path/www``; the tests put their layout at ``www/venvs``."""
+    (tmp_path / "www").mkdir()
+    server = start_nginx(tmp_path / "nginx", root=tmp_path / "www")
+    yield server
+    server.stop()
+
+
+def _serve(artifacts: Artifacts, ref: str, web: Nginx) -> str:
+    """Put the layout of ``ref`` under the web root; return its ``oci+http://`` reference."""
+    shutil.copytree(artifacts.root, web_root(web) / "venvs")
+    name_tag = ref.rsplit(":", 2)
+    return f"oci+{web.url}/venvs:{name_tag[1]}:{name_tag[2]}"
+
+
+def web_root(web: Nginx) -> Path:
+    return web.prefix.parent / "www"
+
+
+def _refused(
+    pull: Pull, ref: str, *args: str, env: dict[str, str] | None = None, pulled: bool = False
+) -> str:
+    """Run a failing install; return its one error line, the host unchanged (``pulled``: it got as
+    far as pulling: the digest-keyed cache may keep the blobs that checked out, and the
+    destination's state folder is made, but no venv goes live)."""
+    kept = [pull.facts] if pulled else [pull.tmp / "venvs", pull.facts, pull.cache]
+    before = tree_snapshot(*kept)
+    proc = pull("install", ref, *args, ok=False, env=env)
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree_snapshot(*kept) == before
+    assert not pull.dest.exists()
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("venv-pull: error:")]
+    return line
+
+
+def _venvship(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "venvship.cli.venvship_main", *args],
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_install_rerun_list_and_copy_from_a_web_server(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx, tmp_path: Path
+) -> None:
+    ref = _serve(artifacts, artifacts.write([wheels.demo2, wheels.helper]), web)
+    first = pull.install(ref, "--insecure")
+    assert first["changed"] is True and first["packages"] == 2
+    assert pull.python("import demo, helper; print(demo.VERSION)") == "2.0"
+    # Tags from index.json, everything else by digest: what any HTTP cache can serve.
+    paths = {path for method, path, status in web.answers() if status == 200}
+    assert "/venvs/index.json" in paths
+    assert {p.rpartition("/")[0] for p in paths - {"/venvs/index.json", "/"}} == {"/venvs/blobs/sha256"}
+
+    served = len(web.answers())
+    again = pull.install(ref, "--insecure")
+    assert again["changed"] is False and again["digest"] == first["digest"]
+    # The rerun reads index.json and the two documents above the blobs, nothing more.
+    assert len(web.answers()) - served <= 3
+
+    listed = _venvship("list", f"oci+{web.url}/venvs", "--insecure")
+    assert listed.returncode == 0, listed.stderr
+    assert f"oci+{web.url}/venvs:demo:1.0" in listed.stdout
+
+    # publish reads it as a source: the artifact and its blobs copied into a layout directory.
+    copied = _venvship("publish", ref, f"oci:{tmp_path / 'copy'}", "--insecure")
+    assert copied.returncode == 0, copied.stderr
+    served_index = Layout(web_root(web) / "venvs").resolve("demo:1.0")
+    assert Layout(tmp_path / "copy").resolve("demo:1.0") == served_index
+
+
+def test_plain_http_needs_insecure_and_a_missing_tag_is_one_line(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx
+) -> None:
+    ref = _serve(artifacts, artifacts.write([wheels.demo1]), web)
+    assert "plain HTTP; pass --insecure" in _refused(pull, ref)
+    line = _refused(pull, ref.replace(":1.0", ":9.9"), "--insecure")
+    assert f"{web.url}/venvs: no ref 'demo:9.9' (refs: demo:1.0" in line
+    line = _refused(pull, f"oci+{web.url}/nowhere:demo:1.0", "--insecure")
+    assert "not an OCI image layout (no index.json)" in line
+
+
+def test_a_blob_that_does_not_match_its_digest_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx
+) -> None:
+    ref = _serve(artifacts, artifacts.write([wheels.demo1]), web)
+    layout = Layout(web_root(web) / "venvs")
+    index = Index.from_bytes(layout.read_blob(layout.resolve("demo:1.0").digest))
+    manifest = Manifest.from_bytes(layout.read_blob(index.manifests[0].digest))
+    victim = manifest.layers[-1]
+    path = layout.blob_path(victim.digest)
+    path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))  # same size, other content
+    line = _refused(pull, ref, "--insecure", pulled=True)
+    assert f"{victim.digest}: digest mismatch" in line
+    assert not list(pull.cache.glob(f"blobs/sha256/{victim.digest[7:]}"))
+
+
+def test_an_index_json_over_the_limit_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx
+) -> None:
+    ref = _serve(artifacts, artifacts.write([wheels.demo1]), web)
+    index = web_root(web) / "venvs" / "index.json"
+    with index.open("r+b") as fh:  # a valid start, then more than the limit of spaces
+        fh.seek(0, 2)
+        fh.write(b" " * (MAX_INDEX + 1))
+    line = _refused(pull, ref, "--insecure")
+    assert f"{web.url}/venvs/index.json: larger than {MAX_INDEX} bytes" in line
+
+
+def test_a_redirect_to_another_host_is_followed_and_still_checked(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    index = Index.from_bytes(layout.read_blob(layout.resolve("demo:1.0").digest))
+    manifest = Manifest.from_bytes(layout.read_blob(index.manifests[0].digest))
+    victim = manifest.layers[-1]
+    # The other host serves the layout, but one blob tampered with: the digest still decides.
+    files = {
+        f"/elsewhere/{p.relative_to(artifacts.root)}": p.read_bytes()
+        for p in artifacts.root.rglob("*")
+        if p.is_file()
+    }
+    bad = f"/elsewhere/blobs/sha256/{victim.digest[7:]}"
+    files[bad] = bytes(b ^ 0xFF for b in files[bad])
+    other = FileServer(files)
+    try:
+        (tmp_path / "www").mkdir()
+        web = start_nginx(
+            tmp_path / "nginx",
+            root=tmp_path / "www",
+            locations=f"location /venvs/ {{ rewrite ^/venvs/(.*)$ {other.url}/elsewhere/$1 redirect; }}",
+        )
+        try:
+            name_tag = ref.rsplit(":", 2)
+            line = _refused(
+                pull, f"oci+{web.url}/venvs:{name_tag[1]}:{name_tag[2]}", "--insecure", pulled=True
+            )
+        finally:
+            web.stop()
+        assert f"{victim.digest}: digest mismatch" in line
+        assert "/elsewhere/index.json" in other.requests and bad in other.requests
+        assert set(other.auth) == {None}
+        assert not list(pull.cache.glob(f"blobs/sha256/{victim.digest[7:]}"))
+    finally:
+        other.close()
+
+
+def test_https_never_follows_a_redirect_to_plain_http(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    ca, cert, key = make_tls_certs(tmp_path / "tls")
+    other = FileServer({})
+    (tmp_path / "www").mkdir()
+    shutil.copytree(artifacts.root, tmp_path / "www" / "venvs")
+    tls = f"ssl_certificate {cert}; ssl_certificate_key {key};"
+    web = start_nginx(
+        tmp_path / "nginx",
+        root=tmp_path / "www",
+        locations=f"{tls} location = /venvs/index.json {{ return 302 {other.url}/index.json; }}",
+        tls=True,
+    )
+    try:
+        name_tag = ref.rsplit(":", 2)
+        https_ref = f"oci+{web.url}/venvs:{name_tag[1]}:{name_tag[2]}"
+        line = _refused(pull, https_ref, "--ca-file", str(ca), "--insecure")
+        assert "refusing a downgrade to plain HTTP" in line
+        assert other.requests == []
+    finally:
+        web.stop()
+        other.close()
+
+
+def test_a_login_goes_only_where_it_is_given(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    """A web server that asks for a login gets none from the host's registry logins (docker
+    login for that host:port), only the one given on the command line."""
+    ref = artifacts.write([wheels.demo1])
+    (tmp_path / "www").mkdir()
+    shutil.copytree(artifacts.root, tmp_path / "www" / "venvs")
+    (tmp_path / "htpasswd").write_text("fleet:{PLAIN}s3cret\n")
+    login = f'auth_basic "repo"; auth_basic_user_file {tmp_path / "htpasswd"};'
+    web = start_nginx(tmp_path / "nginx", root=tmp_path / "www", locations=login)
+    try:
+        name_tag = ref.rsplit(":", 2)
+        web_ref = f"oci+{web.url}/venvs:{name_tag[1]}:{name_tag[2]}"
+        auth = tmp_path / "auth.json"
+        host = web.url.split("://")[1]
+        auth.write_text(json.dumps({"auths": {host: {"auth": "ZmxlZXQ6czNjcmV0"}}}))  # fleet:s3cret
+        auth.chmod(0o600)
+        env = {"REGISTRY_AUTH_FILE": str(auth)}
+        assert "the web server asks for a login (401)" in _refused(pull, web_ref, "--insecure", env=env)
+        given = subprocess.run(
+            pull.argv("install", web_ref, "--insecure", "--json", "--username", "fleet", "--password-stdin"),
+            input="s3cret\n",
+            env=pull.env(env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert given.returncode == 0, given.stderr
+        assert json.loads(given.stdout)["changed"] is True
+    finally:
+        web.stop()
+
+
+def test_a_signature_policy_holds_over_http(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx, tmp_path: Path
+) -> None:
+    """Signatures travel as the on-disk layout keeps them (NAME:sha256-<hex> in index.json)."""
+    key = make_key(tmp_path / "keys", "release")
+    layout_ref = artifacts.write([wheels.demo1])
+    scope = f"oci+{web.url}/venvs"
+    policy = write_policy(pull.tmp / "policy.toml", {scope: [key.public]})
+    ref = _serve(artifacts, layout_ref, web)
+    assert "found no signature" in _refused(pull, ref, "--insecure", "--policy", str(policy))
+
+    signed = _venvship("sign", layout_ref, "--key", str(key.private))
+    assert signed.returncode == 0, signed.stderr
+    shutil.rmtree(web_root(web) / "venvs")
+    _serve(artifacts, layout_ref, web)
+    assert pull.install(ref, "--insecure", "--policy", str(policy))["changed"] is True
