@@ -174,8 +174,13 @@ def open_install_source(ref: Ref, access: Access, mirrors: MirrorOptions) -> Sou
 
     Example: ``open_install_source(parse_ref("reg.example/os/keystone:31"), Access(), MirrorOptions())``
     """
+    if isinstance(ref, HttpLayoutRef) and mirrors.extra:
+        raise BadReference(
+            f"--mirror: {ref} is a layout on a web server; to read it through a cache, name the "
+            "cache's URL in the reference instead"
+        )
     if isinstance(ref, (LayoutRef, HttpLayoutRef)):
-        return open_source(ref, access)  # a served layout's mirror is an HTTP cache, by URL
+        return open_source(ref, access)
     from ..oci.registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 
     origin = RegistrySource(ref, client=registry_client(ref.registry, access))

@@ -109,6 +109,9 @@ def test_plain_http_needs_insecure_and_a_missing_tag_is_one_line(
     assert f"{web.url}/venvs: no ref 'demo:9.9' (refs: demo:1.0" in line
     line = _refused(pull, f"oci+{web.url}/nowhere:demo:1.0", "--insecure")
     assert "not an OCI image layout (no index.json)" in line
+    # A cache in front of a web server is named by its URL: --mirror is for registries.
+    line = _refused(pull, ref, "--insecure", "--mirror", "cache.example:5000")
+    assert "is a layout on a web server; to read it through a cache, name the cache's URL" in line
 
 
 def test_a_blob_that_does_not_match_its_digest_is_refused(
@@ -124,6 +127,15 @@ def test_a_blob_that_does_not_match_its_digest_is_refused(
     line = _refused(pull, ref, "--insecure", pulled=True)
     assert f"{victim.digest}: digest mismatch" in line
     assert not list(pull.cache.glob(f"blobs/sha256/{victim.digest[7:]}"))
+
+    # A manifest is checked as well, before any blob it names is pulled.
+    shutil.rmtree(pull.cache)
+    top = layout.blob_path(index.manifests[0].digest)
+    raw = top.read_bytes()
+    top.write_bytes(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+    line = _refused(pull, ref, "--insecure", pulled=True)
+    assert f"blob {index.manifests[0].digest} is corrupt" in line
+    assert not list(pull.cache.glob("blobs/sha256/*"))
 
 
 def test_an_index_json_over_the_limit_is_refused(
