@@ -391,7 +391,7 @@ def _immutable_option(p: argparse.ArgumentParser) -> None:
 
 
 def _registry_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry or web server")
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for the registry's TLS certificate")
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -511,8 +511,14 @@ def _publish_parser(sub: _Sub) -> None:
         "last), or a registry tag into a layout",
         example="venvship publish oci:build/oci registry.example.com/venvs",
     )
-    pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG], or HOST[:PORT]/REPO:TAG")
-    pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE, or oci:DIR for a registry SRC")
+    pub.add_argument(
+        "src",
+        metavar="SRC",
+        help="oci:DIR[:NAME:TAG], HOST[:PORT]/REPO:TAG, or oci+https://HOST/PATH:NAME:TAG",
+    )
+    pub.add_argument(
+        "dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE, or oci:DIR for a registry or oci+https:// SRC"
+    )
     _immutable_option(pub)
     _registry_options(pub)
     _sign_option(pub, "sign what is published with this key (in a layout source first)")
@@ -595,7 +601,9 @@ def _list_parser(sub: _Sub) -> None:
         help="list the refs of a layout or the tags of a registry repository",
         example="venvship list oci:build/oci",
     )
-    ls.add_argument("ref", metavar="REF", help="oci:DIR, oci:DIR:NAME or HOST[:PORT]/REPO")
+    ls.add_argument(
+        "ref", metavar="REF", help="oci:DIR, oci:DIR:NAME, oci+https://HOST/PATH[:NAME] or HOST[:PORT]/REPO"
+    )
     _registry_options(ls)
     add_output_options(ls)
     ls.set_defaults(func=cmd_list)

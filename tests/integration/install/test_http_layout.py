@@ -89,6 +89,12 @@ def test_install_rerun_list_and_copy_from_a_web_server(
     # The rerun reads index.json and the two documents above the blobs, nothing more.
     assert len(web.answers()) - served <= 3
 
+    inspected = _venvship("inspect", ref, "--insecure", "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    assert (
+        json.loads(inspected.stdout)["digest"] == Layout(web_root(web) / "venvs").resolve("demo:1.0").digest
+    )
+
     listed = _venvship("list", f"oci+{web.url}/venvs", "--insecure")
     assert listed.returncode == 0, listed.stderr
     assert f"oci+{web.url}/venvs:demo:1.0" in listed.stdout
