@@ -54,7 +54,7 @@ class Nginx:
 
 def _start(prefix: Path, server_block: str, http_extra: str = "") -> Nginx:
     if not Path(NGINX_BIN).exists():
-        raise BenchError(f"{NGINX_BIN} is missing: apt-get install nginx-light")
+        raise BenchError(f"{NGINX_BIN} is missing: apt-get install nginx")
     fresh(prefix).mkdir(parents=True)
     (prefix / "tmp").mkdir()
     port = free_port()

@@ -75,7 +75,7 @@ def start_nginx(prefix: Path, *, root: Path, locations: str = "", tls: bool = Fa
 
     Example: ``start_nginx(tmp_path / "web", root=tmp_path / "www")``
     """
-    require_program(NGINX, package="nginx-light")
+    require_program(NGINX, package="nginx")
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / "tmp").mkdir(exist_ok=True)
     for attempt in range(5):

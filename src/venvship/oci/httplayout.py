@@ -64,6 +64,7 @@ class HttpLayout:
             policy=self.policy,
             lookup=_no_stored_login,
         )
+        self._login = access.credentials is not None and mine
         self._lock = threading.Lock()
         self._entries: list[Descriptor] | None = None
 
@@ -75,9 +76,13 @@ class HttpLayout:
         except RegistryError as exc:
             if exc.status != 401:
                 raise
+            why = (
+                "refused the login given"
+                if self._login
+                else "asks for a login; venvship sends one only when given (--username with --password-stdin)"
+            )
             raise RegistryError(
-                f"{shown(url)}: the web server asks for a login (401); venvship sends one only when "
-                "given (--username with --password-stdin)",
+                f"{shown(url)}: the web server {why} (401)",
                 status=401,
                 url=url,
             ) from None

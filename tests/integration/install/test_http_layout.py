@@ -14,10 +14,12 @@ from typing import Iterator
 
 import pytest
 
+from tests.needs import require_python
 from tests.nginx import Nginx, start_nginx
 from tests.servers import FileServer
 from tests.signing import make_key, write_policy
 from venvship.artifact import Index, Manifest
+from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import MAX_INDEX, Layout
 
 from ..registry._pki import make_tls_certs
@@ -240,7 +242,7 @@ def test_a_login_goes_only_where_it_is_given(
         auth.write_text(json.dumps({"auths": {host: {"auth": "ZmxlZXQ6czNjcmV0"}}}))  # fleet:s3cret
         auth.chmod(0o600)
         env = {"REGISTRY_AUTH_FILE": str(auth)}
-        assert "the web server asks for a login (401)" in _refused(pull, web_ref, "--insecure", env=env)
+        assert "the web server asks for a login; " in _refused(pull, web_ref, "--insecure", env=env)
         given = subprocess.run(
             pull.argv("install", web_ref, "--insecure", "--json", "--username", "fleet", "--password-stdin"),
             input="s3cret\n",
@@ -251,6 +253,18 @@ def test_a_login_goes_only_where_it_is_given(
         )
         assert given.returncode == 0, given.stderr
         assert json.loads(given.stdout)["changed"] is True
+        wrong = subprocess.run(
+            pull.argv(
+                "install", web_ref, "--insecure", "--rebuild", "--username", "fleet", "--password-stdin"
+            ),
+            input="wrong\n",
+            env=pull.env(env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert wrong.returncode == 1
+        assert "the web server refused the login given (401)" in wrong.stderr
     finally:
         web.stop()
 
@@ -271,3 +285,30 @@ def test_a_signature_policy_holds_over_http(
     shutil.rmtree(web_root(web) / "venvs")
     _serve(artifacts, layout_ref, web)
     assert pull.install(ref, "--insecure", "--policy", str(policy))["changed"] is True
+
+
+def test_the_zipapp_on_python39_installs_over_https(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    """A bare host: the distro's oldest supported Python and the stdlib-only zipapp, over TLS."""
+    py39 = require_python("3.9")
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    ref = artifacts.write([wheels.demo2], python=str(py39), install_tool="pip")
+    ca, cert, key = make_tls_certs(tmp_path / "tls")
+    (tmp_path / "www").mkdir()
+    shutil.copytree(artifacts.root, tmp_path / "www" / "venvs")
+    tls = f"ssl_certificate {cert}; ssl_certificate_key {key};"
+    web = start_nginx(tmp_path / "nginx", root=tmp_path / "www", locations=tls, tls=True)
+    try:
+        name_tag = ref.rsplit(":", 2)
+        https_ref = f"oci+{web.url}/venvs:{name_tag[1]}:{name_tag[2]}"
+        env = pull.env()
+        env.pop("PYTHONPATH")  # only the zipapp's own copy of venvship
+        # pyenv's 3.9 sits where nobody cannot run it: the health check keeps root here.
+        argv = pull.argv("install", https_ref, "--json", "--check-user", "root", "--ca-file", str(ca))[3:]
+        proc = subprocess.run([py39, pyz, *argv], env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        web.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["changed"] is True
+    assert pull.python("import sys, demo; print(sys.version_info[:2], demo.VERSION)") == "(3, 9) 2.0"
