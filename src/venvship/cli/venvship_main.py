@@ -35,18 +35,21 @@ PROG = "venvship"
 def _access(args: argparse.Namespace, *refs: Ref) -> Access:
     """The registry options of ``args``; the password is read from stdin once, here.
 
-    ``--username`` is for the registry of ``refs`` (the command's destination, or its one source):
-    any other registry the command reaches (``--reuse-from``) gets its own stored login.
+    ``--username`` is for the registry (or web server) of ``refs`` (the command's destination, or its
+    one source): any other registry the command reaches (``--reuse-from``) gets its own stored login.
     """
     from ..oci.auth import Credentials
-    from ..oci.reference import RegistryRef
+    from ..oci.reference import HttpLayoutRef, RegistryRef
     from ..oci.source import Access
 
     creds, host = None, None
     if args.username:
         if not args.password_stdin:
             raise VenvshipError("--username needs --password-stdin (passwords never go on the command line)")
-        hosts = sorted({r.registry.lower() for r in refs if isinstance(r, RegistryRef)})
+        hosts = sorted(
+            {r.registry.lower() for r in refs if isinstance(r, RegistryRef)}
+            | {r.host.lower() for r in refs if isinstance(r, HttpLayoutRef)}  # a web server's login
+        )
         if len(hosts) != 1:
             raise VenvshipError(
                 "--username: credentials are for one registry, and this command names "

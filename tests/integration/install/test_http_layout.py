@@ -265,6 +265,26 @@ def test_a_login_goes_only_where_it_is_given(
         )
         assert wrong.returncode == 1
         assert "the web server refused the login given (401)" in wrong.stderr
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "venvship.cli.venvship_main",
+                "list",
+                f"oci+{web.url}/venvs",
+                "--insecure",
+                "--username",
+                "fleet",
+                "--password-stdin",
+            ],
+            input="s3cret\n",
+            env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "REGISTRY_AUTH_FILE": str(auth)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert f"oci+{web.url}/venvs:demo:1.0" in listed.stdout
     finally:
         web.stop()
 
