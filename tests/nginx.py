@@ -69,9 +69,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_nginx(prefix: Path, *, root: Path, locations: str = "", tls: bool = False) -> Nginx:
+def start_nginx(
+    prefix: Path, *, root: Path, locations: str = "", tls: bool = False, http_extra: str = ""
+) -> Nginx:
     """Start nginx serving ``root`` (``locations``: more directives and ``location`` blocks of the
-    server; ``tls``: listen for HTTPS, ``locations`` naming the certificate and key).
+    server; ``tls``: listen for HTTPS, ``locations`` naming the certificate and key; ``http_extra``:
+    directives of the ``http`` block, such as a ``proxy_cache_path``).
 
     Example: ``start_nginx(tmp_path / "web", root=tmp_path / "www")``
     """
@@ -98,6 +101,7 @@ http {{
     scgi_temp_path {prefix}/tmp/scgi;
     types {{ application/json json; }}
     default_type application/octet-stream;
+    {http_extra}
     server {{
         listen 127.0.0.1:{port}{" ssl" if tls else ""};
         root {root};

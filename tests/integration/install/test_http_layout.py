@@ -108,6 +108,35 @@ def test_install_rerun_list_and_copy_from_a_web_server(
     assert Layout(tmp_path / "copy").resolve("demo:1.0") == served_index
 
 
+def test_hosts_behind_a_caching_proxy_cost_the_origin_one_copy(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx, tmp_path: Path
+) -> None:
+    """An HTTP cache in front of the server needs no venvship setting: the hosts name its URL."""
+    ref = artifacts.write([wheels.demo2, wheels.helper])
+    _serve(artifacts, ref, web)
+    cache = start_nginx(
+        tmp_path / "cache",
+        root=tmp_path / "cache",
+        http_extra=f"proxy_cache_path {tmp_path / 'cache' / 'store'} keys_zone=layout:1m use_temp_path=off;",
+        locations=f"location / {{ proxy_pass {web.url}; proxy_cache layout; proxy_cache_lock on; "
+        "proxy_cache_valid 200 1h; }",
+    )
+    try:
+        name_tag = ref.rsplit(":", 2)
+        via_cache = f"oci+{cache.url}/venvs:{name_tag[1]}:{name_tag[2]}"
+        for host in ("a", "b"):
+            argv = pull.argv("install", via_cache, "--insecure", "--json", defaults=False)
+            argv += ["--dest", str(tmp_path / host / "venv"), "--cache", str(tmp_path / host / "cache")]
+            argv += ["--facts-dir", str(tmp_path / host / "facts"), "--no-distro-packages"]
+            proc = subprocess.run(argv, env=pull.env(), capture_output=True, text=True, timeout=180)
+            assert proc.returncode == 0, proc.stderr
+            assert json.loads(proc.stdout)["changed"] is True
+    finally:
+        cache.stop()
+    blobs = [path for method, path, status in web.answers() if "/blobs/" in path]
+    assert blobs and len(blobs) == len(set(blobs))  # the second host's blobs all came from the cache
+
+
 def test_plain_http_needs_insecure_and_a_missing_tag_is_one_line(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx
 ) -> None:
