@@ -18,10 +18,12 @@ nox.options.sessions = ["build"]
 nox.options.envdir = os.environ.get("VENVSHIP_NOX_ENVDIR", ".nox")
 nox.options.default_venv_backend = "uv|virtualenv"
 
-# Debian packages the tests talk to: a real registry, an independent OCI client, htpasswd,
-# a distro Python package to symlink, and what builds the tests' tiny C extension.
+# Debian packages the tests talk to: a real registry, a web server serving a layout, an
+# independent OCI client, htpasswd, a distro Python package to symlink, and what builds the
+# tests' tiny C extension.
 TEST_DEBS = {
     "docker-registry": "/usr/bin/docker-registry",
+    "nginx": "/usr/sbin/nginx",
     "skopeo": "/usr/bin/skopeo",
     "apache2-utils": "/usr/bin/htpasswd",
     "python3-six": "/usr/lib/python3/dist-packages/six.py",
@@ -140,12 +142,15 @@ def zipapp(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: venvship against the named baselines, measured in the same run.
 
-    ``nox -s bench -- [build] [install] [registry] [verify] [fleet] [--recipe recipes/demo.toml] [--runs N]``;
+    ``nox -s bench -- [build] [install] [registry] [verify] [fleet] [--recipe recipes/demo.toml] [--runs N]
+    [--fleet-hosts N] [--fleet-path registry|http|both]``;
     results also go to build/bench/results.json.
     """
     from venvship.install.zipapp import build_zipapp
 
-    _ensure_debs(session)  # docker-registry and skopeo are the registry section's baselines
+    _ensure_debs(
+        session
+    )  # docker-registry and skopeo: the registry section's baselines; nginx: fleet's HTTP path
     # The install baselines run the pip and uv the artifacts carry: nothing else to install.
     session.install("-e", ".")
     # A bare host runs venv-pull as a zipapp with the distro's Python: its no-op start is timed too.

@@ -11,6 +11,12 @@ pointing at the origin, started empty for each case, with half the hosts behind 
 - caches, one canary per cache first: one host behind each cache installs, then the rest start
   (a rollout in two steps, as Ansible's ``serial: [1, "100%"]`` per region does).
 - origin alone: every host at the origin, no mirrors (the baseline).
+- HTTP (#21): the layout served by Debian's nginx over plain HTTP, behind two caching nginx
+  proxies (``proxy_cache`` with ``proxy_cache_lock on``, so concurrent misses of one URL make one
+  origin request), half the hosts installing ``oci+http://CACHE/…`` from each, cold, all at once,
+  no canaries. The copies per cache the origin served come from the origin's own access log.
+
+``--fleet-path registry`` or ``http`` runs one of the two paths (default: both).
 
 Rows: each fleet's wall time (first start to last end; p50 and p99 of the hosts' own times in the
 note) against the origin-alone fleet's, and the blob bytes the origin served, read from its own
@@ -32,6 +38,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from _common import Context, section_header, step
+from _nginx import OriginLog, start_cache, start_origin
 from _procs import BenchError, Stats, check, fresh, tool
 from _rows import Row, Target
 from _servers import Server, start_registry
@@ -39,6 +46,8 @@ from _servers import Server, start_registry
 SECTION = "fleet"
 CACHES = 2
 CANARY_BYTES = Target(max_factor=2.0)  # one cache fill each: two origin fetches on distribution 2.8
+HTTP_BYTES = Target(max_factor=1.1)  # #21: one copy per cache, with no canaries
+PATHS = ("registry", "http")
 LOG_DEADLINE = 20.0
 
 _BLOB_GET = re.compile(
@@ -84,6 +93,9 @@ class _Origin:
             time.sleep(0.02)
 
 
+Host = tuple[Path, str, "Server | None"]  # its folder, the ref it installs, its registry mirror
+
+
 def _host(
     root: Path, vp: str, ref: str, mirror: Server | None, extra: Sequence[str], env: Mapping[str, str]
 ) -> tuple[float, float]:
@@ -104,15 +116,11 @@ def _host(
 
 
 def _wave(
-    hosts: Sequence[tuple[Path, Server | None]],
-    vp: str,
-    ref: str,
-    extra: Sequence[str],
-    env: Mapping[str, str],
+    hosts: Sequence[Host], vp: str, extra: Sequence[str], env: Mapping[str, str]
 ) -> list[tuple[float, float]]:
     """Start every host's install at once; return each one's (start, end)."""
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        return list(pool.map(lambda h: _host(h[0], vp, ref, h[1], extra, env), hosts))
+        return list(pool.map(lambda h: _host(h[0], vp, h[1], h[2], extra, env), hosts))
 
 
 def _timing(spans: Sequence[tuple[float, float]]) -> tuple[float, str]:
@@ -123,7 +131,7 @@ def _timing(spans: Sequence[tuple[float, float]]) -> tuple[float, str]:
     return wall, f"per host p50 {cuts[49]:.1f} s, p99 {cuts[98]:.1f} s"
 
 
-def run(ctx: Context, *, hosts: int = 40) -> list[Row]:
+def run(ctx: Context, *, hosts: int = 40, paths: Sequence[str] = PATHS) -> list[Row]:
     if hosts < CACHES:
         raise BenchError(f"--fleet-hosts {hosts}: at least {CACHES}, one per cache")
     section_header(
@@ -138,6 +146,12 @@ def run(ctx: Context, *, hosts: int = 40) -> list[Row]:
     layers = {layer.digest for layer in art.layers}  # what an install pulls (its config of a few kB aside)
     ideal = CACHES * sum(layer.size for layer in art.layers)
     rows: list[Row] = []
+    if "http" in paths:
+        rows += _http_path(
+            work / "http", art.layout, f"{art.name}:{art.tag}", hosts, layers, ideal, vp, extra, ctx
+        )
+    if "registry" not in paths:
+        return rows
     with start_registry(work / "origin", log_level="info") as server:
         origin = _Origin(server)
         check(
@@ -152,12 +166,12 @@ def run(ctx: Context, *, hosts: int = 40) -> list[Row]:
             ]
             try:
                 behind = [servers[i * CACHES // hosts] if caches else None for i in range(hosts)]
-                plan = [(folder / f"host-{i:03d}", mirror) for i, mirror in enumerate(behind)]
+                plan = [(folder / f"host-{i:03d}", ref, mirror) for i, mirror in enumerate(behind)]
                 first = [plan[0], plan[-1]] if canary else []
                 step(f"{case}: {hosts} hosts" + (", a canary per cache first" if canary else ""))
                 origin.mark()
-                spans = _wave(first, vp, ref, extra, ctx.env) if first else []
-                spans += _wave([p for p in plan if p not in first], vp, ref, extra, ctx.env)
+                spans = _wave(first, vp, extra, ctx.env) if first else []
+                spans += _wave([p for p in plan if p not in first], vp, extra, ctx.env)
                 wall, note = _timing(spans)
                 return wall, note, origin.blob_bytes(layers)
             finally:
@@ -208,3 +222,46 @@ def run(ctx: Context, *, hosts: int = 40) -> list[Row]:
         )
     )
     return rows
+
+
+def _http_path(
+    work: Path,
+    layout: Path,
+    name_tag: str,
+    hosts: int,
+    layers: set[str],
+    ideal: int,
+    vp: str,
+    extra: Sequence[str],
+    ctx: Context,
+) -> list[Row]:
+    """The layout on an nginx origin, behind two caching nginx proxies, every host cold at once."""
+    step(f"http: {hosts} hosts through {CACHES} caching nginx proxies, cold, all at once")
+    with start_origin(work / "origin", layout=layout, path="venvs") as server:
+        origin = OriginLog(server)
+        caches = [start_cache(work / f"cache-{i}", origin=server) for i in range(CACHES)]
+        try:
+            refs = [f"oci+http://{caches[i * CACHES // hosts].host}/venvs:{name_tag}" for i in range(hosts)]
+            plan: list[Host] = [(work / f"host-{i:03d}", ref, None) for i, ref in enumerate(refs)]
+            origin.mark()
+            spans = _wave(plan, vp, ["--insecure", *extra], ctx.env)
+            served = origin.blob_bytes(layers)
+        finally:
+            for cache in caches:
+                cache.stop()
+    wall, note = _timing(spans)
+    label = f"{hosts} hosts over HTTP, {CACHES} caching nginx proxies, cold, all at once"
+    return [
+        Row(SECTION, f"{label}: wall", Stats.value(wall), "venv-pull oci+http://CACHE/…", note=note),
+        Row(
+            SECTION,
+            f"{label}: blob bytes the origin served",
+            Stats.value(served),
+            "origin nginx's access log",
+            Stats.value(ideal),
+            "ideal: one copy per cache",
+            HTTP_BYTES,
+            note=f"{served / ideal:.2f} copies per cache",
+            unit="bytes",
+        ),
+    ]

@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fleet-hosts", type=int, default=40, metavar="N", help="hosts of the fleet section (default 40)"
     )
+    p.add_argument(
+        "--fleet-path",
+        choices=("registry", "http", "both"),
+        default="both",
+        help="the fleet section's path: registry caches, nginx caches of a layout over HTTP (default both)",
+    )
     return p
 
 
@@ -114,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif section == "registry":
                 rows += bench_registry.run(ctx)
             elif section == "fleet":
-                rows += bench_fleet.run(ctx, hosts=args.fleet_hosts)
+                paths = bench_fleet.PATHS if args.fleet_path == "both" else (args.fleet_path,)
+                rows += bench_fleet.run(ctx, hosts=args.fleet_hosts, paths=paths)
             else:
                 rows += bench_verify.run(ctx)
     except BenchError as exc:

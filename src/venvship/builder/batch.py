@@ -15,7 +15,7 @@ from ..errors import VenvshipError
 from ..oci.attach import LayoutStore
 from ..oci.layout import Layout
 from ..oci.publish import PublishResult, merge_registry_index, publish_layout
-from ..oci.reference import LayoutRef, Ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref
 from ..oci.retag import Retag
 from ..oci.source import Access, registry_client
 from ..recipe.recipefile import Recipe, find_recipes, load_recipes
@@ -94,6 +94,11 @@ def _build_recipes(
     access: Access | None,
     sign_key: SigningKey | None,
 ) -> BatchResult:
+    if isinstance(output, HttpLayoutRef):
+        raise VenvshipError(
+            f"{output}: a layout on a web server is read, not written: build into the server's web root "
+            "with --output oci:DIR"
+        )
     if isinstance(output, LayoutRef):
         if output.name:
             raise VenvshipError(f"{output}: the output is oci:DIR or a registry namespace, not one artifact")

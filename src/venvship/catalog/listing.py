@@ -1,4 +1,5 @@
-"""``venvship list``: the refs of an OCI layout, or the tags of a registry repository."""
+"""``venvship list``: the refs of an OCI layout (a directory or served), or the tags of a registry
+repository."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import BadReference
 from ..oci.layout import Layout
-from ..oci.reference import LayoutRef, Ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref
 from ..oci.referrers import is_referrers_tag
 from ..oci.source import Access, registry_client
 
@@ -31,17 +32,22 @@ def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
     """
     if ref.tag or ref.digest:
         raise BadReference(f"{ref}: name a layout or a repository to list, not a tag or digest")
-    if isinstance(ref, LayoutRef):
-        found = Layout.open(ref.path).refs()
+    if isinstance(ref, (LayoutRef, HttpLayoutRef)):
+        if isinstance(ref, LayoutRef):
+            found, base = Layout.open(ref.path).refs(), f"oci:{ref.path}"
+        else:
+            from ..oci.httplayout import HttpLayout
+
+            found, base = HttpLayout(ref, access=access or Access()).refs(), str(HttpLayoutRef(url=ref.url))
         listed = [
-            Listed(ref=f"oci:{ref.path}:{name}", digest=desc.digest)
+            Listed(ref=f"{base}:{name}", digest=desc.digest)
             for name, desc in sorted(found.items())
             if (ref.name is None or name.rpartition(":")[0] == ref.name)
             and not is_referrers_tag(name.rpartition(":")[2])
         ]
         if ref.name is not None and not listed:
             raise BadReference(
-                f"{ref}: the layout has no artifact {ref.name!r}; `venvship list oci:{ref.path}` lists all"
+                f"{ref}: the layout has no artifact {ref.name!r}; `venvship list {base}` lists all"
             )
         return listed
     if not ref.repository:

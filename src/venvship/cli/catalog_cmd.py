@@ -128,7 +128,9 @@ def _list_parser(sub: _Sub) -> None:
         help="list the refs of a layout or the tags of a registry repository",
         example="venvship list oci:build/oci",
     )
-    ls.add_argument("ref", metavar="REF", help="oci:DIR, oci:DIR:NAME or HOST[:PORT]/REPO")
+    ls.add_argument(
+        "ref", metavar="REF", help="oci:DIR, oci:DIR:NAME, oci+https://HOST/PATH[:NAME] or HOST[:PORT]/REPO"
+    )
     add_registry_options(ls)
     add_output_options(ls)
     ls.set_defaults(func=cmd_list)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..builder.signer import SigningKey
     from ..oci.publish import PublishResult
-    from ..oci.reference import RegistryRef
+    from ..oci.reference import HttpLayoutRef, RegistryRef
     from ..oci.source import Access
 
     _Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -65,12 +65,12 @@ def published_line(dest_text: str, result: PublishResult) -> str:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ..oci.layout import Layout
-    from ..oci.reference import RegistryRef, parse_ref
+    from ..oci.reference import LayoutRef, parse_ref
     from ..oci.referrers import is_referrers_tag
 
     src = parse_ref(args.src)
     key = sign_key(args)
-    if isinstance(src, RegistryRef):
+    if not isinstance(src, LayoutRef):
         return _fetch(args, src, key)
     refs = [src.ref_name] if src.ref_name else sorted(Layout.open(src.path).refs())
     refs = [r for r in refs if r and not is_referrers_tag(r.rpartition(":")[2])]
@@ -84,27 +84,35 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch(args: argparse.Namespace, src: RegistryRef, key: SigningKey | None) -> int:
-    """``publish HOST/REPO:TAG oci:DIR``: copy a registry artifact and its referrers into a layout."""
+def _fetch(args: argparse.Namespace, src: RegistryRef | HttpLayoutRef, key: SigningKey | None) -> int:
+    """``publish HOST/REPO:TAG oci:DIR`` (or a served layout's ``oci+https://…:NAME:TAG``): copy an
+    artifact and its referrers into a layout."""
     from ..oci.attach import RegistryStore
     from ..oci.layout import Layout
-    from ..oci.publish import fetch_to_layout
-    from ..oci.reference import LayoutRef, parse_ref
+    from ..oci.publish import FetchStore, fetch_to_layout
+    from ..oci.reference import LayoutRef, RegistryRef, parse_ref
     from ..oci.source import registry_client
 
     dest = parse_ref(args.dest)
     if not isinstance(dest, LayoutRef) or dest.name or not src.tag:
-        raise VenvshipError(
-            f"{args.src} {args.dest}: copy a registry tag HOST/REPO:TAG into a layout oci:DIR"
+        what = (
+            "a registry tag HOST/REPO:TAG" if isinstance(src, RegistryRef) else "a served layout's NAME:TAG"
         )
+        raise VenvshipError(f"{args.src} {args.dest}: copy {what} into a layout oci:DIR")
     if key is not None and not args.vouch_unverified:
         from ..builder.vouch import require_verified
 
         require_verified(
             src, src.tag, key, [Path(p) for p in args.trust_key or ()], registry_access(args, src)
         )
-    store = RegistryStore(registry_client(src.registry, registry_access(args, src)), src.repository)
-    name = src.repository.rsplit("/", 1)[-1]
+    store: FetchStore
+    if isinstance(src, RegistryRef):
+        store = RegistryStore(registry_client(src.registry, registry_access(args, src)), src.repository)
+        name = src.repository.rsplit("/", 1)[-1]
+    else:
+        from ..oci.httplayout import HttpLayoutSource
+
+        store, name = HttpLayoutSource(src, access=registry_access(args, src)), src.name or ""
     result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
     if key is not None:
         sign_layout_refs(dest.path, [f"{name}:{src.tag}"], key)
@@ -170,8 +178,14 @@ def _publish_parser(sub: _Sub) -> None:
         "last), or a registry tag into a layout",
         example="venvship publish oci:build/oci registry.example.com/venvs",
     )
-    pub.add_argument("src", metavar="SRC", help="oci:DIR[:NAME:TAG], or HOST[:PORT]/REPO:TAG")
-    pub.add_argument("dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE, or oci:DIR for a registry SRC")
+    pub.add_argument(
+        "src",
+        metavar="SRC",
+        help="oci:DIR[:NAME:TAG], HOST[:PORT]/REPO:TAG, or oci+https://HOST/PATH:NAME:TAG",
+    )
+    pub.add_argument(
+        "dest", metavar="DEST", help="HOST[:PORT]/NAMESPACE, or oci:DIR for a registry or oci+https:// SRC"
+    )
     add_immutable_option(pub)
     add_registry_options(pub)
     add_sign_option(pub, "sign what is published with this key (in a layout source first)")

@@ -58,9 +58,14 @@ def _install_parser(sub: _Sub) -> None:
         "check it, switch to it in one rename.",
         example="venv-pull install oci:/media/usb/oci:demo:1.0 --dest /opt/venvs/demo-1.0 --json",
     )
-    p.add_argument("ref", metavar="REF", help="oci:DIR:NAME:TAG or HOST[:PORT]/REPO[:TAG|@DIGEST]")
+    p.add_argument(
+        "ref",
+        metavar="REF",
+        help="oci:DIR:NAME:TAG, oci+https://HOST/PATH:NAME:TAG (a layout on a web server) "
+        "or HOST[:PORT]/REPO[:TAG|@DIGEST]",
+    )
     add_install_options(p)
-    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry or web server")
     p.add_argument("--ca-file", help="CA bundle for the registry's TLS certificate")
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")

@@ -23,18 +23,21 @@ if TYPE_CHECKING:
 def registry_access(args: argparse.Namespace, *refs: Ref) -> Access:
     """The registry options of ``args``; the password is read from stdin once, here.
 
-    ``--username`` is for the registry of ``refs`` (the command's destination, or its one source):
-    any other registry the command reaches (``--reuse-from``) gets its own stored login.
+    ``--username`` is for the registry (or web server) of ``refs`` (the command's destination, or its
+    one source): any other registry the command reaches (``--reuse-from``) gets its own stored login.
     """
     from ..oci.auth import Credentials
-    from ..oci.reference import RegistryRef
+    from ..oci.reference import HttpLayoutRef, RegistryRef
     from ..oci.source import Access
 
     creds, host = None, None
     if args.username:
         if not args.password_stdin:
             raise VenvshipError("--username needs --password-stdin (passwords never go on the command line)")
-        hosts = sorted({r.registry.lower() for r in refs if isinstance(r, RegistryRef)})
+        hosts = sorted(
+            {r.registry.lower() for r in refs if isinstance(r, RegistryRef)}
+            | {r.host.lower() for r in refs if isinstance(r, HttpLayoutRef)}  # a web server's login
+        )
         if len(hosts) != 1:
             raise VenvshipError(
                 "--username: credentials are for one registry, and this command names "
@@ -81,7 +84,7 @@ def add_immutable_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_registry_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP to the registry or web server")
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for the registry's TLS certificate")
     p.add_argument("--username", help="registry user (else docker config.json / REGISTRY_AUTH_FILE)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

@@ -33,7 +33,7 @@ from ..errors import BadReference, InstallError
 from ..host import trust
 from ..host.conffile import find_settings, read_settings
 from ..oci.mirrors import DEFAULT_CONNECT_TIMEOUT, Mirror, MirrorSource
-from ..oci.reference import LayoutRef, Ref, RegistryRef, parse_ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref, RegistryRef, parse_ref
 from ..oci.source import Access, Source, open_source, registry_client
 
 SETTINGS_DIR = Path("/etc/venvship")
@@ -174,7 +174,12 @@ def open_install_source(ref: Ref, access: Access, mirrors: MirrorOptions) -> Sou
 
     Example: ``open_install_source(parse_ref("reg.example/os/keystone:31"), Access(), MirrorOptions())``
     """
-    if isinstance(ref, LayoutRef):
+    if isinstance(ref, HttpLayoutRef) and mirrors.extra:
+        raise BadReference(
+            f"--mirror: {ref} is a layout on a web server; to read it through a cache, name the "
+            "cache's URL in the reference instead"
+        )
+    if isinstance(ref, (LayoutRef, HttpLayoutRef)):
         return open_source(ref, access)
     from ..oci.registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 

@@ -18,7 +18,7 @@ from ..errors import RegistryError
 from ._http import Body, Response, Transport, make_ssl_context, repo_of, shown
 from ._retry import RetryPolicy
 from ._session import AuthState, Scopes
-from .auth import Credentials
+from .auth import Credentials, load_credentials
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -52,6 +52,7 @@ class Connection:
         token_realm_hosts: Sequence[str] = (),
         policy: RetryPolicy,
         connect_timeout: float | None = None,
+        lookup: Callable[[str], Credentials | None] = load_credentials,
     ) -> None:
         self.registry = registry
         self.insecure = insecure
@@ -67,6 +68,7 @@ class Connection:
             credentials=credentials,
             insecure=insecure,
             realm_hosts=token_realm_hosts,
+            lookup=lookup,
         )
 
     def where(self, repo: str) -> str:

@@ -355,15 +355,3 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> 
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True)
-
-
-class Counted:
-    """A read-only stream that counts the bytes read through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.count = raw, 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.count += len(data)
-        return data

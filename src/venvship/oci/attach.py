@@ -15,7 +15,7 @@ from ..artifact.documents import INDEX_TYPE, MANIFEST_TYPE, Descriptor, sha256_d
 from ..artifact.sigformat import parse_referrer
 from ..errors import ArtifactError
 from .layout import Layout
-from .reference import LayoutRef, Ref
+from .reference import HttpLayoutRef, LayoutRef, Ref
 from .referrers import referrer_entry, referrers_tag, with_entry
 from .registry import RegistryClient
 from .source import Access, LayoutSource, registry_client
@@ -91,6 +91,9 @@ class RegistryStore:
     def blob(self, desc: Descriptor) -> bytes:
         return self.client.get_blob_bytes(self.repo, desc.digest)
 
+    def fetch_blob(self, digest: str, size: int, dest: Layout) -> bool:
+        return self.client.fetch_blob(self.repo, digest, size, dest)
+
     def attach(self, manifest_raw: bytes, blobs: Iterable[bytes]) -> bool:
         subject, entry = _subject_and_entry(manifest_raw, self.where)
         if any(e.digest == entry.digest for e in self.referrers(subject)):
@@ -117,6 +120,10 @@ def open_store(ref: Ref, access: Access | None = None) -> Store:
         if not ref.name:
             raise ArtifactError(f"{ref}: name the artifact, e.g. oci:DIR:NAME:TAG")
         return LayoutStore(Layout.open(ref.path), ref.name)
+    if isinstance(ref, HttpLayoutRef):
+        from .httplayout import HttpLayoutSource
+
+        return HttpLayoutSource(ref, access=access or Access())  # read-only: attach refuses
     if not ref.repository:
         raise ArtifactError(f"{ref}: name the repository, e.g. HOST/REPO:TAG")
     return RegistryStore(registry_client(ref.registry, access or Access()), ref.repository)

@@ -205,29 +205,15 @@ class Layout:
                 raw = fh.read(MAX_INDEX + 1)
         except FileNotFoundError:
             return []
-        if len(raw) > MAX_INDEX:
-            raise ArtifactError(f"{self.root}/index.json: larger than {MAX_INDEX >> 20} MiB")
-        data = parse_json(raw, f"{self.root}/index.json")
-        manifests = data.get("manifests", []) if isinstance(data, dict) else None
-        if not isinstance(manifests, list):
-            raise ArtifactError(f"{self.root}/index.json: no 'manifests' list")
-        return [
-            Descriptor.from_json(d, where=f"{self.root}/index.json manifests[{i}]")
-            for i, d in enumerate(manifests)
-        ]
+        return index_entries(raw, where=f"{self.root}/index.json")
 
     def refs(self) -> dict[str, Descriptor]:
         """Return the named refs (``NAME:TAG`` → descriptor)."""
-        return {d.annotations[REF_NAME]: d for d in self.entries() if REF_NAME in d.annotations}
+        return named_refs(self.entries())
 
     def resolve(self, ref_name: str) -> Descriptor:
         """Return the descriptor tagged ``ref_name``; raise ArtifactError listing what exists."""
-        refs = self.refs()
-        if ref_name in refs:
-            return refs[ref_name]
-        # Referrers lists (``NAME:sha256-<hex>``) are not artifacts to name: left out of the hint.
-        known = ", ".join(r for r in sorted(refs) if not is_referrers_tag(r.rpartition(":")[2])) or "none"
-        raise ArtifactError(f"{self.root}: no ref {ref_name!r} (refs: {known})")
+        return resolve_ref(self.refs(), ref_name, where=str(self.root))
 
     def find_digest(self, digest: str) -> Descriptor:
         """Return the index entry for ``digest`` (or one made from the blob) or raise."""
@@ -292,3 +278,28 @@ class Layout:
             "manifests": [d.to_json() for d in entries],
         }
         atomic_write(self.root / "index.json", canonical_json(doc))
+
+
+def index_entries(raw: bytes, *, where: str) -> list[Descriptor]:
+    """Return the descriptors of the ``index.json`` bytes ``raw`` (at most :data:`MAX_INDEX`), in order."""
+    if len(raw) > MAX_INDEX:
+        raise ArtifactError(f"{where}: larger than {MAX_INDEX >> 20} MiB")
+    data = parse_json(raw, where)
+    manifests = data.get("manifests", []) if isinstance(data, dict) else None
+    if not isinstance(manifests, list):
+        raise ArtifactError(f"{where}: no 'manifests' list")
+    return [Descriptor.from_json(d, where=f"{where} manifests[{i}]") for i, d in enumerate(manifests)]
+
+
+def named_refs(entries: list[Descriptor]) -> dict[str, Descriptor]:
+    """Return the entries that carry a ref name, by that name (``NAME:TAG``)."""
+    return {d.annotations[REF_NAME]: d for d in entries if REF_NAME in d.annotations}
+
+
+def resolve_ref(refs: Mapping[str, Descriptor], ref_name: str, *, where: str) -> Descriptor:
+    """Return ``refs[ref_name]``; raise ArtifactError naming ``where`` and the refs there are."""
+    if ref_name in refs:
+        return refs[ref_name]
+    # Referrers lists (``NAME:sha256-<hex>``) are not artifacts to name: left out of the hint.
+    known = ", ".join(r for r in sorted(refs) if not is_referrers_tag(r.rpartition(":")[2])) or "none"
+    raise ArtifactError(f"{where}: no ref {ref_name!r} (refs: {known})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from .._fsutil import disk_space
 from .._log import activity, logger
@@ -30,7 +30,7 @@ from ..artifact.documents import (
 from ..artifact.jsondoc import load_object
 from ..errors import ArtifactError
 from ._http import parallel_map
-from .attach import LayoutStore, RegistryStore, copy_referrers
+from .attach import LayoutStore, RegistryStore, Store, copy_referrers
 from .layout import Layout
 from .reference import RegistryRef
 from .referrers import is_referrers_tag
@@ -242,9 +242,16 @@ def _push_contents(
     counts.referrers += sum(copy_referrers(here, there, d) for d in dict.fromkeys(subjects))
 
 
-def fetch_to_layout(store: RegistryStore, reference: str, dest: Layout, name: str) -> PublishResult:
-    """Copy the artifact ``reference`` (a tag) of a registry repository into the layout ``dest`` as
-    ``NAME:TAG``, with every platform's blobs and every referrer: for an air-gapped host.
+class FetchStore(Store, Protocol):
+    """A store whose blobs can be streamed into a layout (a registry's, a served layout's)."""
+
+    def fetch_blob(self, digest: str, size: int, dest: Layout) -> bool: ...
+
+
+def fetch_to_layout(store: FetchStore, reference: str, dest: Layout, name: str) -> PublishResult:
+    """Copy the artifact ``reference`` (a tag) of a registry repository or a served layout into the
+    layout ``dest`` as ``NAME:TAG``, with every platform's blobs and every referrer: for an
+    air-gapped host.
 
     Example: ``fetch_to_layout(RegistryStore(client, "venvs/demo"), "1.0", Layout.create(p), "demo")``
     """
@@ -262,7 +269,7 @@ def fetch_to_layout(store: RegistryStore, reference: str, dest: Layout, name: st
     missing = {b.digest: b.size for b in blobs if not dest.has_blob(b.digest, b.size)}
     with disk_space(dest.root, needed=sum(missing.values())):
         for blob in blobs:
-            if store.client.fetch_blob(store.repo, blob.digest, blob.size, dest):
+            if store.fetch_blob(blob.digest, blob.size, dest):
                 fetched += 1
                 nbytes += blob.size
         for _, doc_raw in reversed(documents):  # the index last: its manifests are there before it

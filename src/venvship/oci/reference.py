@@ -1,4 +1,5 @@
-"""Artifact references: ``oci:DIR[:NAME[:TAG|@DIGEST]]`` and ``HOST[:PORT]/REPO[:TAG|@DIGEST]``."""
+"""Artifact references: ``oci:DIR[:NAME[:TAG|@DIGEST]]``, ``oci+https://HOST[:PORT]/PATH[:NAME[:TAG|@DIGEST]]``
+(a layout on a web server) and ``HOST[:PORT]/REPO[:TAG|@DIGEST]``."""
 
 from __future__ import annotations
 
@@ -57,7 +58,38 @@ class RegistryRef:
         return text + (f"@{self.digest}" if self.digest else (f":{self.tag}" if self.tag else ""))
 
 
-Ref = Union[LayoutRef, RegistryRef]
+@dataclass(frozen=True)
+class HttpLayoutRef:
+    """An OCI image layout served by a web server under ``url`` (``http(s)://HOST[:PORT][/PATH]``,
+    no trailing slash), optionally one ref name (``NAME:TAG``) or digest in it."""
+
+    url: str
+    name: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def ref_name(self) -> str | None:
+        return f"{self.name}:{self.tag}" if self.name and self.tag else None
+
+    @property
+    def host(self) -> str:
+        """Return ``HOST[:PORT]`` as the URL names it."""
+        return self.url.split("://", 1)[1].partition("/")[0]
+
+    def with_target(self, *, name: str, tag: str | None = None, digest: str | None = None) -> HttpLayoutRef:
+        return HttpLayoutRef(url=self.url, name=name, tag=tag, digest=digest)
+
+    def __str__(self) -> str:
+        scheme, _, rest = self.url.partition("://")
+        text = f"oci+{scheme}://{rest if '/' in rest else rest + '/'}"
+        if self.name:
+            text += f":{self.name}"
+            text += f"@{self.digest}" if self.digest else (f":{self.tag}" if self.tag else "")
+        return text
+
+
+Ref = Union[LayoutRef, HttpLayoutRef, RegistryRef]
 
 
 def _split_target(text: str, original: str) -> tuple[str, str | None, str | None]:
@@ -96,6 +128,8 @@ def parse_ref(text: str) -> Ref:
         if not name:
             raise BadReference(f"{text}: missing name")
         return LayoutRef(path=Path(path), name=name, tag=tag, digest=digest)
+    if text.startswith(("oci+http://", "oci+https://")):
+        return _parse_http_layout(text)
     scheme, sep, bare = text.partition("://")
     if sep and scheme in ("http", "https"):
         # A URL's scheme is a transport choice, which the options make: say which one.
@@ -104,7 +138,30 @@ def parse_ref(text: str) -> Ref:
     host, slash, rest = text.partition("/")
     if not slash or not (("." in host or ":" in host) or host == "localhost"):
         raise BadReference(
-            f"{text}: not a reference; use oci:DIR[:NAME:TAG] or HOST[:PORT]/REPO[:TAG|@DIGEST]"
+            f"{text}: not a reference; use oci:DIR[:NAME:TAG], oci+https://HOST/PATH[:NAME:TAG] "
+            "or HOST[:PORT]/REPO[:TAG|@DIGEST]"
         )
     repo, tag, digest = _split_target(rest, text)
     return RegistryRef(registry=host, repository=repo, tag=tag, digest=digest)
+
+
+def _parse_http_layout(text: str) -> HttpLayoutRef:
+    """Parse ``oci+http(s)://HOST[:PORT]/[PATH][:NAME[:TAG|@DIGEST]]``: as ``oci:DIR``, the first
+    ``:`` after the host's ``/`` ends the layout's path (a path with a colon cannot be named)."""
+    scheme, _, rest = text[4:].partition("://")
+    netloc, slash, path_target = rest.partition("/")
+    if not slash:
+        raise BadReference(f"{text}: name the layout's path, e.g. {text}/PATH:NAME:TAG (/ for the web root)")
+    # No login in the URL (it would land in logs and state), no query or fragment (not a layout's path).
+    if not netloc or any(c in netloc for c in "@?#") or any(c in path_target for c in "?#"):
+        raise BadReference(
+            f"{text}: the URL must be http(s)://HOST[:PORT]/PATH, without login, query or fragment"
+        )
+    path, _, target = path_target.partition(":")
+    url = f"{scheme}://{netloc}/{path}".rstrip("/")
+    if not target:
+        return HttpLayoutRef(url=url)
+    name, tag, digest = _split_target(target, text)
+    if not name:
+        raise BadReference(f"{text}: missing name")
+    return HttpLayoutRef(url=url, name=name, tag=tag, digest=digest)

@@ -7,25 +7,21 @@ transient failures a bounded number of times, and is safe to share between threa
 
 from __future__ import annotations
 
-import errno
-import http.client
 import re
-from typing import BinaryIO, Literal, Sequence, cast
+from typing import Literal, Sequence
 from urllib.parse import quote, urljoin
 
 from ..artifact.documents import INDEX_TYPE, MANIFEST_TYPE, Descriptor, media_type_of, sha256_digest
 from ..errors import ArtifactError, RegistryError
 from ._connection import Connection, expect, upload_location
-from ._http import BlobSource, Counted, open_body, parse_tags, rewinder, tell
-from ._retry import RetryPolicy, Transient, retrying
+from ._http import BlobSource, open_body, parse_tags, rewinder, tell
+from ._ingest import ingest_answer
+from ._retry import RetryPolicy, retrying
 from ._session import Scopes, repo_scopes
 from .auth import Credentials
 from .layout import Layout
 from .reference import RegistryRef
 from .referrers import parse_list, referrers_tag
-
-# Writing the blob here failed: a full or read-only file system, a quota.
-_LOCAL_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 PushOutcome = Literal["exists", "mounted", "uploaded"]
 
@@ -147,30 +143,9 @@ class RegistryClient:
                 "GET", self._conn.url(repo, f"blobs/{digest}"), scopes=repo_scopes(repo)
             ) as resp:
                 expect(resp, (200,), where, f"blob {digest}")
-                resp.allow(size)
-                body = Counted(cast(BinaryIO, resp.raw))
-                try:
-                    return dest_layout.ingest(
-                        cast(BinaryIO, body), digest=digest, size=size, what=f"{where}@{digest}"
-                    )
-                except OSError as exc:
-                    if exc.errno in _LOCAL_WRITE_ERRORS:
-                        raise  # this host's disk, not the connection: asking again cannot help
-                    raise Transient(
-                        f"download of {digest} broke off ({exc or type(exc).__name__})", url=resp.url
-                    ) from exc
-                except http.client.HTTPException as exc:
-                    raise Transient(
-                        f"download of {digest} broke off ({exc or type(exc).__name__})", url=resp.url
-                    ) from exc
-                except ArtifactError:
-                    # http.client ends a body cut short with b"" rather than an error: fewer bytes
-                    # than the descriptor says is a broken connection (retried), not bad content.
-                    if body.count < size:
-                        raise Transient(
-                            f"download of {digest} broke off after {body.count} of {size} bytes", url=resp.url
-                        ) from None
-                    raise
+                return ingest_answer(
+                    resp, digest=digest, size=size, dest=dest_layout, what=f"{where}@{digest}"
+                )
 
         return retrying(attempt, policy=self.policy, what=f"{where}: fetch {digest}")
 
@@ -352,6 +327,9 @@ class RegistryClient:
             match = _NEXT_LINK.search(link or "")
             url = urljoin(url, match.group(1)) if match else None
         raise RegistryError(f"{where}: tag list pagination does not end", url=url or "")
+
+
+# -- parallel transfers ----------------------------------------------------------------------------
 
 
 class RegistrySource:

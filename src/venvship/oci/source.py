@@ -1,4 +1,5 @@
-"""Where artifacts come from: an OCI layout directory or a registry, behind one small Protocol."""
+"""Where artifacts come from: an OCI layout directory, one on a web server, or a registry, behind
+one small Protocol."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..artifact.documents import Descriptor, sha256_digest
 from ..errors import ArtifactError
 from .layout import Layout
-from .reference import LayoutRef, Ref
+from .reference import HttpLayoutRef, LayoutRef, Ref
 from .referrers import parse_list, referrers_tag
 
 if TYPE_CHECKING:
@@ -84,12 +85,16 @@ class LayoutSource:
 
 
 def open_source(ref: Ref, access: Access | None = None) -> Source:
-    """Return the :class:`Source` for a layout or registry reference.
+    """Return the :class:`Source` for a layout, served layout or registry reference.
 
     Example: ``open_source(parse_ref("oci:build/oci:demo:1.0"))``
     """
     if isinstance(ref, LayoutRef):
         return LayoutSource(ref)
+    if isinstance(ref, HttpLayoutRef):
+        from .httplayout import HttpLayoutSource  # the HTTP client is only loaded when a URL is named
+
+        return HttpLayoutSource(ref, access=access or Access())
     from .registry import RegistrySource  # the HTTP client is only loaded when a registry is named
 
     return RegistrySource(ref, client=registry_client(ref.registry, access or Access()))

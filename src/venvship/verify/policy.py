@@ -28,7 +28,7 @@ from ..artifact.sigformat import key_id, public_key_der
 from ..errors import ArtifactError, InstallError
 from ..host import trust
 from ..host.conffile import find_settings, read_settings
-from ..oci.reference import LayoutRef, Ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref
 
 POLICY_DIR = Path("/etc/venvship")
 DEFAULT_FILES = (POLICY_DIR / "policy.toml", POLICY_DIR / "policy.json")
@@ -89,9 +89,12 @@ class Policy:
 
 
 def scope_name(ref: Ref) -> str:
-    """Return what scopes match ``ref`` against: ``HOST[:PORT]/REPO`` or ``oci:/ABS/DIR:NAME``."""
+    """Return what scopes match ``ref`` against: ``HOST[:PORT]/REPO``, ``oci:/ABS/DIR:NAME`` or
+    ``oci+https://HOST/PATH:NAME``."""
     if isinstance(ref, LayoutRef):
         return f"oci:{os.path.abspath(ref.path)}:{ref.name or ''}"
+    if isinstance(ref, HttpLayoutRef):
+        return f"{HttpLayoutRef(url=ref.url)}:{ref.name or ''}"
     return f"{ref.registry}/{ref.repository}"
 
 
