@@ -14,7 +14,7 @@ STEPS = [
     ("staging", "stage"),
     ("check", "check"),
     ("switch", "switch"),
-    ("record", "record"),
+    ("recording", "record"),
 ]
 
 

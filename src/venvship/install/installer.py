@@ -11,7 +11,7 @@ from .check import check
 from .fetch import fetch, pending_distro_commands, preflight
 from .options import DEFAULT_CACHE, DEFAULT_FACTS, InstallOptions, InstallResult
 from .plan import Plan, locked, open_plan
-from .record import record
+from .recording import record
 from .registries import served_by
 from .staging import stage, staging_progress
 from .switch import switch, switch_back

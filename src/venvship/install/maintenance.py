@@ -15,7 +15,7 @@ from .drift import Drift, bytecode_drift, drift, missing_distributions, record_d
 from .faults import pause_point
 from .generations import Generations, State
 from .plan import state_folders
-from .record import record_refs, write_live_facts
+from .recording import record_refs, write_live_facts
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ..host import trust
 from .faults import pause_point
 from .generations import Generations, State, mark_facts_pending
 from .plan import Plan, RecordOptions
-from .record import record_refs
+from .recording import record_refs
 from .staging import Staged
 
 
