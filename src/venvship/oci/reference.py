@@ -15,6 +15,16 @@ _NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
+def is_ref_name(text: str) -> bool:
+    """Return True if ``text`` is a ref name ``NAME:TAG`` a reference can name (a layout's
+    ``index.json`` may hold any string there: a line break, a terminal escape).
+
+    Example: ``is_ref_name("demo:1.0") and not is_ref_name("demo:1.0\\n")``
+    """
+    name, sep, tag = text.rpartition(":")
+    return bool(sep and _NAME.fullmatch(name) and _TAG.fullmatch(tag))
+
+
 @dataclass(frozen=True)
 class LayoutRef:
     """An OCI image layout directory, optionally one ref name (``NAME:TAG``) or digest in it."""
