@@ -7,7 +7,8 @@ the on-disk layout's size limit and rules, manifests under the registry's, and e
 blob is checked against its digest and size before use. Requests go through the registry
 client's plumbing (deadlines, bounded retries of transient failures, redirects that never
 downgrade to plain HTTP and carry no login to another origin). No credentials are sent but those
-given for this host on the command line, and only to its own origin. Stdlib only.
+given for this host on the command line, only to its own origin, and only as HTTP Basic (a Bearer
+challenge would name a token server to send it to). Stdlib only.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class HttpLayout:
             timeout=timeout,
             policy=self.policy,
             lookup=_no_stored_login,
+            # HTTP Basic only, answered on this origin: no token realm gets the login (the server
+            # names its URL) and no request goes where a challenge says.
+            basic_only=True,
         )
         self._login = access.credentials is not None and mine
         self._lock = threading.Lock()
@@ -77,12 +81,13 @@ class HttpLayout:
             if exc.status != 401:
                 raise
             why = (
-                "refused the login given"
+                "refused the login given (401; it goes as HTTP Basic only)"
                 if self._login
-                else "asks for a login; venvship sends one only when given (--username with --password-stdin)"
+                else "asks for a login; venvship sends one only when given (--username with "
+                "--password-stdin) (401)"
             )
             raise RegistryError(
-                f"{shown(url)}: the web server {why} (401)",
+                f"{shown(url)}: the web server {why}",
                 status=401,
                 url=url,
             ) from None

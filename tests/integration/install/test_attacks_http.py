@@ -1,0 +1,190 @@
+"""venv-pull against a hostile web server (``oci+http(s)://…``), as an intruder would attack it:
+the server (or a cache in front of it) writes lines of its own into root's output, sends a login
+to a port of its choosing, or a reference's spelling takes a layout out of its policy scope.
+
+:class:`Hostile` is a stand-in for a hostile web server: a tiny ``http.server`` on 127.0.0.1
+whose answers the test chooses. Each test fails on the venv-pull before its fix.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import pytest
+
+from .conftest import Artifacts, Pull, Wheels, tree_snapshot
+
+Answer = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+class Hostile:
+    """A hostile web server on 127.0.0.1: serves ``files`` (URL path → bytes) and answers each path
+    of ``answers`` with what its function writes. ``requests`` lists (path, Authorization header)."""
+
+    def __init__(self, files: Mapping[str, bytes], answers: Mapping[str, Answer] | None = None) -> None:
+        self.files = dict(files)
+        self.answers = dict(answers or {})
+        self.requests: list[tuple[str, str | None]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append((self.path, self.headers.get("Authorization")))
+                answer = outer.answers.get(self.path)
+                if answer is not None:
+                    answer(self)
+                    return
+                body = outer.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _layout_files(root: Path, prefix: str) -> dict[str, bytes]:
+    return {f"{prefix}/{p.relative_to(root)}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _answer(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Answer:
+    def write(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(status)
+        for name, value in (headers or {}).items():
+            h.send_header(name, value)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return write
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[..., Hostile]]:
+    servers: list[Hostile] = []
+
+    def start(files: Mapping[str, bytes], answers: Mapping[str, Answer] | None = None) -> Hostile:
+        servers.append(Hostile(files, answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _refused(pull: Pull, ref: str, *args: str, stdin: str | None = None) -> str:
+    """Run a failing install; return its whole stderr, the host as it was."""
+    kept = [pull.tmp / "venvs", pull.facts, pull.cache]
+    before = tree_snapshot(*kept)
+    proc = subprocess.run(
+        pull.argv("install", ref, *args),
+        input=stdin,
+        env=pull.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree_snapshot(*kept) == before
+    return proc.stderr
+
+
+FORGED = "venv-pull: demo 1.0 installed, changed: false"
+
+
+def test_a_server_writes_no_line_or_terminal_control_of_its_own_into_the_output(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile]
+) -> None:
+    """What root's terminal or the Ansible log shows is one line per error, in venv-pull's words:
+    ref names, a reason phrase and an error body are the server's and may hold anything."""
+    artifacts.write([wheels.demo1])
+    files = _layout_files(artifacts.root, "/venvs")
+    index = json.loads(files["/venvs/index.json"])
+    real = index["manifests"][0]
+    # Ref names the server made up: a line break, a terminal escape, and far more than one line holds.
+    index["manifests"] += [
+        {**real, "annotations": {"org.opencontainers.image.ref.name": f"demo:0\n{FORGED}\x1b[2K"}},
+        *({**real, "annotations": {"org.opencontainers.image.ref.name": f"demo:x{i}"}} for i in range(20000)),
+    ]
+    files["/venvs/index.json"] = json.dumps(index).encode()
+    server = hostile(files)
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:9.9", "--insecure")
+    [line] = err.splitlines()
+    assert "no ref 'demo:9.9'" in line and "\x1b" not in line and len(line) < 2000, line[:300]
+
+    # A blob's error answer: a distribution-style JSON message, and a reason phrase with an escape.
+    blob = f"/venvs/blobs/sha256/{real['digest'][7:]}"
+    message = json.dumps({"errors": [{"code": "X", "message": f"gone\n{FORGED}\n\x1b]0;pwned\x07"}]}).encode()
+    server = hostile(files, {blob: _answer(404, message)})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure")
+    [line] = err.splitlines()
+    assert "not found (404)" in line and FORGED not in err.replace(line, "") and "\x1b" not in line, err
+
+    def reason(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response_only(403, f"Forbidden\r{FORGED}\x1b[2K")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    server = hostile(files, {blob: reason})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure")
+    [line] = err.splitlines()
+    assert "access denied (403)" in line and "\r" not in line and "\x1b" not in line, err
+
+    # venvship list prints only ref names a reference can name.
+    proc = subprocess.run(
+        [
+            *pull.argv("install")[:2],
+            "venvship.cli.venvship_main",
+            "list",
+            f"oci+{server.url}/venvs",
+            "--insecure",
+        ],
+        env=pull.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and FORGED not in proc.stdout
+    assert f"oci+{server.url}/venvs:demo:1.0 " in proc.stdout
+
+
+def test_a_login_never_goes_to_a_token_realm_the_web_server_names(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile]
+) -> None:
+    """A web server's login goes to its own scheme, host and port only (the how-to's promise): a
+    Bearer challenge naming a "token server" on another port of the same host gets none of it."""
+    artifacts.write([wheels.demo1])
+    realm = hostile({})  # another port of the same host: any local user may listen there
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm.url}/token",service="repo"'}
+    server = hostile(
+        _layout_files(artifacts.root, "/venvs"), {"/venvs/index.json": _answer(401, b"", challenge)}
+    )
+    err = _refused(
+        pull,
+        f"oci+{server.url}/venvs:demo:1.0",
+        "--insecure",
+        "--username",
+        "fleet",
+        "--password-stdin",
+        stdin="s3cret\n",
+    )
+    assert realm.requests == [], realm.requests
+    assert (
+        "refused the login given (401; it goes as HTTP Basic only)" in err and len(err.splitlines()) == 1
+    ), err
