@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import subprocess
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 import pytest
+
+from tests.nginx import Nginx, start_nginx
+from tests.signing import make_key, write_policy
 
 from .conftest import Artifacts, Pull, Wheels, tree_snapshot
 
@@ -188,3 +192,49 @@ def test_a_login_never_goes_to_a_token_realm_the_web_server_names(
     assert (
         "refused the login given (401; it goes as HTTP Basic only)" in err and len(err.splitlines()) == 1
     ), err
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Nginx]:
+    """Debian's nginx serving ``tmp_path/www``: it resolves ``..``, ``.``, ``//`` and %-escapes."""
+    (tmp_path / "www").mkdir()
+    server = start_nginx(tmp_path / "nginx", root=tmp_path / "www")
+    yield server
+    server.stop()
+
+
+def test_no_spelling_of_a_reference_takes_a_layout_out_of_its_policy_scope(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, web: Nginx, tmp_path: Path
+) -> None:
+    """The policy requires a signature for every layout but the unsigned staging area of the web
+    server's ``/staging``; ``/venvs`` holds an unsigned artifact. However the reference spells
+    the server and the path, the web server reads ``/venvs``, so the default rule applies."""
+    key = make_key(tmp_path / "keys", "release")
+    artifacts.write([wheels.demo1])
+    shutil.copytree(artifacts.root, tmp_path / "www" / "venvs")
+    (tmp_path / "www" / "staging").mkdir()
+    port = web.url.rsplit(":", 1)[1]
+    staging = f"oci+http://127.0.0.1:{port}/staging"
+    policy = write_policy(pull.tmp / "policy.toml", {}, default=[key.public], unsigned=[staging])
+    base = f"oci+http://127.0.0.1:{port}"
+    assert "found no signature" in _refused(
+        pull, f"{base}/venvs:demo:1.0", "--insecure", "--policy", str(policy)
+    )
+    for spelling in ("/staging/../venvs", "/staging/%2e%2e/venvs", "/staging/..%2fvenvs"):
+        err = _refused(pull, f"{base}{spelling}:demo:1.0", "--insecure", "--policy", str(policy))
+        assert "found no signature" in err or "the URL's path" in err, (spelling, err)
+
+    # A scope names one origin: the server on port 80 of a host is not every port's of it.
+    policy = write_policy(pull.tmp / "host.toml", {}, default=[key.public], unsigned=["oci+http://127.0.0.1"])
+    assert "found no signature" in _refused(
+        pull, f"{base}/venvs:demo:1.0", "--insecure", "--policy", str(policy)
+    )
+
+    # A scope that requires a signature holds however the host is spelled, and however the scope is.
+    for match in (f"oci+http://localhost:{port}/venvs", f"oci+http://LOCALHOST:{port}/venvs/"):
+        policy = write_policy(pull.tmp / "strict.toml", {match: [key.public]})
+        for host in ("localhost", "LocalHost"):
+            err = _refused(
+                pull, f"oci+http://{host}:{port}/venvs:demo:1.0", "--insecure", "--policy", str(policy)
+            )
+            assert "found no signature" in err, (match, host, err)
