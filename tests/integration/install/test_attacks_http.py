@@ -12,6 +12,7 @@ import http.server
 import json
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -20,6 +21,7 @@ import pytest
 
 from tests.nginx import Nginx, start_nginx
 from tests.signing import make_key, write_policy
+from venvship.oci.httplayout import MAX_SERVED_INDEX
 
 from .conftest import Artifacts, Pull, Wheels, tree_snapshot
 
@@ -238,3 +240,43 @@ def test_no_spelling_of_a_reference_takes_a_layout_out_of_its_policy_scope(
                 pull, f"oci+http://{host}:{port}/venvs:demo:1.0", "--insecure", "--policy", str(policy)
             )
             assert "found no signature" in err, (match, host, err)
+
+
+def test_a_served_index_json_made_to_inflate_in_memory_is_refused_before_it_is_parsed(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile]
+) -> None:
+    """A JSON parser turns each ``{},`` (3 bytes) into a dict of about 64: 40 MiB of them would
+    take root on every host past a GiB of memory before a single entry is found wrong; as many
+    as the limit lets through stay far below."""
+    artifacts.write([wheels.demo1])
+    files = _layout_files(artifacts.root, "/venvs")
+    files["/venvs/index.json"] = b'{"manifests":[' + b"{}," * ((40 << 20) // 3) + b"{}]}"
+    server = hostile(files)
+    peak_mib, line = _measured(pull, f"oci+{server.url}/venvs:demo:1.0")
+    assert peak_mib < 256, f"venv-pull peaked at {peak_mib} MiB reading an index.json"
+    assert f"index.json: larger than {MAX_SERVED_INDEX} bytes" in line, line
+
+    head = b'{"manifests":['
+    files["/venvs/index.json"] = head + b"{}," * ((MAX_SERVED_INDEX - len(head) - 4) // 3) + b"{}]}"
+    server = hostile(files)
+    peak_mib, line = _measured(pull, f"oci+{server.url}/venvs:demo:1.0")
+    assert peak_mib < 256, f"venv-pull peaked at {peak_mib} MiB reading an index.json"
+    assert "manifests[0]: 'digest' is missing" in line, line
+
+
+def _measured(pull: Pull, ref: str) -> tuple[int, str]:
+    """Run a failing ``venv-pull install ref``; return its peak memory (MiB) and its error line."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "sys.stderr.write(proc.stderr)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.exit(proc.returncode)\n"
+    )
+    argv = pull.argv("install", ref, "--insecure")
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, *argv], env=pull.env(), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.splitlines()
+    return int(proc.stdout.strip() or 0) >> 10, line
