@@ -21,9 +21,11 @@ import pytest
 
 from tests.nginx import Nginx, start_nginx
 from tests.signing import make_key, write_policy
+from venvship.artifact import REF_NAME
 from venvship.oci.httplayout import MAX_SERVED_INDEX
+from venvship.oci.layout import Layout
 
-from .conftest import Artifacts, Pull, Wheels, tree_snapshot
+from .conftest import SRC, Artifacts, Pull, Wheels, tree_snapshot
 
 Answer = Callable[[http.server.BaseHTTPRequestHandler], None]
 
@@ -125,7 +127,7 @@ def test_a_server_writes_no_line_or_terminal_control_of_its_own_into_the_output(
     # Ref names the server made up: a line break, a terminal escape, and far more than one line holds.
     index["manifests"] += [
         {**real, "annotations": {"org.opencontainers.image.ref.name": f"demo:0\n{FORGED}\x1b[2K"}},
-        *({**real, "annotations": {"org.opencontainers.image.ref.name": f"demo:x{i}"}} for i in range(20000)),
+        *({**real, "annotations": {"org.opencontainers.image.ref.name": f"demo:x{i}"}} for i in range(2000)),
     ]
     files["/venvs/index.json"] = json.dumps(index).encode()
     server = hostile(files)
@@ -280,3 +282,57 @@ def _measured(pull: Pull, ref: str) -> tuple[int, str]:
     assert proc.returncode == 1, proc.stderr
     [line] = proc.stderr.splitlines()
     return int(proc.stdout.strip() or 0) >> 10, line
+
+
+def test_publish_signs_what_it_verified_not_what_the_tag_names_when_asked_again(
+    artifacts: Artifacts, wheels: Wheels, hostile: Callable[..., Hostile], tmp_path: Path
+) -> None:
+    """``publish oci+https://… oci:DIR --sign-key`` vouches only for what the trusted keys signed: a
+    server that names the signed index for the tag once, and another artifact when asked again,
+    must not get that other artifact signed with the build's key."""
+    trusted, build = make_key(tmp_path / "keys", "upstream"), make_key(tmp_path / "keys", "build")
+    signed_ref = artifacts.write([wheels.demo1])
+    proc = _venvship("sign", signed_ref, "--key", str(trusted.private))
+    assert proc.returncode == 0, proc.stderr
+    artifacts.write([wheels.demo2], version="2.0")  # which nobody signed
+    layout = Layout(artifacts.root)
+    good, other = layout.resolve("demo:1.0"), layout.resolve("demo:2.0")
+    files = _layout_files(artifacts.root, "/venvs")
+    index = json.loads(files["/venvs/index.json"])
+    for entry in index["manifests"]:
+        if entry["digest"] == good.digest and entry["annotations"][REF_NAME] == "demo:1.0":
+            entry.update(digest=other.digest, size=other.size)
+    swapped = json.dumps(index).encode()
+    asked: list[int] = []
+
+    def moving(h: http.server.BaseHTTPRequestHandler) -> None:
+        asked.append(1)
+        _answer(200, files["/venvs/index.json"] if len(asked) == 1 else swapped)(h)
+
+    server = hostile(files, {"/venvs/index.json": moving})
+    dest = tmp_path / "copy"
+    proc = _venvship(
+        "publish",
+        f"oci+{server.url}/venvs:demo:1.0",
+        f"oci:{dest}",
+        "--insecure",
+        "--sign-key",
+        str(build.private),
+        "--trust-key",
+        str(trusted.public),
+    )
+    assert "Traceback" not in proc.stderr
+    copied = Layout(dest).resolve("demo:1.0").digest if (dest / "index.json").exists() else None
+    assert copied != other.digest, "the build key signed an artifact no trusted key signed"
+    assert proc.returncode == 0, proc.stderr
+    assert copied == good.digest
+
+
+def _venvship(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "venvship.cli.venvship_main", *args],
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
