@@ -100,8 +100,13 @@ def scope_name(ref: Ref) -> str:
 
 
 def _matches(name: str, match: str) -> bool:
-    """A scope matches itself and what lies below it (a path component, or a layout's name)."""
-    return name == match or name.startswith(match.rstrip("/") + "/") or name.startswith(match + ":")
+    """A scope matches itself and what lies below it (a path component, or a layout's name).
+
+    Only a layout's scope (``oci:…``, ``oci+https://HOST/…``) is followed by ``:NAME``: after a
+    registry's ``HOST``, a ``:`` starts a port, another server's (``reg.example:5000``).
+    """
+    below = name.startswith(match.rstrip("/") + "/")
+    return name == match or below or (match.startswith("oci") and name.startswith(match + ":"))
 
 
 def load_policy(path: Path | None) -> Policy:
