@@ -21,9 +21,11 @@ import pytest
 
 from tests.nginx import Nginx, start_nginx
 from tests.signing import make_key, write_policy
-from venvship.artifact import REF_NAME
+from venvship.artifact import INDEX_TYPE, MANIFEST_TYPE, REF_NAME, Descriptor, sha256_digest
 from venvship.oci.httplayout import MAX_SERVED_INDEX
 from venvship.oci.layout import Layout
+from venvship.oci.referrers import list_bytes, referrer_entry, referrers_tag
+from venvship.sigformat import EMPTY_JSON, referrer_manifest
 
 from .conftest import SRC, Artifacts, Pull, Wheels, tree_snapshot
 
@@ -328,11 +330,72 @@ def test_publish_signs_what_it_verified_not_what_the_tag_names_when_asked_again(
     assert copied == good.digest
 
 
-def _venvship(*args: str) -> subprocess.CompletedProcess[str]:
+def _venvship(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "venvship.cli.venvship_main", *args],
         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def test_publish_reads_each_referrer_once_however_the_lists_loop(
+    artifacts: Artifacts, wheels: Wheels, hostile: Callable[..., Hostile], tmp_path: Path
+) -> None:
+    """Referrers lists that name the same 30 referrers under the artifact and under each of them
+    (a loop, walked three levels deep): each is read once, not 30³ times; and past 1024 referrers
+    in all, the copy stops."""
+    artifacts.write([wheels.demo1])
+    top = Layout(artifacts.root).resolve("demo:1.0")
+    files = _layout_files(artifacts.root, "/venvs")
+    index = json.loads(files["/venvs/index.json"])
+    entries = _referrers(files, top, "loop", 30)
+    _list_under(files, index, [top.digest, *(e.digest for e in entries)], entries)
+    files["/venvs/index.json"] = json.dumps(index).encode()
+    server = hostile(files)
+    ref = f"oci+{server.url}/venvs:demo:1.0"
+    proc = _venvship("publish", ref, f"oci:{tmp_path / 'copy'}", "--insecure", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.requests) < 200, len(server.requests)
+
+    # 256 referrers, and 256 more of each of four of them: 1280 to read.
+    files = _layout_files(artifacts.root, "/venvs")
+    index = json.loads(files["/venvs/index.json"])
+    first = _referrers(files, top, "first", 256)
+    _list_under(files, index, [top.digest], first)
+    for n, parent in enumerate(first[:4]):
+        _list_under(files, index, [parent.digest], _referrers(files, parent, f"more{n}", 256))
+    files["/venvs/index.json"] = json.dumps(index).encode()
+    server = hostile(files)
+    proc = _venvship("publish", f"oci+{server.url}/venvs:demo:1.0", f"oci:{tmp_path / 'copy2'}", "--insecure")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "more than 1024 referrers under" in proc.stderr, proc.stderr
+
+
+def _referrers(files: dict[str, bytes], of: Descriptor, label: str, count: int) -> tuple[Descriptor, ...]:
+    """Serve ``count`` referrer manifests of ``of``; return their referrers-list entries."""
+    subject = Descriptor(media_type=of.media_type, digest=of.digest, size=of.size)
+    made = [
+        referrer_manifest(
+            subject=subject, artifact_type="application/x-loop", layers=[], annotations={label: f"{i}"}
+        )
+        for i in range(count)
+    ]
+    for raw in [*made, EMPTY_JSON]:
+        files[f"/venvs/blobs/sha256/{sha256_digest(raw)[7:]}"] = raw
+    return tuple(referrer_entry(raw, media_type=MANIFEST_TYPE) for raw in made)
+
+
+def _list_under(
+    files: dict[str, bytes],
+    index: dict[str, list[object]],
+    digests: list[str],
+    entries: tuple[Descriptor, ...],
+) -> None:
+    """Serve the referrers list of ``entries`` as the list of each of ``digests`` (index.json's tags)."""
+    listing = list_bytes(entries)
+    files[f"/venvs/blobs/sha256/{sha256_digest(listing)[7:]}"] = listing
+    listed = {"mediaType": INDEX_TYPE, "digest": sha256_digest(listing), "size": len(listing)}
+    for digest in digests:
+        index["manifests"].append({**listed, "annotations": {REF_NAME: f"demo:{referrers_tag(digest)}"}})
