@@ -277,8 +277,8 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    text = str(exc) or type(exc).__name__
-    return text
+    # http.client's errors quote what the server sent (a status line that is not HTTP): its words.
+    return said(str(exc) or type(exc).__name__)
 
 
 def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:

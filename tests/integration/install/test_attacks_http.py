@@ -155,6 +155,14 @@ def test_a_server_writes_no_line_or_terminal_control_of_its_own_into_the_output(
     [line] = err.splitlines()
     assert "access denied (403)" in line and "\r" not in line and "\x1b" not in line, err
 
+    def status_line(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.wfile.write(f"SPAM\x1b[2J\r{FORGED}\r\n\r\n".encode())  # not HTTP at all
+
+    server = hostile(files, {blob: status_line})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure")
+    [line] = [ln for ln in err.splitlines() if ln.startswith("venv-pull: error:")]
+    assert "gave up after 5 attempts" in line and "\x1b" not in err and "\r" not in err, err
+
     # venvship list prints only ref names a reference can name.
     proc = subprocess.run(
         [
