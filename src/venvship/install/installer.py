@@ -27,7 +27,7 @@ from ..oci.source import Access, Source
 from . import cachestore, trust
 from .faults import pause_point
 from .generations import FACTS_PENDING, Generations, State, mark_facts_pending
-from .policy import load_policy
+from .policy import check_named, load_policy
 from .registries import MirrorOptions, open_install_source, served_by
 from .select import BlobReader, Host, Selected, any_config, resolve_top, select
 from .signature import verify_signed
@@ -159,6 +159,8 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
         ):
             return _result(gens, live, changed=False, facts_written=False)
         selected = select(reader, ref, host=Host.detect(), probe=_prober(opts, gens))
+        if rule.require_signature:
+            check_named(ref, selected.config.name)  # the key signs every venv of a release
         # Before anything is pulled or written: the index and the manifest chosen from it.
         signers = verify_signed(rule, reader, _signed(selected.ref_digest, selected.digest), where=str(ref))
         pause_point("verified")

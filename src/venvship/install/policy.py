@@ -99,6 +99,21 @@ def scope_name(ref: Ref) -> str:
     return f"{ref.registry}/{ref.repository}"
 
 
+def check_named(ref: Ref, name: str) -> None:
+    """Raise InstallError unless ``name`` (the venv a signed config names) is the artifact ``ref``
+    names: a layout's ``NAME``, a registry repository's last part (``NAMESPACE/NAME``).
+
+    A signature vouches for a digest, not for the tag it is found under: a server (or a cache)
+    that names another venv's index, signed by the same release key, passes the signature check.
+    """
+    named = ref.name if isinstance(ref, (LayoutRef, HttpLayoutRef)) else ref.repository.rpartition("/")[2]
+    if named and name != named:
+        raise InstallError(
+            f"{ref}: names the artifact {named!r}, but the signed content it is served as is the "
+            f"artifact {name!r}'s; refused (a tag moved to another artifact)"
+        )
+
+
 def _matches(name: str, match: str) -> bool:
     """A scope matches itself and what lies below it (a path component, or a layout's name).
 
@@ -193,4 +208,4 @@ def _key(path: Path, *, where: str) -> TrustedKey:
     return TrustedKey(path=path, key_id=key_id(der))
 
 
-__all__ = ["NO_POLICY", "Policy", "Rule", "TrustedKey", "load_policy", "scope_name"]
+__all__ = ["NO_POLICY", "Policy", "Rule", "TrustedKey", "check_named", "load_policy", "scope_name"]

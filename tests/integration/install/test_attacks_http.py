@@ -407,3 +407,28 @@ def _list_under(
     listed = {"mediaType": INDEX_TYPE, "digest": sha256_digest(listing), "size": len(listing)}
     for digest in digests:
         index["manifests"].append({**listed, "annotations": {REF_NAME: f"demo:{referrers_tag(digest)}"}})
+
+
+def test_a_tag_moved_to_another_venv_the_same_key_signed_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile], tmp_path: Path
+) -> None:
+    """The release key signs every venv of the release; a server that names another venv's
+    signed index for ``demo:1.0`` passes the signature check, not the name check."""
+    key = make_key(tmp_path / "keys", "release")
+    for ref in (artifacts.write([wheels.demo1]), artifacts.write([wheels.helper], name="other")):
+        proc = _venvship("sign", ref, "--key", str(key.private))
+        assert proc.returncode == 0, proc.stderr
+    other = Layout(artifacts.root).resolve("other:1.0")
+    files = _layout_files(artifacts.root, "/venvs")
+    index = json.loads(files["/venvs/index.json"])
+    for entry in list(index["manifests"]):
+        name = entry["annotations"].get(REF_NAME, "")
+        if name == "demo:1.0":
+            entry.update(digest=other.digest, size=other.size)
+        if name.startswith("other:sha256-"):  # other's signatures, listed under demo's name too
+            index["manifests"].append({**entry, "annotations": {REF_NAME: "demo:" + name[6:]}})
+    files["/venvs/index.json"] = json.dumps(index).encode()
+    server = hostile(files)
+    policy = write_policy(pull.tmp / "policy.toml", {f"oci+{server.url}/venvs": [key.public]})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure", "--policy", str(policy))
+    assert "is the artifact 'other'" in err and len(err.splitlines()) == 1, err
