@@ -36,6 +36,9 @@ from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Source
 
+# What Layout.read_blob reads whole: a config, a signature payload.
+READ_WHOLE = 16 << 20
+
 # The musl floor of an entry built from musllinux wheels (builder/tags.py musl_floor). It belongs
 # next to ANN_GLIBC in artifact.py once the build writes it; selection reads it already.
 ANN_MUSL = "io.venvship.musl"
@@ -70,6 +73,13 @@ class BlobReader:
 
     def read(self, desc: Descriptor) -> bytes:
         """Return the verified bytes of blob ``desc``, fetching it if the cache lacks it."""
+        if desc.size > READ_WHOLE:
+            # Read before any signature is checked: the size is the source's word, and the
+            # download would fill the scratch folder (often a tmpfs) before the digest is.
+            raise ArtifactError(
+                f"blob {desc.digest}: {desc.size} bytes, more than the {READ_WHOLE >> 20} MiB a "
+                "config or signature may hold"
+            )
         if self.cache.has_blob(desc.digest, desc.size):
             return self.cache.read_blob(desc.digest)
         if self._scratch is None:

@@ -432,3 +432,49 @@ def test_a_tag_moved_to_another_venv_the_same_key_signed_is_refused(
     policy = write_policy(pull.tmp / "policy.toml", {f"oci+{server.url}/venvs": [key.public]})
     err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure", "--policy", str(policy))
     assert "is the artifact 'other'" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_config_claiming_gigabytes_is_refused_before_a_byte_of_it_is_read(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile], tmp_path: Path
+) -> None:
+    """The config is read to choose a platform, before any signature is checked: a manifest no
+    one signed must not make root stream the size it claims into a scratch folder (/tmp, a tmpfs
+    on many hosts) first. A config is JSON read whole: one that claims more than 16 MiB is refused."""
+    key = make_key(tmp_path / "keys", "release")
+    artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    top = layout.resolve("demo:1.0")
+    index = json.loads(layout.read_blob(top.digest))
+    manifest = json.loads(layout.read_blob(index["manifests"][0]["digest"]))
+    claimed = 256 << 20
+    manifest["config"]["size"] = claimed
+    files = _layout_files(artifacts.root, "/venvs")
+    manifest_raw = json.dumps(manifest).encode()
+    index["manifests"][0].update(digest=sha256_digest(manifest_raw), size=len(manifest_raw))
+    index_raw = json.dumps(index).encode()
+    for raw in (manifest_raw, index_raw):
+        files[f"/venvs/blobs/sha256/{sha256_digest(raw)[7:]}"] = raw
+    served = json.loads(files["/venvs/index.json"])
+    for entry in served["manifests"]:
+        if entry["annotations"].get(REF_NAME) == "demo:1.0":
+            entry.update(digest=sha256_digest(index_raw), size=len(index_raw))
+    files["/venvs/index.json"] = json.dumps(served).encode()
+    sent: list[int] = []
+
+    def endless(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(claimed))
+        h.end_headers()
+        block = b"\0" * (1 << 20)
+        try:
+            for _ in range(claimed >> 20):
+                h.wfile.write(block)
+                sent.append(len(block))
+        except OSError:
+            pass  # the client gave up
+
+    server = hostile(files, {f"/venvs/blobs/sha256/{manifest['config']['digest'][7:]}": endless})
+    policy = write_policy(pull.tmp / "policy.toml", {f"oci+{server.url}/venvs": [key.public]})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure", "--policy", str(policy))
+    assert sum(sent) <= 16 << 20, f"{sum(sent) >> 20} MiB of a config read before any check"
+    assert f"{claimed} bytes" in err and len(err.splitlines()) == 1, err
