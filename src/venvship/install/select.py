@@ -38,6 +38,8 @@ from ..oci.source import Source
 
 # What Layout.read_blob reads whole: a config, a signature payload.
 READ_WHOLE = 16 << 20
+# An index lists one entry per platform built: far fewer than this.
+MAX_PLATFORMS = 256
 
 # The musl floor of an entry built from musllinux wheels (builder/tags.py musl_floor). It belongs
 # next to ANN_GLIBC in artifact.py once the build writes it; selection reads it already.
@@ -280,6 +282,11 @@ def select(
         return _single(reader, top, top_raw, where=str(ref), host=host, abis=abis)
     where = str(ref)
     index = Index.from_bytes(top_raw, where=where)
+    if len(index.manifests) > MAX_PLATFORMS:
+        # Each fitting entry costs a manifest and a config read before any signature is checked.
+        raise ArtifactError(
+            f"{where}: an index of {len(index.manifests)} platforms, more than {MAX_PLATFORMS}"
+        )
     offers = "; ".join(_offer(e) for e in index.manifests) or "nothing"
     if host.musl and index.manifests and all(_glibc_only(e) for e in index.manifests):
         raise InstallError(

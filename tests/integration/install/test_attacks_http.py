@@ -21,7 +21,7 @@ import pytest
 
 from tests.nginx import Nginx, start_nginx
 from tests.signing import make_key, write_policy
-from venvship.artifact import INDEX_TYPE, MANIFEST_TYPE, REF_NAME, Descriptor, sha256_digest
+from venvship.artifact import ANN_PYTHON, INDEX_TYPE, MANIFEST_TYPE, REF_NAME, Descriptor, sha256_digest
 from venvship.oci.httplayout import MAX_SERVED_INDEX
 from venvship.oci.layout import Layout
 from venvship.oci.referrers import list_bytes, referrer_entry, referrers_tag
@@ -478,3 +478,40 @@ def test_a_config_claiming_gigabytes_is_refused_before_a_byte_of_it_is_read(
     err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure", "--policy", str(policy))
     assert sum(sent) <= 16 << 20, f"{sum(sent) >> 20} MiB of a config read before any check"
     assert f"{claimed} bytes" in err and len(err.splitlines()) == 1, err
+
+
+def test_an_index_of_thousands_of_fitting_platforms_is_refused_before_one_is_read(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile], tmp_path: Path
+) -> None:
+    """Each fitting entry of an index costs a manifest and a config read before any signature is
+    checked: a server that lists thousands (each naming a python this host lacks) would have root
+    ask for all of them. An index lists a platform per build host: more than 256 is refused."""
+    key = make_key(tmp_path / "keys", "release")
+    artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    top = layout.resolve("demo:1.0")
+    index = json.loads(layout.read_blob(top.digest))
+    entry = index["manifests"][0]
+    manifest = json.loads(layout.read_blob(entry["digest"]))
+    files = _layout_files(artifacts.root, "/venvs")
+    entries = []
+    for i in range(2000):  # each its own manifest, for a python ABI no host has
+        raw = json.dumps(
+            {**manifest, "annotations": {**manifest.get("annotations", {}), "n": f"{i}"}}
+        ).encode()
+        files[f"/venvs/blobs/sha256/{sha256_digest(raw)[7:]}"] = raw
+        ann = {**entry["annotations"], ANN_PYTHON: "cp00"}
+        entries.append({**entry, "digest": sha256_digest(raw), "size": len(raw), "annotations": ann})
+    index["manifests"] = entries
+    index_raw = json.dumps(index).encode()
+    files[f"/venvs/blobs/sha256/{sha256_digest(index_raw)[7:]}"] = index_raw
+    served = json.loads(files["/venvs/index.json"])
+    for ref in served["manifests"]:
+        if ref["annotations"].get(REF_NAME) == "demo:1.0":
+            ref.update(digest=sha256_digest(index_raw), size=len(index_raw))
+    files["/venvs/index.json"] = json.dumps(served).encode()
+    server = hostile(files)
+    policy = write_policy(pull.tmp / "policy.toml", {f"oci+{server.url}/venvs": [key.public]})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure", "--policy", str(policy))
+    assert len(server.requests) < 10, f"{len(server.requests)} requests before any signature check"
+    assert "2000 platforms, more than 256" in err and len(err.splitlines()) == 1, err
