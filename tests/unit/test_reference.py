@@ -22,6 +22,10 @@ DIGEST = "sha256:" + "a" * 64
         ("oci+http://10.0.0.5/:keystone:1", HttpLayoutRef(url="http://10.0.0.5", name="keystone", tag="1")),
         ("oci+https://repo/venvs", HttpLayoutRef(url="https://repo/venvs")),
         ("oci+https://repo/venvs/:demo", HttpLayoutRef(url="https://repo/venvs", name="demo")),
+        # One spelling per layout: the host in lowercase, no default port.
+        ("oci+https://Repo.Example:443/venvs", HttpLayoutRef(url="https://repo.example/venvs")),
+        ("oci+http://Repo:80/venvs", HttpLayoutRef(url="http://repo/venvs")),
+        ("oci+https://[::1]:8443/venvs", HttpLayoutRef(url="https://[::1]:8443/venvs")),
         (
             f"oci+https://repo/v:demo@{DIGEST}",
             HttpLayoutRef(url="https://repo/v", name="demo", digest=DIGEST),
@@ -42,6 +46,13 @@ def test_a_layout_on_a_web_server(text: str, expected: HttpLayoutRef) -> None:
         ("oci+https://repo/venvs?x=1:demo:1", "without login, query or fragment"),
         ("oci+https://repo/venvs:Demo:1", "bad repository name"),
         ("oci+https://repo/venvs:demo:1/2", "bad repository name"),
+        # Another spelling of a path a web server resolves (so a policy scope would not see it).
+        ("oci+https://repo/good/../evil:demo:1", "must be plain segments"),
+        ("oci+https://repo//venvs:demo:1", "must be plain segments"),
+        ("oci+https://repo/./venvs:demo:1", "must be plain segments"),
+        ("oci+https://repo/%76envs:demo:1", "must be plain segments"),
+        ("oci+https://repo:99999/venvs:demo:1", "is not HOST[:PORT]"),
+        ("oci+https://re po/venvs:demo:1", "is not HOST[:PORT]"),
         ("oci+https://repo/venvs:demo:-1", "bad tag"),
         ("oci+https://repo/venvs::1", "missing name"),
     ],

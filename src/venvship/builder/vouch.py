@@ -104,13 +104,20 @@ def built_manifests(paths: Sequence[Path]) -> frozenset[tuple[str, str]]:
 
 def require_verified(
     ref: Ref, reference: str, key: SigningKey, trusted: Sequence[Path], access: Access | None
-) -> None:
-    """Raise UnverifiedContent unless everything ``sign_artifact`` would sign at ``ref`` is signed already
-    by ``key`` or one of the public keys ``trusted`` (a key rollover names the old key here)."""
+) -> str:
+    """Return the digest ``reference`` names at ``ref``; raise UnverifiedContent unless everything
+    ``sign_artifact`` would sign there is signed already by ``key`` or one of the public keys
+    ``trusted`` (a key rollover names the old key here).
+
+    A tag asked for again may name other content (a server chooses per answer): what is signed
+    after this must be read by the digest returned.
+    """
     source = open_source(ref, access)
     with tempfile.TemporaryDirectory(prefix="venvship-trust-") as tmp:
         rule = trusted_keys(key, trusted, Path(tmp))
-        require_signed(source, subject_digests(source, reference), rule, where=str(ref))
+        digests = subject_digests(source, reference)
+        require_signed(source, digests, rule, where=str(ref))
+    return digests[0]
 
 
 def require_layout_made(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import BadReference
 from ..oci.layout import Layout
-from ..oci.reference import HttpLayoutRef, LayoutRef, Ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref, is_ref_name
 from ..oci.referrers import is_referrers_tag
 from ..oci.source import Access, registry_client
 
@@ -26,7 +26,8 @@ class Listed:
 def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
     """Return the refs of the layout ``oci:DIR`` (or of one name, ``oci:DIR:NAME``), or the tags of
     the registry repository ``HOST/REPO`` (no digests: that would cost a request per tag), sorted.
-    Referrers lists kept under ``sha256-<hex>`` tags are not artifacts: they are left out.
+    Referrers lists kept under ``sha256-<hex>`` tags are not artifacts: they are left out, as are
+    ref names that are not ``NAME:TAG``.
 
     Example: ``[x.ref for x in list_refs(parse_ref("oci:build/oci"))]`` → ``["oci:build/oci:demo:1.0", …]``
     """
@@ -42,7 +43,9 @@ def list_refs(ref: Ref, access: Access | None = None) -> list[Listed]:
         listed = [
             Listed(ref=f"{base}:{name}", digest=desc.digest)
             for name, desc in sorted(found.items())
-            if (ref.name is None or name.rpartition(":")[0] == ref.name)
+            # A name no reference can name cannot be installed; it may hold a terminal escape.
+            if is_ref_name(name)
+            and (ref.name is None or name.rpartition(":")[0] == ref.name)
             and not is_referrers_tag(name.rpartition(":")[2])
         ]
         if ref.name is not None and not listed:

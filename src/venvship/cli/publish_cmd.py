@@ -99,12 +99,12 @@ def _fetch(args: argparse.Namespace, src: RegistryRef | HttpLayoutRef, key: Sign
             "a registry tag HOST/REPO:TAG" if isinstance(src, RegistryRef) else "a served layout's NAME:TAG"
         )
         raise VenvshipError(f"{args.src} {args.dest}: copy {what} into a layout oci:DIR")
+    verified = None
     if key is not None and not args.vouch_unverified:
         from ..builder.vouch import require_verified
 
-        require_verified(
-            src, src.tag, key, [Path(p) for p in args.trust_key or ()], registry_access(args, src)
-        )
+        trusted = [Path(p) for p in args.trust_key or ()]
+        verified = require_verified(src, src.tag, key, trusted, registry_access(args, src))
     store: FetchStore
     if isinstance(src, RegistryRef):
         store = RegistryStore(registry_client(src.registry, registry_access(args, src)), src.repository)
@@ -113,7 +113,9 @@ def _fetch(args: argparse.Namespace, src: RegistryRef | HttpLayoutRef, key: Sign
         from ..oci.httplayout import HttpLayoutSource
 
         store, name = HttpLayoutSource(src, access=registry_access(args, src)), src.name or ""
-    result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name)
+    # What was verified is copied (and signed), by its digest: the tag, asked for again, may name
+    # something else (a web server or registry chooses what each answer says).
+    result = fetch_to_layout(store, src.tag, Layout.create(dest.path), name, digest=verified)
     if key is not None:
         sign_layout_refs(dest.path, [f"{name}:{src.tag}"], key)
     print(json_text(result.to_json(), indent=2) if args.json else published_line(args.dest, result))

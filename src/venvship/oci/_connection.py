@@ -53,6 +53,7 @@ class Connection:
         policy: RetryPolicy,
         connect_timeout: float | None = None,
         lookup: Callable[[str], Credentials | None] = load_credentials,
+        basic_only: bool = False,
     ) -> None:
         self.registry = registry
         self.insecure = insecure
@@ -69,6 +70,7 @@ class Connection:
             insecure=insecure,
             realm_hosts=token_realm_hosts,
             lookup=lookup,
+            basic_only=basic_only,
         )
 
     def where(self, repo: str) -> str:

@@ -32,6 +32,7 @@ R = TypeVar("R")
 
 _BLOCK = 1 << 20
 _ERROR_BODY_LIMIT = 64 << 10
+_SAID_LIMIT = 200
 # The slowest transfer a request may make, on top of twice its read timeout: a peer that sends one
 # byte per read timeout never trips that timeout, and would hold an install, with its locks, for
 # days. 32 KiB/s lets a 1 GiB blob take 9 hours. An answer counts as at most 16 MiB (the largest
@@ -93,7 +94,7 @@ class Response:
         self.raw = raw
         self.url = url
         self.status = raw.status
-        self.reason = raw.reason
+        self.reason = said(raw.reason)
         self.headers: Message = raw.headers
         self._timeout = timeout
         # The length the server declares may be a lie meant to stretch the deadline: capped.
@@ -141,11 +142,11 @@ class Response:
                 for err in errors[:3]:
                     if isinstance(err, dict):
                         parts.append(f"{err.get('code', '?')}: {err.get('message', '')}".strip())
-                return "; ".join(parts)
+                return said("; ".join(parts))
         except VenvshipError:
             pass  # not distribution's JSON: the first line of the text instead
         text = data.decode("utf-8", "replace").strip()
-        return text.splitlines()[0][:200] if text else ""
+        return said(text.splitlines()[0]) if text else ""
 
     def close(self) -> None:
         self._deadline.cancel()
@@ -251,6 +252,17 @@ class Transport:
         return resp
 
 
+def said(text: str) -> str:
+    """Return what a server said (a reason phrase, an error message) fit for one line of root's
+    output: control characters escaped (a line break or a terminal escape would forge lines or
+    rewrite the screen), at most 200 characters.
+
+    Example: ``said("gone\\nvenv-pull: done") == "gone\\\\nvenv-pull: done"``
+    """
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: _SAID_LIMIT * 2])
+    return shown if len(shown) <= _SAID_LIMIT else shown[: _SAID_LIMIT - 1] + "…"
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -265,8 +277,8 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    text = str(exc) or type(exc).__name__
-    return text
+    # http.client's errors quote what the server sent (a status line that is not HTTP): its words.
+    return said(str(exc) or type(exc).__name__)
 
 
 def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:

@@ -35,8 +35,10 @@ class AuthState:
         insecure: bool,
         realm_hosts: Sequence[str] = (),
         lookup: Callable[[str], Credentials | None] = load_credentials,
+        basic_only: bool = False,
     ) -> None:
         self.registry = registry
+        self._basic_only = basic_only
         self._transport = transport
         self._policy = policy
         self._insecure = insecure
@@ -81,7 +83,9 @@ class AuthState:
         """Learn from a 401; return True if sending the request again with new auth can help."""
         challenges = parse_challenges(values)
         by_scheme = {c.scheme: c for c in challenges}
-        if "bearer" in by_scheme and "realm" in by_scheme["bearer"].params:
+        # basic_only (a web server): a Bearer challenge names a token realm, any URL, that would
+        # get the login (on another port of the same host, too) and a request of its choosing.
+        if not self._basic_only and "bearer" in by_scheme and "realm" in by_scheme["bearer"].params:
             challenge = by_scheme["bearer"]
             with self._lock:
                 self._bearer = challenge

@@ -20,6 +20,10 @@ from .referrers import referrer_entry, referrers_tag, with_entry
 from .registry import RegistryClient
 from .source import Access, LayoutSource, registry_client
 
+# The referrers one copy reads, over all levels: venvship attaches a few per manifest (signatures,
+# an SBOM, provenance and their signatures).
+MAX_COPIED_REFERRERS = 1024
+
 
 class Store(Protocol):
     """One repository (a layout's NAME, a registry's REPO) as the referrer tools read and write it."""
@@ -135,21 +139,35 @@ def referrer_blobs(store: Store, raw: bytes, *, where: str) -> list[bytes]:
     return [store.blob(d) for d in (referrer.config, *referrer.layers)]
 
 
-def copy_referrers(src: Store, dest: Store, digest: str, *, depth: int = 0) -> int:
+def copy_referrers(
+    src: Store, dest: Store, digest: str, *, depth: int = 0, seen: set[str] | None = None
+) -> int:
     """Copy every referrer of ``digest`` (and theirs) from ``src`` to ``dest``; return how many were new.
+
+    Each referrer is read once (``seen``), at most :data:`MAX_COPIED_REFERRERS` of them: a source
+    whose every referrer lists the same 256 again would otherwise be asked 256³ times.
 
     Example: ``copy_referrers(LayoutStore(layout, "demo"), RegistryStore(ref, access), "sha256:…")``
     """
     copied = 0
+    seen = set() if seen is None else seen
     if depth > 2:
         return copied
     for entry in src.referrers(digest):
+        if entry.digest in seen:
+            continue
+        seen.add(entry.digest)
+        if len(seen) > MAX_COPIED_REFERRERS:
+            raise ArtifactError(
+                f"{src.where}: more than {MAX_COPIED_REFERRERS} referrers under {digest}: not what "
+                "venvship attaches"
+            )
         _, raw = src.get_manifest(entry.digest)
         where = f"{src.where}@{entry.digest}"
         blobs = referrer_blobs(src, raw, where=where)
         copied += dest.attach(raw, blobs)
         # Referrers of referrers (a signature of an SBOM, say) travel too, a few levels deep.
-        copied += copy_referrers(src, dest, entry.digest, depth=depth + 1)
+        copied += copy_referrers(src, dest, entry.digest, depth=depth + 1, seen=seen)
     return copied
 
 

@@ -3,11 +3,12 @@
 Any static web server serves such a layout (``venvship publish`` or ``build --output oci:DIR``
 writes it under the web root), and since a blob's URL names its content, any HTTP cache or CDN
 in front of it serves blobs too. Nothing the server says is trusted: ``index.json`` is read under
-the on-disk layout's size limit and rules, manifests under the registry's, and every manifest and
+the on-disk layout's rules and a manifest's size limit, manifests under the registry's, and every manifest and
 blob is checked against its digest and size before use. Requests go through the registry
 client's plumbing (deadlines, bounded retries of transient failures, redirects that never
 downgrade to plain HTTP and carry no login to another origin). No credentials are sent but those
-given for this host on the command line, and only to its own origin. Stdlib only.
+given for this host on the command line, only to its own origin, and only as HTTP Basic (a Bearer
+challenge would name a token server to send it to). Stdlib only.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from ._http import Response, shown
 from ._ingest import ingest_answer
 from ._retry import RetryPolicy, retrying
 from .auth import Credentials
-from .layout import MAX_INDEX, Layout, index_entries, named_refs, resolve_ref
+from .layout import Layout, index_entries, named_refs, resolve_ref
 from .reference import HttpLayoutRef
 from .referrers import parse_list, referrers_tag
 from .registry import MAX_MANIFEST
 
 if TYPE_CHECKING:
     from .source import Access
+
+# A served index.json is read whole and parsed: a parser makes a 64-byte dict of every "{}," it
+# holds, so the 64 MiB a layout directory's may hold would be over a GiB of root's memory on
+# every host. A manifest's limit keeps that near 100 MiB, and still names some 10,000 refs.
+MAX_SERVED_INDEX = MAX_MANIFEST
 
 
 def _no_stored_login(host: str) -> Credentials | None:
@@ -63,6 +69,9 @@ class HttpLayout:
             timeout=timeout,
             policy=self.policy,
             lookup=_no_stored_login,
+            # HTTP Basic only, answered on this origin: no token realm gets the login (the server
+            # names its URL) and no request goes where a challenge says.
+            basic_only=True,
         )
         self._login = access.credentials is not None and mine
         self._lock = threading.Lock()
@@ -77,12 +86,13 @@ class HttpLayout:
             if exc.status != 401:
                 raise
             why = (
-                "refused the login given"
+                "refused the login given (401; it goes as HTTP Basic only)"
                 if self._login
-                else "asks for a login; venvship sends one only when given (--username with --password-stdin)"
+                else "asks for a login; venvship sends one only when given (--username with "
+                "--password-stdin) (401)"
             )
             raise RegistryError(
-                f"{shown(url)}: the web server {why} (401)",
+                f"{shown(url)}: the web server {why}",
                 status=401,
                 url=url,
             ) from None
@@ -100,7 +110,7 @@ class HttpLayout:
 
                 def attempt() -> bytes:
                     with self._get("index.json", "index.json") as resp:
-                        return _read(resp, MAX_INDEX, f"{self.url}/index.json")
+                        return _read(resp, MAX_SERVED_INDEX, f"{self.url}/index.json")
 
                 try:
                     raw = retrying(attempt, policy=self.policy, what=f"{self.url}: get index.json")

@@ -19,12 +19,14 @@ from .._fsutil import atomic_write, file_lock, pid_alive
 from ..artifact.documents import INDEX_TYPE, REF_NAME, Descriptor, canonical_json, sha256_digest
 from ..artifact.jsondoc import parse_json
 from ..errors import ArtifactError
+from .reference import is_ref_name
 from .referrers import is_referrers_tag
 
 _CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _TEMP = ".in-"
 MAX_INDEX = 64 << 20  # index.json: far more refs than any layout holds
+_HINTED = 20  # the refs an error names: one line, however many an index.json holds
 
 
 def _open_regular(path: Path) -> BinaryIO:
@@ -300,6 +302,10 @@ def resolve_ref(refs: Mapping[str, Descriptor], ref_name: str, *, where: str) ->
     """Return ``refs[ref_name]``; raise ArtifactError naming ``where`` and the refs there are."""
     if ref_name in refs:
         return refs[ref_name]
-    # Referrers lists (``NAME:sha256-<hex>``) are not artifacts to name: left out of the hint.
-    known = ", ".join(r for r in sorted(refs) if not is_referrers_tag(r.rpartition(":")[2])) or "none"
+    # Referrers lists (``NAME:sha256-<hex>``) are not artifacts to name, and what no reference can
+    # name (a served index.json's line breaks or terminal escapes) never reaches the error line.
+    names = [r for r in sorted(refs) if is_ref_name(r) and not is_referrers_tag(r.rpartition(":")[2])]
+    known = ", ".join(names[:_HINTED]) or "none"
+    if len(names) > _HINTED:
+        known += f", and {len(names) - _HINTED} more"
     raise ArtifactError(f"{where}: no ref {ref_name!r} (refs: {known})")

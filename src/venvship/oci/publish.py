@@ -248,14 +248,16 @@ class FetchStore(Store, Protocol):
     def fetch_blob(self, digest: str, size: int, dest: Layout) -> bool: ...
 
 
-def fetch_to_layout(store: FetchStore, reference: str, dest: Layout, name: str) -> PublishResult:
+def fetch_to_layout(
+    store: FetchStore, reference: str, dest: Layout, name: str, *, digest: str | None = None
+) -> PublishResult:
     """Copy the artifact ``reference`` (a tag) of a registry repository or a served layout into the
     layout ``dest`` as ``NAME:TAG``, with every platform's blobs and every referrer: for an
-    air-gapped host.
+    air-gapped host. ``digest``: the one the tag named when it was checked, read by that digest.
 
     Example: ``fetch_to_layout(RegistryStore(client, "venvs/demo"), "1.0", Layout.create(p), "demo")``
     """
-    top, raw = store.get_manifest(reference)
+    top, raw = store.get_manifest(digest or reference)
     documents = [(top, raw)]
     if top.media_type in _INDEX_TYPES:
         documents += [

@@ -13,6 +13,21 @@ from ..errors import BadReference
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+# A served layout's URL: a DNS name or IPv4 address, an IPv6 address, and path segments of RFC
+# 3986's unreserved and sub-delimiter characters (no %-escape: a second spelling of a segment).
+_HOST = re.compile(r"[a-z0-9]([a-z0-9_.-]*[a-z0-9])?")
+_IPV6 = re.compile(r"[0-9a-f:.]+")
+_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=-]+")
+
+
+def is_ref_name(text: str) -> bool:
+    """Return True if ``text`` is a ref name ``NAME:TAG`` a reference can name (a layout's
+    ``index.json`` may hold any string there: a line break, a terminal escape).
+
+    Example: ``is_ref_name("demo:1.0") and not is_ref_name("demo:1.0\\n")``
+    """
+    name, sep, tag = text.rpartition(":")
+    return bool(sep and _NAME.fullmatch(name) and _TAG.fullmatch(tag))
 
 
 @dataclass(frozen=True)
@@ -147,7 +162,12 @@ def parse_ref(text: str) -> Ref:
 
 def _parse_http_layout(text: str) -> HttpLayoutRef:
     """Parse ``oci+http(s)://HOST[:PORT]/[PATH][:NAME[:TAG|@DIGEST]]``: as ``oci:DIR``, the first
-    ``:`` after the host's ``/`` ends the layout's path (a path with a colon cannot be named)."""
+    ``:`` after the host's ``/`` ends the layout's path (a path with a colon cannot be named).
+
+    The URL is kept in one spelling per layout (host in lowercase, no default port, a path of
+    plain segments): a policy scope matches that text, and a web server resolves ``..``, ``.``,
+    ``//`` and %-escapes, so another spelling of a path would read one layout under another's rule.
+    """
     scheme, _, rest = text[4:].partition("://")
     netloc, slash, path_target = rest.partition("/")
     if not slash:
@@ -158,10 +178,37 @@ def _parse_http_layout(text: str) -> HttpLayoutRef:
             f"{text}: the URL must be http(s)://HOST[:PORT]/PATH, without login, query or fragment"
         )
     path, _, target = path_target.partition(":")
-    url = f"{scheme}://{netloc}/{path}".rstrip("/")
+    url = f"{scheme}://{_origin(netloc, scheme, text)}"
+    segments = path[:-1].split("/") if path.endswith("/") else path.split("/")
+    if path and path != "/":
+        if any(seg in ("", ".", "..") or not _SEGMENT.fullmatch(seg) for seg in segments):
+            raise BadReference(
+                f"{text}: the URL's path {'/' + path!r} must be plain segments: no '.', '..', empty "
+                "segment or %-escape"
+            )
+        url += "/" + "/".join(segments)
     if not target:
         return HttpLayoutRef(url=url)
     name, tag, digest = _split_target(target, text)
     if not name:
         raise BadReference(f"{text}: missing name")
     return HttpLayoutRef(url=url, name=name, tag=tag, digest=digest)
+
+
+def _origin(netloc: str, scheme: str, text: str) -> str:
+    """Return ``HOST[:PORT]`` of ``netloc`` in its one spelling: lowercase, without the default port."""
+    bad = BadReference(f"{text}: {netloc!r} is not HOST[:PORT] (a DNS name, an IPv4 or a [IPv6] address)")
+    host, port = netloc.lower(), ""
+    if host.startswith("["):
+        host, _, after = host[1:].partition("]")
+        if not _IPV6.fullmatch(host) or (after and not after.startswith(":")):
+            raise bad
+        port, host = after[1:], f"[{host}]"
+    elif ":" in host:
+        host, _, port = host.partition(":")
+    if not (host.startswith("[") or _HOST.fullmatch(host)) or (port and not port.isdigit()):
+        raise bad
+    if port and not 0 < int(port) < 65536:
+        raise bad
+    default = "443" if scheme == "https" else "80"
+    return host if not port or port.lstrip("0") == default else f"{host}:{int(port)}"

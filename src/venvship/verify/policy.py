@@ -11,7 +11,8 @@
     keys = ["/etc/venvship/keys/release-2026.pub", "/etc/venvship/keys/release-2027.pub"]
 
 The most specific ``match`` wins (as in containers-policy.json); ``default`` applies elsewhere.
-A layout is matched as ``oci:/ABSOLUTE/DIR:NAME``. Python 3.9 and 3.10 have no ``tomllib`` and
+A layout is matched as ``oci:/ABSOLUTE/DIR:NAME``, one on a web server as
+``oci+https://HOST[:PORT]/PATH:NAME`` (host in lowercase, no default port). Python 3.9 and 3.10 have no ``tomllib`` and
 the target side imports nothing outside the stdlib, so the same document may be written as JSON
 (``policy.json``, or any ``--policy`` file ending in ``.json``); a ``.toml`` policy on such a host
 is an error, never ignored. Every mistake is one line naming the file and key. Stdlib only.
@@ -25,10 +26,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..artifact.sigformat import key_id, public_key_der
-from ..errors import ArtifactError, InstallError
+from ..errors import ArtifactError, BadReference, InstallError
 from ..host import trust
 from ..host.conffile import find_settings, read_settings
-from ..oci.reference import HttpLayoutRef, LayoutRef, Ref
+from ..oci.reference import HttpLayoutRef, LayoutRef, Ref, parse_ref
 
 POLICY_DIR = Path("/etc/venvship")
 DEFAULT_FILES = (POLICY_DIR / "policy.toml", POLICY_DIR / "policy.json")
@@ -98,9 +99,29 @@ def scope_name(ref: Ref) -> str:
     return f"{ref.registry}/{ref.repository}"
 
 
+def check_named(ref: Ref, name: str) -> None:
+    """Raise InstallError unless ``name`` (the venv a signed config names) is the artifact ``ref``
+    names: a layout's ``NAME``, a registry repository's last part (``NAMESPACE/NAME``).
+
+    A signature vouches for a digest, not for the tag it is found under: a server (or a cache)
+    that names another venv's index, signed by the same release key, passes the signature check.
+    """
+    named = ref.name if isinstance(ref, (LayoutRef, HttpLayoutRef)) else ref.repository.rpartition("/")[2]
+    if named and name != named:
+        raise InstallError(
+            f"{ref}: names the artifact {named!r}, but the signed content it is served as is the "
+            f"artifact {name!r}'s; refused (a tag moved to another artifact)"
+        )
+
+
 def _matches(name: str, match: str) -> bool:
-    """A scope matches itself and what lies below it (a path component, or a layout's name)."""
-    return name == match or name.startswith(match.rstrip("/") + "/") or name.startswith(match + ":")
+    """A scope matches itself and what lies below it (a path component, or a layout's name).
+
+    Only a layout's scope (``oci:…``, ``oci+https://HOST/…``) is followed by ``:NAME``: after a
+    registry's ``HOST``, a ``:`` starts a port, another server's (``reg.example:5000``).
+    """
+    below = name.startswith(match.rstrip("/") + "/")
+    return name == match or below or (match.startswith("oci") and name.startswith(match + ":"))
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -127,12 +148,31 @@ def load_policy(path: Path | None) -> Policy:
         at = f"scope[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("match"), str) or not item["match"]:
             raise InstallError(f"{where}: {at}.match: missing or not a string")
-        match = item["match"]
+        match = _scope_match(item["match"], where=f"{where}: {at}.match")
         if match in scopes:
             raise InstallError(f"{where}: {at}.match: {match!r} is matched twice")
         rest = {k: v for k, v in item.items() if k != "match"}
         scopes[match] = _rule(rest, where=where, at=f"{at} ({match})", base=path.parent)
     return Policy(path=path, default=default, scopes=scopes)
+
+
+def _scope_match(match: str, *, where: str) -> str:
+    """Return ``match`` as :func:`scope_name` spells what it covers: a web server's URL in its one
+    spelling (``oci+https://Repo.example:443/os`` is ``oci+https://repo.example/os``), so that no
+    spelling of a scope or of a reference leaves a layout outside it."""
+    if not match.startswith(("oci+http://", "oci+https://")):
+        return match
+    # A scope may name a whole server: ``oci+https://HOST`` is its web root's ``oci+https://HOST/``.
+    whole = "/" not in match.partition("://")[2]
+    try:
+        ref = parse_ref(match + "/" if whole else match)
+    except BadReference as exc:
+        raise InstallError(f"{where}: {exc}") from None
+    if not isinstance(ref, HttpLayoutRef) or ref.tag or ref.digest:
+        raise InstallError(
+            f"{where}: {match!r}: a scope names oci+https://HOST/PATH[:NAME], no tag or digest"
+        )
+    return f"{HttpLayoutRef(url=ref.url)}" + (f":{ref.name}" if ref.name else "")
 
 
 def _rule(table: Any, *, where: str, at: str, base: Path) -> Rule:
@@ -168,4 +208,4 @@ def _key(path: Path, *, where: str) -> TrustedKey:
     return TrustedKey(path=path, key_id=key_id(der))
 
 
-__all__ = ["NO_POLICY", "Policy", "Rule", "TrustedKey", "load_policy", "scope_name"]
+__all__ = ["NO_POLICY", "Policy", "Rule", "TrustedKey", "check_named", "load_policy", "scope_name"]

@@ -36,6 +36,11 @@ from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Source
 
+# What Layout.read_blob reads whole: a config, a signature payload.
+READ_WHOLE = 16 << 20
+# An index lists one entry per platform built: far fewer than this.
+MAX_PLATFORMS = 256
+
 # The musl floor of an entry built from musllinux wheels (builder/tags.py musl_floor). It belongs
 # next to ANN_GLIBC in artifact/documents.py once the build writes it; selection reads it already.
 ANN_MUSL = "io.venvship.musl"
@@ -70,6 +75,13 @@ class BlobReader:
 
     def read(self, desc: Descriptor) -> bytes:
         """Return the verified bytes of blob ``desc``, fetching it if the cache lacks it."""
+        if desc.size > READ_WHOLE:
+            # Read before any signature is checked: the size is the source's word, and the
+            # download would fill the scratch folder (often a tmpfs) before the digest is.
+            raise ArtifactError(
+                f"blob {desc.digest}: {desc.size} bytes, more than the {READ_WHOLE >> 20} MiB a "
+                "config or signature may hold"
+            )
         if self.cache.has_blob(desc.digest, desc.size):
             return self.cache.read_blob(desc.digest)
         if self._scratch is None:
@@ -270,6 +282,11 @@ def select(
         return _single(reader, top, top_raw, where=str(ref), host=host, abis=abis)
     where = str(ref)
     index = Index.from_bytes(top_raw, where=where)
+    if len(index.manifests) > MAX_PLATFORMS:
+        # Each fitting entry costs a manifest and a config read before any signature is checked.
+        raise ArtifactError(
+            f"{where}: an index of {len(index.manifests)} platforms, more than {MAX_PLATFORMS}"
+        )
     offers = "; ".join(_offer(e) for e in index.manifests) or "nothing"
     if host.musl and index.manifests and all(_glibc_only(e) for e in index.manifests):
         raise InstallError(
