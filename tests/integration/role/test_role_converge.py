@@ -1,0 +1,277 @@
+"""The drop-in python_venv_build role (#21), Molecule-style from pytest: converge, idempotence, verify.
+
+One playbook includes the role exactly as os_keystone does (tests/resources/role), against a
+build host (this machine, Debian 12 amd64, local connection) and two targets in Debian 12 amd64
+roots reached with community.general's chroot connection. The steps share one deployment and
+run in the order written: each starts from the state the one before left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.integration.conftest import LocalIndex
+from tests.needs import ROOT, require
+from venvship.install.zipapp import build_zipapp
+
+from .roots import remove_root, run, unpack_root
+
+REPO = Path(__file__).resolve().parents[3]
+RESOURCES = REPO / "tests" / "resources" / "role"
+ROLES = REPO / "ansible" / "roles"
+BIN = Path(sys.executable).parent
+DEST = "/openstack/venvs/keystone-31.0.0"
+TARGETS = ("target1", "target2")
+PLAYBOOK_TIMEOUT = 900
+
+
+@dataclass
+class Deployment:
+    """Two target roots, a build host's folders, and ``ansible-playbook site.yml`` to run against them."""
+
+    work: Path
+    roots: dict[str, Path]
+    env: dict[str, str]
+    inventory: Path
+    runs: list[str] = field(default_factory=list)
+
+    def converge(self, *extra: str) -> dict[str, dict[str, int]]:
+        """Run the playbook (``extra`` goes to ansible-playbook); return each host's PLAY RECAP counts."""
+        argv = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(RESOURCES / "site.yml"), *extra]
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT, check=False
+        )
+        self.runs.append(proc.stdout)
+        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+        return recap(proc.stdout)
+
+    def live(self, host: str) -> str:
+        """Return the generation the host's venv path points at."""
+        return os.readlink(self.roots[host] / DEST.lstrip("/"))
+
+    def restarts(self, host: str) -> int:
+        """Return how many times the caller's `venv changed` handler ran on the host."""
+        log = self.roots[host] / "var/log/keystone-restarts"
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    def pull(self, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        """Run venv-pull inside the host's root."""
+        return run(["chroot", str(self.roots[host]), "/usr/local/bin/venv-pull", *argv], timeout=300)
+
+
+def recap(out: str) -> dict[str, dict[str, int]]:
+    """Return ``{host: {"ok": N, "changed": N, …}}`` from the PLAY RECAP of ansible-playbook's output."""
+    tail = out[out.rindex("PLAY RECAP") :]
+    counts = {}
+    for line in tail.splitlines()[1:]:
+        if ":" in line:
+            host = line.split(":", 1)[0].strip()
+            counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+    return counts
+
+
+def changed_tasks(out: str) -> list[str]:
+    """Return ``TASK [name] host`` for every task of ansible-playbook's output that reported changed."""
+    found, task = [], ""
+    for line in out.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("]", 1)[0] + "]"
+        elif line.startswith("changed: "):
+            found.append(f"{task} {line.split()[1]}")
+    return found
+
+
+def _mount(root: Path) -> None:
+    # Python, Ansible's facts and venv-pull read /proc; the venv's python needs /dev/null and co.
+    run(["mount", "-t", "proc", "proc", str(root / "proc")], timeout=60)
+    run(["mount", "--bind", "/dev", str(root / "dev")], timeout=60)
+
+
+def _adoptable_venv(root: Path) -> None:
+    """Leave at the destination what the original role left: a plain venv, root's, and its facts."""
+    run(["chroot", str(root), "/usr/bin/python3", "-m", "venv", "--without-pip", DEST], timeout=120)
+    facts = root / "etc/ansible/facts.d"
+    facts.mkdir(parents=True)
+    (facts / "openstack_ansible.fact").write_text(
+        "[keystone]\nneed_db_expand = True\nneed_db_contract = True\nvenv_tag = 31.0.0\ninstall_method = source\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex, shared_builders: Path
+) -> Iterator[Deployment]:
+    require(ROOT, "root (chroot targets, a build host's folders)", fix="run the tests as root")
+    require(
+        (BIN / "ansible-playbook").exists(), "ansible-playbook", fix="install the test group (ansible-core)"
+    )
+    require(
+        subprocess.run(
+            [str(BIN / "ansible-doc"), "-t", "connection", "community.general.chroot"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        ).returncode
+        == 0,
+        "community.general's chroot connection",
+        fix="install the test group (the ansible package)",
+    )
+    work = tmp_path_factory.mktemp("role")
+    roots = {host: unpack_root(work / host) for host in TARGETS}
+    try:
+        for root in roots.values():
+            _mount(root)
+        _adoptable_venv(roots["target1"])
+        cache = work / "build-cache"
+        cache.mkdir(mode=0o700)
+        (cache / "builders").symlink_to(shared_builders)  # builder venvs shared with the other tests
+        upper = work / "upper-constraints.txt"
+        upper.write_text("beta==2.0\n")
+        inventory = work / "inventory"
+        (inventory / "group_vars").mkdir(parents=True)
+        (inventory / "hosts.ini").write_text(
+            "[repo_all]\n"
+            f"build1 ansible_connection=local ansible_python_interpreter={sys.executable}\n\n"
+            "[keystone_all]\n"
+            + "".join(
+                f"{host} ansible_connection=community.general.chroot ansible_host={root}"
+                " ansible_python_interpreter=/usr/bin/python3\n"
+                for host, root in roots.items()
+            )
+        )
+        www = work / "www" / "os-releases" / "{{ openstack_release }}" / "{{ _venv_build_dist_arch }}"
+        group_vars = {
+            # The deployment's own settings (user_variables.yml in OpenStack-Ansible).
+            "openstack_release": "31.0.0",
+            "venv_tag": "31.0.0",
+            "requirements_git_url": str(upper),
+            "keystone_pip_packages": ["alpha==1.0"],
+            "venv_pip_build_args": " ".join(local_index.pip_args()),
+            "venv_build_requirements": ["setuptools", "wheel"],  # the local index has no pbr
+            # Where the build host keeps its files: a scratch web root instead of /var/www/repo.
+            "venv_build_host_requirements_path": f"{www}/requirements",
+            "venv_build_host_artifact_path": f"{www}/venvship/{{{{ venv_install_destination_path | basename }}}}",
+            "venv_artifact_fetch_path": str(work / "fetched"),
+            "venvship_command": str(BIN / "venvship"),
+            "venvship_cache_dir": str(cache),
+            "venv_pull_pyz_src": str(build_zipapp(work / "venv-pull.pyz")),
+            # The roots have no package lists (no network): they hold what the venv needs already.
+            "venvship_distro_packages": False,
+        }
+        (inventory / "group_vars" / "all.yml").write_text(json.dumps(group_vars, indent=2))
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "ANSIBLE_ROLES_PATH": f"{ROLES}{os.pathsep}{RESOURCES}",
+            "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        }
+        yield Deployment(work=work, roots=roots, env=env, inventory=inventory / "hosts.ini")
+    finally:
+        for root in roots.values():
+            remove_root(root)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def first(deployment: Deployment) -> dict[str, dict[str, int]]:
+    return deployment.converge()
+
+
+def test_converge_installs_on_both_targets_and_runs_the_handler_once_each(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    for host in TARGETS:
+        assert first[host]["failed"] == 0
+        assert first[host]["changed"] >= 1, first
+        assert deployment.restarts(host) == 1
+        assert deployment.live(host).startswith(".keystone-31.0.0.venvship/")
+    # The build ran once, for the one distro/arch key both targets share.
+    assert deployment.runs[0].count("TASK [python_venv_build : Build the artifact (venvship build)]") == 1
+
+
+def test_a_second_converge_changes_nothing(deployment: Deployment, first: dict[str, dict[str, int]]) -> None:
+    again = deployment.converge()
+    assert {host: again[host]["changed"] for host in TARGETS} == {host: 0 for host in TARGETS}, changed_tasks(
+        deployment.runs[-1]
+    )
+    assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
+
+
+def test_the_next_play_reads_the_venv_tag_fact(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    # site.yml's second play asserts ansible_local.openstack_ansible.keystone.venv_tag on every
+    # host; here the fact files themselves.
+    for host in TARGETS:
+        facts = (deployment.roots[host] / "etc/ansible/facts.d/openstack_ansible.fact").read_text()
+        assert re.search(r"^venv_tag\s*=\s*31\.0\.0$", facts, flags=re.M), facts
+    assert "TASK [Read the venv tag each host reports]" in deployment.runs[0]
+    assert "ok: [target2]" in deployment.runs[0].split("TASK [Read the venv tag each host reports]")[1]
+
+
+def test_the_original_roles_venv_was_adopted_and_rollback_returns_to_it(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    live = deployment.live("target1")
+    status = json.loads(deployment.pull("target1", "status", DEST, "--json").stdout)
+    adopted = [g["generation"] for g in status["generations"] if g["generation"].startswith("original-")]
+    assert len(adopted) == 1, status
+    deployment.pull("target1", "rollback", DEST, "--json")
+    assert deployment.live("target1").endswith("/" + adopted[0])
+    facts = (deployment.roots["target1"] / "etc/ansible/facts.d/openstack_ansible.fact").read_text()
+    assert "install_method = source" in facts
+    # A rollback run twice rolls forward again: the deployment is back where the converge left it.
+    deployment.pull("target1", "rollback", DEST, "--json")
+    assert deployment.live("target1") == live
+
+
+def test_check_mode_changes_nothing(deployment: Deployment, first: dict[str, dict[str, int]]) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    unchanged = deployment.converge("--check")
+    assert {host: unchanged[host]["changed"] for host in TARGETS} == {host: 0 for host in TARGETS}
+    changed = deployment.converge(
+        "--check", "--diff", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]})
+    )
+    assert all(changed[host]["changed"] >= 1 for host in TARGETS), changed
+    # --diff shows what changed in the variables the build host keeps.
+    assert "-- alpha==1.0" in deployment.runs[-1] and "+- alpha==1.1" in deployment.runs[-1], deployment.runs[
+        -1
+    ]
+    assert {host: deployment.live(host) for host in TARGETS} == before
+    assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
+
+
+def test_a_one_package_change_makes_a_new_generation_and_one_handler_run_each(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    deployment.converge("-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    for host in TARGETS:
+        assert deployment.live(host) != before[host]
+        assert deployment.restarts(host) == 2
+        packages = deployment.pull(host, "status", DEST, "--packages").stdout
+        assert "alpha==1.1" in packages, packages
+
+
+def test_venv_rebuild_makes_a_fresh_generation(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    deployment.converge("-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"], "venv_rebuild": True}))
+    for host in TARGETS:
+        # The same artifact, a fresh generation: the digest's 12 hex digits with -1 appended.
+        assert deployment.live(host) == before[host] + "-1"
+        assert deployment.restarts(host) == 3
