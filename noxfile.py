@@ -119,12 +119,16 @@ def mutation(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy --strict (the tests and benchmarks too: their imports come from the test group)."""
+    """ruff and mypy --strict (the tests and benchmarks too: their imports come from the test group);
+    ansible-lint on the role."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint", "test"))
     session.install("-e", ".")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("mypy")
+    # The role, as Galaxy would judge it; --offline: nothing is fetched from Galaxy.
+    role = "ansible/roles/python_venv_build"
+    session.run("ansible-lint", "-c", "ansible/.ansible-lint", "--profile", "production", role)
 
 
 @nox.session
