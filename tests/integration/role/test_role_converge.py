@@ -45,14 +45,17 @@ class Deployment:
     inventory: Path
     runs: list[str] = field(default_factory=list)
 
-    def converge(self, *extra: str) -> dict[str, dict[str, int]]:
-        """Run the playbook (``extra`` goes to ansible-playbook); return each host's PLAY RECAP counts."""
+    def converge(self, *extra: str, ok: bool = True) -> dict[str, dict[str, int]]:
+        """Run the playbook (``extra`` goes to ansible-playbook); return each host's PLAY RECAP counts.
+
+        ``ok=False``: the run must fail.
+        """
         argv = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(RESOURCES / "site.yml"), *extra]
         proc = subprocess.run(
             argv, env=self.env, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT, check=False
         )
         self.runs.append(proc.stdout)
-        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+        assert (proc.returncode == 0) == ok, proc.stdout[-6000:] + proc.stderr[-3000:]
         return recap(proc.stdout)
 
     def live(self, host: str) -> str:
@@ -64,9 +67,17 @@ class Deployment:
         log = self.roots[host] / "var/log/keystone-restarts"
         return len(log.read_text().splitlines()) if log.exists() else 0
 
-    def pull(self, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
-        """Run venv-pull inside the host's root."""
-        return run(["chroot", str(self.roots[host]), "/usr/local/bin/venv-pull", *argv], timeout=300)
+    def pull(self, host: str, *argv: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run venv-pull inside the host's root (``ok=False``: let it fail)."""
+        argv = ("chroot", str(self.roots[host]), "/usr/local/bin/venv-pull", *argv)
+        if ok:
+            return run(argv, timeout=300)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+
+    def artifact_ref(self) -> str:
+        """Return the reference a target installs: the layout copied to it, and the tag built."""
+        [record] = self.work.glob("www/os-releases/*/*/requirements/keystone-31.0.0-artifact.json")
+        return f"oci:/var/lib/venvship/incoming/keystone-31.0.0:{json.loads(record.read_text())['ref']}"
 
 
 def recap(out: str) -> dict[str, dict[str, int]]:
@@ -250,6 +261,9 @@ def test_check_mode_changes_nothing(deployment: Deployment, first: dict[str, dic
     assert "-- alpha==1.0" in deployment.runs[-1] and "+- alpha==1.1" in deployment.runs[-1], deployment.runs[
         -1
     ]
+    # venv_rebuild in check mode: venv-pull says it would make a fresh generation, and makes none.
+    rebuild = deployment.converge("--check", "-e", json.dumps({"venv_rebuild": True}))
+    assert all(rebuild[host]["changed"] >= 1 for host in TARGETS), rebuild
     assert {host: deployment.live(host) for host in TARGETS} == before
     assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
 
@@ -275,3 +289,21 @@ def test_venv_rebuild_makes_a_fresh_generation(
         # The same artifact, a fresh generation: the digest's 12 hex digits with -1 appended.
         assert deployment.live(host) == before[host] + "-1"
         assert deployment.restarts(host) == 3
+
+
+def test_a_failed_install_fails_with_venv_pulls_error_and_keeps_the_live_venv(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    bad = ["--python", "/usr/bin/python3-missing"]
+    deployment.converge("-e", json.dumps({"venv_pull_install_options": bad}), ok=False)
+    alone = deployment.pull("target1", "install", deployment.artifact_ref(), "--json", *bad, ok=False)
+    error = json.loads(alone.stdout)["error"]
+    assert alone.stderr.strip() == f"venv-pull: error: {error}"
+    # The task fails with that line as its message, on each host.
+    for host in TARGETS:
+        assert (
+            f'fatal: [{host}]: FAILED! => {{"changed": false, "msg": {json.dumps(error)}}}'
+            in deployment.runs[-1]
+        )
+    assert {host: deployment.live(host) for host in TARGETS} == before
