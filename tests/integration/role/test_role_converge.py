@@ -76,7 +76,7 @@ class Deployment:
 
     def artifact_ref(self) -> str:
         """Return the reference a target installs: the layout copied to it, and the tag built."""
-        [record] = self.work.glob("www/os-releases/*/*/requirements/keystone-31.0.0-artifact.json")
+        [record] = self.work.glob("build/*/*/keystone-31.0.0-artifact.json")
         return f"oci:/var/lib/venvship/incoming/keystone-31.0.0:{json.loads(record.read_text())['ref']}"
 
 
@@ -160,7 +160,8 @@ def deployment(
                 for host, root in roots.items()
             )
         )
-        www = work / "www" / "os-releases" / "{{ openstack_release }}" / "{{ _venv_build_dist_arch }}"
+        release_key = "{{ openstack_release }}/{{ _venv_build_dist_arch }}"
+        basename = "{{ venv_install_destination_path | basename }}"
         group_vars = {
             # The deployment's own settings (user_variables.yml in OpenStack-Ansible).
             "openstack_release": "31.0.0",
@@ -169,9 +170,13 @@ def deployment(
             "keystone_pip_packages": ["alpha==1.0"],
             "venv_pip_build_args": " ".join(local_index.pip_args()),
             "venv_build_requirements": ["setuptools", "wheel"],  # the local index has no pbr
-            # Where the build host keeps its files: a scratch web root instead of /var/www/repo.
-            "venv_build_host_requirements_path": f"{www}/requirements",
-            "venv_build_host_artifact_path": f"{www}/venvship/{{{{ venv_install_destination_path | basename }}}}",
+            # OpenStack-Ansible gives the repo server's files to the web server's user.
+            "venv_build_host_user_name": "nobody",
+            "venv_build_host_group_name": "nogroup",
+            # Where the build host keeps its files: scratch folders instead of /var/lib, /var/www.
+            "venv_build_host_recipe_path": f"{work}/build/{release_key}",
+            "venv_build_host_artifact_path": f"{work}/layouts/{release_key}/{basename}",
+            "venv_build_host_artifact_link": f"{work}/www/os-releases/{release_key}/venvship/{basename}",
             "venv_artifact_fetch_path": str(work / "fetched"),
             "venvship_command": str(BIN / "venvship"),
             "venvship_cache_dir": str(cache),
@@ -211,6 +216,26 @@ def test_converge_installs_on_both_targets_and_runs_the_handler_once_each(
         assert deployment.live(host).startswith(".keystone-31.0.0.venvship/")
     # The build ran once, for the one distro/arch key both targets share.
     assert deployment.runs[0].count("TASK [python_venv_build : Build the artifact (venvship build)]") == 1
+
+
+def test_root_builds_from_and_into_root_owned_folders_the_web_root_links_to(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    key = "31.0.0/debian-12-x86_64"
+    layout = deployment.work / "layouts" / key / "keystone-31.0.0"
+    recipes = deployment.work / "build" / key
+    # venv_build_host_user_name (the web server's user) owns none of what root builds from or into.
+    for path in [recipes, *recipes.iterdir(), layout, *layout.rglob("*")]:
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o022) == (0, 0, 0), path
+    assert sorted(p.name for p in recipes.iterdir()) == [
+        "keystone-31.0.0-artifact.json",
+        "keystone-31.0.0-role-vars.yml",
+        "keystone-31.0.0.toml",
+    ]
+    link = deployment.work / "www" / "os-releases" / key / "venvship" / "keystone-31.0.0"
+    assert link.is_symlink() and link.resolve() == layout.resolve()
+    assert json.loads((link / "index.json").read_text())["manifests"]
 
 
 def test_a_second_converge_changes_nothing(deployment: Deployment, first: dict[str, dict[str, int]]) -> None:
@@ -295,7 +320,8 @@ def test_a_failed_install_fails_with_venv_pulls_error_and_keeps_the_live_venv(
     deployment: Deployment, first: dict[str, dict[str, int]]
 ) -> None:
     before = {host: deployment.live(host) for host in TARGETS}
-    bad = ["--python", "/usr/bin/python3-missing"]
+    # --rebuild: a new generation needs the interpreter, whatever the run before left.
+    bad = ["--python", "/usr/bin/python3-missing", "--rebuild"]
     deployment.converge("-e", json.dumps({"venv_pull_install_options": bad}), ok=False)
     alone = deployment.pull("target1", "install", deployment.artifact_ref(), "--json", *bad, ok=False)
     error = json.loads(alone.stdout)["error"]
