@@ -21,6 +21,8 @@ from typing import Iterator
 import pytest
 
 from tests.integration.conftest import LocalIndex
+from tests.integration.registry._support import RegistryServer
+from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
 from tests.needs import ROOT, require
 from venvship.install.zipapp import build_zipapp
 
@@ -55,6 +57,7 @@ class Deployment:
             argv, env=self.env, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT, check=False
         )
         self.runs.append(proc.stdout)
+        print(proc.stdout[proc.stdout.rfind("PLAY RECAP") :])  # shown with -s, and on a failure
         assert (proc.returncode == 0) == ok, proc.stdout[-6000:] + proc.stderr[-3000:]
         return recap(proc.stdout)
 
@@ -333,3 +336,29 @@ def test_a_failed_install_fails_with_venv_pulls_error_and_keeps_the_live_venv(
             in deployment.runs[-1]
         )
     assert {host: deployment.live(host) for host in TARGETS} == before
+
+
+@pytest.mark.registry
+def test_a_registry_is_one_variable_away(
+    deployment: Deployment,
+    first: dict[str, dict[str, int]],
+    open_registry: RegistryServer,  # noqa: F811
+) -> None:
+    registry = {
+        "venv_registry": f"{open_registry.host}/openstack",
+        "venv_registry_options": ["--insecure"],
+    }
+    deployment.converge("-e", json.dumps(registry))
+    assert "oci:/var/lib/venvship/incoming" not in deployment.runs[-1]
+    for host in TARGETS:
+        live = deployment.live(host).rsplit("/", 1)[1]
+        status = json.loads(deployment.pull(host, "status", DEST, "--json").stdout)
+        [generation] = [g for g in status["generations"] if g["generation"] == live]
+        # What went live is the registry's tag, by digest.
+        tag = f"{open_registry.host}/openstack/keystone:31.0.0"
+        inspect = run([str(BIN / "venvship"), "inspect", tag, "--insecure", "--json"], timeout=120)
+        assert generation["digest"] in inspect.stdout
+    again = deployment.converge("-e", json.dumps(registry))
+    assert {host: again[host]["changed"] for host in TARGETS} == {host: 0 for host in TARGETS}, changed_tasks(
+        deployment.runs[-1]
+    )
