@@ -362,3 +362,22 @@ def test_a_registry_is_one_variable_away(
     assert {host: again[host]["changed"] for host in TARGETS} == {host: 0 for host in TARGETS}, changed_tasks(
         deployment.runs[-1]
     )
+
+
+def test_no_build_host_for_a_targets_distro_arch_stops_every_host_first(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    # Wheels on, but the group named holds no host of debian-12-x86_64: the original's preflight.
+    deployment.converge(
+        "-e",
+        json.dumps({"venv_wheel_build_enable": True, "venv_build_group": "keystone_all_builders"}),
+        ok=False,
+    )
+    for host in TARGETS:
+        assert (
+            f'fatal: [{host}]: FAILED! => {{"changed": false, "msg": "No build host for distribution/arch '
+            'debian-12-x86_64 in group keystone_all_builders; build targets: {}."}'
+        ) in deployment.runs[-1]
+    assert "TASK [python_venv_build : Build the artifact (venvship build)]" not in deployment.runs[-1]
+    assert {host: deployment.live(host) for host in TARGETS} == before
