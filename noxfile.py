@@ -1,4 +1,4 @@
-"""venvship's own sessions: build (the main job), tests, lint, bench, zipapp."""
+"""venvship's own sessions: build (the main job), tests, lint, bench, zipapp, role."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ nox.options.envdir = os.environ.get("VENVSHIP_NOX_ENVDIR", ".nox")
 nox.options.default_venv_backend = "uv|virtualenv"
 
 # Debian packages the tests talk to: a real registry, a web server serving a layout, an
-# independent OCI client, htpasswd, a distro Python package to symlink, and what builds the
-# tests' tiny C extension.
+# independent OCI client, htpasswd, a distro Python package to symlink, what builds the tests'
+# tiny C extension, and what makes the role tests' target roots.
 TEST_DEBS = {
     "docker-registry": "/usr/bin/docker-registry",
     "nginx": "/usr/sbin/nginx",
@@ -31,6 +31,7 @@ TEST_DEBS = {
     "openssl": "/usr/bin/openssl",
     "git": "/usr/bin/git",
     "gcc": "/usr/bin/gcc",
+    "debootstrap": "/usr/sbin/debootstrap",  # the role tests' Debian 12 target roots
 }
 
 
@@ -121,12 +122,28 @@ def mutation(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy --strict (the tests and benchmarks too: their imports come from the test group)."""
+    """ruff and mypy --strict (the tests and benchmarks too: their imports come from the test group);
+    ansible-lint on the role."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint", "test"))
     session.install("-e", ".")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("mypy")
+    # The role, as Galaxy would judge it; --offline: nothing is fetched from Galaxy.
+    role = "ansible/roles/python_venv_build"
+    session.run("ansible-lint", "-c", "ansible/.ansible-lint", "--profile", "production", role)
+
+
+# The documented way to pack the role for `ansible-galaxy role install` (replace-the-role.md).
+ROLE_TARBALL = ("tar", "-czf", "dist/python_venv_build.tar.gz", "-C", "ansible/roles", "python_venv_build")
+
+
+@nox.session(python=False)
+def role(session: nox.Session) -> None:
+    """Make dist/python_venv_build.tar.gz: the drop-in role, for `ansible-galaxy role install`."""
+    (ROOT / "dist").mkdir(exist_ok=True)
+    session.run(*ROLE_TARBALL, external=True)
+    session.log("wrote dist/python_venv_build.tar.gz")
 
 
 @nox.session
