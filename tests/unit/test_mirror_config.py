@@ -164,6 +164,7 @@ def test_locations() -> None:
     assert location_problem("cache.example/Bad") is not None
     assert location_problem("cache.example:5000/a:tag") is not None
     assert location_problem("") is not None
+    assert location_problem("cache.example:5000\n") is not None  # $ matches before a final \n
 
 
 def test_mirror_option_says_plain_http_by_its_scheme() -> None:

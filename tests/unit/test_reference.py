@@ -61,3 +61,17 @@ def test_bad_references_say_what_is_wrong(text: str, says: str) -> None:
     with pytest.raises(BadReference, match=r".") as info:
         parse_ref(text)
     assert says in str(info.value) and text in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # ``$`` also matches before a final line break: each part must match whole.
+        ("registry.example/demo:1.0\n", "bad tag"),
+        ("registry.example/demo\n", "bad repository name"),
+        ("registry.example/demo@sha256:" + "0" * 64 + "\n", "bad digest"),
+    ],
+)
+def test_a_line_break_ends_no_reference(text: str, says: str) -> None:
+    with pytest.raises(BadReference, match=says):
+        parse_ref(text)

@@ -81,7 +81,7 @@ def location_problem(text: str) -> str | None:
     Example: ``location_problem("cache.example:5000/openstack") is None``
     """
     host, _, path = text.partition("/")
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(host):
         return f"{text!r}: not HOST[:PORT][/PATH] (bad host {host!r})"
     try:
         parse_ref(f"{host}/{path.rstrip('/') + '/' if path else ''}x")  # valid when names below it are

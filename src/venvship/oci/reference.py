@@ -112,15 +112,15 @@ def _split_target(text: str, original: str) -> tuple[str, str | None, str | None
     digest = tag = None
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise BadReference(f"{original}: bad digest {digest!r} (expected sha256:<64 hex>)")
     else:
         last = text.rsplit("/", 1)[-1]
         if ":" in last:
             text, tag = text.rsplit(":", 1)
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise BadReference(f"{original}: bad tag {tag!r}")
-    if text and not _NAME.match(text):
+    if text and not _NAME.fullmatch(text):
         raise BadReference(f"{original}: bad repository name {text!r} (lowercase letters, digits, . _ -)")
     return text, tag, digest
 
