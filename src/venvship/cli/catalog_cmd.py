@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .._units import human_size
-from .outcome import add_command, add_output_options, json_text
+from .outcome import add_command, add_output_options, json_text, shown
 from .venvship_args import add_registry_options, registry_access
 
 if TYPE_CHECKING:
@@ -27,22 +27,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text(view.to_json(), indent=2))
         return 0
-    print(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
+    _say(f"{view.ref}  {view.digest}  ({len(view.platforms)} platform(s))")
     _print_attached(view.attached)
     for p in view.platforms:
         total = sum(layer.size for layer in p.manifest.layers)
-        print(f"\n{p.key}  {p.digest}  {p.config.name} {p.config.version}  {human_size(total)}")
+        print()
+        _say(f"{p.key}  {p.digest}  {p.config.name} {p.config.version}  {human_size(total)}")
         _print_attached(p.attached)
-        print(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
+        _say(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
             vcs = p.config.vcs_source(w.filename)
             built = f"  built from {vcs}" if vcs else ""
-            print(
+            _say(
                 f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}{built}"
             )
         for w in p.config.tools:
-            print(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}")
+            _say(f"  (tool) {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}")
     return 0
+
+
+def _say(line: str) -> None:
+    """Print a line that holds what an artifact or registry says (so: escaped, see ``shown``)."""
+    print(shown(line))
 
 
 def _print_attached(attached: Attached) -> None:
@@ -50,9 +56,9 @@ def _print_attached(attached: Attached) -> None:
     from ..artifact.sigformat import short_id
 
     for key in attached.signers:
-        print(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
+        _say(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
     for kind, count in attached.others:
-        print(f"  attached: {kind} ({count})")
+        _say(f"  attached: {kind} ({count})")
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
@@ -75,27 +81,27 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(json_text(result.to_json(), indent=2))
         return 0
     for key in result.only_old:
-        print(f"platform removed: {key}")
+        _say(f"platform removed: {key}")
     for key in result.only_new:
-        print(f"platform added: {key}")
+        _say(f"platform added: {key}")
     for key, changes in result.changes.items():
         settings = result.settings.get(key, ())
         if not changes and not settings:
-            print(f"{key}: no changes")
+            _say(f"{key}: no changes")
             continue
-        print(f"{key}:")
+        _say(f"{key}:")
         for s in settings:
-            print(f"  {s.name.replace('_', ' ')}: {_setting_text(s.old)} -> {_setting_text(s.new)}")
+            _say(f"  {s.name.replace('_', ' ')}: {_setting_text(s.old)} -> {_setting_text(s.new)}")
         for c in changes:
             if c.kind == "added":
-                print(f"  + {c.name} {c.new.version if c.new else ''}")
+                _say(f"  + {c.name} {c.new.version if c.new else ''}")
             elif c.kind == "removed":
-                print(f"  - {c.name} {c.old.version if c.old else ''}")
+                _say(f"  - {c.name} {c.old.version if c.old else ''}")
             else:
                 old = c.old.version if c.old else ""
                 new = c.new.version if c.new else ""
                 note = "" if old != new else " (rebuilt: different wheel)"
-                print(f"  ~ {c.name} {old} -> {new}{note}")
+                _say(f"  ~ {c.name} {old} -> {new}{note}")
     return 0
 
 
@@ -117,7 +123,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json_text({"refs": [x.to_json() for x in found]}, indent=2))
     else:
         for x in found:
-            print(f"{x.ref}  {x.digest}" if x.digest else x.ref)
+            _say(f"{x.ref}  {x.digest}" if x.digest else x.ref)
     return 0
 
 

@@ -85,6 +85,15 @@ def json_text(data: Mapping[str, object], *, indent: int | None = None) -> str:
     return json.dumps({"schema": SCHEMA, **data}, sort_keys=True, indent=indent)
 
 
+def shown(text: str) -> str:
+    """Return ``text`` fit for one line of output: control characters escaped. What an artifact or
+    a registry says is hostile: a line break or a terminal escape would forge lines of its own.
+
+    Example: ``shown("demo\\nsigned") == "demo\\\\nsigned"``
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def os_error_text(exc: OSError) -> str:
     """Return ``PATH: reason`` for an OSError (``[Errno 13] Permission denied: 'x'`` reads worse)."""
     if exc.errno == errno.ENOSPC:

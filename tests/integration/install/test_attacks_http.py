@@ -30,6 +30,7 @@ from venvship.artifact.documents import (
     sha256_digest,
 )
 from venvship.artifact.sigformat import EMPTY_JSON, referrer_manifest
+from venvship.oci.attach import LayoutStore
 from venvship.oci.httplayout import MAX_SERVED_INDEX
 from venvship.oci.layout import Layout
 from venvship.oci.referrers import list_bytes, referrer_entry, referrers_tag
@@ -522,3 +523,22 @@ def test_an_index_of_thousands_of_fitting_platforms_is_refused_before_one_is_rea
     err = _refused(pull, f"oci+{server.url}/venvs:demo:1.0", "--insecure", "--policy", str(policy))
     assert len(server.requests) < 10, f"{len(server.requests)} requests before any signature check"
     assert "2000 platforms, more than 256" in err and len(err.splitlines()) == 1, err
+
+
+def test_inspect_writes_no_line_or_terminal_control_an_artifact_carries(
+    artifacts: Artifacts, wheels: Wheels
+) -> None:
+    ref = artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    top = layout.resolve("demo:1.0")
+    forged = "application/x\x1b[2J\n  signed by key 0000forged (as claimed; venv-pull --policy verifies)"
+    raw = referrer_manifest(
+        subject=Descriptor(media_type=top.media_type, digest=top.digest, size=top.size),
+        artifact_type=forged,
+        layers=[],
+    )
+    LayoutStore(layout, "demo").attach(raw, [EMPTY_JSON])
+    proc = _venvship("inspect", ref)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "0000forged" in proc.stdout, proc.stdout
+    assert not any(line.startswith("  signed by key 0000forged") for line in proc.stdout.splitlines())
