@@ -130,13 +130,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     ref = parse_ref(args.ref)
     key = load_signing_key(args.key)
+    reference = reference_of(ref)
     if isinstance(ref, RegistryRef) and not args.vouch_unverified:
         from ..builder.vouch import require_verified
 
-        require_verified(
-            ref, reference_of(ref), key, [Path(p) for p in args.trust_key or ()], registry_access(args, ref)
-        )
-    summary = sign_artifact(open_store(ref, registry_access(args, ref)), reference_of(ref), key).summary()
+        trusted = [Path(p) for p in args.trust_key or ()]
+        # Signed by the digest verified: the tag, asked for again, may name something else.
+        reference = require_verified(ref, reference, key, trusted, registry_access(args, ref))
+    summary = sign_artifact(open_store(ref, registry_access(args, ref)), reference, key).summary()
     print(json_text({"ref": args.ref, "signed": summary}) if args.json else summary)
     return 0
 

@@ -7,9 +7,12 @@ the index job got their manifest signed.
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import io
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -283,3 +286,77 @@ def test_build_sign_key_to_a_registry_signs_its_manifests_and_index_not_staging_
     assert index is not None
     assert client.referrers("built/demo", built["digest"]) and client.referrers("built/demo", index)
     assert not LayoutStore(staging, "demo").referrers(stale)  # the leftover was not signed
+
+
+class _MovingTag:
+    """An HTTP proxy on 127.0.0.1 in front of a real registry that, once the referrers (the
+    signatures) of anything were asked for, answers the tag ``moving/demo:1.0`` with ``to``:
+    a registry account moving a tag right after the signing job verified it."""
+
+    def __init__(self, upstream: str, to: str) -> None:
+        self.moved = False
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                path = self.path
+                if "/referrers/" in path or "sha256-" in path:
+                    outer.moved = True
+                if outer.moved and path == "/v2/moving/demo/manifests/1.0":
+                    path = f"/v2/moving/demo/manifests/{to}"
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                conn = http.client.HTTPConnection(upstream, timeout=30)
+                conn.request(self.command, path, body=body or None, headers=dict(self.headers))
+                reply = conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status)
+                for name, value in reply.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_sign_signs_what_it_verified_not_what_the_tag_names_when_asked_again(
+    open_registry: RegistryServer, tool_wheels: Path, tmp_path: Path, cli: Cli
+) -> None:
+    host = open_registry.host
+    key, old = make_key(tmp_path / "keys", "new"), make_key(tmp_path / "keys", "old")
+    evil = _artifact(tmp_path / "b", tool_wheels, body="EVIL = True")  # nobody signs it
+    assert cli(["publish", f"oci:{evil.root}", f"{host}/moving"], open_registry)[0] == 0
+    client = client_for(open_registry)
+    evil_digest = client.check_tag("moving/demo", "1.0")
+    genuine = _artifact(tmp_path / "a", tool_wheels)
+    assert cli(["publish", f"oci:{genuine.root}", f"{host}/moving"], open_registry)[0] == 0
+    signed = client.check_tag("moving/demo", "1.0")
+    code, _, err = cli(
+        ["sign", f"{host}/moving/demo:1.0", "--key", str(old.private), "--vouch-unverified"], open_registry
+    )
+    assert code == 0 and evil_digest and signed != evil_digest, err
+
+    proxy = _MovingTag(host, str(evil_digest))
+    try:
+        argv = ["sign", f"{proxy.host}/moving/demo:1.0", "--key", str(key.private), "--insecure"]
+        code = venvship_main.main([*argv, "--trust-key", str(old.public)])
+    finally:
+        proxy.close()
+    assert proxy.moved  # the tag did move under the signing job
+    assert not client.referrers("moving/demo", str(evil_digest)), "the key signed what no trusted key signed"
+    assert code == 0
+    assert len(client.referrers("moving/demo", str(signed))) == 2
