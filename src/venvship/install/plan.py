@@ -264,6 +264,11 @@ def _signed(ref_digest: str, digest: str) -> tuple[str, ...]:
 
 def _checked_dest(dest: Path, opts: InstallOptions) -> Path:
     """Return the destination if it is one venv-pull may manage (artifact/destinations.py has the rules)."""
+    # The cache's records of other venvs are believed only from root's folders (checked again,
+    # with the rest of the cache, under the lock).
+    trust.check_existing(
+        [(opts.cache, "the blob cache"), (opts.cache / "refs", "the blob cache's refs folder")]
+    )
     others = [d for _, d, _ in cachestore.recorded_dests(opts.cache)]
     return check_destination(dest, cache=opts.cache, facts_dir=opts.facts_dir, others=others)
 

@@ -107,6 +107,27 @@ def test_a_cache_another_user_owns_is_refused(artifacts: Artifacts, wheels: Whee
 
 
 @needs_root
+def test_a_cache_another_user_owns_decides_nothing_before_it_is_refused(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull
+) -> None:
+    """The cache's records of other venvs' destinations are read only once the cache is root's: a
+    user's record must not decide where root may install (nor what an error says)."""
+    (pull.cache / "refs").mkdir(parents=True)
+    (pull.cache / "refs" / "planted.json").write_text(
+        json.dumps({"dest": str(pull.dest.parent), "blobs": []})
+    )
+    for folder in (pull.cache, pull.cache / "refs", pull.cache / "refs" / "planted.json"):
+        os.chown(folder, 65534, 65534)
+    ref = artifacts.write([wheels.demo1])
+    for extra in (["--check"], []):
+        proc = pull("install", ref, *extra, ok=False)
+        assert proc.returncode == 1
+        [line] = proc.stderr.splitlines()
+        assert "the blob cache must be owned by root" in line, line
+    assert not os.path.lexists(pull.dest)
+
+
+@needs_root
 def test_a_generations_folder_another_user_made_is_refused(
     artifacts: Artifacts, wheels: Wheels, pull: Pull
 ) -> None:
