@@ -206,6 +206,18 @@ def _moves(
     return out
 
 
+def _layout_move(dest: Layout, ref_name: str, top: Descriptor, raw: bytes) -> tuple[Retag, ...]:
+    """Return the move of the layout tag ``ref_name`` to ``top`` (logged), as :func:`_moves` does."""
+    old = dest.refs().get(ref_name)
+    if old is None or old.digest == top.digest:
+        return ()
+    if top.media_type in _INDEX_TYPES and not moved(dest.read_blob(old.digest), raw, index=True):
+        return ()
+    move = Retag(ref=ref_name, old=old.digest, new=top.digest)
+    logger.warning("%s", move)
+    return (move,)
+
+
 def _push_contents(
     src: Layout,
     client: RegistryClient,
@@ -278,6 +290,7 @@ def fetch_to_layout(
             dest.put_bytes(doc_raw)
         here = LayoutStore(dest, name)
         referrers = sum(copy_referrers(store, here, desc.digest) for desc, _ in documents)
+        retagged = _layout_move(dest, f"{name}:{reference}", top, raw)
         changed = dest.set_refs({f"{name}:{reference}": top})
     return PublishResult(
         tags=(f"{name}:{reference}",),
@@ -288,6 +301,7 @@ def fetch_to_layout(
         blobs_skipped=0,
         bytes_uploaded=nbytes,
         referrers=referrers,
+        retagged=retagged,
     )
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from venvship.artifact.documents import INDEX_TYPE, MANIFEST_TYPE
 from venvship.errors import ArtifactError
+from venvship.oci.attach import RegistryStore
 from venvship.oci.layout import Layout
-from venvship.oci.publish import merge_registry_index, publish_layout
+from venvship.oci.publish import fetch_to_layout, merge_registry_index, publish_layout
 from venvship.oci.reference import RegistryRef
 from venvship.oci.retag import Retag, TagMoveRefused
 
@@ -124,6 +125,8 @@ def test_a_moved_tag_is_named_and_refused_with_immutable_tags(
         publish_layout(second, refs, dest, client, immutable_tags=True)
     for ref in refs:
         assert client.check_tag("retag/demo", ref.split(":")[1]) == first.resolve(ref).digest
+    copy = Layout.create(tmp_path / "copy")  # an air-gapped copy, made before the tag moved
+    assert fetch_to_layout(RegistryStore(client, "retag/demo"), "1.0", copy, "demo").retagged == ()
     caplog.set_level("WARNING", logger="venvship")
     result = publish_layout(second, refs, dest, client)
     assert result.retagged == tuple(
@@ -135,7 +138,14 @@ def test_a_moved_tag_is_named_and_refused_with_immutable_tags(
         for ref in refs
     )
     assert caplog.messages == [str(move) for move in result.retagged]
+    # Copying the moved tag into the layout says so too.
+    fetched = fetch_to_layout(RegistryStore(client, "retag/demo"), "1.0", copy, "demo")
+    assert fetched.retagged == (
+        Retag(ref="demo:1.0", old=first.resolve(refs[0]).digest, new=second.resolve(refs[0]).digest),
+    )
     # An index that gains a platform has not moved.
     make_venv_artifact(second, tmp_path / "wc", arch="arm64")
     grown = publish_layout(second, ["demo:1.0"], dest, client, immutable_tags=True)
     assert grown.retagged == () and grown.tags_changed == (f"{open_registry.host}/retag/demo:1.0",)
+    regrown = fetch_to_layout(RegistryStore(client, "retag/demo"), "1.0", copy, "demo")
+    assert regrown.retagged == () and regrown.tags_changed == ("demo:1.0",)
