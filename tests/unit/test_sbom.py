@@ -3,6 +3,7 @@ packages, one byte form for one manifest; checked by cyclonedx-python-lib's own 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -106,3 +107,58 @@ def test_a_wheel_built_from_git_names_its_commit_in_the_purl_and_as_its_vcs(tmp_
     assert component["purl"] == f"pkg:pypi/gamma@3.0?vcs_url=git%2Bhttps://git.example.org/gamma.git%40{sha}"
     assert component["externalReferences"] == [{"type": "vcs", "url": url}]
     assert "TOKEN" not in text.decode()
+
+
+def test_sboms_a_wheel_carries_are_referenced_and_their_components_nested(tmp_path: Path) -> None:
+    """PEP 770: a wheel's ``.dist-info/sboms/`` files. A CycloneDX one names what the wheel bundles
+    (here a C library, as auditwheel records it); an SPDX one is referenced only; neither may
+    break the artifact's SBOM, whatever it holds."""
+    bundled = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "components": [
+            {"type": "library", "name": "libxml2", "version": "2.13.4", "purl": "pkg:generic/libxml2@2.13.4"},
+            {"type": "library", "name": "zlib", "purl": "not a purl"},
+            {"name": ["not", "a", "name"]},
+            "junk",
+        ],
+    }
+    cdx, spdx = json.dumps(bundled), '{"spdxVersion": "SPDX-2.3"}'
+    wheel = make_wheel(
+        tmp_path,
+        "lxmlish",
+        "5.0",
+        extra={
+            "lxmlish-5.0.dist-info/sboms/auditwheel.cdx.json": cdx,
+            "lxmlish-5.0.dist-info/sboms/upstream.spdx.json": spdx,
+            "lxmlish/sboms/not-in-dist-info.cdx.json": cdx,
+        },
+    )
+    config = make_config(lock=[wheel_of(wheel)], tools=[], distro="debian-12")
+    manifest = Manifest(
+        config=Descriptor(media_type="x", digest="sha256:" + "1" * 64, size=1),
+        layers=(),
+        annotations={CREATED: "2026-01-02T03:04:05Z"},
+    )
+    text = make_sbom(
+        config, manifest, digest="sha256:" + "2" * 64, wheel_files={wheel_of(wheel).digest: wheel}
+    )
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text.decode()) is None
+    [pkg] = json.loads(text)["components"]
+    boms = [r for r in pkg["externalReferences"] if r["type"] == "bom"]
+    assert sorted(r["url"].split("#")[1] for r in boms) == [
+        "lxmlish-5.0.dist-info/sboms/auditwheel.cdx.json",
+        "lxmlish-5.0.dist-info/sboms/upstream.spdx.json",
+    ]
+    assert {r["hashes"][0]["content"] for r in boms} == {
+        hashlib.sha256(cdx.encode()).hexdigest(),
+        hashlib.sha256(spdx.encode()).hexdigest(),
+    }
+    nested = {c["name"]: c for c in pkg["components"]}
+    assert set(nested) == {"libxml2", "zlib"}
+    assert nested["libxml2"]["purl"] == "pkg:generic/libxml2@2.13.4"
+    assert nested["libxml2"]["version"] == "2.13.4"
+    assert "purl" not in nested["zlib"]
+    assert nested["zlib"]["properties"] == [
+        {"name": "venvship:claimed-by", "value": "lxmlish-5.0.dist-info/sboms/auditwheel.cdx.json"}
+    ]

@@ -1,7 +1,8 @@
 """A CycloneDX 1.6 JSON SBOM of one per-platform manifest, made with cyclonedx-python-lib.
 
 It lists every wheel the artifact carries (the lock, then the installer tool's) with its purl,
-version, the sha256 of the wheel and its licence where the wheel's metadata names one, and the
+version, the sha256 of the wheel and its licence where the wheel's metadata names one (and the
+SBOMs a wheel carries, PEP 770: referenced, their components nested under the wheel), and the
 runtime distro packages the target installs (deb, rpm or apk purls, no version: the target's
 repositories decide it). Same inputs, same bytes: the time is the manifest's ``created`` and the
 serial number is derived from the manifest digest.
@@ -17,6 +18,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
+from urllib.parse import quote
 
 from packageurl import PackageURL
 from packaging.utils import canonicalize_name
@@ -24,6 +26,7 @@ from packaging.utils import canonicalize_name
 from .. import __version__
 from ..artifact.documents import CREATED, Manifest, VenvConfig, Wheel
 from ..redact import redact_url
+from .wheelsboms import Claimed, WheelSbom, wheel_sboms
 
 
 @contextlib.contextmanager
@@ -105,6 +108,9 @@ def _wheel(wheel: Wheel, path: Path | None, *, role: str, vcs: str | None = None
     # vcs_url qualifier), so a scanner does not match it against PyPI's release of that version.
     source = redact_url(vcs) if vcs else None
     qualifiers = {"vcs_url": source} if source else None
+    carried = wheel_sboms(path) if path is not None else ()
+    references = [ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(source))] if source else []
+    references += [_carried_sbom(wheel, s) for s in carried]
     return Component(
         type=ComponentType.LIBRARY,
         name=wheel.name,
@@ -115,13 +121,34 @@ def _wheel(wheel: Wheel, path: Path | None, *, role: str, vcs: str | None = None
         ),
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=wheel.sha256)],
         licenses=_licenses(path) if path is not None else (),
-        external_references=[ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(source))]
-        if source
-        else (),
+        external_references=references,
         properties=[
             Property(name="venvship:wheel", value=wheel.filename),
             Property(name="venvship:role", value=role),
         ],
+        components=[_claimed(wheel, c, n) for n, c in enumerate(c for s in carried for c in s.components)],
+    )
+
+
+def _carried_sbom(wheel: Wheel, sbom: WheelSbom) -> ExternalReference:
+    """Reference an SBOM a wheel carries (PEP 770) by its place in the wheel and its sha256."""
+    return ExternalReference(
+        type=ExternalReferenceType.BOM,
+        url=XsUri(f"{quote(wheel.filename)}#{quote(sbom.member)}"),
+        comment="an SBOM the wheel carries (PEP 770)",
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sbom.sha256)],
+    )
+
+
+def _claimed(wheel: Wheel, claimed: Claimed, n: int) -> Component:
+    """A component a wheel's own SBOM names (a library it bundles), nested under the wheel."""
+    return Component(
+        type=ComponentType.LIBRARY,
+        name=claimed.name,
+        version=claimed.version,
+        purl=claimed.purl,
+        bom_ref=f"wheel:{wheel.sha256}:sbom:{n}",
+        properties=[Property(name="venvship:claimed-by", value=claimed.source)],
     )
 
 
