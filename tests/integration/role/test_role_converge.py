@@ -2,8 +2,10 @@
 
 One playbook includes the role exactly as os_keystone does (tests/resources/role), against a
 build host (this machine, Debian 12 amd64, local connection) and two targets in Debian 12 amd64
-roots reached with community.general's chroot connection. The steps share one deployment and
-run in the order written: each starts from the state the one before left.
+roots reached with community.general's chroot connection. The build host's web root is served by
+Debian's nginx on 127.0.0.1, the deployment's repo URL (``openstack_repo_url``), and the targets
+install over HTTP from it. The steps share one deployment and run in the order written: each
+starts from the state the one before left.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
 from tests.needs import ROOT, require
+from tests.nginx import Nginx, start_nginx
 from venvship.install.zipapp import build_zipapp
 
 from .roots import remove_root, run, unpack_root
@@ -33,6 +36,8 @@ RESOURCES = REPO / "tests" / "resources" / "role"
 ROLES = REPO / "ansible" / "roles"
 BIN = Path(sys.executable).parent
 DEST = "/openstack/venvs/keystone-31.0.0"
+# Where the role serves the layout below the web root: per release and distro/arch, as os-releases/.
+WEB_PATH = "os-releases/31.0.0/debian-12-x86_64/venvship/keystone-31.0.0"
 TARGETS = ("target1", "target2")
 PLAYBOOK_TIMEOUT = 900
 
@@ -45,6 +50,7 @@ class Deployment:
     roots: dict[str, Path]
     env: dict[str, str]
     inventory: Path
+    web: Nginx
     runs: list[str] = field(default_factory=list)
 
     def converge(self, *extra: str, ok: bool = True) -> dict[str, dict[str, int]]:
@@ -78,9 +84,9 @@ class Deployment:
         return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
 
     def artifact_ref(self) -> str:
-        """Return the reference a target installs: the layout copied to it, and the tag built."""
+        """Return the reference a target installs: the layout the web server serves, and the tag built."""
         [record] = self.work.glob("build/*/*/keystone-31.0.0-artifact.json")
-        return f"oci:/var/lib/venvship/incoming/keystone-31.0.0:{json.loads(record.read_text())['ref']}"
+        return f"oci+{self.web.url}/{WEB_PATH}:{json.loads(record.read_text())['ref']}"
 
 
 def recap(out: str) -> dict[str, dict[str, int]]:
@@ -102,6 +108,24 @@ def changed_tasks(out: str) -> list[str]:
             task = line.split("]", 1)[0] + "]"
         elif line.startswith("changed: "):
             found.append(f"{task} {line.split()[1]}")
+    return found
+
+
+def package_diffs(out: str) -> dict[str, list[str]]:
+    """Return each host's ``-old``/``+new`` lines of the role's package diff in ansible-playbook's output."""
+    shown = re.split(
+        r"^(?:TASK|RUNNING HANDLER) \[",
+        out.split("TASK [python_venv_build : Show the package changes]")[1],
+        flags=re.M,
+    )[0]
+    found: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in shown.splitlines():
+        if line.startswith(("-", "+")) and not line.startswith(("---", "+++")):
+            lines.append(line)
+        elif line.startswith(("changed: [", "ok: [")):
+            found[line.split("[", 1)[1].split("]", 1)[0]] = lines
+            lines = []
     return found
 
 
@@ -142,6 +166,8 @@ def deployment(
     )
     work = tmp_path_factory.mktemp("role")
     roots = {host: unpack_root(work / host) for host in TARGETS}
+    (work / "www").mkdir()
+    web = start_nginx(work / "nginx", root=work / "www")  # the repo server's web server
     try:
         for root in roots.values():
             _mount(root)
@@ -179,8 +205,9 @@ def deployment(
             # Where the build host keeps its files: scratch folders instead of /var/lib, /var/www.
             "venv_build_host_recipe_path": f"{work}/build/{release_key}",
             "venv_build_host_artifact_path": f"{work}/layouts/{release_key}/{basename}",
-            "venv_build_host_artifact_link": f"{work}/www/os-releases/{release_key}/venvship/{basename}",
-            "venv_artifact_fetch_path": str(work / "fetched"),
+            "venv_build_host_web_root": f"{work}/www",
+            # OpenStack-Ansible's repo URL: the repo servers behind the internal VIP.
+            "openstack_repo_url": web.url,
             "venvship_command": str(BIN / "venvship"),
             "venvship_cache_dir": str(cache),
             "venv_pull_pyz_src": str(build_zipapp(work / "venv-pull.pyz")),
@@ -197,8 +224,9 @@ def deployment(
             "ANSIBLE_HOST_KEY_CHECKING": "False",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
         }
-        yield Deployment(work=work, roots=roots, env=env, inventory=inventory / "hosts.ini")
+        yield Deployment(work=work, roots=roots, env=env, inventory=inventory / "hosts.ini", web=web)
     finally:
+        web.stop()
         for root in roots.values():
             remove_root(root)
         shutil.rmtree(work, ignore_errors=True)
@@ -239,6 +267,21 @@ def test_root_builds_from_and_into_root_owned_folders_the_web_root_links_to(
     link = deployment.work / "www" / "os-releases" / key / "venvship" / "keystone-31.0.0"
     assert link.is_symlink() and link.resolve() == layout.resolve()
     assert json.loads((link / "index.json").read_text())["manifests"]
+
+
+def test_the_targets_install_over_http_through_the_repo_url(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    served = [
+        (path, status) for _, path, status in deployment.web.answers() if path.startswith(f"/{WEB_PATH}/")
+    ]
+    # Each target read the tags from the layout's index.json, then the blobs by digest, all found.
+    assert [path for path, _ in served].count(f"/{WEB_PATH}/index.json") >= len(TARGETS), served
+    assert any(path.startswith(f"/{WEB_PATH}/blobs/sha256/") for path, _ in served), served
+    assert {status for _, status in served} == {200}, served
+    for host in TARGETS:
+        # Nothing came through the controller: no copy of the layout on the target.
+        assert not (deployment.roots[host] / "var/lib/venvship/incoming").exists()
 
 
 def test_a_second_converge_changes_nothing(deployment: Deployment, first: dict[str, dict[str, int]]) -> None:
@@ -296,16 +339,32 @@ def test_check_mode_changes_nothing(deployment: Deployment, first: dict[str, dic
     assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
 
 
+def test_check_and_diff_mode_show_the_packages_a_built_artifact_would_change(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    # The build host builds alpha 1.1; the targets keep alpha 1.0 until an install runs.
+    deployment.converge("--tags", "build", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    assert {host: deployment.live(host) for host in TARGETS} == before
+    deployment.converge("--check", "--diff", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    # venv-pull's dry run names what the artifact would bring; nothing was pulled or made.
+    assert package_diffs(deployment.runs[-1]) == {host: ["-alpha==1.0", "+alpha==1.1"] for host in TARGETS}
+    assert {host: deployment.live(host) for host in TARGETS} == before
+    assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
+
+
 def test_a_one_package_change_makes_a_new_generation_and_one_handler_run_each(
     deployment: Deployment, first: dict[str, dict[str, int]]
 ) -> None:
     before = {host: deployment.live(host) for host in TARGETS}
-    deployment.converge("-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    deployment.converge("--diff", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
     for host in TARGETS:
         assert deployment.live(host) != before[host]
         assert deployment.restarts(host) == 2
         packages = deployment.pull(host, "status", DEST, "--packages").stdout
         assert "alpha==1.1" in packages, packages
+    # --diff shows each target's package change, old version to new.
+    assert package_diffs(deployment.runs[-1]) == {host: ["-alpha==1.0", "+alpha==1.1"] for host in TARGETS}
 
 
 def test_venv_rebuild_makes_a_fresh_generation(
@@ -326,7 +385,9 @@ def test_a_failed_install_fails_with_venv_pulls_error_and_keeps_the_live_venv(
     # --rebuild: a new generation needs the interpreter, whatever the run before left.
     bad = ["--python", "/usr/bin/python3-missing", "--rebuild"]
     deployment.converge("-e", json.dumps({"venv_pull_install_options": bad}), ok=False)
-    alone = deployment.pull("target1", "install", deployment.artifact_ref(), "--json", *bad, ok=False)
+    alone = deployment.pull(
+        "target1", "install", deployment.artifact_ref(), "--json", "--insecure", *bad, ok=False
+    )
     error = json.loads(alone.stdout)["error"]
     assert alone.stderr.strip() == f"venv-pull: error: {error}"
     # The task fails with that line as its message, on each host.
@@ -348,8 +409,9 @@ def test_a_registry_is_one_variable_away(
         "venv_registry": f"{open_registry.host}/openstack",
         "venv_registry_options": ["--insecure"],
     }
+    served = len(deployment.web.answers())
     deployment.converge("-e", json.dumps(registry))
-    assert "oci:/var/lib/venvship/incoming" not in deployment.runs[-1]
+    assert deployment.web.answers()[served:] == []  # nothing from the web server
     for host in TARGETS:
         live = deployment.live(host).rsplit("/", 1)[1]
         status = json.loads(deployment.pull(host, "status", DEST, "--json").stdout)
