@@ -59,6 +59,7 @@ def _dry_run(plan: Plan) -> InstallResult:
         packages=len(selected.config.lock),
         facts_written=False,  # --check writes nothing, facts included
         check=True,
+        lock=tuple((wheel.name, wheel.version) for wheel in selected.config.lock),
     )
 
 

@@ -56,6 +56,8 @@ class InstallResult:
     check: bool = False
     bytecode: BytecodeResult | None = None
     pulled: Mapping[str, str] = field(default_factory=dict)  # blob digest → HOST/REPO it came from
+    # --check: (name, version) of each distribution the artifact that would go live locks
+    lock: tuple[tuple[str, str], ...] = ()
 
     def to_json(self, *, blobs: bool = False) -> dict[str, object]:
         """Return the ``--json`` document; ``blobs``: also each pulled blob and where it came from."""
@@ -70,6 +72,8 @@ class InstallResult:
         }
         if self.check:
             data["check"] = True
+            # What a new generation would hold, for a caller's diff (the role's --diff) before any pull.
+            data["lock"] = [{"name": name, "version": version} for name, version in self.lock]
         if self.bytecode is not None:
             data["bytecode"] = self.bytecode.to_json()  # only when this run made a generation
         if self.pulled:  # only when this run fetched blobs: how many from each source

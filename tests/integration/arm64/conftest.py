@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,15 @@ TARBALL = (
     / "arm64"
     / f"debian-{SUITE}-arm64-{hashlib.sha256(repr((DEBOOTSTRAP, MIRROR)).encode()).hexdigest()[:12]}.tar"
 )
+WHEELS = CACHE / "arm64" / "venvship-deps-cp311-aarch64"
+# venvship's own dependencies as aarch64 wheels (cryptography, PyYAML and cffi are compiled), and
+# what building venvship needs, downloaded once for the root's pip (no network inside it).
+DEPS = ("packaging", "PyYAML", "cryptography", "cyclonedx-python-lib", "setuptools>=68", "wheel")
+AARCH64_CP311 = (
+    "--only-binary=:all:",
+    *("--platform", "manylinux_2_17_aarch64", "--platform", "manylinux2014_aarch64"),
+    *("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"),
+)
 # Deadlines: apt may wait for another apt's lock; debootstrap's second stage runs emulated.
 APT_TIMEOUT = 900
 DEBOOTSTRAP_TIMEOUT = 3600
@@ -58,6 +68,21 @@ def _run(argv: Sequence[str], *, timeout: float) -> subprocess.CompletedProcess[
     return proc
 
 
+def aarch64_wheels() -> Path:
+    """Return a folder of venvship's dependencies as aarch64 cp311 wheels, downloaded once."""
+    marker = WHEELS / ".done"
+    if not marker.exists():
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--dest", str(WHEELS), *AARCH64_CP311, *DEPS],
+            check=True,
+            timeout=900,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )
+        marker.touch()
+    return WHEELS
+
+
 def run_in_root(root: Path, argv: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` chrooted into ``root`` with a plain environment; return the finished process.
 
@@ -68,6 +93,34 @@ def run_in_root(root: Path, argv: Sequence[str], *, timeout: float = 120) -> sub
     return subprocess.run(
         ["chroot", str(root), *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+def venvship_in_root(root: Path, venv: str) -> str:
+    """Install this checkout of venvship into a venv ``venv`` inside ``root``; return its ``bin/venvship``.
+
+    Offline: venvship's dependencies come from :func:`aarch64_wheels`, copied into the root.
+    """
+    src = Path(__file__).resolve().parents[3]
+    shutil.copytree(src / "src", root / "opt/venvship-src/src", dirs_exist_ok=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(src / name, root / "opt/venvship-src" / name)
+    shutil.copytree(aarch64_wheels(), root / "opt/wheels", dirs_exist_ok=True)
+    for argv in (
+        ["/usr/bin/python3", "-m", "venv", venv],
+        [
+            f"{venv}/bin/pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            "/opt/wheels",
+            "/opt/venvship-src",
+        ],
+    ):
+        proc = run_in_root(root, argv, timeout=1800)
+        if proc.returncode != 0:
+            pytest.fail(f"{' '.join(argv)} failed in {root}:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return f"{venv}/bin/venvship"
 
 
 def _host_tools() -> None:

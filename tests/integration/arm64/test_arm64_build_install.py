@@ -6,15 +6,12 @@ this host installing the same index tag gets the amd64 manifest."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CACHE
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
@@ -25,20 +22,10 @@ from venvship.cli import venv_pull_main, venvship_main
 from venvship.install.zipapp import build_zipapp
 from venvship.oci.registry import RegistryClient
 
-from .conftest import run_in_root
+from .conftest import run_in_root, venvship_in_root
 
 pytestmark = pytest.mark.registry
 
-SRC = Path(__file__).resolve().parents[3]
-WHEELS = CACHE / "arm64" / "venvship-deps-cp311-aarch64"
-# venvship's own dependencies as aarch64 wheels (cryptography, PyYAML and cffi are compiled), and
-# what building venvship needs, downloaded once for the root's pip (no network inside it).
-DEPS = ("packaging", "PyYAML", "cryptography", "cyclonedx-python-lib", "setuptools>=68", "wheel")
-AARCH64_CP311 = (
-    "--only-binary=:all:",
-    *("--platform", "manylinux_2_17_aarch64", "--platform", "manylinux2014_aarch64"),
-    *("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"),
-)
 RECIPE = """\
 [venv]
 name = "demo"
@@ -51,20 +38,6 @@ install-tool = "pip"
 [venv.build]
 pip-args = ["--no-index", "--find-links", "{index}"]
 """
-
-
-def _aarch64_wheels() -> Path:
-    marker = WHEELS / ".done"
-    if not marker.exists():
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--dest", str(WHEELS), *AARCH64_CP311, *DEPS],
-            check=True,
-            timeout=900,
-            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-        )
-        marker.touch()
-    return WHEELS
 
 
 def _in_root(root: Path, *argv: str, timeout: float = 1800) -> str:
@@ -92,23 +65,9 @@ def test_an_arm64_build_and_install_beside_amd64_in_one_index(
 
     # -- the arm64 half, built inside the root with venvship installed in a venv there -------------
     root = arm64_root
-    shutil.copytree(SRC / "src", root / "opt/venvship-src/src")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(SRC / name, root / "opt/venvship-src" / name)
-    shutil.copytree(_aarch64_wheels(), root / "opt/wheels")
+    venvship_in_root(root, "/opt/vs")
     shutil.copytree(local_index.dist, root / "opt/index")
     (root / "opt/demo.toml").write_text(RECIPE.format(index="/opt/index"))
-    _in_root(root, "/usr/bin/python3", "-m", "venv", "/opt/vs")
-    _in_root(
-        root,
-        "/opt/vs/bin/pip",
-        "install",
-        "-q",
-        "--no-index",
-        "--find-links",
-        "/opt/wheels",
-        "/opt/venvship-src",
-    )
     built = _in_root(
         root,
         "/opt/vs/bin/venvship",

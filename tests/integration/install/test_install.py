@@ -80,6 +80,8 @@ def test_check_writes_nothing(artifacts: Artifacts, wheels: Wheels, pull: Pull) 
     before = tree_snapshot(pull.dest.parent, pull.cache, pull.facts)
     result = pull.install(ref2, "--check")
     assert result["changed"] is True
+    # What the new generation would hold, read from the artifact: nothing pulled for it.
+    assert result["lock"] == [{"name": "demo", "version": "2.0"}]
     assert tree_snapshot(pull.dest.parent, pull.cache, pull.facts) == before
     assert pull.install(ref, "--check")["changed"] is False
 

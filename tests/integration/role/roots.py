@@ -107,9 +107,9 @@ def debian12_tarball() -> Path:
     return TARBALL
 
 
-def unpack_root(dest: Path) -> Path:
-    """Unpack a fresh Debian 12 amd64 root into ``dest`` and return it."""
-    tarball = debian12_tarball()
+def unpack_root(dest: Path, *, tarball: Path | None = None) -> Path:
+    """Unpack a fresh Debian 12 amd64 root (or the root ``tarball`` holds) into ``dest`` and return it."""
+    tarball = tarball or debian12_tarball()
     dest.mkdir(parents=True)
     run(["tar", "-C", str(dest), "--numeric-owner", "-xpf", str(tarball)], timeout=TAR_TIMEOUT)
     return dest

@@ -2,19 +2,18 @@
 
 One playbook includes the role exactly as os_keystone does (tests/resources/role), against a
 build host (this machine, Debian 12 amd64, local connection) and two targets in Debian 12 amd64
-roots reached with community.general's chroot connection. The steps share one deployment and
-run in the order written: each starts from the state the one before left.
+roots reached with community.general's chroot connection. The build host's web root is served by
+Debian's nginx on 127.0.0.1, the deployment's repo URL (``openstack_repo_url``), and the targets
+install over HTTP from it. The steps share one deployment and run in the order written: each
+starts from the state the one before left.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -23,182 +22,49 @@ import pytest
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
-from tests.needs import ROOT, require
-from venvship.install.zipapp import build_zipapp
+from tests.nginx import start_nginx
 
 from .roots import remove_root, run, unpack_root
+from .scenario import (
+    BIN,
+    DEST,
+    WEB_PATH,
+    Deployment,
+    adoptable_venv,
+    changed_tasks,
+    chroot_host,
+    deployment_vars,
+    mount,
+    open_deployment,
+    package_diffs,
+    require_ansible,
+)
 
-REPO = Path(__file__).resolve().parents[3]
-RESOURCES = REPO / "tests" / "resources" / "role"
-ROLES = REPO / "ansible" / "roles"
-BIN = Path(sys.executable).parent
-DEST = "/openstack/venvs/keystone-31.0.0"
 TARGETS = ("target1", "target2")
-PLAYBOOK_TIMEOUT = 900
-
-
-@dataclass
-class Deployment:
-    """Two target roots, a build host's folders, and ``ansible-playbook site.yml`` to run against them."""
-
-    work: Path
-    roots: dict[str, Path]
-    env: dict[str, str]
-    inventory: Path
-    runs: list[str] = field(default_factory=list)
-
-    def converge(self, *extra: str, ok: bool = True) -> dict[str, dict[str, int]]:
-        """Run the playbook (``extra`` goes to ansible-playbook); return each host's PLAY RECAP counts.
-
-        ``ok=False``: the run must fail.
-        """
-        argv = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(RESOURCES / "site.yml"), *extra]
-        proc = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT, check=False
-        )
-        self.runs.append(proc.stdout)
-        print(proc.stdout[proc.stdout.rfind("PLAY RECAP") :])  # shown with -s, and on a failure
-        assert (proc.returncode == 0) == ok, proc.stdout[-6000:] + proc.stderr[-3000:]
-        return recap(proc.stdout)
-
-    def live(self, host: str) -> str:
-        """Return the generation the host's venv path points at."""
-        return os.readlink(self.roots[host] / DEST.lstrip("/"))
-
-    def restarts(self, host: str) -> int:
-        """Return how many times the caller's `venv changed` handler ran on the host."""
-        log = self.roots[host] / "var/log/keystone-restarts"
-        return len(log.read_text().splitlines()) if log.exists() else 0
-
-    def pull(self, host: str, *argv: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run venv-pull inside the host's root (``ok=False``: let it fail)."""
-        argv = ("chroot", str(self.roots[host]), "/usr/local/bin/venv-pull", *argv)
-        if ok:
-            return run(argv, timeout=300)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-
-    def artifact_ref(self) -> str:
-        """Return the reference a target installs: the layout copied to it, and the tag built."""
-        [record] = self.work.glob("build/*/*/keystone-31.0.0-artifact.json")
-        return f"oci:/var/lib/venvship/incoming/keystone-31.0.0:{json.loads(record.read_text())['ref']}"
-
-
-def recap(out: str) -> dict[str, dict[str, int]]:
-    """Return ``{host: {"ok": N, "changed": N, …}}`` from the PLAY RECAP of ansible-playbook's output."""
-    tail = out[out.rindex("PLAY RECAP") :]
-    counts = {}
-    for line in tail.splitlines()[1:]:
-        if ":" in line:
-            host = line.split(":", 1)[0].strip()
-            counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-    return counts
-
-
-def changed_tasks(out: str) -> list[str]:
-    """Return ``TASK [name] host`` for every task of ansible-playbook's output that reported changed."""
-    found, task = [], ""
-    for line in out.splitlines():
-        if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            task = line.split("]", 1)[0] + "]"
-        elif line.startswith("changed: "):
-            found.append(f"{task} {line.split()[1]}")
-    return found
-
-
-def _mount(root: Path) -> None:
-    # Python, Ansible's facts and venv-pull read /proc; the venv's python needs /dev/null and co.
-    run(["mount", "-t", "proc", "proc", str(root / "proc")], timeout=60)
-    run(["mount", "--bind", "/dev", str(root / "dev")], timeout=60)
-
-
-def _adoptable_venv(root: Path) -> None:
-    """Leave at the destination what the original role left: a plain venv, root's, and its facts."""
-    run(["chroot", str(root), "/usr/bin/python3", "-m", "venv", "--without-pip", DEST], timeout=120)
-    facts = root / "etc/ansible/facts.d"
-    facts.mkdir(parents=True)
-    (facts / "openstack_ansible.fact").write_text(
-        "[keystone]\nneed_db_expand = True\nneed_db_contract = True\nvenv_tag = 31.0.0\ninstall_method = source\n"
-    )
 
 
 @pytest.fixture(scope="module")
 def deployment(
     tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex, shared_builders: Path
 ) -> Iterator[Deployment]:
-    require(ROOT, "root (chroot targets, a build host's folders)", fix="run the tests as root")
-    require(
-        (BIN / "ansible-playbook").exists(), "ansible-playbook", fix="install the test group (ansible-core)"
-    )
-    require(
-        subprocess.run(
-            [str(BIN / "ansible-doc"), "-t", "connection", "community.general.chroot"],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        ).returncode
-        == 0,
-        "community.general's chroot connection",
-        fix="install the test group (the ansible package)",
-    )
+    require_ansible()
     work = tmp_path_factory.mktemp("role")
     roots = {host: unpack_root(work / host) for host in TARGETS}
+    (work / "www").mkdir()
+    web = start_nginx(work / "nginx", root=work / "www")  # the repo server's web server
     try:
         for root in roots.values():
-            _mount(root)
-        _adoptable_venv(roots["target1"])
-        cache = work / "build-cache"
-        cache.mkdir(mode=0o700)
-        (cache / "builders").symlink_to(shared_builders)  # builder venvs shared with the other tests
-        upper = work / "upper-constraints.txt"
-        upper.write_text("beta==2.0\n")
-        inventory = work / "inventory"
-        (inventory / "group_vars").mkdir(parents=True)
-        (inventory / "hosts.ini").write_text(
+            mount(root)
+        adoptable_venv(roots["target1"])
+        hosts_ini = (
             "[repo_all]\n"
             f"build1 ansible_connection=local ansible_python_interpreter={sys.executable}\n\n"
-            "[keystone_all]\n"
-            + "".join(
-                f"{host} ansible_connection=community.general.chroot ansible_host={root}"
-                " ansible_python_interpreter=/usr/bin/python3\n"
-                for host, root in roots.items()
-            )
+            "[keystone_all]\n" + "".join(chroot_host(host, root) for host, root in roots.items())
         )
-        release_key = "{{ openstack_release }}/{{ _venv_build_dist_arch }}"
-        basename = "{{ venv_install_destination_path | basename }}"
-        group_vars = {
-            # The deployment's own settings (user_variables.yml in OpenStack-Ansible).
-            "openstack_release": "31.0.0",
-            "venv_tag": "31.0.0",
-            "requirements_git_url": str(upper),
-            "keystone_pip_packages": ["alpha==1.0"],
-            "venv_pip_build_args": " ".join(local_index.pip_args()),
-            "venv_build_requirements": ["setuptools", "wheel"],  # the local index has no pbr
-            # OpenStack-Ansible gives the repo server's files to the web server's user.
-            "venv_build_host_user_name": "nobody",
-            "venv_build_host_group_name": "nogroup",
-            # Where the build host keeps its files: scratch folders instead of /var/lib, /var/www.
-            "venv_build_host_recipe_path": f"{work}/build/{release_key}",
-            "venv_build_host_artifact_path": f"{work}/layouts/{release_key}/{basename}",
-            "venv_build_host_artifact_link": f"{work}/www/os-releases/{release_key}/venvship/{basename}",
-            "venv_artifact_fetch_path": str(work / "fetched"),
-            "venvship_command": str(BIN / "venvship"),
-            "venvship_cache_dir": str(cache),
-            "venv_pull_pyz_src": str(build_zipapp(work / "venv-pull.pyz")),
-            # The roots have no package lists (no network): they hold what the venv needs already.
-            "venvship_distro_packages": False,
-        }
-        (inventory / "group_vars" / "all.yml").write_text(json.dumps(group_vars, indent=2))
-        env = {
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "ANSIBLE_ROLES_PATH": f"{ROLES}{os.pathsep}{RESOURCES}",
-            "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        }
-        yield Deployment(work=work, roots=roots, env=env, inventory=inventory / "hosts.ini")
+        group_vars = deployment_vars(work, web=web, local_index=local_index, shared_builders=shared_builders)
+        yield open_deployment(work, roots=roots, hosts_ini=hosts_ini, group_vars=group_vars, web=web)
     finally:
+        web.stop()
         for root in roots.values():
             remove_root(root)
         shutil.rmtree(work, ignore_errors=True)
@@ -239,6 +105,21 @@ def test_root_builds_from_and_into_root_owned_folders_the_web_root_links_to(
     link = deployment.work / "www" / "os-releases" / key / "venvship" / "keystone-31.0.0"
     assert link.is_symlink() and link.resolve() == layout.resolve()
     assert json.loads((link / "index.json").read_text())["manifests"]
+
+
+def test_the_targets_install_over_http_through_the_repo_url(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    served = [
+        (path, status) for _, path, status in deployment.web.answers() if path.startswith(f"/{WEB_PATH}/")
+    ]
+    # Each target read the tags from the layout's index.json, then the blobs by digest, all found.
+    assert [path for path, _ in served].count(f"/{WEB_PATH}/index.json") >= len(TARGETS), served
+    assert any(path.startswith(f"/{WEB_PATH}/blobs/sha256/") for path, _ in served), served
+    assert {status for _, status in served} == {200}, served
+    for host in TARGETS:
+        # Nothing came through the controller: no copy of the layout on the target.
+        assert not (deployment.roots[host] / "var/lib/venvship/incoming").exists()
 
 
 def test_a_second_converge_changes_nothing(deployment: Deployment, first: dict[str, dict[str, int]]) -> None:
@@ -296,16 +177,32 @@ def test_check_mode_changes_nothing(deployment: Deployment, first: dict[str, dic
     assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
 
 
+def test_check_and_diff_mode_show_the_packages_a_built_artifact_would_change(
+    deployment: Deployment, first: dict[str, dict[str, int]]
+) -> None:
+    before = {host: deployment.live(host) for host in TARGETS}
+    # The build host builds alpha 1.1; the targets keep alpha 1.0 until an install runs.
+    deployment.converge("--tags", "build", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    assert {host: deployment.live(host) for host in TARGETS} == before
+    deployment.converge("--check", "--diff", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    # venv-pull's dry run names what the artifact would bring; nothing was pulled or made.
+    assert package_diffs(deployment.runs[-1]) == {host: ["-alpha==1.0", "+alpha==1.1"] for host in TARGETS}
+    assert {host: deployment.live(host) for host in TARGETS} == before
+    assert [deployment.restarts(host) for host in TARGETS] == [1, 1]
+
+
 def test_a_one_package_change_makes_a_new_generation_and_one_handler_run_each(
     deployment: Deployment, first: dict[str, dict[str, int]]
 ) -> None:
     before = {host: deployment.live(host) for host in TARGETS}
-    deployment.converge("-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
+    deployment.converge("--diff", "-e", json.dumps({"keystone_pip_packages": ["alpha==1.1"]}))
     for host in TARGETS:
         assert deployment.live(host) != before[host]
         assert deployment.restarts(host) == 2
         packages = deployment.pull(host, "status", DEST, "--packages").stdout
         assert "alpha==1.1" in packages, packages
+    # --diff shows each target's package change, old version to new.
+    assert package_diffs(deployment.runs[-1]) == {host: ["-alpha==1.0", "+alpha==1.1"] for host in TARGETS}
 
 
 def test_venv_rebuild_makes_a_fresh_generation(
@@ -326,7 +223,9 @@ def test_a_failed_install_fails_with_venv_pulls_error_and_keeps_the_live_venv(
     # --rebuild: a new generation needs the interpreter, whatever the run before left.
     bad = ["--python", "/usr/bin/python3-missing", "--rebuild"]
     deployment.converge("-e", json.dumps({"venv_pull_install_options": bad}), ok=False)
-    alone = deployment.pull("target1", "install", deployment.artifact_ref(), "--json", *bad, ok=False)
+    alone = deployment.pull(
+        "target1", "install", deployment.artifact_ref(), "--json", "--insecure", *bad, ok=False
+    )
     error = json.loads(alone.stdout)["error"]
     assert alone.stderr.strip() == f"venv-pull: error: {error}"
     # The task fails with that line as its message, on each host.
@@ -348,8 +247,9 @@ def test_a_registry_is_one_variable_away(
         "venv_registry": f"{open_registry.host}/openstack",
         "venv_registry_options": ["--insecure"],
     }
+    served = len(deployment.web.answers())
     deployment.converge("-e", json.dumps(registry))
-    assert "oci:/var/lib/venvship/incoming" not in deployment.runs[-1]
+    assert deployment.web.answers()[served:] == []  # nothing from the web server
     for host in TARGETS:
         live = deployment.live(host).rsplit("/", 1)[1]
         status = json.loads(deployment.pull(host, "status", DEST, "--json").stdout)

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.integration.conftest import LocalIndex
 from tests.needs import needs_root
 
-from .test_role_converge import BIN, RESOURCES, ROLES, changed_tasks, recap
+from .scenario import BIN, RESOURCES, ROLES, changed_tasks, recap
 
 
 @needs_root
