@@ -123,6 +123,15 @@ def lock_recipe(write_recipe: RecipeWriter, lock: Path, **keys: object) -> Path:
     return recipe
 
 
+WINDOWS_ONLY = f"""
+[[packages]]
+name = "winonly"
+version = "1.0"
+marker = 'sys_platform == "win32"'
+wheels = [{{ url = "https://files.invalid/winonly-1.0-py3-none-any.whl", hashes = {{ sha256 = "{"1" * 64}" }} }}]
+"""
+
+
 def locked_set(lock: Path) -> dict[str, str]:
     data = tomllib.loads(lock.read_text())
     return {p["name"]: p["version"] for p in data["packages"]}
@@ -164,25 +173,28 @@ def test_a_lock_builds_an_artifact_holding_exactly_its_packages(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     lock = locker(links, tmp_path / "recipes" / "pylock.toml", "alpha==1.0", "delta")
-    assert locked_set(lock) == {"alpha": "1.0", "beta": "2.0", "delta": "4.0"}
+    want = locked_set(lock)
+    assert want == {"alpha": "1.0", "beta": "2.0", "delta": "4.0"}
+    # A package whose marker excludes this platform: its file is nowhere, it must not be fetched.
+    with lock.open("a") as fh:
+        fh.write(WINDOWS_ONLY)
     # The recipe's pip-args offer alpha 1.1 too: a resolve would take it, the lock does not.
     layout = Layout.create(tmp_path / "oci")
-    result = build_recipe(
-        load_recipe(lock_recipe(write_recipe, lock)), output=layout, options=BuildOptions(cache=cache)
-    )
+    recipe = lock_recipe(write_recipe, lock)
+    result = build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
 
     assert result.status == "built"
     config = config_of(layout, f"demo:1.0-{PLATFORM_KEY}")
-    assert {w.name: w.version for w in config.lock} == locked_set(lock)
+    assert {w.name: w.version for w in config.lock} == want
+    again = build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
+    assert again.status == "unchanged"
     # A wheel the lock names is the very file: its sha256 is the lock's.
     lock_data = tomllib.loads(lock.read_text())
     delta = next(p for p in lock_data["packages"] if p["name"] == "delta")
     assert {w.name: w.sha256 for w in config.lock}["delta"] == delta["wheels"][0]["hashes"]["sha256"]
 
     dest = pull(tmp_path, f"oci:{layout.root}:demo:1.0", capsys)
-    assert {k: v for k, v in installed(dest / "bin" / "python").items() if k not in ("pip",)} == locked_set(
-        lock
-    )
+    assert {k: v for k, v in installed(dest / "bin" / "python").items() if k != "pip"} == want
 
 
 def test_an_exported_lock_reinstalls_offline_with_uv_and_pip(
@@ -193,11 +205,27 @@ def test_an_exported_lock_reinstalls_offline_with_uv_and_pip(
     build_recipe(
         load_recipe(lock_recipe(write_recipe, lock)), output=layout, options=BuildOptions(cache=cache)
     )
+    ref = f"oci:{layout.root}:demo:1.0"
     out = tmp_path / "exported"
+    # A wheel blob changed in the layout (same digest name, other bytes) is refused, nothing written.
+    forged = tmp_path / "forged"
+    shutil.copytree(layout.root, forged)
+    wheel = next(w for w in config_of(layout, f"demo:1.0-{PLATFORM_KEY}").lock if w.name == "delta")
+    Layout.open(forged).blob_path(wheel.digest).write_bytes(b"not the wheel")
+    for argv, says in (
+        ([f"oci:{forged}:demo:1.0", "--platform", PLATFORM_KEY], f"{wheel.digest}: "),
+        (
+            [ref, "--platform", "debian-12-s390x-cp311"],
+            f"no platform debian-12-s390x-cp311 (it has {PLATFORM_KEY})",
+        ),
+    ):
+        capsys.readouterr()
+        assert venvship_main.main(["export", *argv, "--output", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert sorted(p.name for p in tmp_path.iterdir() if "exported" in p.name) == []
     capsys.readouterr()
-    code = venvship_main.main(
-        ["export", f"oci:{layout.root}:demo:1.0", "--platform", PLATFORM_KEY, "--output", str(out), "--json"]
-    )
+    code = venvship_main.main(["export", ref, "--platform", PLATFORM_KEY, "--output", str(out), "--json"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["packages"] == 3
     config = config_of(layout, f"demo:1.0-{PLATFORM_KEY}")
