@@ -228,6 +228,9 @@ def test_an_exported_lock_reinstalls_offline_with_uv_and_pip(
     code = venvship_main.main(["export", ref, "--platform", PLATFORM_KEY, "--output", str(out), "--json"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["packages"] == 3
+    # An existing folder is never written into.
+    assert venvship_main.main(["export", ref, "--output", str(out)]) == 1
+    assert f"{out}: already exists; name a new folder" in capsys.readouterr().err
     config = config_of(layout, f"demo:1.0-{PLATFORM_KEY}")
     want = {w.name: w.version for w in config.lock}
     assert sorted(p.name for p in (out / "wheels").iterdir()) == sorted(w.filename for w in config.lock)
