@@ -9,6 +9,7 @@ the interpreter being built for, as that interpreter's own pip reports them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ from packaging.utils import canonicalize_name
 from .._process import run
 from ..errors import BuildError, ProcessError, RecipeError
 from ..recipe.pylockfile import LockFile
-from .resolve import Resolved, SourceKind
+from .resolve import Resolved, SourceKind, resolve
 from .toolvenv import Builder
 from .wheels import file_sha256
 
@@ -78,7 +79,7 @@ def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> R
     """Return the lock's entry as the resolve returns a distribution, its local file checked now."""
     from packaging.pylock import PackageDirectory, PackageVcs, PackageWheel
 
-    name, version = str(package.name), str(package.version)
+    name, version = str(package.name), str(package.version or "")
     if isinstance(source, PackageDirectory):  # refused when the lock was read; kept out here too
         raise RecipeError(
             f"{lock.path}: packages[{index}].directory", f"{name}: a local directory is pinned by no hash"
@@ -123,6 +124,8 @@ def locked_closure(
     packages: tuple[str, ...] = (),
     constraints: tuple[str, ...] = (),
     where: str = "",
+    pip_args: tuple[str, ...] = (),
+    workdir: Path,
 ) -> list[Resolved]:
     """Return the distributions ``lock`` selects for ``builder``'s interpreter, sorted by name,
     checked against the recipe's ``packages`` and ``constraints`` (``where``: the recipe's venv table).
@@ -138,9 +141,40 @@ def locked_closure(
     except PylockSelectError as exc:
         raise _uncovered(lock, str(exc), target) from exc
     indexes = {id(p): n for n, p in enumerate(lock.lock.packages)}
-    items = sorted((_resolved(lock, indexes[id(p)], p, s) for p, s in selected), key=lambda r: r.name.lower())
+    items = [_resolved(lock, indexes[id(p)], p, s) for p, s in selected]
+    if any(not r.version for r in items):
+        items = _versioned(lock, items, builder, pip_args=pip_args, workdir=workdir)
+    items.sort(key=lambda r: r.name.lower())
     _check_against_lock(items, environment, packages=packages, constraints=constraints, where=where)
     return items
+
+
+def _versioned(
+    lock: LockFile, items: list[Resolved], builder: Builder, *, pip_args: tuple[str, ...], workdir: Path
+) -> list[Resolved]:
+    """Return ``items`` with the versions a VCS or archive entry left out read from its metadata."""
+    unversioned = [r for r in items if not r.version]
+    found = resolve(
+        builder,
+        [r.spec for r in unversioned],
+        constraint_args=(),
+        pip_args=pip_args,
+        workdir=workdir,
+        extra_args=("--no-deps",),
+    )
+    versions = {canonicalize_name(r.name): r.version for r in found}
+    out = []
+    for item in items:
+        if not item.version:
+            version = versions.get(canonicalize_name(item.name))
+            if version is None:
+                raise RecipeError(
+                    f"{lock.path}: packages",
+                    f"{item.spec}: its source is not a distribution named {item.name}",
+                )
+            item = dataclasses.replace(item, version=version)
+        out.append(item)
+    return out
 
 
 def _check_against_lock(

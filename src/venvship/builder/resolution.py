@@ -68,6 +68,8 @@ def _packages(recipe: Recipe, builder: Builder, inputs: Inputs, *, key: str, wor
             packages=inputs.requirements,
             constraints=inputs.constraints,
             where=f"{recipe.path}: venv",
+            pip_args=recipe.build.pip_args,
+            workdir=workdir / "lock-versions",
         )
     return resolve(
         builder,

@@ -3,7 +3,7 @@ what venvship needs from it, with errors that name the file and the key path.
 
 A lock replaces the resolve: its packages, each with a sha256 that every file is checked against,
 are the closure. So every archive must carry a sha256 (the spec lets a lock carry other hashes
-only), every package a version (each built wheel is checked against it), and a local directory,
+only), every package from an index a version (each built wheel is checked against it), and a local directory,
 which nothing pins, is refused.
 """
 
@@ -43,7 +43,9 @@ def _hash_problems(lock: Pylock) -> list[tuple[str, str]]:
         where = f"packages[{i}]"
         if package.directory is not None:
             faults.append((f"{where}.directory", f"{package.name}: a local directory is pinned by no hash"))
-        if package.version is None:
+        # A VCS checkout or an archive URL may come without one (pip lock writes none): the
+        # build reads it from the source's metadata.
+        if package.version is None and package.vcs is None and package.archive is None:
             faults.append(
                 (f"{where}.version", f"{package.name}: no version (venvship checks each wheel against it)")
             )

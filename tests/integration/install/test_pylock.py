@@ -362,3 +362,23 @@ def test_a_local_file_that_is_not_the_one_the_lock_hashed_is_refused(
     sdist.write_bytes((links / "alpha-1.1.tar.gz").read_bytes())
     line = refused(tmp_path, lock_recipe(write_recipe, lock), cache, capsys)
     assert line == f"{lock}: packages[0]: {sdist} does not match its sha256 in the lock"
+
+
+def test_a_vcs_entry_is_built_at_its_commit_and_its_version_read_from_its_metadata(
+    tmp_path: Path, write_recipe: RecipeWriter, links: Path, local_index: LocalIndex, cache: Path
+) -> None:
+    git = f"gamma @ {local_index.git_url}@{local_index.git_sha}"
+    lock = pip_lock(links, tmp_path / "recipes" / "pylock.toml", "delta", git)
+    gamma = next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == "gamma")
+    assert (
+        "version" not in gamma and gamma["vcs"]["commit-id"] == local_index.git_sha
+    )  # as pip lock writes it
+    layout = Layout.create(tmp_path / "oci")
+    build_recipe(
+        load_recipe(lock_recipe(write_recipe, lock)), output=layout, options=BuildOptions(cache=cache)
+    )
+    config = config_of(layout, f"demo:1.0-{PLATFORM_KEY}")
+    assert {w.name: w.version for w in config.lock} == {"delta": "4.0", "gamma": "3.0.dev4"}
+    assert (
+        config.vcs_source("gamma-3.0.dev4-py3-none-any.whl") == f"{local_index.git_url}@{local_index.git_sha}"
+    )
