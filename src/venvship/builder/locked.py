@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from .._process import run
 from ..errors import BuildError, ProcessError, RecipeError
 from ..recipe.pylockfile import LockFile
+from ..redact import redact, redact_url
 from .resolve import Resolved, SourceKind, resolve
 from .toolvenv import Builder
 from .wheels import file_sha256
@@ -87,7 +88,10 @@ def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> R
     if isinstance(source, PackageVcs):
         ref = f"{source.type}+{_file_url(lock, source.url, source.path)}@{source.commit_id}"
         spec = f"{name} @ {ref}" + (f"#subdirectory={source.subdirectory}" if source.subdirectory else "")
-        return Resolved(name=name, version=version, kind="vcs", spec=spec, source=ref, sha256=None)
+        # The source is published (the config's provenance): a token in the lock's URL is not.
+        return Resolved(
+            name=name, version=version, kind="vcs", spec=spec, source=redact_url(ref), sha256=None
+        )
     url = _file_url(lock, source.url, source.path)
     sha = source.hashes["sha256"]
     filename = urlparse(url).path.rsplit("/", 1)[-1]
@@ -170,7 +174,7 @@ def _versioned(
             if version is None:
                 raise RecipeError(
                     f"{lock.path}: packages",
-                    f"{item.spec}: its source is not a distribution named {item.name}",
+                    f"{redact(item.spec)}: its source is not a distribution named {item.name}",
                 )
             item = dataclasses.replace(item, version=version)
         out.append(item)
