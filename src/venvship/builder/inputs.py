@@ -31,7 +31,7 @@ class Inputs:
     files: tuple[
         tuple[str, str], ...
     ] = ()  # every constraint or requirement file read: (where from, sha256 hex)
-    constraints: tuple[str, ...] = ()  # the source and global constraint lines, includes expanded
+    constraints: tuple[str, ...] = ()  # the source constraint lines, includes expanded
     lock: LockFile | None = None  # the recipe's PEP 751 lock: the closure, with no resolve
 
 
@@ -140,6 +140,6 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
             (name, hashlib.sha256(content).hexdigest()) for name, content in (*main.files, *glob.files)
         )
         + tuple(lock_files),
-        constraints=tuple(main.constraints + glob.constraints),
+        constraints=tuple(main.constraints),
         lock=lock,
     )

@@ -127,6 +127,7 @@ def locked_closure(
     platform: str,
     packages: tuple[str, ...] = (),
     constraints: tuple[str, ...] = (),
+    global_constraints: tuple[str, ...] = (),
     where: str = "",
     pip_args: tuple[str, ...] = (),
     workdir: Path,
@@ -149,7 +150,8 @@ def locked_closure(
     if any(not r.version for r in items):
         items = _versioned(lock, items, builder, pip_args=pip_args, workdir=workdir)
     items.sort(key=lambda r: r.name.lower())
-    _check_against_lock(items, environment, packages=packages, constraints=constraints, where=where)
+    checks = {"packages": packages, "constraints": constraints, "global-constraints": global_constraints}
+    _check_against_lock(items, environment, checks, where=where)
     return items
 
 
@@ -184,15 +186,14 @@ def _versioned(
 def _check_against_lock(
     closure: list[Resolved],
     environment: dict[str, str],
+    checks: dict[str, tuple[str, ...]],
     *,
-    packages: tuple[str, ...],
-    constraints: tuple[str, ...],
     where: str,
 ) -> None:
     """Raise RecipeError if the recipe's packages or constraints (beside a lock) disagree with it:
     each package must be locked, and each locked version allowed by every constraint naming it."""
     locked = {canonicalize_name(r.name): r for r in closure}
-    for kind, lines in (("packages", packages), ("constraints", constraints)):
+    for kind, lines in checks.items():
         for line in lines:
             try:
                 req = Requirement(line.split(" --", 1)[0])

@@ -67,6 +67,7 @@ def _packages(recipe: Recipe, builder: Builder, inputs: Inputs, *, key: str, wor
             platform=key.split(" ", 1)[0],
             packages=inputs.requirements,
             constraints=inputs.constraints,
+            global_constraints=inputs.global_constraints,
             where=f"{recipe.path}: venv",
             pip_args=recipe.build.pip_args,
             workdir=workdir / "lock-versions",

@@ -332,8 +332,9 @@ def test_a_lock_that_does_not_cover_the_platform_being_built_is_refused_in_one_l
         ({"packages": ["alpha>=1.1"]}, "venv.packages: alpha>=1.1: the lock has alpha 1.0"),
         ({"packages": ["alpha", "gamma"]}, "venv.packages: gamma is not in the lock"),
         ({"constraints": ["beta<2"]}, "venv.constraints: beta<2: the lock has beta 2.0"),
+        ({"global_constraints": ["beta<2"]}, "venv.global-constraints: beta<2: the lock has beta 2.0"),
     ],
-    ids=["version", "missing", "constraint"],
+    ids=["version", "missing", "constraint", "global-constraint"],
 )
 def test_packages_and_constraints_beside_a_lock_must_agree_with_it(
     tmp_path: Path,
