@@ -273,6 +273,15 @@ def test_an_exported_lock_reinstalls_offline_with_uv_and_pip(
         cwd=tmp_path,
     )
     assert installed(pip_venv / "bin" / "python") == want
+    # And back in: a recipe naming the exported lock builds the very same wheels.
+    again = Layout.create(tmp_path / "oci-again")
+    build_recipe(
+        load_recipe(lock_recipe(write_recipe, out / "pylock.toml", name="again")),
+        output=again,
+        options=BuildOptions(cache=cache),
+    )
+    rebuilt = config_of(again, f"again:1.0-{PLATFORM_KEY}")
+    assert {(w.filename, w.sha256) for w in rebuilt.lock} == {(w.filename, w.sha256) for w in config.lock}
 
 
 def refused(tmp_path: Path, recipe: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> str:
