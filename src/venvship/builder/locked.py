@@ -86,11 +86,19 @@ def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> R
             f"{lock.path}: packages[{index}].directory", f"{name}: a local directory is pinned by no hash"
         )
     if isinstance(source, PackageVcs):
-        ref = f"{source.type}+{_file_url(lock, source.url, source.path)}@{source.commit_id}"
+        repo = _file_url(lock, source.url, source.path)
+        ref = f"{source.type}+{repo}@{source.commit_id}"
         spec = f"{name} @ {ref}" + (f"#subdirectory={source.subdirectory}" if source.subdirectory else "")
-        # The source is published (the config's provenance): a token in the lock's URL is not.
+        # The source is published (the config's provenance): a token in the lock's URL is not. A
+        # file: URL has none, and redact_url would drop its "//".
+        public = repo if repo.startswith("file:") else redact_url(repo)
         return Resolved(
-            name=name, version=version, kind="vcs", spec=spec, source=redact_url(ref), sha256=None
+            name=name,
+            version=version,
+            kind="vcs",
+            spec=spec,
+            source=f"{source.type}+{public}@{source.commit_id}",
+            sha256=None,
         )
     url = _file_url(lock, source.url, source.path)
     sha = source.hashes["sha256"]
