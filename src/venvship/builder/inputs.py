@@ -11,6 +11,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import RecipeError
+from ..recipe.pylockfile import LockFile, read_lock
 from ..recipe.recipefile import Recipe
 from ..recipe.requirements import Expanded, expand, is_remote, is_url, read_local
 from ..redact import redact_url
@@ -30,6 +31,8 @@ class Inputs:
     files: tuple[
         tuple[str, str], ...
     ] = ()  # every constraint or requirement file read: (where from, sha256 hex)
+    constraints: tuple[str, ...] = ()  # the source constraint lines, includes expanded
+    lock: LockFile | None = None  # the recipe's PEP 751 lock: the closure, with no resolve
 
 
 def _read(target: str, where: str) -> bytes:
@@ -99,6 +102,8 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
     global_file.write_text("".join(f"{c}\n" for c in (*glob.options, *glob.constraints)))
     source_file.write_text("".join(f"{c}\n" for c in (*options, *main.constraints)))
     global_args = ("-c", str(global_file))
+    lock = read_lock(recipe.lock) if recipe.lock is not None else None
+    lock_files = [(str(lock.path), lock.sha256)] if lock is not None else []
 
     def digest(*parts: object) -> str:
         hasher = hashlib.sha256()
@@ -122,9 +127,19 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
         constraint_args=(*global_args, "-c", str(source_file)),
         global_args=global_args,
         global_constraints=tuple(glob.constraints),
-        digest=digest(tools, requirements, recipe.build.distro_packages, recipe.install_tool, recipe.python),
+        digest=digest(
+            tools,
+            requirements,
+            recipe.build.distro_packages,
+            recipe.install_tool,
+            recipe.python,
+            *([lock.sha256] if lock is not None else []),
+        ),
         builder_digest=digest(tools),
         files=tuple(
             (name, hashlib.sha256(content).hexdigest()) for name, content in (*main.files, *glob.files)
-        ),
+        )
+        + tuple(lock_files),
+        constraints=tuple(main.constraints),
+        lock=lock,
     )

@@ -18,6 +18,7 @@ from .._log import activity
 from ..errors import BuildError, RecipeError
 from ..recipe.recipefile import Recipe
 from .inputs import Inputs
+from .locked import locked_closure
 from .pins import INSTALL_TOOLS, pinned
 from .resolve import ResolutionError, Resolved, resolve
 from .toolvenv import Builder
@@ -57,6 +58,29 @@ def _unreachable(recipe: Recipe, exc: ResolutionError) -> None:
         ) from exc
 
 
+def _packages(recipe: Recipe, builder: Builder, inputs: Inputs, *, key: str, workdir: Path) -> list[Resolved]:
+    """Return the recipe's closure: its lock's packages for this platform, else pip's resolve."""
+    if inputs.lock is not None:
+        return locked_closure(
+            inputs.lock,
+            builder,
+            platform=key.split(" ", 1)[0],
+            packages=inputs.requirements,
+            constraints=inputs.constraints,
+            global_constraints=inputs.global_constraints,
+            where=f"{recipe.path}: venv",
+            pip_args=recipe.build.pip_args,
+            workdir=workdir / "lock-versions",
+        )
+    return resolve(
+        builder,
+        inputs.requirements,
+        constraint_args=inputs.constraint_args,
+        pip_args=recipe.build.pip_args,
+        workdir=workdir / "resolve",
+    )
+
+
 def resolve_recipe(
     recipe: Recipe,
     builder: Builder,
@@ -91,13 +115,7 @@ def resolve_recipe(
             extra_args=("--only-binary", ":all:"),
         )
         try:
-            packages = resolve(
-                builder,
-                inputs.requirements,
-                constraint_args=inputs.constraint_args,
-                pip_args=recipe.build.pip_args,
-                workdir=workdir / "resolve",
-            )
+            packages = _packages(recipe, builder, inputs, key=key, workdir=workdir)
         except ResolutionError as exc:
             _unreachable(recipe, exc)
             raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc

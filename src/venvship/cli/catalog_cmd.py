@@ -1,4 +1,4 @@
-"""``venvship inspect``, ``sbom``, ``diff`` and ``list``: reading artifacts back (catalog/)."""
+"""``venvship inspect``, ``sbom``, ``diff``, ``list`` and ``export``: reading artifacts back (catalog/)."""
 
 from __future__ import annotations
 
@@ -127,6 +127,41 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..catalog.export import export_lock
+    from ..oci.reference import parse_ref
+
+    ref = parse_ref(args.ref)
+    done = export_lock(
+        ref, output=Path(args.output), platform=args.platform, access=registry_access(args, ref)
+    )
+    print(json_text(done.to_json()) if args.json else done.summary())
+    return 0
+
+
+def _export_parser(sub: _Sub) -> None:
+    e = add_command(
+        sub,
+        "export",
+        help="write one platform's lock as a PEP 751 pylock.toml with its wheels beside it",
+        example="venvship export oci:build/oci:demo:1.0 --platform debian-12-amd64-cp311 --output demo-lock",
+    )
+    e.add_argument("ref", metavar="REF", help="a layout or registry reference with a tag or digest")
+    e.add_argument(
+        "--platform",
+        metavar="KEY",
+        help="the platform key (debian-12-amd64-cp311); needed when REF has several",
+    )
+    e.add_argument(
+        "--output", metavar="DIR", required=True, help="a new folder: gets pylock.toml and wheels/"
+    )
+    add_registry_options(e)
+    add_output_options(e)
+    e.set_defaults(func=cmd_export)
+
+
 def _list_parser(sub: _Sub) -> None:
     ls = add_command(
         sub,
@@ -185,6 +220,6 @@ def _diff_parser(sub: _Sub) -> None:
 
 
 def add_parsers(sub: _Sub) -> None:
-    """Add ``list``, ``inspect``, ``sbom`` and ``diff`` to ``sub``."""
-    for add in (_list_parser, _inspect_parser, _sbom_parser, _diff_parser):
+    """Add ``list``, ``inspect``, ``sbom``, ``diff`` and ``export`` to ``sub``."""
+    for add in (_list_parser, _inspect_parser, _sbom_parser, _diff_parser, _export_parser):
         add(sub)

@@ -25,6 +25,7 @@ from ._checks import (
     read_version,
     templates,
 )
+from .pylockfile import read_lock
 from .requirements import (
     Include,
     check_line,
@@ -72,6 +73,7 @@ class Recipe:
     install: SideOptions
     facts: tuple[Fact, ...]
     defaults_file: Path | None = None
+    lock: Path | None = None  # a PEP 751 lock that replaces the resolve (absolute path)
     pythons: tuple[str, ...] = ()  # every interpreter to build for: one manifest each, one index
 
     @property
@@ -98,6 +100,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "install-path",
         "python",
         "packages",
+        "lock",
         "default-packages",
         "build-requirements",
         "build-requirements-extra",
@@ -119,7 +122,9 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "venv.facts": FACT_KEYS,
 }
 # What a shared defaults file may set: everything but the venv's identity.
-_DEFAULTS_KEYS = tuple(k for k in _KEYS["venv"] if k not in ("name", "version", "install-path", "defaults"))
+_DEFAULTS_KEYS = tuple(
+    k for k in _KEYS["venv"] if k not in ("name", "version", "install-path", "defaults", "lock")
+)
 
 T = TypeVar("T")
 
@@ -273,8 +278,9 @@ def _load(path: Path, problems: Problems) -> Recipe | None:
     )
     install_tool = step(lambda: cast(InstallTool, src.literal("install-tool", ("pip", "uv"), "pip")), None)
     packages = step(lambda: tuple(sorted(set(src.lines("default-packages") + src.lines("packages")))), None)
-    if packages == ():
-        problems.report(venv.fail("packages", "no packages: set packages (or default-packages)"))
+    lock = step(lambda: _lock(path, venv), None)
+    if packages == () and lock is None and "lock" not in venv.data:
+        problems.report(venv.fail("packages", "no packages: set packages (or default-packages, or lock)"))
     build_reqs = step(lambda: _build_requirements(src), none)
     lists = {
         "packages": packages,
@@ -318,7 +324,20 @@ def _load(path: Path, problems: Problems) -> Recipe | None:
         install=install,
         facts=facts,
         defaults_file=defaults_file,
+        lock=lock,
     )
+
+
+def _lock(path: Path, venv: TableReader) -> Path | None:
+    """Return the PEP 751 lock the recipe names (beside the recipe), read once here to check it."""
+    named = venv.get("lock", str, None)
+    if named is None:
+        return None
+    file = (path.parent / named).resolve()
+    if not file.is_file():
+        raise venv.fail("lock", f"lock file not found: {named}")
+    read_lock(file)
+    return file
 
 
 def _build_requirements(src: _Sources) -> tuple[str, ...]:

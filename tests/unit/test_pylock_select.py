@@ -1,0 +1,65 @@
+"""Which of a lock's packages a build takes: the lock's markers evaluated against the
+interpreter being built for, as its own pip reports its environment and tags.
+
+The builder here is the tests' own venv (a real interpreter with pip), standing in for a builder
+venv: selection needs nothing else from it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from venvship.builder.locked import locked_closure
+from venvship.builder.toolvenv import Builder
+from venvship.recipe.pylockfile import read_lock
+
+SHA = "b" * 64
+COMMIT = "c" * 40
+LOCK = f"""\
+lock-version = "1.0"
+created-by = "test"
+
+[[packages]]
+name = "old"
+version = "1.0"
+marker = 'python_version < "3"'
+wheels = [{{ url = "https://files.example/old-1.0-py2-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]
+
+[[packages]]
+name = "new"
+version = "2.0"
+marker = 'python_version >= "3" and sys_platform == "{sys.platform}"'
+wheels = [{{ url = "https://files.example/new-2.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]
+
+[[packages]]
+name = "private"
+version = "0.1"
+vcs = {{ type = "git", url = "https://ci:s3cret-token@git.example/private.git", commit-id = "{COMMIT}" }}
+"""
+
+
+def _builder() -> Builder:
+    return Builder(root=Path(sys.prefix), env=dict(os.environ), tools={})
+
+
+def test_markers_decide_which_packages_a_platform_takes(tmp_path: Path) -> None:
+    (tmp_path / "pylock.toml").write_text(LOCK)
+    closure = locked_closure(
+        read_lock(tmp_path / "pylock.toml"), _builder(), platform="test", workdir=tmp_path / "w"
+    )
+    assert [(r.name, r.version, r.kind) for r in closure] == [
+        ("new", "2.0", "wheel"),
+        ("private", "0.1", "vcs"),
+    ]
+
+
+def test_a_token_in_a_locked_vcs_url_reaches_pip_but_not_the_published_source(tmp_path: Path) -> None:
+    (tmp_path / "pylock.toml").write_text(LOCK)
+    closure = locked_closure(
+        read_lock(tmp_path / "pylock.toml"), _builder(), platform="test", workdir=tmp_path / "w"
+    )
+    private = next(r for r in closure if r.name == "private")
+    assert "s3cret-token" in private.spec
+    assert private.source == f"git+https://git.example/private.git@{COMMIT}"
