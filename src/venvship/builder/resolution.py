@@ -20,6 +20,7 @@ from ..recipe.recipefile import Recipe
 from .inputs import Inputs
 from .pins import INSTALL_TOOLS, pinned
 from .resolve import ResolutionError, Resolved, resolve
+from .sandbox import Sandbox
 from .toolvenv import Builder
 
 
@@ -64,7 +65,7 @@ def resolve_recipe(
     *,
     key: str,
     cache: Path,
-    workdir: Path,
+    sandbox: Sandbox,
     refresh: bool = False,
 ) -> Resolution:
     """Resolve ``recipe``'s packages and install tool (``key``: the platform and python they are for).
@@ -87,7 +88,8 @@ def resolve_recipe(
             ),
             constraint_args=inputs.global_args,
             pip_args=recipe.build.pip_args,
-            workdir=workdir / "resolve-tools",
+            sandbox=sandbox,
+            name="resolve-tools",
             extra_args=("--only-binary", ":all:"),
         )
         try:
@@ -96,7 +98,8 @@ def resolve_recipe(
                 inputs.requirements,
                 constraint_args=inputs.constraint_args,
                 pip_args=recipe.build.pip_args,
-                workdir=workdir / "resolve",
+                sandbox=sandbox,
+                name="resolve",
             )
         except ResolutionError as exc:
             _unreachable(recipe, exc)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from .._process import run
 from ..errors import BuildError, ProcessError
 from .piplog import explain, log_args
+from .sandbox import Sandbox
 from .toolvenv import Builder
 
 SourceKind = Literal["wheel", "sdist", "vcs", "dir"]
@@ -85,15 +84,18 @@ def resolve(
     *,
     constraint_args: Sequence[str],
     pip_args: Sequence[str],
-    workdir: Path,
+    sandbox: Sandbox,
+    name: str,
     extra_args: Sequence[str] = (),
 ) -> list[Resolved]:
-    """Return the closure of ``requirements`` under the constraints, sorted by name."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    req_file = workdir / "requirements.txt"
+    """Return the closure of ``requirements`` under the constraints, sorted by name.
+
+    pip runs in ``sandbox`` (``name``: its folders there): it may build sdists' metadata, whose
+    code must not be able to change the report, so the report comes over a pipe.
+    """
+    req_file = sandbox.shared(name) / "requirements.txt"
     req_file.write_text("".join(f"{r}\n" for r in requirements))
-    report = workdir / "report.json"
-    log = workdir / "pip.log"
+    log = sandbox.outbox(name) / "pip.log"
     argv = builder.pip(
         "install",
         "--dry-run",
@@ -101,7 +103,7 @@ def resolve(
         "--quiet",
         *log_args(log),
         "--report",
-        report,
+        "-",
         "--no-build-isolation",
         *constraint_args,
         *pip_args,
@@ -110,10 +112,13 @@ def resolve(
         req_file,
     )
     try:
-        run(argv, env=builder.env, kind="resolve", untrusted=True)
+        proc = sandbox.run(argv, env=builder.env, kind="resolve", merge_stderr=False)
     except ProcessError as exc:
         files = [req_file, *(arg for flag, arg in zip(argv, argv[1:]) if flag in ("-c", "-r"))]
         failure = explain(exc.output, log, files=files)
         raise ResolutionError(failure.detail, unreachable=failure.unreachable) from exc
-    data = json.loads(report.read_text())
-    return sorted((_item(e) for e in data.get("install", [])), key=lambda r: r.name.lower())
+    try:
+        data = json.loads(proc.stdout)
+        return sorted((_item(e) for e in data.get("install", [])), key=lambda r: r.name.lower())
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BuildError(f"pip's installation report cannot be read ({exc})") from exc
