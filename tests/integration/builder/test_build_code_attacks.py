@@ -200,10 +200,10 @@ def aftermath(tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex)
     root_home.chmod(0o755)
     # The attacker's alpha: an sdist and a wheel that say EVIL.
     evil_projects, evil_dist = root / "evil-projects", root / "evil-dist"
-    project = make_project(evil_projects, "alpha", "1.0", deps=["beta>=2"])
+    project = make_project(evil_projects, "alpha", "1.1", deps=["beta>=2"])
     (project / "alpha" / "__init__.py").write_text("EVIL = True\n")
     evil_sdist = make_sdist(project, evil_dist / "sdist")
-    evil_wheel = make_wheel(evil_dist / "wheel", "alpha", "1.0", body="EVIL = True")
+    evil_wheel = make_wheel(evil_dist / "wheel", "alpha", "1.1", body="EVIL = True")
     mark = f"venvship-lingering-{uuid.uuid4().hex}"
     hostile_dist = root / "hostile-dist"
     _hostile_sdist(
