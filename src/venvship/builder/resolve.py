@@ -6,8 +6,10 @@ sha256, a VCS commit, a local folder), which is what the wheel cache is keyed on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from ..errors import BuildError, ProcessError
@@ -93,8 +95,22 @@ def resolve(
     pip runs in ``sandbox`` (``name``: its folders there): it may build sdists' metadata, whose
     code must not be able to change the report, so the report comes over a pipe.
     """
-    req_file = sandbox.shared(name) / "requirements.txt"
-    req_file.write_text("".join(f"{r}\n" for r in requirements))
+    inbox = sandbox.shared(name)
+    given = [Path(arg) for flag, arg in zip(constraint_args, constraint_args[1:]) if flag == "-c"]
+    copies = sandbox.local_folders([*requirements, *(f.read_text() for f in given)])
+
+    def local(text: str) -> str:
+        for url in sorted(copies, key=len, reverse=True):
+            text = text.replace(url, copies[url])
+        return text
+
+    if copies:  # the constraint files name the folders too: the same copies, or pip sees a conflict
+        renamed = {str(f): inbox / f"constraints-{n}.txt" for n, f in enumerate(given)}
+        for f in given:
+            renamed[str(f)].write_text(local(f.read_text()))
+        constraint_args = [str(renamed.get(arg, arg)) for arg in constraint_args]
+    req_file = inbox / "requirements.txt"
+    req_file.write_text("".join(f"{local(r)}\n" for r in requirements))
     log = sandbox.outbox(name) / "pip.log"
     argv = builder.pip(
         "install",
@@ -119,6 +135,15 @@ def resolve(
         raise ResolutionError(failure.detail, unreachable=failure.unreachable) from exc
     try:
         data = json.loads(proc.stdout)
-        return sorted((_item(e) for e in data.get("install", [])), key=lambda r: r.name.lower())
+        items = [_item(e) for e in data.get("install", [])]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BuildError(f"pip's installation report cannot be read ({exc})") from exc
+    # A folder is known by where it is, not by where this build copied it (its spec builds the copy).
+    originals = {copy: url for url, copy in copies.items()}
+    items = [
+        dataclasses.replace(i, source=f"dir:{originals[i.source[4:]]}")
+        if i.kind == "dir" and i.source[4:] in originals
+        else i
+        for i in items
+    ]
+    return sorted(items, key=lambda r: r.name.lower())

@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shlex
 import shutil
 import stat
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
+from urllib.parse import unquote, urlparse
 
 from .._process import Kind, run
 from ..errors import BuildError
@@ -41,6 +44,8 @@ BUILD_USER_VARIABLE = "VENVSHIP_BUILD_USER"
 # the script wherever it is (pip's own form for paths too long for a #! line).
 _RELOCATABLE = b'#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")"/python "$0" "$@"\n\' \'\'\'\n'
 _CHUNK = 1 << 20
+# A local folder named by a file: URL (not a git+file: repository, which pip clones elsewhere).
+_FOLDER_URL = re.compile(r"(?<![+\w])file://[^\s;#\"']+")
 
 
 def build_user() -> tuple[int, int] | None:
@@ -152,6 +157,23 @@ class Sandbox:
         _copy_tree(tree, partial, venv=os.fsencode(tree))
         shutil.rmtree(dest, ignore_errors=True)
         os.rename(partial, dest)
+
+    def local_folders(self, texts: Sequence[str]) -> dict[str, str]:
+        """Return, for each ``file:`` URL of a local folder in ``texts``, the URL of a copy the build
+        user owns: pip builds a folder in place, and the build user may not write the original.
+        Nothing without a build user."""
+        copies: dict[str, str] = {}
+        for url in dict.fromkeys(m.group(0) for text in texts for m in _FOLDER_URL.finditer(text)):
+            path = Path(unquote(urlparse(url).path))
+            if self.user is None or not path.is_dir():
+                continue
+            dest = self.outbox(f"source-{uuid.uuid4().hex[:12]}") / (path.name or "source")
+            shutil.copytree(path, dest, symlinks=True)
+            for top, dirs, files in os.walk(dest):
+                for name in (".", *dirs, *files):
+                    os.lchown(os.path.join(top, name), *self.user)
+            copies[url] = dest.as_uri()
+        return copies
 
     def mirror(self, venv: Path) -> Path:
         """Return a path of ``venv`` the build user can run and not change: itself without a build
