@@ -154,7 +154,11 @@ class Sandbox:
         writable by no other, scripts made relocatable. Replaces ``dest`` whole."""
         partial = dest.with_name(dest.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _copy_tree(tree, partial, venv=os.fsencode(tree))
+        try:
+            _copy_tree(tree, partial, venv=os.fsencode(tree))
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         shutil.rmtree(dest, ignore_errors=True)
         os.rename(partial, dest)
 
@@ -189,7 +193,9 @@ class Sandbox:
 def _mirror_tree(src: Path, dest: Path) -> None:
     """Copy ``src`` (root's, checked by :func:`unsound`) to ``dest`` with hard links when it can."""
     dest.mkdir(mode=0o755)
-    for entry in os.scandir(src):
+    with os.scandir(src) as entries:
+        listed = list(entries)
+    for entry in listed:
         target = dest / entry.name
         if entry.is_symlink():
             os.symlink(os.readlink(entry.path), target)
@@ -207,7 +213,9 @@ def _copy_tree(src: Path, dest: Path, *, venv: bytes) -> None:
     nothing else; no symlink followed."""
     dest.mkdir(mode=0o755)
     dest.chmod(0o755)
-    for entry in os.scandir(src):
+    with os.scandir(src) as entries:
+        listed = list(entries)
+    for entry in listed:
         target = dest / entry.name
         if entry.is_symlink():
             os.symlink(os.readlink(entry.path), target)
