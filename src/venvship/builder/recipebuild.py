@@ -231,12 +231,13 @@ def _build(
     files = {w.wheel.digest: w.path for w in got.wheels}
     tool = _tool(recipe, tools, files)
     # What would fail only on the targets, found here now that the lock is known.
-    check_install_args(
-        recipe, tool, python=target.interp.path, venv_python=builder.python, workdir=workdir / "checks"
-    )
-    check_symlinks(
-        recipe, {w: files[w.digest] for w in lock}, minor=int(target.interp.info.version.split(".")[1])
-    )
+    with activity("checking the install against the targets' rules"):
+        check_install_args(
+            recipe, tool, python=target.interp.path, venv_python=builder.python, workdir=workdir / "checks"
+        )
+        check_symlinks(
+            recipe, {w: files[w.digest] for w in lock}, minor=int(target.interp.info.version.split(".")[1])
+        )
     with activity("making ready-to-run layers"):
         layers, layer_files = make_layers(
             lock, files, python=target.interp.path, tool=tool, cache=cache, workdir=workdir / "layers"
