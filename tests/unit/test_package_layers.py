@@ -23,7 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "recipe": {"artifact"},
     "builder": {"artifact", "host", "venvformat", "oci", "verify", "recipe"},
     "install": {"artifact", "host", "venvformat", "oci", "verify"},
-    "catalog": {"artifact", "oci"},
+    "catalog": {
+        "artifact",
+        "oci",
+        "recipe",
+    },  # export writes a pylock.toml with the recipe side's TOML writer
     "local": {"artifact", "host", "oci", "recipe", "builder", "install"},
     "noxplugin": {"oci", "builder"},
     "cli": {"artifact", "host", "oci", "verify", "recipe", "builder", "install", "catalog", "local"},
