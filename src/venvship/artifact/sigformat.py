@@ -19,7 +19,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Mapping
 
 from ..errors import ArtifactError
 from .documents import MANIFEST_TYPE, Descriptor, canonical_json, sha256_digest
@@ -142,59 +142,6 @@ class Referrer:
                 )
             )
         return out
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One signature listed for a digest: its layer and payload if the payload names that digest,
-    else ``problem``, what is wrong with it (for a refusal line)."""
-
-    layer: SignatureLayer | None = None
-    payload: bytes = b""
-    problem: str = ""
-
-
-def listed_signatures(
-    digest: str,
-    entries: Iterable[Descriptor],
-    *,
-    manifest: Callable[[str], bytes],
-    blob: Callable[[Descriptor], bytes],
-) -> Iterator[Listed]:
-    """Yield each signature in the referrers ``entries`` of ``digest`` whose payload names
-    ``digest``, and a :class:`Listed` with a ``problem`` for each one that does not (another
-    subject, another digest, a malformed manifest or payload). Nothing here checks a signature:
-    the caller does, with the key it trusts.
-
-    ``manifest(digest)`` and ``blob(descriptor)`` return verified bytes; entries without an
-    ``artifactType`` are read, since skopeo 1.9 drops it from index entries it copies.
-    """
-    wanted = [e for e in entries if e.artifact_type in (SIG_ARTIFACT_TYPE, None)]
-    for entry in wanted[:MAX_SIGNATURES]:
-        try:
-            referrer = parse_referrer(manifest(entry.digest), where=f"referrer {entry.digest}")
-        except ArtifactError as exc:
-            yield Listed(problem=f"a malformed referrer ({exc})")
-            continue
-        if referrer.artifact_type != SIG_ARTIFACT_TYPE:
-            continue
-        if referrer.subject != digest:
-            yield Listed(problem=f"a signature listed for {digest} whose subject is {referrer.subject}")
-            continue
-        for layer in referrer.signatures():
-            if layer.payload.size > MAX_PAYLOAD:
-                yield Listed(problem=f"a signature payload of {layer.payload.size} bytes (too large)")
-                continue
-            payload = blob(layer.payload)
-            try:
-                named = signed_digest(payload, where="signature payload")
-            except ArtifactError as exc:
-                yield Listed(problem=str(exc))
-                continue
-            if named != digest:
-                yield Listed(problem=f"a signature over another digest ({named})")
-                continue
-            yield Listed(layer=layer, payload=payload)
 
 
 def parse_referrer(raw: bytes, *, where: str) -> Referrer:

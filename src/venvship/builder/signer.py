@@ -4,7 +4,8 @@ The key is an ECDSA P-256 private key in PEM (what ``openssl ecparam -genkey -na
 or ``openssl genpkey`` writes, encrypted or not), read from a file or from an environment variable
 (``env://NAME``, a CI secret); its password, if any, from ``VENVSHIP_SIGNING_PASSWORD``. The
 signatures use ``cryptography`` (deterministic ECDSA, RFC 6979), so that signing the same digest
-again with the same key adds nothing. The format is in artifact/sigformat.py.
+again with the same key adds nothing. Two formats: cosign's simple-signing referrers
+(artifact/sigformat.py, the default) and cosign v3's Sigstore bundles (artifact/sigbundle.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._log import logger
 from .._process import withhold
-from ..artifact.documents import INDEX_TYPE, Descriptor, Index
+from ..artifact.documents import INDEX_TYPE, Descriptor, Index, sha256_digest
+from ..artifact.sigbundle import (
+    BUNDLE_TYPE,
+    CONTENT_ANNOTATION,
+    COSIGN_SIGN_PREDICATE,
+    PREDICATE_ANNOTATION,
+    dsse_bundle,
+    sign_statement,
+)
 from ..artifact.sigformat import (
     DSSE_TYPE,
     EMPTY_JSON,
@@ -30,13 +39,13 @@ from ..artifact.sigformat import (
     dsse_pae,
     dsse_statement,
     key_id,
-    listed_signatures,
     parse_referrer,
     referrer_manifest,
     short_id,
     signature_layer,
     simple_signing_payload,
 )
+from ..artifact.siglisting import SignatureFormat, listed_signatures
 from ..errors import BuildError
 from ..oci.attach import Store
 
@@ -46,12 +55,13 @@ MAX_ENVELOPE = 4 << 20  # a provenance statement is a few KiB
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A private signing key, its public key (DER) and its id."""
+    """A private signing key, its public key (DER) and its id, and the format it signs in."""
 
     private: ec.EllipticCurvePrivateKey
     public_der: bytes
     key_id: str
     name: str  # where it came from, for messages (never the key itself)
+    signature_format: SignatureFormat = "simple"
 
     def sign(self, data: bytes) -> bytes:
         """Return the ASN.1 DER ECDSA-SHA256 signature of ``data``."""
@@ -72,8 +82,9 @@ class SigningKey:
         )
 
 
-def load_signing_key(spec: str) -> SigningKey:
-    """Return the signing key at ``spec``: a PEM file, or ``env://NAME`` for an environment variable.
+def load_signing_key(spec: str, *, signature_format: SignatureFormat = "simple") -> SigningKey:
+    """Return the signing key at ``spec``: a PEM file, or ``env://NAME`` for an environment variable;
+    it signs in ``signature_format``.
 
     Example: ``load_signing_key("env://VENVSHIP_SIGNING_KEY")``
     """
@@ -109,7 +120,9 @@ def load_signing_key(spec: str) -> SigningKey:
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return SigningKey(private=key, public_der=der, key_id=key_id(der), name=spec)
+    return SigningKey(
+        private=key, public_der=der, key_id=key_id(der), name=spec, signature_format=signature_format
+    )
 
 
 @dataclass(frozen=True)
@@ -149,14 +162,32 @@ def sign_artifact(store: Store, reference: str, key: SigningKey) -> SignResult:
 
 
 def sign_digest(store: Store, subject: Descriptor, key: SigningKey) -> bool:
-    """Attach ``key``'s signature of ``subject`` as a referrer; False if it had signed it already."""
+    """Attach ``key``'s signature of ``subject`` as a referrer, in the key's format; False if it had
+    signed it already in that format."""
     if _signed_before(store, subject.digest, key):
         return False
-    payload = simple_signing_payload(store.identity, subject.digest)
-    layer = signature_layer(payload, key.sign(payload), key=key.key_id)
-    manifest = referrer_manifest(subject=subject, artifact_type=SIG_ARTIFACT_TYPE, layers=[layer])
-    store.attach(manifest, [EMPTY_JSON, payload])
-    logger.info("%s@%s: signed with key %s", store.where, subject.digest, short_id(key.key_id))
+    if key.signature_format == "bundle":
+        # cosign v3's layout (BUNDLE_SPEC.md): the bundle as the one layer, its content and
+        # predicate type named in annotations that the referrers list repeats.
+        statement = sign_statement(subject.digest)
+        blob = dsse_bundle(statement, key.sign(dsse_pae(INTOTO_TYPE, statement)), key_id=key.key_id)
+        layer = Descriptor(media_type=BUNDLE_TYPE, digest=sha256_digest(blob), size=len(blob))
+        annotations = {CONTENT_ANNOTATION: "dsse-envelope", PREDICATE_ANNOTATION: COSIGN_SIGN_PREDICATE}
+        manifest = referrer_manifest(
+            subject=subject, artifact_type=BUNDLE_TYPE, layers=[layer], annotations=annotations
+        )
+    else:
+        blob = simple_signing_payload(store.identity, subject.digest)
+        layer = signature_layer(blob, key.sign(blob), key=key.key_id)
+        manifest = referrer_manifest(subject=subject, artifact_type=SIG_ARTIFACT_TYPE, layers=[layer])
+    store.attach(manifest, [EMPTY_JSON, blob])
+    logger.info(
+        "%s@%s: signed with key %s (%s)",
+        store.where,
+        subject.digest,
+        short_id(key.key_id),
+        key.signature_format,
+    )
     return True
 
 
@@ -203,4 +234,7 @@ def _signed_before(store: Store, digest: str, key: SigningKey) -> bool:
     listed = listed_signatures(
         digest, store.referrers(digest), manifest=lambda d: store.get_manifest(d)[1], blob=store.blob
     )
-    return any(item.layer and key.verifies(item.payload, item.layer.signature) for item in listed)
+    return any(
+        not item.problem and item.form == key.signature_format and key.verifies(item.signed, item.signature)
+        for item in listed
+    )

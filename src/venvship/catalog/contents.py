@@ -8,7 +8,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from ..artifact.documents import INDEX_TYPE, Descriptor, Index, Manifest, VenvConfig, Wheel
-from ..artifact.sigformat import SBOM_TYPE, SIG_ARTIFACT_TYPE, listed_signatures, parse_referrer
+from ..artifact.sigbundle import BUNDLE_TYPE
+from ..artifact.sigformat import SBOM_TYPE, SIG_ARTIFACT_TYPE, parse_referrer
+from ..artifact.siglisting import listed_signatures
 from ..errors import ArtifactError, BadReference
 from ..oci.layout import Layout
 from ..oci.reference import Ref
@@ -17,14 +19,24 @@ from ..oci.source import Access, Source, open_source
 
 @dataclass(frozen=True)
 class Attached:
-    """What is attached to one digest: the key ids its signatures name, and its other referrers
-    (artifact type → count). Signatures are shown as they claim; ``venv-pull`` verifies them."""
+    """What is attached to one digest: its signatures (the key id each names, its format: ``simple``
+    or ``bundle``), and its other referrers (artifact type → count). Signatures are shown as they
+    claim; ``venv-pull`` verifies them."""
 
-    signers: tuple[str, ...] = ()
+    signatures: tuple[tuple[str, str], ...] = ()
     others: tuple[tuple[str, int], ...] = ()
 
+    @property
+    def signers(self) -> tuple[str, ...]:
+        """The key ids the signatures name, each once."""
+        return tuple(dict.fromkeys(key for key, _ in self.signatures))
+
     def to_json(self) -> dict[str, object]:
-        return {"signed_by": list(self.signers), "referrers": dict(self.others)}
+        return {
+            "signed_by": list(self.signers),
+            "signatures": [{"key": key, "format": form} for key, form in self.signatures],
+            "referrers": dict(self.others),
+        }
 
 
 @dataclass(frozen=True)
@@ -103,7 +115,7 @@ def attached_to(source: Source, digest: str, scratch: Layout) -> Attached:
     entries = source.referrers(digest)
     others: dict[str, int] = {}
     for entry in entries:
-        if entry.artifact_type and entry.artifact_type != SIG_ARTIFACT_TYPE:
+        if entry.artifact_type and entry.artifact_type not in (SIG_ARTIFACT_TYPE, BUNDLE_TYPE):
             others[entry.artifact_type] = others.get(entry.artifact_type, 0) + 1
 
     def blob(desc: Descriptor) -> bytes:
@@ -111,8 +123,8 @@ def attached_to(source: Source, digest: str, scratch: Layout) -> Attached:
         return scratch.read_blob(desc.digest)
 
     listed = listed_signatures(digest, entries, manifest=lambda d: source.get_manifest(d)[1], blob=blob)
-    signers = [item.layer.key_hint or "an unnamed key" for item in listed if item.layer is not None]
-    return Attached(signers=tuple(dict.fromkeys(signers)), others=tuple(sorted(others.items())))
+    signatures = [(item.key_hint or "an unnamed key", item.form) for item in listed if not item.problem]
+    return Attached(signatures=tuple(dict.fromkeys(signatures)), others=tuple(sorted(others.items())))
 
 
 def inspect_ref(ref: Ref, access: Access | None = None) -> ArtifactView:

@@ -55,8 +55,9 @@ def _print_attached(attached: Attached) -> None:
     """Print who signed a digest (as the signatures claim; venv-pull verifies) and its referrers."""
     from ..artifact.sigformat import short_id
 
-    for key in attached.signers:
-        _say(f"  signed by key {short_id(key)} (as claimed; venv-pull --policy verifies)")
+    for key, form in attached.signatures:
+        named = short_id(key) if key.startswith("sha256:") else key
+        _say(f"  signed by key {named} ({form} signature, as claimed; venv-pull --policy verifies)")
     for kind, count in attached.others:
         _say(f"  attached: {kind} ({count})")
 

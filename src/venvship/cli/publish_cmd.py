@@ -11,6 +11,7 @@ from .._units import human_size
 from ..errors import VenvshipError
 from .outcome import add_command, add_output_options, json_text
 from .venvship_args import (
+    add_format_option,
     add_immutable_option,
     add_registry_options,
     add_sign_option,
@@ -129,7 +130,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from ..verify.select import reference_of
 
     ref = parse_ref(args.ref)
-    key = load_signing_key(args.key)
+    key = load_signing_key(args.key, signature_format=args.signature_format)
     reference = reference_of(ref)
     if isinstance(ref, RegistryRef) and not args.vouch_unverified:
         from ..builder.vouch import require_verified
@@ -244,6 +245,7 @@ def _sign_parser(sub: _Sub) -> None:
         metavar="KEY",
         help="ECDSA P-256 private key: a PEM file, or env://NAME (password: $VENVSHIP_SIGNING_PASSWORD)",
     )
+    add_format_option(sg, default="simple")
     add_vouch_options(sg, "signing a registry's content")
     add_registry_options(sg)
     add_output_options(sg)

@@ -69,10 +69,12 @@ def registry_ref(text: str, what: str) -> RegistryRef:
 def sign_key(args: argparse.Namespace) -> SigningKey | None:
     """Return the key of ``--sign-key``, read before any work starts (a bad key fails fast)."""
     if not args.sign_key:
+        if getattr(args, "signature_format", None):
+            raise VenvshipError("--signature-format: only with --sign-key (it says how that key signs)")
         return None
     from ..builder.signer import load_signing_key
 
-    return load_signing_key(args.sign_key)
+    return load_signing_key(args.sign_key, signature_format=args.signature_format or "simple")
 
 
 def add_immutable_option(p: argparse.ArgumentParser) -> None:
@@ -98,6 +100,19 @@ def add_registry_options(p: argparse.ArgumentParser) -> None:
 
 def add_sign_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--sign-key", metavar="KEY", help=f"{what}: a PEM file or env://NAME, as sign --key")
+    add_format_option(p, default=None)
+
+
+def add_format_option(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    from ..artifact.siglisting import SIGNATURE_FORMATS
+
+    p.add_argument(
+        "--signature-format",
+        choices=SIGNATURE_FORMATS,
+        default=default,
+        help="simple: cosign's simple-signing referrer (the default, read by every cosign); "
+        "bundle: a Sigstore bundle as cosign v3 writes it",
+    )
 
 
 def add_vouch_options(p: argparse.ArgumentParser, what: str) -> None:

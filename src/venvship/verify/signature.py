@@ -1,8 +1,9 @@
 """Verify on a target that trusted keys signed the digests about to be installed.
 
 The cryptography is the host's own ``openssl`` (``openssl dgst -sha256 -verify``), never ours:
-venv-pull parses the referrers and the simple-signing payload (artifact/sigformat.py) and asks openssl
-whether the signature over the payload's exact bytes holds for a key the policy names. Everything
+venv-pull parses the referrers, the simple-signing payloads (artifact/sigformat.py) and the Sigstore
+bundles (artifact/sigbundle.py), and asks openssl whether each signature over the exact bytes it
+covers holds for a key the policy names. Everything
 read here is read into memory or a scratch folder: a refusal leaves the host as it was. Stdlib only.
 """
 
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .._process import run
-from ..artifact.sigformat import SignatureLayer, listed_signatures, short_id
+from ..artifact.sigformat import short_id
+from ..artifact.siglisting import Listed, listed_signatures
 from ..errors import InstallError
 from ..host import trust
 from .policy import Rule, TrustedKey
@@ -62,19 +64,18 @@ def _verify_one(
         digest, reader.source.referrers(digest), manifest=reader.manifest, blob=reader.read
     )
     for item in listed:
-        if item.layer is None:
+        if item.problem:
             found.append(item.problem)
             continue
-        key = _trusted_signer(rule, item.layer, item.payload, openssl=openssl, tmp=tmp)
+        key = trusted_signer(rule, item, openssl=openssl, tmp=tmp)
+        what = "a signature" if item.form == "simple" else "a Sigstore bundle"
         if key is not None:
             verified.add(key)
-        elif item.layer.key_hint and item.layer.key_hint not in rule.key_ids:
-            found.append(
-                f"a signature by key {short_id(item.layer.key_hint)}, which the policy does not trust"
-            )
+        elif item.key_hint and item.key_hint not in rule.key_ids:
+            found.append(f"{what} by key {short_id(item.key_hint)}, which the policy does not trust")
         else:
-            named = f" {short_id(item.layer.key_hint)}" if item.layer.key_hint else ""
-            found.append(f"a signature by key{named} that does not verify (tampered or another key)")
+            named = f" {short_id(item.key_hint)}" if item.key_hint else ""
+            found.append(f"{what} by key{named} that does not verify (tampered or another key)")
     if verified:
         return tuple(sorted(verified))
     summary = "; ".join(dict.fromkeys(found)) or "no signature"
@@ -83,15 +84,13 @@ def _verify_one(
     )
 
 
-def _trusted_signer(
-    rule: Rule, layer: SignatureLayer, payload: bytes, *, openssl: str, tmp: Path
-) -> str | None:
-    """Return the id of the trusted key whose signature ``layer`` is over ``payload``, or None."""
-    (tmp / "payload").write_bytes(payload)
-    (tmp / "signature").write_bytes(layer.signature)
+def trusted_signer(rule: Rule, item: Listed, *, openssl: str, tmp: Path) -> str | None:
+    """Return the id of the trusted key whose signature ``item`` is, or None."""
+    (tmp / "payload").write_bytes(item.signed)
+    (tmp / "signature").write_bytes(item.signature)
     # The key the signature names first (one openssl run when it is trusted); the name is only
     # a hint: every trusted key is tried before the signature is refused.
-    for key in sorted(rule.keys, key=lambda k: k.key_id != layer.key_hint):
+    for key in sorted(rule.keys, key=lambda k: k.key_id != item.key_hint):
         if _openssl_verifies(openssl, key, tmp):
             return key.key_id
     return None
