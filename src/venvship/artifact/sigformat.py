@@ -10,7 +10,8 @@ exact bytes (ASN.1 DER, base64) in the layer annotation ``dev.cosignproject.cosi
 DSSE envelope, signed over DSSE's pre-authentication encoding with the same key.
 
 Only the format lives here (stdlib, both sides): signing needs a private key (build side,
-``builder/signer.py``); verifying runs ``openssl`` on the target (``verify/signature.py``).
+``builder/signer.py``); verifying runs ``openssl`` on the target (``verify/signature.py``). cosign
+v3's other form, the Sigstore bundle, is in ``sigbundle.py``; ``siglisting.py`` lists both.
 """
 
 from __future__ import annotations
