@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from sigstore_models.bundle.v1 import Bundle as SchemaBundle
 
+from tests.needs import require_python
 from tests.signing import KeyPair, make_key, write_policy
 from venvship.artifact.documents import Index, sha256_digest
 from venvship.artifact.sigbundle import BUNDLE_TYPE, COSIGN_SIGN_PREDICATE, MAX_BUNDLE
 from venvship.cli import venvship_main
+from venvship.install.zipapp import build_zipapp
 from venvship.oci.layout import Layout
 from venvship.oci.referrers import list_bytes, parse_list, referrer_entry, referrers_tag
 
@@ -182,3 +185,26 @@ def test_signature_format_needs_a_signing_key(
     )
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "--signature-format: only with --sign-key" in line
+
+
+def test_python39_zipapp_verifies_a_bundle(
+    artifacts: Artifacts,
+    wheels: Wheels,
+    pull: Pull,
+    keys: dict[str, KeyPair],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bundle reader is the target side's: the zipapp on Python 3.9 verifies and refuses bundles."""
+    py39 = require_python("3.9")
+    pyz = build_zipapp(tmp_path / "dist" / "venv-pull.pyz")
+    ref = artifacts.write([wheels.demo1])
+    _sign(ref, keys["stranger"], capsys)
+    policy = write_policy(pull.tmp / "policy.json", {f"oci:{artifacts.root}": [keys["release"].public]})
+    argv = [str(py39), str(pyz), *pull.argv("install", ref, "--json")[3:], "--policy", str(policy)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1 and "which the policy does not trust" in proc.stderr, proc.stderr
+    _sign(ref, keys["release"], capsys)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["changed"] is True
