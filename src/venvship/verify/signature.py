@@ -3,8 +3,8 @@
 The cryptography is the host's own ``openssl`` (``openssl dgst -sha256 -verify``), never ours:
 venv-pull parses the referrers, the simple-signing payloads (artifact/sigformat.py) and the Sigstore
 bundles (artifact/sigbundle.py), and asks openssl whether each signature over the exact bytes it
-covers holds for a key the policy names. Everything
-read here is read into memory or a scratch folder: a refusal leaves the host as it was. Stdlib only.
+covers holds for a key the policy names. Everything read here is read into memory or a scratch
+folder: a refusal leaves the host as it was. Stdlib only.
 """
 
 from __future__ import annotations
