@@ -7,6 +7,7 @@ the signature and the key hint, and the caller checks them with the key it trust
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Literal
 
@@ -45,8 +46,22 @@ def listed_signatures(
     ``manifest(digest)`` and ``blob(descriptor)`` return verified bytes; entries without an
     ``artifactType`` are read, since skopeo 1.9 drops it from index entries it copies.
 
+    At most :data:`MAX_SIGNATURES` are yielded in all: each costs the caller an openssl run per
+    trusted key, and a store may list that many referrers of that many layers each.
+
     Example: ``[s for s in listed_signatures(d, source.referrers(d), manifest=m, blob=b) if not s.problem]``
     """
+    # Lazy: what lies past the bound is never fetched.
+    return itertools.islice(_listed(digest, entries, manifest=manifest, blob=blob), MAX_SIGNATURES)
+
+
+def _listed(
+    digest: str,
+    entries: Iterable[Descriptor],
+    *,
+    manifest: Callable[[str], bytes],
+    blob: Callable[[Descriptor], bytes],
+) -> Iterator[Listed]:
     wanted = [e for e in entries if e.artifact_type in (SIG_ARTIFACT_TYPE, BUNDLE_TYPE, None)]
     for entry in wanted[:MAX_SIGNATURES]:
         try:
@@ -70,8 +85,10 @@ def _simple(referrer: Referrer, digest: str, *, blob: Callable[[Descriptor], byt
         if layer.payload.size > MAX_PAYLOAD:
             yield Listed(problem=f"a signature payload of {layer.payload.size} bytes (too large)")
             continue
-        payload = blob(layer.payload)
         try:
+            # A payload the store cannot give (missing, other bytes) signs nothing: one refusal
+            # reason, never the end of the listing, or it would hide the good signatures after it.
+            payload = blob(layer.payload)
             named = signed_digest(payload, where="signature payload")
         except ArtifactError as exc:
             yield Listed(problem=str(exc))

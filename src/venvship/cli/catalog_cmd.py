@@ -56,8 +56,8 @@ def _print_attached(attached: Attached) -> None:
     from ..artifact.sigformat import short_id
 
     for key, form in attached.signatures:
-        named = short_id(key) if key.startswith("sha256:") else key
-        _say(f"  signed by key {named} ({form} signature, as claimed; venv-pull --policy verifies)")
+        # short_id: the hint is the signature's own text, cut to a key id's length whatever it holds.
+        _say(f"  signed by key {short_id(key)} ({form} signature, as claimed; venv-pull --policy verifies)")
     for kind, count in attached.others:
         _say(f"  attached: {kind} ({count})")
 
