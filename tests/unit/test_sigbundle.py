@@ -308,3 +308,138 @@ def test_a_message_signature_bundle_signs_the_manifest_bytes(tmp_path: Path) -> 
     [item] = listed_signatures(digest, [entry], manifest=lambda d: blobs[d], blob=lambda d: blobs[d.digest])
     assert (item.problem, item.signed) == ("", manifest_bytes)
     assert _signer(rule, item, tmp_path) == rule.keys[0].key_id
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> tuple[Rule, Callable[[bytes], bytes]]:
+    """A trusted key made by openssl, and what it signs (ECDSA P-256, SHA-256, DER)."""
+    key = tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", key], check=True
+    )
+    pub = subprocess.run(["openssl", "ec", "-in", key, "-pubout"], check=True, capture_output=True).stdout
+    (tmp_path / "key.pub").write_bytes(pub)
+
+    def sign(data: bytes) -> bytes:
+        (tmp_path / "data").write_bytes(data)
+        argv = ["openssl", "dgst", "-sha256", "-sign", str(key), str(tmp_path / "data")]
+        return subprocess.run(argv, check=True, capture_output=True).stdout
+
+    return _rule(tmp_path / "key.pub"), sign
+
+
+def _envelope_bundle(envelope: str, hint: str) -> bytes:
+    head = f'{{"mediaType":"{BUNDLE_TYPE}","verificationMaterial":{{"publicKey":{{"hint":"{hint}"}}}},'
+    return f'{head}"dsseEnvelope":{envelope}}}'.encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_duplicate_keys_never_part_the_signed_statement_from_the_parsed_one(
+    tmp_path: Path, signer: tuple[Rule, Callable[[bytes], bytes]]
+) -> None:
+    """The trusted key signed the statement of X. The attacker adds a second ``payload`` (the
+    statement of Y) before or after it, or a second ``subject`` inside it: whichever one Python's
+    json keeps is also the one whose bytes the signature is checked over, so Y never verifies.
+    (This held: nothing is parsed from bytes other than those the signature covers.)"""
+    rule, sign = signer
+    x, y = sha256_digest(b"signed"), sha256_digest(b"attacker's")
+    good, evil = sign_statement(x), sign_statement(y)
+    sig = _b64(sign(dsse_pae(INTOTO_TYPE, good)))
+    hint = key_hint(rule.keys[0].key_id)
+    for first, last in ((good, evil), (evil, good)):
+        envelope = (
+            f'{{"payload":"{_b64(first)}","payload":"{_b64(last)}",'
+            f'"payloadType":"{INTOTO_TYPE}","signatures":[{{"sig":"{sig}"}}]}}'
+        )
+        bundle = parse_bundle(_envelope_bundle(envelope, hint), where="dup")
+        item = Listed(signed=bundle.signed, signature=bundle.signature, form="bundle")
+        verified = _signer(rule, item, tmp_path) is not None
+        assert (bundle.digest, verified) in ((x, True), (y, False))
+        assert problem(bundle, y) or not verified  # never a signature of Y
+    # Two subjects under one key inside the signed statement: a different payload, so no signature.
+    doubled = good.replace(
+        b'"subject":', b'"subject":[{"digest":{"sha256":"%s"}}],"subject":' % y[7:].encode()
+    )
+    envelope = (
+        f'{{"payload":"{_b64(doubled)}","payloadType":"{INTOTO_TYPE}","signatures":[{{"sig":"{sig}"}}]}}'
+    )
+    bundle = parse_bundle(_envelope_bundle(envelope, hint), where="dup")
+    item = Listed(signed=bundle.signed, signature=bundle.signature, form="bundle")
+    assert _signer(rule, item, tmp_path) is None
+
+
+def test_base64_spellings_change_no_signed_byte(
+    tmp_path: Path, signer: tuple[Rule, Callable[[bytes], bytes]]
+) -> None:
+    """The payload and signature in the URL-safe alphabet or without padding (protobuf JSON's
+    readers take both) decode to the same bytes, so they verify as the standard spelling does;
+    openssl never reads base64 here. Whitespace or a mix of the two alphabets is refused in one
+    line (cosign writes neither). (This held.)"""
+    rule, sign = signer
+    statement = sign_statement(sha256_digest(b"m"))
+    signature = sign(dsse_pae(INTOTO_TYPE, statement))
+    hint = key_hint(rule.keys[0].key_id)
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        payload, sig = (encode(statement).decode().rstrip("="), encode(signature).decode().rstrip("="))
+        envelope = f'{{"payload":"{payload}","payloadType":"{INTOTO_TYPE}","signatures":[{{"sig":"{sig}"}}]}}'
+        bundle = parse_bundle(_envelope_bundle(envelope, hint), where="b64")
+        assert bundle.signed == dsse_pae(INTOTO_TYPE, statement) and bundle.signature == signature
+        item = Listed(signed=bundle.signed, signature=bundle.signature, form="bundle")
+        assert _signer(rule, item, tmp_path) == rule.keys[0].key_id
+    spaced = _b64(statement)[:8] + "\n" + _b64(statement)[8:]
+    mixed = _b64(b"\xfb\xff") + base64.urlsafe_b64encode(b"\xfb\xff").decode()
+    for bad in (spaced, mixed):
+        doc = {"payload": bad, "payloadType": INTOTO_TYPE, "signatures": [{"sig": "AA"}]}
+        with pytest.raises(ArtifactError, match=r"^b64\.dsseEnvelope\.payload: not valid base64"):
+            parse_bundle(_envelope_bundle(json.dumps(doc), hint), where="b64")
+
+
+@pytest.mark.parametrize(
+    ("subject", "said"),
+    [
+        ([{"digest": {"sha256": sha256_digest(b"m")[7:].upper()}}], "no sha256 of 64 hex digits"),
+        ([{"digest": {"SHA256": sha256_digest(b"m")[7:]}}], "no sha256 of 64 hex digits"),
+        ([{"digest": {"sha512": "ab" * 64}}], "no sha256 of 64 hex digits"),
+        (
+            [{"digest": {"sha256": sha256_digest(b"m")[7:]}}, {"digest": {"sha256": "0" * 64}}],
+            "not exactly one",
+        ),
+    ],
+    ids=["upper case", "algorithm case", "another algorithm", "two subjects"],
+)
+def test_a_subject_in_another_spelling_or_beside_another_is_refused(subject: list[Any], said: str) -> None:
+    """The statement must name the digest in the one spelling venv-pull compares (this held)."""
+    statement = json.loads(sign_statement(sha256_digest(b"m")))
+    statement["subject"] = subject
+    envelope = {
+        "payload": _b64(json.dumps(statement).encode()),
+        "payloadType": INTOTO_TYPE,
+        "signatures": [{"sig": "AA"}],
+    }
+    with pytest.raises(ArtifactError, match=said):
+        parse_bundle(_envelope_bundle(json.dumps(envelope), ""), where="subject")
+
+
+def test_a_hint_naming_another_trusted_key_only_orders_the_keys(
+    tmp_path: Path, signer: tuple[Rule, Callable[[bytes], bytes]]
+) -> None:
+    """Two trusted keys; the bundle, signed by the first, names the second: the key that verifies
+    is the one reported, and a stranger's signature naming a trusted key verifies under none (this held)."""
+    rule, sign = signer
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(
+        ["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", other / "k"], check=True
+    )
+    pub = subprocess.run(
+        ["openssl", "ec", "-in", other / "k", "-pubout"], check=True, capture_output=True
+    ).stdout
+    (other / "k.pub").write_bytes(pub)
+    both = Rule(source="test policy", require_signature=True, keys=(*rule.keys, *_rule(other / "k.pub").keys))
+    signed = dsse_pae(INTOTO_TYPE, sign_statement(sha256_digest(b"m")))
+    item = Listed(signed=signed, signature=sign(signed), key_hint=both.keys[1].key_id, form="bundle")
+    assert _signer(both, item, tmp_path) == both.keys[0].key_id
+    assert _signer(_rule(other / "k.pub"), item, tmp_path) is None
