@@ -78,7 +78,9 @@ def _verify_one(
             found.append(f"{what} by key{named} that does not verify (tampered or another key)")
     if verified:
         return tuple(sorted(verified))
-    summary = "; ".join(dict.fromkeys(found)) or "no signature"
+    # Key hints and the reasons a referrer is malformed are the store's text: escaped, so that
+    # none ends the line, starts a forged one or drives the terminal.
+    summary = _printable("; ".join(dict.fromkeys(found))) or "no signature"
     raise InstallError(
         f"{where}@{digest}: refused by {rule.source}: expected {rule.expected()}; found {summary}"
     )
@@ -108,3 +110,8 @@ def _openssl_verifies(openssl: str, key: TrustedKey, tmp: Path) -> bool:
         last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
         raise InstallError(f"{key.path}: openssl cannot use this key ({last})")
     return False
+
+
+def _printable(text: str) -> str:
+    """Return ``text`` with every character that is not printable escaped (``\\x1b``, ``\\n``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -297,3 +297,40 @@ def test_inspect_shows_a_hostile_key_hint_short_and_escaped(
     [line] = [ln for ln in out.splitlines() if "signed by key" in ln]
     assert "\x1b" not in out and "\x07" not in out
     assert len(line) < 200, f"{len(line)} characters"
+
+
+FORGED = "venv-pull: installed, all signatures verified"
+
+
+def test_the_refusal_line_carries_no_control_character_a_signature_holds(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, keys: dict[str, KeyPair]
+) -> None:
+    """What venv-pull says of the signatures it refuses is partly the store's text: a simple
+    signature's key hint, a bundle referrer's annotation key in the reason it is malformed. None of
+    it may end the line, start a forged one or drive the terminal."""
+    policy = write_policy(pull.tmp / "policy.toml", {f"oci:{artifacts.root}": [keys["release"].public]})
+    ref = artifacts.write([wheels.demo1])
+    layout = Layout(artifacts.root)
+    index = _digest(artifacts, "1.0")
+    subject = _subject(layout, index)
+    payload = simple_signing_payload("attacker", index)
+    layout.put_bytes(payload)
+    layer = signature_layer(payload, b"\x30\x06\x02\x01\x01\x02\x01\x01", key="\x1b[2K\n" + FORGED)
+    _list(layout, index, referrer_manifest(subject=subject, artifact_type=SIG_ARTIFACT_TYPE, layers=[layer]))
+    bundle = _forged_bundle(index, _key_id(keys["release"]))
+    layout.put_bytes(bundle)
+    doc = json.loads(
+        referrer_manifest(
+            subject=subject,
+            artifact_type=BUNDLE_TYPE,
+            layers=[Descriptor(media_type=BUNDLE_TYPE, digest=sha256_digest(bundle), size=len(bundle))],
+        )
+    )
+    doc["layers"][0]["annotations"] = {f"\x1b]0;pwned\x07\r\n{FORGED}": 1}
+    _list(layout, index, json.dumps(doc).encode())
+    proc = pull("install", ref, "--policy", str(policy), ok=False)
+    assert proc.returncode == 1
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("venv-pull: error:")]
+    assert "which the policy does not trust" in line and "a malformed referrer" in line, line
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr and "\x07" not in proc.stderr, proc.stderr
+    assert not any(ln.startswith(FORGED) for ln in proc.stderr.splitlines()), proc.stderr
