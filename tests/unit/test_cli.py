@@ -96,6 +96,14 @@ def test_an_error_with_json_is_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert json.loads(capsys.readouterr().out)["schema"] == 1
 
 
+def test_an_error_line_carries_no_terminal_control(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An error may quote what a store or a user wrote: escape sequences are shown, not sent."""
+    folder = tmp_path / "x\x1b[2Jy"
+    assert venvship_main.main(["inspect", f"oci:{folder}:demo:1.0"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "x\\x1b[2Jy: not an OCI image layout" in err, err
+
+
 def test_status_json_without_dest_is_one_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert venv_pull_main.main(["status", "--cache", str(tmp_path / "cache"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"schema": 1, "venvs": [], "cache": str(tmp_path / "cache")}

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "venvship"
 
 # The foundation every part may import: the exception tree and the small helpers.
-FOUNDATION = {"errors", "_log", "_process", "_fsutil", "_units", "redact"}
+FOUNDATION = {"errors", "_log", "_process", "_fsutil", "_text", "_units", "redact"}
 # part → the parts it may import (besides itself and the foundation). Stages below come first.
 ALLOWED: dict[str, set[str]] = {
     "artifact": set(),

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 from .._fsutil import disk_full_error
 from .._log import cli_logging
+from .._text import printable
 from ..errors import VenvshipError
 
 # The version of every JSON document both commands print (docs/reference/cli.md#json-output). It
@@ -91,7 +92,7 @@ def shown(text: str) -> str:
 
     Example: ``shown("demo\\nsigned") == "demo\\\\nsigned"``
     """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(text)
 
 
 def os_error_text(exc: OSError) -> str:
@@ -155,6 +156,9 @@ def run_cli(
 
 
 def _fail(prog: str, lines: list[str], *, as_json: bool, code: int = 1, prefixed: bool = False) -> int:
+    # An error may quote what a store or server wrote: no terminal control reaches the screen (a
+    # message's own line breaks stay: pip's output under a build error).
+    lines = [printable(line, keep="\n\t") for line in lines]
     for line in lines:
         print(line if prefixed else f"{prog}: error: {line}", file=sys.stderr)
     if as_json:

@@ -20,6 +20,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlsplit
 
 from .._log import logger
+from .._text import printable
 from ..artifact.jsondoc import parse_json
 from ..errors import RegistryError, VenvshipError
 from ..host.trust import check_existing
@@ -259,7 +260,7 @@ def said(text: str) -> str:
 
     Example: ``said("gone\\nvenv-pull: done") == "gone\\\\nvenv-pull: done"``
     """
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: _SAID_LIMIT * 2])
+    shown = printable(text[: _SAID_LIMIT * 2])
     return shown if len(shown) <= _SAID_LIMIT else shown[: _SAID_LIMIT - 1] + "…"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .._process import run
+from .._text import printable
 from ..artifact.sigformat import short_id
 from ..artifact.siglisting import Listed, listed_signatures
 from ..errors import InstallError
@@ -80,7 +81,7 @@ def _verify_one(
         return tuple(sorted(verified))
     # Key hints and the reasons a referrer is malformed are the store's text: escaped, so that
     # none ends the line, starts a forged one or drives the terminal.
-    summary = _printable("; ".join(dict.fromkeys(found))) or "no signature"
+    summary = printable("; ".join(dict.fromkeys(found))) or "no signature"
     raise InstallError(
         f"{where}@{digest}: refused by {rule.source}: expected {rule.expected()}; found {summary}"
     )
@@ -110,8 +111,3 @@ def _openssl_verifies(openssl: str, key: TrustedKey, tmp: Path) -> bool:
         last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
         raise InstallError(f"{key.path}: openssl cannot use this key ({last})")
     return False
-
-
-def _printable(text: str) -> str:
-    """Return ``text`` with every character that is not printable escaped (``\\x1b``, ``\\n``)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
