@@ -33,6 +33,19 @@ def test_off_a_terminal_a_long_step_speaks_every_interval(monkeypatch: pytest.Mo
     assert re.fullmatch(r"resolving: done in \d+\.\ds", lines[-1]), lines
 
 
+def test_silence_counts_from_the_last_line_not_from_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two steps, each shorter than the interval, do not make one silence longer than it."""
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    with cli_logging(logging.INFO):
+        logger.info("started")
+        time.sleep(INTERVAL * 0.8)  # a first step that says nothing
+        with activity("resolving"):
+            time.sleep(INTERVAL * 0.6)
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2 and re.fullmatch(r"resolving: \(\ds\)", lines[1]), lines
+
+
 def test_a_quick_step_says_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)

@@ -251,15 +251,16 @@ def _build(
         packaged = write_to_layout(
             output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags
         )
-    attach_evidence(
-        LayoutStore(output, recipe.name),
-        packaged.manifest,
-        recipe=recipe,
-        inputs=inputs,
-        config=config,
-        ref_name=target.ref_name,
-        wheel_files=files,
-    )
+    with activity("attaching the SBOM and provenance"):
+        attach_evidence(
+            LayoutStore(output, recipe.name),
+            packaged.manifest,
+            recipe=recipe,
+            inputs=inputs,
+            config=config,
+            ref_name=target.ref_name,
+            wheel_files=files,
+        )
     return BuildResult(
         name=recipe.name,
         ref=target.ref_name,

@@ -105,7 +105,11 @@ def _create(root: Path, spec: BuilderSpec, sandbox: Sandbox) -> None:
     made = sandbox.outbox("builder-venv") / "venv"
     penv = pip_env(spec.env, builder_bin=made / "bin", ignore_pip_config=spec.ignore_pip_config)
     try:
-        sandbox.run([spec.python, "-m", "venv", "--without-pip", made], env=penv, kind="venv")
+        # The interpreter itself, not the name or venv that leads to it: the new venv's python links
+        # to what made it, and the build user may not reach a link's folder (a venv in root's own
+        # 0700 folder) where it reaches the interpreter (sandbox exposes that, see _exposing).
+        base = os.path.realpath(spec.python)
+        sandbox.run([base, "-m", "venv", "--without-pip", made], env=penv, kind="venv")
         # pip goes in by a step of our own: venv runs ensurepip with its output hidden, so a full
         # disk would read "ensurepip returned non-zero exit status 1".
         python = made / "bin" / "python"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.hostfacts import NATIVE_WHEEL_TAGS, PLATFORM_KEY, platform_key_for
 from tests.integration.conftest import LocalIndex, RecipeWriter
-from tests.needs import require_python
+from tests.needs import needs_root, require_python
 from tests.pythons import OTHER_PYTHONS, find_python
 from tests.signing import make_key, write_policy
 from venvship.artifact.documents import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
@@ -483,3 +483,17 @@ def test_one_index_for_several_pythons(
     _, config = _config(layout, f"demo:1.0-{platform_key_for(other_abi)}")
     assert config.python.executable == str(other)
     assert "tag moved" not in capsys.readouterr().err
+
+
+@needs_root
+def test_a_venv_python_in_a_folder_only_root_enters_builds(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path
+) -> None:
+    """A recipe's python may be a venv's in a folder of root's that the build user cannot enter
+    (a CI job's 0700 scratch folder): the build code runs the interpreter it leads to."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", closed / "py"], check=True)
+    recipe = write_recipe(python=str(closed / "py" / "bin" / "python3"))
+    result = build_recipe(load_recipe(recipe), output=Layout.create(tmp_path / "oci"), options=BuildOptions(cache=cache))
+    assert result.status == "built" and result.packages == 2
