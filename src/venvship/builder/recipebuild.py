@@ -232,9 +232,7 @@ def _build(
     tool = _tool(recipe, tools, files)
     # What would fail only on the targets, found here now that the lock is known.
     with activity("checking the install against the targets' rules"):
-        check_install_args(
-            recipe, tool, python=target.interp.path, venv_python=builder.python, workdir=workdir / "checks"
-        )
+        check_install_args(recipe, tool, python=target.interp.path, workdir=workdir / "checks")
         check_symlinks(
             recipe, {w: files[w.digest] for w in lock}, minor=int(target.interp.info.version.split(".")[1])
         )

@@ -495,5 +495,7 @@ def test_a_venv_python_in_a_folder_only_root_enters_builds(
     closed.mkdir(mode=0o700)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", closed / "py"], check=True)
     recipe = write_recipe(python=str(closed / "py" / "bin" / "python3"))
-    result = build_recipe(load_recipe(recipe), output=Layout.create(tmp_path / "oci"), options=BuildOptions(cache=cache))
+    result = build_recipe(
+        load_recipe(recipe), output=Layout.create(tmp_path / "oci"), options=BuildOptions(cache=cache)
+    )
     assert result.status == "built" and result.packages == 2

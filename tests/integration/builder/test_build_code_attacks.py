@@ -284,3 +284,26 @@ def test_build_code_leaves_no_process_behind(aftermath: Aftermath) -> None:
             continue
     assert lingering == []
     assert not (aftermath.report / "late").exists()
+
+
+def test_a_build_requirements_pth_never_runs_as_root(
+    tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex
+) -> None:
+    """A build requirement's ``.pth`` runs whenever the builder venv's python starts: as the build
+    user in the build, never as root (uv's check of the install pip-args once asked that python
+    about itself, as root)."""
+    root = tmp_path_factory.mktemp("pth-build")
+    root.chmod(0o755)
+    report = root / "report"
+    report.mkdir()
+    report.chmod(0o777)
+    line = f"import os; open({str(report / 'ran')!r}, 'a').write('%d\\n' % os.getuid())\n"
+    links = root / "links"
+    make_wheel(links, "planted", "1.0", extra={"zz_planted.pth": line})
+    links.chmod(0o755)
+    recipe = _recipe(root, "demo", "1.0", ["alpha"], [local_index.dist, links])
+    text = recipe.read_text().replace('"wheel"]', '"wheel", "planted"]\ninstall-tool = "uv"')
+    recipe.write_text(text + '\n[venv.install]\npip-args = ["--no-progress"]\n')
+    _build(recipe, root / "cache", root / "oci")
+    uids = (report / "ran").read_text().split()
+    assert uids and "0" not in uids, uids  # it ran, and only as the build user
