@@ -499,3 +499,23 @@ def test_a_venv_python_in_a_folder_only_root_enters_builds(
         load_recipe(recipe), output=Layout.create(tmp_path / "oci"), options=BuildOptions(cache=cache)
     )
     assert result.status == "built" and result.packages == 2
+
+
+def test_pips_environment_is_an_input(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip reads PIP_* settings (and its config files) as well as the recipe: changing one is a
+    changed input, so the build runs again instead of reporting the old artifact unchanged."""
+    layout = Layout.create(tmp_path / "oci")
+    recipe = load_recipe(write_recipe(packages=["alpha"]))
+    assert build_recipe(recipe, output=layout, options=BuildOptions(cache=cache)).status == "built"
+    pins = tmp_path / "pins"
+    pins.mkdir(mode=0o755)
+    (pins / "constraints.txt").write_text("alpha==1.0\n")
+    pins.chmod(0o755)
+    tmp_path.chmod(0o711)  # pip runs as the build user, who reads the file
+    monkeypatch.setenv("PIP_CONSTRAINT", str(pins / "constraints.txt"))
+    again = build_recipe(recipe, output=layout, options=BuildOptions(cache=cache))
+    assert again.status == "built"
+    _, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
+    assert {w.name: w.version for w in config.lock}["alpha"] == "1.0"
