@@ -18,6 +18,7 @@ logger = logging.getLogger("venvship")
 
 T = TypeVar("T")
 INTERVAL = 2.0  # the longest silence during a step, in seconds
+_QUICK = 0.5  # a step shorter than this shows nothing
 Report = Callable[..., None]  # report(done, note="")
 
 
@@ -42,6 +43,18 @@ class _TerminalLine:
 
 
 _LINE = _TerminalLine()
+# When the library last said anything at INFO or above: a step that starts after a quiet one counts
+# its silence from there, so two short silent steps in a row never make one long silence.
+_last_record = [time.monotonic()]
+
+
+def _note_time(record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.INFO:
+        _last_record[0] = time.monotonic()
+    return True
+
+
+logger.addFilter(_note_time)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -97,11 +110,11 @@ class _Activity:
                 with contextlib.suppress(OSError):
                     self.done = self.poll()
             now = time.monotonic()
-            if self.tty and now - self.start < 0.5:
-                return  # a quick step does not flicker
+            if now - self.start < _QUICK:
+                return  # a quick step does not flicker, nor adds a line
             if self.tty:
                 _LINE.draw(self.text()[:120])
-            elif now - self.said >= INTERVAL:
+            elif now - _last_record[0] >= INTERVAL:
                 logger.info("%s", self.text())
             else:
                 return

@@ -133,9 +133,20 @@ def hide_process() -> None:
         raise VenvshipError(f"cannot hide this process from dependency build code (prctl: {error})")
 
 
-def _untrusted_argv(args: list[str]) -> list[str]:
+def _untrusted_argv(args: list[str], as_user: tuple[int, int] | None, prelude: str | None) -> list[str]:
     hide_process()
-    return [*_DROP_CAPS, *args] if os.geteuid() == 0 else args
+    if os.geteuid() != 0:
+        return args
+    if as_user is None:
+        return [*_DROP_CAPS, *args]
+    # A pid namespace of its own: when the child (its pid 1) ends, the kernel kills every process
+    # it left behind, so nothing the build code started outlives it (a double fork included).
+    uid, gid = as_user
+    user = (f"--reuid={uid}", f"--regid={gid}", "--clear-groups")
+    ns = ["unshare", "--pid", "--fork", "--kill-child"]
+    if prelude:  # root's own setup in a mount namespace of the child's, before it drops to the user
+        ns += ["--mount", "sh", "-c", f'set -e\n{prelude}\nexec "$@"', "sh"]
+    return [*ns, _DROP_CAPS[0], *user, *_DROP_CAPS[1:], *args]
 
 
 # Secrets this process was handed (a registry password, a signing key and its password). They
@@ -189,6 +200,9 @@ def run(
     user: tuple[int, int] | None = None,
     kind: Kind = "other",
     untrusted: bool = False,
+    as_user: tuple[int, int] | None = None,
+    prelude: str | None = None,
+    merge_stderr: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capturing stdout and stderr together; raise ProcessError if it fails.
 
@@ -197,13 +211,17 @@ def run(
     ``user``: (uid, gid) the child runs as, with no supplementary groups. ``kind``: what the child
     is, which sets its time limit (:func:`time_limit`); when it runs out, the child's whole process
     group is killed and ProcessTimeout raised. ``untrusted``: the child may run a dependency's code,
-    which must not reach this process's secrets (see :func:`hide_process` and :func:`withhold`).
+    which must not reach this process's secrets (see :func:`hide_process` and :func:`withhold`);
+    ``as_user``: as root, such a child runs as this (uid, gid) in a pid namespace of its own, whose
+    processes all die with it; ``prelude``: shell lines root runs first in a mount namespace of
+    the child's own (quoted by the caller). ``merge_stderr=False``: stdout alone is the result (a report on a
+    pipe); stderr goes into the log and, on failure, the error.
 
     Example: ``out = run(["dpkg-query", "-W", "python3"], kind="probe").stdout``
     """
     args = [os.fspath(a) for a in argv]
     if untrusted:
-        args, env = _untrusted_argv(args), _untrusted_env(env)
+        args, env = _untrusted_argv(args, as_user, prelude), _untrusted_env(env)
     timeout = time_limit(kind)
     fds = _LENT_FDS.get() if pass_fds is None else tuple(pass_fds)
     logger.debug("running: %s", " ".join(args))
@@ -214,7 +232,7 @@ def run(
             cwd=cwd,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             text=True,
             pass_fds=fds,
             start_new_session=timeout is not None,  # its own process group, killed whole on a timeout
@@ -224,20 +242,24 @@ def run(
         )
     except OSError as exc:
         raise ProcessError(args, 127, str(exc)) from exc
-    out = _communicate(child, stdin, kind=kind, secret_output=secret_output)
-    proc = subprocess.CompletedProcess(args, child.returncode, out, None)
-    if proc.stdout and not secret_output:
-        logger.debug("%s", proc.stdout.rstrip())
+    out, err = _communicate(child, stdin, kind=kind, secret_output=secret_output)
+    proc = subprocess.CompletedProcess(args, child.returncode, out, err)
+    told = out if merge_stderr else err
+    if told and not secret_output:
+        logger.debug("%s", told.rstrip())
     if check and proc.returncode != 0:
-        raise ProcessError(args, proc.returncode, "" if secret_output else proc.stdout or "")
+        raise ProcessError(args, proc.returncode, "" if secret_output else told or "")
     return proc
 
 
-def _communicate(child: subprocess.Popen[str], stdin: str | None, *, kind: Kind, secret_output: bool) -> str:
-    """Return ``child``'s output once it ends; kill its process group at its kind's time limit."""
+def _communicate(
+    child: subprocess.Popen[str], stdin: str | None, *, kind: Kind, secret_output: bool
+) -> tuple[str, str | None]:
+    """Return ``child``'s stdout and stderr (None: merged into stdout) once it ends; kill its
+    process group at its kind's time limit."""
     timeout = time_limit(kind)
     try:
-        out, _ = child.communicate(stdin, timeout=timeout)
+        out, err = child.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(child)
         try:
@@ -255,7 +277,7 @@ def _communicate(child: subprocess.Popen[str], stdin: str | None, *, kind: Kind,
         _kill_group(child)  # ^C reaches only this process: its children are in their own group
         child.wait()
         raise
-    return out
+    return out, err
 
 
 def _kill_group(child: subprocess.Popen[str]) -> None:

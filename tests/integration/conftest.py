@@ -28,6 +28,8 @@ class LocalIndex:
 @pytest.fixture(scope="session")
 def local_index(tmp_path_factory: pytest.TempPathFactory, tool_wheels: Path) -> LocalIndex:
     root = tmp_path_factory.mktemp("index")
+    # As root, pip runs as the build user (nobody), who must read the index, as on a real host.
+    root.chmod(0o711)
     dist = root / "dist"
     projects = root / "projects"
     make_sdist(make_project(projects, "alpha", "1.0", deps=["beta>=2"]), dist)

@@ -21,16 +21,31 @@ class _Terminal(io.StringIO):
 def test_off_a_terminal_a_long_step_speaks_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
-    with cli_logging(logging.INFO), activity("resolving") as report:
-        report(0, "pip")
-        time.sleep(INTERVAL * 2.3)
-    lines = err.getvalue().splitlines()
+    with cli_logging(logging.INFO):
+        logger.info("started")  # the silence starts with the step
+        with activity("resolving") as report:
+            report(0, "pip")
+            time.sleep(INTERVAL * 2.3)
+    lines = err.getvalue().splitlines()[1:]
     # Seconds as patterns: a loaded machine may say a tick late, never less often than the interval.
     ticks = [re.fullmatch(r"resolving: pip \((\d+)s\)", line) for line in lines[:-1]]
     assert len(ticks) >= 2 and all(ticks), lines
     seconds = [int(tick.group(1)) for tick in ticks if tick]
     assert seconds == sorted(set(seconds)) and seconds[0] >= INTERVAL, lines
     assert re.fullmatch(r"resolving: done in \d+\.\ds", lines[-1]), lines
+
+
+def test_silence_counts_from_the_last_line_not_from_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two steps, each shorter than the interval, do not make one silence longer than it."""
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    with cli_logging(logging.INFO):
+        logger.info("started")
+        time.sleep(INTERVAL * 0.8)  # a first step that says nothing
+        with activity("resolving"):
+            time.sleep(INTERVAL * 0.6)
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2 and re.fullmatch(r"resolving: \(\ds\)", lines[1]), lines
 
 
 def test_a_quick_step_says_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from venvship.builder.locked import locked_closure
+from venvship.builder.sandbox import sandbox
 from venvship.builder.toolvenv import Builder
 from venvship.recipe.pylockfile import read_lock
 
@@ -46,9 +47,10 @@ def _builder() -> Builder:
 
 def test_markers_decide_which_packages_a_platform_takes(tmp_path: Path) -> None:
     (tmp_path / "pylock.toml").write_text(LOCK)
-    closure = locked_closure(
-        read_lock(tmp_path / "pylock.toml"), _builder(), platform="test", workdir=tmp_path / "w"
-    )
+    with sandbox(interpreters=[sys.executable]) as box:
+        closure = locked_closure(
+            read_lock(tmp_path / "pylock.toml"), _builder(), platform="test", sandbox=box
+        )
     assert [(r.name, r.version, r.kind) for r in closure] == [
         ("new", "2.0", "wheel"),
         ("private", "0.1", "vcs"),
@@ -57,9 +59,10 @@ def test_markers_decide_which_packages_a_platform_takes(tmp_path: Path) -> None:
 
 def test_a_token_in_a_locked_vcs_url_reaches_pip_but_not_the_published_source(tmp_path: Path) -> None:
     (tmp_path / "pylock.toml").write_text(LOCK)
-    closure = locked_closure(
-        read_lock(tmp_path / "pylock.toml"), _builder(), platform="test", workdir=tmp_path / "w"
-    )
+    with sandbox(interpreters=[sys.executable]) as box:
+        closure = locked_closure(
+            read_lock(tmp_path / "pylock.toml"), _builder(), platform="test", sandbox=box
+        )
     private = next(r for r in closure if r.name == "private")
     assert "s3cret-token" in private.spec
     assert private.source == f"git+https://git.example/private.git@{COMMIT}"

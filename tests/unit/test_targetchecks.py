@@ -38,7 +38,7 @@ def _args(recipe: Recipe, *args: str) -> Recipe:
 
 def test_pip_reads_the_install_args_with_its_own_parser(tmp_path: Path, tool_wheels: Path) -> None:
     recipe, pip = _recipe(tmp_path), _tool(tool_wheels, "pip")
-    kw = {"python": sys.executable, "venv_python": Path(sys.executable), "workdir": tmp_path / "w"}
+    kw = {"python": sys.executable, "workdir": tmp_path / "w"}
     check_install_args(_args(recipe, "--progress-bar", "off", "-q"), pip, **kw)  # type: ignore[arg-type]
     with pytest.raises(RecipeError) as err:
         check_install_args(_args(recipe, "--progress-bar", "bogus"), pip, **kw)  # type: ignore[arg-type]
@@ -50,9 +50,7 @@ def test_pip_reads_the_install_args_with_its_own_parser(tmp_path: Path, tool_whe
 
 def test_uv_reads_the_install_args_with_its_own_parser(tmp_path: Path, tool_wheels: Path) -> None:
     recipe, uv = _recipe(tmp_path), _tool(tool_wheels, "uv")
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-    kw = {"python": sys.executable, "venv_python": venv / "bin" / "python", "workdir": tmp_path / "w"}
+    kw = {"python": sys.executable, "workdir": tmp_path / "w"}
     check_install_args(_args(recipe, "--no-progress", "--link-mode", "copy"), uv, **kw)  # type: ignore[arg-type]
     # Both are on the allow-list, but uv takes only one of them at a time: every target would fail.
     with pytest.raises(RecipeError) as err:

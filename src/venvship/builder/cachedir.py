@@ -83,14 +83,22 @@ def build_cache(path: Path) -> Path:
             "other user (another user could choose what gets built, locked and signed); "
             "use a folder of your own (--cache-dir, VENVSHIP_CACHE)"
         )
-    parent = os.path.dirname(real)
+    renamable = others_may_rename(os.path.dirname(real))
+    if renamable is not None:
+        raise BuildError(
+            f"{renamable}: a folder above the build cache {real} is writable by other "
+            "users, who could put their own folder in its place"
+        )
+    return path
+
+
+def others_may_rename(folder: str) -> str | None:
+    """Return ``folder`` or the first folder above it (described: owner, mode) in which another user
+    may rename or replace entries (writable by them and not sticky); None when there is none."""
     while True:
-        pst = os.stat(parent)
-        if _others_write(pst) and not pst.st_mode & stat.S_ISVTX:
-            raise BuildError(
-                f"{_describe(parent, pst)}: a folder above the build cache {real} is writable by other "
-                "users, who could put their own folder in its place"
-            )
-        if parent == "/":
-            return path
-        parent = os.path.dirname(parent)
+        st = os.stat(folder)
+        if _others_write(st) and not st.st_mode & stat.S_ISVTX:
+            return _describe(folder, st)
+        if folder == "/":
+            return None
+        folder = os.path.dirname(folder)

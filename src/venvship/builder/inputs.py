@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
         recipe.build_requirements,
         recipe.build.pip_args,
         sorted((recipe.build.env or {}).items()),
+        _pip_settings(ignore_config=recipe.ignore_pip_config),
     ]
     return Inputs(
         requirements=tuple(requirements),
@@ -143,3 +145,33 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
         constraints=tuple(main.constraints),
         lock=lock,
     )
+
+
+# Where pip reads settings beyond the command line (its site, XDG and user files): the build's
+# environment changes what it resolves as much as the recipe does.
+_PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
+# Settings that change how pip talks, not what it installs.
+_PIP_QUIET_SETTINGS = frozenset(
+    "PIP_" + name
+    for name in (
+        "CACHE_DIR NO_CACHE_DIR PROGRESS_BAR QUIET VERBOSE NO_INPUT DISABLE_PIP_VERSION_CHECK "
+        "NO_COLOR LOG TIMEOUT RETRIES ROOT_USER_ACTION"
+    ).split()
+)
+
+
+def _pip_settings(*, ignore_config: bool) -> list[tuple[str, str]]:
+    """Return the digests of the ``PIP_*`` variables and pip's config files this build's pip reads,
+    so a change to any of them is a changed input, never an ``unchanged`` build."""
+    settings = [
+        (k, hashlib.sha256(v.encode()).hexdigest())
+        for k, v in os.environ.items()
+        if k.startswith("PIP_") and k not in _PIP_QUIET_SETTINGS
+    ]
+    files = [] if ignore_config else [os.environ.get("PIP_CONFIG_FILE", ""), *_PIP_CONFIG_FILES]
+    for name in filter(None, files):
+        try:
+            settings.append((name, hashlib.sha256(Path(name).expanduser().read_bytes()).hexdigest()))
+        except OSError:
+            continue  # absent (or unreadable, and so unread by pip too)
+    return sorted(settings)

@@ -20,7 +20,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 
-from .._process import run
 from ..errors import BuildError, ProcessError, RecipeError
 from ..recipe.pylockfile import LockFile
 from ..redact import redact, redact_url
@@ -38,6 +37,8 @@ if TYPE_CHECKING:
         PackageWheel,
     )
 
+    from .sandbox import Sandbox
+
     Source = Union[PackageWheel, PackageSdist, PackageArchive, PackageVcs, PackageDirectory]
 
 # Run by the builder venv's python (the target interpreter): its pip's own packaging says which
@@ -49,10 +50,13 @@ print(json.dumps({"environment": markers.default_environment(), "tags": [str(t) 
 """
 
 
-def _target(builder: Builder) -> tuple[dict[str, str], list[Tag]]:
+def _target(builder: Builder, sandbox: Sandbox) -> tuple[dict[str, str], list[Tag]]:
     """Return the marker environment and the wheel tags (best first) of the builder's interpreter."""
     try:
-        proc = run([builder.python, "-I", "-c", _PROBE], env=builder.env, kind="probe", untrusted=True)
+        # As the build user: the builder venv holds build requirements, whose .pth files run.
+        proc = sandbox.run(
+            [builder.python, "-I", "-c", _PROBE], env=builder.env, kind="probe", merge_stderr=False
+        )
         data = json.loads(proc.stdout.strip().splitlines()[-1])
         environment = {str(k): str(v) for k, v in data["environment"].items()}
         tags = [Tag(*str(t).split("-", 2)) for t in data["tags"]]
@@ -138,7 +142,7 @@ def locked_closure(
     global_constraints: tuple[str, ...] = (),
     where: str = "",
     pip_args: tuple[str, ...] = (),
-    workdir: Path,
+    sandbox: Sandbox,
 ) -> list[Resolved]:
     """Return the distributions ``lock`` selects for ``builder``'s interpreter, sorted by name,
     checked against the recipe's ``packages`` and ``constraints`` (``where``: the recipe's venv table).
@@ -147,7 +151,7 @@ def locked_closure(
     """
     from packaging.pylock import PylockSelectError
 
-    environment, tags = _target(builder)
+    environment, tags = _target(builder, sandbox)
     target = f"{platform} (python {environment.get('python_full_version', '?')})"
     try:
         selected = list(lock.lock.select(environment=environment, tags=tags))  # type: ignore[arg-type]
@@ -156,7 +160,7 @@ def locked_closure(
     indexes = {id(p): n for n, p in enumerate(lock.lock.packages)}
     items = [_resolved(lock, indexes[id(p)], p, s) for p, s in selected]
     if any(not r.version for r in items):
-        items = _versioned(lock, items, builder, pip_args=pip_args, workdir=workdir)
+        items = _versioned(lock, items, builder, pip_args=pip_args, sandbox=sandbox)
     items.sort(key=lambda r: r.name.lower())
     checks = {"packages": packages, "constraints": constraints, "global-constraints": global_constraints}
     _check_against_lock(items, environment, checks, where=where)
@@ -164,7 +168,7 @@ def locked_closure(
 
 
 def _versioned(
-    lock: LockFile, items: list[Resolved], builder: Builder, *, pip_args: tuple[str, ...], workdir: Path
+    lock: LockFile, items: list[Resolved], builder: Builder, *, pip_args: tuple[str, ...], sandbox: Sandbox
 ) -> list[Resolved]:
     """Return ``items`` with the versions a VCS or archive entry left out read from its metadata."""
     unversioned = [r for r in items if not r.version]
@@ -173,7 +177,8 @@ def _versioned(
         [r.spec for r in unversioned],
         constraint_args=(),
         pip_args=pip_args,
-        workdir=workdir,
+        sandbox=sandbox,
+        name="lock-versions",
         extra_args=("--no-deps",),
     )
     versions = {canonicalize_name(r.name): r.version for r in found}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,7 @@ _UNREACHABLE = re.compile(r"^Could not fetch URL (\S+): (.*?)(?: - skipping)?$")
 _FILE_LINE = re.compile(r"-([rc]) (\S+) \(line (\d+)\)")
 _CONFLICT_START = "The conflict is caused by:"
 _KEPT = 12
+_LOG_TAIL = 4 << 20  # bytes of pip's log read back
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,19 @@ def log_args(log: Path) -> tuple[str, str]:
 
 
 def _log_lines(log: Path) -> list[str]:
+    # The log sits where the build code may write: never followed through a symlink (to a file of
+    # root's that would then be shown), and only its last part is read.
     try:
-        with log.open(encoding="utf-8", errors="replace") as fh:
-            return [_STAMP.sub("", line.rstrip()) for line in fh]
+        fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return []
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return []
+        fh.seek(max(0, st.st_size - _LOG_TAIL))
+        text = fh.read(_LOG_TAIL).decode("utf-8", errors="replace")
+    return [_STAMP.sub("", line.rstrip()) for line in text.splitlines()]
 
 
 def _unreachable(lines: Sequence[str]) -> tuple[str, ...]:

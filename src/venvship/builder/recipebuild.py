@@ -38,6 +38,7 @@ from .package import write_to_layout
 from .pins import BUILD_TOOLS, pinned
 from .resolution import resolve_recipe
 from .reuse import previous_wheels
+from .sandbox import Sandbox, sandbox
 from .targetchecks import check_from_wheels_tool, check_install_args, check_python_source, check_symlinks
 from .toolvenv import Builder, BuilderSpec, ensure_builder
 from .wheels import Acquired, WheelCache, acquire
@@ -131,10 +132,16 @@ def build_recipe(
     check_python_source(recipe, target.interp)
     workdir = cache / "work" / f"{recipe.name}-{target.key}"
     lock = cache / "locks" / f"{recipe.name}-{target.key}.lock"
-    with using_cache(cache), disk_space(cache, output.root), file_lock(lock):
+    with (
+        using_cache(cache),
+        disk_space(cache, output.root),
+        file_lock(lock),
+        sandbox(interpreters=[target.interp.path]) as sb,
+    ):
         shutil.rmtree(workdir, ignore_errors=True)
         try:
-            inputs = prepare(recipe, workdir / "inputs")
+            # Where pip reads them: the build user reads, never changes, the build's inputs.
+            inputs = prepare(recipe, sb.shared("inputs"))
             fingerprint = _fingerprint(recipe, inputs, target)
             state_file = _state_file(cache, output, recipe.name, target.key)
             done = (
@@ -150,7 +157,9 @@ def build_recipe(
                 return done or BuildResult(
                     name=recipe.name, ref=target.ref_name, digest="", status="outdated", packages=0
                 )
-            result = _build(recipe, inputs, target, output=output, cache=cache, workdir=workdir, opts=opts)
+            result = _build(
+                recipe, inputs, target, output=output, cache=cache, workdir=workdir, sandbox=sb, opts=opts
+            )
             state = {"fingerprint": fingerprint, "digest": result.digest, "packages": result.packages}
             atomic_write(state_file, json.dumps(state).encode())
             return result
@@ -203,14 +212,19 @@ def _build(
     output: Layout,
     cache: Path,
     workdir: Path,
+    sandbox: Sandbox,
     opts: BuildOptions,
 ) -> BuildResult:
     """Resolve, get the wheels, make the layers and write the artifact (the inputs changed)."""
     if opts.distro_packages:
         distro.ensure("build", **_distro_args(recipe))
     with activity("preparing the builder venv"):
-        builder = _builder(recipe, inputs, target, cache=cache, rebuild=opts.rebuild_wheels and opts.refresh)
-    got, provenance = _wheels(recipe, inputs, target, builder, cache=cache, workdir=workdir, opts=opts)
+        builder = _builder(
+            recipe, inputs, target, cache=cache, sandbox=sandbox, rebuild=opts.rebuild_wheels and opts.refresh
+        )
+    got, provenance = _wheels(
+        recipe, inputs, target, builder, cache=cache, workdir=workdir, sandbox=sandbox, opts=opts
+    )
     n_lock = len(got.wheels) - len(provenance["tools"])
     lock = tuple(sorted((w.wheel for w in got.wheels[:n_lock]), key=lambda w: w.name.lower()))
     tools = tuple(w.wheel for w in got.wheels[n_lock:])
@@ -218,9 +232,7 @@ def _build(
     tool = _tool(recipe, tools, files)
     # What would fail only on the targets, found here now that the lock is known.
     with activity("checking the install against the targets' rules"):
-        check_install_args(
-            recipe, tool, python=target.interp.path, venv_python=builder.python, workdir=workdir / "checks"
-        )
+        check_install_args(recipe, tool, python=target.interp.path, workdir=workdir / "checks")
         check_symlinks(
             recipe, {w: files[w.digest] for w in lock}, minor=int(target.interp.info.version.split(".")[1])
         )
@@ -237,15 +249,16 @@ def _build(
         packaged = write_to_layout(
             output, config, {**files, **layer_files}, immutable_tags=opts.immutable_tags
         )
-    attach_evidence(
-        LayoutStore(output, recipe.name),
-        packaged.manifest,
-        recipe=recipe,
-        inputs=inputs,
-        config=config,
-        ref_name=target.ref_name,
-        wheel_files=files,
-    )
+    with activity("attaching the SBOM and provenance"):
+        attach_evidence(
+            LayoutStore(output, recipe.name),
+            packaged.manifest,
+            recipe=recipe,
+            inputs=inputs,
+            config=config,
+            ref_name=target.ref_name,
+            wheel_files=files,
+        )
     return BuildResult(
         name=recipe.name,
         ref=target.ref_name,
@@ -272,7 +285,9 @@ def _distro_args(recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def _builder(recipe: Recipe, inputs: Inputs, target: Target, *, cache: Path, rebuild: bool) -> Builder:
+def _builder(
+    recipe: Recipe, inputs: Inputs, target: Target, *, cache: Path, sandbox: Sandbox, rebuild: bool
+) -> Builder:
     spec = BuilderSpec(
         python=target.interp.path,
         requirements=recipe.build_requirements,
@@ -283,7 +298,9 @@ def _builder(recipe: Recipe, inputs: Inputs, target: Target, *, cache: Path, reb
         env=recipe.build.env or {},
         ignore_pip_config=recipe.ignore_pip_config,
     )
-    return ensure_builder(spec, cache=cache, fingerprint=inputs.builder_digest, rebuild=rebuild)
+    return ensure_builder(
+        spec, cache=cache, fingerprint=inputs.builder_digest, sandbox=sandbox, rebuild=rebuild
+    )
 
 
 def _wheels(
@@ -294,6 +311,7 @@ def _wheels(
     *,
     cache: Path,
     workdir: Path,
+    sandbox: Sandbox,
     opts: BuildOptions,
 ) -> tuple[Acquired, dict[str, dict[str, str]]]:
     """Resolve the closure and get a wheel for each of its distributions and for the install tool.
@@ -306,7 +324,7 @@ def _wheels(
         inputs,
         key=f"{target.key} {target.interp.info.version}",
         cache=cache,
-        workdir=workdir,
+        sandbox=sandbox,
         refresh=opts.refresh or opts.rebuild_wheels,
     )
     if resolution.reused:
@@ -330,6 +348,7 @@ def _wheels(
         platform_key=target.key,
         pip_args=recipe.build.pip_args,
         workdir=workdir / "wheels",
+        sandbox=sandbox,
         rebuild=opts.rebuild_wheels,
         reuse=reuse,
     )

@@ -21,6 +21,7 @@ from .inputs import Inputs
 from .locked import locked_closure
 from .pins import INSTALL_TOOLS, pinned
 from .resolve import ResolutionError, Resolved, resolve
+from .sandbox import Sandbox
 from .toolvenv import Builder
 
 
@@ -58,7 +59,9 @@ def _unreachable(recipe: Recipe, exc: ResolutionError) -> None:
         ) from exc
 
 
-def _packages(recipe: Recipe, builder: Builder, inputs: Inputs, *, key: str, workdir: Path) -> list[Resolved]:
+def _packages(
+    recipe: Recipe, builder: Builder, inputs: Inputs, *, key: str, sandbox: Sandbox
+) -> list[Resolved]:
     """Return the recipe's closure: its lock's packages for this platform, else pip's resolve."""
     if inputs.lock is not None:
         return locked_closure(
@@ -70,14 +73,15 @@ def _packages(recipe: Recipe, builder: Builder, inputs: Inputs, *, key: str, wor
             global_constraints=inputs.global_constraints,
             where=f"{recipe.path}: venv",
             pip_args=recipe.build.pip_args,
-            workdir=workdir / "lock-versions",
+            sandbox=sandbox,
         )
     return resolve(
         builder,
         inputs.requirements,
         constraint_args=inputs.constraint_args,
         pip_args=recipe.build.pip_args,
-        workdir=workdir / "resolve",
+        sandbox=sandbox,
+        name="resolve",
     )
 
 
@@ -88,7 +92,7 @@ def resolve_recipe(
     *,
     key: str,
     cache: Path,
-    workdir: Path,
+    sandbox: Sandbox,
     refresh: bool = False,
 ) -> Resolution:
     """Resolve ``recipe``'s packages and install tool (``key``: the platform and python they are for).
@@ -111,11 +115,12 @@ def resolve_recipe(
             ),
             constraint_args=inputs.global_args,
             pip_args=recipe.build.pip_args,
-            workdir=workdir / "resolve-tools",
+            sandbox=sandbox,
+            name="resolve-tools",
             extra_args=("--only-binary", ":all:"),
         )
         try:
-            packages = _packages(recipe, builder, inputs, key=key, workdir=workdir)
+            packages = _packages(recipe, builder, inputs, key=key, sandbox=sandbox)
         except ResolutionError as exc:
             _unreachable(recipe, exc)
             raise RecipeError(f"{recipe.path}: venv.packages", f"cannot resolve:\n{exc.detail}") from exc

@@ -6,14 +6,15 @@ sha256, a VCS commit, a local folder), which is what the wheel cache is keyed on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from .._process import run
 from ..errors import BuildError, ProcessError
 from .piplog import explain, log_args
+from .sandbox import Sandbox
 from .toolvenv import Builder
 
 SourceKind = Literal["wheel", "sdist", "vcs", "dir"]
@@ -85,15 +86,32 @@ def resolve(
     *,
     constraint_args: Sequence[str],
     pip_args: Sequence[str],
-    workdir: Path,
+    sandbox: Sandbox,
+    name: str,
     extra_args: Sequence[str] = (),
 ) -> list[Resolved]:
-    """Return the closure of ``requirements`` under the constraints, sorted by name."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    req_file = workdir / "requirements.txt"
-    req_file.write_text("".join(f"{r}\n" for r in requirements))
-    report = workdir / "report.json"
-    log = workdir / "pip.log"
+    """Return the closure of ``requirements`` under the constraints, sorted by name.
+
+    pip runs in ``sandbox`` (``name``: its folders there): it may build sdists' metadata, whose
+    code must not be able to change the report, so the report comes over a pipe.
+    """
+    inbox = sandbox.shared(name)
+    given = [Path(arg) for flag, arg in zip(constraint_args, constraint_args[1:]) if flag == "-c"]
+    copies = sandbox.local_folders([*requirements, *(f.read_text() for f in given)])
+
+    def local(text: str) -> str:
+        for url in sorted(copies, key=len, reverse=True):
+            text = text.replace(url, copies[url])
+        return text
+
+    if copies:  # the constraint files name the folders too: the same copies, or pip sees a conflict
+        renamed = {str(f): inbox / f"constraints-{n}.txt" for n, f in enumerate(given)}
+        for f in given:
+            renamed[str(f)].write_text(local(f.read_text()))
+        constraint_args = [str(renamed.get(arg, arg)) for arg in constraint_args]
+    req_file = inbox / "requirements.txt"
+    req_file.write_text("".join(f"{local(r)}\n" for r in requirements))
+    log = sandbox.outbox(name) / "pip.log"
     argv = builder.pip(
         "install",
         "--dry-run",
@@ -101,7 +119,7 @@ def resolve(
         "--quiet",
         *log_args(log),
         "--report",
-        report,
+        "-",
         "--no-build-isolation",
         *constraint_args,
         *pip_args,
@@ -110,10 +128,22 @@ def resolve(
         req_file,
     )
     try:
-        run(argv, env=builder.env, kind="resolve", untrusted=True)
+        proc = sandbox.run(argv, env=builder.env, kind="resolve", merge_stderr=False)
     except ProcessError as exc:
         files = [req_file, *(arg for flag, arg in zip(argv, argv[1:]) if flag in ("-c", "-r"))]
         failure = explain(exc.output, log, files=files)
         raise ResolutionError(failure.detail, unreachable=failure.unreachable) from exc
-    data = json.loads(report.read_text())
-    return sorted((_item(e) for e in data.get("install", [])), key=lambda r: r.name.lower())
+    try:
+        data = json.loads(proc.stdout)
+        items = [_item(e) for e in data.get("install", [])]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BuildError(f"pip's installation report cannot be read ({exc})") from exc
+    # A folder is known by where it is, not by where this build copied it (its spec builds the copy).
+    originals = {copy: url for url, copy in copies.items()}
+    items = [
+        dataclasses.replace(i, source=f"dir:{originals[i.source[4:]]}")
+        if i.kind == "dir" and i.source[4:] in originals
+        else i
+        for i in items
+    ]
+    return sorted(items, key=lambda r: r.name.lower())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -33,13 +34,13 @@ create_command("install").parse_args(sys.argv[2:])
 """
 
 
-def check_install_args(recipe: Recipe, tool: Tool, *, python: str, venv_python: Path, workdir: Path) -> None:
+def check_install_args(recipe: Recipe, tool: Tool, *, python: str, workdir: Path) -> None:
     """Raise RecipeError (``venv.install.pip-args``) if the artifact's install tool refuses the
     recipe's install pip-args: pip's parser from its wheel, or uv's own, offline and dry.
 
-    ``python``: the recipe's interpreter; ``venv_python``: a venv's python for uv to aim at.
+    ``python``: the recipe's interpreter.
 
-    Example: ``check_install_args(recipe, tool, python="/usr/bin/python3", venv_python=b.python, workdir=w)``
+    Example: ``check_install_args(recipe, tool, python="/usr/bin/python3", workdir=w)``
     """
     args = list(recipe.install.pip_args)
     if not args:
@@ -51,8 +52,22 @@ def check_install_args(recipe: Recipe, tool: Tool, *, python: str, venv_python: 
         empty = workdir / "no-requirements.txt"
         empty.parent.mkdir(parents=True, exist_ok=True)
         empty.write_text("")
+        # uv asks the python it aims at about itself, running its site hooks: a venv of our own,
+        # with nothing in it, never the builder venv (whose build requirements' .pth files run).
+        venv = workdir / "empty-venv"
+        shutil.rmtree(venv, ignore_errors=True)
+        run([python, "-I", "-m", "venv", "--without-pip", venv], env=child_env({}), kind="venv")
         uv = _uv_binary(tool.wheel, workdir)
-        argv = [uv, "pip", "install", "--dry-run", "--offline", "--no-index", "--python", venv_python]
+        argv = [
+            uv,
+            "pip",
+            "install",
+            "--dry-run",
+            "--offline",
+            "--no-index",
+            "--python",
+            venv / "bin" / "python",
+        ]
         argv += [*args, "-r", empty]
         env = child_env({k: None for k in os.environ if k.startswith("UV_")} | {"UV_NO_CONFIG": "1"})
     proc = run(argv, env=env, check=False, kind="probe")

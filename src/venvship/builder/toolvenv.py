@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -12,8 +13,9 @@ from typing import Mapping, Sequence
 
 from .._fsutil import atomic_write, file_lock, mark_used
 from .._log import logger
-from .._process import child_env, run
+from .._process import child_env
 from ..errors import BuildError, ProcessError
+from .sandbox import Sandbox, unsound
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,11 @@ class BuilderSpec:
     ignore_pip_config: bool
 
 
-def ensure_builder(spec: BuilderSpec, *, cache: Path, fingerprint: str, rebuild: bool = False) -> Builder:
-    """Return the builder venv for ``spec`` (``fingerprint`` names its inputs), creating it if missing."""
+def ensure_builder(
+    spec: BuilderSpec, *, cache: Path, fingerprint: str, sandbox: Sandbox, rebuild: bool = False
+) -> Builder:
+    """Return the builder venv for ``spec`` (``fingerprint`` names its inputs), creating it if
+    missing, as ``sandbox``'s build code may run it: a copy it cannot change."""
     key = hashlib.sha256(json.dumps([spec.python, fingerprint, list(spec.bootstrap)]).encode()).hexdigest()[
         :16
     ]
@@ -76,57 +81,59 @@ def ensure_builder(spec: BuilderSpec, *, cache: Path, fingerprint: str, rebuild:
     with file_lock(cache / "builders" / f"{key}.lock"):
         if rebuild and root.exists():
             shutil.rmtree(root)
-        if not marker.is_file():
-            _create(root, spec)
+        # A builder venv runs every later build's pip: one that another user could have changed
+        # (an older venvship let build code write it) is made again, not reused.
+        fault = unsound(root) if marker.is_file() else None
+        if fault is not None:
+            logger.warning("builder venv %s: %s may have been changed; making it again", root, fault)
+        if fault is not None or not marker.is_file():
+            _create(root, spec, sandbox)
         mark_used(marker)
         tools = json.loads(marker.read_text())["tools"]
+        runnable = sandbox.mirror(root)
     return Builder(
-        root=root,
-        env=pip_env(spec.env, builder_bin=root / "bin", ignore_pip_config=spec.ignore_pip_config),
+        root=runnable,
+        env=pip_env(spec.env, builder_bin=runnable / "bin", ignore_pip_config=spec.ignore_pip_config),
         tools=tools,
     )
 
 
-def _create(root: Path, spec: BuilderSpec) -> None:
-    # Built in place (venv scripts are not relocatable); the marker written last says it is whole.
-    staging = root
-    shutil.rmtree(staging, ignore_errors=True)
+def _create(root: Path, spec: BuilderSpec, sandbox: Sandbox) -> None:
+    """Make the builder venv as the build user, then take it over: the build requirements' own
+    build code runs while it is made, and none of it may change the venv afterwards."""
     logger.info("creating builder venv %s", root)
-    penv = pip_env(spec.env, builder_bin=staging / "bin", ignore_pip_config=spec.ignore_pip_config)
+    made = sandbox.outbox("builder-venv") / "venv"
+    penv = pip_env(spec.env, builder_bin=made / "bin", ignore_pip_config=spec.ignore_pip_config)
     try:
+        # The interpreter itself, not the name or venv that leads to it: the new venv's python links
+        # to what made it, and the build user may not reach a link's folder (a venv in root's own
+        # 0700 folder) where it reaches the interpreter (sandbox exposes that, see _exposing).
+        base = os.path.realpath(spec.python)
+        sandbox.run([base, "-m", "venv", "--without-pip", made], env=penv, kind="venv")
         # pip goes in by a step of our own: venv runs ensurepip with its output hidden, so a full
         # disk would read "ensurepip returned non-zero exit status 1".
-        run([spec.python, "-m", "venv", "--without-pip", staging], env=penv, kind="venv")
-        run(
-            [staging / "bin" / "python", "-m", "ensurepip", "--upgrade", "--default-pip"],
-            env=penv,
-            kind="venv",
-        )
-        pip: list[str | os.PathLike[str]] = [staging / "bin" / "python", "-m", "pip", "install", "-q"]
+        python = made / "bin" / "python"
+        sandbox.run([python, "-m", "ensurepip", "--upgrade", "--default-pip"], env=penv, kind="venv")
+        pip: list[str | os.PathLike[str]] = [python, "-m", "pip", "install", "-q"]
         # The interpreter's bundled pip only installs venvship's pinned tools (under the global
         # constraints alone): it may be too old for the recipe's own lines (git+file URLs).
-        run(
-            [*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap],
-            env=penv,
-            kind="install",
-            untrusted=True,
+        sandbox.run([*pip, *spec.global_args, *spec.pip_args, *spec.bootstrap], env=penv, kind="install")
+        sandbox.run(
+            [*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements], env=penv, kind="install"
         )
-        run(
-            [*pip, *spec.constraint_args, *spec.pip_args, *spec.requirements],
-            env=penv,
-            kind="install",
-            untrusted=True,
-        )
-        listing: list[str | os.PathLike[str]] = [
-            staging / "bin" / "python",
-            "-m",
-            "pip",
-            "list",
-            "--format=json",
-        ]
-        frozen = run(listing, env=penv, kind="probe").stdout
     except ProcessError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise BuildError(f"creating the builder venv failed:\n{exc}") from exc
-    tools = {p["name"].lower(): p["version"] for p in json.loads(frozen)}
-    atomic_write(staging / "venvship-builder.json", json.dumps({"tools": tools}, sort_keys=True).encode())
+    # Every process of the build code has ended (its pid namespace with it): the copy is final.
+    sandbox.adopt(made, root)
+    atomic_write(root / "venvship-builder.json", json.dumps({"tools": _tools(root)}, sort_keys=True).encode())
+
+
+def _tools(root: Path) -> dict[str, str]:
+    """Return the distributions installed in the venv at ``root``, read from their metadata files
+    (no code of the venv runs for it)."""
+    paths = [str(p) for p in sorted(root.glob("lib/python*/site-packages"))]
+    return {
+        str(d.metadata["Name"]).lower(): str(d.version)
+        for d in importlib.metadata.distributions(path=paths)
+        if d.metadata["Name"]
+    }

@@ -22,11 +22,11 @@ from packaging.version import Version
 
 from .._fsutil import atomic_write, mark_used
 from .._log import activity, progress
-from .._process import run
 from ..artifact.documents import Wheel
 from ..errors import BuildError, ProcessError
 from .piplog import PipFailure, explain, log_args
 from .resolve import Resolved
+from .sandbox import Sandbox
 from .toolvenv import Builder
 
 _CHUNK = 1 << 20
@@ -161,10 +161,14 @@ def acquire(
     platform_key: str,
     pip_args: Sequence[str],
     workdir: Path,
+    sandbox: Sandbox,
     rebuild: bool = False,
     reuse: Reuse | None = None,
 ) -> Acquired:
-    """Return a cached wheel for every item, building or downloading only what is missing."""
+    """Return a cached wheel for every item, building or downloading only what is missing.
+
+    pip downloads and builds in ``sandbox``; what it leaves is copied into ``workdir`` and checked.
+    """
     result = Acquired()
     found: dict[str, CachedWheel] = {}
     to_fetch: list[Resolved] = []
@@ -190,14 +194,22 @@ def acquire(
 
     downloads = [i for i in to_fetch if i.kind == "wheel"]
     builds = [i for i in to_fetch if i.kind != "wheel"]
-    for item, path in _download(downloads, builder=builder, pip_args=pip_args, workdir=workdir / "dl"):
+    fetched = _download(
+        downloads, builder=builder, pip_args=pip_args, workdir=workdir / "dl", sandbox=sandbox
+    )
+    for item, path in fetched:
         found[item.source] = cache.store(
             path, name=item.name, version=item.version, key=cache_key(item, platform_key)
         )
         result.downloaded.append(path.name)
     for n, item in enumerate(progress(builds, label="building wheels")):
         path = _build(
-            item, builder=builder, pip_args=pip_args, workdir=workdir / f"build-{n}", rebuild=rebuild
+            item,
+            builder=builder,
+            pip_args=pip_args,
+            workdir=workdir / f"build-{n}",
+            sandbox=sandbox,
+            rebuild=rebuild,
         )
         build_key = cache_key(item, platform_key) if item.cacheable else None
         found[item.source] = cache.store(path, name=item.name, version=item.version, key=build_key)
@@ -211,6 +223,19 @@ def _local_file(spec_url: str) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
+def _readable_spec(item: Resolved, sandbox: Sandbox, name: str) -> str:
+    """Return ``item``'s spec, a local archive in it copied where the build user can read it (its
+    original may sit in a folder of root's); the ``#sha256=`` pip checks stays on it."""
+    url, _, fragment = item.spec.partition(" @ ")[2].partition("#")
+    local = _local_file(url)
+    if local is None or not local.is_file():
+        return item.spec
+    copy = sandbox.shared(f"{name}-source") / local.name
+    shutil.copyfile(local, copy)
+    copy.chmod(0o644)
+    return f"{item.name} @ {copy.as_uri()}" + (f"#{fragment}" if fragment else "")
+
+
 def _with_network(failure: PipFailure) -> str:
     """Return ``failure``'s lines, led by the pages pip could not fetch when there were any."""
     if not failure.unreachable:
@@ -220,7 +245,7 @@ def _with_network(failure: PipFailure) -> str:
 
 
 def _download(
-    items: Sequence[Resolved], *, builder: Builder, pip_args: Sequence[str], workdir: Path
+    items: Sequence[Resolved], *, builder: Builder, pip_args: Sequence[str], workdir: Path, sandbox: Sandbox
 ) -> list[tuple[Resolved, Path]]:
     out = []
     remote = []
@@ -232,32 +257,33 @@ def _download(
         else:
             remote.append(item)
     if remote:
-        workdir.mkdir(parents=True, exist_ok=True)
+        outbox = sandbox.outbox("download")
+        log = outbox / "download.log"
 
         def downloaded() -> int:
-            return sum(1 for _ in workdir.glob("*.whl"))
+            return sum(1 for _ in outbox.glob("*.whl"))
 
         try:
             with activity("downloading wheels", total=len(remote), poll=downloaded):
-                run(
+                sandbox.run(
                     builder.pip(
                         "download",
                         "--no-deps",
                         "--quiet",
-                        *log_args(workdir.parent / "download.log"),
+                        *log_args(log),
                         "-d",
-                        workdir,
+                        outbox,
                         *pip_args,
                         *(i.spec for i in remote),
                     ),
                     env=builder.env,
                     kind="download",
-                    untrusted=True,
                 )
         except ProcessError as exc:
-            failure = explain(exc.output, workdir.parent / "download.log")
+            failure = explain(exc.output, log)
             raise BuildError(f"downloading wheels failed:\n{_with_network(failure)}") from exc
-        by_sha = {file_sha256(p): p for p in workdir.glob("*.whl")}
+        taken = [sandbox.take(p, workdir) for p in sorted(outbox.glob("*.whl"))]
+        by_sha = {file_sha256(p): p for p in taken}
         for item in remote:
             path = by_sha.get(item.sha256 or "")
             if path is None:
@@ -272,36 +298,43 @@ def _download(
 
 
 def _build(
-    item: Resolved, *, builder: Builder, pip_args: Sequence[str], workdir: Path, rebuild: bool
+    item: Resolved,
+    *,
+    builder: Builder,
+    pip_args: Sequence[str],
+    workdir: Path,
+    sandbox: Sandbox,
+    rebuild: bool,
 ) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    outbox = sandbox.outbox(workdir.name)
+    log = sandbox.outbox(f"{workdir.name}-log") / "pip.log"  # a folder of its own: not taken as a wheel
     extra = ["--no-cache-dir"] if rebuild else []
+    spec = _readable_spec(item, sandbox, workdir.name)
     try:
-        run(
+        sandbox.run(
             builder.pip(
                 "wheel",
                 "--no-deps",
                 "--no-build-isolation",
                 "--quiet",
-                *log_args(workdir.parent / f"{workdir.name}.log"),
+                *log_args(log),
                 "-w",
-                workdir,
+                outbox,
                 *extra,
                 *pip_args,
-                item.spec,
+                spec,
             ),
             env=builder.env,
             kind="build",
-            untrusted=True,
         )
     except ProcessError as exc:
-        failure = explain(exc.output, workdir.parent / f"{workdir.name}.log")
+        failure = explain(exc.output, log)
         network = _with_network(PipFailure(detail="", unreachable=failure.unreachable))
         raise BuildError(
             f"building a wheel of {item.name} {item.version} failed:\n{exc.output[-3000:]}\n{network}".rstrip()
         ) from exc
-    wheels = list(workdir.glob("*.whl"))
+    wheels = list(outbox.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"building {item.name} gave {len(wheels)} wheels, expected 1")
-    return wheels[0]
+    return sandbox.take(wheels[0], workdir)

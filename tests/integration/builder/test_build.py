@@ -17,7 +17,7 @@ import pytest
 
 from tests.hostfacts import NATIVE_WHEEL_TAGS, PLATFORM_KEY, platform_key_for
 from tests.integration.conftest import LocalIndex, RecipeWriter
-from tests.needs import require_python
+from tests.needs import needs_root, require_python
 from tests.pythons import OTHER_PYTHONS, find_python
 from tests.signing import make_key, write_policy
 from venvship.artifact.documents import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
@@ -483,3 +483,39 @@ def test_one_index_for_several_pythons(
     _, config = _config(layout, f"demo:1.0-{platform_key_for(other_abi)}")
     assert config.python.executable == str(other)
     assert "tag moved" not in capsys.readouterr().err
+
+
+@needs_root
+def test_a_venv_python_in_a_folder_only_root_enters_builds(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path
+) -> None:
+    """A recipe's python may be a venv's in a folder of root's that the build user cannot enter
+    (a CI job's 0700 scratch folder): the build code runs the interpreter it leads to."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", closed / "py"], check=True)
+    recipe = write_recipe(python=str(closed / "py" / "bin" / "python3"))
+    result = build_recipe(
+        load_recipe(recipe), output=Layout.create(tmp_path / "oci"), options=BuildOptions(cache=cache)
+    )
+    assert result.status == "built" and result.packages == 2
+
+
+def test_pips_environment_is_an_input(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip reads PIP_* settings (and its config files) as well as the recipe: changing one is a
+    changed input, so the build runs again instead of reporting the old artifact unchanged."""
+    layout = Layout.create(tmp_path / "oci")
+    recipe = load_recipe(write_recipe(packages=["alpha"]))
+    assert build_recipe(recipe, output=layout, options=BuildOptions(cache=cache)).status == "built"
+    pins = tmp_path / "pins"
+    pins.mkdir(mode=0o755)
+    (pins / "constraints.txt").write_text("alpha==1.0\n")
+    pins.chmod(0o755)
+    tmp_path.chmod(0o711)  # pip runs as the build user, who reads the file
+    monkeypatch.setenv("PIP_CONSTRAINT", str(pins / "constraints.txt"))
+    again = build_recipe(recipe, output=layout, options=BuildOptions(cache=cache))
+    assert again.status == "built"
+    _, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
+    assert {w.name: w.version for w in config.lock}["alpha"] == "1.0"
