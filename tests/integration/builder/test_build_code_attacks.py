@@ -40,6 +40,13 @@ from venvship.oci.layout import Layout
 pytestmark = [needs_root, needs_nobody]
 
 LATE = 3  # seconds the lingering process waits before it strikes
+# A CI job's environment: keys venvship never sees as its own secrets (an ecr-login credential
+# helper turns the AWS keys into the registry's password).
+JOB_SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-of-the-job",
+    "CI_JOB_TOKEN": "job-token-of-the-job",
+    "GITHUB_TOKEN": "github-token-of-the-job",
+}
 
 SETUP = """
 import glob, json, os, shutil, subprocess, sys, sysconfig
@@ -104,6 +111,8 @@ def pip_cache():
     shutil.copy(EVIL_WHEEL, folder)
 
 
+with open(os.path.join(REPORT, "environ.json"), "w") as fh:
+    json.dump(dict(os.environ), fh)
 note("resolutions", resolutions)
 note("pth", pth)
 note("wheel-cache", wheel_cache)
@@ -224,20 +233,26 @@ def aftermath(tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex)
         folder.chmod(0o755)
     recipes, out = root / "recipes", root / "oci"
     recipes.mkdir()
-    home = os.environ.get("HOME")
+    saved = {name: os.environ.get(name) for name in ("HOME", *JOB_SECRETS)}
     os.environ["HOME"] = str(root_home)
     try:
         _build(_recipe(recipes, "demo", "1.0", ["alpha"], [local_index.dist]), cache, out)
         before = {p.name: p.read_bytes() for p in (cache / "resolutions").iterdir()}
-        _build(_recipe(recipes, "evil", "1.0", ["evil"], [local_index.dist, hostile_dist]), cache, out)
+        os.environ.update(JOB_SECRETS)  # the job's own: venvship is given none of them
+        evil = _recipe(recipes, "evil", "1.0", ["evil"], [local_index.dist, hostile_dist])
+        evil.write_text(evil.read_text() + 'env = {BUILD_KNOB = "on"}\n')
+        _build(evil, cache, out)
+        for name in JOB_SECRETS:
+            del os.environ[name]
         time.sleep(LATE + 1)  # what was left behind has had its time
         after = {p.name: p.read_bytes() for p in (cache / "resolutions").iterdir() if p.name in before}
         _build(_recipe(recipes, "demo", "1.1", ["alpha"], [local_index.dist]), cache, out)
     finally:
-        if home is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = home
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return Aftermath(
         cache=cache,
         report=report,
@@ -272,6 +287,14 @@ def test_build_code_cannot_write_the_wheel_caches(aftermath: Aftermath) -> None:
     assert not (aftermath.cache / "wheels" / "sha256" / aftermath.evil_wheel).exists()
     assert not (aftermath.root_home / ".cache" / "pip" / "wheels" / "planted").exists()
     assert aftermath.locked != aftermath.evil_wheel
+
+
+def test_build_code_gets_none_of_the_jobs_tokens(aftermath: Aftermath) -> None:
+    seen = json.loads((aftermath.report / "environ.json").read_text())
+    leaked = {name for name, value in seen.items() if value in JOB_SECRETS.values()}
+    assert leaked == set(), leaked
+    assert seen["BUILD_KNOB"] == "on"  # the recipe's build env still reaches it
+    assert seen["HOME"] != str(aftermath.root_home) and seen.get("PATH")
 
 
 def test_build_code_leaves_no_process_behind(aftermath: Aftermath) -> None:
