@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from tests.needs import needs_root
+from tests.needs import needs_nobody, needs_root
 
-from venvship.builder.sandbox import build_user, unsound
+from venvship.builder.builduser import alone, build_user
+from venvship.builder.sandbox import unsound
 from venvship.errors import BuildError
 
 
@@ -44,3 +47,55 @@ def test_a_builder_venv_another_user_could_change_is_unsound(tmp_path: Path) -> 
     if os.geteuid() == 0:
         os.lchown(venv / "lib" / "site.py", 65534, 65534)
         assert unsound(venv) == f"{venv / 'lib' / 'site.py'} (owner uid 65534, mode 0644)"
+
+
+UID = 4243  # a build user without a passwd entry, which no other test runs as
+
+
+@needs_root
+@needs_nobody
+def test_the_build_user_must_be_this_builds_alone() -> None:
+    """A process of the build user that this build started (in a pid namespace of its own, as the
+    sandbox starts each child) is the build's; one started any other way is not."""
+    ns = ["unshare", "--pid", "--fork", "--kill-child"]
+    drop = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "sleep", "30"]
+    own = subprocess.Popen([*ns, *drop])
+    try:
+        deadline = time.monotonic() + 10
+        while not any(_user_of(pid) == UID for pid in _children_of(own.pid)):
+            assert time.monotonic() < deadline, "the sandboxed sleep did not start"
+            time.sleep(0.05)
+        alone(UID)  # its own child in its own pid namespace: the build's
+        other = subprocess.Popen(drop)  # as the build user, in no namespace of a build
+        try:
+            deadline = time.monotonic() + 10
+            while _user_of(other.pid) != UID:
+                assert time.monotonic() < deadline, "the other sleep did not start"
+                time.sleep(0.05)
+            with pytest.raises(BuildError) as caught:
+                alone(UID)
+            assert f"(pid {other.pid}" in str(caught.value) or f", {other.pid}" in str(caught.value)
+        finally:
+            other.kill()
+            other.wait()
+    finally:
+        own.kill()
+        own.wait()
+
+
+def _user_of(pid: int) -> int | None:
+    try:
+        return Path(f"/proc/{pid}").stat().st_uid
+    except OSError:
+        return None
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
