@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from tests.needs import needs_nobody, needs_root
 
+from venvship._process import run
 from venvship.builder.builduser import alone, build_user
 from venvship.builder.sandbox import unsound
-from venvship.errors import BuildError
+from venvship.errors import BuildError, ProcessTimeout
 
 
 @needs_root
@@ -97,5 +100,39 @@ def _children_of(pid: int) -> list[int]:
             if entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
                 found.append(int(entry.name))
         except (OSError, IndexError):
+            continue
+    return found
+
+
+@needs_root
+@needs_nobody
+def test_build_code_out_of_the_process_group_still_dies_when_its_child_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a time limit the child's process group is killed, ``unshare`` with it. Build code can
+    take pip, the first process of the pid namespace, out of that group (by ptrace it makes pip
+    call ``setsid``); it must die all the same, and every process of the namespace with it. Here
+    that first process calls ``setsid`` itself: making pip do it takes a ptrace injection."""
+    monkeypatch.setenv("VENVSHIP_TIMEOUT_OTHER", "1")
+    mark = f"venvship-left-{uuid.uuid4().hex}"
+    code = "import os, sys, time; os.setsid(); time.sleep(60)"
+    with pytest.raises(ProcessTimeout):
+        run(["/usr/bin/python3", "-c", code, mark], untrusted=True, as_user=(UID, UID), kind="other")
+    deadline = time.monotonic() + 5
+    while left := _running(mark):
+        if time.monotonic() > deadline:
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"build code outlived its time limit: pid {left}")
+        time.sleep(0.1)
+
+
+def _running(mark: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and mark.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
             continue
     return found
