@@ -433,6 +433,6 @@ def test_a_build_refuses_while_another_process_runs_as_the_build_user(
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"venvship: error: VENVSHIP_BUILD_USER: uid {uid} also runs processes"), err
-    assert str(neighbour.pid) in err
+    assert str(neighbour.pid) in err or ", …)" in err  # the first few are named
     index = out / "index.json"
     assert not index.exists() or "demo:" not in index.read_text()  # nothing of it was written
