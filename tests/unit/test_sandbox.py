@@ -62,7 +62,7 @@ def test_the_build_user_must_be_this_builds_alone() -> None:
     sandbox starts each child) is the build's; one started any other way is not."""
     ns = ["unshare", "--pid", "--fork", "--kill-child"]
     drop = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "sleep", "30"]
-    own = subprocess.Popen([*ns, *drop])
+    own = subprocess.Popen([*ns, *drop[:-2], "--pdeathsig=KILL", *drop[-2:]])  # ends with unshare
     try:
         deadline = time.monotonic() + 10
         while not any(_user_of(pid) == UID for pid in _children_of(own.pid)):
