@@ -142,7 +142,11 @@ def _untrusted_argv(args: list[str], as_user: tuple[int, int] | None, prelude: s
     # A pid namespace of its own: when the child (its pid 1) ends, the kernel kills every process
     # it left behind, so nothing the build code started outlives it (a double fork included).
     uid, gid = as_user
-    user = (f"--reuid={uid}", f"--regid={gid}", "--clear-groups")
+    # --pdeathsig: unshare's --kill-child asks the kernel to kill its child when unshare dies, which
+    # the kernel forgets when the child changes its user; set again once it has, it ends the child
+    # (and with it the namespace) when a time limit kills unshare, even if the build code took the
+    # child out of the process group that is killed.
+    user = (f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--pdeathsig=KILL")
     ns = ["unshare", "--pid", "--fork", "--kill-child"]
     if prelude:  # root's own setup in a mount namespace of the child's, before it drops to the user
         ns += ["--mount", "sh", "-c", f'set -e\n{prelude}\nexec "$@"', "sh"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -35,9 +34,8 @@ from urllib.parse import unquote, urlparse
 
 from .._process import Kind, run
 from ..errors import BuildError
+from .builduser import alone, build_user, taking_turns
 from .cachedir import others_may_rename
-
-BUILD_USER_VARIABLE = "VENVSHIP_BUILD_USER"
 
 # A script pip wrote names its venv's python in its first line; the venv moves (the build user's
 # folder, the cache, each build's mirror), so the line becomes one that finds the python beside
@@ -46,29 +44,6 @@ _RELOCATABLE = b'#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")"/p
 _CHUNK = 1 << 20
 # A local folder named by a file: URL (not a git+file: repository, which pip clones elsewhere).
 _FOLDER_URL = re.compile(r"(?<![+\w])file://[^\s;#\"']+")
-
-
-def build_user() -> tuple[int, int] | None:
-    """Return the (uid, gid) dependencies' build code runs as: as root, ``$VENVSHIP_BUILD_USER``
-    (a name or a uid) or ``nobody``; None for any other user, whose build code runs as itself.
-
-    Example: ``build_user()`` → ``(65534, 65534)`` as root
-    """
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get(BUILD_USER_VARIABLE, "").strip() or "nobody"
-    try:
-        entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
-        ids = (entry.pw_uid, entry.pw_gid)
-    except KeyError:
-        if not name.isdigit():
-            raise BuildError(f"{BUILD_USER_VARIABLE}={name!r}: no such user") from None
-        ids = (int(name), int(name))  # a uid without a passwd entry (containers): its own group
-    if 0 in ids:
-        raise BuildError(
-            f"{BUILD_USER_VARIABLE}={name!r}: dependencies' build code must not run with root's uid or group"
-        )
-    return ids
 
 
 @dataclass(frozen=True)
@@ -118,17 +93,27 @@ class Sandbox:
         kind: Kind,
         merge_stderr: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv``, which may run a dependency's code, as the build user in this sandbox."""
-        return run(
-            argv,
-            env=self.env(env),
-            cwd=self.home,
-            kind=kind,
-            untrusted=True,
-            as_user=self.user,
-            prelude=self.prelude,
-            merge_stderr=merge_stderr,
-        )
+        """Run ``argv``, which may run a dependency's code, as the build user in this sandbox.
+
+        Raises BuildError when a process of the build user runs that this build did not start
+        (before, or once the child has ended and its pid namespace with it).
+        """
+        if self.user is not None:
+            alone(self.user[0])
+        try:
+            return run(
+                argv,
+                env=self.env(env),
+                cwd=self.home,
+                kind=kind,
+                untrusted=True,
+                as_user=self.user,
+                prelude=self.prelude,
+                merge_stderr=merge_stderr,
+            )
+        finally:
+            if self.user is not None:
+                alone(self.user[0])  # what it left could have been changed since: nothing is taken
 
     def take(self, path: Path, folder: Path) -> Path:
         """Return a copy in ``folder`` of the file the build code left at ``path``.
@@ -292,8 +277,10 @@ def sandbox(*, interpreters: Sequence[str] = ()) -> Iterator[Sandbox]:
     """Yield a fresh sandbox for one build, removed afterwards; its build code can run
     ``interpreters`` even when they sit in a folder of root's (pyenv's in /root).
 
-    Raises BuildError when the build user is unknown, or when another user could rename the
-    scratch folder (and so choose the build's inputs).
+    Raises BuildError when the build user is unknown, when another user could rename the
+    scratch folder (and so choose the build's inputs), or when a process of the build user runs
+    that this build did not start (see :mod:`.builduser`); waits while another build of the same
+    build user runs.
 
     Example: ``with sandbox() as sb: sb.run([python, "-m", "pip", "wheel", ...], env=env, kind="build")``
     """
@@ -309,6 +296,17 @@ def sandbox(*, interpreters: Sequence[str] = ()) -> Iterator[Sandbox]:
         raise BuildError(
             f"{closed}: the build user cannot reach the build's scratch folder under {base} (set TMPDIR)"
         )
+    with contextlib.ExitStack() as turns:
+        if user is not None:
+            turns.enter_context(taking_turns(user[0]))
+            alone(user[0])
+        with _scratch(base, user, interpreters) as sb:
+            yield sb
+
+
+@contextlib.contextmanager
+def _scratch(base: str, user: tuple[int, int] | None, interpreters: Sequence[str]) -> Iterator[Sandbox]:
+    """Yield the sandbox in a new scratch folder under ``base``; remove the folder afterwards."""
     root = Path(tempfile.mkdtemp(prefix="venvship-build-", dir=base))
     try:
         # Traversable (not listable) by the build user, who reaches its home, inputs and outboxes.

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 from .._fsutil import atomic_write, file_lock, mark_used
 from .._log import logger
-from .._process import child_env
+from .._process import ALLOWED_ENV, PROXY_VARIABLES
 from ..errors import BuildError, ProcessError
 from .sandbox import Sandbox, unsound
 
@@ -35,19 +35,38 @@ class Builder:
         return [self.python, "-m", "pip", *args]
 
 
+# What the builder's pip, and so every dependency's build code, gets of this process's environment
+# (#20): what pip, git, compilers and Rust read. Never the rest: a CI job's tokens and cloud keys
+# (AWS keys an ecr-login credential helper turns into the registry's password) are not build code's
+# to read. The recipe's build env comes on top.
+BUILD_ENV = frozenset(
+    {
+        *ALLOWED_ENV,
+        *PROXY_VARIABLES,
+        "HOME",  # replaced by the sandbox's own as root; a user's own pip.conf and netrc otherwise
+        "TMPDIR",
+        "SOURCE_DATE_EPOCH",
+        *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"),
+        *("CC", "CXX", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS", "PKG_CONFIG_PATH"),
+        *("CARGO_HOME", "RUSTUP_HOME", "RUSTFLAGS"),
+    }
+)
+BUILD_ENV_PREFIXES = ("LC_", "PIP_")
+
+
 def pip_env(base: Mapping[str, str], *, builder_bin: Path | None, ignore_pip_config: bool) -> dict[str, str]:
-    """Return the environment for the builder's pip calls."""
-    changes: dict[str, str | None] = dict(base)
-    # The recipe decides what pip sees; a stray virtualenv on PATH must not leak in.
-    changes["VIRTUAL_ENV"] = None
-    changes["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    changes["PIP_NO_INPUT"] = "1"
+    """Return the environment for the builder's pip calls: :data:`BUILD_ENV` and ``PIP_*`` of this
+    process's, then ``base`` (the recipe's build env)."""
+    env = {k: v for k, v in os.environ.items() if k in BUILD_ENV or k.startswith(BUILD_ENV_PREFIXES)}
+    env.update(base)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
     if ignore_pip_config:  # venv_pip_upgrade_noconf: a broken site pip.conf must not break builds
-        changes["PIP_CONFIG_FILE"] = os.devnull
+        env["PIP_CONFIG_FILE"] = os.devnull
     if builder_bin is not None:
         # Build tools such as maturin are found on PATH, as the role does (eb2fd11).
-        changes["PATH"] = f"{builder_bin}{os.pathsep}{os.environ.get('PATH', '')}"
-    return child_env(changes)
+        env["PATH"] = f"{builder_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
 
 
 @dataclass(frozen=True)

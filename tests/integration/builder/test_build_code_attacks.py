@@ -19,7 +19,9 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import tarfile
+import tempfile
 import textwrap
 import time
 import uuid
@@ -34,12 +36,20 @@ from tests.integration.conftest import LocalIndex
 from tests.integration.install.conftest import make_wheel
 from tests.needs import needs_nobody, needs_root
 from venvship.artifact.documents import Manifest, VenvConfig
+from venvship.builder.builduser import build_user
 from venvship.cli.venvship_main import main
 from venvship.oci.layout import Layout
 
 pytestmark = [needs_root, needs_nobody]
 
 LATE = 3  # seconds the lingering process waits before it strikes
+# A CI job's environment: keys venvship never sees as its own secrets (an ecr-login credential
+# helper turns the AWS keys into the registry's password).
+JOB_SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-of-the-job",
+    "CI_JOB_TOKEN": "job-token-of-the-job",
+    "GITHUB_TOKEN": "github-token-of-the-job",
+}
 
 SETUP = """
 import glob, json, os, shutil, subprocess, sys, sysconfig
@@ -104,6 +114,8 @@ def pip_cache():
     shutil.copy(EVIL_WHEEL, folder)
 
 
+with open(os.path.join(REPORT, "environ.json"), "w") as fh:
+    json.dump(dict(os.environ), fh)
 note("resolutions", resolutions)
 note("pth", pth)
 note("wheel-cache", wheel_cache)
@@ -224,20 +236,26 @@ def aftermath(tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex)
         folder.chmod(0o755)
     recipes, out = root / "recipes", root / "oci"
     recipes.mkdir()
-    home = os.environ.get("HOME")
+    saved = {name: os.environ.get(name) for name in ("HOME", *JOB_SECRETS)}
     os.environ["HOME"] = str(root_home)
     try:
         _build(_recipe(recipes, "demo", "1.0", ["alpha"], [local_index.dist]), cache, out)
         before = {p.name: p.read_bytes() for p in (cache / "resolutions").iterdir()}
-        _build(_recipe(recipes, "evil", "1.0", ["evil"], [local_index.dist, hostile_dist]), cache, out)
+        os.environ.update(JOB_SECRETS)  # the job's own: venvship is given none of them
+        evil = _recipe(recipes, "evil", "1.0", ["evil"], [local_index.dist, hostile_dist])
+        evil.write_text(evil.read_text() + 'env = {BUILD_KNOB = "on"}\n')
+        _build(evil, cache, out)
+        for name in JOB_SECRETS:
+            del os.environ[name]
         time.sleep(LATE + 1)  # what was left behind has had its time
         after = {p.name: p.read_bytes() for p in (cache / "resolutions").iterdir() if p.name in before}
         _build(_recipe(recipes, "demo", "1.1", ["alpha"], [local_index.dist]), cache, out)
     finally:
-        if home is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = home
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return Aftermath(
         cache=cache,
         report=report,
@@ -274,6 +292,14 @@ def test_build_code_cannot_write_the_wheel_caches(aftermath: Aftermath) -> None:
     assert aftermath.locked != aftermath.evil_wheel
 
 
+def test_build_code_gets_none_of_the_jobs_tokens(aftermath: Aftermath) -> None:
+    seen = json.loads((aftermath.report / "environ.json").read_text())
+    leaked = {name for name, value in seen.items() if value in JOB_SECRETS.values()}
+    assert leaked == set(), leaked
+    assert seen["BUILD_KNOB"] == "on"  # the recipe's build env still reaches it
+    assert seen["HOME"] != str(aftermath.root_home) and seen.get("PATH")
+
+
 def test_build_code_leaves_no_process_behind(aftermath: Aftermath) -> None:
     lingering = []
     for proc in Path("/proc").iterdir():
@@ -307,3 +333,106 @@ def test_a_build_requirements_pth_never_runs_as_root(
     _build(recipe, root / "cache", root / "oci")
     uids = (report / "ran").read_text().split()
     assert uids and "0" not in uids, uids  # it ran, and only as the build user
+
+
+# Another build's code, or any service that runs as the build user: it finds each wheel build's
+# outbox in the command lines of root's children (anyone may read them) and rewrites the wheel
+# there before root takes it.
+NEIGHBOUR = """
+import os, sys, time
+evil_path, report, seconds, tmp = sys.argv[1:5]
+with open(evil_path, "rb") as fh:
+    evil = fh.read()
+open(os.path.join(report, "ready"), "w").close()
+deadline, looked, outboxes = time.monotonic() + float(seconds), 0.0, set()
+while time.monotonic() < deadline:
+    if time.monotonic() - looked > 0.05:
+        looked = time.monotonic()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                    words = fh.read().decode(errors="replace").split("\\0")
+            except OSError:
+                continue
+            # Only the test's own build (the machine may run others).
+            outboxes.update(b for a, b in zip(words, words[1:]) if a == "-w" and b.startswith(tmp + "/venvship-build-"))
+    for box in list(outboxes):
+        try:
+            names = [n for n in os.listdir(box) if n.startswith("alpha-") and n.endswith(".whl")]
+        except OSError:
+            outboxes.discard(box)
+            continue
+        for name in names:
+            try:
+                with open(os.path.join(box, name), "r+b") as fh:
+                    if fh.read() != evil:
+                        fh.seek(0)
+                        fh.write(evil)
+                        fh.truncate()
+                        with open(os.path.join(report, "rewritten"), "a") as note:
+                            note.write(name + "\\n")
+            except OSError:
+                pass
+    time.sleep(0.001)
+"""
+
+
+def test_a_build_refuses_while_another_process_runs_as_the_build_user(
+    tmp_path_factory: pytest.TempPathFactory, local_index: LocalIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every process of one user reaches every other's files (and, by ptrace, its memory): a
+    process of the build user that this build did not start could change what it makes."""
+    root = tmp_path_factory.mktemp("neighbour")
+    root.chmod(0o755)
+    report = root / "report"
+    report.mkdir()
+    report.chmod(0o777)
+    links = root / "links"
+    evil = make_wheel(links, "alpha", "1.1", body="EVIL = True")  # the version the build makes
+    links.chmod(0o755)
+    argv = [str(evil), str(report), "120", tempfile.gettempdir()]
+    ids = build_user()
+    assert ids is not None
+    uid, gid = ids
+    neighbour = subprocess.Popen(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            NEIGHBOUR,
+            *argv,
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (report / "ready").exists():
+            assert time.monotonic() < deadline and neighbour.poll() is None, "the neighbour did not start"
+            time.sleep(0.05)
+        out = root / "oci"
+        recipe = _recipe(root, "demo", "1.0", ["alpha"], [local_index.dist])
+        argv = [
+            "build",
+            str(recipe),
+            "--output",
+            f"oci:{out}",
+            "--cache-dir",
+            str(root / "cache"),
+            "--no-distro-packages",
+        ]
+        code = main(argv)
+        if code == 0:
+            locked = _alpha(out, "1.0")
+            evil_sha = hashlib.sha256(evil.read_bytes()).hexdigest()
+            pytest.fail(f"built beside the neighbour; alpha locked {locked} (the neighbour's: {evil_sha})")
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"venvship: error: VENVSHIP_BUILD_USER: uid {uid} also runs processes"), err
+    assert str(neighbour.pid) in err or ", …)" in err  # the first few are named
+    index = out / "index.json"
+    assert not index.exists() or "demo:" not in index.read_text()  # nothing of it was written
