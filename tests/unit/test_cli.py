@@ -96,7 +96,9 @@ def test_an_error_with_json_is_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert json.loads(capsys.readouterr().out)["schema"] == 1
 
 
-def test_an_error_line_carries_no_terminal_control(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_error_line_carries_no_terminal_control(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An error may quote what a store or a user wrote: escape sequences are shown, not sent."""
     folder = tmp_path / "x\x1b[2Jy"
     assert venvship_main.main(["inspect", f"oci:{folder}:demo:1.0"]) == 1

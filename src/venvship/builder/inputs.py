@@ -153,10 +153,20 @@ _PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pi
 # Settings that change how pip talks, not what it installs.
 _PIP_QUIET_SETTINGS = frozenset(
     "PIP_" + name
-    for name in (
-        "CACHE_DIR NO_CACHE_DIR PROGRESS_BAR QUIET VERBOSE NO_INPUT DISABLE_PIP_VERSION_CHECK "
-        "NO_COLOR LOG TIMEOUT RETRIES ROOT_USER_ACTION"
-    ).split()
+    for name in [
+        "CACHE_DIR",
+        "NO_CACHE_DIR",
+        "PROGRESS_BAR",
+        "QUIET",
+        "VERBOSE",
+        "NO_INPUT",
+        "DISABLE_PIP_VERSION_CHECK",
+        "NO_COLOR",
+        "LOG",
+        "TIMEOUT",
+        "RETRIES",
+        "ROOT_USER_ACTION",
+    ]
 )
 
 
