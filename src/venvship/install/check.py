@@ -11,7 +11,7 @@ from dataclasses import replace
 from ..venvformat.create import install_env, site_packages
 from ..venvformat.symlinks import link_system_packages
 from .faults import pause_point
-from .health import canonical_name, health_check, requested_names, top_level_modules
+from .health import Loads, canonical_name, health_check, requested_names, script_modules, top_level_modules
 from .plan import Plan
 from .staging import Staged
 
@@ -34,11 +34,17 @@ def check(plan: Plan, staged: Staged) -> Staged:
         wanted = requested_names(config.requirements) & locked or locked
         modules = top_level_modules(site, wanted)
         modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
+        loads = Loads(
+            imports=tuple(sorted(set(modules))),
+            finds=tuple(script_modules(site, wanted)),
+            sites=(site,),
+            ours=tuple(sorted(set(top_level_modules(site)) | set(modules))),
+        )
         # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
         env = {**install_env(config.install_env, privileged=False), "PYTHONDONTWRITEBYTECODE": "1"}
         health_check(
             staging,
-            modules=sorted(set(modules)),
+            loads=loads,
             command=options.check_command,
             env=env,
             user=options.check_user,
