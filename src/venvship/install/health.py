@@ -7,7 +7,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -88,9 +88,33 @@ def load(name, path):
         raise
     return 1
 
+ours = set(todo["ours"])
+trees = todo["bytecode"]
+if trees:
+    # A venv without bytecode: its modules read the bytecode of the store's copy of their layer
+    # (the same file, unpacked, that a venv with bytecode links), so the check compiles nothing.
+    import importlib._bootstrap_external as bx
+    own_cache, root = bx.cache_from_source, todo["root"] + os.sep
+
+    def cache_from_source(path, debug_override=None, *, optimization=None):
+        own = own_cache(path, debug_override, optimization=optimization)
+        parts = path[len(root):].split(os.sep) if path.startswith(root) else ()
+        for tree in trees.get(parts[3].split(".")[0], ()) if len(parts) > 3 else ():
+            pyc = own_cache(os.path.join(tree, *parts), debug_override, optimization=optimization)
+            if os.path.isfile(pyc):
+                return pyc
+        return own
+
+    bx.cache_from_source = cache_from_source
 for name in todo["import"]:
     try:
         importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top and top not in ours:  # no fresh interpreter would find it either
+            print(f"skipped {name}: it needs {top}, which nothing in this venv provides")
+            continue
+        bad["import", name, ""] = traceback.format_exc(limit=3)
     except BaseException:
         bad["import", name, ""] = traceback.format_exc(limit=3)
 for name in todo["find"]:
@@ -206,6 +230,9 @@ class Loads:
     finds: tuple[str, ...]
     sites: tuple[Path, ...]
     ours: tuple[str, ...]
+    # A venv without bytecode: top-level name → the store trees of the layers that hold it,
+    # whose bytecode the check reads instead of compiling (layout: the venv's, from its root).
+    bytecode: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def script_modules(site: Path, names: set[str]) -> list[str]:
@@ -264,6 +291,8 @@ def health_check(
             "sites": [str(site) for site in loads.sites],
             "ours": loads.ours,
             "alone": _ALONE,
+            "bytecode": dict(loads.bytecode),
+            "root": str(venv),
         }
         argv = [str(python), "-c", _CHECK, json.dumps(todo)]
         what = "import check"

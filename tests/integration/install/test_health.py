@@ -215,3 +215,22 @@ def test_a_console_script_whose_module_is_missing_fails(
     assert proc.returncode == 1
     assert "cannot find tool.cli:" in proc.stderr
     assert not os.path.lexists(pull.dest)
+
+
+def test_without_bytecode_the_check_reads_the_stores_bytecode(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # The check as nobody cannot write bytecode; compiling every module it imports in memory made
+    # it cost seconds more with --no-compile. It reads the layers' bytecode from the store instead,
+    # and the venv still gets none.
+    probe = make_wheel(tmp_path / "w", "probe", "1.0", body="print('cached-from:', __spec__.cached)")
+    argv = pull.argv("install", artifacts.write([probe]), "--no-compile")
+    proc = subprocess.run(
+        [*argv[:3], "-v", *argv[3:]], env=pull.env(), capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    cached = next(
+        line.split(" ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("cached-from: ")
+    )
+    assert cached.startswith(f"{pull.cache}/unpacked/") and cached.endswith(".pyc") and os.path.isfile(cached)
+    assert not list(pull.dest.resolve().rglob("*.pyc"))
