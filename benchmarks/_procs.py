@@ -138,6 +138,7 @@ def run_timed(
                 found = rx.search(text) if name not in seen else None
                 if found:
                     seen[name] = float(found.group(1)) if rx.groups else now
+        proc.stdout.close()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

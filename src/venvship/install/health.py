@@ -243,7 +243,7 @@ def script_modules(site: Path, names: set[str]) -> list[str]:
         points = info / "entry_points.txt"
         if dist not in names or not points.is_file():
             continue
-        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)
         parser.optionxform = str  # type: ignore[assignment,method-assign]  # names keep their case
         try:
             parser.read_string(points.read_text(errors="replace"))
