@@ -23,7 +23,24 @@ VP_MARKS = {
     "pulled": r"^pulled \d+ blobs",
     "checked": r"^health check: ",
     "health": r"^health check: .* in (\d+\.\d+) s",
+    "imports": r"^health check: .*\(imports (\d+\.\d+) s",
+    "extensions": r"^health check: .*extension modules (\d+\.\d+) s\)",
 }
+
+
+def health_where(runs: list[Run]) -> str:
+    """Return where the median health check of ``runs`` spent its time, from what it logged."""
+
+    def median(name: str) -> float:
+        values = sorted(r.marks.get(name, 0.0) for r in runs)
+        return values[len(values) // 2]
+
+    health, imports, extensions = median("health"), median("imports"), median("extensions")
+    return (
+        f"importing the recipe's packages {imports:.2f} s; loading extension modules {extensions:.2f} s;"
+        f" starting the interpreter as the check's user, finding modules and the rest"
+        f" {health - imports - extensions:.2f} s (of {health:.2f} s)"
+    )
 
 
 def where(runs: list[Run]) -> str:

@@ -42,6 +42,7 @@ from _install_setup import (
     changed_wheels,
     extract_pip,
     extract_uv,
+    health_where,
     recipe_variant,
     where,
 )
@@ -229,6 +230,7 @@ def _measure(b: Bench, art: Artifact, art_pip: Artifact, art2: Artifact | None, 
                 "venv-pull's import check as nobody",
                 target=HEALTH,
                 note="imports the recipe's packages, finds its console scripts' modules, loads every extension",
+                where=health_where(vp),
             ),
             Row(
                 SECTION,
@@ -236,6 +238,7 @@ def _measure(b: Bench, art: Artifact, art_pip: Artifact, art2: Artifact | None, 
                 Stats.of(vp_nc, mark="health"),
                 "venv-pull's import check as nobody (--no-compile)",
                 target=HEALTH,
+                where=health_where(vp_nc),
             ),
             Row(
                 SECTION,

@@ -72,8 +72,9 @@ def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
 # setuptools then refuses the stdlib distutils. So a failure here counts only if it happens
 # again alone, in a fresh interpreter.
 _CHECK = """
-import importlib.machinery, importlib.util, json, os, re, subprocess, sys, traceback
+import importlib.machinery, importlib.util, json, os, re, subprocess, sys, time, traceback
 todo = json.loads(sys.argv[1])
+started = time.perf_counter()
 suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
 tagged = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[.](cpython|pypy|graalpy)[^.]*[.]so")
 bad = {}
@@ -117,6 +118,7 @@ for name in todo["import"]:
         bad["import", name, ""] = traceback.format_exc(limit=3)
     except BaseException:
         bad["import", name, ""] = traceback.format_exc(limit=3)
+imported = time.perf_counter()
 for name in todo["find"]:
     try:
         found = importlib.util.find_spec(name) is not None
@@ -124,7 +126,7 @@ for name in todo["find"]:
         found = False
     if not found:
         bad["find", name, ""] = f"no module named {name!r} (a console script of the recipe runs it)"
-loaded = 0
+loaded, found_all = 0, time.perf_counter()
 for site in todo["sites"]:
     for folder, dirs, files in os.walk(site):
         rel = os.path.relpath(folder, site)
@@ -151,6 +153,7 @@ for site in todo["sites"]:
                 loaded += load(name, os.path.join(folder, file))
             except BaseException as exc:
                 bad["ext", name, os.path.join(folder, file)] = f"{type(exc).__name__}: {exc}"
+walked = time.perf_counter()
 for key in list(bad):
     kind, name, path = key
     if kind == "abi":
@@ -174,7 +177,8 @@ for (kind, name, _), tb in bad.items():
     print(f"{what[kind]} {name}:\\n{tb}")
 if not bad:
     print(f"checked: {len(todo['import'])} packages imported, {len(todo['find'])} console script"
-          f" modules found, {loaded} extension modules loaded")
+          f" modules found, {loaded} extension modules loaded (imports {imported - started:.2f} s,"
+          f" finds {found_all - imported:.2f} s, extension modules {walked - found_all:.2f} s)")
 sys.exit(1 if bad else 0)
 """
 

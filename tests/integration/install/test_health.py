@@ -182,7 +182,7 @@ def test_extension_modules_that_load_pass_and_are_counted(
     )
     proc = pull("install", artifacts.write([wheels.demo1, fine], requirements=["demo"]))
     assert (
-        "health check: 1 packages imported, 0 console script modules found, 1 extension modules loaded"
+        "health check: 1 packages imported, 0 console script modules found, 1 extension modules loaded ("
         in (proc.stderr)
     )
     assert pull.python("import finedep._ext as e; print(e.ANSWER)") == "42"
