@@ -160,8 +160,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: venvship against the named baselines, measured in the same run.
 
     ``nox -s bench -- [build] [install] [registry] [verify] [fleet] [--recipe recipes/demo.toml] [--runs N]
-    [--fleet-hosts N] [--fleet-path registry|http|both]``;
-    results also go to build/bench/results.json.
+    [--file-systems both|tmpfs|disk] [--tmpfs DIR] [--fleet-hosts N] [--fleet-path registry|http|both]``;
+    results also go to build/bench/results.json (benchmarks/README.md says how to read them).
     """
     from venvship.install.zipapp import build_zipapp
 

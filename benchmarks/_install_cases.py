@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from _common import Artifact, step
-from _install_setup import NO_CHECK, SECTION, Bench
-from _procs import Run, Stats, check, fresh, run_timed, sh
+from _install_setup import NO_CHECK, SECTION, Bench, where
+from _procs import Run, Series, Stats, check, fresh, run_timed, sh
 from _rows import Row, Target
 
 SECOND_VENV = Target(max_factor=2.0)  # every distribution on the host already, against uv warm
@@ -38,25 +38,28 @@ def second_venv(b: Bench, art: Artifact) -> tuple[list[Row], Path]:
     that host's blob cache (primed, for the no-op)."""
     warm = b.work / "vp-warm-cache"
     check(b.venv_pull(art, b.work / "vp-prime", warm), env=b.ctx.env, log=b.log)
-    step(f"venv-pull, second venv on the host: {b.runs} runs, and --no-compile; uv with a warm cache")
-    vp_warm = b.timed(
-        lambda i: b.venv_pull(art, b.work / "vp-warm", warm), before=lambda i: fresh(b.work / "vp-warm")
+    # uv's cache warm too: one untimed install fills it.
+    check(b.uv_fresh(fresh(b.work / "uv-venv"), compile_=False), env=b.uv_env, log=b.log)
+    step(
+        f"second venv on the host, {b.runs} rounds of: venv-pull and uv with a warm cache, each with and without bytecode"
     )
-    vp_warm_nc = b.timed(
-        lambda i: b.venv_pull(art, b.work / "vp-warm-nc", warm, "--no-compile"),
-        before=lambda i: fresh(b.work / "vp-warm-nc"),
+    vp_warm, uv_warm, vp_warm_nc, uv_warm_nc = b.interleaved(
+        b.vp_series(art, b.work / "vp-warm", warm, before=lambda i: fresh(b.work / "vp-warm")),
+        b.series(
+            lambda i: b.uv_fresh(b.work / "uv-venv", compile_=True),
+            env=b.uv_env,
+            before=lambda i: fresh(b.work / "uv-venv"),
+        ),
+        b.vp_series(
+            art, b.work / "vp-warm-nc", warm, "--no-compile", before=lambda i: fresh(b.work / "vp-warm-nc")
+        ),
+        b.series(
+            lambda i: b.uv_fresh(b.work / "uv-venv-nc", compile_=False),
+            env=b.uv_env,
+            before=lambda i: fresh(b.work / "uv-venv-nc"),
+        ),
     )
     b.uv_runs += vp_warm + vp_warm_nc
-    uv_warm = b.timed(
-        lambda i: b.uv_fresh(b.work / "uv-venv", compile_=True),
-        env=b.uv_env,
-        before=lambda i: fresh(b.work / "uv-venv"),
-    )
-    uv_warm_nc = b.timed(
-        lambda i: b.uv_fresh(b.work / "uv-venv-nc", compile_=False),
-        env=b.uv_env,
-        before=lambda i: fresh(b.work / "uv-venv-nc"),
-    )
     rows = [
         Row(
             SECTION,
@@ -66,6 +69,7 @@ def second_venv(b: Bench, art: Artifact) -> tuple[list[Row], Path]:
             Stats.of(uv_warm),
             f"{b.uv_label} --compile-bytecode, warm uv cache",
             SECOND_VENV,
+            where=where(vp_warm),
         ),
         Row(
             SECTION,
@@ -75,6 +79,7 @@ def second_venv(b: Bench, art: Artifact) -> tuple[list[Row], Path]:
             Stats.of(uv_warm_nc),
             f"{b.uv_label}, warm uv cache",
             SECOND_VENV,
+            where=where(vp_warm_nc),
         ),
     ]
     return rows, warm
@@ -82,10 +87,12 @@ def second_venv(b: Bench, art: Artifact) -> tuple[list[Row], Path]:
 
 def noop(b: Bench, art: Artifact, warm: Path) -> list[Row]:
     """Rerun the install of the second venv: nothing to do."""
-    step(f"no-op reruns: {b.runs} runs each")
-    vp_noop = b.timed(lambda i: b.venv_pull(art, b.work / "vp-warm", warm))
+    step(f"no-op reruns, {b.runs} rounds of venv-pull and uv")
+    vp_noop, uv_noop = b.interleaved(
+        b.vp_series(art, b.work / "vp-warm", warm),
+        b.series(lambda i: sh(b.uv_install(b.work / "uv-venv", b.req, compile_=True)), env=b.uv_env),
+    )
     b.uv_runs += vp_noop
-    uv_noop = b.timed(lambda i: sh(b.uv_install(b.work / "uv-venv", b.req, compile_=True)), env=b.uv_env)
     return [
         Row(
             SECTION,
@@ -102,36 +109,36 @@ def noop(b: Bench, art: Artifact, warm: Path) -> list[Row]:
 def upgrade(b: Bench, art: Artifact, art2: Artifact, req2: Path, pin: str) -> list[Row]:
     """Install ``art2`` (one pin changed) over ``art`` on a host whose cache holds only ``art``."""
 
-    def upgrade(a1: Artifact, a2: Artifact, root: Path, *extra: str) -> list[Run]:
+    def upgrade(root: Path, *extra: str) -> Series:
         cache = root / "cache"
 
         def prepare(i: int) -> None:  # untimed: the first artifact, installed from a new cache
             fresh(root)
-            check(b.venv_pull(a1, root, cache, *extra), env=b.ctx.env, log=b.log)
+            check(b.venv_pull(art, root, cache, *extra), env=b.ctx.env, log=b.log)
 
-        return b.timed(lambda i: b.venv_pull(a2, root, cache, *extra), before=prepare)
+        return b.vp_series(art2, root, cache, *extra, before=prepare)
 
-    step(f"upgrade {pin}: {b.runs} runs each, with and without bytecode (each from a new host)")
-    vp_up = upgrade(art, art2, b.work / "vp-up")
-    vp_up_nc = upgrade(art, art2, b.work / "vp-up-nc", "--no-compile")
-    vp_up_nc_nocheck = upgrade(art, art2, b.work / "vp-up-nc", "--no-compile", *NO_CHECK)
+    def uv_upgrade(venv: Path, *, compile_: bool) -> Series:
+        return b.series(
+            lambda i: sh(b.uv_install(venv, req2, compile_=compile_)),
+            env=b.uv_env,
+            before=lambda i: (
+                fresh(venv),
+                check(b.uv_fresh(venv, compile_=compile_), env=b.uv_env, log=b.log),
+            ),
+        )
+
+    step(
+        f"upgrade {pin}, {b.runs} rounds of: venv-pull and uv in place, with and without bytecode (each from a new host)"
+    )
+    vp_up, uv_up, vp_up_nc, uv_up_nc, vp_up_nc_nocheck = b.interleaved(
+        upgrade(b.work / "vp-up"),
+        uv_upgrade(b.work / "uv-up", compile_=True),
+        upgrade(b.work / "vp-up-nc", "--no-compile"),
+        uv_upgrade(b.work / "uv-up-nc", compile_=False),
+        upgrade(b.work / "vp-up-nc", "--no-compile", *NO_CHECK),
+    )
     b.uv_runs += vp_up + vp_up_nc + vp_up_nc_nocheck
-    uv_up = b.timed(
-        lambda i: sh(b.uv_install(b.work / "uv-up", req2, compile_=True)),
-        env=b.uv_env,
-        before=lambda i: (
-            fresh(b.work / "uv-up"),
-            check(b.uv_fresh(b.work / "uv-up", compile_=True), env=b.uv_env, log=b.log),
-        ),
-    )
-    uv_up_nc = b.timed(
-        lambda i: sh(b.uv_install(b.work / "uv-up-nc", req2, compile_=False)),
-        env=b.uv_env,
-        before=lambda i: (
-            fresh(b.work / "uv-up-nc"),
-            check(b.uv_fresh(b.work / "uv-up-nc", compile_=False), env=b.uv_env, log=b.log),
-        ),
-    )
     up_case = f"upgrade one package ({pin}), blob cache holding the first artifact"
     return [
         Row(
@@ -142,6 +149,7 @@ def upgrade(b: Bench, art: Artifact, art2: Artifact, req2: Path, pin: str) -> li
             Stats.of(uv_up),
             "uv pip install in place --compile-bytecode, warm uv cache",
             UPGRADE,
+            where=where(vp_up),
         ),
         Row(
             SECTION,
@@ -150,6 +158,7 @@ def upgrade(b: Bench, art: Artifact, art2: Artifact, req2: Path, pin: str) -> li
             "venv-pull install --no-compile",
             Stats.of(uv_up_nc),
             "uv pip install in place, warm uv cache",
+            where=where(vp_up_nc),
         ),
         Row(
             SECTION,
@@ -186,7 +195,8 @@ def own_peak_rss(b: Bench, art: Artifact, art2: Artifact | None, cold: Path) -> 
             Stats.of(b.uv_runs),
             "venv-pull install (largest process of its tree)",
             target=PEAK_RSS,
-            note="the tree holds uv, the bytecode workers and the health check's interpreter too",
+            note="the tree holds uv, the bytecode workers and the health check's interpreter too;"
+            " runs on every file system",
         ),
         Row(
             SECTION,
@@ -194,5 +204,6 @@ def own_peak_rss(b: Bench, art: Artifact, art2: Artifact | None, cold: Path) -> 
             Stats.of(own),
             "venv-pull install (its own process: getrusage RUSAGE_SELF)",
             target=PEAK_RSS,
+            fs=b.fs,
         ),
     ]

@@ -12,10 +12,54 @@ from pathlib import Path
 from typing import Callable
 
 from _common import Artifact, Context, RecipeInfo
-from _procs import Argv, BenchError, Run, fresh, q, repeat, sh
+from _procs import Argv, BenchError, Run, Series, fresh, interleaved, q, repeat, sh
 
 SECTION = "install"
 NO_CHECK = ("--check-command", "true")  # extra rows: what venv-pull's default health check costs
+
+# Lines venv-pull logs on the way, for where its time goes: the end of the pull, and the end of
+# the health check with the check's own seconds.
+VP_MARKS = {
+    "pulled": r"^pulled \d+ blobs",
+    "checked": r"^health check: ",
+    "health": r"^health check: .* in (\d+\.\d+) s",
+    "imports": r"^health check: .*\(imports (\d+\.\d+) s",
+    "extensions": r"^health check: .*extension modules (\d+\.\d+) s\)",
+}
+
+
+def health_where(runs: list[Run]) -> str:
+    """Return where the median health check of ``runs`` spent its time, from what it logged."""
+
+    def median(name: str) -> float:
+        values = sorted(r.marks.get(name, 0.0) for r in runs)
+        return values[len(values) // 2]
+
+    health, imports, extensions = median("health"), median("imports"), median("extensions")
+    return (
+        f"importing the recipe's packages {imports:.2f} s; loading extension modules {extensions:.2f} s;"
+        f" starting the interpreter as the check's user, finding modules and the rest"
+        f" {health - imports - extensions:.2f} s (of {health:.2f} s)"
+    )
+
+
+def where(runs: list[Run]) -> str:
+    """Return where the median venv-pull run of ``runs`` spent its time, from its marks."""
+
+    def median(name: str) -> float | None:
+        values = sorted(r.marks[name] for r in runs if name in r.marks)
+        return values[len(values) // 2] if values else None
+
+    wall = sorted(r.wall for r in runs)[len(runs) // 2]
+    pulled, checked, health = median("pulled"), median("checked"), median("health")
+    parts = []
+    if pulled is not None:
+        parts.append(f"start, plan and pull {pulled:.2f} s")
+    if checked is not None and health is not None:
+        parts.append(f"unpack and link {checked - health - (pulled or 0):.2f} s")
+        parts.append(f"health check {health:.2f} s")
+        parts.append(f"switch, record, prune and exit {wall - checked:.2f} s")
+    return "; ".join(parts) + f" (of {wall:.2f} s)" if parts else ""
 
 
 @dataclass
@@ -33,6 +77,7 @@ class Bench:
     req: Path
     uv_env: dict[str, str]
     uv_label: str
+    fs: str = "disk"  # the file system ``work`` is on
     uv_runs: list[Run] = field(default_factory=list)
 
     @property
@@ -62,6 +107,26 @@ class Bench:
         before: Callable[[int], object] | None = None,
     ) -> list[Run]:
         return repeat(self.runs, command, env=env or self.ctx.env, log=self.log, before=before)
+
+    def vp_series(
+        self, a: Artifact, root: Path, cache: Path, *extra: str, before: Callable[[int], object] | None = None
+    ) -> Series:
+        """A series of venv-pull installs of ``a`` (marks: where its time goes)."""
+        argv = self.venv_pull(a, root, cache, *extra)
+        return Series(command=lambda i: argv, env=self.ctx.env, before=before, marks=VP_MARKS)
+
+    def series(
+        self,
+        command: Callable[[int], Argv],
+        *,
+        env: dict[str, str] | None = None,
+        before: Callable[[int], object] | None = None,
+    ) -> Series:
+        return Series(command=command, env=env or self.ctx.env, before=before)
+
+    def interleaved(self, *series: Series) -> list[list[Run]]:
+        """Run ``series`` run by run in turn (see _procs.interleaved); return each one's runs."""
+        return interleaved(self.runs, series, log=self.log)
 
     def uv_install(self, venv: Path, requirements: Path, *, compile_: bool) -> str:
         return (

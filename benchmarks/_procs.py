@@ -22,6 +22,8 @@ else:  # the project depends on tomli there
     pass
 
 TIME_BIN = "/usr/bin/time"  # GNU time: the peak RSS of a command, see run_timed
+TRUSTED_RUNS = 5  # a median of fewer runs is reported but not trusted
+TRUSTED_SPREAD = 0.5  # nor one whose runs spread wider than this fraction of it
 
 Argv = Sequence["str | os.PathLike[str]"]
 
@@ -63,6 +65,21 @@ class Stats:
     def median(self) -> float:
         return statistics.median(self.walls)
 
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: how far apart the runs were."""
+        return (max(self.walls) - min(self.walls)) / self.median if self.median > 0 else 0.0
+
+    @property
+    def trust(self) -> str:
+        """Why the median is not to be trusted, or "" when it is: at least TRUSTED_RUNS runs whose
+        min and max lie within TRUSTED_SPREAD of it (a disk that stalls for seconds fails this)."""
+        if len(self.walls) < TRUSTED_RUNS:
+            return f"{len(self.walls)} run(s), fewer than {TRUSTED_RUNS}"
+        if self.spread > TRUSTED_SPREAD:
+            return f"runs spread over {self.spread:.0%} of the median"
+        return ""
+
     def as_json(self) -> dict[str, Any]:
         return {
             "runs": len(self.walls),
@@ -73,6 +90,8 @@ class Stats:
                 "all": [round(w, 4) for w in self.walls],
             },
             "peak_rss_mib": round(self.rss_kib / 1024, 1),
+            "trusted": not self.trust,
+            "distrust": self.trust or None,
         }
 
 
@@ -83,9 +102,11 @@ def run_timed(
     log: Path,
     cwd: Path | None = None,
     marks: Mapping[str, str] | None = None,
+    require_marks: bool = True,
 ) -> Run:
     """Run ``argv`` to the end; return its wall time, the peak RSS of its largest process, and
-    for each of ``marks`` (name → regex) the seconds until an output line first matched.
+    for each of ``marks`` (name → regex) the seconds until an output line first matched, or, for
+    a regex with a group, the number that group matched (a figure the command reports itself).
 
     Output goes to ``log``. The peak RSS comes from GNU time when it is installed: Linux keeps a
     process's peak RSS across exec, so a child forked from this Python would count this
@@ -114,8 +135,10 @@ def run_timed(
             out.write(line)
             text = line.decode(errors="replace")
             for name, rx in patterns.items():
-                if name not in seen and rx.search(text):
-                    seen[name] = now
+                found = rx.search(text) if name not in seen else None
+                if found:
+                    seen[name] = float(found.group(1)) if rx.groups else now
+        proc.stdout.close()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -126,7 +149,7 @@ def run_timed(
             f"exit {proc.returncode}: {shlex.join(str(a) for a in argv)}\n  (log {log})\n" + "\n".join(tail)
         )
     missing = [name for name in patterns if name not in seen]
-    if missing:
+    if missing and require_marks:
         raise BenchError(
             f"no output line matched {missing} in {shlex.join(str(a) for a in argv)} (log {log})"
         )
@@ -155,6 +178,29 @@ def repeat(
         runs.append(run_timed(command(i), env=env, log=log, marks=marks))
         if after:
             after(i)
+    return runs
+
+
+@dataclass(frozen=True)
+class Series:
+    """One command measured run after run: ``before`` (untimed) prepares each run."""
+
+    command: Callable[[int], Argv]
+    env: Mapping[str, str]
+    before: Callable[[int], object] | None = None
+    marks: Mapping[str, str] | None = None  # optional here: a run need not print every one
+
+
+def interleaved(times: int, series: Sequence[Series], *, log: Path) -> list[list[Run]]:
+    """Run each of ``series`` ``times`` times, run by run in turn (the first run of each, then the
+    second of each, …), so that a slow spell of the machine falls on the tool and its baseline
+    alike; return the runs of each series."""
+    runs: list[list[Run]] = [[] for _ in series]
+    for i in range(times):
+        for one, out in zip(series, runs):
+            if one.before:
+                one.before(i)
+            out.append(run_timed(one.command(i), env=one.env, log=log, marks=one.marks, require_marks=False))
     return runs
 
 

@@ -55,6 +55,8 @@ class Row:
     target: Target | None = None
     note: str = ""
     unit: str = "s"  # or "bytes": the figures are sizes, not wall times
+    fs: str = ""  # the file system the case ran on: "tmpfs", "disk", or "" (not measured per file system)
+    where: str = ""  # where venvship's time went (shown beside a MISS)
 
     @property
     def ratio(self) -> float | None:
@@ -90,6 +92,8 @@ class Row:
             "target": self.target.text() if self.target else None,
             "verdict": self.verdict or None,
             "note": self.note or None,
+            "fs": self.fs or None,
+            "where": self.where or None,
         }
 
 
@@ -119,7 +123,7 @@ def format_rows(rows: Sequence[Row]) -> str:
             lines.append(
                 f"\n== {section}  (median wall [min-max] over the runs, peak RSS of the largest process)"
             )
-        lines.append(f"{row.case}")
+        lines.append(f"{row.case}" + (f"  [{row.fs}]" if row.fs else ""))
         lines.append(f"    {row.ours_label:<70} {_figure(row.ours, row.unit)}")
         if row.base is not None:
             lines.append(f"    {row.base_label:<70} {_figure(row.base, row.unit)}")
@@ -135,18 +139,62 @@ def format_rows(rows: Sequence[Row]) -> str:
             lines.append("    " + "  ".join(tail))
         if row.note:
             lines.append(f"    note: {row.note}")
+        distrust = [
+            f"{who}: {why}"
+            for who, why in (("ours", row.ours.trust), ("baseline", row.base.trust if row.base else ""))
+            if why
+        ]
+        if distrust and row.unit == "s":
+            lines.append(f"    not trusted ({'; '.join(distrust)})")
+        if row.where:
+            lines.append(f"    where the time goes: {row.where}")
     return "\n".join(lines)
 
 
+def _cell(row: Row | None) -> str:
+    """One file system's figures of a target: ours, the baseline, ours/baseline, the verdict."""
+    if row is None:
+        return f"{'-':<38}"
+    if row.unit == "bytes":
+        ours, base = f"{row.ours.median / 1e6:.1f}MB", f"{row.base.median / 1e6:.1f}MB" if row.base else "-"
+    elif row.target is not None and row.target.max_mib is not None:
+        ours, base = f"{row.ours.rss_kib / 1024:.0f}MiB", "-"
+    else:
+        ours, base = f"{row.ours.median:.2f}s", f"{row.base.median:.2f}s" if row.base else "-"
+    times = f"{1 / row.ratio:.2f}x" if row.ratio else "-"
+    trusted = row.ours.trust == "" and (row.base is None or row.base.trust == "")
+    verdict = row.verdict + ("" if trusted or row.unit == "bytes" else "?")
+    return f"{ours:>8} {base:>8} {times:>6} {verdict:<5}"
+
+
 def format_targets(rows: Sequence[Row]) -> str:
-    """Return one line per row with a target: PASS/MISS, the target, the section and case."""
-    lines = [
-        f"  {row.verdict:<4}  {row.target.text():<42} {row.section}: {row.case}"
-        + (f" ({row.ours_label} vs {row.base_label})" if row.base is not None else f" ({row.ours_label})")
-        for row in rows
-        if row.target is not None
-    ]
-    if not lines:
+    """Return one table row per target: the target, then per file system venvship's figure, the
+    baseline's, venvship/baseline and PASS/MISS (judged on tmpfs where both ran; "?": a median
+    not to be trusted, see the rows above), the case, and where the time goes of a MISS."""
+    groups: dict[tuple[str, str, str], dict[str, Row]] = {}
+    judging = "tmpfs" if any(row.fs == "tmpfs" for row in rows) else "disk"
+    for row in rows:
+        if row.target is not None:  # a figure no file system changes (a size) stands where judged
+            groups.setdefault((row.section, row.case, row.ours_label), {})[row.fs or judging] = row
+    if not groups:
         return ""
-    missed = sum(1 for row in rows if row.verdict == "MISS")
-    return f"\n== targets: {len(lines) - missed} PASS, {missed} MISS\n" + "\n".join(lines)
+    judged = [fs.get("tmpfs") or fs["disk"] for fs in groups.values()]
+    missed = sum(1 for row in judged if row.verdict == "MISS")
+    head = f"{'ours':>8} {'baseline':>8} {'x base':>6} {'':<5}"
+    lines = [
+        f"\n== targets: {len(judged) - missed} PASS, {missed} MISS (judged on tmpfs; disk beside;"
+        " ? = a median not trusted)",
+        f"  {'target':<40} | tmpfs {head} | disk  {head} | case",
+    ]
+    for (section, case, label), fs in groups.items():
+        first = fs.get("tmpfs") or fs["disk"]
+        assert first.target is not None
+        versus = f" ({label} vs {first.base_label})" if first.base is not None else f" ({label})"
+        lines.append(
+            f"  {first.target.text():<40} | tmpfs {_cell(fs.get('tmpfs'))} | disk  {_cell(fs.get('disk'))}"
+            f" | {section}: {case}{versus}"
+        )
+        for name, row in fs.items():
+            if row.verdict == "MISS" and row.where:
+                lines.append(f"  {'':<40}   MISS on {name}, where the time goes: {row.where}")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/run.py [build] [install] [registry] [verify] [fleet] [--recipe recipes/demo.toml]``
 (``nox -s bench -- …`` passes the same arguments). Prints one table and writes it as JSON to
-``build/bench/results.json``.
+``build/bench/results.json``. The install section runs on a tmpfs and on disk (``--file-systems``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +40,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--recipe", type=Path, default=ROOT / "recipes" / "keystone.toml", help="(default: %(default)s)"
     )
-    p.add_argument("--runs", type=int, default=3, help="runs of each warm or repeated case (default: 3)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="runs of each case (default: 5; a median of fewer is reported as not trusted)",
+    )
+    p.add_argument(
+        "--file-systems",
+        choices=("both", "tmpfs", "disk"),
+        default="both",
+        help="where the install section's cases run: a tmpfs (judged), the work folder's disk, or both"
+        " (default)",
+    )
+    p.add_argument(
+        "--tmpfs",
+        type=Path,
+        help="a folder on a tmpfs the install section makes its own folder in (default: as root, a"
+        " tmpfs the bench mounts on build/bench/tmpfs and unmounts at the end; /dev/shm will not do:"
+        " venv-pull refuses destinations in system trees)",
+    )
     p.add_argument(
         "--work", type=Path, default=ROOT / "build" / "bench" / "work", help="(default: %(default)s)"
     )
@@ -82,6 +103,18 @@ def _host() -> dict[str, object]:
     }
 
 
+def _fs_type(path: Path) -> str:
+    """Return the type of the file system ``path`` is on, from /proc/mounts (longest mount point)."""
+    best, kind = "", "?"
+    real = str(path.resolve())
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        point = fields[1].replace("\\040", " ")
+        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
@@ -103,11 +136,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         zipapp=args.zipapp.resolve() if args.zipapp else None,
     )
     ctx.work.mkdir(parents=True, exist_ok=True)
+    mounted: Path | None = None
+    file_systems: dict[str, Path] = {}
+    if args.file_systems != "disk":
+        if args.tmpfs is None and os.geteuid() == 0:
+            mounted = ctx.work.parent / "tmpfs"
+            mounted.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "venvship-bench", mounted], check=True)
+            args.tmpfs = mounted
+        elif args.tmpfs is None:
+            _parser().error("--tmpfs DIR is needed when not run as root (or pass --file-systems disk)")
+        if _fs_type(args.tmpfs) != "tmpfs":
+            _parser().error(f"--tmpfs {args.tmpfs}: not on a tmpfs (mount one, or pass --file-systems disk)")
+        file_systems["tmpfs"] = Path(tempfile.mkdtemp(prefix="venvship-bench-", dir=args.tmpfs))
+        file_systems["tmpfs"].chmod(0o755)  # the health check's user reads the venvs made here
+    if args.file_systems in ("both", "disk"):
+        file_systems["disk"] = ctx.work
     started = datetime.datetime.now(datetime.timezone.utc)
     host = _host()
     print(f"venvship benchmarks: {', '.join(sections)} with {args.recipe} ({args.runs} runs per case)")
     print("host: " + ", ".join(f"{k} {v}" for k, v in host.items()))
     print(f"work folder and command logs: {ctx.work}", flush=True)
+    print(
+        "install section on: "
+        + ", ".join(f"{fs} {path} ({_fs_type(path)})" for fs, path in file_systems.items()),
+        flush=True,
+    )
     rows: list[Row] = []
     failed = ""
     t0 = time.monotonic()
@@ -116,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if section == "build":
                 rows += bench_build.run(ctx)
             elif section == "install":
-                rows += bench_install.run(ctx, upgrade_pin=args.upgrade_pin)
+                rows += bench_install.run(ctx, upgrade_pin=args.upgrade_pin, file_systems=file_systems)
             elif section == "registry":
                 rows += bench_registry.run(ctx)
             elif section == "fleet":
@@ -128,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = str(exc)
     except KeyboardInterrupt:
         failed = "interrupted"
+    finally:
+        if "tmpfs" in file_systems:
+            shutil.rmtree(file_systems["tmpfs"], ignore_errors=True)
+        if mounted is not None:
+            subprocess.run(["umount", mounted], check=False)
     print(format_rows(rows))
     print(format_targets(rows))
     print(f"\n({time.monotonic() - t0:.0f} s in all)")
@@ -139,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "recipe": str(args.recipe),
                 "sections": sections,
                 "runs": args.runs,
+                "file_systems": {fs: str(path) for fs, path in file_systems.items()},
                 "check_command": ctx.check_command,
                 "host": host,
                 "rows": [r.as_json() for r in rows],

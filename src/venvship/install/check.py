@@ -5,13 +5,16 @@ live venv was never touched."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 from ..venvformat.create import install_env, site_packages
 from ..venvformat.symlinks import link_system_packages
+from . import store
 from .faults import pause_point
-from .health import canonical_name, health_check, requested_names, top_level_modules
+from .health import Loads, canonical_name, health_check, requested_names, script_modules, top_level_modules
 from .plan import Plan
 from .staging import Staged
 
@@ -34,11 +37,18 @@ def check(plan: Plan, staged: Staged) -> Staged:
         wanted = requested_names(config.requirements) & locked or locked
         modules = top_level_modules(site, wanted)
         modules += [n.split(".")[0] for n in linked if not n.endswith((".dist-info", ".egg-info"))]
+        loads = Loads(
+            imports=tuple(sorted(set(modules))),
+            finds=tuple(script_modules(site, wanted)),
+            sites=(site,),
+            ours=tuple(sorted(set(top_level_modules(site)) | set(modules))),
+            bytecode=_store_bytecode(plan, staged, site) if staged.bytecode is None else {},
+        )
         # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
         env = {**install_env(config.install_env, privileged=False), "PYTHONDONTWRITEBYTECODE": "1"}
         health_check(
             staging,
-            modules=sorted(set(modules)),
+            loads=loads,
             command=options.check_command,
             env=env,
             user=options.check_user,
@@ -49,3 +59,23 @@ def check(plan: Plan, staged: Staged) -> Staged:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # discarded; the live venv was never touched
         raise
+
+
+def _store_bytecode(plan: Plan, staged: Staged, site: Path) -> dict[str, tuple[str, ...]]:
+    """Return top-level name → the store trees holding it, for a generation filled from layers
+    without bytecode: the check then reads the layers' bytecode from the store (root's, checked
+    when unpacked) rather than compiling every module it imports."""
+    layers = plan.chosen.config.layers
+    if staged.tool != "layers" or layers is None:
+        return {}
+    rel = site.relative_to(plan.gens.stage_path(staged.generation))
+    found: dict[str, list[str]] = {}
+    for layer in layers.distributions:
+        tree = store.entry_path(plan.cache.root, layer.digest) / "tree"
+        try:
+            names = os.listdir(tree / rel)
+        except OSError:
+            continue  # nothing in site-packages, or no store entry: that layer's modules compile
+        for name in names:
+            found.setdefault(name.split(".")[0], []).append(os.path.abspath(tree))  # the check runs in /
+    return {name: tuple(trees) for name, trees in found.items()}

@@ -69,6 +69,9 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
         doc = {"files": files, "folders": folders}
         atomic_write(tmp / FILES, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
         # No record of checked inodes yet: linking changes every ctime, after_linking records them.
+        # Readable by all, as the generations made from it are: the health check's unprivileged
+        # user reads its bytecode when the generation has none of its own (check.py).
+        tmp.chmod(0o755)
         try:
             os.rename(tmp, path)
         except OSError as exc:

@@ -15,7 +15,7 @@ import textwrap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import pytest
 
@@ -39,16 +39,16 @@ def make_wheel(
     *,
     script: bool = False,
     body: str = "",
-    extra: dict[str, str] | None = None,
+    extra: Mapping[str, str | bytes] | None = None,
 ) -> Path:
     """Write a pure wheel whose package ``name`` has VERSION (optionally a console script).
 
     Written with zipfile rather than a build backend: fast, deterministic, and able to hold
-    the hostile members some tests need (``extra``: member name → text).
+    the hostile members some tests need (``extra``: member name → text or bytes).
     """
     out.mkdir(parents=True, exist_ok=True)
     info = f"{name}-{version}.dist-info"
-    files = {
+    files: dict[str, str | bytes] = {
         f"{name}/__init__.py": f"VERSION = {version!r}\n{body}\ndef main():\n    print(VERSION)\n",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: venvship-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
@@ -57,16 +57,15 @@ def make_wheel(
     if script:
         files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{name}-cli = {name}:main\n"
     files.update(extra or {})
-    record = "".join(
-        f"{path},{record_hash(text.encode())},{len(text.encode())}\n" for path, text in files.items()
-    )
-    files[f"{info}/RECORD"] = record + f"{info}/RECORD,,\n"
+    data = {path: text.encode() if isinstance(text, str) else text for path, text in files.items()}
+    record = "".join(f"{path},{record_hash(blob)},{len(blob)}\n" for path, blob in data.items())
+    data[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
     path = out / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, text in files.items():
+        for member, blob in data.items():
             zi = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
             zi.external_attr = 0o644 << 16
-            zf.writestr(zi, text)
+            zf.writestr(zi, blob)
     return path
 
 
@@ -146,6 +145,7 @@ def make_config(
     distro_packages: Sequence[str] = (),
     pip_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    requirements: Sequence[str] | None = None,
 ) -> VenvConfig:
     return VenvConfig(
         name=name,
@@ -165,7 +165,7 @@ def make_config(
         lock=tuple(lock),
         tools=tuple(tools),
         install_tool=install_tool,
-        requirements=tuple(w.name for w in lock),
+        requirements=tuple(requirements if requirements is not None else (w.name for w in lock)),
         constraints=(),
         global_constraints=(),
         distro_package_state="present",
