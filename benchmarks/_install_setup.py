@@ -95,6 +95,7 @@ class Bench:
             str(cache),
             "--facts-dir",
             str(root / "facts"),
+            "-v",  # the health check's breakdown (where a MISS's time goes) is a debug line
             *self.ctx.install_args(),
             *extra,
         ]

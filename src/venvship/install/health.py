@@ -321,4 +321,4 @@ def health_check(
         )
     for line in proc.stdout.splitlines():
         if line.startswith("checked: "):
-            logger.info("health check: %s, in %.2f s", line[len("checked: ") :], time.monotonic() - started)
+            logger.debug("health check: %s, in %.2f s", line[len("checked: ") :], time.monotonic() - started)

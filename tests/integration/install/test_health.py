@@ -180,7 +180,7 @@ def test_extension_modules_that_load_pass_and_are_counted(
             "finedep.libs/libvsgone.so": b"not an ELF file",
         },
     )
-    proc = pull("install", artifacts.write([wheels.demo1, fine], requirements=["demo"]))
+    proc = pull("install", artifacts.write([wheels.demo1, fine], requirements=["demo"]), "-v")
     assert (
         "health check: 1 packages imported, 0 console script modules found, 1 extension modules loaded ("
         in (proc.stderr)

@@ -82,6 +82,13 @@ def deployment(
             (build2 / str(work / name).lstrip("/")).mkdir(parents=True, exist_ok=True)
             run(["mount", "--bind", str(work / name), str(build2 / str(work / name).lstrip("/"))], timeout=60)
             mounted.append(build2 / str(work / name).lstrip("/"))
+        # One kernel, so one host to the build user's lock: the two build hosts' builds (each as
+        # nobody) take turns through the host's lock folder, as builds on one machine do.
+        locks = Path("/run/venvship/build-users")
+        locks.mkdir(mode=0o755, parents=True, exist_ok=True)
+        (build2 / str(locks).lstrip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
+        run(["mount", "--bind", str(locks), str(build2 / str(locks).lstrip("/"))], timeout=60)
+        mounted.append(build2 / str(locks).lstrip("/"))
         mount(build2)
         mounted += [build2 / "dev", build2 / "proc"]
         shutil.copy(work / "upper-constraints.txt", build2 / str(work / "upper-constraints.txt").lstrip("/"))
