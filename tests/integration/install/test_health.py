@@ -8,8 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
+from tests.needs import needs
 from tests.processes import running, sleep_marker
 
 from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, make_wheel
@@ -139,7 +138,7 @@ def _ext_suffix() -> str:
     ).stdout.strip()
 
 
-needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs the system C compiler")
+needs_cc = needs(shutil.which("cc") is not None, "the system C compiler", fix="apt-get install gcc")
 
 
 @needs_cc
