@@ -104,3 +104,45 @@ def test_a_shared_defaults_file_may_not_name_a_lock(tmp_path: Path) -> None:
     (tmp_path / "defaults.toml").write_text('[defaults]\nlock = "pylock.toml"\n')
     with pytest.raises(RecipeError, match=r"defaults\.lock"):
         load_recipe(write(tmp_path, GOOD, RECIPE.replace('lock = "pylock.toml"\n', 'packages = ["x"]\n')))
+
+
+SELECTING = GOOD.replace(
+    'created-by = "test"\n', 'created-by = "test"\nextras = ["fast"]\ndependency-groups = ["docs"]\n'
+)
+
+
+def test_a_recipe_names_the_locks_extras_and_groups(tmp_path: Path) -> None:
+    recipe = load_recipe(
+        write(tmp_path, SELECTING, RECIPE + 'lock-extras = ["Fast"]\nlock-groups = ["docs"]\n')
+    )
+    assert (recipe.lock_extras, recipe.lock_groups) == (("Fast",), ("docs",))
+    assert load_recipe(write(tmp_path, SELECTING)).lock_groups is None  # the lock's default-groups
+
+
+@pytest.mark.parametrize(
+    ("lines", "key", "says"),
+    [
+        (
+            'lock-extras = ["slow"]\n',
+            "venv.lock-extras[0]",
+            "slow: not in pylock.toml's extras (it declares: fast)",
+        ),
+        (
+            'lock-groups = ["docs", "lint"]\n',
+            "venv.lock-groups[1]",
+            "lint: not in pylock.toml's dependency-groups",
+        ),
+    ],
+)
+def test_an_extra_or_group_the_lock_does_not_declare_is_named(
+    tmp_path: Path, lines: str, key: str, says: str
+) -> None:
+    with pytest.raises(RecipeError) as err:
+        load_recipe(write(tmp_path, SELECTING, RECIPE + lines))
+    assert key in str(err.value) and says in str(err.value)
+
+
+def test_lock_extras_need_a_lock(tmp_path: Path) -> None:
+    recipe = RECIPE.replace('lock = "pylock.toml"\n', 'packages = ["alpha"]\nlock-extras = ["fast"]\n')
+    with pytest.raises(RecipeError, match=r"venv.lock-extras.*only with a lock"):
+        load_recipe(write(tmp_path, GOOD, recipe))

@@ -66,3 +66,73 @@ def test_a_token_in_a_locked_vcs_url_reaches_pip_but_not_the_published_source(tm
     private = next(r for r in closure if r.name == "private")
     assert "s3cret-token" in private.spec
     assert private.source == f"git+https://git.example/private.git@{COMMIT}"
+
+
+EXTRAS_LOCK = f"""\
+lock-version = "1.0"
+created-by = "test"
+extras = ["fast"]
+dependency-groups = ["docs", "test"]
+default-groups = ["test"]
+
+[[packages]]
+name = "base"
+version = "1.0"
+wheels = [{{ url = "https://files.example/base-1.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]
+
+[[packages]]
+name = "speedup"
+version = "1.0"
+marker = "'fast' in extras"
+wheels = [{{ url = "https://files.example/speedup-1.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]
+
+[[packages]]
+name = "sphinx"
+version = "8.0"
+marker = "'docs' in dependency_groups"
+wheels = [{{ url = "https://files.example/sphinx-8.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]
+
+[[packages]]
+name = "pytest"
+version = "9.0"
+marker = "'test' in dependency_groups"
+wheels = [{{ url = "https://files.example/pytest-9.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]
+"""
+
+
+def _names(tmp_path: Path, **selection: object) -> list[str]:
+    (tmp_path / "pylock.toml").write_text(EXTRAS_LOCK)
+    with sandbox(interpreters=[sys.executable]) as box:
+        closure = locked_closure(
+            read_lock(tmp_path / "pylock.toml"),
+            _builder(),
+            platform="test",
+            sandbox=box,
+            **selection,  # type: ignore[arg-type]
+        )
+    return [r.name for r in closure]
+
+
+def test_the_recipe_picks_the_locks_extras_and_groups(tmp_path: Path) -> None:
+    # By default: no extras, and the lock's default-groups.
+    assert _names(tmp_path) == ["base", "pytest"]
+    assert _names(tmp_path, extras=("fast",), groups=("docs",)) == ["base", "speedup", "sphinx"]
+    assert _names(tmp_path, groups=()) == ["base"]
+
+
+def test_an_archives_subdirectory_reaches_pip(tmp_path: Path) -> None:
+    (tmp_path / "pylock.toml").write_text(f"""\
+lock-version = "1.0"
+created-by = "test"
+
+[[packages]]
+name = "inner"
+archive = {{ url = "https://files.example/mono.tar.gz", subdirectory = "pkgs/inner", hashes = {{ sha256 = "{SHA}" }} }}
+""")
+    lock = read_lock(tmp_path / "pylock.toml")
+    from venvship.builder.locked import _resolved
+
+    package = lock.lock.packages[0]
+    assert package.archive is not None
+    got = _resolved(lock, 0, package, package.archive)
+    assert got.spec == f"inner @ https://files.example/mono.tar.gz#sha256={SHA}&subdirectory=pkgs/inner"

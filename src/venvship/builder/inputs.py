@@ -136,6 +136,12 @@ def prepare(recipe: Recipe, workdir: Path) -> Inputs:
             recipe.install_tool,
             recipe.python,
             *([lock.sha256] if lock is not None else []),
+            # Only when asked for: a lock's earlier builds stay unchanged.
+            *(
+                [[recipe.lock_extras, recipe.lock_groups]]
+                if recipe.lock_extras or recipe.lock_groups is not None
+                else []
+            ),
         ),
         builder_digest=digest(tools),
         files=tuple(

@@ -115,6 +115,9 @@ def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> R
     # pip checks a "#sha256=" fragment when it fetches the file to build it; wheels are checked
     # against ``sha256`` wherever they come from.
     spec = f"{name} @ {url}" if kind == "wheel" else f"{name} @ {url}#sha256={sha}"
+    subdirectory = getattr(source, "subdirectory", None)  # an archive's project may sit in a folder of it
+    if subdirectory:
+        spec += f"&subdirectory={subdirectory}"
     return Resolved(
         name=name, version=version, kind=kind, spec=spec, source=f"{kind}:sha256:{sha}", sha256=sha
     )
@@ -138,6 +141,8 @@ def locked_closure(
     *,
     platform: str,
     packages: tuple[str, ...] = (),
+    extras: tuple[str, ...] = (),
+    groups: tuple[str, ...] | None = None,
     constraints: tuple[str, ...] = (),
     global_constraints: tuple[str, ...] = (),
     where: str = "",
@@ -145,7 +150,8 @@ def locked_closure(
     sandbox: Sandbox,
 ) -> list[Resolved]:
     """Return the distributions ``lock`` selects for ``builder``'s interpreter, sorted by name,
-    checked against the recipe's ``packages`` and ``constraints`` (``where``: the recipe's venv table).
+    checked against the recipe's ``packages`` and ``constraints`` (``where``: the recipe's venv table);
+    ``extras`` and ``groups`` are the lock's extras and dependency groups to install (None: its default-groups).
 
     Example: ``locked_closure(read_lock(Path("pylock.toml")), builder, platform="debian-12-amd64-cp311")``
     """
@@ -154,7 +160,14 @@ def locked_closure(
     environment, tags = _target(builder, sandbox)
     target = f"{platform} (python {environment.get('python_full_version', '?')})"
     try:
-        selected = list(lock.lock.select(environment=environment, tags=tags))  # type: ignore[arg-type]
+        selected = list(
+            lock.lock.select(
+                environment=environment,  # type: ignore[arg-type]
+                tags=tags,
+                extras=extras,
+                dependency_groups=groups,
+            )
+        )
     except PylockSelectError as exc:
         raise _uncovered(lock, str(exc), target) from exc
     indexes = {id(p): n for n, p in enumerate(lock.lock.packages)}

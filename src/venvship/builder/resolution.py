@@ -69,6 +69,8 @@ def _packages(
             builder,
             platform=key.split(" ", 1)[0],
             packages=inputs.requirements,
+            extras=recipe.lock_extras,
+            groups=recipe.lock_groups,
             constraints=inputs.constraints,
             global_constraints=inputs.global_constraints,
             where=f"{recipe.path}: venv",

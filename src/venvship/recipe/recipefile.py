@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Literal, Mapping, Sequence, TypeVar, cast
 
+from packaging.utils import canonicalize_name
+
 from ..artifact.destinations import check_disjoint, check_install_path
 from ..artifact.documents import Fact
 from ..artifact.pipargs import check_install_pip_args
@@ -74,6 +76,8 @@ class Recipe:
     facts: tuple[Fact, ...]
     defaults_file: Path | None = None
     lock: Path | None = None  # a PEP 751 lock that replaces the resolve (absolute path)
+    lock_extras: tuple[str, ...] = ()  # the lock's extras to install (its markers' ``extras``)
+    lock_groups: tuple[str, ...] | None = None  # its dependency groups; None: its default-groups
     pythons: tuple[str, ...] = ()  # every interpreter to build for: one manifest each, one index
 
     @property
@@ -101,6 +105,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "python",
         "packages",
         "lock",
+        "lock-extras",
+        "lock-groups",
         "default-packages",
         "build-requirements",
         "build-requirements-extra",
@@ -123,7 +129,9 @@ _KEYS: dict[str, tuple[str, ...]] = {
 }
 # What a shared defaults file may set: everything but the venv's identity.
 _DEFAULTS_KEYS = tuple(
-    k for k in _KEYS["venv"] if k not in ("name", "version", "install-path", "defaults", "lock")
+    k
+    for k in _KEYS["venv"]
+    if k not in ("name", "version", "install-path", "defaults", "lock", "lock-extras", "lock-groups")
 )
 
 T = TypeVar("T")
@@ -279,6 +287,8 @@ def _load(path: Path, problems: Problems) -> Recipe | None:
     install_tool = step(lambda: cast(InstallTool, src.literal("install-tool", ("pip", "uv"), "pip")), None)
     packages = step(lambda: tuple(sorted(set(src.lines("default-packages") + src.lines("packages")))), None)
     lock = step(lambda: _lock(path, venv), None)
+    no_selection: tuple[tuple[str, ...], tuple[str, ...] | None] = ((), None)
+    extras, groups = step(lambda: _lock_selection(venv, lock), no_selection)
     if packages == () and lock is None and "lock" not in venv.data:
         problems.report(venv.fail("packages", "no packages: set packages (or default-packages, or lock)"))
     build_reqs = step(lambda: _build_requirements(src), none)
@@ -325,6 +335,8 @@ def _load(path: Path, problems: Problems) -> Recipe | None:
         facts=facts,
         defaults_file=defaults_file,
         lock=lock,
+        lock_extras=extras,
+        lock_groups=groups,
     )
 
 
@@ -338,6 +350,33 @@ def _lock(path: Path, venv: TableReader) -> Path | None:
         raise venv.fail("lock", f"lock file not found: {named}")
     read_lock(file)
     return file
+
+
+def _lock_selection(venv: TableReader, lock: Path | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """Return the extras and dependency groups of the lock the recipe asks for, each declared by it."""
+    extras = venv.str_list("lock-extras")
+    groups = venv.str_list("lock-groups") if "lock-groups" in venv.data else None
+    if lock is None:
+        for key in ("lock-extras", "lock-groups"):
+            if key in venv.data and "lock" not in venv.data:  # (a lock that failed is reported)
+                raise venv.fail(key, "only with a lock: name one in venv.lock")
+        return extras, groups
+    pylock = read_lock(lock).lock
+    declared = {
+        "lock-extras": {canonicalize_name(e) for e in pylock.extras or ()},
+        "lock-groups": {
+            canonicalize_name(g) for g in (*(pylock.dependency_groups or ()), *(pylock.default_groups or ()))
+        },
+    }
+    for key, asked in (("lock-extras", extras), ("lock-groups", groups or ())):
+        for i, name in enumerate(asked):
+            if canonicalize_name(name) not in declared[key]:
+                field = "extras" if key == "lock-extras" else "dependency-groups"
+                known = ", ".join(sorted(declared[key])) or "none"
+                raise RecipeError(
+                    f"{venv.where(key)}[{i}]", f"{name}: not in {lock.name}'s {field} (it declares: {known})"
+                )
+    return extras, groups
 
 
 def _build_requirements(src: _Sources) -> tuple[str, ...]:

@@ -155,3 +155,18 @@ def test_a_bad_line_in_a_nested_file_names_the_file_and_line(tmp_path: Path) -> 
     with pytest.raises(RecipeError) as err:
         load_recipe(recipe_with(tmp_path, "-c upper.txt"))
     assert f"{folder}/upper.txt:3" in str(err.value) and "invalid requirement" in str(err.value)
+
+
+def test_the_locks_extras_and_groups_are_inputs(tmp_path: Path) -> None:
+    sha = "a" * 64
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\nextras = ["fast"]\ndependency-groups = ["docs"]\n\n'
+        f'[[packages]]\nname = "alpha"\nversion = "1.0"\n'
+        f'wheels = [{{ url = "https://files.example/alpha-1.0-py3-none-any.whl", hashes = {{ sha256 = "{sha}" }} }}]\n'
+    )
+    head = '[venv]\nname = "demo"\nversion = "1.0"\ninstall-path = "/opt/venvs/demo"\nlock = "pylock.toml"\n'
+    digests = []
+    for extra in ("", 'lock-extras = ["fast"]\n', 'lock-groups = ["docs"]\n', "lock-groups = []\n"):
+        (tmp_path / "demo.toml").write_text(head + extra)
+        digests.append(prepare(load_recipe(tmp_path / "demo.toml"), tmp_path / "work").digest)
+    assert len(set(digests)) == 4, digests
