@@ -120,7 +120,7 @@ def test_the_recipe_picks_the_locks_extras_and_groups(tmp_path: Path) -> None:
     assert _names(tmp_path, groups=()) == ["base"]
 
 
-def test_an_archives_subdirectory_reaches_pip(tmp_path: Path) -> None:
+def test_a_locked_archive_keeps_its_subdirectory_and_names_its_url(tmp_path: Path) -> None:
     (tmp_path / "pylock.toml").write_text(f"""\
 lock-version = "1.0"
 created-by = "test"
@@ -136,3 +136,4 @@ archive = {{ url = "https://files.example/mono.tar.gz", subdirectory = "pkgs/inn
     assert package.archive is not None
     got = _resolved(lock, 0, package, package.archive)
     assert got.spec == f"inner @ https://files.example/mono.tar.gz#sha256={SHA}&subdirectory=pkgs/inner"
+    assert got.url == "https://files.example/mono.tar.gz"  # a direct URL: the SBOM's purl names it

@@ -162,3 +162,22 @@ def test_sboms_a_wheel_carries_are_referenced_and_their_components_nested(tmp_pa
     assert nested["zlib"]["properties"] == [
         {"name": "venvship:claimed-by", "value": "lxmlish-5.0.dist-info/sboms/auditwheel.cdx.json"}
     ]
+
+
+def test_a_wheel_from_a_direct_url_names_it_in_the_purl(tmp_path: Path) -> None:
+    import dataclasses
+
+    delta = make_wheel(tmp_path, "delta", "4.0")
+    url = "https://files.example.org/delta-4.0.tar.gz"
+    config = dataclasses.replace(
+        make_config(lock=[wheel_of(delta)], tools=[], distro="debian-12"),
+        download_urls={wheel_of(delta).filename: url},
+    )
+    manifest = Manifest(
+        config=Descriptor(media_type="x", digest="sha256:" + "1" * 64, size=1), layers=(), annotations={}
+    )
+    text = make_sbom(config, manifest, digest="sha256:" + "2" * 64, wheel_files={})
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text.decode()) is None
+    [component] = json.loads(text)["components"]
+    assert component["purl"] == "pkg:pypi/delta@4.0?download_url=https://files.example.org/delta-4.0.tar.gz"
+    assert component["externalReferences"] == [{"type": "distribution", "url": url}]

@@ -10,7 +10,7 @@ Stdlib only: the target side reads these on bare hosts.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..errors import ArtifactError
@@ -191,6 +191,9 @@ class VenvConfig:
     builder: Mapping[str, str]
     provenance: Mapping[str, str]
     layers: Layers | None = None  # ready-to-run layers; None: the artifact carries wheels only
+    # Wheel filename -> the URL its archive came from, for a direct URL (``name @ https://…``,
+    # a lock's ``archive``): not an index's release, so the SBOM's purl says where from.
+    download_urls: Mapping[str, str] = field(default_factory=dict)
 
     def vcs_source(self, filename: str) -> str | None:
         """Return the VCS URL and commit the wheel ``filename`` was built from, or None.
@@ -250,6 +253,7 @@ class VenvConfig:
             "builder": dict(self.builder),
             "provenance": dict(self.provenance),
             **({"layers": self.layers.to_json()} if self.layers is not None else {}),
+            **({"download_urls": dict(self.download_urls)} if self.download_urls else {}),
         }
 
     @classmethod
@@ -305,6 +309,7 @@ class VenvConfig:
             builder=str_map(data.get("builder"), f"{where}.builder"),
             provenance=str_map(data.get("provenance", {}), f"{where}.provenance"),
             layers=Layers.from_json(data["layers"], where=f"{where}.layers") if "layers" in data else None,
+            download_urls=str_map(data.get("download_urls", {}), f"{where}.download_urls"),
         )
 
 

@@ -89,6 +89,7 @@ def venv_config(
         facts=recipe.facts,
         builder={"venvship": __version__, **dict(sorted(builder.tools.items()))},
         provenance=provenance["all"],
+        download_urls=provenance["urls"],
     )
 
 

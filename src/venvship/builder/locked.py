@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 from ..errors import BuildError, ProcessError, RecipeError
 from ..recipe.pylockfile import LockFile
 from ..redact import redact, redact_url
-from .resolve import Resolved, SourceKind, resolve
+from .resolve import Resolved, SourceKind, download_url, resolve
 from .toolvenv import Builder
 from .wheels import file_sha256
 
@@ -82,7 +82,7 @@ def _local(url: str) -> Path | None:
 
 def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> Resolved:
     """Return the lock's entry as the resolve returns a distribution, its local file checked now."""
-    from packaging.pylock import PackageDirectory, PackageVcs, PackageWheel
+    from packaging.pylock import PackageArchive, PackageDirectory, PackageVcs, PackageWheel
 
     name, version = str(package.name), str(package.version or "")
     if isinstance(source, PackageDirectory):  # refused when the lock was read; kept out here too
@@ -119,7 +119,14 @@ def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> R
     if subdirectory:
         spec += f"&subdirectory={subdirectory}"
     return Resolved(
-        name=name, version=version, kind=kind, spec=spec, source=f"{kind}:sha256:{sha}", sha256=sha
+        name=name,
+        version=version,
+        kind=kind,
+        spec=spec,
+        source=f"{kind}:sha256:{sha}",
+        sha256=sha,
+        # An archive is a direct URL; a wheel or sdist entry comes from the lock's index.
+        url=download_url(url) if isinstance(source, PackageArchive) else None,
     )
 
 

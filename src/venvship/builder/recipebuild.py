@@ -356,7 +356,8 @@ def _wheels(
     tools = {
         w.wheel.filename: i.source for w, i in zip(got.wheels[len(resolution.packages) :], resolution.tools)
     }
-    return got, {"all": sources, "tools": tools}
+    urls = {w.wheel.filename: i.url for w, i in zip(got.wheels, items) if i.url}
+    return got, {"all": sources, "tools": tools, "urls": urls}
 
 
 def _tool(recipe: Recipe, tools: tuple[Wheel, ...], files: dict[str, Path]) -> Tool:

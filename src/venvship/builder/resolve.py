@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from ..errors import BuildError, ProcessError
+from ..redact import redact_url
 from .piplog import explain, log_args
 from .sandbox import Sandbox
 from .toolvenv import Builder
@@ -30,6 +31,7 @@ class Resolved:
     spec: str  # what pip gets to fetch or build exactly this source: "name @ URL"
     source: str  # identity the wheel cache is keyed on
     sha256: str | None  # of the archive, when pip knows it
+    url: str | None = None  # a direct URL's archive (not an index's): where from, published (no token)
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -76,8 +78,20 @@ def _item(entry: dict[str, Any]) -> Resolved:
     kind: SourceKind = "wheel" if url.split("#", 1)[0].endswith(".whl") else "sdist"
     source = f"{kind}:sha256:{digest}" if digest else f"{kind}:{url}"
     return Resolved(
-        name=name, version=version, kind=kind, spec=f"{name} @ {url}", source=source, sha256=digest
+        name=name,
+        version=version,
+        kind=kind,
+        spec=f"{name} @ {url}",
+        source=source,
+        sha256=digest,
+        url=download_url(url) if entry.get("is_direct") else None,
     )
+
+
+def download_url(url: str) -> str | None:
+    """Return where a direct URL's archive came from as the artifact may say it (no user info,
+    query or hash), or None for a file on the build host, which names nothing a reader can fetch."""
+    return None if url.startswith("file:") else redact_url(url.split("#", 1)[0])
 
 
 def resolve(

@@ -84,7 +84,13 @@ def make_sbom(
     )
     components = [
         *(
-            _wheel(w, wheel_files.get(w.digest), role="lock", vcs=config.vcs_source(w.filename))
+            _wheel(
+                w,
+                wheel_files.get(w.digest),
+                role="lock",
+                vcs=config.vcs_source(w.filename),
+                download=config.download_urls.get(w.filename),
+            )
             for w in config.lock
         ),
         *(_wheel(w, wheel_files.get(w.digest), role="installer") for w in config.tools),
@@ -103,13 +109,18 @@ def make_sbom(
         return JsonV1Dot6(bom).output_as_string(indent=2).encode()
 
 
-def _wheel(wheel: Wheel, path: Path | None, *, role: str, vcs: str | None = None) -> Component:
-    # Built from a VCS commit, not taken from an index: the purl says where from (purl-spec's
-    # vcs_url qualifier), so a scanner does not match it against PyPI's release of that version.
+def _wheel(
+    wheel: Wheel, path: Path | None, *, role: str, vcs: str | None = None, download: str | None = None
+) -> Component:
+    # Built from a VCS commit or a direct URL, not taken from an index: the purl says where from
+    # (purl-spec's vcs_url and download_url qualifiers), so a scanner does not match it against
+    # PyPI's release of that version.
     source = redact_url(vcs) if vcs else None
-    qualifiers = {"vcs_url": source} if source else None
+    qualifiers = {"vcs_url": source} if source else {"download_url": download} if download else None
     carried = wheel_sboms(path) if path is not None else ()
     references = [ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(source))] if source else []
+    if download and not source:
+        references.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(download)))
     references += [_carried_sbom(wheel, s) for s in carried]
     return Component(
         type=ComponentType.LIBRARY,

@@ -94,9 +94,10 @@ class ArtifactView:
 
 def _package(config: VenvConfig, wheel: Wheel) -> dict[str, object]:
     """Return a locked wheel as ``inspect --json`` lists it: with ``vcs``, the URL and commit it
-    was built from, when it came from a VCS."""
+    was built from, when it came from a VCS, and with ``url`` where a direct URL's archive came from."""
     vcs = config.vcs_source(wheel.filename)
-    return {**wheel.to_json(), **({"vcs": vcs} if vcs else {})}
+    url = config.download_urls.get(wheel.filename)
+    return {**wheel.to_json(), **({"vcs": vcs} if vcs else {}), **({"url": url} if url else {})}
 
 
 def _platform(source: Source, digest: str, scratch: Layout) -> PlatformView:

@@ -36,8 +36,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         _print_attached(p.attached)
         _say(f"  install path: {p.config.install_path}  tool: {p.config.install_tool}")
         for w in p.config.lock:
-            vcs = p.config.vcs_source(w.filename)
-            built = f"  built from {vcs}" if vcs else ""
+            vcs, url = p.config.vcs_source(w.filename), p.config.download_urls.get(w.filename)
+            built = f"  built from {vcs}" if vcs else f"  from {url}" if url else ""
             _say(
                 f"  {w.name}=={w.version}  sha256:{w.sha256[:12]}  {human_size(w.size)}  {w.filename}{built}"
             )

@@ -15,16 +15,18 @@ from typing import Callable
 
 import pytest
 
+from tests.factories import make_project, make_sdist
 from tests.hostfacts import NATIVE_WHEEL_TAGS, PLATFORM_KEY, platform_key_for
 from tests.integration.conftest import LocalIndex, RecipeWriter
 from tests.needs import needs_root, require_python
 from tests.pythons import OTHER_PYTHONS, find_python
+from tests.servers import FileServer
 from tests.signing import make_key, write_policy
 from venvship.artifact.documents import ANN_PYTHON, WHEEL_TYPE, Index, Manifest, VenvConfig
 from venvship.builder.pins import INSTALL_TOOLS, versions_for
 from venvship.builder.recipebuild import BuildOptions, build_recipe
 from venvship.builder.signer import load_signing_key, sign_artifact
-from venvship.catalog.contents import diff_views, inspect_ref
+from venvship.catalog.contents import diff_views, inspect_ref, read_sbom
 from venvship.cli.venvship_main import main
 from venvship.oci.attach import open_store
 from venvship.oci.layout import Layout
@@ -519,3 +521,29 @@ def test_pips_environment_is_an_input(
     assert again.status == "built"
     _, config = _config(layout, f"demo:1.0{PLATFORM_SUFFIX}")
     assert {w.name: w.version for w in config.lock}["alpha"] == "1.0"
+
+
+def test_a_direct_url_names_its_download_in_the_purl_without_its_token(
+    tmp_path: Path, write_recipe: RecipeWriter, cache: Path
+) -> None:
+    sdist = make_sdist(make_project(tmp_path / "src", "urlpkg", "1.5"), tmp_path / "dist")
+    server = FileServer({f"/files/{sdist.name}?sig=SECRET": sdist.read_bytes()})
+    try:
+        host = server.url.split("://", 1)[1]
+        recipe = write_recipe(packages=[f"urlpkg @ http://ci:TOKEN@{host}/files/{sdist.name}?sig=SECRET"])
+        layout = Layout.create(tmp_path / "oci")
+        build_recipe(load_recipe(recipe), output=layout, options=BuildOptions(cache=cache))
+    finally:
+        server.close()
+    ref = f"demo:1.0{PLATFORM_SUFFIX}"
+    _, config = _config(layout, ref)
+    [wheel] = [w for w in config.lock if w.name == "urlpkg"]
+    url = f"{server.url}/files/{sdist.name}"
+    assert config.download_urls == {wheel.filename: url}
+    # Index packages are not direct URLs: they name none.
+    assert all(w.filename not in config.download_urls for w in config.lock if w.name != "urlpkg")
+    sbom = read_sbom(parse_ref(f"oci:{tmp_path / 'oci'}:{ref}"))
+    [component] = [c for c in json.loads(sbom)["components"] if c["name"] == "urlpkg"]
+    assert component["purl"].startswith("pkg:pypi/urlpkg@1.5?download_url=http")
+    assert {"type": "distribution", "url": url} in component["externalReferences"]
+    assert b"TOKEN" not in sbom and b"SECRET" not in sbom
