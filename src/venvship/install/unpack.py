@@ -19,7 +19,7 @@ import posixpath
 import tarfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterator, cast
+from typing import IO, BinaryIO, Iterable, Iterator, cast
 
 from ..artifact.jsondoc import sha256_digest
 from ..artifact.layerformat import MAX_MEMBERS, LayerInfo, check_member
@@ -136,7 +136,7 @@ class _Writer:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
                 for member in self._checked(tar):
                     if member.isreg():
-                        self._file(member, view[member.offset_data : member.offset_data + member.size])
+                        self._file(member, (view[member.offset_data : member.offset_data + member.size],))
         except tarfile.TarError as exc:
             raise ArtifactError(f"{self.where}: not a valid tar layer ({exc})") from exc
         return self.files, sorted(self.folders)
@@ -152,7 +152,7 @@ class _Writer:
                     if member.isreg():
                         source = tar.extractfile(member)
                         assert source is not None
-                        self._file(member, source.read(member.size))
+                        self._file(member, _pieces(source, member.size))
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise ArtifactError(f"{self.where}: not a valid tar+gzip layer ({exc})") from exc
         return self.files, sorted(self.folders)
@@ -192,24 +192,40 @@ class _Writer:
                 raise ArtifactError(f"{self.where}: {folder!r} is a file and a folder") from exc
             self.made.add(folder)
 
-    def _file(self, member: tarfile.TarInfo, data: bytes | memoryview) -> None:
+    def _file(self, member: tarfile.TarInfo, pieces: Iterable[bytes | memoryview]) -> None:
+        """Write ``member`` from ``pieces`` of its bytes: a large file never sits whole in memory."""
         name = member.name
         self._folder(posixpath.dirname(name))
-        if len(data) != member.size:
-            raise ArtifactError(f"{self.where}: the layer ends inside {name!r}")
         mode = 0o755 if member.mode & 0o111 else 0o644
         path = os.path.join(self.tree, name)
+        sha, written = hashlib.sha256(), 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         try:
-            _write_all(fd, data)
+            for piece in pieces:
+                _write_all(fd, piece)
+                sha.update(piece)
+                written += len(piece)
             if self.trimmed:
                 os.fchmod(fd, mode)
             if name.endswith(".py"):
                 os.utime(fd, (self.mtime, self.mtime))
         finally:
             os.close(fd)
-        field = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        if written != member.size:  # the tree is the caller's temporary folder: nothing is kept
+            raise ArtifactError(f"{self.where}: the layer ends inside {name!r}")
+        field = "sha256=" + base64.urlsafe_b64encode(sha.digest()).rstrip(b"=").decode()
         self.files[name] = [field, member.size, mode]
+
+
+def _pieces(source: IO[bytes], size: int) -> Iterator[bytes]:
+    """Yield the ``size`` bytes of ``source`` a chunk at a time (fewer if it ends early)."""
+    left = size
+    while left:
+        piece = source.read(min(_CHUNK, left))
+        if not piece:
+            return
+        left -= len(piece)
+        yield piece
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostfacts import site_folder
 from tests.needs import needs_root
 from venvship.artifact.documents import Fact
 from venvship.oci.layout import Layout
 from venvship.venvformat.record import hash_field
 
-from .conftest import Artifacts, Pull, Wheels
+from .conftest import DISTRO_PYTHON, Artifacts, Pull, Wheels, make_wheel
 from .test_layers import _swap_layer
 
 NOBODY = 65534
@@ -161,6 +162,18 @@ def test_a_large_layer_whose_gzip_trailer_claims_little_is_not_read_into_memory(
     assert "layer demo-1.0.venv.tar.gz" in line, line
     assert peak_mib < 128, f"venv-pull peaked at {peak_mib} MiB unpacking a 192 MiB layer"
     assert os.readlink(pull.dest).endswith(first["generation"])
+
+
+def test_a_large_file_in_a_layer_is_written_a_piece_at_a_time(
+    tmp_path: Path, artifacts: Artifacts, pull: Pull
+) -> None:
+    # 60 MiB of one file that compresses to little: a layer venv-pull streams (its blob is
+    # small, its trailer says it is large). Read whole, the file took twice that (tarfile joins its reads).
+    big = make_wheel(tmp_path / "w", "bigdata", "1.0", extra={"bigdata/blob.bin": bytes(60 << 20)})
+    proc, peak_mib = _install_measured(pull, artifacts.write([big]))
+    assert proc.returncode == 0, proc.stderr
+    assert (pull.dest / site_folder(DISTRO_PYTHON) / "bigdata" / "blob.bin").stat().st_size == 60 << 20
+    assert peak_mib < 80, f"venv-pull peaked at {peak_mib} MiB writing a 60 MiB file"
 
 
 def test_a_state_that_names_another_folder_never_gets_it_removed(
