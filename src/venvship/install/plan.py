@@ -22,7 +22,7 @@ from ..host.info import Interpreter, probe_python
 from ..oci.layout import Layout
 from ..oci.reference import Ref
 from ..oci.source import Source
-from ..verify.policy import check_named, load_policy
+from ..verify.policy import check_named, check_release, load_policy
 from ..verify.select import BlobReader, Host, Selected, any_config, resolve_top, select
 from ..verify.signature import verify_signed
 from . import cachestore
@@ -158,6 +158,7 @@ def open_plan(ref: Ref, opts: InstallOptions) -> Iterator[Plan]:
         selected = select(reader, ref, host=Host.detect(), probe=_prober(plan))
         if rule.require_signature:
             check_named(ref, selected.config.name)  # the key signs every venv of a release
+            check_release(ref, selected.config.version, selected.config.platform_key)  # and every release
         # Before anything is pulled or written: the index and the manifest chosen from it.
         signers = verify_signed(rule, reader, _signed(selected.ref_digest, selected.digest), where=str(ref))
         pause_point("verified")

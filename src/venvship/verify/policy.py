@@ -21,10 +21,12 @@ is an error, never ignored. Every mistake is one line naming the file and key. S
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..artifact.documents import tag_for_version
 from ..artifact.sigformat import key_id, public_key_der
 from ..errors import ArtifactError, BadReference, InstallError
 from ..host import trust
@@ -111,6 +113,32 @@ def check_named(ref: Ref, name: str) -> None:
         raise InstallError(
             f"{ref}: names the artifact {named!r}, but the signed content it is served as is the "
             f"artifact {name!r}'s; refused (a tag moved to another artifact)"
+        )
+
+
+# A tag that reads as a PEP 440 release, as ``tag_for_version`` writes one ("+" as "_").
+_RELEASE = re.compile(
+    r"v?\d+(?:\.\d+)*(?:[._-]?(?:a|b|c|rc|alpha|beta|pre|preview|post|rev|r|dev)[._-]?\d*)*(?:_[a-z0-9._]+)?\Z",
+    re.IGNORECASE,
+)
+
+
+def check_release(ref: Ref, version: str, platform_key: str) -> None:
+    """Raise InstallError when ``ref``'s tag reads as a release (``1.0``, ``1.0-debian-12-amd64-cp311``)
+    other than ``version``, the one the signed config names.
+
+    The release key signed the older releases too: a server that moves ``demo:2.0`` to the
+    signed ``demo:1.0`` would roll a host back to what 2.0 fixed. A tag that names no release
+    (``stable``) is the operator's floating choice; a digest names exactly what it names.
+    """
+    tag = ref.tag
+    if not tag or ref.digest:
+        return
+    base = tag[: -len(platform_key) - 1] if tag.endswith(f"-{platform_key}") else tag
+    if base != tag_for_version(version) and _RELEASE.match(base):
+        raise InstallError(
+            f"{ref}: names release {base!r}, but the signed content it is served as is release "
+            f"{version!r}'s; refused (a tag moved to another release)"
         )
 
 
@@ -208,4 +236,13 @@ def _key(path: Path, *, where: str) -> TrustedKey:
     return TrustedKey(path=path, key_id=key_id(der))
 
 
-__all__ = ["NO_POLICY", "Policy", "Rule", "TrustedKey", "check_named", "load_policy", "scope_name"]
+__all__ = [
+    "NO_POLICY",
+    "Policy",
+    "Rule",
+    "TrustedKey",
+    "check_named",
+    "check_release",
+    "load_policy",
+    "scope_name",
+]

@@ -442,6 +442,49 @@ def test_a_tag_moved_to_another_venv_the_same_key_signed_is_refused(
     assert "is the artifact 'other'" in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("tag", ["2.0", "2.0-{platform}"])
+def test_a_release_tag_moved_to_an_older_signed_release_is_refused(
+    artifacts: Artifacts,
+    wheels: Wheels,
+    pull: Pull,
+    hostile: Callable[..., Hostile],
+    tmp_path: Path,
+    tag: str,
+) -> None:
+    """The release key signed 1.0 too: a server that serves 1.0 as ``demo:2.0`` passes the
+    signature and the name checks, and would roll the host back to what 2.0 fixed."""
+    key = make_key(tmp_path / "keys", "release")
+    for ref in (artifacts.write([wheels.demo1]), artifacts.write([wheels.demo2], version="2.0")):
+        proc = _venvship("sign", ref, "--key", str(key.private))
+        assert proc.returncode == 0, proc.stderr
+    layout = Layout(artifacts.root)
+    old = layout.resolve("demo:1.0")
+    [platform] = [
+        name[len("demo:1.0-") :]
+        for m in json.loads((artifacts.root / "index.json").read_text())["manifests"]
+        if (name := m.get("annotations", {}).get(REF_NAME, "")).startswith("demo:1.0-")
+    ]
+    moved = tag.format(platform=platform)
+    files = _layout_files(artifacts.root, "/venvs")
+    index = json.loads(files["/venvs/index.json"])
+    for m in index["manifests"]:
+        names = m.get("annotations", {}).get(REF_NAME, "")
+        if names == "demo:1.0":
+            stable = {**m, "annotations": {REF_NAME: "demo:stable"}}
+        if names == f"demo:{moved}":
+            source = old if moved == "2.0" else layout.resolve(f"demo:1.0-{platform}")
+            m.update(digest=source.digest, size=source.size)
+    index["manifests"].append(stable)
+    files["/venvs/index.json"] = json.dumps(index).encode()
+    server = hostile(files)
+    policy = write_policy(pull.tmp / "policy.toml", {f"oci+{server.url}/venvs": [key.public]})
+    err = _refused(pull, f"oci+{server.url}/venvs:demo:{moved}", "--insecure", "--policy", str(policy))
+    assert "names release '2.0'" in err and "release '1.0''s" in err and len(err.splitlines()) == 1, err
+    # A tag that names no release is the operator's floating choice: 1.0 installs under it.
+    result = pull.install(f"oci+{server.url}/venvs:demo:stable", "--insecure", "--policy", str(policy))
+    assert result["changed"] is True and pull.python("import demo; print(demo.VERSION)") == "1.0"
+
+
 def test_a_config_claiming_gigabytes_is_refused_before_a_byte_of_it_is_read(
     artifacts: Artifacts, wheels: Wheels, pull: Pull, hostile: Callable[..., Hostile], tmp_path: Path
 ) -> None:
