@@ -25,7 +25,12 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<unparsable URL>"
     fragment = "&".join(p for p in parts.fragment.split("&") if p.startswith(_KEPT_FRAGMENT))
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", fragment))
+    netloc = parts.netloc.rpartition("@")[2]
+    out = urlunsplit((parts.scheme, netloc, parts.path, "", fragment))
+    # urlunsplit writes "git+file:/p" for "git+file:///p" (a scheme it does not know takes no "//").
+    if not netloc and url.startswith(f"{parts.scheme}://") and not out.startswith(f"{parts.scheme}://"):
+        out = f"{parts.scheme}://{out[len(parts.scheme) + 1 :]}"
+    return out
 
 
 def redact(text: str) -> str:

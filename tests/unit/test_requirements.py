@@ -163,6 +163,8 @@ def test_import_role_takes_the_lines_of_an_upstream_constraints_file(tmp_path: P
             "demo @ git+https://h/x.git@abc#egg=demo&subdirectory=py",
         ),
         ("demo==1.0", "demo==1.0"),
+        # A local repository's URL keeps its "//" (urlunsplit drops it for a scheme it does not know).
+        ("demo @ git+file:///srv/git/demo@abc", "demo @ git+file:///srv/git/demo@abc"),
     ],
 )
 def test_published_lines_lose_credentials(line: str, shown: str) -> None:

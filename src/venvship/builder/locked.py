@@ -93,9 +93,8 @@ def _resolved(lock: LockFile, index: int, package: Package, source: Source) -> R
         repo = _file_url(lock, source.url, source.path)
         ref = f"{source.type}+{repo}@{source.commit_id}"
         spec = f"{name} @ {ref}" + (f"#subdirectory={source.subdirectory}" if source.subdirectory else "")
-        # The source is published (the config's provenance): a token in the lock's URL is not. A
-        # file: URL has none, and redact_url would drop its "//".
-        public = repo if repo.startswith("file:") else redact_url(repo)
+        # The source is published (the config's provenance): a token in the lock's URL is not.
+        public = redact_url(repo)
         return Resolved(
             name=name,
             version=version,
