@@ -10,11 +10,32 @@
 
 from __future__ import annotations
 
+import re
+
 from _common import Context, section_header, step
-from _procs import Stats, fresh, q, repeat, sh, tool
+from _procs import Run, Stats, fresh, q, repeat, run_timed, sh, tool
 from _rows import Row
 
 SECTION = "build"
+# The steps of a build as venvship build -v times them ("LABEL: took 1.23s"), in their order.
+STEPS = {
+    "builder venv": "preparing the builder venv",
+    "resolve": "resolving",
+    "downloads": "downloading wheels",
+    "wheel builds": "building wheels",
+    "target checks": "checking the install against the targets' rules",
+    "layers": "making ready-to-run layers",
+    "writing": "writing ",
+    "SBOM and provenance": "attaching the SBOM and provenance",
+}
+STEP_MARKS = {name: rf"^{re.escape(label)}.*: took (\d+\.\d+)s$" for name, label in STEPS.items()}
+
+
+def where(run: Run) -> str:
+    """Return where a build's time went, step by step, from the steps it timed itself."""
+    parts = [f"{name} {run.marks[name]:.2f} s" for name in STEPS if name in run.marks]
+    rest = run.wall - sum(run.marks.get(name, 0.0) for name in STEPS)
+    return "; ".join([*parts, f"start, plan and the rest {rest:.2f} s"]) + f" (of {run.wall:.2f} s)"
 
 
 def run(ctx: Context) -> list[Row]:
@@ -45,7 +66,12 @@ def run(ctx: Context) -> list[Row]:
 
     step("cold venvship build (empty caches), 1 run")
     fresh(ctx.cache)
-    cold = repeat(1, lambda i: venvship_build("out-cold"), env=ours_env, log=log)
+    # -v: each step's own time (a step that does not happen, e.g. no download, has none).
+    cold = [
+        run_timed(
+            [*venvship_build("out-cold"), "-v"], env=ours_env, log=log, marks=STEP_MARKS, require_marks=False
+        )
+    ]
     step("cold baseline: venv + build tools + pip wheel (empty pip cache), 1 run")
     tools = " ".join(q(r) for r in ("pip", *recipe.build_requirements))
     cold_base = repeat(
@@ -108,6 +134,7 @@ def run(ctx: Context) -> list[Row]:
             base=Stats.of(cold_base),
             base_label="venv + tools + pip wheel (empty cache)",
             note="both include making their build venv and every download and sdist build",
+            where=where(cold[0]),
         ),
         Row(
             SECTION,

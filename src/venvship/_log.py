@@ -122,6 +122,8 @@ class _Activity:
 
     def finish(self, ok: bool) -> None:
         elapsed = time.monotonic() - self.start
+        if ok:  # every step's time, quick ones too, for -v and the bench's breakdown
+            logger.debug("%s: took %.2fs", self.label, elapsed)
         count = f" {self.total}/{self.total}" if self.total and ok else ""
         if not (ok and elapsed >= INTERVAL):
             if self.tty:

@@ -3,6 +3,7 @@ medians it trusts, and one targets row per target with its tmpfs and disk figure
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -52,3 +53,41 @@ def test_one_targets_row_judged_on_tmpfs_with_disk_beside() -> None:
     [line] = [line for line in text.splitlines() if "install: upgrade" in line]
     assert "tmpfs    1.00s" in line and "PASS " in line and "disk     2.00s" in line and "MISS " in line
     assert "MISS on disk, where the time goes: unpack and link 1.90 s" in text
+
+
+def test_the_build_breakdown_reads_the_steps_the_build_times_itself(tmp_path: Path) -> None:
+    """Each step of a build logs its own time under -v; the bench turns those lines into where
+    a cold build's time went. The lines come from venvship's own progress code, not a copy."""
+    import logging
+    import time
+
+    from _procs import Run
+    from bench_build import STEP_MARKS, where
+
+    from venvship._log import activity, logger
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    keep, level = Keep(), logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.DEBUG)
+    try:
+        for label in ("resolving", "building wheels", "writing demo:1.0-debian-12-amd64-cp311"):
+            with activity(label):
+                time.sleep(0.01)
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    marks = {}
+    for name, rx in STEP_MARKS.items():
+        found = [float(m.group(1)) for ln in lines if (m := re.search(rx, ln))]
+        if found:
+            marks[name] = found[0]
+    assert set(marks) == {"resolve", "wheel builds", "writing"}, lines
+    assert all(0.01 <= s < 1 for s in marks.values()), marks
+    said = where(Run(wall=5.0, rss_kib=0, marks=marks))
+    assert said.startswith("resolve 0.") and said.endswith("(of 5.00 s)") and "wheel builds" in said
