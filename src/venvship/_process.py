@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ctypes
 import os
 import signal
 import subprocess
@@ -127,6 +126,8 @@ def hide_process() -> None:
 
     Raises VenvshipError when the kernel refuses: building with secrets in reach is worse than failing.
     """
+    import ctypes  # here: only builds run untrusted code, and venv-pull's every run would load it
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         error = os.strerror(ctypes.get_errno())
