@@ -271,6 +271,9 @@ def _communicate(
             out, _ = child.communicate(timeout=10)
         except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipe open
             child.wait()
+            for pipe in (child.stdin, child.stdout, child.stderr):
+                if pipe is not None:
+                    pipe.close()  # ours to close: the grandchild keeps its own end
             out = ""
         if out and not secret_output:
             logger.debug("%s", out.rstrip())

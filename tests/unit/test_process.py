@@ -3,7 +3,11 @@ expiry its whole process group is killed and one line says which limit and how t
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
 import time
+import warnings
 
 import pytest
 from tests.processes import running, sleep_marker
@@ -37,3 +41,20 @@ def test_limits_are_generous_and_can_be_changed_or_lifted(monkeypatch: pytest.Mo
     monkeypatch.setenv("VENVSHIP_TIMEOUT_HEALTH", "ten")
     with pytest.raises(VenvshipError, match="VENVSHIP_TIMEOUT_HEALTH='ten': not a number of seconds"):
         run(["true"], kind="health")
+
+
+def test_a_grandchild_that_left_the_group_leaves_no_pipe_open_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grandchild in a session of its own outlives the group kill and keeps the output pipe
+    open: the timeout still ends the run, and this process's end of the pipes is closed."""
+    monkeypatch.setenv("VENVSHIP_TIMEOUT_PROBE", "0.5")
+    sleep = sleep_marker()
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with pytest.raises(ProcessTimeout):
+                run(["/bin/sh", "-c", f"setsid {sleep} & {sleep}"], kind="probe")
+            gc.collect()
+    finally:
+        for pid in running(sleep, within=0):
+            os.kill(int(pid), signal.SIGKILL)
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)], [str(w.message) for w in seen]
