@@ -103,7 +103,7 @@ def fill(
         owner: dict[str, int] = {}
         for n, entry in enumerate(entries):
             for rel in entry.files:
-                if compile or not _is_pyc(rel):
+                if compile or not store.is_pyc(rel):
                     owner[rel] = n
         links = [_Links(entry, layer, staging, final=final) for entry, layer in zip(entries, todo)]
         for rel, n in owner.items():
@@ -112,7 +112,7 @@ def fill(
     changed = {path: data for job in links for path, data in job.changed.items()}
     if changed:
         fix_records(staging / site, changed)
-    pycs = sum(1 for rel in owner if _is_pyc(rel)) if compile else 0
+    pycs = sum(1 for rel in owner if store.is_pyc(rel)) if compile else 0
     return Filled(
         linked=len(present),
         unpacked=len(todo) - len(present),
@@ -121,10 +121,6 @@ def fill(
         copied=sum(job.copied for job in links),
         reflinked=sum(job.reflinked for job in links),
     )
-
-
-def _is_pyc(rel: str) -> bool:
-    return rel.endswith(".pyc") and "/__pycache__/" in f"/{rel}"
 
 
 class _Links:
@@ -147,6 +143,7 @@ class _Links:
         tree, root = os.fspath(self.entry.tree), self.root
         relocate = set(self.layer.relocate)
         made: set[str] = {""}
+        linked: list[str] = []
         for folder in self.entry.folders:
             os.makedirs(os.path.join(root, folder), mode=0o755, exist_ok=True)
             made.add(folder)
@@ -161,12 +158,13 @@ class _Links:
                     data = relocated(fh.read(), self.final)
                 replace_file(Path(target), data, mode=self.entry.files[rel][2])
                 self.changed[Path(target)] = data
-            elif _is_pyc(rel):
+            elif store.is_pyc(rel):
                 _hard_link(source, target)
+                linked.append(rel)
             else:
                 self._own_copy(source, target, mode=self.entry.files[rel][2])
-        # Linking changed the stored files' ctimes, not their content: recorded as checked.
-        store.after_linking(self.entry)
+        # Linking changed those stored files' ctimes, not their content: recorded as checked.
+        store.after_linking(self.entry, linked)
 
     def _own_copy(self, source: str, target: str, *, mode: int) -> None:
         """Write ``target`` as the venv's own copy of store file ``source``, its mtime kept (the

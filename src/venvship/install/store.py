@@ -68,7 +68,9 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
         files, folders = unpack(cache.blob_path(layer.digest), tmp / "tree", layer=layer, mtime=mtime)
         doc = {"files": files, "folders": folders}
         atomic_write(tmp / FILES, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
-        # No record of checked inodes yet: linking changes every ctime, after_linking records them.
+        # Every file was hashed as it was written: all of them checked now. Linking changes the
+        # ctime of the bytecode only (the rest is copied), which after_linking records again.
+        _record_seen(tmp, files)
         # Readable by all, as the generations made from it are: the health check's unprivileged
         # user reads its bytecode when the generation has none of its own (check.py).
         tmp.chmod(0o755)
@@ -115,11 +117,11 @@ def _seen(root: Path) -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _still_checked(entry: Entry, seen: Mapping[str, list[int]]) -> set[str]:
-    """Return the files of ``entry`` whose inode and ctime are those recorded after their last check."""
+def _still_checked(entry: Entry, seen: Mapping[str, list[int]], paths: Iterable[str]) -> set[str]:
+    """Return the ``paths`` of ``entry`` whose inode and ctime are those recorded after their last check."""
     good = set()
     tree = os.fspath(entry.tree)
-    for rel in entry.files:
+    for rel in paths:
         try:
             st = os.lstat(os.path.join(tree, rel))
         except OSError:
@@ -132,13 +134,14 @@ def _still_checked(entry: Entry, seen: Mapping[str, list[int]]) -> set[str]:
 @contextlib.contextmanager
 def unlinking(cache: Path, digests: Iterable[str]) -> Iterator[None]:
     """Around removing generations that hold links to these layers' entries: the files that were
-    checked before stay checked after (an unlink changes a file's ctime, not its content)."""
+    checked before stay checked after (an unlink changes a file's ctime, not its content). Only
+    bytecode is linked into generations, so only its ctimes change."""
     before = []
     for digest in set(digests):
         entry = load(entry_path(cache, digest)) if digest.startswith("sha256:") else None
         if entry is not None:
             seen = _seen(entry.root)
-            before.append((entry, seen, _still_checked(entry, seen)))
+            before.append((entry, seen, _still_checked(entry, seen, filter(is_pyc, entry.files))))
     yield
     for entry, seen, good in before:
         if good:
@@ -149,10 +152,10 @@ def _record_seen(root: Path, files: Iterable[str], *, base: Mapping[str, list[in
     """Record the (inode, ctime) of each of ``files`` of the entry at ``root``, as it is now
     (checked); the other records of ``base`` are kept."""
     seen = dict(base or {})
-    tree = root / "tree"
+    tree = os.path.join(root, "tree")
     for rel in files:
         try:
-            st = os.lstat(tree / rel)
+            st = os.lstat(os.path.join(tree, rel))
         except OSError:
             continue
         seen[rel] = [st.st_ino, st.st_ctime_ns]
@@ -168,10 +171,11 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
     A file whose inode and ctime are those recorded after its last check is not read again.
     """
     seen = _seen(entry.root)
+    tree = os.fspath(entry.tree)
     todo = []
     for rel in paths:
         try:
-            st = os.lstat(entry.tree / rel)
+            st = os.lstat(os.path.join(tree, rel))
         except OSError:
             todo.append(rel)
             continue
@@ -232,9 +236,17 @@ def discard(root: Path) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def after_linking(entry: Entry) -> None:
-    """Record the entry's files as checked again (linking changed their ctime, not their content)."""
-    _record_seen(entry.root, entry.files)
+def after_linking(entry: Entry, linked: Iterable[str]) -> None:
+    """Record the ``linked`` files of ``entry`` as checked again (a hard link changes a file's ctime,
+    not its content); the records of its other files are kept."""
+    linked = list(linked)
+    if linked:
+        _record_seen(entry.root, linked, base=_seen(entry.root))
+
+
+def is_pyc(rel: str) -> bool:
+    """Whether the venv-relative ``rel`` is bytecode (the only kind of store file hard-linked)."""
+    return rel.endswith(".pyc") and "/__pycache__/" in f"/{rel}"
 
 
 def remove_stale(cache: Path) -> None:

@@ -297,3 +297,26 @@ def test_a_same_size_change_to_a_stored_file_is_found(
     new_site = _site(_gen(pull, json.loads(proc.stdout)))
     assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
     assert (new_site / "helper" / "__init__.py").read_text() == text
+
+
+def test_a_change_to_stored_bytecode_is_found_after_it_was_linked(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    ref = artifacts.write([kit["demo1"], kit["helper"]])
+    first = pull.install(ref)
+    venv = _gen(pull, first)
+    # Bytecode is the one kind of store file a generation shares (a hard link): written in place
+    # through the generation's link, after linking recorded it as checked.
+    linked = next((_site(venv) / "helper" / "__pycache__").glob("extra.*.pyc"))
+    tree = store.entry_path(pull.cache, artifacts.layer(ref, "helper").digest) / "tree"
+    stored = tree / linked.relative_to(venv)
+    assert os.path.samefile(linked, stored)
+    original = stored.read_bytes()
+    with open(linked, "r+b") as fh:
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([original[-1] ^ 0xFF]))
+    assert stored.read_bytes() != original and len(stored.read_bytes()) == len(original)
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    new = _gen(pull, json.loads(proc.stdout))
+    assert (new / linked.relative_to(venv)).read_bytes() == original
