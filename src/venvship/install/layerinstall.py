@@ -17,6 +17,7 @@ With ``compile=False`` the layers' bytecode is left out.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -85,10 +86,16 @@ def fill(
     if layers.site != site:
         raise InstallError(f"the layers are for {layers.site}; this interpreter's venv has {site}")
     todo = layers.distributions
-    present = {d.digest for d in todo if store.load(store.entry_path(cache.root, d.digest)) is not None}
+    present = {d.digest for d in todo if store.is_entry(cache.root, d.digest)}
 
     def prepare(layer: LayerInfo) -> store.Entry:
-        entry = store.checked(cache, layer, mtime=layers.mtime)
+        # Checked up front: the files linked (bytecode, which the health check of a venv without
+        # any also reads from the store) and those read whole (relocated). The copies are
+        # checked as they are read (_own_copy).
+        relocate = set(layer.relocate)
+        entry = store.checked(
+            cache, layer, mtime=layers.mtime, first=lambda rel: store.is_pyc(rel) or rel in relocate
+        )
         if layer is todo[0]:
             pause_point("unpacking")  # the test seam for a kill while the store is being filled
         if on_layer is not None:
@@ -108,7 +115,7 @@ def fill(
         links = [_Links(entry, layer, staging, final=final) for entry, layer in zip(entries, todo)]
         for rel, n in owner.items():
             links[n].paths.append(rel)
-        list(pool.map(lambda job: job.run(), links))
+        list(pool.map(lambda job: job.run_or_renew(cache, layers.mtime), links))
     changed = {path: data for job in links for path, data in job.changed.items()}
     if changed:
         fix_records(staging / site, changed)
@@ -139,11 +146,25 @@ class _Links:
         self.copied = self.reflinked = 0
         self.reflinks = True  # until the file system says it has none
 
+    def run_or_renew(self, cache: Layout, mtime: int) -> None:
+        """Link; if a store file changed since its last check, its entry is made anew from the blob
+        (warning), what was linked from it undone, and linked again once."""
+        try:
+            self.run()
+        except store.Drifted:
+            for rel in self.paths:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.root, rel))
+            self.changed.clear()
+            self.copied = self.reflinked = 0
+            self.entry = store.checked(cache, self.layer, mtime=mtime)
+            self.run()
+
     def run(self) -> None:
         tree, root = os.fspath(self.entry.tree), self.root
         relocate = set(self.layer.relocate)
         made: set[str] = {""}
-        linked: list[str] = []
+        linked: list[str] = []  # hard-linked, or hashed again as they were read: to record
         for folder in self.entry.folders:
             os.makedirs(os.path.join(root, folder), mode=0o755, exist_ok=True)
             made.add(folder)
@@ -161,17 +182,23 @@ class _Links:
             elif store.is_pyc(rel):
                 _hard_link(source, target)
                 linked.append(rel)
-            else:
-                self._own_copy(source, target, mode=self.entry.files[rel][2])
+            elif self._own_copy(rel, source, target, mode=self.entry.files[rel][2]):
+                linked.append(rel)
         # Linking changed those stored files' ctimes, not their content: recorded as checked.
         store.after_linking(self.entry, linked)
 
-    def _own_copy(self, source: str, target: str, *, mode: int) -> None:
-        """Write ``target`` as the venv's own copy of store file ``source``, its mtime kept (the
-        layer's bytecode headers name the sources' mtimes)."""
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    def _own_copy(self, rel: str, source: str, target: str, *, mode: int) -> bool:
+        """Write ``target`` as the venv's own copy of store file ``rel`` at ``source``, its mtime kept
+        (the layer's bytecode headers name the sources' mtimes), checked as it is opened; return
+        True if it had to be hashed."""
+        try:
+            # Not blocking on a FIFO, not following a link: either is a changed store file.
+            src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise store.Drifted(f"{source}: {exc.strerror}") from exc
         try:
             st = os.fstat(src)
+            hashed = store.check_open(self.entry, rel, src, st)
             try:
                 dst = os.open(
                     target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
@@ -192,6 +219,7 @@ class _Links:
         finally:
             os.close(src)
         self.copied += 1
+        return hashed
 
 
 def _reflink(src: int, dst: int) -> bool:

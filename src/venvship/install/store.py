@@ -20,16 +20,16 @@ import shutil
 import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from .._fsutil import atomic_write, pid_alive
 from .._log import logger
 from ..artifact.layerformat import LayerInfo
 from ..errors import InstallError
 from ..oci.layout import Layout
-from ..venvformat.record import file_hash_field
+from ..venvformat.record import fd_matches, file_hash_field
 from . import cachestore
 from .unpack import unpack
 
@@ -37,13 +37,19 @@ FILES = "files.json"
 SEEN = "seen.json"
 
 
+class Drifted(InstallError):
+    """A store file read while it was being linked no longer hashes to what its entry recorded."""
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One unpacked layer: its tree, and venv-relative path → (hash field, size, mode) of each file."""
+    """One unpacked layer: its tree, venv-relative path → (hash field, size, mode) of each file, and
+    path → [inode, ctime] of the files as they were after their last check (``seen.json``)."""
 
     root: Path
     files: Mapping[str, tuple[str, int, int]]
     folders: tuple[str, ...]
+    seen: Mapping[str, list[int]] = field(default_factory=dict)
 
     @property
     def tree(self) -> Path:
@@ -95,6 +101,11 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+def is_entry(cache: Path, digest: str) -> bool:
+    """Whether the store has an entry for the layer ``digest`` (its file list at least)."""
+    return os.path.isfile(os.path.join(entry_path(cache, digest), FILES))
+
+
 def load(path: Path) -> Entry | None:
     """Return the entry at ``path``, or None if there is none (or it is unreadable)."""
     try:
@@ -103,7 +114,7 @@ def load(path: Path) -> Entry | None:
         folders = tuple(str(f) for f in doc["folders"])
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    return Entry(root=path, files=files, folders=folders)
+    return Entry(root=path, files=files, folders=folders, seen=_seen(path))
 
 
 # -- checking and linking ---------------------------------------------------------------------------
@@ -117,8 +128,8 @@ def _seen(root: Path) -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _still_checked(entry: Entry, seen: Mapping[str, list[int]], paths: Iterable[str]) -> set[str]:
-    """Return the ``paths`` of ``entry`` whose inode and ctime are those recorded after their last check."""
+def _still_checked(entry: Entry, paths: Iterable[str]) -> set[str]:
+    """Return the ``paths`` of ``entry`` whose records still vouch for them."""
     good = set()
     tree = os.fspath(entry.tree)
     for rel in paths:
@@ -126,7 +137,7 @@ def _still_checked(entry: Entry, seen: Mapping[str, list[int]], paths: Iterable[
             st = os.lstat(os.path.join(tree, rel))
         except OSError:
             continue
-        if seen.get(rel) == [st.st_ino, st.st_ctime_ns] and stat.S_ISREG(st.st_mode):
+        if vouched(entry, rel, st):
             good.add(rel)
     return good
 
@@ -140,12 +151,11 @@ def unlinking(cache: Path, digests: Iterable[str]) -> Iterator[None]:
     for digest in set(digests):
         entry = load(entry_path(cache, digest)) if digest.startswith("sha256:") else None
         if entry is not None:
-            seen = _seen(entry.root)
-            before.append((entry, seen, _still_checked(entry, seen, filter(is_pyc, entry.files))))
+            before.append((entry, _still_checked(entry, filter(is_pyc, entry.files))))
     yield
-    for entry, seen, good in before:
+    for entry, good in before:
         if good:
-            _record_seen(entry.root, good, base=seen)
+            _record_seen(entry.root, good, base=entry.seen)
 
 
 def _record_seen(root: Path, files: Iterable[str], *, base: Mapping[str, list[int]] | None = None) -> None:
@@ -170,7 +180,6 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
 
     A file whose inode and ctime are those recorded after its last check is not read again.
     """
-    seen = _seen(entry.root)
     tree = os.fspath(entry.tree)
     todo = []
     for rel in paths:
@@ -179,12 +188,7 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
         except OSError:
             todo.append(rel)
             continue
-        known = seen.get(rel)
-        if not (
-            known == [st.st_ino, st.st_ctime_ns]
-            and stat.S_ISREG(st.st_mode)
-            and st.st_size == entry.files[rel][1]
-        ):
+        if not vouched(entry, rel, st):
             todo.append(rel)
 
     def bad(rel: str) -> bool:
@@ -198,10 +202,37 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
     return [rel for rel, flag in zip(todo, flags) if flag]
 
 
-def checked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
+def vouched(entry: Entry, rel: str, st: os.stat_result) -> bool:
+    """Whether the file of ``entry`` at ``rel``, as ``st`` describes it, is the one recorded after its
+    last check: same inode, same ctime (which no write can keep), a regular file of its size."""
+    return (
+        entry.seen.get(rel) == [st.st_ino, st.st_ctime_ns]
+        and stat.S_ISREG(st.st_mode)
+        and st.st_size == entry.files[rel][1]
+    )
+
+
+def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> bool:
+    """Check the store file ``rel`` of ``entry`` open as ``fd`` (``st`` its fstat) before it is read:
+    return True if it had to be hashed (its record did not vouch for it); raise :class:`Drifted` if
+    it no longer hashes to what the entry recorded. Reads through a duplicate of ``fd`` (offset at
+    the end after a hash: readers after this one must give their own offsets)."""
+    if vouched(entry, rel, st):
+        return False
+    if stat.S_ISREG(st.st_mode):
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            if fd_matches(fh, entry.files[rel][0]):
+                return True
+    raise Drifted(f"{entry.tree / rel}: changed since it was unpacked")
+
+
+def checked(
+    cache: Layout, layer: LayerInfo, *, mtime: int, first: Callable[[str], bool] | None = None
+) -> Entry:
     """Return the store entry of ``layer``: unpacked now from its blob if the store lacks it, else
-    after checking its files; a changed entry is set aside and the layer unpacked again
-    (generations keep their own links to the old files).
+    after checking its files (only those ``first`` picks, if given: the caller checks the others
+    with :func:`check_open` as it reads them); a changed entry is set aside and the layer unpacked
+    again (generations keep their own links to the old files).
 
     Example: ``checked(Layout(Path("/var/cache/venvship")), info, mtime=config.layers.mtime).tree``
     """
@@ -213,7 +244,7 @@ def checked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
             if os.path.lexists(path):
                 discard(path)  # an entry whose file list cannot be read: made again
             return _unpacked(cache, layer, mtime=mtime)
-        drifted = unchanged(entry, entry.files)
+        drifted = unchanged(entry, entry.files if first is None else filter(first, entry.files))
         if not drifted:
             return entry
         logger.warning(
@@ -237,8 +268,8 @@ def discard(root: Path) -> None:
 
 
 def after_linking(entry: Entry, linked: Iterable[str]) -> None:
-    """Record the ``linked`` files of ``entry`` as checked again (a hard link changes a file's ctime,
-    not its content); the records of its other files are kept."""
+    """Record the ``linked`` files of ``entry`` as checked again (hard-linked, which changes a file's
+    ctime, not its content, or hashed again while read); the records of its other files are kept."""
     linked = list(linked)
     if linked:
         _record_seen(entry.root, linked, base=_seen(entry.root))
