@@ -33,7 +33,7 @@ from ..artifact.documents import VenvConfig
 from ..artifact.layerformat import PREFIX, LayerInfo, Layers
 from ..errors import InstallError
 from ..oci.layout import Layout
-from ..venvformat.record import fix_records, replace_file
+from ..venvformat.record import fd_matches, fix_records, hash_field, replace_file
 from . import store
 from .faults import pause_point
 
@@ -90,12 +90,8 @@ def fill(
 
     def prepare(layer: LayerInfo) -> store.Entry:
         # Checked up front: the files linked (bytecode, which the health check of a venv without
-        # any also reads from the store) and those read whole (relocated). The copies are
-        # checked as they are read (_own_copy).
-        relocate = set(layer.relocate)
-        entry = store.checked(
-            cache, layer, mtime=layers.mtime, first=lambda rel: store.is_pyc(rel) or rel in relocate
-        )
+        # any also reads from the store). The rest are checked as they are read (_Links).
+        entry = store.checked(cache, layer, mtime=layers.mtime, first=store.is_pyc)
         if layer is todo[0]:
             pause_point("unpacking")  # the test seam for a kill while the store is being filled
         if on_layer is not None:
@@ -164,7 +160,7 @@ class _Links:
         tree, root = os.fspath(self.entry.tree), self.root
         relocate = set(self.layer.relocate)
         made: set[str] = {""}
-        linked: list[str] = []  # hard-linked, or hashed again as they were read: to record
+        found: dict[str, list[int]] = {}  # stamps to record: hard-linked, or hashed as read
         for folder in self.entry.folders:
             os.makedirs(os.path.join(root, folder), mode=0o755, exist_ok=True)
             made.add(folder)
@@ -175,22 +171,43 @@ class _Links:
                 made.add(parent)
             source, target = os.path.join(tree, rel), os.path.join(root, rel)
             if rel in relocate:
-                with open(source, "rb") as fh:
-                    data = relocated(fh.read(), self.final)
+                data = relocated(self._read(rel, source), self.final)
                 replace_file(Path(target), data, mode=self.entry.files[rel][2])
                 self.changed[Path(target)] = data
             elif store.is_pyc(rel):
-                _hard_link(source, target)
-                linked.append(rel)
-            elif self._own_copy(rel, source, target, mode=self.entry.files[rel][2]):
-                linked.append(rel)
-        # Linking changed those stored files' ctimes, not their content: recorded as checked.
-        store.after_linking(self.entry, linked)
+                found[rel] = self._link(rel, source, target)
+            elif (known := self._own_copy(rel, source, target, mode=self.entry.files[rel][2])) is not None:
+                found[rel] = known
+        store.after_linking(self.entry, found)
 
-    def _own_copy(self, rel: str, source: str, target: str, *, mode: int) -> bool:
+    def _read(self, rel: str, source: str) -> bytes:
+        """Return the bytes of store file ``rel``, checked against its record."""
+        try:
+            # Not blocking on a FIFO, not following a link: either is a changed store file.
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise store.Drifted(f"{source}: {exc.strerror}") from exc
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read() if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        if hash_field(data) != self.entry.files[rel][0]:
+            raise store.Drifted(f"{source}: changed since it was unpacked")
+        return data
+
+    def _link(self, rel: str, source: str, target: str) -> list[int]:
+        """Hard-link store file ``rel`` (checked up front: still the file checked) into the venv;
+        return its stamp after linking."""
+        try:
+            if not store.vouched(self.entry, rel, os.lstat(source)):
+                raise store.Drifted(f"{source}: changed since it was checked")
+            _hard_link(source, target)
+            return store.stamp(os.lstat(source))
+        except FileNotFoundError as exc:
+            raise store.Drifted(f"{source}: gone from the store") from exc
+
+    def _own_copy(self, rel: str, source: str, target: str, *, mode: int) -> list[int] | None:
         """Write ``target`` as the venv's own copy of store file ``rel`` at ``source``, its mtime kept
-        (the layer's bytecode headers name the sources' mtimes), checked as it is opened; return
-        True if it had to be hashed."""
+        (the layer's bytecode headers name the sources' mtimes), checked as it is opened and again
+        once copied; return its stamp if it had to be hashed."""
         try:
             # Not blocking on a FIFO, not following a link: either is a changed store file.
             src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -198,11 +215,9 @@ class _Links:
             raise store.Drifted(f"{source}: {exc.strerror}") from exc
         try:
             st = os.fstat(src)
-            hashed = store.check_open(self.entry, rel, src, st)
+            known = store.check_open(self.entry, rel, src, st)
             try:
-                dst = os.open(
-                    target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
-                )
+                dst = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
             except FileExistsError as exc:
                 raise InstallError(f"{target}: a layer writes a file that is there already") from exc
             try:
@@ -214,12 +229,20 @@ class _Links:
                 if stat.S_IMODE(os.fstat(dst).st_mode) != mode:
                     os.fchmod(dst, mode)  # the umask trimmed it
                 os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+                after = os.fstat(src)
+                if store.stamp(after) != store.stamp(st) or after.st_size != st.st_size:
+                    # Written while it was checked or copied: the copy decides, and is not stamped.
+                    known = None
+                    with os.fdopen(os.dup(dst), "rb") as fh:
+                        fh.seek(0)
+                        if not fd_matches(fh, self.entry.files[rel][0]):
+                            raise store.Drifted(f"{source}: changed while it was copied")
             finally:
                 os.close(dst)
         finally:
             os.close(src)
         self.copied += 1
-        return hashed
+        return known
 
 
 def _reflink(src: int, dst: int) -> bool:

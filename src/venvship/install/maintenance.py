@@ -187,8 +187,7 @@ def prune(
                 continue
             trust.check_existing(state_folders(gens))  # its states decide what is removed
             with file_lock(gens.lock_path, timeout=lock_timeout):
-                with store.unlinking(cache, [b for s in gens.to_prune(keep) for b in s.blobs]):
-                    removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]
+                removed_gens += [f"{gens.dest}: {g}" for g in gens.prune(keep)]
                 record_refs(gens, layout)
                 for state in gens.all():
                     keep_blobs.update(state.blobs)

@@ -27,15 +27,13 @@ def record(plan: Plan, state: State, *, bytecode: BytecodeResult | None = None) 
 
     Example: ``return record(plan, switch(plan, checked), bytecode=checked.bytecode)``
     """
-    from . import store
 
     gens, cache, options = plan.gens, plan.cache, plan.recording
     with disk_space(options.facts_dir):
         written = write_live_facts(gens, state, facts_dir=options.facts_dir)
     with contextlib.suppress(FileNotFoundError):
         (gens.path(state.generation) / FACTS_PENDING).unlink()
-    with store.unlinking(cache.root, [b for s in gens.to_prune(options.keep) for b in s.blobs]):
-        pruned = gens.prune(options.keep)
+    pruned = gens.prune(options.keep)
     if pruned:
         logger.info("pruned generations: %s", ", ".join(pruned))
         record_refs(gens, cache)

@@ -4,8 +4,10 @@ blob cache, and hard-linked into every generation that holds it (DESIGN §5).
 ``<cache>/unpacked/<layer hex>/tree/`` holds the files, ``files.json`` each file's RECORD-style
 hash, size and mode, computed while the layer streamed from its re-hashed blob. The store
 follows the cache's trust rules (root-owned when run as root); a store file is re-hashed before
-it is linked again unless its inode's ctime is the one recorded after its last check, which no
-write can keep (a hot patch through a generation's link changes it).
+it is linked or copied again unless its inode and ctime are those stamped (``seen.json``) after
+its last check: no write can keep a ctime older than the clock's current tick (a hot patch
+through a generation's link changes it). Bytecode, the only kind hard-linked, is checked before
+it is linked; the rest as it is copied, on the descriptor the copy reads.
 
 Unpacking a layer, and the rules its members must follow, are in :mod:`.unpack`.
 """
@@ -20,16 +22,16 @@ import shutil
 import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .._fsutil import atomic_write, pid_alive
 from .._log import logger
 from ..artifact.layerformat import LayerInfo
 from ..errors import InstallError
 from ..oci.layout import Layout
-from ..venvformat.record import fd_matches, file_hash_field
+from ..venvformat.record import fd_matches
 from . import cachestore
 from .unpack import unpack
 
@@ -76,7 +78,8 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
         atomic_write(tmp / FILES, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
         # Every file was hashed as it was written: all of them checked now. Linking changes the
         # ctime of the bytecode only (the rest is copied), which after_linking records again.
-        _record_seen(tmp, files)
+        stamps = _stamps(os.path.join(tmp, "tree"), files)
+        _record_seen(tmp, stamps, base={})
         # Readable by all, as the generations made from it are: the health check's unprivileged
         # user reads its bytecode when the generation has none of its own (check.py).
         tmp.chmod(0o755)
@@ -86,6 +89,7 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run unpacked it first
+            stamps = {}
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -93,7 +97,8 @@ def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
     if entry is None:
         raise InstallError(f"{path}: unpacked layer {layer.title} is unreadable")
     logger.debug("unpacked %s into the store", layer.title)
-    return entry
+    # Checked now, this process knows, even the stamps too recent to record (_record_seen).
+    return replace(entry, seen={**entry.seen, **stamps})
 
 
 def _mkdir(path: Path) -> Path:
@@ -128,58 +133,64 @@ def _seen(root: Path) -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _still_checked(entry: Entry, paths: Iterable[str]) -> set[str]:
-    """Return the ``paths`` of ``entry`` whose records still vouch for them."""
-    good = set()
-    tree = os.fspath(entry.tree)
+def stamp(st: os.stat_result) -> list[int]:
+    """A store file's stamp: [inode, ctime], which no write can keep (but see _record_seen)."""
+    return [st.st_ino, st.st_ctime_ns]
+
+
+def _record_seen(root: str | Path, found: Mapping[str, list[int]], *, base: Mapping[str, list[int]]) -> None:
+    """Record ``found`` (path → stamp of a file of the entry at ``root`` when it was checked) over
+    ``base``. A stamp whose ctime is not older than the file system's clock now is left out (that
+    file is hashed again next time): a write within the same tick of a coarse clock keeps the
+    ctime, as git's index knows ("racy clean")."""
+    tmp = os.path.join(root, f".{SEEN}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        return  # the entry was discarded meanwhile (renewed by another install): nothing to record
+    with os.fdopen(fd, "wb") as fh:
+        now = os.fstat(fd).st_ctime_ns  # a new file's ctime: the file system's clock
+        seen = dict(base)
+        for rel, known in found.items():
+            if known[1] < now:
+                seen[rel] = known
+            else:
+                seen.pop(rel, None)
+        # A hint, not state: no fsync (a torn file only means the next run hashes those files again).
+        fh.write(json.dumps(seen, separators=(",", ":")).encode())
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(tmp, os.path.join(root, SEEN))
+
+
+def _stamps(tree: str, paths: Iterable[str]) -> dict[str, list[int]]:
+    found = {}
     for rel in paths:
-        try:
-            st = os.lstat(os.path.join(tree, rel))
-        except OSError:
-            continue
-        if vouched(entry, rel, st):
-            good.add(rel)
-    return good
+        with contextlib.suppress(OSError):
+            found[rel] = stamp(os.lstat(os.path.join(tree, rel)))
+    return found
 
 
-@contextlib.contextmanager
-def unlinking(cache: Path, digests: Iterable[str]) -> Iterator[None]:
-    """Around removing generations that hold links to these layers' entries: the files that were
-    checked before stay checked after (an unlink changes a file's ctime, not its content). Only
-    bytecode is linked into generations, so only its ctimes change."""
-    before = []
-    for digest in set(digests):
-        entry = load(entry_path(cache, digest)) if digest.startswith("sha256:") else None
-        if entry is not None:
-            before.append((entry, _still_checked(entry, filter(is_pyc, entry.files))))
-    yield
-    for entry, good in before:
-        if good:
-            _record_seen(entry.root, good, base=entry.seen)
+def _hashed(entry: Entry, rel: str) -> list[int] | None:
+    """Return the stamp of ``rel`` of ``entry`` taken before it was read, if it hashes to its record."""
+    try:
+        fd = os.open(
+            os.path.join(entry.tree, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        )
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # a folder, a device, a socket: not the file recorded
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return stamp(st) if fd_matches(fh, entry.files[rel][0]) else None
 
 
-def _record_seen(root: Path, files: Iterable[str], *, base: Mapping[str, list[int]] | None = None) -> None:
-    """Record the (inode, ctime) of each of ``files`` of the entry at ``root``, as it is now
-    (checked); the other records of ``base`` are kept."""
-    seen = dict(base or {})
-    tree = os.path.join(root, "tree")
-    for rel in files:
-        try:
-            st = os.lstat(os.path.join(tree, rel))
-        except OSError:
-            continue
-        seen[rel] = [st.st_ino, st.st_ctime_ns]
-    # A hint, not state: no fsync (a torn file only means the next run hashes those files again).
-    tmp = root / f".{SEEN}.{os.getpid()}.tmp"
-    tmp.write_bytes(json.dumps(seen, separators=(",", ":")).encode())
-    os.replace(tmp, root / SEEN)
-
-
-def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
-    """Return the ``paths`` of ``entry`` that no longer hash to what it recorded.
-
-    A file whose inode and ctime are those recorded after its last check is not read again.
-    """
+def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, list[int]]]:
+    """Return the ``paths`` of ``entry`` that no longer hash to what it recorded, and the stamps of
+    those that were hashed and still do. A file its record vouches for is not read."""
     tree = os.fspath(entry.tree)
     todo = []
     for rel in paths:
@@ -190,39 +201,33 @@ def unchanged(entry: Entry, paths: Iterable[str]) -> list[str]:
             continue
         if not vouched(entry, rel, st):
             todo.append(rel)
-
-    def bad(rel: str) -> bool:
-        try:
-            return file_hash_field(entry.tree / rel) != entry.files[rel][0]
-        except OSError:
-            return True
-
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        flags = list(pool.map(bad, todo)) if len(todo) > 64 else [bad(rel) for rel in todo]
-    return [rel for rel, flag in zip(todo, flags) if flag]
+        stamps = (
+            list(pool.map(lambda rel: _hashed(entry, rel), todo))
+            if len(todo) > 64
+            else [_hashed(entry, rel) for rel in todo]
+        )
+    bad = [rel for rel, known in zip(todo, stamps) if known is None]
+    return bad, {rel: known for rel, known in zip(todo, stamps) if known is not None}
 
 
 def vouched(entry: Entry, rel: str, st: os.stat_result) -> bool:
-    """Whether the file of ``entry`` at ``rel``, as ``st`` describes it, is the one recorded after its
-    last check: same inode, same ctime (which no write can keep), a regular file of its size."""
-    return (
-        entry.seen.get(rel) == [st.st_ino, st.st_ctime_ns]
-        and stat.S_ISREG(st.st_mode)
-        and st.st_size == entry.files[rel][1]
-    )
+    """Whether the file of ``entry`` at ``rel``, as ``st`` describes it, is the one stamped after its
+    last check, a regular file of its size."""
+    return entry.seen.get(rel) == stamp(st) and stat.S_ISREG(st.st_mode) and st.st_size == entry.files[rel][1]
 
 
-def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> bool:
+def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int] | None:
     """Check the store file ``rel`` of ``entry`` open as ``fd`` (``st`` its fstat) before it is read:
-    return True if it had to be hashed (its record did not vouch for it); raise :class:`Drifted` if
-    it no longer hashes to what the entry recorded. Reads through a duplicate of ``fd`` (offset at
-    the end after a hash: readers after this one must give their own offsets)."""
+    return None if its record vouches for it, else hash it and return its stamp (``st``'s); raise
+    :class:`Drifted` if it no longer hashes to what the entry recorded. Reads through a duplicate
+    of ``fd`` (offset at the end after a hash: readers after this one give their own offsets)."""
     if vouched(entry, rel, st):
-        return False
+        return None
     if stat.S_ISREG(st.st_mode):
         with os.fdopen(os.dup(fd), "rb") as fh:
             if fd_matches(fh, entry.files[rel][0]):
-                return True
+                return stamp(st)
     raise Drifted(f"{entry.tree / rel}: changed since it was unpacked")
 
 
@@ -244,8 +249,11 @@ def checked(
             if os.path.lexists(path):
                 discard(path)  # an entry whose file list cannot be read: made again
             return _unpacked(cache, layer, mtime=mtime)
-        drifted = unchanged(entry, entry.files if first is None else filter(first, entry.files))
+        drifted, hashed = _check(entry, entry.files if first is None else filter(first, entry.files))
         if not drifted:
+            if hashed:
+                _record_seen(entry.root, hashed, base=entry.seen)
+                entry = replace(entry, seen={**entry.seen, **hashed})
             return entry
         logger.warning(
             "%s: %d stored files changed since they were unpacked (%s); unpacking it again",
@@ -267,12 +275,13 @@ def discard(root: Path) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def after_linking(entry: Entry, linked: Iterable[str]) -> None:
-    """Record the ``linked`` files of ``entry`` as checked again (hard-linked, which changes a file's
-    ctime, not its content, or hashed again while read); the records of its other files are kept."""
-    linked = list(linked)
-    if linked:
-        _record_seen(entry.root, linked, base=_seen(entry.root))
+def after_linking(entry: Entry, found: Mapping[str, list[int]]) -> None:
+    """Record the files of ``entry`` stamped while they were linked (a hard link changes a file's
+    ctime, not its content) or hashed as they were read, each only if it still has that stamp."""
+    tree = os.fspath(entry.tree)
+    keep = {rel: known for rel, known in _stamps(tree, found).items() if known == found[rel]}
+    if keep:
+        _record_seen(entry.root, keep, base=_seen(entry.root))
 
 
 def is_pyc(rel: str) -> bool:
