@@ -172,8 +172,9 @@ def _stamps(tree: str, paths: Iterable[str]) -> dict[str, list[int]]:
     return found
 
 
-def _hashed(entry: Entry, rel: str) -> list[int] | None:
-    """Return the stamp of ``rel`` of ``entry`` taken before it was read, if it hashes to its record."""
+def hashed(entry: Entry, rel: str) -> list[int] | None:
+    """Return the stamp of file ``rel`` of ``entry`` taken before it was read, if it hashes to its
+    record (else None)."""
     try:
         fd = os.open(
             os.path.join(entry.tree, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -203,9 +204,9 @@ def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, lis
             todo.append(rel)
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         stamps = (
-            list(pool.map(lambda rel: _hashed(entry, rel), todo))
+            list(pool.map(lambda rel: hashed(entry, rel), todo))
             if len(todo) > 64
-            else [_hashed(entry, rel) for rel in todo]
+            else [hashed(entry, rel) for rel in todo]
         )
     bad = [rel for rel, known in zip(todo, stamps) if known is None]
     return bad, {rel: known for rel, known in zip(todo, stamps) if known is not None}
@@ -249,11 +250,11 @@ def checked(
             if os.path.lexists(path):
                 discard(path)  # an entry whose file list cannot be read: made again
             return _unpacked(cache, layer, mtime=mtime)
-        drifted, hashed = _check(entry, entry.files if first is None else filter(first, entry.files))
+        drifted, rehashed = _check(entry, entry.files if first is None else filter(first, entry.files))
         if not drifted:
-            if hashed:
-                _record_seen(entry.root, hashed, base=entry.seen)
-                entry = replace(entry, seen={**entry.seen, **hashed})
+            if rehashed:
+                _record_seen(entry.root, rehashed, base=entry.seen)
+                entry = replace(entry, seen={**entry.seen, **rehashed})
             return entry
         logger.warning(
             "%s: %d stored files changed since they were unpacked (%s); unpacking it again",
