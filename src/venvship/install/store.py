@@ -181,12 +181,19 @@ def hashed(entry: Entry, rel: str) -> list[int] | None:
         )
     except OSError:
         return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # a folder, a device, a socket: not the file recorded
+    try:
+        return _matching(fd, os.fstat(fd), entry.files[rel][0])
+    finally:
         os.close(fd)
+
+
+def _matching(fd: int, st: os.stat_result, field: str) -> list[int] | None:
+    """Return ``st``'s stamp if the open file ``fd`` is a regular file hashing to RECORD ``field``
+    (read through a duplicate of ``fd``, from where it is), else None."""
+    if not stat.S_ISREG(st.st_mode):  # a folder, a device, a socket: not the file recorded
         return None
-    with os.fdopen(fd, "rb") as fh:
-        return stamp(st) if fd_matches(fh, entry.files[rel][0]) else None
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        return stamp(st) if fd_matches(fh, field) else None
 
 
 def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, list[int]]]:
@@ -225,10 +232,8 @@ def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int]
     of ``fd`` (offset at the end after a hash: readers after this one give their own offsets)."""
     if vouched(entry, rel, st):
         return None
-    if stat.S_ISREG(st.st_mode):
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            if fd_matches(fh, entry.files[rel][0]):
-                return stamp(st)
+    if (known := _matching(fd, st, entry.files[rel][0])) is not None:
+        return known
     raise Drifted(f"{entry.tree / rel}: changed since it was unpacked")
 
 
