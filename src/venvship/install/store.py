@@ -4,10 +4,13 @@ blob cache, and hard-linked into every generation that holds it (DESIGN §5).
 ``<cache>/unpacked/<layer hex>/tree/`` holds the files, ``files.json`` each file's RECORD-style
 hash, size and mode, computed while the layer streamed from its re-hashed blob. The store
 follows the cache's trust rules (root-owned when run as root); a store file is re-hashed before
-it is linked or copied again unless its inode and ctime are those stamped (``seen.json``) after
+it is linked or copied again unless it is a regular file of its recorded size and mode, owned by
+this user, and its stamp (``seen.json``: inode, ctime, link count, mtime) is the one taken after
 its last check: no write can keep a ctime older than the clock's current tick (a hot patch
-through a generation's link changes it). Bytecode, the only kind hard-linked, is checked before
-it is linked; the rest as it is copied, on the descriptor the copy reads.
+through a generation's link changes it). A hard link made or removed since (a generation that
+links the same bytecode, or one pruned) changes only the ctime and the link count: a stamp whose
+inode and mtime still hold then vouches too. Bytecode, the only kind hard-linked, is checked
+before it is linked; the rest as it is copied, on the descriptor the copy reads.
 
 Unpacking a layer, and the rules its members must follow, are in :mod:`.unpack`.
 """
@@ -46,7 +49,7 @@ class Drifted(InstallError):
 @dataclass(frozen=True)
 class Entry:
     """One unpacked layer: its tree, venv-relative path → (hash field, size, mode) of each file, and
-    path → [inode, ctime] of the files as they were after their last check (``seen.json``)."""
+    path → stamp (:func:`stamp`) of the files as they were after their last check (``seen.json``)."""
 
     root: Path
     files: Mapping[str, tuple[str, int, int]]
@@ -134,8 +137,9 @@ def _seen(root: Path) -> dict[str, list[int]]:
 
 
 def stamp(st: os.stat_result) -> list[int]:
-    """A store file's stamp: [inode, ctime], which no write can keep (but see _record_seen)."""
-    return [st.st_ino, st.st_ctime_ns]
+    """A store file's stamp: [inode, ctime, link count, mtime]; no write keeps its ctime (but see
+    _record_seen), and none keeps its mtime unless it sets the mtime back on purpose."""
+    return [st.st_ino, st.st_ctime_ns, st.st_nlink, st.st_mtime_ns]
 
 
 def _record_seen(root: str | Path, found: Mapping[str, list[int]], *, base: Mapping[str, list[int]]) -> None:
@@ -182,18 +186,32 @@ def hashed(entry: Entry, rel: str) -> list[int] | None:
     except OSError:
         return None
     try:
-        return _matching(fd, os.fstat(fd), entry.files[rel][0])
+        return _matching(entry, rel, fd, os.fstat(fd))
     finally:
         os.close(fd)
 
 
-def _matching(fd: int, st: os.stat_result, field: str) -> list[int] | None:
-    """Return ``st``'s stamp if the open file ``fd`` is a regular file hashing to RECORD ``field``
-    (read through a duplicate of ``fd``, from where it is), else None."""
-    if not stat.S_ISREG(st.st_mode):  # a folder, a device, a socket: not the file recorded
+def _matching(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int] | None:
+    """Return ``st``'s stamp if the open file ``fd`` is the file ``rel`` of ``entry`` as recorded
+    (:func:`_as_recorded`) and hashes to its record (read through a duplicate of ``fd``, from where
+    it is), else None."""
+    if not _as_recorded(entry, rel, st):
         return None
     with os.fdopen(os.dup(fd), "rb") as fh:
-        return stamp(st) if fd_matches(fh, field) else None
+        return stamp(st) if fd_matches(fh, entry.files[rel][0]) else None
+
+
+def _as_recorded(entry: Entry, rel: str, st: os.stat_result) -> bool:
+    """Whether ``st`` is a regular file of the size and mode ``entry`` recorded for ``rel``, owned by
+    this process's user. Not a folder, a device or a socket; and a hard link shares its mode and
+    owner: a stored file another user could write would be theirs in every generation linking it."""
+    _, size, mode = entry.files[rel]
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == size
+        and stat.S_IMODE(st.st_mode) == mode
+        and st.st_uid == os.geteuid()
+    )
 
 
 def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, list[int]]]:
@@ -221,8 +239,17 @@ def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, lis
 
 def vouched(entry: Entry, rel: str, st: os.stat_result) -> bool:
     """Whether the file of ``entry`` at ``rel``, as ``st`` describes it, is the one stamped after its
-    last check, a regular file of its size."""
-    return entry.seen.get(rel) == stamp(st) and stat.S_ISREG(st.st_mode) and st.st_size == entry.files[rel][1]
+    last check, as recorded (:func:`_as_recorded`)."""
+    known = entry.seen.get(rel)
+    if known is None or not _as_recorded(entry, rel, st):
+        return False
+    now = stamp(st)
+    # A hard link made or removed since changes the ctime and the link count only. A write sets
+    # the mtime to the clock, past the stamped one (_record_seen); writing and then setting the
+    # mtime back changes the ctime alone, so it is hashed unless the link count changed too.
+    return known == now or (
+        len(known) == 4 and (known[0], known[3]) == (now[0], now[3]) and known[2] != now[2]
+    )
 
 
 def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int] | None:
@@ -232,7 +259,7 @@ def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int]
     of ``fd`` (offset at the end after a hash: readers after this one give their own offsets)."""
     if vouched(entry, rel, st):
         return None
-    if (known := _matching(fd, st, entry.files[rel][0])) is not None:
+    if (known := _matching(entry, rel, fd, st)) is not None:
         return known
     raise Drifted(f"{entry.tree / rel}: changed since it was unpacked")
 
@@ -258,6 +285,11 @@ def checked(
         drifted, rehashed = _check(entry, entry.files if first is None else filter(first, entry.files))
         if not drifted:
             if rehashed:
+                logger.debug(
+                    "%s: %d stored files hashed again (their stamps no longer held)",
+                    layer.title,
+                    len(rehashed),
+                )
                 _record_seen(entry.root, rehashed, base=entry.seen)
                 entry = replace(entry, seen={**entry.seen, **rehashed})
             return entry

@@ -307,15 +307,79 @@ def test_a_change_to_stored_bytecode_is_found_after_it_was_linked(
     venv = _gen(pull, first)
     # Bytecode is the one kind of store file a generation shares (a hard link): written in place
     # through the generation's link, after linking recorded it as checked.
-    linked = next((_site(venv) / "helper" / "__pycache__").glob("extra.*.pyc"))
-    tree = store.entry_path(pull.cache, artifacts.layer(ref, "helper").digest) / "tree"
-    stored = tree / linked.relative_to(venv)
-    assert os.path.samefile(linked, stored)
+    linked, stored = _stored_pyc(pull, artifacts, ref, venv)
     original = stored.read_bytes()
     with open(linked, "r+b") as fh:
         fh.seek(-1, os.SEEK_END)
         fh.write(bytes([original[-1] ^ 0xFF]))
     assert stored.read_bytes() != original and len(stored.read_bytes()) == len(original)
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    new = _gen(pull, json.loads(proc.stdout))
+    assert (new / linked.relative_to(venv)).read_bytes() == original
+
+
+def _stored_pyc(pull: Pull, artifacts: Artifacts, ref: str, venv: Path) -> tuple[Path, Path]:
+    """Return helper's linked bytecode file in generation ``venv`` and its store file (one inode)."""
+    linked = next((_site(venv) / "helper" / "__pycache__").glob("extra.*.pyc"))
+    stored = store.entry_path(pull.cache, artifacts.layer(ref, "helper").digest) / "tree"
+    stored = stored / linked.relative_to(venv)
+    assert os.path.samefile(linked, stored)
+    return linked, stored
+
+
+def test_stored_bytecode_a_pruned_generation_linked_is_not_hashed_again(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    # Pruning a generation unlinks its bytecode from the store: the ctime and the link count
+    # change, not the bytes. Hashing every such file again made the next upgrade pay for the
+    # last one's pruning (#23).
+    ref = artifacts.write([kit["demo1"], kit["helper"]])
+    first = _gen(pull, pull.install(ref))
+    _, stored = _stored_pyc(pull, artifacts, ref, first)
+    pull.install(artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"))
+    links = os.stat(stored).st_nlink
+    pull("prune", "--cache", str(pull.cache), "--keep", "1")
+    assert not first.exists() and os.stat(stored).st_nlink == links - 1
+    proc = pull("install", artifacts.write([kit["demo1"], kit["helper"]], version="3.0"), "--json", "-v")
+    assert json.loads(proc.stdout)["changed"] is True
+    assert "stored files hashed again" not in proc.stderr, proc.stderr
+
+
+def test_stored_bytecode_whose_mode_changed_is_not_linked_again(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    ref = artifacts.write([kit["demo1"], kit["helper"]])
+    venv = _gen(pull, pull.install(ref))
+    linked, _ = _stored_pyc(pull, artifacts, ref, venv)
+    # Writable by all through the generation's link: the store's file, which every generation
+    # made after would share with its mode, bytes unchanged.
+    linked.chmod(0o666)
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    new = _gen(pull, json.loads(proc.stdout)) / linked.relative_to(venv)
+    assert stat.S_IMODE(os.stat(new).st_mode) == 0o644 and not os.path.samefile(new, linked)
+
+
+def test_a_write_to_stored_bytecode_that_sets_its_mtime_back_is_found(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    ref = artifacts.write([kit["demo1"], kit["helper"]])
+    venv = _gen(pull, pull.install(ref))
+    linked, stored = _stored_pyc(pull, artifacts, ref, venv)
+    before = os.stat(stored)
+    original = stored.read_bytes()
+    # In place and its times set back, as ``cp -p`` over it would: only the ctime tells.
+    with open(linked, "r+b") as fh:
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([original[-1] ^ 0xFF]))
+    os.utime(linked, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(stored)
+    assert (after.st_mtime_ns, after.st_nlink, after.st_size) == (
+        before.st_mtime_ns,
+        before.st_nlink,
+        before.st_size,
+    )
     proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
     assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
     new = _gen(pull, json.loads(proc.stdout))
