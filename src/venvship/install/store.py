@@ -248,7 +248,10 @@ def vouched(entry: Entry, rel: str, st: os.stat_result) -> bool:
     # the mtime to the clock, past the stamped one (_record_seen); writing and then setting the
     # mtime back changes the ctime alone, so it is hashed unless the link count changed too.
     return known == now or (
-        len(known) == 4 and (known[0], known[3]) == (now[0], now[3]) and known[2] != now[2]
+        isinstance(known, list)  # seen.json is a hint: whatever else it holds vouches for nothing
+        and len(known) == 4
+        and (known[0], known[3]) == (now[0], now[3])
+        and known[2] != now[2]
     )
 
 

@@ -125,10 +125,6 @@ class _Writer:
         self.folders: set[str] = set()  # a set: a list made duplicate checks quadratic
         self.made: set[str] = {""}
         self.total = 0
-        # The umask is read once: a mode it would trim is set again after the file is made.
-        mask = os.umask(0o022)
-        os.umask(mask)
-        self.trimmed = bool(mask & 0o755)
 
     def from_buffer(self, data: bytes) -> tuple[dict[str, list[object]], list[str]]:
         view = memoryview(data)
@@ -205,8 +201,9 @@ class _Writer:
                 _write_all(fd, piece)
                 sha.update(piece)
                 written += len(piece)
-            if self.trimmed:
-                os.fchmod(fd, mode)
+            # The recorded mode, whatever the umask or a default ACL of the cache's folders made of
+            # it: the store refuses a file whose mode is not the one recorded (store.py).
+            os.fchmod(fd, mode)
             if name.endswith(".py"):
                 os.utime(fd, (self.mtime, self.mtime))
         finally:

@@ -15,12 +15,14 @@ import io
 import json
 import os
 import stat
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.needs import require
 from venvship.artifact.documents import Fact
 from venvship.install import store
 
@@ -384,3 +386,53 @@ def test_a_write_to_stored_bytecode_that_sets_its_mtime_back_is_found(
     assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
     new = _gen(pull, json.loads(proc.stdout))
     assert (new / linked.relative_to(venv)).read_bytes() == original
+
+
+def _default_acl(folder: Path) -> None:
+    """Give ``folder`` a default ACL (user rwx, group r-x, others nothing), as ``setfacl -d`` would."""
+    entries = [(0x01, 7), (0x04, 5), (0x20, 0)]  # ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER
+    value = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, 0xFFFFFFFF) for tag, perm in entries
+    )
+    try:
+        os.setxattr(folder, "system.posix_acl_default", value)
+    except OSError as exc:
+        require(
+            False,
+            f"POSIX ACLs on {folder}'s file system ({exc.strerror})",
+            fix="run the tests on ext4 or tmpfs",
+        )
+
+
+def test_a_cache_whose_folder_has_a_default_acl_keeps_its_store(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    # A default ACL, not the umask, decides the mode of what is made under the cache: unpacking
+    # sets each file's recorded mode itself, or every later install would take the store for
+    # changed and unpack it again, and again.
+    pull.cache.mkdir(mode=0o700, parents=True)
+    _default_acl(pull.cache)
+    ref = artifacts.write([kit["demo1"], kit["helper"]])
+    venv = _gen(pull, pull.install(ref))
+    _, stored = _stored_pyc(pull, artifacts, ref, venv)
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o644
+    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    assert "changed since they were unpacked" not in proc.stderr, proc.stderr
+
+
+def test_a_stamp_of_another_shape_vouches_for_nothing(
+    artifacts: Artifacts, pull: Pull, kit: dict[str, Path]
+) -> None:
+    ref = artifacts.write([kit["demo1"], kit["helper"]])
+    venv = _gen(pull, pull.install(ref))
+    linked, stored = _stored_pyc(pull, artifacts, ref, venv)
+    entry = store.entry_path(pull.cache, artifacts.layer(ref, "helper").digest)
+    # seen.json is a hint that a hand (or another version) may have written: not state to trust.
+    seen = json.loads((entry / store.SEEN).read_text())
+    seen[str(linked.relative_to(venv))] = 5
+    (entry / store.SEEN).write_text(json.dumps(seen))
+    proc = pull(
+        "install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json", "-v"
+    )
+    assert "helper-7.0.venv.tar.gz: 1 stored files hashed again" in proc.stderr
+    assert os.path.samefile(_gen(pull, json.loads(proc.stdout)) / linked.relative_to(venv), stored)
