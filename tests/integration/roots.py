@@ -222,7 +222,7 @@ def venvship_in_root(root: Path, venv: str, wheels: Path) -> str:
 
     Offline: venvship's dependencies come from ``wheels`` (:func:`dependency_wheels`), copied into the root.
     """
-    src = Path(__file__).resolve().parents[3]
+    src = Path(__file__).resolve().parents[2]
     shutil.copytree(src / "src", root / "opt/venvship-src/src", dirs_exist_ok=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(src / name, root / "opt/venvship-src" / name)
