@@ -21,16 +21,17 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pytest
 
 from tests.conftest import CACHE
 from tests.needs import require
 
-# What a target of the role has: python3 (Ansible's modules, venv-pull) and the packages the
-# role's install side lists for Debian (python3-packaging, -setuptools, -venv).
-INCLUDE = ("python3", "python3-venv", "python3-packaging", "python3-setuptools")
+# What a target of the role has: python3 (Ansible's modules, venv-pull), the packages the role's
+# install side lists for Debian (python3-packaging, -setuptools, -venv), and openssl (venv-pull's
+# signature checks; the Debian 12 amd64 target of #24 is this same root).
+INCLUDE = ("python3", "python3-venv", "python3-packaging", "python3-setuptools", "openssl")
 MIRROR = os.environ.get("VENVSHIP_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEBOOTSTRAP_TIMEOUT = 3600  # an arm64 root's second stage runs emulated
 TAR_TIMEOUT = 600
@@ -140,13 +141,19 @@ def _made(spec: Root) -> Path:
     return spec.tarball
 
 
-def start(*specs: Root) -> None:
-    """Make the missing tarballs of ``specs`` in background threads, side by side (as root only)."""
+def start(*specs: Root, prepare: Callable[[], None] | None = None) -> None:
+    """Make the missing tarballs of ``specs`` in background threads, side by side (as root only).
+
+    ``prepare`` runs first in each thread (an arm64 root needs qemu-user in binfmt_misc); what it
+    or a maker raises is raised again by :func:`tarball`, in the test that needs the root.
+    """
     if not (os.geteuid() == 0 and shutil.which("debootstrap")):
         return  # tarball() then says what is missing, in the test that needs it
 
     def make(spec: Root) -> None:
         try:
+            if prepare is not None:
+                prepare()
             _made(spec)
         except BaseException as exc:
             _failures[spec] = exc
@@ -183,25 +190,47 @@ def unpack_root(dest: Path, *, tarball: Path | None = None) -> Path:
     return dest
 
 
-def run_in_root(root: Path, argv: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` chrooted into ``root`` with a plain environment; return the finished process.
+def mount_proc(root: Path) -> None:
+    """Mount a proc filesystem on ``root``'s ``/proc``, as a real host has (:func:`remove_root` unmounts it).
+
+    Debian 11's setpriv (libcap-ng 0.7.9) cannot drop privileges without it: "setpriv: activate
+    capabilities: No such file or directory".
+    """
+    run(["mount", "-t", "proc", "proc", str(root / "proc")], timeout=SHORT_TIMEOUT)
+
+
+def run_in_root(
+    root: Path, argv: Sequence[str], *, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` chrooted into ``root`` with a plain environment (plus ``env``); return the finished process.
 
     Example: ``run_in_root(root, ["/usr/bin/python3", "-c", "print(1)"]).stdout``
     """
     # The host's environment means nothing inside the root (its PATH, its PYTHON* settings).
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    plain = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
     if "VENVSHIP_BUILD_USER" in os.environ:
-        env["VENVSHIP_BUILD_USER"] = os.environ["VENVSHIP_BUILD_USER"]
+        plain["VENVSHIP_BUILD_USER"] = os.environ["VENVSHIP_BUILD_USER"]
     return subprocess.run(
-        ["chroot", str(root), *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        ["chroot", str(root), *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**plain, **(env or {})},
+        check=False,
     )
 
 
 def dependency_wheels(python: str, platforms: Sequence[str]) -> Path:
-    """Return a folder of venvship's dependencies as wheels for CPython ``python`` (``"3.9"``) on
-    ``platforms`` (manylinux tags), downloaded once from PyPI."""
-    abi = "cp" + python.replace(".", "")
-    folder = CACHE / "roots" / f"venvship-deps-{abi}-{platforms[0]}"
+    """Return a folder of venvship's dependencies as wheels for CPython ``python`` on ``platforms``
+    (manylinux tags), downloaded once from PyPI.
+
+    ``python`` is the root's full version (``"3.9.2"``): pip takes a bare ``"3.9"`` for 3.9.0, and
+    cryptography 44 and later exclude 3.9.0 and 3.9.1 in their Requires-Python.
+    """
+    major, minor = python.split(".")[:2]
+    abi = f"cp{major}{minor}"
+    digest = hashlib.sha256(repr((python, tuple(platforms), DEPS)).encode()).hexdigest()[:12]
+    folder = CACHE / "roots" / f"venvship-deps-{abi}-{platforms[0]}-{digest}"
     marker = folder / ".done"
     if not marker.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -217,11 +246,22 @@ def dependency_wheels(python: str, platforms: Sequence[str]) -> Path:
     return folder
 
 
-def venvship_in_root(root: Path, venv: str, wheels: Path) -> str:
+def python_version(root: Path) -> str:
+    """Return the full version of ``root``'s ``/usr/bin/python3`` (``"3.9.2"``)."""
+    argv = ["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"]
+    proc = run_in_root(root, argv, timeout=SHORT_TIMEOUT)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} failed in {root}:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return proc.stdout.strip()
+
+
+def venvship_in_root(root: Path, venv: str, platforms: Sequence[str]) -> str:
     """Install this checkout of venvship into a venv ``venv`` inside ``root``; return its ``bin/venvship``.
 
-    Offline: venvship's dependencies come from ``wheels`` (:func:`dependency_wheels`), copied into the root.
+    Offline: venvship's dependencies come from PyPI as wheels for the root's own Python on
+    ``platforms`` (:func:`dependency_wheels`), copied into the root.
     """
+    wheels = dependency_wheels(python_version(root), platforms)
     src = Path(__file__).resolve().parents[2]
     shutil.copytree(src / "src", root / "opt/venvship-src/src", dirs_exist_ok=True)
     for name in ("pyproject.toml", "README.md"):
@@ -233,6 +273,7 @@ def venvship_in_root(root: Path, venv: str, wheels: Path) -> str:
             f"{venv}/bin/pip",
             "install",
             "-q",
+            "--no-compile",  # byte-compiling runs emulated in an arm64 root: slow
             "--no-index",
             "--find-links",
             "/opt/wheels",

@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.integration import roots
-from tests.integration.roots import TAR_TIMEOUT, Root, dependency_wheels, remove_root, run, run_in_root
+from tests.integration.roots import TAR_TIMEOUT, Root, remove_root, run, run_in_root
 from tests.needs import ROOT, require
 
-__all__ = ["TARBALL", "arm64_root", "run_in_root", "venvship_in_root"]
+__all__ = ["ARM64", "TARBALL", "arm64_root", "prepare_host", "run_in_root", "venvship_in_root"]
 
 # gcc and the headers: an arm64 build compiles its C extensions in the root; ca-certificates: the
 # build's tool venvs come from PyPI.
@@ -35,12 +36,13 @@ AARCH64 = ("manylinux_2_17_aarch64", "manylinux2014_aarch64")
 # Deadlines: apt may wait for another apt's lock.
 APT_TIMEOUT = 900
 SHORT_TIMEOUT = 60
+_PREPARING = threading.Lock()
 
 
 def venvship_in_root(root: Path, venv: str) -> str:
     """Install this checkout of venvship into a venv ``venv`` inside the arm64 ``root``; return its
-    ``bin/venvship`` (offline, from venvship's dependencies as aarch64 cp311 wheels)."""
-    return roots.venvship_in_root(root, venv, dependency_wheels("3.11", AARCH64))
+    ``bin/venvship`` (offline, from venvship's dependencies as aarch64 wheels)."""
+    return roots.venvship_in_root(root, venv, AARCH64)
 
 
 def _host_tools() -> None:
@@ -82,6 +84,16 @@ def _binfmt() -> None:
         pytest.fail(f"{entry}: qemu-aarch64 is not enabled in binfmt_misc", pytrace=False)
 
 
+def prepare_host() -> None:
+    """Make this host ready to debootstrap and run an arm64 root: qemu-user-static in binfmt_misc.
+
+    Called by the root's background maker and by the fixture: one at a time.
+    """
+    with _PREPARING:
+        _host_tools()
+        _binfmt()
+
+
 @pytest.fixture(scope="session")
 def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Return an arm64 Debian 12 root (minbase, python3, venv, gcc and headers) whose binaries run here.
@@ -90,8 +102,7 @@ def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     made first if the cache lacks it, and removed at the end of the session.
     """
     require(ROOT, "root for an arm64 root (debootstrap, chroot, binfmt_misc)", fix="run the tests as root")
-    _host_tools()
-    _binfmt()
+    prepare_host()
     tarball = roots.tarball(ARM64)
     root = tmp_path_factory.mktemp("arm64") / "root"
     root.mkdir()
