@@ -85,3 +85,29 @@ def cache(tmp_path_factory: pytest.TempPathFactory, shared_builders: Path) -> Pa
     path = tmp_path_factory.mktemp("cache")
     (path / "builders").symlink_to(shared_builders)
     return path
+
+
+INTEGRATION = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the Debian targets' tests last, and debootstrap the Debian roots the selected tests use
+    in the background from now on, behind the other tests (#24)."""
+    targets = INTEGRATION / "targets"
+    folders = {part for item in items for part in item.path.parents}
+    if targets in folders:
+        items[:] = [item for item in items if targets not in item.path.parents] + [
+            item for item in items if targets in item.path.parents
+        ]
+    from tests.integration.roots import DEBIAN12, start
+
+    amd64 = [DEBIAN12] if INTEGRATION / "role" in folders else []
+    if targets in folders:
+        from tests.integration.targets.roots import AMD64
+
+        amd64 = list(AMD64)
+    start(*amd64)
+    if folders & {targets, INTEGRATION / "arm64", INTEGRATION / "role"}:
+        from tests.integration.arm64.conftest import ARM64, prepare_host
+
+        start(ARM64, prepare=prepare_host)
