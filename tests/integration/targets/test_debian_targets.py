@@ -53,6 +53,8 @@ install-tool = "pip"
 pip-args = ["--no-index", "--find-links", "{index}"]
 """
 X86_64 = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
+# A mirror nothing listens on (the discard port): the install warns that it left it out.
+DEAD_MIRROR = "127.0.0.1:9"
 # The roots' build users: uids of their own, in no passwd file (neither the host's nor a root's).
 BUILD_UIDS = 64100
 PROBE = (
@@ -118,24 +120,30 @@ def _build_in_root(root: Path, arch: str, index: Path, host: str, *, uid: int) -
 
 
 def _write_settings(root: Path, suffix: str, host: str, *, key: str) -> None:
-    """Write the root's trust policy (``host``/targets signed by ``key``) and mirror file (the
-    same registry, over plain HTTP), as ``suffix`` (``json`` or ``toml``) says."""
+    """Write the root's trust policy (``host``/targets signed by ``key``) and mirror file, as
+    ``suffix`` (``json`` or ``toml``) says: two mirrors of ``host`` over plain HTTP, first
+    :data:`DEAD_MIRROR` (nothing listens there: venv-pull leaves it out with a warning), then
+    ``host`` itself."""
     folder = root / "etc/venvship"
     folder.mkdir(parents=True, exist_ok=True)
     if suffix == "json":
         scope = {"match": f"{host}/targets", "require-signature": True, "keys": [key]}
         policy = {"default": {"require-signature": False}, "scope": [scope]}
-        mirrors = {"registry": [{"prefix": host, "mirror": [{"location": host, "insecure": True}]}]}
+        mirror = [{"location": location, "insecure": True} for location in (DEAD_MIRROR, host)]
         (folder / "policy.json").write_text(json.dumps(policy))
-        (folder / "registries.json").write_text(json.dumps(mirrors))
+        (folder / "registries.json").write_text(
+            json.dumps({"registry": [{"prefix": host, "mirror": mirror}]})
+        )
         return
     (folder / "policy.toml").write_text(
         f'[default]\nrequire-signature = false\n\n[[scope]]\nmatch = "{host}/targets"\n'
         f'require-signature = true\nkeys = ["{key}"]\n'
     )
-    (folder / "registries.toml").write_text(
-        f'[[registry]]\nprefix = "{host}"\n\n[[registry.mirror]]\nlocation = "{host}"\ninsecure = true\n'
+    mirrors = "".join(
+        f'\n[[registry.mirror]]\nlocation = "{location}"\ninsecure = true\n'
+        for location in (DEAD_MIRROR, host)
     )
+    (folder / "registries.toml").write_text(f'[[registry]]\nprefix = "{host}"\n{mirrors}')
 
 
 def test_debian_11_12_13_and_arm64_install_from_one_index(
@@ -217,7 +225,13 @@ def test_debian_11_12_13_and_arm64_install_from_one_index(
         assert f"refused by /etc/venvship/policy.{suffix}" in refused.stdout + refused.stderr, name
         assert not (root / "opt/venvs/demo").exists(), name
         _write_settings(root, suffix, host, key="/etc/venvship/keys/release.pub")
-        result = json.loads(_in_root(root, *install))
+        proc = run_in_root(root, install, timeout=600)
+        assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
+        result = json.loads(proc.stdout)
+        # The mirror file was read: its first mirror was tried, and left out.
+        assert f"mirror {DEAD_MIRROR}/targets/demo left out for this run" in proc.stderr, (
+            f"{name}: {proc.stderr}"
+        )
         assert result["digest"] == found[(arch, abi)] and result["dest"] == "/opt/venvs/demo", name
         got = _in_root(root, "/opt/venvs/demo/bin/python", "-c", PROBE).split()
         assert got == [python, machine, "5"], name
