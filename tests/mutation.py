@@ -40,6 +40,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "src/venvship/install/store.py": [
         "tests/integration/install/test_upgrade.py",
+        "tests/integration/install/test_store_races.py",
         "tests/integration/install/test_layers.py",
     ],
     "src/venvship/install/unpack.py": [

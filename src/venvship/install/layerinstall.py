@@ -194,10 +194,11 @@ class _Links:
         return data
 
     def _link(self, rel: str, source: str, target: str) -> list[int]:
-        """Hard-link store file ``rel`` (checked up front: still the file checked) into the venv;
-        return its stamp after linking."""
+        """Hard-link store file ``rel`` (checked up front) into the venv, hashed again first if it
+        is no longer the file checked (another install on this host linked it meanwhile, which
+        changes its ctime); return its stamp after linking."""
         try:
-            if not store.vouched(self.entry, rel, os.lstat(source)):
+            if not store.vouched(self.entry, rel, os.lstat(source)) and store.hashed(self.entry, rel) is None:
                 raise store.Drifted(f"{source}: changed since it was checked")
             _hard_link(source, target)
             return store.stamp(os.lstat(source))

@@ -172,20 +172,28 @@ def _stamps(tree: str, paths: Iterable[str]) -> dict[str, list[int]]:
     return found
 
 
-def _hashed(entry: Entry, rel: str) -> list[int] | None:
-    """Return the stamp of ``rel`` of ``entry`` taken before it was read, if it hashes to its record."""
+def hashed(entry: Entry, rel: str) -> list[int] | None:
+    """Return the stamp of file ``rel`` of ``entry`` taken before it was read, if it hashes to its
+    record (else None)."""
     try:
         fd = os.open(
             os.path.join(entry.tree, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         )
     except OSError:
         return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # a folder, a device, a socket: not the file recorded
+    try:
+        return _matching(fd, os.fstat(fd), entry.files[rel][0])
+    finally:
         os.close(fd)
+
+
+def _matching(fd: int, st: os.stat_result, field: str) -> list[int] | None:
+    """Return ``st``'s stamp if the open file ``fd`` is a regular file hashing to RECORD ``field``
+    (read through a duplicate of ``fd``, from where it is), else None."""
+    if not stat.S_ISREG(st.st_mode):  # a folder, a device, a socket: not the file recorded
         return None
-    with os.fdopen(fd, "rb") as fh:
-        return stamp(st) if fd_matches(fh, entry.files[rel][0]) else None
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        return stamp(st) if fd_matches(fh, field) else None
 
 
 def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, list[int]]]:
@@ -203,9 +211,9 @@ def _check(entry: Entry, paths: Iterable[str]) -> tuple[list[str], dict[str, lis
             todo.append(rel)
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         stamps = (
-            list(pool.map(lambda rel: _hashed(entry, rel), todo))
+            list(pool.map(lambda rel: hashed(entry, rel), todo))
             if len(todo) > 64
-            else [_hashed(entry, rel) for rel in todo]
+            else [hashed(entry, rel) for rel in todo]
         )
     bad = [rel for rel, known in zip(todo, stamps) if known is None]
     return bad, {rel: known for rel, known in zip(todo, stamps) if known is not None}
@@ -224,10 +232,8 @@ def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int]
     of ``fd`` (offset at the end after a hash: readers after this one give their own offsets)."""
     if vouched(entry, rel, st):
         return None
-    if stat.S_ISREG(st.st_mode):
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            if fd_matches(fh, entry.files[rel][0]):
-                return stamp(st)
+    if (known := _matching(fd, st, entry.files[rel][0])) is not None:
+        return known
     raise Drifted(f"{entry.tree / rel}: changed since it was unpacked")
 
 
@@ -249,11 +255,11 @@ def checked(
             if os.path.lexists(path):
                 discard(path)  # an entry whose file list cannot be read: made again
             return _unpacked(cache, layer, mtime=mtime)
-        drifted, hashed = _check(entry, entry.files if first is None else filter(first, entry.files))
+        drifted, rehashed = _check(entry, entry.files if first is None else filter(first, entry.files))
         if not drifted:
-            if hashed:
-                _record_seen(entry.root, hashed, base=entry.seen)
-                entry = replace(entry, seen={**entry.seen, **hashed})
+            if rehashed:
+                _record_seen(entry.root, rehashed, base=entry.seen)
+                entry = replace(entry, seen={**entry.seen, **rehashed})
             return entry
         logger.warning(
             "%s: %d stored files changed since they were unpacked (%s); unpacking it again",

@@ -214,8 +214,8 @@ def test_a_write_the_same_second_as_the_record_is_found_on_a_coarse_clock(
     )
 
 
-@pytest.mark.parametrize("kind", ["directory", "chardev", "socket"])
-def test_a_stored_file_replaced_by_other_kinds(
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory", "chardev", "socket"])
+def test_a_stored_file_replaced_by_another_kind_is_found_not_followed(
     artifacts: Artifacts,
     pull: Pull,
     kit: dict[str, Path],  # noqa: F811  (the fixture imported above)
@@ -229,7 +229,12 @@ def test_a_stored_file_replaced_by_other_kinds(
     tree = store.entry_path(pull.cache, artifacts.layer(ref, "helper").digest) / "tree"
     module = tree / _site(venv).relative_to(venv) / "helper" / "extra.py"
     module.unlink()
-    if kind == "directory":
+    if kind == "symlink":
+        (tmp_path / "elsewhere.py").write_text("EXTRA = 'from elsewhere'\n")
+        module.symlink_to(tmp_path / "elsewhere.py")
+    elif kind == "fifo":
+        os.mkfifo(module)  # opened for reading, it would block until a writer came
+    elif kind == "directory":
         module.mkdir()
     elif kind == "chardev":
         os.mknod(module, 0o644 | 0o020000, os.makedev(1, 3))  # /dev/null's
@@ -246,3 +251,4 @@ def test_a_stored_file_replaced_by_other_kinds(
     assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
     new_site = _site(_gen(pull, json.loads(proc.stdout)))
     assert (new_site / "helper" / "extra.py").read_text() == "EXTRA = 1\n"
+    assert not (new_site / "helper" / "extra.py").is_symlink()

@@ -320,24 +320,3 @@ def test_a_change_to_stored_bytecode_is_found_after_it_was_linked(
     assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
     new = _gen(pull, json.loads(proc.stdout))
     assert (new / linked.relative_to(venv)).read_bytes() == original
-
-
-@pytest.mark.parametrize("kind", ["symlink", "fifo"])
-def test_a_stored_file_replaced_by_another_kind_is_found_not_followed(
-    artifacts: Artifacts, pull: Pull, kit: dict[str, Path], tmp_path: Path, kind: str
-) -> None:
-    ref = artifacts.write([kit["demo1"], kit["helper"]])
-    venv = _gen(pull, pull.install(ref))
-    tree = store.entry_path(pull.cache, artifacts.layer(ref, "helper").digest) / "tree"
-    module = tree / _site(venv).relative_to(venv) / "helper" / "extra.py"
-    module.unlink()
-    if kind == "symlink":
-        (tmp_path / "elsewhere.py").write_text("EXTRA = 'from elsewhere'\n")
-        module.symlink_to(tmp_path / "elsewhere.py")
-    else:
-        os.mkfifo(module)  # opened for reading, it would block until a writer came
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
-    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
-    new_site = _site(_gen(pull, json.loads(proc.stdout)))
-    assert (new_site / "helper" / "extra.py").read_text() == "EXTRA = 1\n"
-    assert not (new_site / "helper" / "extra.py").is_symlink()
