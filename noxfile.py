@@ -105,7 +105,8 @@ def tests(session: nox.Session) -> None:
     _ensure_debs(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
     session.install("-e", ".")
-    session.run("pytest", *(session.posargs or ["-q"]), env=_provide_pythons(session))
+    # The whole suite names its slowest tests, so CI's log shows where its time goes.
+    session.run("pytest", *(session.posargs or ["-q", "--durations=25"]), env=_provide_pythons(session))
 
 
 @nox.session
