@@ -5,16 +5,14 @@ from it only what it needs."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..oci.reference import Ref
-from .check import check
-from .fetch import fetch, pending_distro_commands, preflight
 from .options import DEFAULT_CACHE, DEFAULT_FACTS, InstallOptions, InstallResult
 from .plan import Plan, locked, open_plan
-from .recording import record
 from .registries import served_by
-from .staging import stage, staging_progress
-from .switch import switch, switch_back
+
+if TYPE_CHECKING:
+    from ..oci.reference import Ref
 
 
 def install(ref: Ref, opts: InstallOptions) -> InstallResult:
@@ -28,6 +26,11 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             return plan.done
         if opts.check:  # what a run would fail on or change; nothing written
             return _dry_run(plan)
+        # The steps that write are imported once there is work: a no-op rerun's cost is mostly
+        # imports (#23).
+        from .recording import record
+        from .switch import switch, switch_back
+
         with locked(plan) as plan:  # trusted folders, the locks; the live generation read again
             if plan.done is not None:
                 result = plan.done
@@ -36,6 +39,10 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
             elif plan.made is not None:  # a generation made before holds this artifact
                 result = record(plan, switch_back(plan, plan.made))
             else:
+                from .check import check
+                from .fetch import fetch
+                from .staging import stage, staging_progress
+
                 fetched = fetch(plan)
                 with staging_progress(plan) as on_layer:
                     staged = stage(plan, fetched, on_layer=on_layer)
@@ -46,6 +53,8 @@ def install(ref: Ref, opts: InstallOptions) -> InstallResult:
 
 def _dry_run(plan: Plan) -> InstallResult:
     """``--check``: what a run would fail on, and the distro commands it would run; nothing written."""
+    from .fetch import pending_distro_commands, preflight
+
     preflight(plan)
     pending_distro_commands(plan)
     live, selected = plan.live, plan.chosen
