@@ -85,3 +85,35 @@ def cache(tmp_path_factory: pytest.TempPathFactory, shared_builders: Path) -> Pa
     path = tmp_path_factory.mktemp("cache")
     (path / "builders").symlink_to(shared_builders)
     return path
+
+
+INTEGRATION = Path(__file__).parent
+# The suites that need Debian roots, run last in this order: their roots are debootstrapped in the
+# background from collection on (a few minutes each when the cache lacks them, the arm64 one
+# emulated), behind every other test (#24).
+LAST = ("role", "arm64", "targets")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the suites that need Debian roots last, and start making the roots they use now."""
+    folders = {part for item in items for part in item.path.parents}
+
+    def rank(item: pytest.Item) -> int:
+        for n, name in enumerate(LAST, start=1):
+            if INTEGRATION / name in item.path.parents:
+                return n
+        return 0
+
+    items.sort(key=rank)  # stable: the order within each group stays
+    from tests.integration.roots import DEBIAN12, start
+
+    amd64 = [DEBIAN12] if INTEGRATION / "role" in folders else []
+    if INTEGRATION / "targets" in folders:
+        from tests.integration.targets.roots import AMD64
+
+        amd64 = list(AMD64)
+    start(*amd64)
+    if folders & {INTEGRATION / name for name in LAST}:
+        from tests.integration.arm64.conftest import ARM64, prepare_host
+
+        start(ARM64, prepare=prepare_host)

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.integration.conftest import LocalIndex
+from tests.integration.roots import run
 from tests.needs import ROOT, require
 from tests.nginx import Nginx
 from venvship.install.zipapp import build_zipapp
-
-from .roots import run
 
 REPO = Path(__file__).resolve().parents[3]
 RESOURCES = REPO / "tests" / "resources" / "role"

@@ -28,9 +28,9 @@ from tests.integration.arm64.conftest import (
     venvship_in_root,
 )
 from tests.integration.conftest import LocalIndex
+from tests.integration.roots import remove_root, run, unpack_root
 from tests.nginx import start_nginx
 
-from .roots import remove_root, run, unpack_root
 from .scenario import (
     BIN,
     DEST,

@@ -22,9 +22,9 @@ import pytest
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
+from tests.integration.roots import remove_root, run, unpack_root
 from tests.nginx import start_nginx
 
-from .roots import remove_root, run, unpack_root
 from .scenario import (
     BIN,
     DEST,
