@@ -21,7 +21,7 @@ import pytest
 from venvship.install import store
 
 from .conftest import SRC, Artifacts, Pull
-from .test_upgrade import _gen, _site, kit  # noqa: F401  (fixture)
+from .test_upgrade import HELPER_CHANGED, _gen, _site, _upgrade, kit  # noqa: F401  (fixture)
 
 HOOK = """
 import os
@@ -87,9 +87,7 @@ def test_a_write_after_the_check_is_not_copied_nor_vouched(
     env = _hooked(
         pull, tmp_path, ATTACK_TARGET=str(module), ATTACK_WHEN=when, ATTACK_OLD="7.0", ATTACK_NEW="6.6"
     )
-    proc = pull(
-        "install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json", env=env
-    )
+    proc = _upgrade(pull, artifacts, kit, env=env)
     second = _site(_gen(pull, json.loads(proc.stdout)))
     # (the store file was written in place; with the fix the entry is renewed)
     # Rule: a store file changed since it was unpacked is never copied into a new generation.
@@ -133,13 +131,7 @@ def test_an_entry_renewed_by_another_install_mid_link_is_linked_again(
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(DISCARD_HOOK)
     env = {"PYTHONPATH": f"{hook}{os.pathsep}{SRC}", "ATTACK_LAYER": "helper"}
-    proc = pull(
-        "install",
-        artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"),
-        "--json",
-        env=env,
-        ok=False,
-    )
+    proc = _upgrade(pull, artifacts, kit, env=env, ok=False)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -206,7 +198,7 @@ def test_a_write_the_same_second_as_the_record_is_found_on_a_coarse_clock(
     pull("install", ref, "--json", env=env)
     patched = Path(out.read_text())
     bad = patched.read_bytes()
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    proc = _upgrade(pull, artifacts, kit)
     new = _gen(pull, json.loads(proc.stdout))
     linked = new / patched.relative_to(patched.parents[len(patched.relative_to(base / "cache").parts) - 4])
     assert "stored files changed" in proc.stderr and linked.read_bytes() != bad, (
@@ -247,8 +239,8 @@ def test_a_stored_file_replaced_by_another_kind_is_found_not_followed(
             sock.close()
         finally:
             os.chdir(cwd)
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
-    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    proc = _upgrade(pull, artifacts, kit)
+    assert HELPER_CHANGED in proc.stderr
     new_site = _site(_gen(pull, json.loads(proc.stdout)))
     assert (new_site / "helper" / "extra.py").read_text() == "EXTRA = 1\n"
     assert not (new_site / "helper" / "extra.py").is_symlink()

@@ -18,6 +18,7 @@ import stat
 import struct
 import subprocess
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
@@ -48,6 +49,19 @@ def _gen(pull: Pull, result: dict[str, Any]) -> Path:
 
 def _site(venv: Path) -> Path:
     return next(venv.glob("lib/python3*/site-packages"))
+
+
+# What the upgrade below says when it finds one of helper's stored files changed.
+HELPER_CHANGED = "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked"
+
+
+def _upgrade(
+    pull: Pull, artifacts: Artifacts, kit: dict[str, Path], *args: str, **kw: Any
+) -> CompletedProcess[str]:
+    """Install demo 2.0 beside the same helper 7.0 (its store entry checked again, not unpacked)."""
+    return pull(
+        "install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json", *args, **kw
+    )
 
 
 def _snapshot(root: Path) -> dict[str, tuple[object, ...]]:
@@ -223,7 +237,7 @@ def test_a_hot_patch_of_the_live_venv_never_travels_on(
     (old_site / "helper" / "__init__.py").write_text("VERSION = 'patched'\n")
     (old_site / "helper" / "extra.py").unlink()
     (old_site / "stray.py").write_text("STRAY = 1\n")
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    proc = _upgrade(pull, artifacts, kit)
     new_site = _site(_gen(pull, json.loads(proc.stdout)))
     assert "stored files changed since they were unpacked" not in proc.stderr
     assert "VERSION = '7.0'" in (new_site / "helper" / "__init__.py").read_text()
@@ -295,9 +309,9 @@ def test_a_same_size_change_to_a_stored_file_is_found(
     patched = text.replace("7.0", "6.6")
     assert patched != text and len(patched) == len(text)
     module.write_text(patched)
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    proc = _upgrade(pull, artifacts, kit)
     new_site = _site(_gen(pull, json.loads(proc.stdout)))
-    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    assert HELPER_CHANGED in proc.stderr
     assert (new_site / "helper" / "__init__.py").read_text() == text
 
 
@@ -315,8 +329,8 @@ def test_a_change_to_stored_bytecode_is_found_after_it_was_linked(
         fh.seek(-1, os.SEEK_END)
         fh.write(bytes([original[-1] ^ 0xFF]))
     assert stored.read_bytes() != original and len(stored.read_bytes()) == len(original)
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
-    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    proc = _upgrade(pull, artifacts, kit)
+    assert HELPER_CHANGED in proc.stderr
     new = _gen(pull, json.loads(proc.stdout))
     assert (new / linked.relative_to(venv)).read_bytes() == original
 
@@ -357,8 +371,8 @@ def test_stored_bytecode_whose_mode_changed_is_not_linked_again(
     # Writable by all through the generation's link: the store's file, which every generation
     # made after would share with its mode, bytes unchanged.
     linked.chmod(0o666)
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
-    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    proc = _upgrade(pull, artifacts, kit)
+    assert HELPER_CHANGED in proc.stderr
     new = _gen(pull, json.loads(proc.stdout)) / linked.relative_to(venv)
     assert stat.S_IMODE(os.stat(new).st_mode) == 0o644 and not os.path.samefile(new, linked)
 
@@ -382,8 +396,8 @@ def test_a_write_to_stored_bytecode_that_sets_its_mtime_back_is_found(
         before.st_nlink,
         before.st_size,
     )
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
-    assert "helper-7.0.venv.tar.gz: 1 stored files changed since they were unpacked" in proc.stderr
+    proc = _upgrade(pull, artifacts, kit)
+    assert HELPER_CHANGED in proc.stderr
     new = _gen(pull, json.loads(proc.stdout))
     assert (new / linked.relative_to(venv)).read_bytes() == original
 
@@ -416,7 +430,7 @@ def test_a_cache_whose_folder_has_a_default_acl_keeps_its_store(
     venv = _gen(pull, pull.install(ref))
     _, stored = _stored_pyc(pull, artifacts, ref, venv)
     assert stat.S_IMODE(os.stat(stored).st_mode) == 0o644
-    proc = pull("install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json")
+    proc = _upgrade(pull, artifacts, kit)
     assert "changed since they were unpacked" not in proc.stderr, proc.stderr
 
 
@@ -431,8 +445,6 @@ def test_a_stamp_of_another_shape_vouches_for_nothing(
     seen = json.loads((entry / store.SEEN).read_text())
     seen[str(linked.relative_to(venv))] = 5
     (entry / store.SEEN).write_text(json.dumps(seen))
-    proc = pull(
-        "install", artifacts.write([kit["demo2-plain"], kit["helper"]], version="2.0"), "--json", "-v"
-    )
+    proc = _upgrade(pull, artifacts, kit, "-v")
     assert "helper-7.0.venv.tar.gz: 1 stored files hashed again" in proc.stderr
     assert os.path.samefile(_gen(pull, json.loads(proc.stdout)) / linked.relative_to(venv), stored)
