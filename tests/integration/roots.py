@@ -37,8 +37,18 @@ DEBOOTSTRAP_TIMEOUT = 3600  # an arm64 root's second stage runs emulated
 TAR_TIMEOUT = 600
 SHORT_TIMEOUT = 60
 PIP_TIMEOUT = 900
-# venvship's own dependencies, and what building venvship needs, for a root's offline pip.
-DEPS = ("packaging", "tomli", "PyYAML", "cryptography", "cyclonedx-python-lib", "setuptools>=68", "wheel")
+# venvship's own dependencies, what building venvship needs, and pip itself, for a root's offline
+# pip (run from its wheel: the root's venv module would byte-compile a pip of its own first).
+DEPS = (
+    "packaging",
+    "tomli",
+    "PyYAML",
+    "cryptography",
+    "cyclonedx-python-lib",
+    "setuptools>=68",
+    "wheel",
+    "pip",
+)
 
 
 @dataclass(frozen=True)
@@ -267,19 +277,12 @@ def venvship_in_root(root: Path, venv: str, platforms: Sequence[str]) -> str:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(src / name, root / "opt/venvship-src" / name)
     shutil.copytree(wheels, root / "opt/wheels", dirs_exist_ok=True)
-    for argv in (
-        ["/usr/bin/python3", "-m", "venv", venv],
-        [
-            f"{venv}/bin/pip",
-            "install",
-            "-q",
-            "--no-compile",  # byte-compiling runs emulated in an arm64 root: slow
-            "--no-index",
-            "--find-links",
-            "/opt/wheels",
-            "/opt/venvship-src",
-        ],
-    ):
+    [pip] = wheels.glob("pip-*.whl")
+    # No ensurepip: it byte-compiles pip, which takes about 40 s emulated in an arm64 root. pip
+    # runs from its wheel instead and installs itself with the rest, without bytecode.
+    install = [f"{venv}/bin/python", f"/opt/wheels/{pip.name}/pip", "install", "-q", "--no-compile"]
+    install += ["--no-index", "--find-links", "/opt/wheels", "pip", "/opt/venvship-src"]
+    for argv in (["/usr/bin/python3", "-m", "venv", "--without-pip", venv], install):
         proc = run_in_root(root, argv, timeout=1800)
         if proc.returncode != 0:
             pytest.fail(f"{' '.join(argv)} failed in {root}:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
