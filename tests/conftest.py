@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -23,6 +24,15 @@ TOOL_PINS = {
     for version in TOOL_PYTHONS
 }
 CACHE = Path(os.environ.get("VENVSHIP_TEST_CACHE", Path.home() / ".cache" / "venvship-tests"))
+# Who runs venv-pull's health check in the Debian-root suites when another test run goes on beside
+# them (the tests session's second run): a build stops when a process of its build user runs that
+# it did not start (#20), and the other run's builds run as nobody, the check's default user.
+CHECK_USER = os.environ.get("VENVSHIP_TEST_CHECK_USER", "")
+
+
+def check_user_args() -> list[str]:
+    """Return venv-pull's ``--check-user`` option for :data:`CHECK_USER`, or nothing (the default)."""
+    return ["--check-user", CHECK_USER] if CHECK_USER else []
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -112,28 +122,34 @@ def tool_wheels() -> Path:
     """Return a folder holding wheels of pip, setuptools, wheel and uv (from PyPI, cached)."""
     folder = CACHE / "tool-wheels"
     marker = folder / ("." + "_".join(p for pins in TOOL_PINS.values() for p in pins))
-    if not marker.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        for version, pins in TOOL_PINS.items():
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--only-binary=:all:",  # with their dependencies (wheel needs packaging)
-                    "--python-version",
-                    version,
-                    "-d",
-                    str(folder),
-                    *pins,
-                ],
-                check=True,
-                env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-            )
-        marker.touch()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a test run beside this one may be downloading them
+        if not marker.exists():
+            _download_tool_wheels(folder)
+            marker.touch()
     return folder
+
+
+def _download_tool_wheels(folder: Path) -> None:
+    for version, pins in TOOL_PINS.items():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--only-binary=:all:",  # with their dependencies (wheel needs packaging)
+                "--python-version",
+                version,
+                "-d",
+                str(folder),
+                *pins,
+            ],
+            check=True,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )
 
 
 @pytest.fixture(scope="session")

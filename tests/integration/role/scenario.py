@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.conftest import check_user_args
 from tests.integration.conftest import LocalIndex
 from tests.integration.roots import run
 from tests.needs import ROOT, require
@@ -195,6 +196,7 @@ def deployment_vars(
         "venv_pull_pyz_src": str(build_zipapp(work / "venv-pull.pyz")),
         # The roots have no package lists (no network): they hold what the venv needs already.
         "venvship_distro_packages": False,
+        "venv_pull_install_options": check_user_args(),
     }
 
 

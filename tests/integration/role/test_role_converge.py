@@ -19,6 +19,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.conftest import check_user_args
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
 from tests.integration.registry.conftest import open_registry  # noqa: F401  (a fixture)
@@ -221,7 +222,7 @@ def test_a_failed_install_fails_with_venv_pulls_error_and_keeps_the_live_venv(
 ) -> None:
     before = {host: deployment.live(host) for host in TARGETS}
     # --rebuild: a new generation needs the interpreter, whatever the run before left.
-    bad = ["--python", "/usr/bin/python3-missing", "--rebuild"]
+    bad = ["--python", "/usr/bin/python3-missing", "--rebuild", *check_user_args()]
     deployment.converge("-e", json.dumps({"venv_pull_install_options": bad}), ok=False)
     alone = deployment.pull(
         "target1", "install", deployment.artifact_ref(), "--json", "--insecure", *bad, ok=False

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import check_user_args
 from tests.integration.conftest import LocalIndex
 from tests.needs import needs_root
 
@@ -47,6 +48,7 @@ def test_without_a_build_host_the_target_builds_for_itself(
             str(tmp_path / "cache"),
             "--facts-dir",
             str(facts),
+            *check_user_args(),
         ],
         "keystone_test_restart_log": str(restarts),
     }

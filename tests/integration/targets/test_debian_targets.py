@@ -16,6 +16,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.conftest import check_user_args
 from tests.integration.arm64.conftest import AARCH64, prepare_host
 from tests.integration.conftest import LocalIndex
 from tests.integration.registry._support import RegistryServer
@@ -217,7 +218,7 @@ def test_debian_11_12_13_and_arm64_install_from_one_index(
         suffix = "json" if python == "3.9" else "toml"  # Python 3.9 has no tomllib
         install = ["/usr/bin/python3", "/opt/venv-pull.pyz", "install", f"{host}/targets/demo:1.0"]
         install += ["--insecure", "--cache", "/var/cache/venvship", "--facts-dir", "/opt/facts"]
-        install += ["--no-distro-packages", "--json"]
+        install += ["--no-distro-packages", "--json", *check_user_args()]
         # Signed by a key the policy does not name: refused, by the policy file of that format.
         _write_settings(root, suffix, host, key="/etc/venvship/keys/other.pub")
         refused = run_in_root(root, install, timeout=600)
@@ -245,7 +246,7 @@ def test_debian_11_12_13_and_arm64_install_from_one_index(
     install = ["install", f"{host}/targets/demo:1.0", "--insecure", "--dest", str(dest), "--json"]
     install += ["--cache", str(tmp_path / "blobcache"), "--facts-dir", str(tmp_path / "facts")]
     capsys.readouterr()
-    assert venv_pull_main.main([*install, "--no-distro-packages"]) == 0
+    assert venv_pull_main.main([*install, "--no-distro-packages", *check_user_args()]) == 0
     assert json.loads(capsys.readouterr().out)["digest"] == found[("amd64", "cp311")]
     got = subprocess.run(
         [dest / "bin" / "python", "-c", PROBE], capture_output=True, text=True, timeout=60, check=True
