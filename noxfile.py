@@ -128,7 +128,11 @@ def tests(session: nox.Session) -> None:
     }
     roots_env["VIRTUAL_ENV"] = str(session.virtualenv.location)
     roots_env.update(VENVSHIP_BUILD_USER=str(ROOT_SUITES_BUILD_UID), VENVSHIP_TEST_CHECK_USER="daemon")
-    log = Path(session.create_tmp()) / "root-suites.log"
+    # Not session.create_tmp(): it points TMPDIR at a folder the build user may not reach.
+    own = Path(session.virtualenv.location)
+    log = own / "root-suites.log"
+    cache = f"-o cache_dir={own / 'root-suites-pytest-cache'}"  # pytest's cache is one run's at a time
+    roots_env["PYTEST_ADDOPTS"] = f"{os.environ.get('PYTEST_ADDOPTS', '')} {cache}"
     session.log(f"the Debian-root suites run beside, into {log}")
     with log.open("w") as out:
         roots = subprocess.Popen(
@@ -136,8 +140,6 @@ def tests(session: nox.Session) -> None:
                 str(Path(session.bin) / "pytest"),
                 "-q",
                 "--durations=25",
-                "-p",
-                "no:cacheprovider",
                 *ROOT_SUITES,
             ],
             stdout=out,
