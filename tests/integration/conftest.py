@@ -10,6 +10,7 @@ from typing import Callable
 import pytest
 
 from tests.factories import git_repo, make_project, make_sdist
+from tests.suites import ROOT_SUITES
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ INTEGRATION = Path(__file__).parent
 # The suites that need Debian roots, run last in this order: their roots are debootstrapped in the
 # background from collection on (a few minutes each when the cache lacks them, the arm64 one
 # emulated), behind every other test (#24).
-LAST = ("role", "arm64", "targets")
+LAST = ROOT_SUITES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
