@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._log import logger
 from ..artifact.documents import VenvConfig
 from ..artifact.layerformat import PREFIX, LayerInfo, Layers
 from ..errors import InstallError
@@ -88,10 +89,12 @@ def fill(
     todo = layers.distributions
     present = {d.digest for d in todo if store.is_entry(cache.root, d.digest)}
 
+    # Checked up front: the bytecode that the health check of a venv without any reads from the
+    # store. Every file linked or copied is checked as it is (_Links).
+    up_front = _nothing if compile else store.is_pyc
+
     def prepare(layer: LayerInfo) -> store.Entry:
-        # Checked up front: the files linked (bytecode, which the health check of a venv without
-        # any also reads from the store). The rest are checked as they are read (_Links).
-        entry = store.checked(cache, layer, mtime=layers.mtime, first=store.is_pyc)
+        entry = store.checked(cache, layer, mtime=layers.mtime, first=up_front)
         if layer is todo[0]:
             pause_point("unpacking")  # the test seam for a kill while the store is being filled
         if on_layer is not None:
@@ -101,17 +104,20 @@ def fill(
     workers = max(1, min(UNPACK_WORKERS, len(todo)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         entries = list(pool.map(prepare, todo))
-        # A file two distributions write is the later one's in the lock, as installing them in
-        # that order would leave it; each distribution's files are then linked on their own.
-        owner: dict[str, int] = {}
-        for n, entry in enumerate(entries):
-            for rel in entry.files:
-                if compile or not store.is_pyc(rel):
-                    owner[rel] = n
-        links = [_Links(entry, layer, staging, final=final) for entry, layer in zip(entries, todo)]
-        for rel, n in owner.items():
-            links[n].paths.append(rel)
-        list(pool.map(lambda job: job.run_or_renew(cache, layers.mtime), links))
+    # A file two distributions write is the later one's in the lock, as installing them in
+    # that order would leave it; each distribution's files are then linked on their own.
+    owner: dict[str, int] = {}
+    for n, entry in enumerate(entries):
+        for rel in entry.files:
+            if compile or not store.is_pyc(rel):
+                owner[rel] = n
+    links = [_Links(entry, layer, staging, final=final) for entry, layer in zip(entries, todo)]
+    for rel, n in owner.items():
+        links[n].paths.append(rel)
+    # In one thread: linking is a few system calls per small file, and threads contend for the
+    # GIL at each of them (keystone, tmpfs: 0.5-0.6 s in one thread, 1.0-1.1 s in four).
+    for job in links:
+        job.run_or_renew(cache, layers.mtime)
     changed = {path: data for job in links for path, data in job.changed.items()}
     if changed:
         fix_records(staging / site, changed)
@@ -124,6 +130,10 @@ def fill(
         copied=sum(job.copied for job in links),
         reflinked=sum(job.reflinked for job in links),
     )
+
+
+def _nothing(rel: str) -> bool:
+    return False
 
 
 class _Links:
@@ -139,7 +149,7 @@ class _Links:
         self.root = os.fspath(staging)
         self.paths: list[str] = []
         self.changed: dict[Path, bytes] = {}
-        self.copied = self.reflinked = 0
+        self.copied = self.reflinked = self.rehashed = 0
         self.reflinks = True  # until the file system says it has none
 
     def run_or_renew(self, cache: Layout, mtime: int) -> None:
@@ -158,6 +168,7 @@ class _Links:
 
     def run(self) -> None:
         tree, root = os.fspath(self.entry.tree), self.root
+        self.rehashed = 0  # bytecode whose stamp no longer vouched for it
         relocate = set(self.layer.relocate)
         made: set[str] = {""}
         found: dict[str, list[int]] = {}  # stamps to record: hard-linked, or hashed as read
@@ -179,6 +190,12 @@ class _Links:
             elif (known := self._own_copy(rel, source, target, mode=self.entry.files[rel][2])) is not None:
                 found[rel] = known
         store.after_linking(self.entry, found)
+        if self.rehashed:
+            logger.debug(
+                "%s: %d stored files hashed again (their stamps no longer held)",
+                self.layer.title,
+                self.rehashed,
+            )
 
     def _read(self, rel: str, source: str) -> bytes:
         """Return the bytes of store file ``rel``, checked against its record."""
@@ -194,12 +211,13 @@ class _Links:
         return data
 
     def _link(self, rel: str, source: str, target: str) -> list[int]:
-        """Hard-link store file ``rel`` (checked up front) into the venv, hashed again first if it
-        is no longer the file checked (another install on this host linked it meanwhile, which
-        changes its ctime); return its stamp after linking."""
+        """Hard-link store file ``rel`` into the venv, hashed first if its stamp no longer vouches
+        for it; return its stamp after linking."""
         try:
-            if not store.vouched(self.entry, rel, os.lstat(source)) and store.hashed(self.entry, rel) is None:
-                raise store.Drifted(f"{source}: changed since it was checked")
+            if not store.vouched(self.entry, rel, os.lstat(source)):
+                if store.hashed(self.entry, rel) is None:
+                    raise store.Drifted(f"{source}: changed since it was unpacked")
+                self.rehashed += 1
             _hard_link(source, target)
             return store.stamp(os.lstat(source))
         except FileNotFoundError as exc:
