@@ -101,9 +101,13 @@ def fill(
             on_layer(layer)
         return entry
 
-    workers = max(1, min(UNPACK_WORKERS, len(todo)))
+    # Unpacking in threads (zlib lets go of the GIL); an entry the store has is only read and
+    # checked, faster in this thread than in a pool (keystone, all present: 0.055 s against 0.09).
+    missing = [layer for layer in todo if layer.digest not in present]
+    workers = max(1, min(UNPACK_WORKERS, len(missing)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        entries = list(pool.map(prepare, todo))
+        unpacked = dict(zip((layer.digest for layer in missing), pool.map(prepare, missing)))
+    entries = [unpacked.get(layer.digest) or prepare(layer) for layer in todo]
     # A file two distributions write is the later one's in the lock, as installing them in
     # that order would leave it; each distribution's files are then linked on their own.
     owner: dict[str, int] = {}
