@@ -57,7 +57,7 @@ class _Bounded:
 
 
 # A layer that unpacks to less than this is unpacked from memory (no per-read overhead); a larger one
-# is streamed. With UNPACK_WORKERS layers at a time, this bounds what unpacking holds in memory.
+# is streamed: this bounds what unpacking holds in memory.
 _IN_MEMORY = 4 << 20
 # What one file or folder costs against a layer's unpack bound besides its bytes: about the block
 # and inode it takes on disk, so that empty folders cannot fill the disk for free.
