@@ -116,9 +116,9 @@ def tests(session: nox.Session) -> None:
     # The whole suite, as two runs side by side: the Debian-root suites (qemu-emulated arm64 builds,
     # converges over chroots: about a third of the time, mostly one core's) beside all the rest.
     # Each names its slowest tests, so CI's log shows where its time goes. Builds stop when a
-    # process of their build user runs that they did not start (#20), and the other run's builds
-    # and health checks run as nobody: the root suites build as a uid of their own and run
-    # venv-pull's health check as daemon.
+    # process of their build user runs that they did not start (#20): each run builds as a uid of
+    # its own (the rest: tests/conftest.py's), and the root suites run venv-pull's health check as
+    # daemon.
     from tests.suites import ROOT_SUITES
 
     suites = [f"tests/integration/{name}" for name in ROOT_SUITES]

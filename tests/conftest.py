@@ -24,9 +24,13 @@ TOOL_PINS = {
     for version in TOOL_PYTHONS
 }
 CACHE = Path(os.environ.get("VENVSHIP_TEST_CACHE", Path.home() / ".cache" / "venvship-tests"))
-# Who runs venv-pull's health check in the Debian-root suites when another test run goes on beside
-# them (the tests session's second run): a build stops when a process of its build user runs that
-# it did not start (#20), and the other run's builds run as nobody, the check's default user.
+# A build stops when a process of its build user runs that it did not start (#20). Its default
+# user, nobody, also runs venv-pull's health checks (this run's, and any other on the machine) and
+# often a service: the tests build as a uid of their own, in no passwd file, unless told another
+# (the tests session gives the Debian-root suites, which run beside the rest, 64200).
+TESTS_BUILD_UID = 64300
+# Who runs venv-pull's health check in the Debian-root suites (tests session: daemon, so that no
+# user of theirs is the other run's).
 CHECK_USER = os.environ.get("VENVSHIP_TEST_CHECK_USER", "")
 
 
@@ -55,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     every pytest run makes that one 0700 again, which would lock ``nobody`` (venv-pull's health
     check) out of a concurrent run's venvs."""
     config.addinivalue_line("markers", "may_skip(reason): an opt-in test that may skip under CI=true too")
+    os.environ.setdefault("VENVSHIP_BUILD_USER", str(TESTS_BUILD_UID))  # before the roots' maker starts
     if config.option.basetemp is None and os.geteuid() == 0:
         import tempfile
 
