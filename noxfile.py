@@ -114,14 +114,15 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", *session.posargs, env=env)
         return
     # The whole suite, as two runs side by side: the Debian-root suites (qemu-emulated arm64 builds,
-    # converges over chroots: about a third of the time, mostly one core's) beside all the rest.
+    # converges over chroots: about a third of the time, mostly one core's), led by the suites that
+    # run while their roots are made (tests/suites.py), beside all the rest.
     # Each names its slowest tests, so CI's log shows where its time goes. Builds stop when a
     # process of their build user runs that they did not start (#20): each run builds as a uid of
     # its own (the rest: tests/conftest.py's), and the root suites run venv-pull's health check as
     # daemon.
-    from tests.suites import ROOT_SUITES
+    from tests.suites import BESIDE_ROOTS, ROOT_SUITES
 
-    suites = [f"tests/integration/{name}" for name in ROOT_SUITES]
+    suites = [f"tests/integration/{name}" for name in (*BESIDE_ROOTS, *ROOT_SUITES)]
     roots_env = {
         **os.environ,
         **env,
@@ -134,7 +135,7 @@ def tests(session: nox.Session) -> None:
     log = own / "root-suites.log"
     cache = f"-o cache_dir={own / 'root-suites-pytest-cache'}"  # pytest's cache is one run's at a time
     roots_env["PYTEST_ADDOPTS"] = f"{os.environ.get('PYTEST_ADDOPTS', '')} {cache}"
-    session.log(f"the Debian-root suites run beside, into {log}")
+    session.log(f"{', '.join(suites)} run beside, into {log}")
     with log.open("w") as out:
         roots = subprocess.Popen(
             [
@@ -162,7 +163,7 @@ def tests(session: nox.Session) -> None:
     print(log.read_text(), end="", flush=True)
     if failed or code != 0:
         session.error(
-            f"tests failed (the rest: {'failed' if failed else 'passed'}; the Debian-root suites: exit {code})"
+            f"tests failed (the rest: {'failed' if failed else 'passed'}; the second run: exit {code})"
         )
 
 
