@@ -27,7 +27,7 @@ CACHE = Path(os.environ.get("VENVSHIP_TEST_CACHE", Path.home() / ".cache" / "ven
 # A build stops when a process of its build user runs that it did not start (#20). Its default
 # user, nobody, also runs venv-pull's health checks (this run's, and any other on the machine) and
 # often a service: the tests build as a uid of their own, in no passwd file, unless told another
-# (the tests session gives the Debian-root suites, which run beside the rest, 64200).
+# (the tests session gives its second run, beside the rest, 64200).
 TESTS_BUILD_UID = 64300
 # Who runs venv-pull's health check in the Debian-root suites (tests session: daemon, so that no
 # user of theirs is the other run's).
