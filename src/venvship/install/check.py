@@ -43,6 +43,9 @@ def check(plan: Plan, staged: Staged) -> Staged:
             sites=(site,),
             ours=tuple(sorted(set(top_level_modules(site)) | set(modules))),
             bytecode=_store_bytecode(plan, staged, site) if staged.bytecode is None else {},
+            extensions=None
+            if staged.extensions is None
+            else tuple(str(staging / rel) for rel in staged.extensions),
         )
         # The check must not leave bytecode behind with --no-compile, nor write into distro folders.
         env = {**install_env(config.install_env, privileged=False), "PYTHONDONTWRITEBYTECODE": "1"}

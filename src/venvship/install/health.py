@@ -72,7 +72,7 @@ def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
 # setuptools then refuses the stdlib distutils. So a failure here counts only if it happens
 # again alone, in a fresh interpreter.
 _CHECK = """
-import importlib.machinery, importlib.util, json, os, re, subprocess, sys, time, traceback
+import importlib.machinery, importlib.util, json, os, re, sys, time
 todo = json.loads(sys.argv[1])
 started = time.perf_counter()
 suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
@@ -88,6 +88,29 @@ def load(name, path):
             return 0  # a plain shared library (dlopen found all it needs): no module of its own
         raise
     return 1
+
+def failure():
+    import traceback
+
+    return traceback.format_exc(limit=3)
+
+def candidates():
+    # Only folders a module can live in; vendored libraries (``foo.libs``) load with the extension
+    # modules that need them. Without a list of the venv's files, every folder of its sites is read.
+    if todo["extensions"] is not None:
+        for path in todo["extensions"]:
+            for site in todo["sites"]:
+                if path.startswith(site + os.sep):
+                    *parts, file = path[len(site) + 1:].split(os.sep)
+                    if all(part.isidentifier() and part != "__pycache__" for part in parts):
+                        yield os.path.dirname(path), parts, file
+        return
+    for site in todo["sites"]:
+        for folder, dirs, files in os.walk(site):
+            rel = os.path.relpath(folder, site)
+            dirs[:] = sorted(d for d in dirs if d.isidentifier() and d != "__pycache__")
+            for file in sorted(files):
+                yield folder, [] if rel == "." else rel.split(os.sep), file
 
 ours = set(todo["ours"])
 trees = todo["bytecode"]
@@ -115,9 +138,9 @@ for name in todo["import"]:
         if top and top not in ours:  # no fresh interpreter would find it either
             print(f"skipped {name}: it needs {top}, which nothing in this venv provides")
             continue
-        bad["import", name, ""] = traceback.format_exc(limit=3)
+        bad["import", name, ""] = failure()
     except BaseException:
-        bad["import", name, ""] = traceback.format_exc(limit=3)
+        bad["import", name, ""] = failure()
 imported = time.perf_counter()
 for name in todo["find"]:
     try:
@@ -127,33 +150,28 @@ for name in todo["find"]:
     if not found:
         bad["find", name, ""] = f"no module named {name!r} (a console script of the recipe runs it)"
 loaded, found_all = 0, time.perf_counter()
-for site in todo["sites"]:
-    for folder, dirs, files in os.walk(site):
-        rel = os.path.relpath(folder, site)
-        parts = [] if rel == "." else rel.split(os.sep)
-        # Only folders a module can live in; vendored libraries (``foo.libs``) load with the
-        # extension modules that need them.
-        dirs[:] = sorted(d for d in dirs if d.isidentifier() and d != "__pycache__")
-        for file in sorted(files):
-            suffix = next((s for s in suffixes if file.endswith(s)), None)
-            stem = file[: -len(suffix)] if suffix else ""
-            if not stem.isidentifier():
-                if tagged.fullmatch(file):
-                    wanted = ", ".join(importlib.machinery.EXTENSION_SUFFIXES)
-                    path = os.path.join(folder, file)
-                    bad["abi", ".".join(parts + [file.split(".")[0]]), path] = (
-                        f"{path} is built for another Python; this one loads {wanted}"
-                    )
-                continue
-            name = ".".join(parts + [stem])
-            if name in sys.modules:
-                loaded += 1  # imported above already
-                continue
-            try:
-                loaded += load(name, os.path.join(folder, file))
-            except BaseException as exc:
-                bad["ext", name, os.path.join(folder, file)] = f"{type(exc).__name__}: {exc}"
+for folder, parts, file in candidates():
+    suffix = next((s for s in suffixes if file.endswith(s)), None)
+    stem = file[: -len(suffix)] if suffix else ""
+    if not stem.isidentifier():
+        if tagged.fullmatch(file):
+            wanted = ", ".join(importlib.machinery.EXTENSION_SUFFIXES)
+            path = os.path.join(folder, file)
+            bad["abi", ".".join(parts + [file.split(".")[0]]), path] = (
+                f"{path} is built for another Python; this one loads {wanted}"
+            )
+        continue
+    name = ".".join(parts + [stem])
+    if name in sys.modules:
+        loaded += 1  # imported above already
+        continue
+    try:
+        loaded += load(name, os.path.join(folder, file))
+    except BaseException as exc:
+        bad["ext", name, os.path.join(folder, file)] = f"{type(exc).__name__}: {exc}"
 walked = time.perf_counter()
+if bad:
+    import subprocess
 for key in list(bad):
     kind, name, path = key
     if kind == "abi":
@@ -179,7 +197,11 @@ if not bad:
     print(f"checked: {len(todo['import'])} packages imported, {len(todo['find'])} console script"
           f" modules found, {loaded} extension modules loaded (imports {imported - started:.2f} s,"
           f" finds {found_all - imported:.2f} s, extension modules {walked - found_all:.2f} s)")
-sys.exit(1 if bad else 0)
+# Not sys.exit: tearing down every module the imports loaded costs more than the rest of the
+# check's own work (keystone: 0.03 s), and no atexit hook or thread of the artifact's gets to run.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(1 if bad else 0)
 """
 
 # A module that needs a module no distribution of the venv provides is not a broken install:
@@ -237,6 +259,9 @@ class Loads:
     # A venv without bytecode: top-level name → the store trees of the layers that hold it,
     # whose bytecode the check reads instead of compiling (layout: the venv's, from its root).
     bytecode: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The files under ``sites`` that may be extension modules (``*.so``), when the installer knows
+    # them (it linked every file): the check then reads no folder. None: it walks the sites.
+    extensions: tuple[str, ...] | None = None
 
 
 def script_modules(site: Path, names: set[str]) -> list[str]:
@@ -296,6 +321,7 @@ def health_check(
             "ours": loads.ours,
             "alone": _ALONE,
             "bytecode": dict(loads.bytecode),
+            "extensions": loads.extensions,
             "root": str(venv),
         }
         argv = [str(python), "-c", _CHECK, json.dumps(todo)]

@@ -54,6 +54,7 @@ class Filled:
     pycs: int  # bytecode files among them
     copied: int = 0  # files given to the generation as its own (reflinked or copied)
     reflinked: int = 0  # of those, the ones that share their blocks copy-on-write
+    extensions: tuple[str, ...] = ()  # the files that may be extension modules (``*.so``)
 
 
 def layers_of(config: VenvConfig) -> Layers:
@@ -127,6 +128,7 @@ def fill(
         pycs=pycs,
         copied=sum(job.copied for job in links),
         reflinked=sum(job.reflinked for job in links),
+        extensions=tuple(rel for rel in owner if rel.endswith(".so")),
     )
 
 

@@ -54,6 +54,9 @@ class Staged:
     bytecode: BytecodeResult | None
     dist_infos: tuple[str, ...]
     tool: str  # what laid the files out: "layers", or the install tool and its version
+    # Every file that may be an extension module (``*.so``, relative to the venv), when the layers
+    # laid them out; None when an install tool did.
+    extensions: tuple[str, ...] | None = None
 
 
 def stage_generation(job: StageJob) -> Staged:
@@ -77,7 +80,13 @@ def stage_generation(job: StageJob) -> Staged:
                 on_layer=job.on_layer,
             )
             bytecode = BytecodeResult(reused=filled.pycs, compiled=0) if job.compile else None
-            staged = Staged(generation=job.generation, bytecode=bytecode, dist_infos=(), tool="layers")
+            staged = Staged(
+                generation=job.generation,
+                bytecode=bytecode,
+                dist_infos=(),
+                tool="layers",
+                extensions=filled.extensions,
+            )
         pause_point("installed")
         # The skeleton (pyvenv.cfg, activate scripts) and an installer's scripts name the staging
         # folder: they must name the folder the generation gets once complete.

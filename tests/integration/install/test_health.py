@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.needs import needs
 from tests.processes import running, sleep_marker
 
@@ -88,6 +90,19 @@ def test_a_hung_check_is_killed_and_its_generation_discarded(
     assert pull.python("import demo; print(demo.VERSION)") == "1.0"  # the live venv is untouched
 
 
+def test_a_thread_an_import_leaves_running_does_not_hold_the_check(
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+) -> None:
+    # A package that starts a worker thread on import (not a daemon thread): the check ends when
+    # its own work does, without waiting for the thread, which would run until the time limit.
+    body = "import threading\nthreading.Thread(target=threading.Event().wait).start()\n"
+    busy = make_wheel(tmp_path / "w", "busy", "1.0", body=body)
+    start = time.monotonic()
+    result = pull.install(artifacts.write([busy]), env={"VENVSHIP_TIMEOUT_HEALTH": "60"})
+    assert result["changed"] is True
+    assert time.monotonic() - start < 45
+
+
 # The extension module of the tests below: a module that calls into libvsgone, a shared library
 # that exists only where the extension was built.
 _EXT_C = r"""
@@ -141,13 +156,19 @@ def _ext_suffix() -> str:
 needs_cc = needs(shutil.which("cc") is not None, "the system C compiler", fix="apt-get install gcc")
 
 
+# The check loads the extension modules the layers' files name (no folder read), or those it finds
+# walking site-packages when an install tool laid the files out.
+LAYOUTS = pytest.mark.parametrize("layout", [(), ("--from-wheels",)], ids=["layers", "from-wheels"])
+
+
 @needs_cc
+@LAYOUTS
 def test_an_extension_module_missing_its_shared_library_fails_before_the_switch(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, layout: tuple[str, ...]
 ) -> None:
     # A dependency nothing imports at install time: only loading every extension module finds
     # that this host lacks the library it links against.
-    pull.install(artifacts.write([wheels.demo1]))
+    pull.install(artifacts.write([wheels.demo1]), *layout)
     gone = make_wheel(
         tmp_path / "w",
         "gonedep",
@@ -155,7 +176,7 @@ def test_an_extension_module_missing_its_shared_library_fails_before_the_switch(
         extra={f"gonedep/_ext{_ext_suffix()}": _extension(tmp_path / "cc", linked=True)},
     )
     ref2 = artifacts.write([wheels.demo2, gone], version="2.0", requirements=["demo"])
-    proc = pull("install", ref2, ok=False)
+    proc = pull("install", ref2, *layout, ok=False)
     assert proc.returncode == 1
     assert "cannot load extension module gonedep._ext:" in proc.stderr
     assert "libvsgone.so: cannot open shared object file" in proc.stderr
@@ -187,14 +208,16 @@ def test_extension_modules_that_load_pass_and_are_counted(
     assert pull.python("import finedep._ext as e; print(e.ANSWER)") == "42"
 
 
+@LAYOUTS
 def test_an_extension_module_built_for_another_python_fails(
-    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path
+    artifacts: Artifacts, wheels: Wheels, pull: Pull, tmp_path: Path, layout: tuple[str, ...]
 ) -> None:
     # The ABI tag names another interpreter: this one would never import it.
     other = make_wheel(
         tmp_path / "w", "olddep", "1.0", extra={"olddep/_ext.cpython-27-x86_64-linux-gnu.so": b"\x7fELF"}
     )
-    proc = pull("install", artifacts.write([wheels.demo1, other], requirements=["demo"]), ok=False)
+    ref = artifacts.write([wheels.demo1, other], requirements=["demo"])
+    proc = pull("install", ref, *layout, ok=False)
     assert proc.returncode == 1
     assert "cannot load extension module olddep._ext:" in proc.stderr
     assert "_ext.cpython-27-x86_64-linux-gnu.so is built for another Python" in proc.stderr
