@@ -45,6 +45,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "src/venvship/install/unpack.py": [
         "tests/unit/test_layer_members.py",
+        "tests/unit/test_unpack.py",
         "tests/integration/install/test_layers.py",
     ],
     "src/venvship/verify/signature.py": ["tests/integration/install/test_signatures.py"],

@@ -36,7 +36,7 @@ from ..errors import InstallError
 from ..oci.layout import Layout
 from ..venvformat.record import fd_matches
 from . import cachestore
-from .unpack import unpack
+from .unpack import Inflating, unpack
 
 FILES = "files.json"
 SEEN = "seen.json"
@@ -69,14 +69,15 @@ def entry_path(cache: Path, digest: str) -> Path:
     return store_root(cache) / digest.split(":", 1)[1]
 
 
-def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int) -> Entry:
+def _unpacked(cache: Layout, layer: LayerInfo, *, mtime: int, inflated: Inflating | None = None) -> Entry:
     """Return the store entry of ``layer`` made now from its cached blob (re-hashed as it is read)."""
     path = entry_path(cache.root, layer.digest)
     # Named by this process, so that a later run can tell a killed run's leftovers (remove_stale).
     prefix = f".{path.name[:12]}-{os.getpid()}-"
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=_mkdir(store_root(cache.root))))
     try:
-        files, folders = unpack(cache.blob_path(layer.digest), tmp / "tree", layer=layer, mtime=mtime)
+        blob = cache.blob_path(layer.digest)
+        files, folders = unpack(blob, tmp / "tree", layer=layer, mtime=mtime, inflated=inflated)
         doc = {"files": files, "folders": folders}
         atomic_write(tmp / FILES, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
         # Every file was hashed as it was written: all of them checked now. Linking changes the
@@ -268,12 +269,18 @@ def check_open(entry: Entry, rel: str, fd: int, st: os.stat_result) -> list[int]
 
 
 def checked(
-    cache: Layout, layer: LayerInfo, *, mtime: int, first: Callable[[str], bool] | None = None
+    cache: Layout,
+    layer: LayerInfo,
+    *,
+    mtime: int,
+    first: Callable[[str], bool] | None = None,
+    inflated: Inflating | None = None,
 ) -> Entry:
     """Return the store entry of ``layer``: unpacked now from its blob if the store lacks it, else
     after checking its files (only those ``first`` picks, if given: the caller checks the others
     with :func:`check_open` as it reads them); a changed entry is set aside and the layer unpacked
-    again (generations keep their own links to the old files).
+    again (generations keep their own links to the old files). ``inflated``: the layer's tar in
+    the making (:class:`.unpack.Ahead`), read if the store lacks the layer.
 
     Example: ``checked(Layout(Path("/var/cache/venvship")), info, mtime=config.layers.mtime).tree``
     """
@@ -284,7 +291,7 @@ def checked(
         if entry is None:
             if os.path.lexists(path):
                 discard(path)  # an entry whose file list cannot be read: made again
-            return _unpacked(cache, layer, mtime=mtime)
+            return _unpacked(cache, layer, mtime=mtime, inflated=inflated)
         drifted, rehashed = _check(entry, entry.files if first is None else filter(first, entry.files))
         if not drifted:
             if rehashed:
