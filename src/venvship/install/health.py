@@ -73,6 +73,7 @@ def top_level_modules(site: Path, names: set[str] | None = None) -> list[str]:
 # again alone, in a fresh interpreter.
 _CHECK = """
 import importlib.machinery, importlib.util, json, os, re, sys, time
+out = sys.stdout  # the report's, whatever an import makes of sys.stdout
 todo = json.loads(sys.argv[1])
 started = time.perf_counter()
 suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
@@ -136,7 +137,7 @@ for name in todo["import"]:
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
         if top and top not in ours:  # no fresh interpreter would find it either
-            print(f"skipped {name}: it needs {top}, which nothing in this venv provides")
+            print(f"skipped {name}: it needs {top}, which nothing in this venv provides", file=out)
             continue
         bad["import", name, ""] = failure()
     except BaseException:
@@ -186,21 +187,25 @@ for key in list(bad):
     if alone.returncode in (0, 3):
         del bad[key]
         if alone.returncode == 3:
-            print(alone.stdout.strip())
+            print(alone.stdout.strip(), file=out)
     else:
         bad[key] = alone.stdout[-2000:]
 what = {"import": "cannot import", "find": "cannot find"}
 what["ext"] = what["abi"] = "cannot load extension module"
 for (kind, name, _), tb in bad.items():
-    print(f"{what[kind]} {name}:\\n{tb}")
+    print(f"{what[kind]} {name}:\\n{tb}", file=out)
 if not bad:
     print(f"checked: {len(todo['import'])} packages imported, {len(todo['find'])} console script"
           f" modules found, {loaded} extension modules loaded (imports {imported - started:.2f} s,"
-          f" finds {found_all - imported:.2f} s, extension modules {walked - found_all:.2f} s)")
+          f" finds {found_all - imported:.2f} s, extension modules {walked - found_all:.2f} s)", file=out)
 # Not sys.exit: tearing down every module the imports loaded costs more than the rest of the
 # check's own work (keystone: 0.03 s), and no atexit hook or thread of the artifact's gets to run.
-sys.stdout.flush()
-sys.stderr.flush()
+out.flush()
+for stream in (sys.stdout, sys.stderr):  # what the artifact's code wrote, as far as it can be
+    try:
+        stream.flush()
+    except Exception:
+        pass
 os._exit(1 if bad else 0)
 """
 

@@ -90,6 +90,8 @@ class Inflating:
             inflater = zlib.decompressobj(wbits=31)
             try:
                 while chunk := fh.read(_CHUNK):
+                    if self._gone.is_set():  # even a stretch that inflates to nothing ends here
+                        return
                     sha.update(chunk)
                     count += len(chunk)
                     while chunk and not inflater.eof:
@@ -180,7 +182,6 @@ class Ahead:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate")
         self._made: dict[str, Inflating] = {}
         self._taken: Inflating | None = None
-        self._next()
 
     def _next(self) -> None:
         if self._todo:
@@ -199,6 +200,7 @@ class Ahead:
         return made
 
     def __enter__(self) -> Ahead:
+        self._next()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -103,6 +103,14 @@ def test_a_thread_an_import_leaves_running_does_not_hold_the_check(
     assert time.monotonic() - start < 45
 
 
+def test_an_import_that_takes_stdout_away_neither_fails_the_check_nor_hides_its_report(
+    artifacts: Artifacts, pull: Pull, tmp_path: Path
+) -> None:
+    quiet = make_wheel(tmp_path / "w", "quiet", "1.0", body="import sys\nsys.stdout = None\n")
+    proc = pull("install", artifacts.write([quiet]), "-v")
+    assert "health check: 1 packages imported, 0 console script modules found" in proc.stderr
+
+
 # The extension module of the tests below: a module that calls into libvsgone, a shared library
 # that exists only where the extension was built.
 _EXT_C = r"""
