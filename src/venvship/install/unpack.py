@@ -108,19 +108,19 @@ class Inflating:
                         raise ArtifactError(f"{self.where}: not one gzip stream")
             except zlib.error as exc:
                 raise ArtifactError(f"{self.where}: not a valid tar+gzip layer ({exc})") from exc
-            got = "sha256:" + sha.hexdigest()
-            if got != self.layer.digest or count != self.layer.size:
-                raise ArtifactError(f"{self.where}: the cached blob hashes to {got}, not to its digest")
+            self._check_blob("sha256:" + sha.hexdigest(), count)
             if not inflater.eof:
                 raise ArtifactError(
                     f"{self.where}: not a valid tar+gzip layer (it ends inside its gzip stream)"
                 )
             self._give(None)
 
-    def _small(self, raw: bytes) -> bytes:
-        got = sha256_digest(raw)
-        if got != self.layer.digest or len(raw) != self.layer.size:
+    def _check_blob(self, got: str, size: int) -> None:
+        if got != self.layer.digest or size != self.layer.size:
             raise ArtifactError(f"{self.where}: the cached blob hashes to {got}, not to its digest")
+
+    def _small(self, raw: bytes) -> bytes:
+        self._check_blob(sha256_digest(raw), len(raw))
         inflater = zlib.decompressobj(wbits=31)
         try:
             data = inflater.decompress(raw, _IN_MEMORY + 1)
